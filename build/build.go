@@ -1,0 +1,208 @@
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/docker/cli/cli/config"
+	"github.com/moby/buildkit/client"
+	buildctl "github.com/moby/buildkit/cmd/buildctl/build"
+	"github.com/moby/buildkit/session"
+	"github.com/moby/buildkit/session/auth/authprovider"
+	"github.com/moby/buildkit/session/sshforward/sshprovider"
+	"github.com/moby/buildkit/util/progress/progressui"
+	"github.com/tonistiigi/fsutil"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/strata-build/strata/errs"
+	"github.com/strata-build/strata/frontend"
+)
+
+// Result is what a build produced.
+type Result struct {
+	// ExporterResponse is BuildKit's exporter response (containerimage.digest, image.name, ...).
+	ExporterResponse map[string]string
+	// Timings in seconds.
+	Timings Timings
+	// Warnings are the build warnings BuildKit reported (lint checks and others).
+	Warnings []client.VertexWarning
+}
+
+// Timings are measured wall-clock durations of one build, in seconds.
+type Timings struct {
+	Total float64 `json:"total"`
+	Solve float64 `json:"solve"`
+}
+
+// Run builds opt on c and returns BuildKit's response. Progress goes to out.
+func Run(ctx context.Context, c *client.Client, opt Options, out io.Writer) (*Result, error) {
+	start := time.Now()
+	contextDir, dockerfile, err := opt.resolve()
+	if err != nil {
+		return nil, err
+	}
+	solveOpt, err := solveOptions(opt, contextDir, dockerfile)
+	if err != nil {
+		return nil, err
+	}
+
+	mode := progressui.DisplayMode(opt.Progress)
+	if mode == "" {
+		mode = progressui.AutoMode
+	}
+	display, err := progressui.NewDisplay(out, mode)
+	if err != nil {
+		return nil, errs.WithHint(errs.Usagef("--progress=%s: %v", opt.Progress, err), "use --progress=plain when output is not a terminal")
+	}
+
+	statusCh := make(chan *client.SolveStatus)
+	var resp *client.SolveResponse
+	var warnings []client.VertexWarning
+	eg, egctx := errgroup.WithContext(ctx)
+	solveStart := time.Now()
+	eg.Go(func() error {
+		var err error
+		resp, err = c.Build(egctx, solveOpt, frontend.Name, frontend.Build, statusCh)
+		return err
+	})
+	eg.Go(func() error {
+		// The display runs to the end of the status stream even when the
+		// build fails, so the failing step's logs are shown.
+		var err error
+		warnings, err = display.UpdateFrom(context.WithoutCancel(egctx), statusCh)
+		return err
+	})
+	if err := eg.Wait(); err != nil {
+		return nil, classify(ctx, err, opt.Push)
+	}
+	return &Result{
+		ExporterResponse: resp.ExporterResponse,
+		Warnings:         warnings,
+		Timings: Timings{
+			Total: time.Since(start).Seconds(),
+			Solve: time.Since(solveStart).Seconds(),
+		},
+	}, nil
+}
+
+func solveOptions(opt Options, contextDir, dockerfile string) (client.SolveOpt, error) {
+	var so client.SolveOpt
+	ctxFS, err := fsutil.NewFS(contextDir)
+	if err != nil {
+		return so, errs.Inputf("context %s: %v", contextDir, err)
+	}
+	dfFS, err := fsutil.NewFS(filepath.Dir(dockerfile))
+	if err != nil {
+		return so, errs.Inputf("dockerfile directory %s: %v", filepath.Dir(dockerfile), err)
+	}
+	so.LocalMounts = map[string]fsutil.FS{"context": ctxFS, "dockerfile": dfFS}
+
+	attrs := map[string]string{"filename": filepath.Base(dockerfile)}
+	if opt.Target != "" {
+		attrs["target"] = opt.Target
+	}
+	if len(opt.Platforms) > 0 {
+		attrs["platform"] = strings.Join(opt.Platforms, ",")
+	}
+	if opt.NoCache {
+		attrs["no-cache"] = ""
+	}
+	for k, v := range opt.BuildArgs {
+		attrs["build-arg:"+k] = v
+	}
+	so.FrontendAttrs = attrs
+
+	so.Session, err = attachables(opt)
+	if err != nil {
+		return so, err
+	}
+
+	for _, cf := range opt.CacheFrom {
+		typ, a, err := cacheImport(cf)
+		if err != nil {
+			return so, err
+		}
+		so.CacheImports = append(so.CacheImports, client.CacheOptionsEntry{Type: typ, Attrs: a})
+	}
+
+	if len(opt.Outputs) > 0 {
+		if so.Exports, err = buildctl.ParseOutput(opt.Outputs); err != nil {
+			return so, errs.WithHint(errs.Usagef("--output: %v", err), "use type=local,dest=DIR or type=image,name=REF[,push=true]")
+		}
+	}
+	if len(opt.Tags) > 0 {
+		so.Exports = append(so.Exports, client.ExportEntry{
+			Type: client.ExporterImage,
+			Attrs: map[string]string{
+				"name": strings.Join(opt.Tags, ","),
+				"push": fmt.Sprint(opt.Push),
+			},
+		})
+		// Every image strata exports carries inline cache metadata, so any
+		// later build can use it as a cache source.
+		so.CacheExports = append(so.CacheExports, client.CacheOptionsEntry{Type: "inline"})
+	}
+	return so, nil
+}
+
+func attachables(opt Options) ([]session.Attachable, error) {
+	dockerConfig := config.LoadDefaultConfigFile(io.Discard)
+	as := []session.Attachable{authprovider.NewDockerAuthProvider(authprovider.DockerAuthProviderConfig{
+		AuthConfigProvider: authprovider.LoadAuthConfig(dockerConfig),
+	})}
+	if len(opt.Secrets) > 0 {
+		sp, err := buildctl.ParseSecret(opt.Secrets)
+		if err != nil {
+			return nil, errs.WithHint(errs.Inputf("--secret: %v", err), "use id=ID,src=PATH or id=ID,env=VAR")
+		}
+		as = append(as, sp)
+	}
+	if len(opt.SSH) > 0 {
+		configs, err := buildctl.ParseSSH(opt.SSH)
+		if err != nil {
+			return nil, errs.Inputf("--ssh: %v", err)
+		}
+		sp, err := sshprovider.NewSSHAgentProvider(configs)
+		if err != nil {
+			return nil, errs.WithHint(errs.Inputf("--ssh: %v", err), "start an ssh-agent (SSH_AUTH_SOCK) or name a key file: --ssh default=~/.ssh/id_ed25519")
+		}
+		as = append(as, sp)
+	}
+	return as, nil
+}
+
+// classify maps a solve error to strata's error kinds.
+func classify(ctx context.Context, err error, push bool) error {
+	if ctx.Err() != nil || errors.Is(err, context.Canceled) {
+		return fmt.Errorf("%w: build cancelled", errs.ErrInterrupted)
+	}
+	msg := err.Error()
+	lower := strings.ToLower(msg)
+	switch {
+	case strings.Contains(lower, "connection refused") && strings.Contains(lower, "buildkit"),
+		strings.Contains(lower, "error reading from server: eof"),
+		strings.Contains(lower, "transport is closing"):
+		return errs.WithHint(fmt.Errorf("%w: the builder was lost: %s", errs.ErrBuilder, firstLine(msg)),
+			"check the buildkitd log; 'strata builder status' shows the local one")
+	case push && (strings.Contains(lower, "failed to push") || strings.Contains(lower, "pushing")) ||
+		strings.Contains(lower, "unauthorized") || strings.Contains(lower, "authorization failed") ||
+		strings.Contains(lower, "insufficient_scope") || strings.Contains(lower, "denied"):
+		return errs.WithHint(fmt.Errorf("%w: %s", errs.ErrRegistry, firstLine(msg)),
+			"check the image name and that 'docker login' has credentials for its registry")
+	}
+	return fmt.Errorf("%w: %s", errs.ErrBuildFailed, firstLine(msg))
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+

@@ -1,0 +1,57 @@
+package build
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/strata-build/strata/errs"
+)
+
+// Metadata is what --metadata-file holds: BuildKit's exporter response, with
+// values that are base64-encoded JSON decoded as docker buildx does, plus a
+// "strata" object with strata's own measurements.
+func (r *Result) Metadata() map[string]any {
+	m := make(map[string]any, len(r.ExporterResponse)+1)
+	for k, v := range r.ExporterResponse {
+		m[k] = decodeExporterValue(v)
+	}
+	m["strata"] = map[string]any{
+		"version": 1,
+		"timings": r.Timings,
+	}
+	return m
+}
+
+func decodeExporterValue(v string) any {
+	dt, err := base64.StdEncoding.DecodeString(v)
+	if err != nil || len(dt) == 0 || !json.Valid(dt) {
+		return v
+	}
+	var raw json.RawMessage = dt
+	return raw
+}
+
+// WriteMetadata writes r's metadata as indented JSON to path, atomically.
+func WriteMetadata(path string, r *Result) error {
+	dt, err := json.MarshalIndent(r.Metadata(), "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".strata-metadata-*")
+	if err != nil {
+		return errs.WithHint(errs.Inputf("metadata file %s: %v", path, err), "pass a path in a writable directory")
+	}
+	if _, err := tmp.Write(append(dt, '\n')); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return fmt.Errorf("metadata file %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

@@ -1,0 +1,260 @@
+// Package builder finds, starts and stops the BuildKit daemon strata builds on.
+//
+// A Local is a buildkitd that strata runs itself: its state lives in one
+// directory (root, socket, pid file, log), it outlives the strata process that
+// started it, and later runs reuse it. The test bed starts its daemons the same
+// way, in temporary directories.
+package builder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/moby/buildkit/client"
+
+	"github.com/strata-build/strata/errs"
+)
+
+// Local is a buildkitd whose state lives under Dir.
+type Local struct {
+	// Dir holds root/, buildkitd.sock, buildkitd.pid and buildkitd.log.
+	Dir string
+	// Binary is the buildkitd executable; found with FindBinary when empty.
+	Binary string
+	// Args are extra buildkitd flags.
+	Args []string
+	// StartTimeout bounds how long Start waits for the daemon to answer.
+	StartTimeout time.Duration
+}
+
+// DefaultDir is where strata keeps its own buildkitd: the user cache dir.
+func DefaultDir() (string, error) {
+	if d := os.Getenv("STRATA_BUILDER_DIR"); d != "" {
+		return d, nil
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("%w: no cache directory for the local buildkitd: %v", errs.ErrBuilder, err)
+	}
+	return filepath.Join(cache, "strata", "buildkitd"), nil
+}
+
+// Socket is the unix socket the daemon listens on.
+func (l *Local) Socket() string { return filepath.Join(l.Dir, "buildkitd.sock") }
+
+// Addr is the address BuildKit clients dial.
+func (l *Local) Addr() string { return "unix://" + l.Socket() }
+
+// LogFile is where the daemon's output goes.
+func (l *Local) LogFile() string { return filepath.Join(l.Dir, "buildkitd.log") }
+
+func (l *Local) pidFile() string { return filepath.Join(l.Dir, "buildkitd.pid") }
+
+// PID returns the daemon's process id from its pid file, or 0 when it is not running.
+func (l *Local) PID() int {
+	b, err := os.ReadFile(l.pidFile())
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0
+	}
+	if syscall.Kill(pid, 0) != nil {
+		return 0
+	}
+	return pid
+}
+
+// Status describes a running daemon.
+type Status struct {
+	Addr    string
+	PID     int
+	Version string
+	Workers []string
+}
+
+// Status reports whether the daemon answers, and with what.
+func (l *Local) Status(ctx context.Context) (*Status, error) {
+	return Probe(ctx, l.Addr(), l.PID())
+}
+
+// Probe connects to addr and asks for its version and workers.
+func Probe(ctx context.Context, addr string, pid int) (*Status, error) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	c, err := client.New(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	info, err := c.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st := &Status{Addr: addr, PID: pid}
+	if info.BuildkitVersion.Version != "" {
+		st.Version = info.BuildkitVersion.Version
+	}
+	ws, err := c.ListWorkers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range ws {
+		st.Workers = append(st.Workers, fmt.Sprintf("%s (%s)", w.ID, w.Labels["org.mobyproject.buildkit.worker.snapshotter"]))
+	}
+	return st, nil
+}
+
+// Ensure returns the address of the daemon, starting it when it does not answer.
+func (l *Local) Ensure(ctx context.Context) (string, error) {
+	if _, err := l.Status(ctx); err == nil {
+		return l.Addr(), nil
+	}
+	return l.Addr(), l.Start(ctx)
+}
+
+// Start launches buildkitd in its own session so that it outlives this
+// process, and waits until it answers.
+func (l *Local) Start(ctx context.Context) error {
+	if os.Geteuid() != 0 {
+		return errs.WithHint(fmt.Errorf("%w: strata starts buildkitd with the runc worker, which needs root", errs.ErrBuilder),
+			"run as root, or point --builder/BUILDKIT_HOST at a running buildkitd")
+	}
+	if _, err := exec.LookPath("runc"); err != nil {
+		return errs.WithHint(fmt.Errorf("%w: runc not found in PATH", errs.ErrBuilder), "install it with 'apt-get install -y runc'")
+	}
+	bin := l.Binary
+	if bin == "" {
+		var err error
+		if bin, err = FindBinary("buildkitd"); err != nil {
+			return err
+		}
+	}
+	if pid := l.PID(); pid != 0 {
+		// A daemon that does not answer is stuck or still starting: replace it.
+		_ = stopPID(pid, 10*time.Second)
+	}
+	if err := os.MkdirAll(l.Dir, 0o700); err != nil {
+		return fmt.Errorf("%w: %v", errs.ErrBuilder, err)
+	}
+	_ = os.Remove(l.Socket())
+	logf, err := os.OpenFile(l.LogFile(), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errs.ErrBuilder, err)
+	}
+	defer logf.Close()
+	args := append([]string{
+		"--root", filepath.Join(l.Dir, "root"),
+		"--addr", l.Addr(),
+		"--oci-worker=true", "--containerd-worker=false",
+		"--oci-worker-snapshotter=auto", // overlayfs where the kernel allows it, native otherwise
+	}, l.Args...)
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return errs.WithHint(fmt.Errorf("%w: starting %s: %v", errs.ErrBuilder, bin, err), "check that buildkitd is executable")
+	}
+	pid := cmd.Process.Pid
+	if err := os.WriteFile(l.pidFile(), []byte(strconv.Itoa(pid)+"\n"), 0o600); err != nil {
+		_ = cmd.Process.Kill()
+		return fmt.Errorf("%w: %v", errs.ErrBuilder, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+
+	timeout := l.StartTimeout
+	if timeout == 0 {
+		timeout = 60 * time.Second
+	}
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-exited:
+			_ = os.Remove(l.pidFile())
+			return errs.WithHint(fmt.Errorf("%w: buildkitd exited at start (%v): %s", errs.ErrBuilder, err, lastLine(l.LogFile())),
+				"see "+l.LogFile())
+		case <-ctx.Done():
+			_ = stopPID(pid, 10*time.Second)
+			return fmt.Errorf("%w: starting buildkitd: %v", errs.ErrInterrupted, ctx.Err())
+		case <-deadline.C:
+			_ = stopPID(pid, 10*time.Second)
+			return errs.WithHint(fmt.Errorf("%w: buildkitd did not answer within %s", errs.ErrBuilder, timeout), "see "+l.LogFile())
+		case <-tick.C:
+			if _, err := os.Stat(l.Socket()); err != nil {
+				continue
+			}
+			if _, err := Probe(ctx, l.Addr(), pid); err == nil {
+				return nil
+			}
+		}
+	}
+}
+
+// Stop ends the daemon: SIGTERM, then SIGKILL after the grace period.
+// Stopping a daemon that is not running is not an error.
+func (l *Local) Stop(grace time.Duration) error {
+	pid := l.PID()
+	if pid == 0 {
+		return nil
+	}
+	err := stopPID(pid, grace)
+	_ = os.Remove(l.pidFile())
+	return err
+}
+
+func stopPID(pid int, grace time.Duration) error {
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		if errors.Is(err, syscall.ESRCH) {
+			return nil
+		}
+		return err
+	}
+	deadline := time.Now().Add(grace)
+	for time.Now().Before(deadline) {
+		if syscall.Kill(pid, 0) != nil {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return err
+	}
+	return nil
+}
+
+// FindBinary looks for name in PATH, then beside the running executable.
+func FindBinary(name string) (string, error) {
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	if exe, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(exe), name)
+		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", errs.WithHint(fmt.Errorf("%w: %s not found in PATH or beside strata", errs.ErrBuilder, name),
+		"run 'make build' (it puts buildkitd beside strata in .bin/) or 'go install github.com/moby/buildkit/cmd/buildkitd@v0.33.1'")
+}
+
+func lastLine(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return lines[len(lines)-1]
+}

@@ -1,0 +1,83 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/strata-build/strata/build"
+	"github.com/strata-build/strata/builder"
+	"github.com/strata-build/strata/errs"
+)
+
+var _ = register(newBuildCmd)
+
+func newBuildCmd(s Streams) *cobra.Command {
+	var (
+		opt          build.Options
+		buildArgs    []string
+		metadataFile string
+		builderAddr  string
+	)
+	cmd := &cobra.Command{
+		Use:   "build [OPTIONS] PATH",
+		Short: "Build a Dockerfile on BuildKit",
+		Long: `Build the Dockerfile in PATH (the build context) on BuildKit.
+
+The builder is --builder, else BUILDKIT_HOST, else strata's own buildkitd,
+started on first use with its state under ~/.cache/strata/buildkitd and reused
+afterwards ('strata builder status|stop' manages it). Registry credentials come
+from the docker config (~/.docker/config.json and its credential helpers).
+Images strata exports carry inline cache metadata, so they serve as cache
+sources for later builds.`,
+		Example: `  strata build -t registry.example.com/app:v1 --push .
+  strata build -f docker/Dockerfile --target test --build-arg GO_VERSION=1.26 .
+  strata build --output type=local,dest=out .`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opt.ContextDir = "."
+			if len(args) == 1 {
+				opt.ContextDir = args[0]
+			}
+			if opt.ContextDir == "-" {
+				return errs.WithHint(errs.Usagef("a context from standard input is not supported"), "pass a directory as PATH")
+			}
+			opt.BuildArgs = build.ParseKeyValues(buildArgs)
+			ctx := cmd.Context()
+			c, _, err := builder.Connect(ctx, builderAddr)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			res, err := build.Run(ctx, c, opt, s.Err)
+			if err != nil {
+				return err
+			}
+			if metadataFile != "" {
+				if err := build.WriteMetadata(metadataFile, res); err != nil {
+					return err
+				}
+			}
+			if d := res.ExporterResponse["containerimage.digest"]; d != "" && opt.Progress != "quiet" {
+				fmt.Fprintln(s.Out, d)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&opt.Dockerfile, "file", "f", "", "name of the Dockerfile (default: PATH/Dockerfile)")
+	f.StringArrayVarP(&opt.Tags, "tag", "t", nil, `image name and optionally a tag, "name:tag" (repeatable)`)
+	f.StringArrayVar(&buildArgs, "build-arg", nil, "set a build-time variable, KEY=VALUE or KEY to take it from the environment (repeatable)")
+	f.StringVar(&opt.Target, "target", "", "build this stage")
+	f.StringSliceVar(&opt.Platforms, "platform", nil, "target platforms, e.g. linux/amd64,linux/arm64")
+	f.StringArrayVar(&opt.Secrets, "secret", nil, "secret to expose to the build: id=ID[,src=PATH|,env=VAR] (repeatable)")
+	f.StringArrayVar(&opt.SSH, "ssh", nil, "SSH agent socket or keys to expose: default|ID[=SOCKET|KEY[,KEY]] (repeatable)")
+	f.StringArrayVarP(&opt.Outputs, "output", "o", nil, "extra output: type=local,dest=DIR | type=tar,dest=FILE | type=oci,dest=FILE | type=image,name=REF[,push=true]")
+	f.StringArrayVar(&opt.CacheFrom, "cache-from", nil, "extra cache source: REF or type=registry,ref=REF (repeatable)")
+	f.BoolVar(&opt.Push, "push", false, "push the image to the registry of each --tag")
+	f.BoolVar(&opt.NoCache, "no-cache", false, "do not use cache when building the image")
+	f.StringVar(&opt.Progress, "progress", "auto", "progress output: auto, plain, tty, quiet or rawjson")
+	f.StringVar(&metadataFile, "metadata-file", "", "write the build result metadata (image digest, timings) as JSON to this file")
+	f.StringVar(&builderAddr, "builder", "", "BuildKit address, e.g. unix:///run/buildkit/buildkitd.sock or tcp://host:1234 (default: BUILDKIT_HOST, else strata's local buildkitd)")
+	return cmd
+}

@@ -1,0 +1,92 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/strata-build/strata/builder"
+	"github.com/strata-build/strata/errs"
+)
+
+var _ = register(newBuilderCmd)
+
+func newBuilderCmd(s Streams) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "builder",
+		Short: "Show, start or stop strata's local buildkitd",
+		Long: `strata starts its own buildkitd when no --builder or BUILDKIT_HOST is given.
+Its state (root, socket, pid file, log) lives under ~/.cache/strata/buildkitd,
+or STRATA_BUILDER_DIR when set.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return cmd.Help()
+		},
+	}
+	local := func() (*builder.Local, error) {
+		dir, err := builder.DefaultDir()
+		if err != nil {
+			return nil, err
+		}
+		return &builder.Local{Dir: dir}, nil
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "status",
+		Short: "Show whether the local buildkitd runs, and its address, pid and workers",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			l, err := local()
+			if err != nil {
+				return err
+			}
+			st, err := l.Status(cmd.Context())
+			if err != nil {
+				fmt.Fprintf(s.Out, "state:   stopped\ndir:     %s\n", l.Dir)
+				return nil
+			}
+			fmt.Fprintf(s.Out, "state:   running\naddress: %s\npid:     %d\nversion: %s\nworkers: %s\nlog:     %s\n",
+				st.Addr, st.PID, st.Version, strings.Join(st.Workers, ", "), l.LogFile())
+			return nil
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use:   "start",
+		Short: "Start the local buildkitd if it is not running, and print its address",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			l, err := local()
+			if err != nil {
+				return err
+			}
+			addr, err := l.Ensure(cmd.Context())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(s.Out, addr)
+			return nil
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use:   "stop",
+		Short: "Stop the local buildkitd (its cache stays on disk)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			l, err := local()
+			if err != nil {
+				return err
+			}
+			if l.PID() == 0 {
+				fmt.Fprintln(s.Out, "not running")
+				return nil
+			}
+			if err := l.Stop(30 * time.Second); err != nil {
+				return fmt.Errorf("%w: stopping buildkitd: %v", errs.ErrBuilder, err)
+			}
+			fmt.Fprintln(s.Out, "stopped")
+			return nil
+		},
+	})
+	return cmd
+}
