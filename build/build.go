@@ -189,13 +189,25 @@ func classify(ctx context.Context, err error, push bool) error {
 		strings.Contains(lower, "transport is closing"):
 		return errs.WithHint(fmt.Errorf("%w: the builder was lost: %s", errs.ErrBuilder, firstLine(msg)),
 			"check the buildkitd log; 'strata builder status' shows the local one")
-	case push && (strings.Contains(lower, "failed to push") || strings.Contains(lower, "pushing")) ||
-		strings.Contains(lower, "unauthorized") || strings.Contains(lower, "authorization failed") ||
-		strings.Contains(lower, "insufficient_scope") || strings.Contains(lower, "denied"):
-		return errs.WithHint(fmt.Errorf("%w: %s", errs.ErrRegistry, firstLine(msg)),
-			"check the image name and that 'docker login' has credentials for its registry")
+	case push && strings.Contains(lower, "failed to push"),
+		strings.Contains(lower, "unauthorized"), strings.Contains(lower, "authorization failed"),
+		strings.Contains(lower, "insufficient_scope"), strings.Contains(lower, "denied"):
+		return errs.WithHint(fmt.Errorf("%w: %s", errs.ErrRegistry, firstLine(msg)), registryHint(lower))
 	}
 	return fmt.Errorf("%w: %s", errs.ErrBuildFailed, firstLine(msg))
+}
+
+func registryHint(lower string) string {
+	switch {
+	case strings.Contains(lower, "401"), strings.Contains(lower, "unauthorized"), strings.Contains(lower, "authorization"):
+		return "log in with 'docker login REGISTRY' (strata reads the docker config and its credential helpers)"
+	case strings.Contains(lower, "403"), strings.Contains(lower, "denied"), strings.Contains(lower, "insufficient_scope"):
+		return "the credentials may not push to this repository; check the image name and the account's rights"
+	case strings.Contains(lower, "connection refused"), strings.Contains(lower, "no such host"), strings.Contains(lower, "i/o timeout"):
+		return "check the registry address in --tag and that the registry is running and reachable from the builder"
+	default:
+		return "check the image name and the registry's state"
+	}
 }
 
 func firstLine(s string) string {

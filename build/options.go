@@ -115,3 +115,10 @@ func cacheImport(s string) (ref string, attrs map[string]string, err error) {
 	}
 	return typ, attrs, nil
 }
+
+// Validate checks the options without contacting a builder, so that bad
+// input is reported before a daemon is started.
+func (o *Options) Validate() error {
+	_, _, err := o.resolve()
+	return err
+}

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // Registry is a distribution registry on 127.0.0.1 with filesystem storage.
@@ -19,6 +21,26 @@ type Registry struct {
 	LogFile string
 	cmd     *exec.Cmd
 	done    chan struct{}
+	auth    string // htpasswd config section, when set
+}
+
+// RegistryOption configures StartRegistry.
+type RegistryOption func(dir string, r *Registry) error
+
+// WithBasicAuth makes the registry require user and password (htpasswd).
+func WithBasicAuth(user, password string) RegistryOption {
+	return func(dir string, r *Registry) error {
+		hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+		if err != nil {
+			return err
+		}
+		path := filepath.Join(dir, "htpasswd")
+		if err := os.WriteFile(path, fmt.Appendf(nil, "%s:%s\n", user, hash), 0o600); err != nil {
+			return err
+		}
+		r.auth = fmt.Sprintf("auth:\n  htpasswd:\n    realm: strata-test\n    path: %s\n", path)
+		return nil
+	}
 }
 
 const registryConfig = `version: 0.1
@@ -42,7 +64,7 @@ http:
 `
 
 // StartRegistry runs the registry binary from binDir with its state in dir.
-func StartRegistry(ctx context.Context, binDir, dir string) (*Registry, error) {
+func StartRegistry(ctx context.Context, binDir, dir string, opts ...RegistryOption) (*Registry, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -53,6 +75,11 @@ func StartRegistry(ctx context.Context, binDir, dir string) (*Registry, error) {
 			return nil, err
 		}
 		r := &Registry{Host: fmt.Sprintf("127.0.0.1:%d", port), Dir: dir, LogFile: filepath.Join(dir, "registry.log"), done: make(chan struct{})}
+		for _, o := range opts {
+			if err := o(dir, r); err != nil {
+				return nil, err
+			}
+		}
 		if lastErr = r.start(ctx, binDir); lastErr == nil {
 			return r, nil
 		}
@@ -62,7 +89,7 @@ func StartRegistry(ctx context.Context, binDir, dir string) (*Registry, error) {
 
 func (r *Registry) start(ctx context.Context, binDir string) error {
 	cfg := filepath.Join(r.Dir, "config.yml")
-	if err := os.WriteFile(cfg, fmt.Appendf(nil, registryConfig, filepath.Join(r.Dir, "storage"), r.Host), 0o644); err != nil {
+	if err := os.WriteFile(cfg, append(fmt.Appendf(nil, registryConfig, filepath.Join(r.Dir, "storage"), r.Host), r.auth...), 0o644); err != nil {
 		return err
 	}
 	logf, err := os.OpenFile(r.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -91,7 +118,7 @@ func (r *Registry) start(ctx context.Context, binDir string) error {
 		resp, err := http.Get("http://" + r.Host + "/v2/")
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized && r.auth != "" {
 				return nil
 			}
 		}

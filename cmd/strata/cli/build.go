@@ -43,6 +43,9 @@ sources for later builds.`,
 				return errs.WithHint(errs.Usagef("a context from standard input is not supported"), "pass a directory as PATH")
 			}
 			opt.BuildArgs = build.ParseKeyValues(buildArgs)
+			if err := opt.Validate(); err != nil {
+				return err
+			}
 			ctx := cmd.Context()
 			c, _, err := builder.Connect(ctx, builderAddr)
 			if err != nil {

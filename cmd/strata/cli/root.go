@@ -43,13 +43,37 @@ Exit codes: 0 success, 1 build failed or lint findings, 2 usage or input error,
 	root.SetIn(s.In)
 	root.SetOut(s.Out)
 	root.SetErr(s.Err)
+	root.Args = cobra.NoArgs
+	root.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return errs.WithHint(errs.Usagef("%v", err), fmt.Sprintf("see '%s --help'", c.CommandPath()))
+		return usageError(c, err)
 	})
 	for _, add := range subcommands {
 		root.AddCommand(add(s))
 	}
+	argsAreUsage(root)
 	return root
+}
+
+// usageError marks err as a usage mistake and points at the command's help.
+func usageError(c *cobra.Command, err error) error {
+	return errs.WithHint(errs.Usagef("%v", err), fmt.Sprintf("see '%s --help'", c.CommandPath()))
+}
+
+// argsAreUsage makes every command's positional-argument errors usage errors
+// (exit code 2), as flag errors are.
+func argsAreUsage(c *cobra.Command) {
+	if v := c.Args; v != nil {
+		c.Args = func(c *cobra.Command, args []string) error {
+			if err := v(c, args); err != nil {
+				return usageError(c, err)
+			}
+			return nil
+		}
+	}
+	for _, sub := range c.Commands() {
+		argsAreUsage(sub)
+	}
 }
 
 // subcommands lists the constructors of strata's commands; each file adds its own.

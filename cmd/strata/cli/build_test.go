@@ -1,0 +1,64 @@
+package cli
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/strata-build/strata/errs"
+)
+
+func runMain(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := Main(args, strings.NewReader(""), &out, &errOut)
+	return code, errOut.String()
+}
+
+// Bad input is reported as one line that names the cause and the fix, with a
+// documented exit code, before any builder is contacted.
+func TestBuildBadInput(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM scratch\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("STRATA_BUILDER_DIR", filepath.Join(t.TempDir(), "never-started"))
+	cases := []struct {
+		name string
+		args []string
+		env  string
+		code int
+		want string
+	}{
+		{"missing context", []string{"build", filepath.Join(dir, "nope")}, "", errs.ExitUsage, "context directory"},
+		{"missing Dockerfile", []string{"build", "-f", filepath.Join(dir, "Nope.Dockerfile"), dir}, "", errs.ExitUsage, "Dockerfile not found"},
+		{"Dockerfile is a directory", []string{"build", "-f", dir, dir}, "", errs.ExitUsage, "is a directory"},
+		{"unknown flag", []string{"build", "--frobnicate", dir}, "", errs.ExitUsage, "unknown flag: --frobnicate"},
+		{"push without tag", []string{"build", "--push", dir}, "", errs.ExitUsage, "--push needs an image name"},
+		{"bad progress", []string{"build", "--progress", "loud", dir}, "", errs.ExitUsage, "--progress=loud"},
+		{"two contexts", []string{"build", dir, dir}, "", errs.ExitUsage, "accepts at most 1 arg"},
+		{"unreachable BUILDKIT_HOST", []string{"build", dir}, "unix://" + filepath.Join(dir, "no.sock"), errs.ExitBuilder, "BUILDKIT_HOST=unix://"},
+		{"unreachable --builder", []string{"build", "--builder", "tcp://127.0.0.1:1", dir}, "", errs.ExitBuilder, "--builder=tcp://127.0.0.1:1 does not answer"},
+		{"unknown command", []string{"frobnicate"}, "", errs.ExitUsage, "unknown command"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("BUILDKIT_HOST", tc.env)
+			code, stderr := runMain(t, tc.args...)
+			if code != tc.code {
+				t.Errorf("exit %d, want %d; stderr:\n%s", code, tc.code, stderr)
+			}
+			if !strings.Contains(stderr, tc.want) {
+				t.Errorf("stderr %q does not name %q", stderr, tc.want)
+			}
+			if n := strings.Count(strings.TrimSpace(stderr), "\n"); n != 0 {
+				t.Errorf("want one error line, got %d:\n%s", n+1, stderr)
+			}
+			if !strings.HasPrefix(stderr, "strata: ") {
+				t.Errorf("stderr %q does not start with 'strata: '", stderr)
+			}
+		})
+	}
+}

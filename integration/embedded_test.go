@@ -1,0 +1,84 @@
+package integration
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/strata-build/strata/builder"
+)
+
+// strataBin runs the strata binary with vars (KEY=VALUE) added, without
+// BUILDKIT_HOST, and returns its exit code and combined output.
+func strataBin(t *testing.T, vars []string, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(env.BinDir, "strata"), args...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "BUILDKIT_HOST=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, vars...)
+	out, err := cmd.CombinedOutput()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("strata %s: exit %d\n%s", strings.Join(args, " "), code, tail(string(out), 15))
+	return code, string(out)
+}
+
+
+// TestEmbeddedBuilder: with no builder configured, strata starts its own
+// buildkitd, a second build reuses it, and 'strata builder stop' ends it.
+func TestEmbeddedBuilder(t *testing.T) {
+	stateDir, err := os.MkdirTemp("", "strata-emb-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := &builder.Local{Dir: stateDir}
+	t.Cleanup(func() {
+		_ = local.Stop(20 * time.Second)
+		_ = os.RemoveAll(stateDir)
+	})
+	vars := []string{"STRATA_BUILDER_DIR=" + stateDir}
+
+	code, out := strataBin(t, vars, "builder", "status")
+	if code != 0 || !strings.Contains(out, "stopped") {
+		t.Fatalf("status before first build: exit %d\n%s", code, out)
+	}
+
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"Dockerfile": fmt.Sprintf("FROM %s\nRUN echo one > /one\n", env.Busybox)})
+	if code, out := strataBin(t, vars, "build", "--progress", "plain", dir); code != 0 {
+		t.Fatalf("first build: exit %d\n%s", code, out)
+	}
+	pid := local.PID()
+	if pid == 0 {
+		t.Fatal("no local buildkitd running after the first build")
+	}
+	code, out = strataBin(t, vars, "builder", "status")
+	if code != 0 || !strings.Contains(out, "running") || !strings.Contains(out, fmt.Sprint(pid)) {
+		t.Fatalf("status: exit %d\n%s", code, out)
+	}
+
+	if code, out := strataBin(t, vars, "build", "--progress", "plain", dir); code != 0 || !strings.Contains(out, "CACHED") {
+		t.Fatalf("second build: exit %d, want a cached build on the same daemon\n%s", code, out)
+	}
+	if got := local.PID(); got != pid {
+		t.Fatalf("second build started a new buildkitd (pid %d, was %d)", got, pid)
+	}
+
+	if code, out := strataBin(t, vars, "builder", "stop"); code != 0 || !strings.Contains(out, "stopped") {
+		t.Fatalf("stop: exit %d\n%s", code, out)
+	}
+	if local.PID() != 0 {
+		t.Fatal("buildkitd still running after 'strata builder stop'")
+	}
+}
