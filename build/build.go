@@ -16,6 +16,7 @@ import (
 	"github.com/moby/buildkit/session/auth/authprovider"
 	"github.com/moby/buildkit/session/sshforward/sshprovider"
 	"github.com/moby/buildkit/util/progress/progressui"
+	digest "github.com/opencontainers/go-digest"
 	"github.com/tonistiigi/fsutil"
 	"golang.org/x/sync/errgroup"
 
@@ -31,6 +32,14 @@ type Result struct {
 	Timings Timings
 	// Warnings are the build warnings BuildKit reported (lint checks and others).
 	Warnings []client.VertexWarning
+	// Steps counts the Dockerfile steps BuildKit ran or found in its cache.
+	Steps Steps
+}
+
+// Steps counts Dockerfile steps (BuildKit vertices named "[stage n/m] ...").
+type Steps struct {
+	Total  int `json:"total"`
+	Cached int `json:"cached"`
 }
 
 // Timings are measured wall-clock durations of one build, in seconds.
@@ -60,7 +69,8 @@ func Run(ctx context.Context, c *client.Client, opt Options, out io.Writer) (*Re
 		return nil, errs.WithHint(errs.Usagef("--progress=%s: %v", opt.Progress, err), "use --progress=plain when output is not a terminal")
 	}
 
-	statusCh := make(chan *client.SolveStatus)
+	statusCh, displayCh := make(chan *client.SolveStatus), make(chan *client.SolveStatus)
+	var steps stepCounter
 	var resp *client.SolveResponse
 	var warnings []client.VertexWarning
 	eg, egctx := errgroup.WithContext(ctx)
@@ -74,8 +84,16 @@ func Run(ctx context.Context, c *client.Client, opt Options, out io.Writer) (*Re
 		// The display runs to the end of the status stream even when the
 		// build fails, so the failing step's logs are shown.
 		var err error
-		warnings, err = display.UpdateFrom(context.WithoutCancel(egctx), statusCh)
+		warnings, err = display.UpdateFrom(context.WithoutCancel(egctx), displayCh)
 		return err
+	})
+	eg.Go(func() error {
+		defer close(displayCh)
+		for st := range statusCh {
+			steps.observe(st)
+			displayCh <- st
+		}
+		return nil
 	})
 	if err := eg.Wait(); err != nil {
 		return nil, classify(ctx, err, opt.Push)
@@ -83,6 +101,7 @@ func Run(ctx context.Context, c *client.Client, opt Options, out io.Writer) (*Re
 	return &Result{
 		ExporterResponse: resp.ExporterResponse,
 		Warnings:         warnings,
+		Steps:            steps.result(),
 		Timings: Timings{
 			Total: time.Since(start).Seconds(),
 			Solve: time.Since(solveStart).Seconds(),
@@ -218,3 +237,49 @@ func firstLine(s string) string {
 	return s
 }
 
+// stepCounter follows the status stream and counts the Dockerfile steps that
+// completed, and how many of them came from the cache.
+type stepCounter struct {
+	done map[digest.Digest]bool // vertex -> cached
+}
+
+func (s *stepCounter) observe(st *client.SolveStatus) {
+	for _, v := range st.Vertexes {
+		if v.Completed == nil || !isStep(v.Name) {
+			continue
+		}
+		if s.done == nil {
+			s.done = map[digest.Digest]bool{}
+		}
+		s.done[v.Digest] = s.done[v.Digest] || v.Cached
+	}
+}
+
+func (s *stepCounter) result() Steps {
+	var r Steps
+	for _, cached := range s.done {
+		r.Total++
+		if cached {
+			r.Cached++
+		}
+	}
+	return r
+}
+
+// isStep reports whether a vertex name is a Dockerfile step such as
+// "[build 2/5] RUN make", as opposed to "[internal] load ..." or an export.
+func isStep(name string) bool {
+	if !strings.HasPrefix(name, "[") || strings.HasPrefix(name, "[internal]") {
+		return false
+	}
+	i := strings.IndexByte(name, ']')
+	if i < 0 {
+		return false
+	}
+	f := strings.Fields(name[1:i])
+	if len(f) == 0 || !strings.Contains(f[len(f)-1], "/") {
+		return false
+	}
+	// FROM steps resolve the base image; they are not built.
+	return !strings.HasPrefix(strings.TrimSpace(name[i+1:]), "FROM ")
+}

@@ -21,6 +21,7 @@ func (r *Result) Metadata() map[string]any {
 	m["strata"] = map[string]any{
 		"version": 1,
 		"timings": r.Timings,
+		"steps":   r.Steps,
 	}
 	return m
 }

@@ -42,12 +42,13 @@ func TestBuildAndPushMultiStage(t *testing.T) {
 	if !strings.HasPrefix(digest, "sha256:") || strings.TrimSpace(out) != digest {
 		t.Fatalf("digest %q, stdout %q", digest, out)
 	}
-	var st struct {
-		Version int
-		Timings struct{ Total, Solve float64 }
+	st := strataMetadata(t, m)
+	if st.Version != 1 || st.Timings.Total <= 0 || st.Timings.Solve > st.Timings.Total {
+		t.Fatalf("strata metadata: %+v", st)
 	}
-	if err := json.Unmarshal(m["strata"], &st); err != nil || st.Version != 1 || st.Timings.Total <= 0 || st.Timings.Solve > st.Timings.Total {
-		t.Fatalf("strata metadata %s: %v", m["strata"], err)
+	// deps: RUN; build: WORKDIR, COPY, COPY, RUN; final: COPY, RUN
+	if st.Steps.Total != 7 || st.Steps.Cached != 0 {
+		t.Errorf("first build steps = %+v, want 7 run, none cached", st.Steps)
 	}
 
 	img := verifyImage(t, ref, digest)
@@ -76,13 +77,29 @@ func TestBuildAndPushMultiStage(t *testing.T) {
 	}
 
 	// A second build of the same inputs is answered from the cache.
-	code, _, stderr = strata(t, "build", "--builder", env.Builder.Addr(), "-t", ref, "--push", "--progress", "plain", dir)
+	code, _, stderr = strata(t, "build", "--builder", env.Builder.Addr(), "-t", ref, "--push", "--progress", "plain",
+		"--metadata-file", meta, dir)
 	if code != 0 {
 		t.Fatalf("rebuild exit %d: %s", code, tail(stderr, 20))
 	}
-	if n := strings.Count(stderr, "CACHED"); n < 5 {
-		t.Errorf("rebuild: %d CACHED steps, want every step (>= 5)\n%s", n, stderr)
+	if st := strataMetadata(t, readMetadata(t, meta)); st.Steps.Total != 7 || st.Steps.Cached != 7 {
+		t.Errorf("rebuild steps = %+v, want all 7 cached", st.Steps)
 	}
+}
+
+type strataMeta struct {
+	Version int
+	Timings struct{ Total, Solve float64 }
+	Steps   struct{ Total, Cached int }
+}
+
+func strataMetadata(t *testing.T, m map[string]json.RawMessage) strataMeta {
+	t.Helper()
+	var st strataMeta
+	if err := json.Unmarshal(m["strata"], &st); err != nil {
+		t.Fatalf("strata metadata %s: %v", m["strata"], err)
+	}
+	return st
 }
 
 func TestBuildOutputLocal(t *testing.T) {
