@@ -20,3 +20,7 @@ const Name = "strata"
 func Build(ctx context.Context, c client.Client) (*client.Result, error) {
 	return dockerfile.Build(ctx, c)
 }
+
+// Version is strata's version, set at link time with
+// -ldflags "-X github.com/strata-build/strata/frontend.Version=...".
+var Version = "dev"
