@@ -34,7 +34,6 @@ func strataBin(t *testing.T, vars []string, args ...string) (int, string) {
 	return code, string(out)
 }
 
-
 // TestEmbeddedBuilder: with no builder configured, strata starts its own
 // buildkitd, a second build reuses it, and 'strata builder stop' ends it.
 func TestEmbeddedBuilder(t *testing.T) {
