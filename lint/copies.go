@@ -1,0 +1,184 @@
+package lint
+
+import (
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+
+	"github.com/strata-build/strata/buildcontext"
+)
+
+// copySet is what one COPY or ADD brings from the build context.
+type copySet struct {
+	step    *Step
+	sources []string // cleaned, relative to the context
+	// entries are the context files copied; exact is true when they are
+	// known (a context was given and every source resolved).
+	entries []buildcontext.Entry
+	exact   bool
+}
+
+func isURL(s string) bool {
+	l := strings.ToLower(s)
+	return strings.HasPrefix(l, "http://") || strings.HasPrefix(l, "https://") || strings.HasPrefix(l, "git@") || strings.HasSuffix(l, ".git") && strings.Contains(l, "://")
+}
+
+// fromContext reports whether a step copies from the build context.
+func fromContext(s *Step) bool {
+	switch c := s.Cmd.(type) {
+	case *instructions.CopyCommand:
+		return c.From == ""
+	case *instructions.AddCommand:
+		for _, src := range s.Sources {
+			if !isURL(src) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// copied returns what a context COPY/ADD brings in, or nil.
+func (p *pass) copied(s *Step) *copySet {
+	if !fromContext(s) {
+		return nil
+	}
+	if p.copies == nil {
+		p.copies = map[*Step]*copySet{}
+	}
+	if cs, ok := p.copies[s]; ok {
+		return cs
+	}
+	cs := &copySet{step: s, exact: p.ctx != nil}
+	for _, src := range s.Sources {
+		if isURL(src) {
+			continue
+		}
+		src = path.Clean("/" + filepath.ToSlash(src))[1:]
+		if src == "" {
+			src = "."
+		}
+		cs.sources = append(cs.sources, src)
+		if p.ctx == nil {
+			continue
+		}
+		if strings.Contains(src, "$") {
+			cs.exact = false
+			continue
+		}
+		cs.entries = append(cs.entries, expand(p.ctx, src)...)
+	}
+	p.copies[s] = cs
+	return cs
+}
+
+// expand returns the context entries a COPY source brings in: the paths it
+// names or its wildcards match, with directories taken whole.
+func expand(c *buildcontext.Context, src string) []buildcontext.Entry {
+	if !strings.ContainsAny(src, "*?[") {
+		e, _ := c.Under(src)
+		return e
+	}
+	all, _ := c.Entries()
+	depth := strings.Count(src, "/") + 1
+	var out []buildcontext.Entry
+	for _, e := range all {
+		parts := strings.SplitN(e.Path, "/", depth+1)
+		if len(parts) < depth {
+			continue
+		}
+		prefix := strings.Join(parts[:depth], "/")
+		if ok, _ := path.Match(src, prefix); ok {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// broad reports whether the copy takes the context root or a whole
+// top-level directory.
+func (cs *copySet) broad() bool {
+	for _, s := range cs.sources {
+		if s == "." || s == "*" {
+			return true
+		}
+	}
+	return false
+}
+
+// manifestOnly reports whether everything copied is a manifest or lockfile.
+func (cs *copySet) manifestOnly() bool {
+	if cs.exact {
+		for _, e := range cs.entries {
+			if !isManifest(e.Path) {
+				return false
+			}
+		}
+		return len(cs.entries) > 0 || len(cs.sources) > 0 && !cs.broad()
+	}
+	for _, s := range cs.sources {
+		if !manifestPattern(s) {
+			return false
+		}
+	}
+	return len(cs.sources) > 0
+}
+
+// manifestPattern reports whether a COPY source names only manifests, like
+// "package*.json" or "go.mod".
+func manifestPattern(src string) bool {
+	if isManifest(src) {
+		return true
+	}
+	base := path.Base(src)
+	if !strings.ContainsAny(base, "*?[") {
+		return false
+	}
+	for _, e := range ecosystems {
+		for _, m := range e.manifests {
+			if ok, _ := path.Match(base, m); ok && !strings.ContainsAny(m, "*?[") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// brings reports whether the copy brings a file with one of the base names;
+// unknown counts as yes when the copy is broad and no context is known.
+func (cs *copySet) brings(names []string) bool {
+	if cs.exact {
+		for _, e := range cs.entries {
+			for _, n := range names {
+				if path.Base(e.Path) == n {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	for _, s := range cs.sources {
+		base := path.Base(s)
+		if s == "." || !strings.Contains(base, ".") && !strings.ContainsAny(base, "*?[") {
+			return true // a directory: it may hold them
+		}
+		for _, n := range names {
+			if ok, _ := path.Match(base, n); ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// onDisk reports whether name exists in the context directory, ignored or not.
+func (p *pass) onDisk(rel string) bool {
+	if p.ctx == nil {
+		return false
+	}
+	_, err := os.Lstat(filepath.Join(p.ctx.Dir(), filepath.FromSlash(rel)))
+	return err == nil
+}

@@ -1,0 +1,91 @@
+package lint
+
+import (
+	"errors"
+	"strings"
+
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
+	"github.com/moby/buildkit/frontend/dockerfile/shell"
+)
+
+func parseErr(name string, err error) error {
+	var le *parser.LocationError
+	line := 0
+	if errors.As(err, &le) && len(le.Locations) > 0 && len(le.Locations[0]) > 0 {
+		line = le.Locations[0][0].Start.Line
+	}
+	return &ParseError{File: name, Line: line, Err: errors.Unwrap(err)}
+}
+
+func argVar(a instructions.KeyValuePairOptional, decl *Step, global *Scope, lex *shell.Lex) *Variable {
+	v := &Variable{Name: a.Key, Decl: decl}
+	if a.Value != nil {
+		v.HasV = true
+		v.Value, _, _ = lex.ProcessWord(*a.Value, decl.Scope)
+	} else if g := global.Var(a.Key); g != nil && g != v {
+		v.Value, v.HasV = g.Value, g.HasV
+	}
+	return v
+}
+
+// describe fills in what rules need to know about a step: sources and
+// destination of COPY/ADD, mounts and shell commands of RUN.
+func (df *Dockerfile) describe(s *Step, global *Scope) {
+	switch c := s.Cmd.(type) {
+	case *instructions.CopyCommand:
+		s.From = c.From
+		df.sources(s, c.SourcesAndDest)
+	case *instructions.AddCommand:
+		df.sources(s, c.SourcesAndDest)
+	case *instructions.RunCommand:
+		s.Mounts = instructions.GetMounts(c)
+		if len(c.Files) > 0 {
+			var b strings.Builder
+			for _, f := range c.Files {
+				b.WriteString(f.Data)
+				b.WriteByte('\n')
+			}
+			s.Script = ParseScript(b.String(), s.Start+1)
+		} else {
+			s.Script = ParseScript(strings.Join(c.CmdLine, " "), s.Start)
+		}
+	}
+}
+
+func (df *Dockerfile) sources(s *Step, sd instructions.SourcesAndDest) {
+	for _, src := range sd.SourcePaths {
+		res, err := df.lex.ProcessWordWithMatches(src, s.Scope)
+		if err == nil && len(res.Unmatched) == 0 {
+			src = res.Result
+		}
+		s.Sources = append(s.Sources, src)
+	}
+	s.Dest, _, _ = df.lex.ProcessWord(sd.DestPath, s.Scope)
+}
+
+// apply returns the scope after step s: ARG and ENV add variables.
+func (df *Dockerfile) apply(s *Step, scope, global *Scope) *Scope {
+	switch c := s.Cmd.(type) {
+	case *instructions.ArgCommand:
+		next := newScope(scope)
+		for _, a := range c.Args {
+			next.set(argVar(a, s, global, df.lex))
+		}
+		return next
+	case *instructions.EnvCommand:
+		next := newScope(scope)
+		for _, kv := range c.Env {
+			v := &Variable{Name: kv.Key, Value: kv.Value, HasV: true, Env: true, Decl: s}
+			if res, err := df.lex.ProcessWordWithMatches(kv.Value, scope); err == nil {
+				v.Value = res.Result
+				for m := range res.Matched {
+					v.Refs = append(v.Refs, m)
+				}
+			}
+			next.set(v)
+		}
+		return next
+	}
+	return scope
+}

@@ -1,0 +1,206 @@
+package lint
+
+import (
+	"bytes"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+)
+
+// fix is a rewrite of the Dockerfile (line edits) and of the ignore file
+// (lines to append).
+type fix struct {
+	edits  []edit
+	ignore []string
+}
+
+// edit deletes lines [del, delEnd] (none when del is 0) and inserts text
+// before line at.
+type edit struct {
+	del, delEnd int
+	at          int
+	text        []string
+}
+
+// Fixed is the outcome of applying fixes.
+type Fixed struct {
+	Dockerfile   []byte   // the rewritten Dockerfile
+	IgnoreAppend []string // entries to append to the ignore file
+	Applied      []Finding
+	Skipped      []Finding // fixes dropped because they overlapped or did not parse
+}
+
+// Fix applies the fixes of the fixable findings in r. A fix is kept only
+// when the Dockerfile still parses with it.
+func (r *Result) Fix() *Fixed {
+	out := &Fixed{Dockerfile: r.Dockerfile.Source}
+	lines := r.Dockerfile.Lines
+	var kept []edit
+	seen := map[string]bool{}
+	for _, f := range r.Findings {
+		if f.fix == nil {
+			continue
+		}
+		try := append(append([]edit(nil), kept...), f.fix.edits...)
+		if overlapping(try) {
+			out.Skipped = append(out.Skipped, f)
+			continue
+		}
+		text := render(lines, try)
+		if _, err := Parse(r.File, text, nil); err != nil {
+			out.Skipped = append(out.Skipped, f)
+			continue
+		}
+		kept = try
+		out.Dockerfile = text
+		out.Applied = append(out.Applied, f)
+		for _, ig := range f.fix.ignore {
+			if !seen[ig] {
+				seen[ig] = true
+				out.IgnoreAppend = append(out.IgnoreAppend, ig)
+			}
+		}
+	}
+	return out
+}
+
+func overlapping(edits []edit) bool {
+	type rng struct{ a, b int }
+	var rs []rng
+	for _, e := range edits {
+		if e.del > 0 {
+			rs = append(rs, rng{e.del, e.delEnd})
+		}
+	}
+	sort.Slice(rs, func(i, j int) bool { return rs[i].a < rs[j].a })
+	for i := 1; i < len(rs); i++ {
+		if rs[i].a <= rs[i-1].b {
+			return true
+		}
+	}
+	for _, e := range edits {
+		for _, r := range rs {
+			if e.at > r.a && e.at <= r.b {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// render applies line edits; lines are 1-based in edits.
+func render(lines []string, edits []edit) []byte {
+	var b bytes.Buffer
+	deleted := map[int]bool{}
+	inserts := map[int][]string{}
+	for _, e := range edits {
+		for l := e.del; e.del > 0 && l <= e.delEnd; l++ {
+			deleted[l] = true
+		}
+		inserts[e.at] = append(inserts[e.at], e.text...)
+	}
+	for i, l := range lines {
+		n := i + 1
+		for _, t := range inserts[n] {
+			b.WriteString(t)
+			b.WriteByte('\n')
+		}
+		if !deleted[n] {
+			b.WriteString(l)
+			if i < len(lines)-1 {
+				b.WriteByte('\n')
+			}
+		}
+	}
+	for _, t := range inserts[len(lines)+1] {
+		b.WriteString(t)
+		b.WriteByte('\n')
+	}
+	return b.Bytes()
+}
+
+// stepText returns the source lines of a step.
+func (df *Dockerfile) stepText(s *Step) []string {
+	if s.Start < 1 || s.End > len(df.Lines) || s.Start > s.End {
+		return nil
+	}
+	return append([]string(nil), df.Lines[s.Start-1:s.End]...)
+}
+
+// moveBefore moves step s to just before line at.
+func (df *Dockerfile) moveBefore(s *Step, at int) edit {
+	return edit{del: s.Start, delEnd: s.End, at: at, text: df.stepText(s)}
+}
+
+// copyFlags returns the flags of a COPY worth repeating on a manifest COPY.
+func copyFlags(s *Step) string {
+	var keep []string
+	for _, f := range s.Node.Flags {
+		l := strings.ToLower(f)
+		if strings.HasPrefix(l, "--chown") || strings.HasPrefix(l, "--chmod") || strings.HasPrefix(l, "--link") {
+			keep = append(keep, f)
+		}
+	}
+	if len(keep) == 0 {
+		return ""
+	}
+	return strings.Join(keep, " ") + " "
+}
+
+func manifestCopy(src *Step, files []string) string {
+	dest := src.Dest
+	if len(files) > 1 || dest == "." {
+		dest = strings.TrimSuffix(dest, "/") + "/"
+	}
+	return fmt.Sprintf("COPY %s%s %s", copyFlags(src), strings.Join(files, " "), dest)
+}
+
+// fixInstallOrder moves the install before the source COPY, behind a COPY of
+// its manifests. Offered only when the context is known, the copy is the
+// context root, and nothing between the two steps changes the install.
+func (p *pass) fixInstallOrder(src *copySet, run *Step, e *ecosystem) *fix {
+	if !src.exact || len(src.sources) != 1 || src.sources[0] != "." || run.Stage != src.step.Stage {
+		return nil
+	}
+	for _, c := range run.Script.Commands {
+		if needsSource(c) {
+			return nil
+		}
+	}
+	for _, mid := range run.Stage.Steps[src.step.Index+1 : run.Index] {
+		switch mid.Cmd.(type) {
+		case *instructions.CopyCommand, *instructions.AddCommand:
+		default:
+			return nil
+		}
+	}
+	files := topManifests(src, e)
+	if len(files) == 0 {
+		return nil
+	}
+	return &fix{edits: []edit{
+		{at: src.step.Start, text: []string{manifestCopy(src.step, files)}},
+		p.df.moveBefore(run, src.step.Start),
+	}}
+}
+
+// fixGoModDownload adds a go.mod COPY and go mod download before the source COPY.
+func (p *pass) fixGoModDownload(src *copySet) *fix {
+	if !src.exact || len(src.sources) != 1 || src.sources[0] != "." {
+		return nil
+	}
+	var files []string
+	for _, f := range []string{"go.mod", "go.sum"} {
+		for _, e := range src.entries {
+			if e.Path == f {
+				files = append(files, f)
+			}
+		}
+	}
+	if len(files) == 0 || files[0] != "go.mod" {
+		return nil
+	}
+	return &fix{edits: []edit{{at: src.step.Start, text: []string{manifestCopy(src.step, files), "RUN go mod download"}}}}
+}

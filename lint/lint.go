@@ -1,0 +1,134 @@
+package lint
+
+import (
+	"cmp"
+	"fmt"
+	"os"
+	"slices"
+
+	"github.com/strata-build/strata/buildcontext"
+)
+
+// Options says what to lint against.
+type Options struct {
+	// ContextDir is the build context; "" lints the Dockerfile alone.
+	ContextDir string
+	// Context, when set, is used instead of opening ContextDir.
+	Context *buildcontext.Context
+	// DockerfilePath locates <Dockerfile>.dockerignore when ContextDir is
+	// opened; "" means <ContextDir>/Dockerfile.
+	DockerfilePath string
+	// Config holds rule settings; nil means the defaults.
+	Config *Config
+}
+
+// Result is what linting one Dockerfile found.
+type Result struct {
+	File       string
+	Findings   []Finding // ordered by line, then rule
+	Dockerfile *Dockerfile
+	Context    *buildcontext.Context // nil when linted without a context
+}
+
+// LintFile lints the Dockerfile at path.
+func LintFile(path string, opts Options) (*Result, error) {
+	dt, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &ParseError{File: path, Err: err}
+	}
+	if opts.DockerfilePath == "" {
+		opts.DockerfilePath = path
+	}
+	return Lint(path, dt, opts)
+}
+
+// Lint lints Dockerfile bytes; name is used in findings. A Dockerfile that
+// does not parse returns a *ParseError (errors.Is errs.ErrInput) with its
+// line; an unreadable context returns an error wrapping errs.ErrInput.
+func Lint(name string, dt []byte, opts Options) (res *Result, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			res, err = nil, &ParseError{File: name, Err: fmt.Errorf("internal error while linting: %v", r)}
+		}
+	}()
+	cfg := opts.Config
+	if cfg == nil {
+		cfg = DefaultConfig()
+	}
+	bk := newBuildKitChecks(dt)
+	df, err := Parse(name, dt, bk.linter)
+	if err != nil {
+		return nil, err
+	}
+	bctx := opts.Context
+	if bctx == nil && opts.ContextDir != "" {
+		if bctx, err = buildcontext.Open(opts.ContextDir, opts.DockerfilePath); err != nil {
+			return nil, err
+		}
+	}
+	p := &pass{df: df, ctx: bctx, cfg: cfg}
+	if bctx != nil {
+		if _, err := bctx.Entries(); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	for _, check := range checks {
+		check(p)
+	}
+	if cfg.buildKitChecks() {
+		bk.run(p)
+	}
+	res = &Result{File: name, Dockerfile: df, Context: bctx}
+	sup := newSuppressions(df)
+	for _, f := range p.findings {
+		if sup.suppressed(f) {
+			continue
+		}
+		if !cfg.apply(&f) {
+			continue
+		}
+		f.File = name
+		res.Findings = append(res.Findings, f)
+	}
+	slices.SortStableFunc(res.Findings, func(a, b Finding) int {
+		return cmp.Or(cmp.Compare(a.Start.Line, b.Start.Line), cmp.Compare(a.Rule, b.Rule))
+	})
+	return res, nil
+}
+
+// checks are strata's rule families, run in order on each Dockerfile.
+var checks = []func(*pass){
+	checkDependencyOrder,
+	checkVolatileArgs,
+	checkPackageIndex,
+	checkRemotes,
+	checkContext,
+	checkStableAfterVolatile,
+	checkCacheMounts,
+	checkVolumes,
+	checkNonDeterministic,
+}
+
+// pass is the state of one lint run.
+type pass struct {
+	df       *Dockerfile
+	ctx      *buildcontext.Context
+	cfg      *Config
+	findings []Finding
+	copies   map[*Step]*copySet
+}
+
+func (p *pass) report(r *RuleInfo, s *Step, msg string, fx *fix) {
+	f := Finding{Rule: r.Name, Severity: r.Severity, Start: s.Pos(), End: Position{Line: s.End}, Message: msg, URL: r.URL, BuildKit: r.BuildKit, fix: fx}
+	f.Fixable = fx != nil
+	p.findings = append(p.findings, f)
+}
+
+// Max returns the highest severity among findings, 0 when there are none.
+func Max(fs []Finding) Severity {
+	var m Severity
+	for _, f := range fs {
+		m = max(m, f.Severity)
+	}
+	return m
+}

@@ -1,0 +1,212 @@
+package lint
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+)
+
+func mustRegexp(s string) *regexp.Regexp { return regexp.MustCompile(s) }
+
+// RuleVolatileArgBeforeRun: rule 3.
+var RuleVolatileArgBeforeRun = Rule[func(kind, name string, runs []int, advice string) string]{
+	RuleInfo: RuleInfo{
+		Name:        "VolatileArgBeforeRun",
+		Severity:    SeverityWarning,
+		Description: "An ARG or ENV whose value changes every build is in scope of RUN steps that do not use it",
+		URL:         docURL("VolatileArgBeforeRun"),
+		Fixable:     true,
+		Explain: "Every ARG with a value is in the environment of every later RUN of its stage, so a new value misses the cache " +
+			"for all of them, used or not. Commit SHAs, build numbers, versions, dates, branches and CI variables change " +
+			"every build. Declare them just before their first use. The list of names is configurable (volatileArgs in .strata.yaml).",
+		Bad:  "FROM alpine\nARG GIT_SHA\nRUN apk add --no-cache curl\nLABEL revision=$GIT_SHA\n",
+		Good: "FROM alpine\nRUN apk add --no-cache curl\nARG GIT_SHA\nLABEL revision=$GIT_SHA\n",
+	},
+	Format: func(kind, name string, runs []int, advice string) string {
+		return fmt.Sprintf("%s %s changes every build and invalidates %d RUN step(s) that do not use it (line %s); %s", kind, name, len(runs), joinInts(runs), advice)
+	},
+}
+
+// RuleStableStepAfterVolatileStep: rule 10.
+var RuleStableStepAfterVolatileStep = Rule[func(what string, line int, cause string) string]{
+	RuleInfo: RuleInfo{
+		Name:        "StableStepAfterVolatileStep",
+		Severity:    SeverityInfo,
+		Description: "A step that reads nothing from the context comes after a context COPY or a volatile ARG",
+		URL:         docURL("StableStepAfterVolatileStep"),
+		Explain: "System packages and pinned global tools do not depend on your sources, but placed after a COPY of them " +
+			"(or after an ARG that changes every build) they re-run whenever the sources change. Move them up.",
+		Bad:  "FROM python:3.12\nCOPY . /app\nRUN apt-get update && apt-get install -y libpq5\n",
+		Good: "FROM python:3.12\nRUN apt-get update && apt-get install -y libpq5\nCOPY . /app\n",
+	},
+	Format: func(what string, line int, cause string) string {
+		return fmt.Sprintf("this step %s and reads nothing from the context, but comes after %s on line %d: move it before", what, cause, line)
+	},
+}
+
+func joinInts(xs []int) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = fmt.Sprint(x)
+	}
+	if len(s) > 5 {
+		s = append(s[:5], "...")
+	}
+	return strings.Join(s, ", ")
+}
+
+// uses reports whether a step reads variable name.
+func uses(s *Step, name string) bool {
+	if s.Script != nil && s.Script.Vars[name] {
+		return true
+	}
+	if e, ok := s.Cmd.(*instructions.EnvCommand); ok {
+		for _, kv := range e.Env {
+			if mentions(kv.Value, name) {
+				return true
+			}
+		}
+	}
+	return mentions(s.Node.Original, name)
+}
+
+func mentions(text, name string) bool {
+	for i := strings.Index(text, "$"); i >= 0; {
+		rest := text[i+1:]
+		rest = strings.TrimPrefix(rest, "{")
+		if strings.HasPrefix(rest, name) && (len(rest) == len(name) || !isNameChar(rest[len(name)])) {
+			return true
+		}
+		j := strings.Index(text[i+1:], "$")
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	return false
+}
+
+func isNameChar(b byte) bool {
+	return b == '_' || b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9'
+}
+
+// volatileDecl returns the volatile variable a step declares, if any.
+func (p *pass) volatileDecl(s *Step) (kind, name string) {
+	switch c := s.Cmd.(type) {
+	case *instructions.ArgCommand:
+		for _, a := range c.Args {
+			if p.cfg.Volatile(a.Key) {
+				return "ARG", a.Key
+			}
+		}
+	case *instructions.EnvCommand:
+		for _, kv := range c.Env {
+			if p.cfg.Volatile(kv.Key) {
+				return "ENV", kv.Key
+			}
+			for _, r := range s.Scope.Vars() {
+				if p.cfg.Volatile(r.Name) && mentions(kv.Value, r.Name) {
+					return "ENV", kv.Key
+				}
+			}
+		}
+	}
+	return "", ""
+}
+
+func checkVolatileArgs(p *pass) {
+	for _, st := range p.df.Stages {
+		for _, d := range st.Steps {
+			kind, name := p.volatileDecl(d)
+			if name == "" {
+				continue
+			}
+			var runs []int
+			var first *Step
+			for _, s := range st.Steps[d.Index+1:] {
+				if uses(s, name) {
+					first = s
+					break
+				}
+				if _, ok := s.Cmd.(*instructions.RunCommand); ok {
+					runs = append(runs, s.Start)
+				}
+			}
+			if len(runs) == 0 {
+				continue
+			}
+			single := true
+			switch c := d.Cmd.(type) {
+			case *instructions.ArgCommand:
+				single = len(c.Args) == 1
+			case *instructions.EnvCommand:
+				single = len(c.Env) == 1
+			}
+			var fx *fix
+			var advice string
+			if first != nil {
+				advice = fmt.Sprintf("declare it just before line %d where it is first used", first.Start)
+				if single {
+					fx = &fix{edits: []edit{p.df.moveBefore(d, first.Start)}}
+				}
+			} else {
+				advice = "nothing in this stage uses it: declare it at the end of the stage or where it is needed"
+				last := st.Steps[len(st.Steps)-1]
+				if single && last != d {
+					fx = &fix{edits: []edit{p.df.moveBefore(d, last.End+1)}}
+				}
+			}
+			p.report(RuleVolatileArgBeforeRun.Info(), d, RuleVolatileArgBeforeRun.Format(kind, name, runs, advice), fx)
+		}
+	}
+}
+
+// stableWhat describes a RUN that reads nothing from the context, or "".
+func stableWhat(s *Step) string {
+	if s.Script == nil || len(s.Script.Commands) == 0 || s.Script.Err != nil {
+		return ""
+	}
+	for _, m := range s.Mounts {
+		if m.Type == instructions.MountTypeBind && m.From == "" {
+			return ""
+		}
+	}
+	what := ""
+	for _, c := range s.Script.Commands {
+		switch {
+		case isPackageInstall(c):
+			what = "installs system packages"
+		case c.Name() == "npm" && c.Has("-g", "--global") || c.Is("go", "install") && strings.Contains(strings.Join(c.Args, " "), "@v"):
+			if what == "" {
+				what = "installs pinned global tools"
+			}
+		case isPackageIndexUpdate(c), c.Name() == "rm" && !c.Has("."), c.Name() == "mkdir", c.Name() == "useradd", c.Name() == "adduser",
+			c.Name() == "groupadd", c.Name() == "addgroup", c.Name() == "ln", c.Name() == "true", c.Name() == "set", c.Name() == "update-ca-certificates":
+		default:
+			return ""
+		}
+	}
+	return what
+}
+
+func checkStableAfterVolatile(p *pass) {
+	for _, st := range p.df.Stages {
+		var cause string
+		line := 0
+		for _, s := range st.Steps {
+			if line == 0 {
+				if cs := p.copied(s); cs != nil {
+					cause, line = "a COPY from the build context", s.Start
+				} else if kind, name := p.volatileDecl(s); name != "" {
+					cause, line = kind+" "+name, s.Start
+				}
+				continue
+			}
+			if what := stableWhat(s); what != "" {
+				p.report(RuleStableStepAfterVolatileStep.Info(), s, RuleStableStepAfterVolatileStep.Format(what, line, cause), nil)
+			}
+		}
+	}
+}

@@ -1,0 +1,342 @@
+package lint
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/strata-build/strata/buildcontext"
+)
+
+// RuleMissingDockerignore: rule 7.
+var RuleMissingDockerignore = Rule[func(src string) string]{
+	RuleInfo: RuleInfo{
+		Name:        "MissingDockerignore",
+		Severity:    SeverityWarning,
+		Description: "A broad COPY (., a top-level directory) with no .dockerignore",
+		URL:         docURL("MissingDockerignore"),
+		Explain: "Without an ignore file, COPY . sends everything: VCS data, dependencies, build outputs, editor files. " +
+			"Any change to any of them invalidates the COPY and everything after it.",
+		Bad:  "FROM alpine\nCOPY . /app\n",
+		Good: "# with a .dockerignore beside the Dockerfile\nFROM alpine\nCOPY . /app\n",
+	},
+	Format: func(src string) string {
+		return fmt.Sprintf("COPY %s takes the whole directory and there is no .dockerignore: add one so unrelated files do not invalidate the cache", src)
+	},
+}
+
+// RuleContextLeaksIntoCopy: rule 8.
+var RuleContextLeaksIntoCopy = Rule[func(list string, bytes int64) string]{
+	RuleInfo: RuleInfo{
+		Name:        "ContextLeaksIntoCopy",
+		Severity:    SeverityWarning,
+		Description: "A broad COPY takes in .git, node_modules, target, dist, .venv, __pycache__, build outputs or very large files",
+		URL:         docURL("ContextLeaksIntoCopy"),
+		Fixable:     true,
+		Explain: "These paths change on their own (every commit, every local install or build) and are rebuilt inside the " +
+			"image anyway, so copying them misses the cache for no benefit and makes the context slow to send. The rule " +
+			"reads .dockerignore exactly as BuildKit does: '#' lines are comments, '//' lines are patterns. The fix appends " +
+			"entries to the ignore file.",
+		Bad:  "FROM node:22\nCOPY . /app\n# with node_modules/ and .git/ in the context and no ignore entries for them\n",
+		Good: "# .dockerignore: .git node_modules\nFROM node:22\nCOPY . /app\n",
+	},
+	Format: func(list string, bytes int64) string {
+		return fmt.Sprintf("this COPY takes in %s (%s in all); add them to .dockerignore", list, human(bytes))
+	},
+}
+
+// RuleSecretInContext: rule 9.
+var RuleSecretInContext = Rule[func(list string) string]{
+	RuleInfo: RuleInfo{
+		Name:        "SecretInContext",
+		Severity:    SeverityError,
+		Description: "A .env file, private key or credential file reaches the image through a COPY",
+		URL:         docURL("SecretInContext"),
+		Explain: "A file copied into a layer stays in the image even if a later step deletes it. Exclude it in .dockerignore " +
+			"and pass secrets with RUN --mount=type=secret.",
+		Bad:  "FROM alpine\nCOPY . /app\n# with .env in the context\n",
+		Good: "# .dockerignore: .env\nFROM alpine\nCOPY . /app\n",
+	},
+	Format: func(list string) string {
+		return fmt.Sprintf("this COPY puts %s into the image; exclude them in .dockerignore and use RUN --mount=type=secret", list)
+	},
+}
+
+// RuleEnvironmentConfigBaked: rule 14.
+var RuleEnvironmentConfigBaked = Rule[func(list string) string]{
+	RuleInfo: RuleInfo{
+		Name:        "EnvironmentConfigBaked",
+		Severity:    SeverityInfo,
+		Description: "Environment-specific configuration (config/prod*, *.production.*, .env.production) is copied into the image",
+		URL:         docURL("EnvironmentConfigBaked"),
+		Explain: "Baking one environment's settings into the image forces one image per environment, each built and pushed " +
+			"separately. Build one image and give it its configuration at run time (environment, mounted files, secrets).",
+		Bad:  "FROM nginx\nCOPY config/production.conf /etc/nginx/conf.d/default.conf\n",
+		Good: "FROM nginx\n# mount the configuration at run time\n",
+	},
+	Format: func(list string) string {
+		return fmt.Sprintf("this COPY bakes environment-specific configuration into the image (%s); pass it at run time instead", list)
+	},
+}
+
+// leaks are paths that should not reach a build; safe says when the fix
+// may add them to the ignore file.
+var leaks = []struct {
+	name string
+	safe func(p *pass, s *Step) bool
+}{
+	{".git", func(p *pass, s *Step) bool { return !stageRuns(s, func(c *ShellCommand) bool { return c.Name() == "git" }) }},
+	{"node_modules", func(p *pass, s *Step) bool { return stageRuns(s, installs("npm", "yarn", "pnpm", "bun")) }},
+	{".venv", always}, {"venv", always}, {"__pycache__", always}, {".pytest_cache", always}, {".mypy_cache", always},
+	{".tox", always}, {".ruff_cache", always}, {".DS_Store", always}, {".idea", always}, {".vscode", always}, {"coverage", always},
+	{".next", func(p *pass, s *Step) bool { return stageRuns(s, needsSource) }},
+	{"target", func(p *pass, s *Step) bool { return stageRuns(s, needsSource) }},
+	{"dist", func(p *pass, s *Step) bool { return stageRuns(s, needsSource) }},
+	{"build", func(p *pass, s *Step) bool { return stageRuns(s, needsSource) }},
+	{".gradle", always},
+}
+
+func always(*pass, *Step) bool { return true }
+
+func installs(names ...string) func(*ShellCommand) bool {
+	return func(c *ShellCommand) bool {
+		for _, e := range ecosystems {
+			for _, n := range names {
+				if e.name == n && e.install(c) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+}
+
+// stageRuns reports whether a RUN after s in its stage runs a matching command.
+func stageRuns(s *Step, pred func(*ShellCommand) bool) bool {
+	for _, t := range s.Stage.Steps[s.Index+1:] {
+		if t.Script != nil && has(t.Script, pred) {
+			return true
+		}
+	}
+	return false
+}
+
+func checkContext(p *pass) {
+	if p.ctx == nil {
+		return
+	}
+	missingReported := false
+	for _, st := range p.df.Stages {
+		for _, s := range st.Steps {
+			cs := p.copied(s)
+			if cs == nil {
+				continue
+			}
+			broad := cs.broad() || topLevelDir(p, cs)
+			if broad && p.ctx.IgnoreFile() == "" && !missingReported {
+				missingReported = true
+				p.report(RuleMissingDockerignore.Info(), s, RuleMissingDockerignore.Format(strings.Join(cs.sources, " ")), nil)
+			}
+			if broad {
+				p.checkLeaks(s, cs)
+			}
+			p.checkSecrets(s, cs)
+			p.checkEnvConfig(s, cs)
+		}
+	}
+}
+
+func topLevelDir(p *pass, cs *copySet) bool {
+	for _, src := range cs.sources {
+		if !strings.Contains(src, "/") && !strings.ContainsAny(src, "*?[") {
+			if fi, err := os.Stat(filepath.Join(p.ctx.Dir(), src)); err == nil && fi.IsDir() {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+type tally struct {
+	files int
+	bytes int64
+}
+
+func (p *pass) checkLeaks(s *Step, cs *copySet) {
+	found := map[string]*tally{}
+	nested := map[string]bool{}
+	var ignore []string
+	limit := p.cfg.maxFileSize()
+	for _, e := range cs.entries {
+		parts := strings.Split(e.Path, "/")
+		hit := ""
+		for i, part := range parts {
+			for _, l := range leaks {
+				if part == l.name && (i < len(parts)-1 || l.name == ".DS_Store") {
+					hit = strings.Join(parts[:i+1], "/")
+					if i > 0 {
+						nested[l.name] = true
+					}
+				}
+			}
+			if hit != "" {
+				break
+			}
+		}
+		if hit == "" && strings.HasSuffix(e.Path, ".pyc") {
+			hit = "*.pyc"
+		}
+		if hit == "" && e.Size > limit && e.Mode.IsRegular() {
+			hit = e.Path
+			ignore = append(ignore, e.Path)
+		}
+		if hit == "" {
+			continue
+		}
+		t := found[hit]
+		if t == nil {
+			t = &tally{}
+			found[hit] = t
+		}
+		t.files++
+		t.bytes += e.Size
+	}
+	if len(found) == 0 {
+		return
+	}
+	keys := make([]string, 0, len(found))
+	var total int64
+	for k, t := range found {
+		keys = append(keys, k)
+		total += t.bytes
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s (%d files, %s)", k, found[k].files, human(found[k].bytes))
+	}
+	for _, l := range leaks {
+		name := l.name
+		present := false
+		for _, k := range keys {
+			if path.Base(k) == name {
+				present = true
+			}
+		}
+		if !present || !l.safe(p, s) {
+			continue
+		}
+		if nested[name] {
+			name = "**/" + name
+		}
+		ignore = append(ignore, name)
+	}
+	if found["*.pyc"] != nil {
+		ignore = append(ignore, "**/*.pyc")
+	}
+	var fx *fix
+	if len(ignore) > 0 {
+		fx = &fix{ignore: ignore}
+	}
+	p.report(RuleContextLeaksIntoCopy.Info(), s, RuleContextLeaksIntoCopy.Format(strings.Join(parts, ", "), total), fx)
+}
+
+func human(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+var secretNames = []string{".env", ".env.*", "*.pem", "*.key", "id_rsa", "id_dsa", "id_ecdsa", "id_ed25519", "*.p12", "*.pfx", "*.jks",
+	".netrc", ".git-credentials", ".pypirc", "credentials", "credentials.json", ".htpasswd", "*.keystore"}
+
+var notSecret = []string{".env.example", ".env.sample", ".env.template", ".env.dist", ".env.defaults", "*.pub"}
+
+// secretFile reports whether a context file holds a secret, by name and,
+// for ambiguous names, by a look at its first bytes.
+func (p *pass) secretFile(e buildcontext.Entry) bool {
+	base := path.Base(e.Path)
+	for _, n := range notSecret {
+		if ok, _ := path.Match(n, base); ok {
+			return false
+		}
+	}
+	if strings.HasSuffix(e.Path, ".aws/credentials") || strings.HasSuffix(e.Path, ".docker/config.json") {
+		return true
+	}
+	for _, n := range secretNames {
+		if ok, _ := path.Match(n, base); ok {
+			if strings.HasSuffix(base, ".pem") || base == "credentials" {
+				return p.contains(e, "PRIVATE KEY", "aws_secret_access_key", "password")
+			}
+			return true
+		}
+	}
+	if base == ".npmrc" || base == ".yarnrc.yml" {
+		return p.contains(e, "_authToken", "npmAuthToken", "_password")
+	}
+	return false
+}
+
+func (p *pass) contains(e buildcontext.Entry, needles ...string) bool {
+	if !e.Mode.IsRegular() {
+		return false
+	}
+	f, err := os.Open(filepath.Join(p.ctx.Dir(), filepath.FromSlash(e.Path)))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	head, _ := io.ReadAll(io.LimitReader(f, 64<<10))
+	for _, n := range needles {
+		if strings.Contains(string(head), n) {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *pass) checkSecrets(s *Step, cs *copySet) {
+	var hits []string
+	for _, e := range cs.entries {
+		if p.secretFile(e) {
+			hits = append(hits, e.Path)
+		}
+	}
+	if len(hits) > 0 {
+		p.report(RuleSecretInContext.Info(), s, RuleSecretInContext.Format(list(hits)), nil)
+	}
+}
+
+var envConfig = mustRegexp(`(?i)(^|/)(config|conf|settings)/(prod|production)[^/]*$|(^|/)[^/]*\.(prod|production)\.[^/]+$|(^|/)\.env\.(prod|production)$|(^|/)(prod|production)\.(env|ya?ml|json|toml|ini|conf|properties)$`)
+
+func (p *pass) checkEnvConfig(s *Step, cs *copySet) {
+	var hits []string
+	for _, e := range cs.entries {
+		if envConfig.MatchString(e.Path) {
+			hits = append(hits, e.Path)
+		}
+	}
+	if len(hits) > 0 {
+		p.report(RuleEnvironmentConfigBaked.Info(), s, RuleEnvironmentConfigBaked.Format(list(hits)), nil)
+	}
+}
+
+func list(xs []string) string {
+	if len(xs) > 5 {
+		return strings.Join(xs[:5], ", ") + fmt.Sprintf(" and %d more", len(xs)-5)
+	}
+	return strings.Join(xs, ", ")
+}
+

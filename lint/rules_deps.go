@@ -1,0 +1,234 @@
+package lint
+
+import (
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+)
+
+// RuleSourceCopiedBeforeDependencyInstall: rule 1.
+var RuleSourceCopiedBeforeDependencyInstall = Rule[func(tool string, copyLine int, what string) string]{
+	RuleInfo: RuleInfo{
+		Name:        "SourceCopiedBeforeDependencyInstall",
+		Severity:    SeverityWarning,
+		Description: "Source files are copied before a dependency install that needs only the manifests, so every source change reinstalls all dependencies",
+		URL:         docURL("SourceCopiedBeforeDependencyInstall"),
+		Fixable:     true,
+		Explain: "BuildKit invalidates a COPY when the content it copies changes, and every later step of the stage with it. " +
+			"When the whole source tree is copied before the dependency install, a one-line source change re-runs the install. " +
+			"Copy the manifests and lockfiles first, install, then copy the rest. The rule stays quiet when an earlier " +
+			"manifest-only COPY or a bind mount feeds the install, for cargo-chef and dummy-project builds, and when an " +
+			"allowlist .dockerignore reduces the copy to the manifests.",
+		Bad:  "FROM node:22\nWORKDIR /app\nCOPY . .\nRUN npm ci\nRUN npm run build\n",
+		Good: "FROM node:22\nWORKDIR /app\nCOPY package.json package-lock.json ./\nRUN npm ci\nCOPY . .\nRUN npm run build\n",
+	},
+	Format: func(tool string, copyLine int, what string) string {
+		return fmt.Sprintf("%s runs after the COPY on line %d brings in source files (%s): copy its manifests and install before copying the sources", tool, copyLine, what)
+	},
+}
+
+// RuleLockfileNotCopied: rule 2.
+var RuleLockfileNotCopied = Rule[func(cmd, lockfile, why string) string]{
+	RuleInfo: RuleInfo{
+		Name:        "LockfileNotCopied",
+		Severity:    SeverityError,
+		Description: "An install that enforces a lockfile runs where the lockfile was not copied in",
+		URL:         docURL("LockfileNotCopied"),
+		Explain: "npm ci, --frozen-lockfile, --immutable, uv sync --frozen and the like fail, or resolve afresh, without their lockfile. " +
+			"The rule follows the files that really reach the build: a lockfile left out by .dockerignore counts as missing.",
+		Bad:  "FROM node:22\nWORKDIR /app\nCOPY package.json ./\nRUN npm ci\n",
+		Good: "FROM node:22\nWORKDIR /app\nCOPY package.json package-lock.json ./\nRUN npm ci\n",
+	},
+	Format: func(cmd, lockfile, why string) string {
+		return fmt.Sprintf("%q needs %s, which %s", cmd, lockfile, why)
+	},
+}
+
+func checkDependencyOrder(p *pass) {
+	for _, st := range p.df.Stages {
+		for _, s := range st.Steps {
+			if s.Script == nil {
+				continue
+			}
+			seen := map[*ecosystem]bool{}
+			for _, c := range s.Script.Commands {
+				for _, e := range ecosystems {
+					if seen[e] {
+						continue
+					}
+					install, build := e.install(c), e.build(c)
+					if install || build {
+						seen[e] = true
+						p.dependencyOrder(s, c, e, install)
+					}
+					if lock := e.frozen(c); lock != nil {
+						p.lockfile(s, c, lock)
+					}
+				}
+			}
+		}
+	}
+}
+
+func (p *pass) dependencyOrder(s *Step, c *ShellCommand, e *ecosystem, install bool) {
+	if install && boundManifest(s) {
+		return
+	}
+	var src *copySet
+	for i := s.Index - 1; i >= 0; i-- {
+		prev := s.Stage.Steps[i]
+		if cs := p.copied(prev); cs != nil && !cs.manifestOnly() && src == nil {
+			src = cs
+		}
+		if src != nil && prev.Script != nil && fetches(prev.Script, e) {
+			return // an earlier install already fetched the dependencies
+		}
+	}
+	if src == nil {
+		return
+	}
+	for anc := s.Stage.Parent; anc != nil; anc = anc.Parent {
+		for _, prev := range anc.Steps {
+			if prev.Script != nil && fetches(prev.Script, e) {
+				return
+			}
+		}
+	}
+	what := strings.Join(src.sources, " ")
+	if src.exact {
+		what = fmt.Sprintf("%d files", len(src.entries))
+	}
+	tool := strings.Join(c.Args[:min(len(c.Args), 3)], " ")
+	var fx *fix
+	if install {
+		fx = p.fixInstallOrder(src, s, e)
+	} else if e.name == "go" {
+		fx = p.fixGoModDownload(src)
+	}
+	p.report(RuleSourceCopiedBeforeDependencyInstall.Info(), s, RuleSourceCopiedBeforeDependencyInstall.Format(tool, src.step.Start, what), fx)
+}
+
+// fetches reports whether a script installs or builds with ecosystem e.
+func fetches(sc *Script, e *ecosystem) bool {
+	for _, c := range sc.Commands {
+		if e.install(c) || e.build(c) {
+			return true
+		}
+	}
+	return false
+}
+
+// boundManifest reports whether a RUN gets its manifests from a bind mount.
+func boundManifest(s *Step) bool {
+	for _, m := range s.Mounts {
+		if m.Type == instructions.MountTypeBind {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *pass) lockfile(s *Step, c *ShellCommand, lock []string) {
+	for _, m := range s.Mounts {
+		if m.Type == instructions.MountTypeBind && (m.From != "" || m.Source == "" || m.Source == "." || containsBase(lock, m.Source) || containsBase(lock, m.Target)) {
+			return
+		}
+	}
+	for st := s.Stage; st != nil; st = st.Parent {
+		for _, prev := range st.Steps {
+			if st == s.Stage && prev.Index >= s.Index {
+				break
+			}
+			if cp, ok := prev.Cmd.(*instructions.CopyCommand); ok && cp.From != "" {
+				return // from another stage or image: cannot tell
+			}
+			if cs := p.copied(prev); cs != nil && cs.brings(lock) {
+				return
+			}
+		}
+	}
+	why := "no COPY brings in"
+	for _, l := range lock {
+		if p.onDisk(l) {
+			if ex, _ := p.ctx.Excluded(l); ex {
+				why = fmt.Sprintf("is excluded by %s", path.Base(p.ctx.IgnoreFile()))
+				break
+			}
+		}
+	}
+	if why == "no COPY brings in" {
+		why = "no COPY before it brings in"
+	}
+	cmd := strings.Join(c.Args, " ")
+	if len(cmd) > 60 {
+		cmd = cmd[:60] + "..."
+	}
+	p.report(RuleLockfileNotCopied.Info(), s, RuleLockfileNotCopied.Format(cmd, strings.Join(lock, " or "), why), nil)
+}
+
+func containsBase(names []string, p string) bool {
+	for _, n := range names {
+		if path.Base(p) == n {
+			return true
+		}
+	}
+	return false
+}
+
+// needsSource reports whether a command reads project sources, so it cannot
+// move before the source COPY.
+func needsSource(c *ShellCommand) bool {
+	for _, e := range ecosystems {
+		if e.build(c) {
+			return true
+		}
+	}
+	switch c.Name() {
+	case "npm", "pnpm", "bun":
+		if s := c.Sub(); s == "run" || s == "build" || s == "test" || s == "exec" || s == "run-script" {
+			return true
+		}
+	case "yarn":
+		if s := c.Sub(); s != "" && s != "install" && s != "config" && s != "cache" {
+			return true
+		}
+	case "poetry":
+		return c.Is("poetry", "install") && !c.Has("--no-root", "--only-root")
+	case "uv":
+		return c.Is("uv", "sync") && !c.Has("--no-install-project")
+	case "make", "cmake", "ninja", "bazel", "tsc", "node", "python", "python3", "ruby", "php":
+		return true
+	}
+	for _, a := range c.Args[1:] {
+		if a == "." || strings.HasPrefix(a, "./") || strings.HasPrefix(a, "src/") {
+			return true
+		}
+	}
+	return false
+}
+
+// topManifests lists the manifests of e at the root of what a broad COPY
+// brings, and the directories that belong with them.
+func topManifests(cs *copySet, e *ecosystem) []string {
+	set := map[string]bool{}
+	for _, ent := range cs.entries {
+		first, _, nested := strings.Cut(ent.Path, "/")
+		if !nested && e.owns(ent.Path, ent.Path) {
+			set[ent.Path] = true
+		}
+		for _, d := range e.dirs {
+			if nested && first == d {
+				set[d] = true
+			}
+		}
+	}
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,200 @@
+package lint
+
+import (
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+)
+
+// RuleUnpinnedRemoteInRun: rule 5.
+var RuleUnpinnedRemoteInRun = Rule[func(cmd, why string) string]{
+	RuleInfo: RuleInfo{
+		Name:        "UnpinnedRemoteInRun",
+		Severity:    SeverityWarning,
+		Description: "A RUN fetches an unpinned remote (latest, master, HEAD, no version, no checksum), which the cache freezes silently",
+		URL:         docURL("UnpinnedRemoteInRun"),
+		Hadolint:    []string{"DL4006"},
+		Explain: "RUN is never invalidated by outside state. A download of 'latest' is cached as whatever it was on the day " +
+			"the layer was built, differs between builders with different caches, and changes without notice when the cache " +
+			"is lost. Pin a version and verify a checksum.",
+		Bad:  "FROM alpine\nRUN wget -qO- https://example.com/install.sh | sh\n",
+		Good: "FROM alpine\nADD --checksum=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef https://example.com/tool-1.2.3.tar.gz /tmp/\n",
+	},
+	Format: func(cmd, why string) string { return fmt.Sprintf("%s: %s", cmd, why) },
+}
+
+// RuleAddUrlWithoutChecksum: rule 6.
+var RuleAddUrlWithoutChecksum = Rule[func(src, why string) string]{
+	RuleInfo: RuleInfo{
+		Name:        "AddUrlWithoutChecksum",
+		Severity:    SeverityWarning,
+		Description: "ADD of a URL without --checksum, or of a git repository without a pinned commit",
+		URL:         docURL("AddUrlWithoutChecksum"),
+		Explain: "Without a checksum an ADD of a URL cannot be verified and its content may change between builds; a git " +
+			"ADD of a branch follows the branch. Give --checksum=sha256:... for files and a full commit for git sources.",
+		Bad:  "FROM alpine\nADD https://example.com/tool.tar.gz /tmp/\n",
+		Good: "FROM alpine\nADD --checksum=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef https://example.com/tool.tar.gz /tmp/\n",
+	},
+	Format: func(src, why string) string { return fmt.Sprintf("ADD %s %s", src, why) },
+}
+
+var (
+	floatingRef = regexp.MustCompile(`(?i)(^|[/=@#_.-])(latest|master|main|head|nightly|trunk|develop|edge)($|[/._-])`)
+	hexRef      = regexp.MustCompile(`^[0-9a-f]{7,64}$`)
+	digit       = regexp.MustCompile(`[0-9]`)
+)
+
+var checksumTools = map[string]bool{"sha256sum": true, "sha512sum": true, "sha1sum": true, "shasum": true, "md5sum": true, "gpg": true, "cosign": true, "minisign": true, "b2sum": true}
+
+func hasChecksum(sc *Script) bool {
+	for _, c := range sc.Commands {
+		if checksumTools[c.Name()] || c.Name() == "openssl" && c.Sub() == "dgst" {
+			return true
+		}
+	}
+	return false
+}
+
+func checkRemotes(p *pass) {
+	for _, st := range p.df.Stages {
+		for _, s := range st.Steps {
+			if add, ok := s.Cmd.(*instructions.AddCommand); ok {
+				p.checkAdd(s, add)
+			}
+			if s.Script != nil {
+				p.checkRunRemote(s)
+			}
+		}
+	}
+}
+
+func (p *pass) checkAdd(s *Step, add *instructions.AddCommand) {
+	for _, src := range s.Sources {
+		if !isURL(src) {
+			continue
+		}
+		if isGitURL(src) {
+			_, ref, _ := strings.Cut(src, "#")
+			ref, _, _ = strings.Cut(ref, ":")
+			if add.Checksum == "" && !hexRef.MatchString(ref) {
+				p.report(RuleAddUrlWithoutChecksum.Info(), s, RuleAddUrlWithoutChecksum.Format(src, "follows a branch or tag: pin a full commit (#<sha>) or give --checksum"), nil)
+			}
+			continue
+		}
+		if add.Checksum == "" {
+			p.report(RuleAddUrlWithoutChecksum.Info(), s, RuleAddUrlWithoutChecksum.Format(src, "has no --checksum: the download cannot be verified and may change between builds"), nil)
+		}
+	}
+}
+
+func isGitURL(s string) bool {
+	l := strings.ToLower(s)
+	base, _, _ := strings.Cut(l, "#")
+	return strings.HasPrefix(l, "git@") || strings.HasSuffix(base, ".git") || strings.HasPrefix(l, "git://")
+}
+
+func (p *pass) checkRunRemote(s *Step) {
+	sc := s.Script
+	verified := hasChecksum(sc)
+	report := func(c *ShellCommand, why string) {
+		p.report(RuleUnpinnedRemoteInRun.Info(), s, RuleUnpinnedRemoteInRun.Format(short(c), why), nil)
+	}
+	for i, c := range sc.Commands {
+		switch n := c.Name(); {
+		case n == "curl" || n == "wget":
+			u := firstURL(c)
+			if u == "" {
+				continue
+			}
+			if isShell(c.PipedTo) {
+				report(c, "a remote script piped into "+c.PipedTo+" runs whatever the server returns the day the layer is built; download a pinned version and verify its checksum")
+				continue
+			}
+			if !verified && unpinnedURL(u) {
+				report(c, "downloads "+u+" with no version pinned and no checksum verified; the cache keeps whatever it got first")
+			}
+		case n == "git" && c.Sub() == "clone":
+			if !gitPinned(c, sc.Commands[i+1:]) {
+				report(c, "clones a moving branch; check out a commit (git checkout <sha>) or a tag")
+			}
+		case isPip(c):
+			for _, a := range c.Args {
+				if strings.HasPrefix(a, "git+") && (!strings.Contains(a[4:], "@") || floatingRef.MatchString(a[strings.LastIndex(a, "@")+1:])) {
+					report(c, "installs "+a+" without a pinned commit or tag (@<sha>)")
+				}
+			}
+		case n == "go" && c.Sub() == "install", n == "go" && c.Sub() == "get":
+			for _, a := range c.Args[2:] {
+				if strings.HasSuffix(a, "@latest") || strings.HasSuffix(a, "@master") || strings.HasSuffix(a, "@main") || strings.HasSuffix(a, "@HEAD") {
+					report(c, "installs "+a+"; pin a version")
+				}
+			}
+		}
+	}
+}
+
+func short(c *ShellCommand) string {
+	s := strings.Join(c.Args, " ")
+	if len(s) > 80 {
+		s = s[:77] + "..."
+	}
+	return s
+}
+
+func isShell(name string) bool {
+	switch name {
+	case "sh", "bash", "ash", "dash", "zsh", "python", "python3", "perl", "ruby", "node":
+		return true
+	}
+	return false
+}
+
+func firstURL(c *ShellCommand) string {
+	for _, a := range c.Args[1:] {
+		l := strings.ToLower(a)
+		if strings.HasPrefix(l, "http://") || strings.HasPrefix(l, "https://") {
+			return a
+		}
+	}
+	return ""
+}
+
+// unpinnedURL reports a URL that names a floating version or none at all.
+func unpinnedURL(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false
+	}
+	p := u.Path + "?" + u.RawQuery
+	if floatingRef.MatchString(u.Path) {
+		return true
+	}
+	return !digit.MatchString(p) && !strings.Contains(raw, "$")
+}
+
+func gitPinned(c *ShellCommand, after []*ShellCommand) bool {
+	for i, a := range c.Args {
+		if (a == "-b" || a == "--branch") && i+1 < len(c.Args) {
+			ref := c.Args[i+1]
+			if digit.MatchString(ref) && !floatingRef.MatchString(ref) || strings.Contains(ref, "$") {
+				return true
+			}
+		}
+		if strings.HasPrefix(a, "--branch=") && digit.MatchString(a) {
+			return true
+		}
+	}
+	for _, n := range after {
+		if n.Name() == "git" && (n.Sub() == "checkout" || n.Sub() == "reset" || n.Sub() == "switch" || n.Sub() == "fetch") {
+			for _, a := range n.Args[2:] {
+				if hexRef.MatchString(a) || strings.Contains(a, "$") || digit.MatchString(a) && !strings.HasPrefix(a, "-") {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}

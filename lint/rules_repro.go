@@ -1,0 +1,63 @@
+package lint
+
+import "fmt"
+
+// RuleNonDeterministicRun: rule 13.
+var RuleNonDeterministicRun = Rule[func(what string) string]{
+	RuleInfo: RuleInfo{
+		Name:        "NonDeterministicRun",
+		Severity:    SeverityWarning,
+		Description: "A RUN writes the date, $RANDOM or the current commit into the image",
+		URL:         docURL("NonDeterministicRun"),
+		Explain: "A layer that holds the build time or a random value has a new digest every build, so identical content is " +
+			"pushed and pulled again and everything built on it misses the cache. Use SOURCE_DATE_EPOCH, or pass such values " +
+			"as labels at the end of the final stage.",
+		Bad:  "FROM alpine\nRUN date > /build-date\n",
+		Good: "FROM alpine\nARG SOURCE_DATE_EPOCH\nLABEL org.opencontainers.image.created=$SOURCE_DATE_EPOCH\n",
+	},
+	Format: func(what string) string {
+		return fmt.Sprintf("%s: the layer digest changes every build, so identical content is pushed again; use SOURCE_DATE_EPOCH or a label", what)
+	},
+}
+
+func checkNonDeterministic(p *pass) {
+	for _, st := range p.df.Stages {
+		for _, s := range st.Steps {
+			if s.Script == nil {
+				continue
+			}
+			if what := nonDeterministic(s.Script); what != "" {
+				p.report(RuleNonDeterministicRun.Info(), s, RuleNonDeterministicRun.Format(what), nil)
+			}
+		}
+	}
+}
+
+func nonDeterministic(sc *Script) string {
+	if sc.Vars["RANDOM"] {
+		return "uses $RANDOM"
+	}
+	for _, c := range sc.Commands {
+		if !c.Writes && !c.InSubst {
+			continue
+		}
+		switch {
+		case c.Name() == "date" && !c.Has("-d", "--date", "-r", "--reference") && !hasEpoch(c):
+			return "writes the current date (" + short(c) + ")"
+		case c.Name() == "git" && (c.Sub() == "rev-parse" || c.Sub() == "describe" || c.Sub() == "log"):
+			return "writes the current commit (" + short(c) + ")"
+		case c.Name() == "uuidgen", c.Name() == "openssl" && c.Sub() == "rand", c.Name() == "mktemp" && c.Writes:
+			return "writes a random value (" + short(c) + ")"
+		}
+	}
+	return ""
+}
+
+func hasEpoch(c *ShellCommand) bool {
+	for _, a := range c.Args {
+		if mentions(a, "SOURCE_DATE_EPOCH") {
+			return true
+		}
+	}
+	return false
+}

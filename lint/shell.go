@@ -1,0 +1,275 @@
+package lint
+
+import (
+	"path"
+	"strings"
+
+	"mvdan.cc/sh/v3/syntax"
+)
+
+// Script is a RUN body parsed as shell.
+type Script struct {
+	Commands []*ShellCommand
+	Vars     map[string]bool // variables the body expands
+	Err      error           // the body did not parse as shell; Commands is a rough split
+}
+
+// ShellCommand is one simple command of a RUN body.
+type ShellCommand struct {
+	Args    []string // words with quotes removed; expansions kept as $NAME or $(...)
+	Line    int      // line in the Dockerfile
+	PipedTo string   // name of the command this one's output is piped into
+	InSubst bool     // inside $(...) or backquotes
+	Writes  bool     // stdout is redirected to a file
+}
+
+// Name is the command's base name ("apt-get" for /usr/bin/apt-get).
+func (c *ShellCommand) Name() string {
+	if len(c.Args) == 0 {
+		return ""
+	}
+	return path.Base(c.Args[0])
+}
+
+// Sub returns the first argument that is not a flag, lower-cased: the
+// subcommand of tools like npm, go or apt-get.
+func (c *ShellCommand) Sub() string {
+	for _, a := range c.Args[1:] {
+		if !strings.HasPrefix(a, "-") {
+			return strings.ToLower(a)
+		}
+	}
+	return ""
+}
+
+// Has reports whether any argument equals one of the given words, or, for
+// words ending in "=", starts with it.
+func (c *ShellCommand) Has(words ...string) bool {
+	for _, a := range c.Args[1:] {
+		for _, w := range words {
+			if a == w || strings.HasSuffix(w, "=") && strings.HasPrefix(a, w) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Is reports whether the command is name followed by the given leading
+// non-flag words, e.g. Is("go", "mod", "download").
+func (c *ShellCommand) Is(name string, words ...string) bool {
+	if c.Name() != name {
+		return false
+	}
+	i := 0
+	for _, a := range c.Args[1:] {
+		if i == len(words) {
+			break
+		}
+		if strings.HasPrefix(a, "-") {
+			continue
+		}
+		if !strings.EqualFold(a, words[i]) {
+			return false
+		}
+		i++
+	}
+	return i == len(words)
+}
+
+// wrappers run the command that follows them.
+var wrappers = map[string]bool{"sudo": true, "env": true, "time": true, "nohup": true, "nice": true, "exec": true, "command": true, "xargs": true}
+
+// maxScript bounds the shell text parsed per RUN, so a huge body stays cheap.
+const maxScript = 1 << 20
+
+// ParseScript parses a RUN body; line is the Dockerfile line of its first line.
+func ParseScript(src string, line int) *Script {
+	s := &Script{Vars: map[string]bool{}}
+	if len(src) > maxScript {
+		src = src[:maxScript]
+	}
+	f, err := syntax.NewParser(syntax.Variant(syntax.LangBash)).Parse(strings.NewReader(src), "")
+	if err != nil {
+		s.Err = err
+		s.rough(src, line)
+		return s
+	}
+	s.walk(f, line, false, 0)
+	return s
+}
+
+type pipeLink struct {
+	call *syntax.CallExpr
+	to   string
+}
+
+func (s *Script) walk(root syntax.Node, line int, inSubst bool, depth int) {
+	byCall := map[*syntax.CallExpr]*ShellCommand{}
+	var links []pipeLink
+	syntax.Walk(root, func(n syntax.Node) bool {
+		switch n := n.(type) {
+		case *syntax.CmdSubst:
+			for _, st := range n.Stmts {
+				s.walk(st, line, true, depth)
+			}
+			return false
+		case *syntax.ParamExp:
+			if n.Param != nil {
+				s.Vars[n.Param.Value] = true
+			}
+		case *syntax.Stmt:
+			call, ok := n.Cmd.(*syntax.CallExpr)
+			if !ok {
+				break
+			}
+			c := s.call(call, line, inSubst, depth)
+			if c == nil {
+				break
+			}
+			byCall[call] = c
+			for _, r := range n.Redirs {
+				out := r.Op == syntax.RdrOut || r.Op == syntax.AppOut || r.Op == syntax.RdrAll || r.Op == syntax.AppAll
+				if out && (r.N == nil || r.N.Value == "1") && r.Word != nil && word(r.Word, nil) != "/dev/null" {
+					c.Writes = true
+				}
+			}
+		case *syntax.BinaryCmd:
+			if n.Op != syntax.Pipe && n.Op != syntax.PipeAll {
+				break
+			}
+			right := firstCall(n.Y)
+			if right == nil || len(right.Args) == 0 {
+				break
+			}
+			to := path.Base(word(right.Args[0], nil))
+			if wrappers[to] && len(right.Args) > 1 {
+				to = path.Base(word(right.Args[1], nil))
+			}
+			if left := lastCall(n.X); left != nil {
+				links = append(links, pipeLink{left, to})
+			}
+		}
+		return true
+	})
+	for _, l := range links {
+		if c := byCall[l.call]; c != nil {
+			c.PipedTo = l.to
+		}
+	}
+}
+
+// call records a simple command, looking through wrappers like sudo and env
+// and into sh -c scripts.
+func (s *Script) call(call *syntax.CallExpr, line int, inSubst bool, depth int) *ShellCommand {
+	for _, a := range call.Assigns {
+		if a.Name != nil {
+			s.Vars["="+a.Name.Value] = true
+		}
+	}
+	if len(call.Args) == 0 {
+		return nil
+	}
+	args := make([]string, 0, len(call.Args))
+	for _, w := range call.Args {
+		args = append(args, word(w, s.Vars))
+	}
+	for len(args) > 1 && wrappers[path.Base(args[0])] {
+		args = args[1:]
+		for len(args) > 1 && (strings.HasPrefix(args[0], "-") || strings.Contains(args[0], "=")) {
+			args = args[1:]
+		}
+	}
+	c := &ShellCommand{Args: args, Line: line + int(call.Pos().Line()) - 1, InSubst: inSubst}
+	s.Commands = append(s.Commands, c)
+	switch c.Name() {
+	case "sh", "bash", "ash", "dash", "zsh":
+		for i, a := range args {
+			if a == "-c" && i+1 < len(args) && depth < 3 {
+				f, err := syntax.NewParser(syntax.Variant(syntax.LangBash)).Parse(strings.NewReader(args[i+1]), "")
+				if err == nil {
+					s.walk(f, c.Line, inSubst, depth+1)
+				}
+				break
+			}
+		}
+	}
+	return c
+}
+
+func firstCall(st *syntax.Stmt) *syntax.CallExpr {
+	var found *syntax.CallExpr
+	syntax.Walk(st, func(n syntax.Node) bool {
+		if found != nil {
+			return false
+		}
+		if c, ok := n.(*syntax.CallExpr); ok && len(c.Args) > 0 {
+			found = c
+			return false
+		}
+		return true
+	})
+	return found
+}
+
+func lastCall(st *syntax.Stmt) *syntax.CallExpr {
+	var found *syntax.CallExpr
+	syntax.Walk(st, func(n syntax.Node) bool {
+		if _, ok := n.(*syntax.CmdSubst); ok {
+			return false
+		}
+		if c, ok := n.(*syntax.CallExpr); ok && len(c.Args) > 0 {
+			found = c
+		}
+		return true
+	})
+	return found
+}
+
+// word flattens a shell word: quotes removed, parameter expansions kept as
+// $NAME (and recorded in vars), command substitutions as $(...).
+func word(w *syntax.Word, vars map[string]bool) string {
+	var b strings.Builder
+	wordParts(&b, w.Parts, vars)
+	return b.String()
+}
+
+func wordParts(b *strings.Builder, parts []syntax.WordPart, vars map[string]bool) {
+	for _, p := range parts {
+		switch p := p.(type) {
+		case *syntax.Lit:
+			b.WriteString(p.Value)
+		case *syntax.SglQuoted:
+			b.WriteString(p.Value)
+		case *syntax.DblQuoted:
+			wordParts(b, p.Parts, vars)
+		case *syntax.ParamExp:
+			if p.Param != nil {
+				b.WriteString("$" + p.Param.Value)
+				if vars != nil {
+					vars[p.Param.Value] = true
+				}
+			}
+		case *syntax.CmdSubst:
+			b.WriteString("$(...)")
+		default:
+			b.WriteString("?")
+		}
+	}
+}
+
+// rough splits a body that is not valid shell on separators, so rules still
+// see its commands.
+func (s *Script) rough(src string, line int) {
+	r := strings.NewReplacer("&&", "\n", "||", "\n", ";", "\n", "|", "\n")
+	for _, part := range strings.Split(r.Replace(src), "\n") {
+		f := strings.Fields(part)
+		if len(f) == 0 {
+			continue
+		}
+		for len(f) > 1 && wrappers[path.Base(f[0])] {
+			f = f[1:]
+		}
+		s.Commands = append(s.Commands, &ShellCommand{Args: f, Line: line})
+	}
+}
