@@ -16,7 +16,6 @@ import (
 // and the dispatch-time ones are computed here the way dockerfile2llb's
 // validations do. Messages and URLs are BuildKit's own (linter.Rule*).
 
-
 // BuildKitRules lists BuildKit's checks that strata runs.
 func BuildKitRules() []*RuleInfo {
 	list := []struct{ name, desc, url string }{

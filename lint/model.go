@@ -67,9 +67,9 @@ func (s *Step) Pos() Position { return Position{Line: s.Start, Column: 1} }
 type Variable struct {
 	Name  string
 	Value string
-	HasV  bool  // declared with a value (or given one by ENV)
-	Env   bool  // ENV rather than ARG
-	Decl  *Step // where it was declared
+	HasV  bool     // declared with a value (or given one by ENV)
+	Env   bool     // ENV rather than ARG
+	Decl  *Step    // where it was declared
 	Refs  []string // variables its value was built from
 }
 

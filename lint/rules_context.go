@@ -89,7 +89,9 @@ var leaks = []struct {
 	name string
 	safe func(p *pass, s *Step) bool
 }{
-	{".git", func(p *pass, s *Step) bool { return !stageRuns(s, func(c *ShellCommand) bool { return c.Name() == "git" }) }},
+	{".git", func(p *pass, s *Step) bool {
+		return !stageRuns(s, func(c *ShellCommand) bool { return c.Name() == "git" })
+	}},
 	{"node_modules", func(p *pass, s *Step) bool { return stageRuns(s, installs("npm", "yarn", "pnpm", "bun")) }},
 	{".venv", always}, {"venv", always}, {"__pycache__", always}, {".pytest_cache", always}, {".mypy_cache", always},
 	{".tox", always}, {".ruff_cache", always}, {".DS_Store", always}, {".idea", always}, {".vscode", always}, {"coverage", always},
@@ -339,4 +341,3 @@ func list(xs []string) string {
 	}
 	return strings.Join(xs, ", ")
 }
-

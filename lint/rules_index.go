@@ -42,7 +42,9 @@ var packageManagers = []packageManager{
 		func(c *ShellCommand) bool {
 			return c.Name() == "apk" && (c.Sub() == "add" || c.Sub() == "upgrade") && !c.Has("--no-cache", "--update", "-U")
 		}},
-	{func(c *ShellCommand) bool { return (c.Name() == "yum" || c.Name() == "dnf" || c.Name() == "microdnf") && c.Sub() == "makecache" },
+	{func(c *ShellCommand) bool {
+		return (c.Name() == "yum" || c.Name() == "dnf" || c.Name() == "microdnf") && c.Sub() == "makecache"
+	},
 		func(c *ShellCommand) bool {
 			return (c.Name() == "yum" || c.Name() == "dnf" || c.Name() == "microdnf") && c.Sub() == "install"
 		}},
