@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/docker/cli/cli/config"
+	"github.com/docker/cli/cli/config/configfile"
+	"github.com/docker/cli/cli/config/credentials"
 	"github.com/moby/buildkit/client"
 	buildctl "github.com/moby/buildkit/cmd/buildctl/build"
 	"github.com/moby/buildkit/session"
@@ -169,8 +172,30 @@ func solveOptions(opt Options, contextDir, dockerfile string) (client.SolveOpt, 
 	return so, nil
 }
 
+// loadDockerConfig reads the docker config from DOCKER_CONFIG, else
+// ~/.docker, on every call (the docker CLI's own lookup is fixed at the first
+// call in a process), and picks the platform's credential helper when the file
+// names none.
+func loadDockerConfig() (*configfile.ConfigFile, error) {
+	dir := os.Getenv(config.EnvOverrideConfigDir)
+	if dir == "" {
+		dir = config.Dir()
+	}
+	cf, err := config.Load(dir)
+	if err != nil {
+		return nil, errs.WithHint(errs.Inputf("docker config: %v", err), "fix or move the file; strata reads registry credentials from it")
+	}
+	if !cf.ContainsAuth() {
+		cf.CredentialsStore = credentials.DetectDefaultStore(cf.CredentialsStore)
+	}
+	return cf, nil
+}
+
 func attachables(opt Options) ([]session.Attachable, error) {
-	dockerConfig := config.LoadDefaultConfigFile(io.Discard)
+	dockerConfig, err := loadDockerConfig()
+	if err != nil {
+		return nil, err
+	}
 	as := []session.Attachable{authprovider.NewDockerAuthProvider(authprovider.DockerAuthProviderConfig{
 		AuthConfigProvider: authprovider.LoadAuthConfig(dockerConfig),
 	})}

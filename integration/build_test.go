@@ -118,3 +118,34 @@ func TestBuildOutputLocal(t *testing.T) {
 		t.Fatalf("greeting = %q, %v", dt, err)
 	}
 }
+
+// --secret reaches RUN --mount=type=secret and never a layer.
+func TestBuildSecret(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"Dockerfile": "FROM " + env.Busybox + " AS base\n" +
+			"RUN --mount=type=secret,id=token sha256sum /run/secrets/token | cut -d' ' -f1 > /token.sum && test ! -s /run/secrets/none\n" +
+			"FROM scratch\nCOPY --from=base /token.sum /\n",
+	})
+	secret := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(secret, []byte("top-secret-sentinel"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	code, _, stderr := strata(t, "build", "--builder", env.Builder.Addr(), "--progress", "plain",
+		"--secret", "id=token,src="+secret, "--output", "type=local,dest="+out, dir)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, tail(stderr, 20))
+	}
+	dt, err := os.ReadFile(filepath.Join(out, "token.sum"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// sha256 of "top-secret-sentinel": the secret reached the RUN step.
+	if got := strings.TrimSpace(string(dt)); got != "d8c02b171b544d677ee152f30a347a4b0a1c2852b642df29783d1729ce7c719c" {
+		t.Fatalf("secret digest in the image = %q", got)
+	}
+	if strings.Contains(stderr, "top-secret-sentinel") {
+		t.Fatal("the secret appears in the build output")
+	}
+}

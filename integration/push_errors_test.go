@@ -1,7 +1,15 @@
 package integration
 
 import (
+	"encoding/base64"
+	"os"
+	"path/filepath"
+
 	"fmt"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
 	"strings"
 	"testing"
 
@@ -44,5 +52,44 @@ func TestPushRefused(t *testing.T) {
 				t.Errorf("error line %q does not name the registry error %q", last, tc.want)
 			}
 		})
+	}
+}
+
+// Credentials come from the docker config, as with docker and buildctl.
+func TestPushWithDockerConfigCredentials(t *testing.T) {
+	reg, err := testenv.StartRegistry(t.Context(), env.BinDir, t.TempDir(), testenv.WithBasicAuth("ci", "s3cret-sentinel"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Stop()
+	cfg := t.TempDir()
+	auth := base64.StdEncoding.EncodeToString([]byte("ci:s3cret-sentinel"))
+	writeFiles(t, cfg, map[string]string{"config.json": fmt.Sprintf(`{"auths":{%q:{"auth":%q}}}`, reg.Host, auth)})
+	t.Setenv("DOCKER_CONFIG", cfg)
+
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"Dockerfile": fmt.Sprintf("FROM %s\nRUN echo authenticated > /x\n", env.Busybox)})
+	ref := reg.Host + "/private/app:v1"
+	meta := filepath.Join(t.TempDir(), "m.json")
+	code, _, stderr := strata(t, "build", "--builder", env.Builder.Addr(), "--progress", "plain", "-t", ref, "--push", "--metadata-file", meta, dir)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, tail(stderr, 20))
+	}
+	r, err := name.ParseReference(ref, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := remote.Image(r, remote.WithAuth(&authn.Basic{Username: "ci", Password: "s3cret-sentinel"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := validate.Image(img); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{meta} {
+		dt, _ := os.ReadFile(f)
+		if strings.Contains(string(dt), "s3cret-sentinel") || strings.Contains(stderr, "s3cret-sentinel") {
+			t.Fatalf("the password appears in strata's output")
+		}
 	}
 }
