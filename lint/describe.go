@@ -39,6 +39,11 @@ func (df *Dockerfile) describe(s *Step, global *Scope) {
 	case *instructions.AddCommand:
 		df.sources(s, c.SourcesAndDest)
 	case *instructions.RunCommand:
+		// Mount options are evaluated only once variables can be expanded.
+		_ = c.Expand(func(w string) (string, error) {
+			r, _, err := df.lex.ProcessWord(w, s.Scope)
+			return r, err
+		})
 		s.Mounts = instructions.GetMounts(c)
 		if len(c.Files) > 0 {
 			var b strings.Builder

@@ -109,7 +109,7 @@ var ecosystems = []*ecosystem{
 			return c.Is("cargo", "build") || c.Is("cargo", "install") && c.Has("--path", ".")
 		},
 		frozen: func(c *ShellCommand) []string {
-			if c.Name() == "cargo" && c.Sub() != "chef" && c.Has("--locked", "--frozen") {
+			if c.Name() == "cargo" && c.Sub() != "chef" && c.Sub() != "install" && c.Has("--locked", "--frozen") {
 				return []string{"Cargo.lock"}
 			}
 			return nil

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/linter"
@@ -128,10 +130,29 @@ type ParseError struct {
 }
 
 func (e *ParseError) Error() string {
+	msg := printable(e.Err.Error())
 	if e.Line > 0 {
-		return fmt.Sprintf("%s:%d: %v", e.File, e.Line, e.Err)
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, msg)
 	}
-	return fmt.Sprintf("%s: %v", e.File, e.Err)
+	return fmt.Sprintf("%s: %s", e.File, msg)
+}
+
+// printable keeps binary input from reaching the terminal: invalid UTF-8 and
+// control characters are escaped, and the message is cut at 200 bytes.
+func printable(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		if i > 200 {
+			b.WriteString("...")
+			break
+		}
+		if r == utf8.RuneError || unicode.IsControl(r) {
+			fmt.Fprintf(&b, "\\x%02x", s[i])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // Unwrap makes errors.Is(err, errs.ErrInput) hold.

@@ -101,7 +101,10 @@ func (p *pass) dependencyOrder(s *Step, c *ShellCommand, e *ecosystem, install b
 	if src.exact {
 		what = fmt.Sprintf("%d files", len(src.entries))
 	}
-	tool := strings.Join(c.Args[:min(len(c.Args), 3)], " ")
+	tool := c.Name()
+	if sub := c.Sub(); sub != "" {
+		tool += " " + sub
+	}
 	var fx *fix
 	if install {
 		fx = p.fixInstallOrder(src, s, e)

@@ -188,8 +188,8 @@ func gitPinned(c *ShellCommand, after []*ShellCommand) bool {
 		}
 	}
 	for _, n := range after {
-		if n.Name() == "git" && (n.Sub() == "checkout" || n.Sub() == "reset" || n.Sub() == "switch" || n.Sub() == "fetch") {
-			for _, a := range n.Args[2:] {
+		if n.Name() == "git" && n.Has("checkout", "reset", "switch", "fetch") {
+			for _, a := range n.Args[1:] {
 				if hexRef.MatchString(a) || strings.Contains(a, "$") || digit.MatchString(a) && !strings.HasPrefix(a, "-") {
 					return true
 				}

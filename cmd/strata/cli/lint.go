@@ -1,0 +1,278 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/strata-build/strata/errs"
+	"github.com/strata-build/strata/lint"
+)
+
+var _ = register(newLintCmd)
+
+type lintOptions struct {
+	format     string
+	contextDir string
+	failLevel  string
+	config     string
+	fix, diff  bool
+	noBuildKit bool
+}
+
+func newLintCmd(s Streams) *cobra.Command {
+	o := &lintOptions{}
+	cmd := &cobra.Command{
+		Use:   "lint [flags] [PATH...]",
+		Short: "Find what makes a Dockerfile rebuild too much, and run BuildKit's checks",
+		Long: `Lint Dockerfiles for cache-ordering mistakes, with BuildKit's own build checks in the same pass.
+
+PATH is a Dockerfile, a directory (searched for Dockerfile, Dockerfile.*, *.Dockerfile
+and Containerfile), or - for standard input; the default is the current directory.
+The build context is --context, or else each Dockerfile's directory.
+
+Exit codes: 0 nothing at or above --fail-level, 1 findings at or above it,
+2 usage error or a Dockerfile that does not parse (the others are still linted).`,
+		RunE: func(c *cobra.Command, args []string) error { return runLint(s, o, args) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.format, "format", "text", "output format: "+strings.Join(lint.Formats, "|"))
+	f.StringVar(&o.contextDir, "context", "", "build context directory (default: each Dockerfile's directory)")
+	f.StringVar(&o.failLevel, "fail-level", "", "lowest severity that fails the run: error|warning|info|none (default from config, else warning)")
+	f.StringVar(&o.config, "config", "", "config file (default: "+lint.ConfigName+" in the working directory or a parent)")
+	f.BoolVar(&o.fix, "fix", false, "rewrite Dockerfiles (and append .dockerignore entries) for the fixable findings")
+	f.BoolVar(&o.diff, "diff", false, "print the fixes as a unified diff instead of writing them")
+	f.BoolVar(&o.noBuildKit, "no-buildkit-checks", false, "do not run BuildKit's own build checks")
+	return cmd
+}
+
+func runLint(s Streams, o *lintOptions, args []string) error {
+	if !lintHas(lint.Formats, o.format) {
+		return errs.Usagef("unknown --format %q (want %s)", o.format, strings.Join(lint.Formats, ", "))
+	}
+	cfg, err := loadLintConfig(o)
+	if err != nil {
+		return err
+	}
+	if o.contextDir != "" {
+		if fi, err := os.Stat(o.contextDir); err != nil || !fi.IsDir() {
+			return errs.Inputf("--context %s is not a readable directory", o.contextDir)
+		}
+	}
+	files, err := findDockerfiles(args)
+	if err != nil {
+		return err
+	}
+	var results []*lint.Result
+	failed := 0
+	for _, file := range files {
+		res, err := lintOne(s, o, cfg, file)
+		if err != nil {
+			failed++
+			fmt.Fprintf(s.Err, "%s\n", err)
+			continue
+		}
+		results = append(results, res)
+	}
+	if !o.diff {
+		if err := lint.Write(s.Out, o.format, results, lint.WriteOptions{Color: o.format == "text" && lintColor(s.Out)}); err != nil {
+			return err
+		}
+	}
+	if failed > 0 {
+		return errs.Inputf("%d of %d Dockerfiles could not be linted", failed, len(files))
+	}
+	for _, r := range results {
+		for _, f := range r.Findings {
+			if f.Severity >= cfg.FailLevel {
+				return errs.ErrFindings
+			}
+		}
+	}
+	return nil
+}
+
+func loadLintConfig(o *lintOptions) (*lint.Config, error) {
+	cfg := lint.DefaultConfig()
+	path := o.config
+	if path == "" {
+		if wd, err := os.Getwd(); err == nil {
+			path = lint.FindConfig(wd)
+		}
+	}
+	if path != "" {
+		var err error
+		if cfg, err = lint.LoadConfig(path); err != nil {
+			return nil, err
+		}
+	}
+	if o.failLevel != "" {
+		lvl, err := lint.ParseSeverity(o.failLevel)
+		if err != nil {
+			return nil, errs.Usagef("--fail-level: %v", err)
+		}
+		cfg.FailLevel = lvl
+	}
+	if o.noBuildKit {
+		off := false
+		cfg.BuildKitChecks = &off
+	}
+	return cfg, nil
+}
+
+const stdinName = "-"
+
+func lintOne(s Streams, o *lintOptions, cfg *lint.Config, file string) (*lint.Result, error) {
+	opts := lint.Options{Config: cfg, ContextDir: o.contextDir}
+	var dt []byte
+	var err error
+	if file == stdinName {
+		dt, err = io.ReadAll(io.LimitReader(s.In, 64<<20))
+		opts.DockerfilePath = filepath.Join(o.contextDir, "Dockerfile")
+	} else {
+		dt, err = os.ReadFile(file)
+		opts.DockerfilePath = file
+		if opts.ContextDir == "" {
+			opts.ContextDir = filepath.Dir(file)
+		}
+	}
+	if err != nil {
+		return nil, &lint.ParseError{File: file, Err: err}
+	}
+	if file == stdinName && o.contextDir == "" {
+		opts.DockerfilePath = ""
+	}
+	res, err := lint.Lint(file, dt, opts)
+	if err != nil || !(o.fix || o.diff) {
+		return res, err
+	}
+	return applyFixes(s, o, file, res, opts, dt)
+}
+
+func applyFixes(s Streams, o *lintOptions, file string, res *lint.Result, opts lint.Options, dt []byte) (*lint.Result, error) {
+	fixed := res.Fix()
+	if len(fixed.Applied) == 0 {
+		return res, nil
+	}
+	ignoreFile := ""
+	var ignoreOld []byte
+	if len(fixed.IgnoreAppend) > 0 && res.Context != nil {
+		ignoreFile = res.Context.IgnoreFile()
+		if ignoreFile == "" {
+			ignoreFile = filepath.Join(res.Context.Dir(), ".dockerignore")
+		}
+		ignoreOld, _ = os.ReadFile(ignoreFile)
+	}
+	ignoreNew := appendIgnore(ignoreOld, fixed.IgnoreAppend)
+	if o.diff || file == stdinName {
+		fmt.Fprint(s.Out, lint.UnifiedDiff(file, dt, fixed.Dockerfile))
+		if ignoreFile != "" {
+			name := ignoreFile
+			if rel, err := filepath.Rel(".", ignoreFile); err == nil && !strings.HasPrefix(rel, "..") {
+				name = rel
+			}
+			fmt.Fprint(s.Out, lint.UnifiedDiff(filepath.ToSlash(name), ignoreOld, ignoreNew))
+		}
+		return res, nil
+	}
+	if err := os.WriteFile(file, fixed.Dockerfile, 0o644); err != nil {
+		return nil, errs.Inputf("write %s: %v", file, err)
+	}
+	if ignoreFile != "" {
+		if err := os.WriteFile(ignoreFile, ignoreNew, 0o644); err != nil {
+			return nil, errs.Inputf("write %s: %v", ignoreFile, err)
+		}
+	}
+	fmt.Fprintf(s.Err, "%s: fixed %d finding(s)\n", file, len(fixed.Applied))
+	opts.Context = nil
+	return lint.Lint(file, fixed.Dockerfile, opts)
+}
+
+func appendIgnore(old []byte, entries []string) []byte {
+	if len(entries) == 0 {
+		return old
+	}
+	out := append([]byte(nil), old...)
+	if len(out) > 0 && out[len(out)-1] != '\n' {
+		out = append(out, '\n')
+	}
+	out = append(out, "# added by strata lint --fix\n"...)
+	for _, e := range entries {
+		out = append(out, e+"\n"...)
+	}
+	return out
+}
+
+// findDockerfiles expands PATH arguments into Dockerfiles.
+func findDockerfiles(args []string) ([]string, error) {
+	if len(args) == 0 {
+		args = []string{"."}
+	}
+	var files []string
+	for _, a := range args {
+		if a == stdinName {
+			files = append(files, a)
+			continue
+		}
+		fi, err := os.Stat(a)
+		if err != nil {
+			return nil, errs.Inputf("%s: %v", a, errors.Unwrap(err))
+		}
+		if !fi.IsDir() {
+			files = append(files, a)
+			continue
+		}
+		found := 0
+		err = filepath.WalkDir(a, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() {
+				if p != a && (strings.HasPrefix(d.Name(), ".") || d.Name() == "node_modules" || d.Name() == "vendor" || d.Name() == "testdata") {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			if isDockerfileName(d.Name()) {
+				files = append(files, p)
+				found++
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, errs.Inputf("%s: %v", a, err)
+		}
+		if found == 0 {
+			return nil, errs.Inputf("no Dockerfile in %s", a)
+		}
+	}
+	return files, nil
+}
+
+func isDockerfileName(n string) bool {
+	if strings.HasSuffix(n, ".dockerignore") {
+		return false
+	}
+	return n == "Dockerfile" || n == "Containerfile" || strings.HasPrefix(n, "Dockerfile.") || strings.HasSuffix(n, ".Dockerfile") || strings.HasSuffix(n, ".dockerfile")
+}
+
+func lintHas(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func lintColor(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && os.Getenv("NO_COLOR") == "" && term.IsTerminal(int(f.Fd()))
+}

@@ -1,0 +1,117 @@
+package lint
+
+import (
+	"fmt"
+	"strings"
+)
+
+// UnifiedDiff returns a unified diff from a to b, "" when they are equal.
+func UnifiedDiff(name string, a, b []byte) string {
+	if string(a) == string(b) {
+		return ""
+	}
+	x, y := splitLines(string(a)), splitLines(string(b))
+	ops := diffLines(x, y)
+	var out strings.Builder
+	fmt.Fprintf(&out, "--- a/%s\n+++ b/%s\n", name, name)
+	const ctx = 3
+	for i := 0; i < len(ops); {
+		if ops[i].kind == ' ' {
+			i++
+			continue
+		}
+		start := max(i-ctx, 0)
+		end := i
+		for end < len(ops) {
+			if ops[end].kind != ' ' {
+				end++
+				continue
+			}
+			run := end
+			for run < len(ops) && ops[run].kind == ' ' {
+				run++
+			}
+			if run-end > 2*ctx || run == len(ops) {
+				end = min(end+ctx, len(ops))
+				break
+			}
+			end = run
+		}
+		ai, bi, an, bn := ops[start].a, ops[start].b, 0, 0
+		for _, o := range ops[start:end] {
+			if o.kind != '+' {
+				an++
+			}
+			if o.kind != '-' {
+				bn++
+			}
+		}
+		fmt.Fprintf(&out, "@@ -%d,%d +%d,%d @@\n", ai+1, an, bi+1, bn)
+		for _, o := range ops[start:end] {
+			out.WriteByte(o.kind)
+			out.WriteString(o.text)
+			out.WriteByte('\n')
+		}
+		i = end
+	}
+	return out.String()
+}
+
+type diffOp struct {
+	kind byte
+	text string
+	a, b int // line indexes before the op
+}
+
+func splitLines(s string) []string {
+	s = strings.TrimSuffix(s, "\n")
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, "\n")
+}
+
+// diffLines is a longest-common-subsequence diff; Dockerfiles are small,
+// and very long inputs fall back to replacing everything.
+func diffLines(x, y []string) []diffOp {
+	n, m := len(x), len(y)
+	var ops []diffOp
+	if n*m > 25_000_000 {
+		for i, l := range x {
+			ops = append(ops, diffOp{'-', l, i, 0})
+		}
+		for j, l := range y {
+			ops = append(ops, diffOp{'+', l, n, j})
+		}
+		return ops
+	}
+	lcs := make([][]int32, n+1)
+	for i := range lcs {
+		lcs[i] = make([]int32, m+1)
+	}
+	for i := n - 1; i >= 0; i-- {
+		for j := m - 1; j >= 0; j-- {
+			if x[i] == y[j] {
+				lcs[i][j] = lcs[i+1][j+1] + 1
+			} else {
+				lcs[i][j] = max(lcs[i+1][j], lcs[i][j+1])
+			}
+		}
+	}
+	i, j := 0, 0
+	for i < n || j < m {
+		switch {
+		case i < n && j < m && x[i] == y[j]:
+			ops = append(ops, diffOp{' ', x[i], i, j})
+			i++
+			j++
+		case j < m && (i == n || lcs[i][j+1] >= lcs[i+1][j]):
+			ops = append(ops, diffOp{'+', y[j], i, j})
+			j++
+		default:
+			ops = append(ops, diffOp{'-', x[i], i, j})
+			i++
+		}
+	}
+	return ops
+}
