@@ -1,0 +1,154 @@
+package lint
+
+import (
+	"bytes"
+	"encoding/json"
+	"encoding/xml"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+)
+
+func sampleResults(t *testing.T) []*Result {
+	t.Helper()
+	dir := filepath.Join("testdata", "UnpinnedRemoteInRun", "positive")
+	res, err := LintFile(filepath.Join(dir, "Dockerfile"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res2, err := Lint("other/Dockerfile", []byte("FROM alpine\nRUN apt-get update\nRUN date > /d\n"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []*Result{res, res2}
+}
+
+func write(t *testing.T, format string, rs []*Result) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := Write(&b, format, rs, WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// The SARIF 2.1.0 schema in testdata is the OASIS schema as shipped in the
+// npm package @microsoft/jest-sarif.
+func TestSARIFValidatesAgainstSchema(t *testing.T) {
+	f, err := os.Open("testdata/sarif-schema-2.1.0.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	doc, err := jsonschema.UnmarshalJSON(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := jsonschema.NewCompiler()
+	if err := c.AddResource("sarif.json", doc); err != nil {
+		t.Fatal(err)
+	}
+	sch, err := c.Compile("sarif.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rs := range [][]*Result{sampleResults(t), nil} {
+		out := write(t, "sarif", rs)
+		inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(out))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sch.Validate(inst); err != nil {
+			t.Errorf("SARIF output does not validate: %v\n%s", err, out)
+		}
+	}
+}
+
+func TestJSONSchemaIsStable(t *testing.T) {
+	out := write(t, "json", sampleResults(t))
+	var doc struct {
+		Version  int              `json:"version"`
+		Findings []map[string]any `json:"findings"`
+	}
+	if err := json.Unmarshal(out, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.Version != 1 || len(doc.Findings) == 0 {
+		t.Fatalf("bad document: %s", out)
+	}
+	want := []string{"column", "endLine", "file", "fixable", "line", "message", "rule", "severity", "url"}
+	for _, f := range doc.Findings {
+		if len(f) != len(want) {
+			t.Errorf("finding has keys %v, want exactly %v", f, want)
+		}
+		for _, k := range want {
+			if _, ok := f[k]; !ok {
+				t.Errorf("finding lacks %q: %v", k, f)
+			}
+		}
+	}
+	empty := write(t, "json", nil)
+	if !strings.Contains(string(empty), `"findings": []`) {
+		t.Errorf("no findings must give an empty list, got %s", empty)
+	}
+}
+
+func TestGitHubAnnotations(t *testing.T) {
+	out := string(write(t, "github", sampleResults(t)))
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if !strings.HasPrefix(l, "::warning file=") && !strings.HasPrefix(l, "::error file=") && !strings.HasPrefix(l, "::notice file=") {
+			t.Errorf("not an annotation: %q", l)
+		}
+		if !strings.Contains(l, ",line=") {
+			t.Errorf("annotation without line: %q", l)
+		}
+	}
+}
+
+func TestCheckstyleIsXML(t *testing.T) {
+	out := write(t, "checkstyle", sampleResults(t))
+	var v struct {
+		Files []struct {
+			Name   string `xml:"name,attr"`
+			Errors []struct {
+				Line int `xml:"line,attr"`
+			} `xml:"error"`
+		} `xml:"file"`
+	}
+	if err := xml.Unmarshal(out, &v); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if len(v.Files) != 2 || len(v.Files[0].Errors) == 0 || v.Files[0].Errors[0].Line == 0 {
+		t.Errorf("unexpected checkstyle: %s", out)
+	}
+}
+
+func TestTextShowsSourceAndCaret(t *testing.T) {
+	out := string(write(t, "text", sampleResults(t)))
+	if !strings.Contains(out, "other/Dockerfile:2:1: warning PackageIndexUpdateSeparated:") ||
+		!strings.Contains(out, "   2 | RUN apt-get update\n       | ^\n") {
+		t.Errorf("text output:\n%s", out)
+	}
+	var b bytes.Buffer
+	if err := Write(&b, "text", sampleResults(t), WriteOptions{Color: true}); err != nil || !strings.Contains(b.String(), "\x1b[") {
+		t.Errorf("colour requested but not used")
+	}
+	if err := Write(&b, "yaml", nil, WriteOptions{}); err == nil {
+		t.Error("unknown format: want error")
+	}
+}
+
+func TestUnifiedDiff(t *testing.T) {
+	a := []byte("FROM a\nRUN x\nRUN y\nCOPY . .\n")
+	b := []byte("FROM a\nCOPY p ./\nRUN y\nCOPY . .\nRUN x\n")
+	want := "--- a/Dockerfile\n+++ b/Dockerfile\n@@ -1,4 +1,5 @@\n FROM a\n-RUN x\n+COPY p ./\n RUN y\n COPY . .\n+RUN x\n"
+	if got := UnifiedDiff("Dockerfile", a, b); got != want {
+		t.Errorf("diff:\n%s\nwant\n%s", got, want)
+	}
+	if UnifiedDiff("x", a, a) != "" {
+		t.Error("equal inputs must give no diff")
+	}
+}
