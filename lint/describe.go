@@ -31,7 +31,7 @@ func argVar(a instructions.KeyValuePairOptional, decl *Step, global *Scope, lex 
 
 // describe fills in what rules need to know about a step: sources and
 // destination of COPY/ADD, mounts and shell commands of RUN.
-func (df *Dockerfile) describe(s *Step, global *Scope) {
+func (df *Dockerfile) describe(s *Step, global *Scope) error {
 	switch c := s.Cmd.(type) {
 	case *instructions.CopyCommand:
 		s.From = c.From
@@ -40,10 +40,13 @@ func (df *Dockerfile) describe(s *Step, global *Scope) {
 		df.sources(s, c.SourcesAndDest)
 	case *instructions.RunCommand:
 		// Mount options are evaluated only once variables can be expanded.
-		_ = c.Expand(func(w string) (string, error) {
+		err := c.Expand(func(w string) (string, error) {
 			r, _, err := df.lex.ProcessWord(w, s.Scope)
 			return r, err
 		})
+		if err != nil {
+			return &ParseError{File: df.Name, Line: s.Start, Err: err}
+		}
 		s.Mounts = instructions.GetMounts(c)
 		if len(c.Files) > 0 {
 			var b strings.Builder
@@ -51,11 +54,12 @@ func (df *Dockerfile) describe(s *Step, global *Scope) {
 				b.WriteString(f.Data)
 				b.WriteByte('\n')
 			}
-			s.Script = ParseScript(b.String(), s.Start+1)
+			s.Script = parseScript(df.sh, b.String(), s.Start+1)
 		} else {
-			s.Script = ParseScript(strings.Join(c.CmdLine, " "), s.Start)
+			s.Script = parseScript(df.sh, strings.Join(c.CmdLine, " "), s.Start)
 		}
 	}
+	return nil
 }
 
 func (df *Dockerfile) sources(s *Step, sd instructions.SourcesAndDest) {

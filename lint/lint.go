@@ -2,12 +2,16 @@ package lint
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
 
 	"github.com/strata-build/strata/buildcontext"
 )
+
+// errInternal marks a bug caught while linting; the fuzz target fails on it.
+var errInternal = errors.New("internal error")
 
 // Options says what to lint against.
 type Options struct {
@@ -48,7 +52,7 @@ func LintFile(path string, opts Options) (*Result, error) {
 func Lint(name string, dt []byte, opts Options) (res *Result, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			res, err = nil, &ParseError{File: name, Err: fmt.Errorf("internal error while linting: %v", r)}
+			res, err = nil, &ParseError{File: name, Err: fmt.Errorf("%w while linting: %v", errInternal, r)}
 		}
 	}()
 	cfg := opts.Config

@@ -12,6 +12,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/linter"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
+	"mvdan.cc/sh/v3/syntax"
 
 	"github.com/strata-build/strata/errs"
 )
@@ -27,6 +28,7 @@ type Dockerfile struct {
 	MetaArgs []*Step // ARG before the first FROM
 	Stages   []*Stage
 	lex      *shell.Lex
+	sh       *syntax.Parser
 }
 
 // Stage is one FROM and its steps.
@@ -163,14 +165,14 @@ func (e *ParseError) Unwrap() []error { return []error{errs.ErrInput, e.Err} }
 func Parse(name string, dt []byte, lint *linter.Linter) (df *Dockerfile, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			df, err = nil, &ParseError{File: name, Err: fmt.Errorf("cannot parse: %v", r)}
+			df, err = nil, &ParseError{File: name, Err: fmt.Errorf("%w while parsing: %v", errInternal, r)}
 		}
 	}()
 	res, err := parser.Parse(bytes.NewReader(dt))
 	if err != nil {
 		return nil, parseErr(name, err)
 	}
-	df = &Dockerfile{Name: name, Source: dt, AST: res.AST, Warnings: res.Warnings, lex: shell.NewLex(res.EscapeToken)}
+	df = &Dockerfile{Name: name, Source: dt, AST: res.AST, Warnings: res.Warnings, lex: shell.NewLex(res.EscapeToken), sh: newShellParser()}
 	df.Lines = strings.Split(strings.ReplaceAll(string(dt), "\r\n", "\n"), "\n")
 	global := newScope(nil)
 	var cur *Stage
@@ -209,12 +211,16 @@ func Parse(name string, dt []byte, lint *linter.Linter) (df *Dockerfile, err err
 				df.MetaArgs = append(df.MetaArgs, step)
 				continue
 			}
-			df.addStep(cur, step, c, &scope, global)
+			if err := df.addStep(cur, step, c, &scope, global); err != nil {
+				return nil, err
+			}
 		case instructions.Command:
 			if cur == nil {
 				return nil, &ParseError{File: name, Line: n.StartLine, Err: errors.New("no build stage in current context: the first instruction must be FROM")}
 			}
-			df.addStep(cur, step, c, &scope, global)
+			if err := df.addStep(cur, step, c, &scope, global); err != nil {
+				return nil, err
+			}
 		default:
 			return nil, &ParseError{File: name, Line: n.StartLine, Err: fmt.Errorf("unexpected %T", v)}
 		}
@@ -226,9 +232,12 @@ func Parse(name string, dt []byte, lint *linter.Linter) (df *Dockerfile, err err
 	return df, nil
 }
 
-func (df *Dockerfile) addStep(cur *Stage, step *Step, c instructions.Command, scope **Scope, global *Scope) {
+func (df *Dockerfile) addStep(cur *Stage, step *Step, c instructions.Command, scope **Scope, global *Scope) error {
 	step.Cmd, step.Stage, step.Index, step.Scope = c, cur, len(cur.Steps), *scope
-	df.describe(step, global)
+	if err := df.describe(step, global); err != nil {
+		return err
+	}
 	*scope = df.apply(step, *scope, global)
 	cur.Steps = append(cur.Steps, step)
+	return nil
 }

@@ -12,6 +12,7 @@ type Script struct {
 	Commands []*ShellCommand
 	Vars     map[string]bool // variables the body expands
 	Err      error           // the body did not parse as shell; Commands is a rough split
+	parser   *syntax.Parser
 }
 
 // ShellCommand is one simple command of a RUN body.
@@ -85,11 +86,17 @@ const maxScript = 1 << 20
 
 // ParseScript parses a RUN body; line is the Dockerfile line of its first line.
 func ParseScript(src string, line int) *Script {
-	s := &Script{Vars: map[string]bool{}}
+	return parseScript(newShellParser(), src, line)
+}
+
+func newShellParser() *syntax.Parser { return syntax.NewParser(syntax.Variant(syntax.LangBash)) }
+
+func parseScript(p *syntax.Parser, src string, line int) *Script {
+	s := &Script{Vars: map[string]bool{}, parser: p}
 	if len(src) > maxScript {
 		src = src[:maxScript]
 	}
-	f, err := syntax.NewParser(syntax.Variant(syntax.LangBash)).Parse(strings.NewReader(src), "")
+	f, err := p.Parse(strings.NewReader(src), "")
 	if err != nil {
 		s.Err = err
 		s.rough(src, line)
@@ -186,7 +193,7 @@ func (s *Script) call(call *syntax.CallExpr, line int, inSubst bool, depth int) 
 	case "sh", "bash", "ash", "dash", "zsh":
 		for i, a := range args {
 			if a == "-c" && i+1 < len(args) && depth < 3 {
-				f, err := syntax.NewParser(syntax.Variant(syntax.LangBash)).Parse(strings.NewReader(args[i+1]), "")
+				f, err := s.parser.Parse(strings.NewReader(args[i+1]), "")
 				if err == nil {
 					s.walk(f, c.Line, inSubst, depth+1)
 				}
