@@ -19,9 +19,7 @@ import (
 	"github.com/moby/buildkit/session/auth/authprovider"
 	"github.com/moby/buildkit/session/sshforward/sshprovider"
 	"github.com/moby/buildkit/util/progress/progressui"
-	digest "github.com/opencontainers/go-digest"
 	"github.com/tonistiigi/fsutil"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/strata-build/strata/errs"
 	"github.com/strata-build/strata/frontend"
@@ -37,6 +35,8 @@ type Result struct {
 	Warnings []client.VertexWarning
 	// Steps counts the Dockerfile steps BuildKit ran or found in its cache.
 	Steps Steps
+	// Push describes the upload when strata pushed the image itself.
+	Push *PushStats
 }
 
 // Steps counts Dockerfile steps (BuildKit vertices named "[stage n/m] ...").
@@ -52,17 +52,21 @@ type Timings struct {
 }
 
 // Run builds opt on c and returns BuildKit's response. Progress goes to out.
+// With Push, layers stream to the registry while the build runs (see
+// stream.go) unless Options.NoStream is set.
 func Run(ctx context.Context, c *client.Client, opt Options, out io.Writer) (*Result, error) {
 	start := time.Now()
 	contextDir, dockerfile, err := opt.resolve()
 	if err != nil {
 		return nil, err
 	}
-	solveOpt, err := solveOptions(opt, contextDir, dockerfile)
+	if err := opt.setSourceDateEpoch(contextDir); err != nil {
+		return nil, err
+	}
+	so, err := solveOptions(opt, contextDir, dockerfile)
 	if err != nil {
 		return nil, err
 	}
-
 	mode := progressui.DisplayMode(opt.Progress)
 	if mode == "" {
 		mode = progressui.AutoMode
@@ -71,44 +75,37 @@ func Run(ctx context.Context, c *client.Client, opt Options, out io.Writer) (*Re
 	if err != nil {
 		return nil, errs.WithHint(errs.Usagef("--progress=%s: %v", opt.Progress, err), "use --progress=plain when output is not a terminal")
 	}
-
-	statusCh, displayCh := make(chan *client.SolveStatus), make(chan *client.SolveStatus)
-	var steps stepCounter
-	var resp *client.SolveResponse
-	var warnings []client.VertexWarning
-	eg, egctx := errgroup.WithContext(ctx)
-	solveStart := time.Now()
-	eg.Go(func() error {
-		var err error
-		resp, err = c.Build(egctx, solveOpt, frontend.Name, frontend.Build, statusCh)
-		return err
-	})
-	eg.Go(func() error {
-		// The display runs to the end of the status stream even when the
-		// build fails, so the failing step's logs are shown.
-		var err error
-		warnings, err = display.UpdateFrom(context.WithoutCancel(egctx), displayCh)
-		return err
-	})
-	eg.Go(func() error {
-		defer close(displayCh)
-		for st := range statusCh {
-			steps.observe(st)
-			displayCh <- st
-		}
-		return nil
-	})
-	if err := eg.Wait(); err != nil {
+	p := newProgress(display)
+	var res *Result
+	if opt.streamed() {
+		res, err = runStreamed(ctx, c, opt, so, dockerfile, p)
+	} else {
+		res, err = runSolve(ctx, c, so, p)
+	}
+	if err != nil {
 		return nil, classify(ctx, err, opt.Push)
+	}
+	res.Timings.Total = time.Since(start).Seconds()
+	return res, nil
+}
+
+// runSolve runs one solve with BuildKit's own exporters (and push).
+func runSolve(ctx context.Context, c *client.Client, so client.SolveOpt, p *progress) (*Result, error) {
+	solveStart := time.Now()
+	ch := p.channel()
+	resp, err := c.Build(ctx, so, frontend.Name, frontend.Build, ch)
+	warnings, steps, perr := p.wait()
+	if err != nil {
+		return nil, err
+	}
+	if perr != nil {
+		return nil, perr
 	}
 	return &Result{
 		ExporterResponse: resp.ExporterResponse,
 		Warnings:         warnings,
-		Steps:            steps.result(),
-		Timings: Timings{
-			Total: time.Since(start).Seconds(),
-			Solve: time.Since(solveStart).Seconds(),
-		},
+		Steps:            steps,
+		Timings:          Timings{Solve: time.Since(solveStart).Seconds()},
 	}, nil
 }
 
@@ -158,18 +155,25 @@ func solveOptions(opt Options, contextDir, dockerfile string) (client.SolveOpt, 
 		}
 	}
 	if len(opt.Tags) > 0 {
-		so.Exports = append(so.Exports, client.ExportEntry{
-			Type: client.ExporterImage,
-			Attrs: map[string]string{
-				"name": strings.Join(opt.Tags, ","),
-				"push": fmt.Sprint(opt.Push),
-			},
-		})
+		attrs := imageExportAttrs(opt)
+		attrs["name"] = strings.Join(opt.Tags, ",")
+		attrs["push"] = fmt.Sprint(opt.Push)
+		so.Exports = append(so.Exports, client.ExportEntry{Type: client.ExporterImage, Attrs: attrs})
 		// Every image strata exports carries inline cache metadata, so any
 		// later build can use it as a cache source.
 		so.CacheExports = append(so.CacheExports, client.CacheOptionsEntry{Type: "inline"})
 	}
 	return so, nil
+}
+
+// imageExportAttrs are the attributes every image export of a build shares;
+// layers exported with the same attributes have the same digests.
+func imageExportAttrs(opt Options) map[string]string {
+	attrs := map[string]string{}
+	if _, ok := opt.BuildArgs["SOURCE_DATE_EPOCH"]; ok {
+		attrs["rewrite-timestamp"] = "true"
+	}
+	return attrs
 }
 
 // loadDockerConfig reads the docker config from DOCKER_CONFIG, else
@@ -260,51 +264,4 @@ func firstLine(s string) string {
 		return s[:i]
 	}
 	return s
-}
-
-// stepCounter follows the status stream and counts the Dockerfile steps that
-// completed, and how many of them came from the cache.
-type stepCounter struct {
-	done map[digest.Digest]bool // vertex -> cached
-}
-
-func (s *stepCounter) observe(st *client.SolveStatus) {
-	for _, v := range st.Vertexes {
-		if v.Completed == nil || !isStep(v.Name) {
-			continue
-		}
-		if s.done == nil {
-			s.done = map[digest.Digest]bool{}
-		}
-		s.done[v.Digest] = s.done[v.Digest] || v.Cached
-	}
-}
-
-func (s *stepCounter) result() Steps {
-	var r Steps
-	for _, cached := range s.done {
-		r.Total++
-		if cached {
-			r.Cached++
-		}
-	}
-	return r
-}
-
-// isStep reports whether a vertex name is a Dockerfile step such as
-// "[build 2/5] RUN make", as opposed to "[internal] load ..." or an export.
-func isStep(name string) bool {
-	if !strings.HasPrefix(name, "[") || strings.HasPrefix(name, "[internal]") {
-		return false
-	}
-	i := strings.IndexByte(name, ']')
-	if i < 0 {
-		return false
-	}
-	f := strings.Fields(name[1:i])
-	if len(f) == 0 || !strings.Contains(f[len(f)-1], "/") {
-		return false
-	}
-	// FROM steps resolve the base image; they are not built.
-	return !strings.HasPrefix(strings.TrimSpace(name[i+1:]), "FROM ")
 }

@@ -18,11 +18,15 @@ func (r *Result) Metadata() map[string]any {
 	for k, v := range r.ExporterResponse {
 		m[k] = decodeExporterValue(v)
 	}
-	m["strata"] = map[string]any{
+	st := map[string]any{
 		"version": 1,
 		"timings": r.Timings,
 		"steps":   r.Steps,
 	}
+	if r.Push != nil {
+		st["push"] = r.Push
+	}
+	m["strata"] = st
 	return m
 }
 

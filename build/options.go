@@ -5,7 +5,10 @@
 package build
 
 import (
+	"maps"
 	"os"
+	"os/exec"
+	"strconv"
 	"path/filepath"
 	"strings"
 
@@ -25,6 +28,15 @@ type Options struct {
 	Outputs    []string          // --output type=TYPE[,k=v...] (buildctl syntax)
 	CacheFrom  []string          // --cache-from REF or type=registry,ref=REF
 	Push       bool              // push Tags to their registries
+	// NoStream lets BuildKit push after the build instead of streaming
+	// layers to the registry while the build runs.
+	NoStream bool
+	// SourceDateEpoch (seconds) sets SOURCE_DATE_EPOCH and timestamp
+	// rewriting, so the same inputs give the same digests on any builder.
+	// Empty means the context's last git commit time, or 0 outside git.
+	SourceDateEpoch string
+	// NotReproducible turns SOURCE_DATE_EPOCH and timestamp rewriting off.
+	NotReproducible bool
 	NoCache    bool              // --no-cache
 	Progress   string            // auto|plain|tty|quiet|rawjson
 }
@@ -121,4 +133,49 @@ func cacheImport(s string) (ref string, attrs map[string]string, err error) {
 func (o *Options) Validate() error {
 	_, _, err := o.resolve()
 	return err
+}
+
+// streamed reports whether layers are uploaded by strata while the build
+// runs: a push of one image, with no other outputs.
+func (o *Options) streamed() bool {
+	return o.Push && !o.NoStream && len(o.Outputs) == 0 && len(o.Platforms) <= 1
+}
+
+// setSourceDateEpoch fills BuildArgs["SOURCE_DATE_EPOCH"] unless the build is
+// not reproducible or the user set the build arg.
+func (o *Options) setSourceDateEpoch(contextDir string) error {
+	if o.NotReproducible {
+		return nil
+	}
+	if _, ok := o.BuildArgs["SOURCE_DATE_EPOCH"]; ok {
+		return nil
+	}
+	epoch := o.SourceDateEpoch
+	if epoch == "" {
+		epoch = gitCommitTime(contextDir)
+	}
+	if n, err := strconv.ParseInt(epoch, 10, 64); err != nil || n < 0 {
+		return errs.WithHint(errs.Usagef("--source-date-epoch=%s is not a number of seconds since 1970", epoch), "pass e.g. $(git log -1 --format=%ct)")
+	}
+	o.BuildArgs = maps.Clone(o.BuildArgs)
+	if o.BuildArgs == nil {
+		o.BuildArgs = map[string]string{}
+	}
+	o.BuildArgs["SOURCE_DATE_EPOCH"] = epoch
+	return nil
+}
+
+// gitCommitTime is the commit time of HEAD of the git checkout holding dir,
+// or "0" when dir is not in one (or git is not installed).
+func gitCommitTime(dir string) string {
+	cmd := exec.Command("git", "-C", dir, "log", "-1", "--format=%ct")
+	cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1")
+	out, err := cmd.Output()
+	if err != nil {
+		return "0"
+	}
+	if s := strings.TrimSpace(string(out)); s != "" {
+		return s
+	}
+	return "0"
 }

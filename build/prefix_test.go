@@ -1,0 +1,75 @@
+package build
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestPrefixDockerfiles(t *testing.T) {
+	df := `# syntax=docker/dockerfile:1
+FROM busybox AS deps
+RUN echo deps > /deps
+
+FROM busybox AS app
+WORKDIR /app
+COPY --from=deps /deps /deps
+RUN <<EOF
+echo one
+echo two
+EOF
+ENV A=1
+COPY . .
+RUN make \
+    all
+
+FROM app AS test
+RUN make test
+`
+	cases := []struct {
+		target string
+		want   []string // last line of each prefix
+	}{
+		{"app", []string{"COPY --from=deps /deps /deps", "EOF", "COPY . ."}},
+		{"", nil}, // the last stage has one layer step: nothing to stream before it
+		{"deps", nil},
+		{"APP", []string{"COPY --from=deps /deps /deps", "EOF", "COPY . ."}},
+	}
+	for _, tc := range cases {
+		ps, err := prefixDockerfiles([]byte(df), tc.target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ps) != len(tc.want) {
+			t.Fatalf("target %q: %d prefixes, want %d", tc.target, len(ps), len(tc.want))
+		}
+		for i, p := range ps {
+			s := strings.TrimRight(string(p), "\n")
+			if last := s[strings.LastIndex(s, "\n")+1:]; last != tc.want[i] {
+				t.Errorf("target %q prefix %d ends with %q, want %q", tc.target, i, last, tc.want[i])
+			}
+			if !strings.HasPrefix(s, "# syntax=docker/dockerfile:1\n") {
+				t.Errorf("prefix %d lost the parser directive", i)
+			}
+			if strings.Contains(s, "make test") || strings.Contains(s, "make \\") {
+				t.Errorf("prefix %d goes past its step:\n%s", i, s)
+			}
+		}
+	}
+}
+
+func TestTargetBase(t *testing.T) {
+	df := "FROM reg/base:1 AS deps\nRUN x\nFROM --platform=$BUILDPLATFORM reg/go:1.26 AS build\nFROM deps AS app\nFROM scratch AS out\nFROM $IMG AS v\nFROM app\n"
+	for target, want := range map[string]string{
+		"":      "reg/base:1", // the last stage is FROM app, which is FROM deps
+		"deps":  "reg/base:1",
+		"build": "reg/go:1.26",
+		"app":   "reg/base:1",
+		"out":   "",
+		"v":     "",
+		"none":  "",
+	} {
+		if got := targetBase([]byte(df), target); got != want {
+			t.Errorf("targetBase(%q) = %q, want %q", target, got, want)
+		}
+	}
+}

@@ -1,0 +1,109 @@
+package build
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/util/progress/progressui"
+	digest "github.com/opencontainers/go-digest"
+)
+
+// progress feeds one BuildKit display from the main solve's status stream
+// and from strata's own steps (layer uploads, prefix exports), shown as
+// vertices of their own.
+type progress struct {
+	ch   chan *client.SolveStatus
+	wg   sync.WaitGroup
+	done chan struct{}
+
+	mu     sync.Mutex
+	closed bool
+
+	steps    stepCounter
+	warnings []client.VertexWarning
+	err      error
+}
+
+func newProgress(d progressui.Display) *progress {
+	p := &progress{ch: make(chan *client.SolveStatus, 16), done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		// The display runs to the end of the stream even when the build
+		// fails, so the failing step's logs are shown.
+		p.warnings, p.err = d.UpdateFrom(context.Background(), p.ch)
+	}()
+	return p
+}
+
+// channel returns a status channel for the main solve; its Dockerfile
+// steps are counted. The solve closes it when it ends.
+func (p *progress) channel() chan *client.SolveStatus {
+	in := make(chan *client.SolveStatus)
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for st := range in {
+			p.steps.observe(st)
+			p.send(st)
+		}
+	}()
+	return in
+}
+
+func (p *progress) send(st *client.SolveStatus) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.closed {
+		p.ch <- st
+	}
+}
+
+// vertex shows one of strata's own steps.
+type vertex struct {
+	p *progress
+	v client.Vertex
+}
+
+func (p *progress) vertex(name string) *vertex {
+	now := time.Now()
+	v := &vertex{p: p, v: client.Vertex{Digest: digest.FromString(name + now.String()), Name: name, Started: &now}}
+	p.send(&client.SolveStatus{Vertexes: []*client.Vertex{&v.v}})
+	return v
+}
+
+func (v *vertex) log(msg string) {
+	v.p.send(&client.SolveStatus{Logs: []*client.VertexLog{{Vertex: v.v.Digest, Stream: 1, Data: []byte(msg + "\n"), Timestamp: time.Now()}}})
+}
+
+func (v *vertex) done(err error) {
+	now := time.Now()
+	c := v.v
+	c.Completed = &now
+	if err != nil {
+		c.Error = err.Error()
+	}
+	v.p.send(&client.SolveStatus{Vertexes: []*client.Vertex{&c}})
+}
+
+// wait ends the display once every solve's stream has ended, and returns
+// the warnings, the step counts and the display's error.
+func (p *progress) wait() ([]client.VertexWarning, Steps, error) {
+	p.wg.Wait()
+	p.mu.Lock()
+	p.closed = true
+	close(p.ch)
+	p.mu.Unlock()
+	<-p.done
+	return p.warnings, p.steps.result(), p.err
+}
+
+// span shows a step of strata's own that ran from started to done.
+func (p *progress) span(name string, started, done time.Time, err error) {
+	v := client.Vertex{Digest: digest.FromString(name + started.String()), Name: name, Started: &started, Completed: &done}
+	if err != nil {
+		v.Error = err.Error()
+	}
+	p.send(&client.SolveStatus{Vertexes: []*client.Vertex{&v}})
+}

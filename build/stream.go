@@ -1,0 +1,303 @@
+package build
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/containerd/containerd/v2/core/content"
+	contentlocal "github.com/containerd/containerd/v2/plugins/content/local"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/session"
+	sessioncontent "github.com/moby/buildkit/session/content"
+	"github.com/moby/buildkit/session/filesync"
+	digest "github.com/opencontainers/go-digest"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/tonistiigi/fsutil"
+
+	"github.com/strata-build/strata/errs"
+	"github.com/strata-build/strata/frontend"
+	"github.com/strata-build/strata/push"
+)
+
+// Layer is one pushed layer as the metadata file reports it. Times are
+// seconds since the build started.
+type Layer struct {
+	Digest   digest.Digest `json:"digest"`
+	Size     int64         `json:"compressedSize"`
+	Built    float64       `json:"built"`  // when BuildKit exported it to strata
+	Pushed   float64       `json:"pushed"` // when the registry had it
+	Uploaded int64         `json:"uploadedBytes"`
+}
+
+// runStreamed builds opt and pushes its image with layers uploaded while the
+// build still runs.
+//
+// Beside the main solve, strata solves each prefix of the target stage (the
+// Dockerfile cut after each RUN, COPY or ADD), one after another, every one
+// exported to a client-side OCI store. All solves share one session, so
+// BuildKit runs each step once for all of them; each prefix export sends only
+// the layers the store lacks, and strata uploads those at once. When the main
+// solve ends, strata uploads what is left, then the manifest and its tags,
+// only after every blob is confirmed present.
+func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.SolveOpt, dockerfile string, p *progress) (*Result, error) {
+	start := time.Now()
+	dt, err := os.ReadFile(dockerfile)
+	if err != nil {
+		return nil, errs.Inputf("%s: %v", dockerfile, err)
+	}
+	prefixes, err := prefixDockerfiles(dt, opt.Target)
+	if err != nil {
+		// The main solve reports the parse error with its location.
+		prefixes = nil
+	}
+	tmp, err := os.MkdirTemp("", "strata-push-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	store, err := contentlocal.NewStore(filepath.Join(tmp, "store"))
+	if err != nil {
+		return nil, err
+	}
+
+	dirs := filesync.StaticDirSource{}
+	for k, v := range so.LocalMounts {
+		dirs[k] = v
+	}
+	for i, dt := range prefixes {
+		dir := filepath.Join(tmp, fmt.Sprintf("prefix-%d", i+1))
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(dockerfile)), dt, 0o600); err != nil {
+			return nil, err
+		}
+		if dirs[filepath.Base(dir)], err = fsutil.NewFS(dir); err != nil {
+			return nil, err
+		}
+	}
+
+	layers := newLayerLog(start, p)
+	pushers, tags, err := newPushers(store, opt.Tags, layers.pushed, targetBase(dt, opt.Target))
+	if err != nil {
+		return nil, err
+	}
+
+	sessCtx, stopSession := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopSession()
+	s, err := session.NewSession(sessCtx, "")
+	if err != nil {
+		return nil, err
+	}
+	s.Allow(filesync.NewFSSyncProvider(dirs))
+	for _, a := range so.Session {
+		s.Allow(a)
+	}
+	s.Allow(sessioncontent.NewAttachable(map[string]content.Store{"export": store}))
+	sessDone := make(chan error, 1)
+	go func() { sessDone <- s.Run(sessCtx, c.Dialer()) }()
+	defer func() {
+		stopSession()
+		<-sessDone
+	}()
+
+	exportAttrs := imageExportAttrs(opt)
+	exportAttrs["tar"] = "false"
+	exportAttrs["oci-mediatypes"] = "true"
+	withSession := func(so client.SolveOpt, attrs map[string]string) client.SolveOpt {
+		so.SharedSession, so.SessionPreInitialized = s, true
+		so.Exports = []client.ExportEntry{{Type: client.ExporterOCI, Attrs: attrs, OutputStore: store}}
+		return so
+	}
+	mainAttrs := clone(exportAttrs)
+	mainAttrs["name"] = strings.Join(opt.Tags, ",")
+	mainOpt := withSession(so, mainAttrs)
+	mainOpt.CacheExports = []client.CacheOptionsEntry{{Type: "inline"}}
+
+	// The prefix chain: each prefix starts when the one before it has been
+	// exported, and none starts once the main solve has ended.
+	var mainDone sync.Once
+	stopChain := make(chan struct{})
+	chainDone := make(chan struct{})
+	chainCtx, cancelChain := context.WithCancel(ctx)
+	defer cancelChain()
+	go func() {
+		defer close(chainDone)
+		for i := range prefixes {
+			select {
+			case <-stopChain:
+				return
+			default:
+			}
+			attrs := clone(so.FrontendAttrs)
+			attrs["dockerfilekey"] = fmt.Sprintf("prefix-%d", i+1)
+			popt := withSession(so, clone(exportAttrs))
+			popt.FrontendAttrs = attrs
+			popt.CacheImports = so.CacheImports
+			resp, err := solveQuiet(chainCtx, c, popt)
+			if err != nil {
+				return // the main solve reports build errors; its export covers the rest
+			}
+			desc, err := exportedDescriptor(resp.ExporterResponse)
+			if err != nil {
+				return
+			}
+			ls, err := push.Layers(chainCtx, store, desc)
+			if err != nil {
+				return
+			}
+			for _, l := range ls {
+				layers.built(l)
+				for _, ps := range pushers {
+					ps.PushBlob(ctx, l)
+				}
+			}
+		}
+	}()
+
+	solveStart := time.Now()
+	resp, err := c.Build(ctx, mainOpt, frontend.Name, frontend.Build, p.channel())
+	mainDone.Do(func() { close(stopChain) })
+	solveTime := time.Since(solveStart)
+	if err != nil {
+		cancelChain()
+		<-chainDone
+		_, _, _ = p.wait()
+		return nil, err
+	}
+	<-chainDone
+
+	desc, err := exportedDescriptor(resp.ExporterResponse)
+	if err == nil {
+		var ls []ocispecs.Descriptor
+		if ls, err = push.Layers(ctx, store, desc); err == nil {
+			for _, l := range ls {
+				layers.built(l)
+			}
+		}
+	}
+	for _, ps := range pushers {
+		if err != nil {
+			break
+		}
+		v := p.vertex(fmt.Sprintf("[strata] pushing %s", strings.Join(tagNames(tags[ps.repo]), ", ")))
+		err = ps.PushImage(ctx, desc, tags[ps.repo])
+		v.done(err)
+	}
+	warnings, steps, perr := p.wait()
+	if err != nil {
+		return nil, err
+	}
+	if perr != nil {
+		return nil, perr
+	}
+	var sent int64
+	for _, ps := range pushers {
+		sent += ps.BytesSent()
+	}
+	return &Result{
+		ExporterResponse: resp.ExporterResponse,
+		Warnings:         warnings,
+		Steps:            steps,
+		Timings:          Timings{Solve: solveTime.Seconds()},
+		Push:             &PushStats{BytesPushed: sent, Layers: layers.list(), Streamed: true},
+	}, nil
+}
+
+// solveQuiet runs a prefix solve whose progress is not shown: its steps are
+// the main solve's, which the display already shows.
+func solveQuiet(ctx context.Context, c *client.Client, so client.SolveOpt) (*client.SolveResponse, error) {
+	ch := make(chan *client.SolveStatus)
+	go func() {
+		for range ch {
+		}
+	}()
+	return c.Build(ctx, so, frontend.Name, frontend.Build, ch)
+}
+
+// exportedDescriptor is the descriptor of the image an export produced.
+func exportedDescriptor(resp map[string]string) (ocispecs.Descriptor, error) {
+	var desc ocispecs.Descriptor
+	if v := resp["containerimage.descriptor"]; v != "" {
+		dt, err := base64.StdEncoding.DecodeString(v)
+		if err == nil && json.Unmarshal(dt, &desc) == nil && desc.Digest != "" {
+			return desc, nil
+		}
+	}
+	return desc, fmt.Errorf("the export returned no image descriptor")
+}
+
+// pusher is a push.Pusher for one repository.
+type pusher struct {
+	*push.Pusher
+	repo string
+}
+
+// newPushers makes one pusher per repository named by tags.
+// Blobs are mounted from the base image's repository when it is on the same
+// registry.
+func newPushers(store content.Provider, refs []string, events func(push.Event), base string) ([]*pusher, map[string][]name.Tag, error) {
+	popts := []push.Option{push.WithEvents(events)}
+	if base != "" {
+		if b, err := name.ParseReference(base, insecureIfLocal(base)...); err == nil {
+			popts = append(popts, push.WithMountFrom(b))
+		}
+	}
+	byRepo := map[string][]name.Tag{}
+	var pushers []*pusher
+	for _, r := range refs {
+		t, err := name.NewTag(r, insecureIfLocal(r)...)
+		if err != nil {
+			return nil, nil, errs.WithHint(errs.Usagef("--tag %s: %v", r, err), "use REGISTRY/REPOSITORY[:TAG]")
+		}
+		repo := t.Context().String()
+		if _, ok := byRepo[repo]; !ok {
+			pp, err := push.New(t.Context(), store, popts...)
+			if err != nil {
+				return nil, nil, err
+			}
+			pushers = append(pushers, &pusher{Pusher: pp, repo: repo})
+		}
+		byRepo[repo] = append(byRepo[repo], t)
+	}
+	return pushers, byRepo, nil
+}
+
+// insecureIfLocal allows plain HTTP for registries on the loopback
+// interface, as BuildKit and docker do.
+func insecureIfLocal(ref string) []name.Option {
+	host, _, _ := strings.Cut(ref, "/")
+	h := host
+	if i := strings.LastIndex(h, ":"); i >= 0 && !strings.HasSuffix(h, "]") {
+		h = h[:i]
+	}
+	switch strings.Trim(h, "[]") {
+	case "localhost", "127.0.0.1", "::1":
+		return []name.Option{name.Insecure}
+	}
+	return nil
+}
+
+func tagNames(ts []name.Tag) []string {
+	out := make([]string, len(ts))
+	for i, t := range ts {
+		out[i] = t.String()
+	}
+	return out
+}
+
+func clone(m map[string]string) map[string]string {
+	c := make(map[string]string, len(m)+2)
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}

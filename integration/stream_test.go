@@ -1,0 +1,78 @@
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"github.com/strata-build/strata/build"
+)
+
+// heavyDockerfile has three steps that each take a while and write random
+// (incompressible, never reproducible) data: if any step ran twice, its
+// streamed layer would not be the final image's, and the bytes pushed would
+// exceed the image's size.
+const heavyDockerfile = `FROM %s
+RUN head -c 3000000 /dev/urandom > /one && sleep 1
+RUN head -c 3000000 /dev/urandom > /two && sleep 1
+RUN head -c 3000000 /dev/urandom > /three && sleep 1
+RUN echo done > /four
+`
+
+func TestStreamedPush(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"Dockerfile": fmt.Sprintf(heavyDockerfile, env.Busybox)})
+	ref := env.Registry.Host + "/stream/app:v1"
+	meta := filepath.Join(t.TempDir(), "m.json")
+	code, _, stderr := strata(t, "build", "--builder", env.Builder.Addr(), "--progress", "plain", "-t", ref, "--push", "--metadata-file", meta, dir)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, tail(stderr, 30))
+	}
+	m := readMetadata(t, meta)
+	img := verifyImage(t, ref, metadataString(t, m, "containerimage.digest"))
+
+	var st struct {
+		Timings struct{ Solve float64 }
+		Push    build.PushStats
+	}
+	if err := json.Unmarshal(m["strata"], &st); err != nil {
+		t.Fatal(err)
+	}
+	if !st.Push.Streamed {
+		t.Fatal("the push was not streamed")
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(layers) != 5 || len(st.Push.Layers) != 5 {
+		t.Fatalf("image has %d layers, metadata lists %d; want 5", len(layers), len(st.Push.Layers))
+	}
+	// Every blob of the image but the base layer (mounted from the busybox
+	// repository) was sent exactly once, and nothing else was sent.
+	var want int64
+	for _, l := range layers[1:] {
+		n, _ := l.Size()
+		want += n
+	}
+	cfg, _ := img.RawConfigFile()
+	want += int64(len(cfg))
+	if st.Push.BytesPushed != want {
+		t.Errorf("bytes pushed = %d, want %d (each new blob once)", st.Push.BytesPushed, want)
+	}
+	if st.Push.Layers[0].Uploaded != 0 {
+		t.Errorf("the base layer was uploaded (%d bytes) instead of mounted", st.Push.Layers[0].Uploaded)
+	}
+	// The first heavy layer was in the registry before the build ended.
+	first := st.Push.Layers[1]
+	if first.Pushed <= 0 || first.Pushed >= st.Timings.Solve {
+		t.Errorf("first layer pushed at %.2fs, build ended at %.2fs: no overlap", first.Pushed, st.Timings.Solve)
+	}
+	for i, l := range layers {
+		d, _ := l.Digest()
+		if st.Push.Layers[i].Digest.String() != d.String() {
+			t.Errorf("metadata layer %d is %s, image layer is %s", i, st.Push.Layers[i].Digest, d)
+		}
+	}
+}

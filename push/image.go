@@ -1,0 +1,102 @@
+package push
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/containerd/containerd/v2/core/content"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	digest "github.com/opencontainers/go-digest"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/strata-build/strata/errs"
+)
+
+// manifestBlobs reads the image manifest desc from the store and returns the
+// descriptors of its config and layers.
+func manifestBlobs(ctx context.Context, store content.Provider, desc ocispecs.Descriptor) ([]byte, []ocispecs.Descriptor, error) {
+	dt, err := content.ReadBlob(ctx, store, desc)
+	if err != nil {
+		return nil, nil, fmt.Errorf("manifest %s is not in the local store: %w", desc.Digest, err)
+	}
+	var m ocispecs.Manifest
+	if err := json.Unmarshal(dt, &m); err != nil {
+		return nil, nil, fmt.Errorf("manifest %s: %w", desc.Digest, err)
+	}
+	return dt, append([]ocispecs.Descriptor{m.Config}, m.Layers...), nil
+}
+
+// Layers returns the layer descriptors of the image manifest desc.
+func Layers(ctx context.Context, store content.Provider, desc ocispecs.Descriptor) ([]ocispecs.Descriptor, error) {
+	_, blobs, err := manifestBlobs(ctx, store, desc)
+	if err != nil {
+		return nil, err
+	}
+	return blobs[1:], nil
+}
+
+// PushImage uploads the image or index desc from the store: every blob first
+// (blobs already started by PushBlob are not sent again), then, only when all
+// are confirmed present, the manifests, and the top one under every tag.
+func (p *Pusher) PushImage(ctx context.Context, desc ocispecs.Descriptor, tags []name.Tag) error {
+	if isIndex(desc.MediaType) {
+		dt, err := content.ReadBlob(ctx, p.store, desc)
+		if err != nil {
+			return fmt.Errorf("index %s is not in the local store: %w", desc.Digest, err)
+		}
+		var idx ocispecs.Index
+		if err := json.Unmarshal(dt, &idx); err != nil {
+			return fmt.Errorf("index %s: %w", desc.Digest, err)
+		}
+		for _, m := range idx.Manifests {
+			if err := p.PushImage(ctx, m, nil); err != nil {
+				return err
+			}
+		}
+		return p.putManifest(ctx, desc, dt, tags)
+	}
+	dt, blobs, err := manifestBlobs(ctx, p.store, desc)
+	if err != nil {
+		return err
+	}
+	ds := make([]digest.Digest, len(blobs))
+	for i, b := range blobs {
+		p.PushBlob(ctx, b)
+		ds[i] = b.Digest
+	}
+	if err := p.Wait(ctx, ds...); err != nil {
+		return err
+	}
+	return p.putManifest(ctx, desc, dt, tags)
+}
+
+func (p *Pusher) putManifest(ctx context.Context, desc ocispecs.Descriptor, dt []byte, tags []name.Tag) error {
+	raw := rawManifest{data: dt, mediaType: types.MediaType(desc.MediaType)}
+	refs := []name.Reference{p.repo.Digest(desc.Digest.String())}
+	if len(tags) > 0 {
+		refs = refs[:0]
+		for _, t := range tags {
+			refs = append(refs, t)
+		}
+	}
+	for _, r := range refs {
+		if err := p.remote.Put(ctx, r, raw); err != nil {
+			return fmt.Errorf("%w: manifest %s to %s: %v", errs.ErrRegistry, desc.Digest, r, err)
+		}
+	}
+	return nil
+}
+
+func isIndex(mt string) bool {
+	return mt == ocispecs.MediaTypeImageIndex || mt == string(types.DockerManifestList)
+}
+
+type rawManifest struct {
+	data      []byte
+	mediaType types.MediaType
+}
+
+func (r rawManifest) RawManifest() ([]byte, error)        { return r.data, nil }
+func (r rawManifest) MediaType() (types.MediaType, error) { return r.mediaType, nil }

@@ -1,0 +1,235 @@
+// Package push uploads images from a local OCI content store to a registry:
+// each blob once per process (a HEAD check skips what the registry has, a
+// cross-repository mount reuses what another repository of the same registry
+// has), transient errors retried per blob, and the manifest and its tags only
+// after every blob it references is confirmed present.
+package push
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/containerd/containerd/v2/core/content"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	digest "github.com/opencontainers/go-digest"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/strata-build/strata/errs"
+)
+
+// Event reports one blob's upload, for progress and metadata.
+type Event struct {
+	Digest   digest.Digest
+	Size     int64
+	Started  time.Time
+	Done     time.Time
+	Uploaded int64 // bytes sent; 0 when the registry had the blob or mounted it
+	Err      error
+}
+
+// Pusher uploads blobs of one store into one repository.
+type Pusher struct {
+	repo   name.Repository
+	store  content.Provider
+	remote *remote.Pusher
+	mounts []name.Reference // repositories of the same registry to mount blobs from
+	sem    chan struct{}
+	sent   atomic.Int64
+	events func(Event)
+
+	mu    sync.Mutex
+	blobs map[digest.Digest]*upload
+}
+
+type upload struct {
+	done chan struct{}
+	ev   Event
+}
+
+// Option configures a Pusher.
+type Option func(*Pusher)
+
+// WithJobs bounds the number of blobs uploaded at once (default 4, as BuildKit).
+func WithJobs(n int) Option {
+	return func(p *Pusher) {
+		if n > 0 {
+			p.sem = make(chan struct{}, n)
+		}
+	}
+}
+
+// WithEvents calls f when each blob's upload ends.
+func WithEvents(f func(Event)) Option { return func(p *Pusher) { p.events = f } }
+
+// WithMountFrom names images whose repositories may hold the blobs already
+// (for example the base image); blobs are mounted from there when the
+// registry is the same.
+func WithMountFrom(refs ...name.Reference) Option {
+	return func(p *Pusher) {
+		for _, r := range refs {
+			if r.Context().RegistryStr() == p.repo.RegistryStr() && r.Context().RepositoryStr() != p.repo.RepositoryStr() {
+				p.mounts = append(p.mounts, r)
+			}
+		}
+	}
+}
+
+// New returns a Pusher for repo reading blobs from store. Credentials come
+// from the docker config.
+func New(repo name.Repository, store content.Provider, opts ...Option) (*Pusher, error) {
+	p := &Pusher{repo: repo, store: store, sem: make(chan struct{}, 4), blobs: map[digest.Digest]*upload{}}
+	for _, o := range opts {
+		o(p)
+	}
+	rp, err := remote.NewPusher(
+		remote.WithAuthFromKeychain(authn.DefaultKeychain),
+		remote.WithTransport(&countingTransport{next: remote.DefaultTransport, n: &p.sent}),
+		remote.WithRetryBackoff(remote.Backoff{Duration: 500 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: 5}),
+		remote.WithRetryStatusCodes(http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusInternalServerError,
+			http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout),
+	)
+	if err != nil {
+		return nil, err
+	}
+	p.remote = rp
+	return p, nil
+}
+
+// BytesSent is the number of blob bytes sent to the registry so far.
+func (p *Pusher) BytesSent() int64 { return p.sent.Load() }
+
+// PushBlob starts uploading desc unless it was started before, and returns
+// at once. Wait reports the outcome.
+func (p *Pusher) PushBlob(ctx context.Context, desc ocispecs.Descriptor) {
+	p.mu.Lock()
+	if _, ok := p.blobs[desc.Digest]; ok {
+		p.mu.Unlock()
+		return
+	}
+	u := &upload{done: make(chan struct{}), ev: Event{Digest: desc.Digest, Size: desc.Size}}
+	p.blobs[desc.Digest] = u
+	p.mu.Unlock()
+
+	go func() {
+		defer close(u.done)
+		select {
+		case p.sem <- struct{}{}:
+		case <-ctx.Done():
+			u.ev.Err = ctx.Err()
+			return
+		}
+		defer func() { <-p.sem }()
+		u.ev.Started = time.Now()
+		before := p.sent.Load()
+		u.ev.Err = p.upload(ctx, desc)
+		u.ev.Done = time.Now()
+		// Concurrent uploads share the counter, so this is approximate per
+		// blob; the total (BytesSent) is exact.
+		u.ev.Uploaded = max(0, min(desc.Size, p.sent.Load()-before))
+		if p.events != nil {
+			p.events(u.ev)
+		}
+	}()
+}
+
+// Wait blocks until the uploads of digests end, and returns the first error.
+// A digest that was never started is an error.
+func (p *Pusher) Wait(ctx context.Context, digests ...digest.Digest) error {
+	for _, d := range digests {
+		p.mu.Lock()
+		u, ok := p.blobs[d]
+		p.mu.Unlock()
+		if !ok {
+			return fmt.Errorf("blob %s was never uploaded", d)
+		}
+		select {
+		case <-u.done:
+			if u.ev.Err != nil {
+				return u.ev.Err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+func (p *Pusher) upload(ctx context.Context, desc ocispecs.Descriptor) error {
+	l, err := partial.CompressedToLayer(&storeBlob{ctx: ctx, store: p.store, desc: desc})
+	if err != nil {
+		return err
+	}
+	var layer v1.Layer = l
+	if len(p.mounts) > 0 {
+		layer = &remote.MountableLayer{Layer: l, Reference: p.mounts[0]}
+	}
+	if err := p.remote.Upload(ctx, p.repo, layer); err != nil {
+		return fmt.Errorf("%w: blob %s (%d bytes) to %s: %v", errs.ErrRegistry, desc.Digest, desc.Size, p.repo, err)
+	}
+	return nil
+}
+
+// storeBlob is a compressed layer (or any blob) read from the local store.
+type storeBlob struct {
+	ctx   context.Context
+	store content.Provider
+	desc  ocispecs.Descriptor
+}
+
+func (b *storeBlob) Digest() (v1.Hash, error) { return v1.NewHash(b.desc.Digest.String()) }
+func (b *storeBlob) Size() (int64, error)     { return b.desc.Size, nil }
+func (b *storeBlob) MediaType() (types.MediaType, error) {
+	if b.desc.MediaType == "" {
+		return types.OCILayer, nil
+	}
+	return types.MediaType(b.desc.MediaType), nil
+}
+
+func (b *storeBlob) Compressed() (io.ReadCloser, error) {
+	ra, err := b.store.ReaderAt(b.ctx, b.desc)
+	if err != nil {
+		return nil, fmt.Errorf("blob %s is not in the local store: %w", b.desc.Digest, err)
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.NewSectionReader(ra, 0, ra.Size()), ra}, nil
+}
+
+// countingTransport counts the bytes of blob upload bodies.
+type countingTransport struct {
+	next http.RoundTripper
+	n    *atomic.Int64
+}
+
+func (t *countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body != nil && (req.Method == http.MethodPut || req.Method == http.MethodPatch) && isBlobUpload(req.URL.Path) {
+		req = req.Clone(req.Context())
+		req.Body = &countingBody{ReadCloser: req.Body, n: t.n}
+	}
+	return t.next.RoundTrip(req)
+}
+
+func isBlobUpload(path string) bool { return strings.Contains(path, "/blobs/uploads/") }
+
+type countingBody struct {
+	io.ReadCloser
+	n *atomic.Int64
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n.Add(int64(n))
+	return n, err
+}
