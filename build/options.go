@@ -8,8 +8,8 @@ import (
 	"maps"
 	"os"
 	"os/exec"
-	"strconv"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/strata-build/strata/errs"
@@ -37,8 +37,8 @@ type Options struct {
 	SourceDateEpoch string
 	// NotReproducible turns SOURCE_DATE_EPOCH and timestamp rewriting off.
 	NotReproducible bool
-	NoCache    bool              // --no-cache
-	Progress   string            // auto|plain|tty|quiet|rawjson
+	NoCache         bool   // --no-cache
+	Progress        string // auto|plain|tty|quiet|rawjson
 }
 
 // resolve fills defaults and checks the paths, returning the absolute context
