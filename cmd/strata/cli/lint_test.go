@@ -1,0 +1,146 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeFiles(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, body := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func runStrata(t *testing.T, stdin string, args ...string) (code int, out, errOut string) {
+	t.Helper()
+	var o, e bytes.Buffer
+	code = Main(args, strings.NewReader(stdin), &o, &e)
+	return code, o.String(), e.String()
+}
+
+const npmProject = "FROM node:22\nWORKDIR /app\nCOPY . .\nRUN npm ci\n"
+
+func TestLintExitCodes(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		"bad/Dockerfile":          npmProject,
+		"bad/package.json":        "{}",
+		"bad/package-lock.json":   "{}",
+		"bad/.dockerignore":       "Dockerfile\n",
+		"good/Dockerfile":         "FROM alpine\nRUN apk add --no-cache curl\n",
+		"broken/Dockerfile":       "FROM alpine\nFOO bar\n",
+		"info/Dockerfile":         "FROM python:3.12\nCOPY app.py /app/\nRUN apt-get update && apt-get install -y libpq5\n",
+		"info/app.py":             "print()\n",
+		"info/.dockerignore":      "Dockerfile\n",
+		"nested/x/app.Dockerfile": "FROM alpine\n",
+	})
+	tests := []struct {
+		name string
+		args []string
+		code int
+		out  string
+	}{
+		{"clean", []string{"lint", filepath.Join(dir, "good")}, 0, ""},
+		{"findings", []string{"lint", filepath.Join(dir, "bad", "Dockerfile")}, 1, "SourceCopiedBeforeDependencyInstall"},
+		{"fail-level none", []string{"lint", "--fail-level", "none", filepath.Join(dir, "bad")}, 0, "SourceCopiedBeforeDependencyInstall"},
+		{"info below warning", []string{"lint", filepath.Join(dir, "info")}, 0, "StableStepAfterVolatileStep"},
+		{"info at info", []string{"lint", "--fail-level=info", filepath.Join(dir, "info")}, 1, "StableStepAfterVolatileStep"},
+		{"parse error, others linted", []string{"lint", filepath.Join(dir, "broken"), filepath.Join(dir, "bad")}, 2, "SourceCopiedBeforeDependencyInstall"},
+		{"bad format", []string{"lint", "--format", "yaml", filepath.Join(dir, "good")}, 2, ""},
+		{"bad fail level", []string{"lint", "--fail-level", "loud", filepath.Join(dir, "good")}, 2, ""},
+		{"missing path", []string{"lint", filepath.Join(dir, "nope")}, 2, ""},
+		{"bad context", []string{"lint", "--context", filepath.Join(dir, "nope"), filepath.Join(dir, "good")}, 2, ""},
+		{"finds *.Dockerfile", []string{"lint", "--format", "json", filepath.Join(dir, "nested")}, 0, `"findings": []`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := runStrata(t, "", tt.args...)
+			if code != tt.code {
+				t.Errorf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tt.code, out, errOut)
+			}
+			if !strings.Contains(out, tt.out) {
+				t.Errorf("stdout lacks %q:\n%s", tt.out, out)
+			}
+		})
+	}
+}
+
+func TestLintStdinJSON(t *testing.T) {
+	code, out, _ := runStrata(t, "FROM alpine\nRUN apt-get update\nRUN apt-get install -y curl\n", "lint", "--format", "json", "-")
+	if code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	var doc struct {
+		Version  int `json:"version"`
+		Findings []struct {
+			Rule string `json:"rule"`
+			File string `json:"file"`
+			Line int    `json:"line"`
+		} `json:"findings"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if doc.Version != 1 || len(doc.Findings) == 0 || doc.Findings[0].File != "-" || doc.Findings[0].Line != 2 {
+		t.Errorf("unexpected: %+v", doc)
+	}
+}
+
+func TestLintFixAndDiff(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		"Dockerfile":        npmProject,
+		"package.json":      "{}",
+		"package-lock.json": "{}",
+		"index.js":          "x\n",
+		"node_modules/a.js": "x\n",
+		".dockerignore":     "Dockerfile\n",
+	})
+	df := filepath.Join(dir, "Dockerfile")
+	code, out, _ := runStrata(t, "", "lint", "--diff", df)
+	if code != 1 || !strings.Contains(out, "+COPY package-lock.json package.json ./") || !strings.Contains(out, "+node_modules") {
+		t.Errorf("diff (exit %d):\n%s", code, out)
+	}
+	if dt, _ := os.ReadFile(df); string(dt) != npmProject {
+		t.Fatal("--diff must not write")
+	}
+	code, out, errOut := runStrata(t, "", "lint", "--fix", df)
+	dt, _ := os.ReadFile(df)
+	want := "FROM node:22\nWORKDIR /app\nCOPY package-lock.json package.json ./\nRUN npm ci\nCOPY . .\n"
+	if string(dt) != want {
+		t.Errorf("fixed Dockerfile:\n%s\nwant\n%s\n(exit %d) %s %s", dt, want, code, out, errOut)
+	}
+	ig, _ := os.ReadFile(filepath.Join(dir, ".dockerignore"))
+	if !strings.Contains(string(ig), "\nnode_modules\n") || !strings.HasPrefix(string(ig), "Dockerfile\n") {
+		t.Errorf(".dockerignore after fix:\n%s", ig)
+	}
+	if code != 0 {
+		t.Errorf("after --fix nothing should remain at warning level: exit %d\n%s", code, out)
+	}
+}
+
+func TestLintConfigFile(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		"Dockerfile":   "FROM alpine\nARG DEPLOY_ID\nRUN echo hi\nLABEL id=$DEPLOY_ID\nRUN date > /d\n",
+		".strata.yaml": "failLevel: error\nvolatileArgs: [DEPLOY_*]\nrules:\n  NonDeterministicRun: error\n",
+	})
+	code, out, errOut := runStrata(t, "", "lint", "--config", filepath.Join(dir, ".strata.yaml"), dir)
+	if code != 1 || !strings.Contains(out, "VolatileArgBeforeRun") || !strings.Contains(out, "error NonDeterministicRun") {
+		t.Errorf("exit %d\n%s%s", code, out, errOut)
+	}
+	bad := writeFiles(t, map[string]string{"c.yaml": "rules:\n  NoSuchRule: off\n"})
+	if code, _, errOut := runStrata(t, "", "lint", "--config", filepath.Join(bad, "c.yaml"), dir); code != 2 || !strings.Contains(errOut, "NoSuchRule") {
+		t.Errorf("unknown rule in config: exit %d %s", code, errOut)
+	}
+}
