@@ -1,0 +1,451 @@
+package cache
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/containerd/platforms"
+	"github.com/distribution/reference"
+	"github.com/moby/buildkit/client/llb/sourceresolver"
+	"github.com/moby/buildkit/frontend/dockerfile/dockerfile2llb"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
+	"github.com/moby/buildkit/frontend/dockerfile/shell"
+	"github.com/moby/buildkit/frontend/dockerui"
+	digest "github.com/opencontainers/go-digest"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/strata-build/strata/errs"
+)
+
+// Stage is one stage of a Dockerfile as step tokens, for one platform.
+type Stage struct {
+	Index    int    // position in the Dockerfile
+	Name     string // the stage name, or its index when it has none
+	Platform string // os/arch[/variant]
+	// Base is the FROM image after expansion: an image ref (resolved to
+	// BaseDigest), "scratch", or the name of another stage (BaseStage >= 0).
+	Base       string
+	BaseDigest string
+	BaseStage  int
+	// BaseDiffIDs are the base image's layers (for a stage base, that
+	// stage's base image's); candidates must start with the same layers.
+	BaseDiffIDs []string
+	// Steps are the layer steps of the stage's image: the base's first
+	// (BaseSteps of them), then the stage's own.
+	Steps     []Step
+	BaseSteps int
+	// Lines are the Dockerfile lines of the stage's own steps.
+	Lines []int
+	// Skipped says why a stage could not be turned into steps (an unnamed
+	// intermediate stage, a base image that could not be resolved).
+	Skipped string
+}
+
+// OwnSteps returns the steps the stage's instructions add to its base.
+func (s *Stage) OwnSteps() []Step { return s.Steps[s.BaseSteps:] }
+
+// StagesOptions select what DockerfileStages reads.
+type StagesOptions struct {
+	ContextDir string            // the build context; COPY sources are read from it
+	Dockerfile string            // default <ContextDir>/Dockerfile
+	BuildArgs  map[string]string // --build-arg
+	Target     string            // default: the last stage
+	Platform   string            // default: the host's linux platform
+	Resolver   BaseResolver      // resolves FROM images; required unless every base is scratch
+}
+
+// DockerfileStages turns the stages the target needs into step tokens,
+// exactly as BuildKit v0.33's Dockerfile frontend would write them into the
+// image history: it runs the frontend's own conversion (dockerfile2llb) for
+// each named stage, with base images resolved by opt.Resolver. Stages come
+// in Dockerfile order, the target last.
+func DockerfileStages(ctx context.Context, opt StagesOptions) ([]Stage, error) {
+	if opt.Dockerfile == "" {
+		opt.Dockerfile = filepath.Join(opt.ContextDir, "Dockerfile")
+	}
+	dt, err := os.ReadFile(opt.Dockerfile)
+	if err != nil {
+		return nil, errs.WithHint(errs.Inputf("read Dockerfile: %v", err), "pass its path with -f")
+	}
+	plat, err := parsePlatform(opt.Platform)
+	if err != nil {
+		return nil, err
+	}
+	ast, err := parser.Parse(bytes.NewReader(dt))
+	if err != nil {
+		return nil, errs.Inputf("parse %s: %v", opt.Dockerfile, err)
+	}
+	stages, metaArgs, err := instructions.Parse(ast.AST, nil)
+	if err != nil {
+		return nil, errs.Inputf("parse %s: %v", opt.Dockerfile, err)
+	}
+	if len(stages) == 0 {
+		return nil, errs.Inputf("%s has no FROM", opt.Dockerfile)
+	}
+	target := len(stages) - 1
+	if opt.Target != "" {
+		i, ok := instructions.HasStage(stages, opt.Target)
+		if !ok {
+			return nil, errs.WithHint(errs.Usagef("target stage %q not found in %s", opt.Target, opt.Dockerfile), "pass a stage name from the Dockerfile to --target")
+		}
+		target = i
+	}
+	lex := shell.NewLex(ast.EscapeToken)
+	global := globalArgs(lex, plat, opt.BuildArgs, metaArgs, stages[target].Name)
+	bases := make([]string, len(stages))
+	for i := range stages {
+		res, err := lex.ProcessWordWithMatches(stages[i].BaseName, global)
+		if err != nil {
+			return nil, errs.Inputf("%s:%d: FROM %s: %v", opt.Dockerfile, line(stages[i].Location), stages[i].BaseName, err)
+		}
+		bases[i] = res.Result
+	}
+	reach := reachable(stages, bases, target)
+
+	rec := &recordingResolver{r: opt.Resolver, seen: map[string]resolved{}, config: map[string]cachedConfig{}}
+	var out []Stage
+	byIndex := map[int]int{}
+	for i := range stages {
+		if !reach[i] {
+			continue
+		}
+		st := Stage{Index: i, Name: stages[i].Name, Platform: platforms.Format(plat), Base: bases[i], BaseStage: -1}
+		if st.Name == "" {
+			st.Name = strconv.Itoa(i)
+		}
+		if j, ok := stageRef(stages, bases[i], i); ok {
+			st.BaseStage = j
+		}
+		if stages[i].Name == "" && i != len(stages)-1 {
+			st.Skipped = "unnamed stage: name it (FROM ... AS NAME) to plan it"
+			byIndex[i] = len(out)
+			out = append(out, st)
+			continue
+		}
+		if err := convertStage(ctx, dt, opt, plat, rec, stages[i], &st); err != nil {
+			var ue *unresolvedError
+			if !errors.As(err, &ue) {
+				return nil, errs.Inputf("%s: stage %s: %v", opt.Dockerfile, st.Name, err)
+			}
+			st.Skipped = ue.Error()
+		}
+		switch {
+		case st.BaseStage >= 0:
+			if k, ok := byIndex[st.BaseStage]; ok {
+				base := out[k]
+				st.BaseDigest, st.BaseDiffIDs, st.BaseSteps = base.BaseDigest, base.BaseDiffIDs, len(base.Steps)
+				if base.Skipped != "" && st.Skipped == "" {
+					st.BaseSteps = min(len(st.Steps), countBaseSteps(rec, base.Base, base.Steps))
+				}
+			}
+		case bases[i] != "scratch":
+			if r, ok := rec.lookup(bases[i]); ok {
+				st.BaseDigest, st.BaseDiffIDs = r.digest, r.diffIDs
+				st.BaseSteps = r.steps
+			}
+		}
+		if st.BaseSteps > len(st.Steps) {
+			st.BaseSteps = len(st.Steps)
+		}
+		st.Lines = ownLines(stages[i], st.OwnSteps())
+		if opt.ContextDir != "" && st.Skipped == "" {
+			if err := addSources(opt, stages[i], st.OwnSteps()); err != nil {
+				return nil, err
+			}
+		}
+		byIndex[i] = len(out)
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+func countBaseSteps(rec *recordingResolver, base string, steps []Step) int {
+	if r, ok := rec.lookup(base); ok {
+		return r.steps
+	}
+	return len(steps)
+}
+
+// convertStage runs BuildKit's conversion for one stage and reads the
+// history of the image it would produce.
+func convertStage(ctx context.Context, dt []byte, opt StagesOptions, plat ocispecs.Platform, r *recordingResolver, s instructions.Stage, st *Stage) error {
+	host := platforms.Normalize(platforms.DefaultSpec())
+	host.OS = "linux"
+	res, err := dockerfile2llb.Dockerfile2LLB(ctx, dt, dockerfile2llb.ConvertOpt{
+		Config: dockerui.Config{
+			BuildArgs:      opt.BuildArgs,
+			Target:         s.Name,
+			BuildPlatforms: []ocispecs.Platform{host},
+		},
+		TargetPlatform: &plat,
+		MetaResolver:   r,
+	})
+	if err != nil {
+		if ue := r.failure(); ue != nil {
+			return ue
+		}
+		return err
+	}
+	history := make([]v1.History, len(res.Image.History))
+	for i, h := range res.Image.History {
+		history[i] = v1.History{CreatedBy: h.CreatedBy, Comment: h.Comment, EmptyLayer: h.EmptyLayer}
+	}
+	st.Steps, err = NormalizeHistory(history, -1)
+	return err
+}
+
+func parsePlatform(p string) (ocispecs.Platform, error) {
+	if p == "" {
+		d := platforms.DefaultSpec()
+		d.OS = "linux"
+		return platforms.Normalize(d), nil
+	}
+	if strings.Contains(p, ",") {
+		return ocispecs.Platform{}, errs.WithHint(errs.Usagef("plan one platform at a time, got %q", p), "pass a single --platform")
+	}
+	v, err := platforms.Parse(p)
+	if err != nil {
+		return ocispecs.Platform{}, errs.Usagef("--platform %q: %v", p, err)
+	}
+	return platforms.Normalize(v), nil
+}
+
+// globalArgs are the args FROM lines may use: the platform args BuildKit
+// defines, then the ARGs before the first FROM with --build-arg overrides.
+func globalArgs(lex *shell.Lex, p ocispecs.Platform, buildArgs map[string]string, meta []instructions.ArgCommand, target string) shell.EnvGetter {
+	host := platforms.Normalize(platforms.DefaultSpec())
+	host.OS = "linux"
+	if target == "" {
+		target = "default"
+	}
+	env := []string{
+		"BUILDPLATFORM=" + platforms.Format(host), "BUILDOS=" + host.OS, "BUILDARCH=" + host.Architecture, "BUILDVARIANT=" + host.Variant,
+		"TARGETPLATFORM=" + platforms.FormatAll(p), "TARGETOS=" + p.OS, "TARGETARCH=" + p.Architecture, "TARGETVARIANT=" + p.Variant,
+		"TARGETSTAGE=" + target,
+	}
+	for _, cmd := range meta {
+		for _, kv := range cmd.Args {
+			if v, ok := buildArgs[kv.Key]; ok {
+				env = append(env, kv.Key+"="+v)
+			} else if kv.Value != nil {
+				v, _, _ := lex.ProcessWord(*kv.Value, shell.EnvsFromSlice(env))
+				env = append(env, kv.Key+"="+v)
+			}
+		}
+	}
+	return shell.EnvsFromSlice(env)
+}
+
+// stageRef reports whether name refers to an earlier stage (by name or index).
+func stageRef(stages []instructions.Stage, name string, before int) (int, bool) {
+	if i, ok := instructions.HasStage(stages[:before], strings.ToLower(name)); ok {
+		return i, true
+	}
+	if n, err := strconv.Atoi(name); err == nil && n >= 0 && n < before {
+		return n, true
+	}
+	return -1, false
+}
+
+// reachable marks the stages the target needs through FROM, COPY --from
+// and RUN --mount from=.
+func reachable(stages []instructions.Stage, bases []string, target int) map[int]bool {
+	seen := map[int]bool{}
+	var visit func(i int)
+	visit = func(i int) {
+		if seen[i] {
+			return
+		}
+		seen[i] = true
+		if j, ok := stageRef(stages, bases[i], i); ok {
+			visit(j)
+		}
+		for _, c := range stages[i].Commands {
+			var froms []string
+			switch c := c.(type) {
+			case *instructions.CopyCommand:
+				froms = append(froms, c.From)
+			case *instructions.RunCommand:
+				for _, m := range instructions.GetMounts(c) {
+					froms = append(froms, m.From)
+				}
+			}
+			for _, f := range froms {
+				if j, ok := stageRef(stages, f, i); ok && f != "" {
+					visit(j)
+				}
+			}
+		}
+	}
+	visit(target)
+	return seen
+}
+
+func line(r []parser.Range) int {
+	if len(r) == 0 {
+		return 0
+	}
+	return r[0].Start.Line
+}
+
+// layerCommands are the stage's commands that can make a layer, in order.
+func layerCommands(s instructions.Stage) []instructions.Command {
+	var cmds []instructions.Command
+	for _, c := range s.Commands {
+		switch c.(type) {
+		case *instructions.RunCommand, *instructions.CopyCommand, *instructions.AddCommand, *instructions.WorkdirCommand:
+			cmds = append(cmds, c)
+		}
+	}
+	return cmds
+}
+
+// matchCommands pairs each own step with the command that made it: a
+// WORKDIR of "/" makes no layer, so commands are skipped until the keyword
+// matches.
+func matchCommands(s instructions.Stage, steps []Step) []instructions.Command {
+	cmds := layerCommands(s)
+	out := make([]instructions.Command, len(steps))
+	j := 0
+	for i, st := range steps {
+		kw, _, _ := strings.Cut(st.Text, " ")
+		for j < len(cmds) && !strings.EqualFold(cmds[j].Name(), kw) {
+			j++
+		}
+		if j < len(cmds) {
+			out[i] = cmds[j]
+			j++
+		}
+	}
+	return out
+}
+
+func ownLines(s instructions.Stage, steps []Step) []int {
+	lines := make([]int, len(steps))
+	for i, c := range matchCommands(s, steps) {
+		if c != nil {
+			lines[i] = line(c.Location())
+		}
+	}
+	return lines
+}
+
+// resolved is what the recording resolver learnt about one base image.
+type resolved struct {
+	digest  string
+	diffIDs []string
+	steps   int
+}
+
+// BaseResolver finds a base image's manifest digest and config for a platform.
+type BaseResolver interface {
+	ResolveBase(ctx context.Context, ref string, platform v1.Platform) (digest string, config []byte, err error)
+}
+
+type unresolvedError struct {
+	ref string
+	err error
+}
+
+func (e *unresolvedError) Error() string {
+	return fmt.Sprintf("base image %s could not be resolved: %v", e.ref, e.err)
+}
+
+// recordingResolver adapts a BaseResolver to BuildKit's ImageMetaResolver
+// and keeps what each base resolved to.
+type recordingResolver struct {
+	r      BaseResolver
+	mu     sync.Mutex
+	seen   map[string]resolved // by normalised ref
+	config map[string]cachedConfig
+	fail   *unresolvedError
+}
+
+type cachedConfig struct {
+	ref    string
+	digest digest.Digest
+	config []byte
+}
+
+func (r *recordingResolver) failure() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fail == nil {
+		return nil
+	}
+	return r.fail
+}
+
+// lookup returns what a FROM name resolved to.
+func (r *recordingResolver) lookup(name string) (resolved, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	v, ok := r.seen[normalizeRef(name)]
+	return v, ok
+}
+
+func normalizeRef(name string) string {
+	ref, err := reference.ParseNormalizedNamed(name)
+	if err != nil {
+		return name
+	}
+	return reference.TagNameOnly(ref).String()
+}
+
+// ResolveImageConfig implements BuildKit's ImageMetaResolver.
+func (r *recordingResolver) ResolveImageConfig(ctx context.Context, ref string, opt sourceresolver.Opt) (string, digest.Digest, []byte, error) {
+	var p v1.Platform
+	if opt.ImageOpt != nil && opt.ImageOpt.Platform != nil {
+		pp := opt.ImageOpt.Platform
+		p = v1.Platform{OS: pp.OS, Architecture: pp.Architecture, Variant: pp.Variant}
+	}
+	key := ref + "@" + p.String()
+	r.mu.Lock()
+	if c, ok := r.config[key]; ok {
+		r.mu.Unlock()
+		return c.ref, c.digest, c.config, nil
+	}
+	r.mu.Unlock()
+	fail := func(err error) (string, digest.Digest, []byte, error) {
+		r.mu.Lock()
+		if r.fail == nil {
+			r.fail = &unresolvedError{ref: ref, err: err}
+		}
+		r.mu.Unlock()
+		return "", "", nil, err
+	}
+	if r.r == nil {
+		return fail(errors.New("no registry to resolve it from"))
+	}
+	dgst, config, err := r.r.ResolveBase(ctx, ref, p)
+	if err != nil {
+		return fail(err)
+	}
+	cf, err := v1.ParseConfigFile(bytes.NewReader(config))
+	if err != nil {
+		return fail(fmt.Errorf("config: %w", err))
+	}
+	steps, err := NormalizeHistory(cf.History, len(cf.RootFS.DiffIDs))
+	if err != nil {
+		return fail(err)
+	}
+	diffIDs := make([]string, len(cf.RootFS.DiffIDs))
+	for i, d := range cf.RootFS.DiffIDs {
+		diffIDs[i] = d.String()
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.seen[normalizeRef(ref)] = resolved{digest: dgst, diffIDs: diffIDs, steps: len(steps)}
+	r.config[key] = cachedConfig{ref: ref, digest: digest.Digest(dgst), config: config}
+	return ref, digest.Digest(dgst), config, nil
+}

@@ -1,0 +1,165 @@
+package cache
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+
+	"github.com/strata-build/strata/buildcontext"
+	"github.com/strata-build/strata/errs"
+)
+
+// addSources sets the content digest of the sources of each COPY and ADD
+// step that reads the build context.
+func addSources(opt StagesOptions, s instructions.Stage, steps []Step) error {
+	var bc *buildcontext.Context
+	for i, c := range matchCommands(s, steps) {
+		var srcs []string
+		var contents []instructions.SourceContent
+		switch c := c.(type) {
+		case *instructions.CopyCommand:
+			if c.From != "" {
+				continue
+			}
+			srcs, contents = c.SourcePaths, c.SourceContents
+		case *instructions.AddCommand:
+			srcs, contents = c.SourcePaths, c.SourceContents
+		default:
+			continue
+		}
+		paths, ok := expandedSources(steps[i].Text, len(srcs)+len(contents))
+		if !ok || remoteSource(paths) {
+			continue
+		}
+		if bc == nil {
+			var err error
+			if bc, err = buildcontext.Open(opt.ContextDir, opt.Dockerfile); err != nil {
+				return err
+			}
+		}
+		d, err := SourcesDigest(bc, paths[:len(srcs)], contents)
+		if err != nil {
+			return err
+		}
+		steps[i].Sources = d
+	}
+	return nil
+}
+
+// expandedSources reads the source paths back from BuildKit's history text
+// "COPY [--flag=v]... SRC... DST", where they are already expanded. Paths
+// with spaces cannot be told apart there; then ok is false.
+func expandedSources(text string, n int) ([]string, bool) {
+	f := strings.Fields(text)
+	if len(f) < 2 {
+		return nil, false
+	}
+	f = f[1:]
+	for len(f) > 0 && strings.HasPrefix(f[0], "--") {
+		f = f[1:]
+	}
+	if len(f) != n+1 {
+		return nil, false
+	}
+	return f[:n], true
+}
+
+func remoteSource(paths []string) bool {
+	for _, p := range paths {
+		if strings.Contains(p, "://") || strings.HasPrefix(p, "git@") {
+			return true
+		}
+	}
+	return false
+}
+
+// SourcesDigest is the content digest of what a COPY or ADD of srcs (paths
+// or wildcards relative to the context, as expanded in the history text)
+// and inline heredoc contents takes from the build context: every file's
+// path, mode, size and content (a symlink's target), in path order, after
+// the context's .dockerignore. The build side records it in the history
+// comment (SourcesComment) so later plans can match COPY steps by content.
+func SourcesDigest(bc *buildcontext.Context, srcs []string, contents []instructions.SourceContent) (string, error) {
+	all, err := bc.Entries()
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	for _, src := range srcs {
+		fmt.Fprintf(h, "src %s\n", src)
+		pattern := strings.Trim(path.Clean("/"+filepath.ToSlash(src)), "/")
+		for _, e := range all {
+			if !sourceMatch(pattern, e.Path) {
+				continue
+			}
+			if err := hashEntry(h, bc, e); err != nil {
+				return "", err
+			}
+		}
+	}
+	for _, c := range contents {
+		sum := sha256.Sum256([]byte(c.Data))
+		fmt.Fprintf(h, "heredoc %s %x\n", c.Path, sum)
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// sourceMatch reports whether a context entry is taken by a source
+// pattern: the path itself, a file under a directory it names, or a
+// wildcard match of the path or one of its parent directories.
+func sourceMatch(pattern, p string) bool {
+	if pattern == "" || pattern == "." {
+		return true
+	}
+	if p == pattern || strings.HasPrefix(p, pattern+"/") {
+		return true
+	}
+	if !strings.ContainsAny(pattern, "*?[") {
+		return false
+	}
+	for q := p; q != "." && q != ""; q = path.Dir(q) {
+		if ok, _ := path.Match(pattern, q); ok {
+			return true
+		}
+		if !strings.Contains(q, "/") {
+			break
+		}
+	}
+	return false
+}
+
+func hashEntry(h hash.Hash, bc *buildcontext.Context, e buildcontext.Entry) error {
+	full := filepath.Join(bc.Dir(), filepath.FromSlash(e.Path))
+	fmt.Fprintf(h, "%s %o %d ", e.Path, uint32(e.Mode), e.Size)
+	if e.Mode&os.ModeSymlink != 0 {
+		target, err := os.Readlink(full)
+		if err != nil {
+			return errs.Inputf("read link %s: %v", e.Path, err)
+		}
+		fmt.Fprintf(h, "-> %s\n", target)
+		return nil
+	}
+	if !e.Mode.IsRegular() {
+		fmt.Fprintln(h)
+		return nil
+	}
+	f, err := os.Open(full)
+	if err != nil {
+		return errs.Inputf("read %s: %v", e.Path, err)
+	}
+	defer f.Close()
+	fh := sha256.New()
+	if _, err := io.Copy(fh, f); err != nil {
+		return errs.Inputf("read %s: %v", e.Path, err)
+	}
+	fmt.Fprintf(h, "%x\n", fh.Sum(nil))
+	return nil
+}
