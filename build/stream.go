@@ -176,6 +176,12 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 	<-chainDone
 
 	desc, err := exportedDescriptor(resp.ExporterResponse)
+	if epoch, ok := opt.BuildArgs["SOURCE_DATE_EPOCH"]; ok && err == nil {
+		desc, err = normalizeCacheTimes(ctx, store, desc, epoch)
+		if err == nil {
+			setExportedDescriptor(resp.ExporterResponse, desc)
+		}
+	}
 	if err == nil {
 		var ls []ocispecs.Descriptor
 		if ls, err = push.Layers(ctx, store, desc); err == nil {
@@ -233,6 +239,15 @@ func exportedDescriptor(resp map[string]string) (ocispecs.Descriptor, error) {
 		}
 	}
 	return desc, fmt.Errorf("the export returned no image descriptor")
+}
+
+// setExportedDescriptor records the image strata pushes in the response.
+func setExportedDescriptor(resp map[string]string, desc ocispecs.Descriptor) {
+	if dt, err := json.Marshal(desc); err == nil {
+		resp["containerimage.descriptor"] = base64.StdEncoding.EncodeToString(dt)
+	}
+	resp["containerimage.digest"] = desc.Digest.String()
+	delete(resp, "containerimage.config.digest") // set again below when known
 }
 
 // pusher is a push.Pusher for one repository.

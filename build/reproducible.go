@@ -1,0 +1,106 @@
+package build
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/containerd/containerd/v2/core/content"
+	digest "github.com/opencontainers/go-digest"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// inlineCacheKey is the image config field that holds BuildKit's inline cache.
+const inlineCacheKey = "moby.buildkit.cache.v0"
+
+// normalizeCacheTimes sets every createdAt of the image's inline cache
+// metadata to the SOURCE_DATE_EPOCH time. BuildKit stamps cache records with
+// the wall clock even when timestamps are rewritten, which alone would make
+// the same inputs give different image digests on two builders. BuildKit
+// only uses these times to prefer the newest of several matching records.
+// It returns the new manifest descriptor, or desc unchanged when there is
+// nothing to do.
+func normalizeCacheTimes(ctx context.Context, store content.Store, desc ocispecs.Descriptor, epoch string) (ocispecs.Descriptor, error) {
+	secs, err := strconv.ParseInt(epoch, 10, 64)
+	if err != nil || desc.MediaType != ocispecs.MediaTypeImageManifest {
+		return desc, nil
+	}
+	stamp := time.Unix(secs, 0).UTC()
+	mdt, err := content.ReadBlob(ctx, store, desc)
+	if err != nil {
+		return desc, err
+	}
+	var mf ocispecs.Manifest
+	if err := json.Unmarshal(mdt, &mf); err != nil {
+		return desc, err
+	}
+	cdt, err := content.ReadBlob(ctx, store, mf.Config)
+	if err != nil {
+		return desc, err
+	}
+	var cfg map[string]json.RawMessage
+	if err := json.Unmarshal(cdt, &cfg); err != nil {
+		return desc, err
+	}
+	raw, ok := cfg[inlineCacheKey]
+	if !ok {
+		return desc, nil
+	}
+	var b64 string
+	if err := json.Unmarshal(raw, &b64); err != nil {
+		return desc, err
+	}
+	cache, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		return desc, fmt.Errorf("inline cache: %w", err)
+	}
+	var records []map[string]json.RawMessage
+	if err := json.Unmarshal(cache, &records); err != nil {
+		return desc, fmt.Errorf("inline cache: %w", err)
+	}
+	for _, r := range records {
+		lraw, ok := r["layers"]
+		if !ok {
+			continue
+		}
+		var layers []map[string]any
+		if err := json.Unmarshal(lraw, &layers); err != nil {
+			return desc, fmt.Errorf("inline cache: %w", err)
+		}
+		for _, l := range layers {
+			if _, ok := l["createdAt"]; ok {
+				l["createdAt"] = stamp
+			}
+		}
+		if r["layers"], err = json.Marshal(layers); err != nil {
+			return desc, err
+		}
+	}
+	if cache, err = json.Marshal(records); err != nil {
+		return desc, err
+	}
+	if cfg[inlineCacheKey], err = json.Marshal(base64.StdEncoding.EncodeToString(cache)); err != nil {
+		return desc, err
+	}
+	if cdt, err = json.Marshal(cfg); err != nil {
+		return desc, err
+	}
+	mf.Config = ocispecs.Descriptor{MediaType: mf.Config.MediaType, Digest: digest.FromBytes(cdt), Size: int64(len(cdt))}
+	if mdt, err = json.MarshalIndent(mf, "", "  "); err != nil {
+		return desc, err
+	}
+	nd := ocispecs.Descriptor{MediaType: desc.MediaType, Digest: digest.FromBytes(mdt), Size: int64(len(mdt)), Platform: desc.Platform}
+	for _, blob := range []struct {
+		d  ocispecs.Descriptor
+		dt []byte
+	}{{mf.Config, cdt}, {nd, mdt}} {
+		if err := content.WriteBlob(ctx, store, "strata-"+blob.d.Digest.String(), bytes.NewReader(blob.dt), blob.d); err != nil {
+			return desc, err
+		}
+	}
+	return nd, nil
+}

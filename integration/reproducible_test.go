@@ -1,0 +1,88 @@
+package integration
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// The same context built on two fresh builders gives the same image digest:
+// SOURCE_DATE_EPOCH comes from the context's last git commit and layer
+// timestamps are rewritten to it.
+func TestReproducibleOnFreshBuilders(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"Dockerfile": fmt.Sprintf("FROM %s\nCOPY app.txt /app/\nRUN mkdir -p /out && cp /app/app.txt /out/ && touch /out/stamp\n", env.Busybox),
+		"app.txt":    "same inputs\n",
+	})
+	git := func(args ...string) {
+		cmd := exec.Command("git", append([]string{"-C", dir, "-c", "user.name=t", "-c", "user.email=t@example.com"}, args...)...)
+		cmd.Env = append(os.Environ(), "GIT_COMMITTER_DATE=2024-01-02T03:04:05Z", "GIT_AUTHOR_DATE=2024-01-02T03:04:05Z")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	git("init", "-q")
+	git("add", ".")
+	git("commit", "-q", "-m", "v1")
+
+	var digests []string
+	for i := range 2 {
+		bk, err := env.StartBuildkitd(t.Context(), fmt.Sprintf("fresh-%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref := fmt.Sprintf("%s/repro/app:b%d", env.Registry.Host, i)
+		meta := filepath.Join(t.TempDir(), "m.json")
+		code, _, stderr := strata(t, "build", "--builder", bk.Addr(), "--progress", "plain", "-t", ref, "--push", "--metadata-file", meta, dir)
+		_ = bk.Stop(20 * time.Second)
+		if code != 0 {
+			t.Fatalf("exit %d\n%s", code, tail(stderr, 20))
+		}
+		d := metadataString(t, readMetadata(t, meta), "containerimage.digest")
+		verifyImage(t, ref, d)
+		digests = append(digests, d)
+	}
+	if digests[0] != digests[1] {
+		t.Fatalf("two fresh builders gave %s and %s", digests[0], digests[1])
+	}
+	cf, err := verifyImage(t, env.Registry.Host+"/repro/app:b0", digests[0]).ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cf.Created.UTC().Format(time.RFC3339); got != "2024-01-02T03:04:05Z" {
+		t.Errorf("image created %s, want the commit time", got)
+	}
+}
+
+// An image strata pushed serves as a cache source on a fresh builder: its
+// inline cache metadata (with normalised times) is accepted by BuildKit.
+func TestPushedImageIsCacheSource(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"Dockerfile": fmt.Sprintf("FROM %s\nRUN echo deps > /deps\nCOPY app.txt /app/\nRUN cat /app/app.txt > /out\n", env.Busybox),
+		"app.txt":    "v1\n",
+	})
+	ref := env.Registry.Host + "/cachesrc/app:v1"
+	if code, _, stderr := strata(t, "build", "--builder", env.Builder.Addr(), "--progress", "plain", "-t", ref, "--push", dir); code != 0 {
+		t.Fatalf("exit %d\n%s", code, tail(stderr, 20))
+	}
+	bk, err := env.StartBuildkitd(t.Context(), "cachesrc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bk.Stop(20 * time.Second)
+	meta := filepath.Join(t.TempDir(), "m.json")
+	code, _, stderr := strata(t, "build", "--builder", bk.Addr(), "--progress", "plain", "--cache-from", ref,
+		"-t", env.Registry.Host+"/cachesrc/app:v2", "--push", "--metadata-file", meta, dir)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, tail(stderr, 20))
+	}
+	st := strataMetadata(t, readMetadata(t, meta))
+	if st.Steps.Total != 3 || st.Steps.Cached != 3 {
+		t.Fatalf("steps %+v on a fresh builder with --cache-from %s, want all 3 cached", st.Steps, ref)
+	}
+}
