@@ -155,7 +155,7 @@ func (b *buildKitChecks) fromArgs(df *Dockerfile, st *Stage) {
 		if word == "" {
 			continue
 		}
-		res, err := df.lex.ProcessWordWithMatches(word, emptyEnv{})
+		res, err := expandMatches(df.lex, word, emptyEnv{})
 		if err != nil {
 			continue
 		}

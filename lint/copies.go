@@ -69,15 +69,15 @@ func (p *pass) copied(s *Step) *copySet {
 			cs.exact = false
 			continue
 		}
-		cs.entries = append(cs.entries, expand(p.ctx, src)...)
+		cs.entries = append(cs.entries, expandSource(p.ctx, src)...)
 	}
 	p.copies[s] = cs
 	return cs
 }
 
-// expand returns the context entries a COPY source brings in: the paths it
+// expandSource returns the context entries a COPY source brings in: the paths it
 // names or its wildcards match, with directories taken whole.
-func expand(c *buildcontext.Context, src string) []buildcontext.Entry {
+func expandSource(c *buildcontext.Context, src string) []buildcontext.Entry {
 	if !strings.ContainsAny(src, "*?[") {
 		e, _ := c.Under(src)
 		return e

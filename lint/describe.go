@@ -22,7 +22,7 @@ func argVar(a instructions.KeyValuePairOptional, decl *Step, global *Scope, lex 
 	v := &Variable{Name: a.Key, Decl: decl}
 	if a.Value != nil {
 		v.HasV = true
-		v.Value, _, _ = lex.ProcessWord(*a.Value, decl.Scope)
+		v.Value, _, _ = expand(lex, *a.Value, decl.Scope)
 	} else if g := global.Var(a.Key); g != nil && g != v {
 		v.Value, v.HasV = g.Value, g.HasV
 	}
@@ -41,7 +41,7 @@ func (df *Dockerfile) describe(s *Step, global *Scope) error {
 	case *instructions.RunCommand:
 		// Mount options are evaluated only once variables can be expanded.
 		err := c.Expand(func(w string) (string, error) {
-			r, _, err := df.lex.ProcessWord(w, s.Scope)
+			r, _, err := expand(df.lex, w, s.Scope)
 			return r, err
 		})
 		if err != nil {
@@ -64,13 +64,13 @@ func (df *Dockerfile) describe(s *Step, global *Scope) error {
 
 func (df *Dockerfile) sources(s *Step, sd instructions.SourcesAndDest) {
 	for _, src := range sd.SourcePaths {
-		res, err := df.lex.ProcessWordWithMatches(src, s.Scope)
+		res, err := expandMatches(df.lex, src, s.Scope)
 		if err == nil && len(res.Unmatched) == 0 {
 			src = res.Result
 		}
 		s.Sources = append(s.Sources, src)
 	}
-	s.Dest, _, _ = df.lex.ProcessWord(sd.DestPath, s.Scope)
+	s.Dest, _, _ = expand(df.lex, sd.DestPath, s.Scope)
 }
 
 // apply returns the scope after step s: ARG and ENV add variables.
@@ -86,7 +86,7 @@ func (df *Dockerfile) apply(s *Step, scope, global *Scope) *Scope {
 		next := newScope(scope)
 		for _, kv := range c.Env {
 			v := &Variable{Name: kv.Key, Value: kv.Value, HasV: true, Env: true, Decl: s}
-			if res, err := df.lex.ProcessWordWithMatches(kv.Value, scope); err == nil {
+			if res, err := expandMatches(df.lex, kv.Value, scope); err == nil {
 				v.Value = res.Result
 				for m := range res.Matched {
 					v.Refs = append(v.Refs, m)
@@ -97,4 +97,14 @@ func (df *Dockerfile) apply(s *Step, scope, global *Scope) *Scope {
 		return next
 	}
 	return scope
+}
+
+// expand and expandMatches run BuildKit's shell lexer on valid UTF-8 only:
+// its scanner prints encoding errors to standard error.
+func expand(lex *shell.Lex, word string, env shell.EnvGetter) (string, map[string]struct{}, error) {
+	return lex.ProcessWord(strings.ToValidUTF8(word, "\uFFFD"), env)
+}
+
+func expandMatches(lex *shell.Lex, word string, env shell.EnvGetter) (shell.ProcessWordResult, error) {
+	return lex.ProcessWordWithMatches(strings.ToValidUTF8(word, "\uFFFD"), env)
 }

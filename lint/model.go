@@ -189,7 +189,7 @@ func Parse(name string, dt []byte, lint *linter.Linter) (df *Dockerfile, err err
 				cur.end = scope
 			}
 			cur = &Stage{Index: len(df.Stages), Name: c.Name, raw: c, From: step}
-			cur.Base, _, _ = df.lex.ProcessWord(c.BaseName, global)
+			cur.Base, _, _ = expand(df.lex, c.BaseName, global)
 			for _, p := range df.Stages {
 				if p.Name != "" && strings.EqualFold(p.Name, cur.Base) {
 					cur.Parent = p

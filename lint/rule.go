@@ -11,6 +11,8 @@ package lint
 import (
 	"fmt"
 	"strings"
+
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
 )
 
 // Severity orders findings; a run fails when a finding is at or above the
@@ -130,4 +132,24 @@ type Finding struct {
 	Fixable  bool
 	BuildKit bool // from BuildKit's own checks
 	fix      *fix
+}
+
+// Location returns the finding's line range in BuildKit's form, for
+// sending it as a build warning (lines 1-based, characters 0-based).
+func (f Finding) Location() []parser.Range {
+	end := max(f.End.Line, f.Start.Line)
+	return []parser.Range{{
+		Start: parser.Position{Line: f.Start.Line, Character: max(f.Start.Column-1, 0)},
+		End:   parser.Position{Line: end},
+	}}
+}
+
+// Failed reports whether any finding is at or above level.
+func Failed(fs []Finding, level Severity) bool {
+	for _, f := range fs {
+		if f.Severity >= level {
+			return true
+		}
+	}
+	return false
 }

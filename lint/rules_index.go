@@ -15,7 +15,6 @@ var RulePackageIndexUpdateSeparated = Rule[func(update, detail string) string]{
 		Description: "A package index update runs in a different RUN than the install that needs it",
 		URL:         docURL("PackageIndexUpdateSeparated"),
 		Fixable:     true,
-		Hadolint:    []string{"DL3009"},
 		Explain: "RUN is never invalidated by outside state: a cached 'apt-get update' layer keeps the package lists of the day " +
 			"it ran, and a later install reuses them until the mirror drops the old versions and the build breaks, or installs " +
 			"stale packages. Update and install in the same RUN (or use apk add --no-cache).",

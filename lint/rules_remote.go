@@ -16,7 +16,6 @@ var RuleUnpinnedRemoteInRun = Rule[func(cmd, why string) string]{
 		Severity:    SeverityWarning,
 		Description: "A RUN fetches an unpinned remote (latest, master, HEAD, no version, no checksum), which the cache freezes silently",
 		URL:         docURL("UnpinnedRemoteInRun"),
-		Hadolint:    []string{"DL4006"},
 		Explain: "RUN is never invalidated by outside state. A download of 'latest' is cached as whatever it was on the day " +
 			"the layer was built, differs between builders with different caches, and changes without notice when the cache " +
 			"is lost. Pin a version and verify a checksum.",
