@@ -1,0 +1,154 @@
+package lint
+
+import (
+	"os"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// fired lints src (no context) and returns the rules that fired, by line.
+func fired(t *testing.T, src string, cfg *Config) map[string][]int {
+	t.Helper()
+	res, err := Lint("Dockerfile", []byte(src), Options{Config: cfg})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, src)
+	}
+	out := map[string][]int{}
+	for _, f := range res.Findings {
+		out[f.Rule] = append(out[f.Rule], f.Start.Line)
+	}
+	return out
+}
+
+func TestRuleCases(t *testing.T) {
+	tests := []struct {
+		name string
+		src  string
+		rule string
+		want []int // lines; nil means the rule must not fire
+	}{
+		{"pip after source", "FROM python:3.12\nCOPY . /app\nRUN pip install -r /app/requirements.txt\n", "SourceCopiedBeforeDependencyInstall", []int{3}},
+		{"pip after manifest", "FROM python:3.12\nCOPY requirements.txt /app/\nRUN pip install -r /app/requirements.txt\nCOPY . /app\n", "SourceCopiedBeforeDependencyInstall", nil},
+		{"manifest glob", "FROM node:22\nCOPY package*.json ./\nRUN npm ci\nCOPY . .\n", "SourceCopiedBeforeDependencyInstall", nil},
+		{"poetry no-root then root", "FROM python:3.12\nCOPY pyproject.toml poetry.lock ./\nRUN poetry install --no-root\nCOPY . .\nRUN poetry install\n", "SourceCopiedBeforeDependencyInstall", nil},
+		{"dummy rust project", "FROM rust:1\nCOPY Cargo.toml Cargo.lock ./\nRUN mkdir src && echo 'fn main(){}' > src/main.rs && cargo build --release\nCOPY . .\nRUN cargo build --release\n", "SourceCopiedBeforeDependencyInstall", nil},
+		{"cargo without dummy", "FROM rust:1\nCOPY . .\nRUN cargo build --release\n", "SourceCopiedBeforeDependencyInstall", []int{3}},
+		{"inherited install", "FROM node:22 AS deps\nCOPY package.json package-lock.json ./\nRUN npm ci\nFROM deps\nCOPY . .\nRUN npm ci\n", "SourceCopiedBeforeDependencyInstall", nil},
+		{"copy from stage is not source", "FROM node:22\nCOPY --from=builder /src /src\nRUN npm ci\n", "SourceCopiedBeforeDependencyInstall", nil},
+		{"sudo wrapper", "FROM ruby:3\nCOPY . .\nRUN sudo -E bundle install\n", "SourceCopiedBeforeDependencyInstall", []int{3}},
+		{"sh -c", "FROM php:8\nCOPY . .\nRUN sh -c 'composer install --no-dev'\n", "SourceCopiedBeforeDependencyInstall", []int{3}},
+		{"echo is not an install", "FROM node:22\nCOPY . .\nRUN echo npm ci\n", "SourceCopiedBeforeDependencyInstall", nil},
+		{"heredoc install", "FROM node:22\nCOPY . .\nRUN <<EOF\nset -e\nnpm ci\nEOF\n", "SourceCopiedBeforeDependencyInstall", []int{3}},
+		{"uv frozen without lock", "FROM python:3.12\nCOPY pyproject.toml ./\nRUN uv sync --frozen\n", "LockfileNotCopied", []int{3}},
+		{"pnpm frozen with lock", "FROM node:22\nCOPY package.json pnpm-lock.yaml ./\nRUN pnpm install --frozen-lockfile\n", "LockfileNotCopied", nil},
+		{"lock from parent stage", "FROM node:22 AS a\nCOPY package.json package-lock.json ./\nFROM a\nRUN npm ci\n", "LockfileNotCopied", nil},
+		{"volatile ENV from ARG", "FROM alpine\nARG REL=1\nENV APP_REV=$GIT_SHA\nRUN apk add curl\nRUN echo $APP_REV\n", "VolatileArgBeforeRun", nil},
+		{"volatile ENV", "FROM alpine\nARG GIT_SHA\nENV REV=$GIT_SHA\nRUN echo $REV\n", "VolatileArgBeforeRun", nil},
+		{"ENV built from volatile ARG", "FROM alpine\nARG GIT_SHA\nRUN echo $GIT_SHA\nENV REV=$GIT_SHA\nRUN apk add curl\n", "VolatileArgBeforeRun", []int{4}},
+		{"braces", "FROM alpine\nARG VERSION\nRUN echo ${VERSION}\n", "VolatileArgBeforeRun", nil},
+		{"prefix is not use", "FROM alpine\nARG VERSION\nRUN echo $VERSION_X\n", "VolatileArgBeforeRun", []int{2}},
+		{"apt in heredoc together", "FROM debian\nRUN <<EOF\napt-get update\napt-get install -y curl\nEOF\n", "PackageIndexUpdateSeparated", nil},
+		{"apt from parent stage", "FROM debian AS base\nRUN apt-get update && apt-get install -y curl\nFROM base\nRUN apt-get install -y git\n", "PackageIndexUpdateSeparated", []int{4}},
+		{"dnf makecache", "FROM fedora\nRUN dnf makecache\nRUN dnf install -y git\n", "PackageIndexUpdateSeparated", []int{2, 3}},
+		{"curl pipe with sudo", "FROM debian\nRUN curl -fsSL https://get.example.com | sudo bash -\n", "UnpinnedRemoteInRun", []int{2}},
+		{"versioned download", "FROM debian\nRUN curl -fsSLO https://example.com/v1.2.3/tool.tgz\n", "UnpinnedRemoteInRun", nil},
+		{"add git tag", "FROM alpine\nADD git@github.com:example/repo.git#v1.0.0 /src\n", "AddUrlWithoutChecksum", []int{2}},
+		{"add local file", "FROM alpine\nADD app.tar.gz /app/\n", "AddUrlWithoutChecksum", nil},
+		{"build date in subst", "FROM alpine\nRUN echo \"$(date +%s)\" > /ts\n", "NonDeterministicRun", []int{2}},
+		{"date to stdout only", "FROM alpine\nRUN date && make\n", "NonDeterministicRun", nil},
+		{"volume gradle", "FROM gradle:8\nVOLUME /home/gradle/.gradle\n", "VolumeUsedAsBuildCache", []int{2}},
+		{"stable after volatile arg", "FROM debian\nARG CI_PIPELINE_ID\nRUN apt-get update && apt-get install -y curl\n", "StableStepAfterVolatileStep", []int{3}},
+		{"stable first", "FROM debian\nRUN apt-get update && apt-get install -y curl\nCOPY . /app\n", "StableStepAfterVolatileStep", nil},
+		{"cache mount missing after manifest copy only", "FROM golang:1.26\nCOPY go.mod go.sum ./\nRUN go build ./...\n", "CacheMountMissing", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := fired(t, tt.src, nil)[tt.rule]
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("%s fired on lines %v, want %v\n%s", tt.rule, got, tt.want, tt.src)
+			}
+		})
+	}
+}
+
+func TestConfig(t *testing.T) {
+	cfg, err := ParseConfig("c", []byte("failLevel: info\nvolatileArgs: [DEPLOY_*]\nrules:\n  NonDeterministicRun: error\n  UnpinnedRemoteInRun: off\nbuildkitChecks: false\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := "FROM alpine\nARG DEPLOY_ID\nRUN date > /d\nRUN curl https://x.example/latest | sh\nCMD echo hi\n"
+	res, err := Lint("Dockerfile", []byte(src), Options{Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rules []string
+	for _, f := range res.Findings {
+		rules = append(rules, f.Rule+"/"+f.Severity.String())
+	}
+	want := []string{"VolatileArgBeforeRun/warning", "NonDeterministicRun/error"}
+	if !slices.Equal(rules, want) {
+		t.Errorf("got %v, want %v", rules, want)
+	}
+	if cfg.FailLevel != SeverityInfo {
+		t.Errorf("failLevel = %v", cfg.FailLevel)
+	}
+	for _, bad := range []string{"rules: {Nope: off}\n", "rules: {CacheMountMissing: loud}\n", "failLevel: extreme\n", "unknown: 1\n", "volatileArgs: ['[']\n"} {
+		if _, err := ParseConfig("c", []byte(bad)); err == nil {
+			t.Errorf("config %q: want error", bad)
+		}
+	}
+	if _, err := ParseConfig("c", nil); err != nil {
+		t.Errorf("empty config: %v", err)
+	}
+}
+
+func TestFindConfig(t *testing.T) {
+	root := t.TempDir()
+	nested := root + "/a/b"
+	if err := mkdirWrite(nested, root+"/"+ConfigName); err != nil {
+		t.Fatal(err)
+	}
+	if got := FindConfig(nested); got != root+"/"+ConfigName {
+		t.Errorf("FindConfig = %q", got)
+	}
+}
+
+func TestShellCommands(t *testing.T) {
+	sc := ParseScript("set -e; sudo -E apt-get install -y curl | tee log && echo $(git rev-parse HEAD) > /v\nif true; then env A=1 npm ci; fi", 10)
+	var names []string
+	for _, c := range sc.Commands {
+		names = append(names, c.Name())
+	}
+	for _, want := range []string{"set", "apt-get", "tee", "echo", "git", "npm"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("command %s not found in %v", want, names)
+		}
+	}
+	for _, c := range sc.Commands {
+		switch c.Name() {
+		case "apt-get":
+			if c.PipedTo != "tee" || c.Line != 10 {
+				t.Errorf("apt-get: %+v", c)
+			}
+		case "git":
+			if !c.InSubst {
+				t.Errorf("git should be inside a substitution")
+			}
+		case "npm":
+			if c.Line != 11 || strings.Join(c.Args, " ") != "npm ci" {
+				t.Errorf("npm: %+v", c)
+			}
+		}
+	}
+	if bad := ParseScript("echo 'unterminated", 1); bad.Err == nil || len(bad.Commands) == 0 {
+		t.Errorf("a body that is not shell should still give rough commands: %+v", bad)
+	}
+}
+
+func mkdirWrite(dir, file string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(file, []byte("failLevel: error\n"), 0o644)
+}
