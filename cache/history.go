@@ -118,7 +118,9 @@ func isContext(text string) bool {
 //	anything else                            -> RAW <text>
 func NormalizeCreatedBy(createdBy string) (text, sources string) {
 	s := clean(createdBy)
-	s = strings.TrimSuffix(s, " # buildkit")
+	if t, ok := strings.CutSuffix(s, " # buildkit"); ok {
+		s = strings.TrimSpace(t)
+	}
 	if rest, ok := strings.CutPrefix(s, "/bin/sh -c #(nop) "); ok {
 		return legacyNop(strings.TrimSpace(rest))
 	}

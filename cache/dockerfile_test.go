@@ -1,0 +1,145 @@
+package cache
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// staticResolver answers every base image with one config.
+type staticResolver struct {
+	digest string
+	config []byte
+}
+
+func (r staticResolver) ResolveBase(_ context.Context, ref string, _ v1.Platform) (string, []byte, error) {
+	if r.config == nil {
+		return "", nil, errors.New("not found")
+	}
+	return r.digest, r.config, nil
+}
+
+func busyboxResolver(t testing.TB) staticResolver {
+	t.Helper()
+	cfg, err := os.ReadFile("testdata/history/busybox.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return staticResolver{digest: "sha256:" + strings.Repeat("b", 64), config: cfg}
+}
+
+// TestStagesMatchCapturedConfigs checks the Dockerfile side against image
+// configs BuildKit v0.33.1 wrote for the same Dockerfiles (captured by
+// integration.TestCacheHistoryMatchesBuildKit).
+func TestStagesMatchCapturedConfigs(t *testing.T) {
+	cases, _ := filepath.Glob("testdata/history/*/Dockerfile")
+	if len(cases) == 0 {
+		t.Fatal("no cases")
+	}
+	for _, df := range cases {
+		dir := filepath.Dir(df)
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			raw, err := os.ReadFile(filepath.Join(dir, "config.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cf, err := v1.ParseConfigFile(bytes.NewReader(raw))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := NormalizeHistory(cf.History, len(cf.RootFS.DiffIDs))
+			if err != nil {
+				t.Fatal(err)
+			}
+			args := map[string]string{"BASE": "localhost:5000/busybox:latest"}
+			dt, _ := os.ReadFile(filepath.Join(dir, "build-args"))
+			for _, kv := range strings.Fields(string(dt)) {
+				k, v, _ := strings.Cut(kv, "=")
+				args[k] = v
+			}
+			stages, err := DockerfileStages(context.Background(), StagesOptions{ContextDir: dir, BuildArgs: args, Resolver: busyboxResolver(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := stages[len(stages)-1]
+			if got.BaseSteps != 1 || len(got.BaseDiffIDs) != 1 || got.Skipped != "" {
+				t.Fatalf("base: %d steps, %d layers, skipped %q", got.BaseSteps, len(got.BaseDiffIDs), got.Skipped)
+			}
+			if len(got.Steps) != len(want) {
+				t.Fatalf("%d steps, want %d", len(got.Steps), len(want))
+			}
+			for i := range want {
+				if got.Steps[i].Token != want[i].Token {
+					t.Errorf("step %d: %q, image has %q", i, got.Steps[i].Token, want[i].Token)
+				}
+			}
+			for i, s := range got.OwnSteps() {
+				fromContext := (strings.HasPrefix(s.Text, "COPY ") || strings.HasPrefix(s.Text, "ADD ")) && s.Text != "COPY /deps /deps"
+				if fromContext != (s.Sources != "") {
+					t.Errorf("own step %d %q: sources %q", i, s.Text, s.Sources)
+				}
+				if got.Lines[i] == 0 {
+					t.Errorf("own step %d %q has no line", i, s.Text)
+				}
+			}
+		})
+	}
+}
+
+func TestStagesReachabilityAndTarget(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "Dockerfile", `FROM scratch AS unused
+COPY a /a
+FROM localhost:5000/busybox AS deps
+RUN echo deps
+FROM deps AS build
+COPY a /a
+RUN echo build
+FROM localhost:5000/busybox
+COPY --from=build /a /a
+`)
+	write(t, dir, "a", "1")
+	stages, err := DockerfileStages(context.Background(), StagesOptions{ContextDir: dir, Resolver: busyboxResolver(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range stages {
+		names = append(names, s.Name)
+	}
+	if strings.Join(names, ",") != "deps,build,3" {
+		t.Fatalf("stages %v", names)
+	}
+	build := stages[1]
+	if build.BaseStage != 1 || build.BaseSteps != 2 || len(build.OwnSteps()) != 2 || build.BaseDigest == "" {
+		t.Errorf("build stage: %+v", build)
+	}
+	stages, err = DockerfileStages(context.Background(), StagesOptions{ContextDir: dir, Target: "unused"})
+	if err != nil || len(stages) != 1 || stages[0].Base != "scratch" || len(stages[0].Steps) != 1 {
+		t.Fatalf("target unused: %+v %v", stages, err)
+	}
+	if _, err := DockerfileStages(context.Background(), StagesOptions{ContextDir: dir, Target: "nope"}); err == nil {
+		t.Error("unknown target accepted")
+	}
+	stages, err = DockerfileStages(context.Background(), StagesOptions{ContextDir: dir, Resolver: staticResolver{}})
+	if err != nil || stages[0].Skipped == "" {
+		t.Errorf("unresolvable base: %+v %v", stages, err)
+	}
+}
+
+func write(t testing.TB, dir, name, content string) {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
