@@ -231,6 +231,14 @@ func classify(ctx context.Context, err error, push bool) error {
 	}
 	msg := err.Error()
 	lower := strings.ToLower(msg)
+	if errors.Is(err, errs.ErrRegistry) {
+		return errs.WithHint(err, registryHint(lower))
+	}
+	for _, kind := range []error{errs.ErrUsage, errs.ErrInput, errs.ErrBuilder, errs.ErrInterrupted} {
+		if errors.Is(err, kind) {
+			return err
+		}
+	}
 	switch {
 	case strings.Contains(lower, "connection refused") && strings.Contains(lower, "buildkit"),
 		strings.Contains(lower, "error reading from server: eof"),
@@ -240,19 +248,33 @@ func classify(ctx context.Context, err error, push bool) error {
 	case push && strings.Contains(lower, "failed to push"),
 		strings.Contains(lower, "unauthorized"), strings.Contains(lower, "authorization failed"),
 		strings.Contains(lower, "insufficient_scope"), strings.Contains(lower, "denied"):
+		// BuildKit's own push (and pulls of base images) report registry
+		// errors as text.
 		return errs.WithHint(fmt.Errorf("%w: %s", errs.ErrRegistry, firstLine(msg)), registryHint(lower))
 	}
 	return fmt.Errorf("%w: %s", errs.ErrBuildFailed, firstLine(msg))
 }
 
+// registryHint picks the advice for a registry error from its words (not
+// its numbers: digests in the message could contain any).
 func registryHint(lower string) string {
+	has := func(words ...string) bool {
+		for _, w := range words {
+			if strings.Contains(lower, w) {
+				return true
+			}
+		}
+		return false
+	}
 	switch {
-	case strings.Contains(lower, "401"), strings.Contains(lower, "unauthorized"), strings.Contains(lower, "authorization"):
+	case has("unauthorized", "authentication required", "authorization failed"):
 		return "log in with 'docker login REGISTRY' (strata reads the docker config and its credential helpers)"
-	case strings.Contains(lower, "403"), strings.Contains(lower, "denied"), strings.Contains(lower, "insufficient_scope"):
+	case has("forbidden", "denied", "insufficient_scope"):
 		return "the credentials may not push to this repository; check the image name and the account's rights"
-	case strings.Contains(lower, "connection refused"), strings.Contains(lower, "no such host"), strings.Contains(lower, "i/o timeout"):
+	case has("connection refused", "no such host", "i/o timeout", "network is unreachable"):
 		return "check the registry address in --tag and that the registry is running and reachable from the builder"
+	case has("unavailable", "too many requests", "toomanyrequests", "internal server error", "bad gateway", "gateway timeout", "connection reset"):
+		return "the registry kept failing after retries; try again later or check the registry's health"
 	default:
 		return "check the image name and the registry's state"
 	}

@@ -95,7 +95,7 @@ func New(repo name.Repository, store content.Provider, opts ...Option) (*Pusher,
 	rp, err := remote.NewPusher(
 		remote.WithAuthFromKeychain(authn.DefaultKeychain),
 		remote.WithTransport(&countingTransport{next: remote.DefaultTransport, n: &p.sent}),
-		remote.WithRetryBackoff(remote.Backoff{Duration: 500 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: 5}),
+		remote.WithRetryBackoff(remote.Backoff{Duration: 250 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: 4}),
 		remote.WithRetryStatusCodes(http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusInternalServerError,
 			http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout),
 	)

@@ -1,0 +1,83 @@
+package integration
+
+import (
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/strata-build/strata/errs"
+	"github.com/strata-build/strata/integration/testenv"
+)
+
+// Transient registry errors are retried per blob: the failed blob is sent
+// again, every blob ends up uploaded exactly once, and the image verifies.
+func TestPushRetriesTransientErrors(t *testing.T) {
+	faults := []*testenv.Fault{
+		{Method: http.MethodHead, PathContains: "/blobs/", Count: 1, Status: http.StatusTooManyRequests, RetryAfter: time.Second},
+		{Method: http.MethodPatch, PathContains: "/blobs/uploads/", Count: 1, Status: http.StatusServiceUnavailable},
+		{Method: http.MethodPatch, PathContains: "/blobs/uploads/", Count: 1, Reset: true},
+		{Method: http.MethodPut, PathContains: "/manifests/", Count: 1, Status: http.StatusInternalServerError},
+	}
+	proxy, err := testenv.StartProxy(env.Registry.Host, testenv.WithFaults(faults...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"Dockerfile": fmt.Sprintf(heavyDockerfile, env.Busybox)})
+	ref := proxy.Host + "/retry/app:v1"
+	meta := filepath.Join(t.TempDir(), "m.json")
+	code, _, stderr := strata(t, "build", "--builder", env.Builder.Addr(), "--progress", "plain", "-t", ref, "--push", "--metadata-file", meta, dir)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, tail(stderr, 30))
+	}
+	verifyImage(t, ref, metadataString(t, readMetadata(t, meta), "containerimage.digest"))
+	for _, f := range faults {
+		if f.Hits() != f.Count {
+			t.Errorf("fault %s %s hit %d times, want %d", f.Method, f.PathContains, f.Hits(), f.Count)
+		}
+	}
+	if n := proxy.MaxUploadsPerBlob(); n != 1 {
+		t.Errorf("a blob was uploaded completely %d times, want once", n)
+	}
+}
+
+// A registry that keeps failing fails the build with exit code 4, naming
+// the blob, within a bounded time, and no tag is created.
+func TestPushFailsWhenRegistryKeepsFailing(t *testing.T) {
+	proxy, err := testenv.StartProxy(env.Registry.Host, testenv.WithFaults(
+		&testenv.Fault{Method: http.MethodPatch, PathContains: "/blobs/uploads/", Count: 1 << 30, Status: http.StatusServiceUnavailable},
+		&testenv.Fault{Method: http.MethodPut, PathContains: "/blobs/uploads/", Count: 1 << 30, Status: http.StatusServiceUnavailable},
+	))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"Dockerfile": fmt.Sprintf("FROM %s\nRUN echo failing > /x\n", env.Busybox)})
+	ref := proxy.Host + "/failing/app:v1"
+	code, _, stderr := strata(t, "build", "--builder", env.Builder.Addr(), "--progress", "plain", "-t", ref, "--push", dir)
+	if code != errs.ExitRegistry {
+		t.Fatalf("exit %d, want %d\n%s", code, errs.ExitRegistry, tail(stderr, 20))
+	}
+	last := lastLine(stderr)
+	if !strings.Contains(last, "blob sha256:") || !strings.Contains(last, "503") {
+		t.Errorf("error line %q does not name the failed blob and the status", last)
+	}
+	r, _ := name.ParseReference(env.Registry.Host+"/failing/app:v1", name.Insecure)
+	if _, err := remote.Head(r); err == nil {
+		t.Fatal("the tag exists although the push failed")
+	}
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	return s[strings.LastIndex(s, "\n")+1:]
+}
