@@ -34,6 +34,10 @@ func BuildKitRules() []*RuleInfo {
 		{linter.RuleRedundantTargetPlatform.Name, linter.RuleRedundantTargetPlatform.Description, linter.RuleRedundantTargetPlatform.URL},
 		{linter.RuleSecretsUsedInArgOrEnv.Name, linter.RuleSecretsUsedInArgOrEnv.Description, linter.RuleSecretsUsedInArgOrEnv.URL},
 		{linter.RuleCopyIgnoredFile.Name, linter.RuleCopyIgnoredFile.Description, linter.RuleCopyIgnoredFile.URL},
+		{linter.RuleExposeProtoCasing.Name, linter.RuleExposeProtoCasing.Description, linter.RuleExposeProtoCasing.URL},
+		{linter.RuleExposeInvalidFormat.Name, linter.RuleExposeInvalidFormat.Description, linter.RuleExposeInvalidFormat.URL},
+		{linter.RuleFromPlatformFlagConstDisallowed.Name, linter.RuleFromPlatformFlagConstDisallowed.Description, linter.RuleFromPlatformFlagConstDisallowed.URL},
+		{linter.RuleInvalidDefaultArgInFrom.Name, linter.RuleInvalidDefaultArgInFrom.Description, linter.RuleInvalidDefaultArgInFrom.URL},
 		{linter.RuleInvalidDefinitionDescription.Name, linter.RuleInvalidDefinitionDescription.Description, linter.RuleInvalidDefinitionDescription.URL},
 	}
 	out := make([]*RuleInfo, len(list))
@@ -100,6 +104,8 @@ func (b *buildKitChecks) run(p *pass) {
 			names[st.Name] = true
 		}
 		b.fromArgs(df, st)
+		b.platformConst(df, st, df.global, loc)
+		b.defaultArgInFrom(df, st, df.global, loc)
 		b.stage(p, st)
 	}
 	p.findings = append(p.findings, b.warnings...)
@@ -239,6 +245,8 @@ func (b *buildKitChecks) stage(p *pass, st *Stage) {
 			}
 		case *instructions.AddCommand:
 			b.copyIgnored(p, "Add", s, loc)
+		case *instructions.ExposeCommand:
+			b.expose(p.df, s, c)
 		}
 	}
 }

@@ -29,6 +29,7 @@ type Dockerfile struct {
 	Stages   []*Stage
 	lex      *shell.Lex
 	sh       *syntax.Parser
+	global   *Scope // the ARGs before the first FROM
 }
 
 // Stage is one FROM and its steps.
@@ -175,6 +176,7 @@ func Parse(name string, dt []byte, lint *linter.Linter) (df *Dockerfile, err err
 	df = &Dockerfile{Name: name, Source: dt, AST: res.AST, Warnings: res.Warnings, lex: shell.NewLex(res.EscapeToken), sh: newShellParser()}
 	df.Lines = strings.Split(strings.ReplaceAll(string(dt), "\r\n", "\n"), "\n")
 	global := newScope(nil)
+	df.global = global
 	var cur *Stage
 	var scope *Scope
 	for _, n := range res.AST.Children {
