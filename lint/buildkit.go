@@ -265,10 +265,10 @@ func (b *buildKitChecks) secretKey(instruction, key string, loc []parser.Range) 
 // copyIgnored is BuildKit's CopyIgnoredFile: a source the ignore file
 // excludes. Like BuildKit it says nothing when the ignore file has "!" lines.
 func (b *buildKitChecks) copyIgnored(p *pass, cmd string, s *Step, loc []parser.Range) {
-	if p.ctx == nil || len(p.ctx.Patterns()) == 0 {
+	if len(p.ignore) == 0 {
 		return
 	}
-	m, err := patternmatcher.New(p.ctx.Patterns())
+	m, err := patternmatcher.New(p.ignore)
 	if err != nil || m.Exclusions() {
 		return
 	}

@@ -24,6 +24,10 @@ type Options struct {
 	DockerfilePath string
 	// Config holds rule settings; nil means the defaults.
 	Config *Config
+	// IgnorePatterns are .dockerignore patterns to use when no context is
+	// given (a frontend has the ignore file but not the files): BuildKit's
+	// CopyIgnoredFile check then runs as BuildKit runs it.
+	IgnorePatterns []string
 }
 
 // Result is what linting one Dockerfile found.
@@ -70,7 +74,10 @@ func Lint(name string, dt []byte, opts Options) (res *Result, err error) {
 			return nil, err
 		}
 	}
-	p := &pass{df: df, ctx: bctx, cfg: cfg}
+	p := &pass{df: df, ctx: bctx, cfg: cfg, ignore: opts.IgnorePatterns}
+	if bctx != nil {
+		p.ignore = bctx.Patterns()
+	}
 	if bctx != nil {
 		if _, err := bctx.Entries(); err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
@@ -120,6 +127,7 @@ type pass struct {
 	cfg      *Config
 	findings []Finding
 	copies   map[*Step]*copySet
+	ignore   []string // exclude patterns of the ignore file
 }
 
 func (p *pass) report(r *RuleInfo, s *Step, msg string, fx *fix) {
@@ -135,4 +143,22 @@ func Max(fs []Finding) Severity {
 		m = max(m, f.Severity)
 	}
 	return m
+}
+
+// ParseErrorRule names the pseudo-rule under which ErrorResult reports a
+// Dockerfile that does not parse.
+const ParseErrorRule = "ParseError"
+
+// ErrorResult turns a lint error into a result with one error finding, so
+// machine-readable outputs carry files that could not be linted.
+func ErrorResult(file string, err error) *Result {
+	f := Finding{Rule: ParseErrorRule, Severity: SeverityError, File: file, Start: Position{Line: 1, Column: 1}, End: Position{Line: 1}, Message: err.Error()}
+	var pe *ParseError
+	if errors.As(err, &pe) {
+		f.Message = printable(pe.Err.Error())
+		if pe.Line > 0 {
+			f.Start.Line, f.End.Line = pe.Line, pe.Line
+		}
+	}
+	return &Result{File: file, Findings: []Finding{f}}
 }

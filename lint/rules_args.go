@@ -134,6 +134,9 @@ func checkVolatileArgs(p *pass) {
 					runs = append(runs, s.Start)
 				}
 			}
+			if first == nil {
+				runs = append(runs, p.inheritedRuns(st, name)...)
+			}
 			if len(runs) == 0 {
 				continue
 			}
@@ -209,4 +212,29 @@ func checkStableAfterVolatile(p *pass) {
 			}
 		}
 	}
+}
+
+// inheritedRuns returns the RUN lines of stages built FROM st (directly or
+// not) that see variable name, inherited, before they use it.
+func (p *pass) inheritedRuns(st *Stage, name string) []int {
+	var runs []int
+	for _, child := range p.df.Stages {
+		if child.Parent != st {
+			continue
+		}
+		used := false
+		for _, s := range child.Steps {
+			if uses(s, name) {
+				used = true
+				break
+			}
+			if _, ok := s.Cmd.(*instructions.RunCommand); ok {
+				runs = append(runs, s.Start)
+			}
+		}
+		if !used {
+			runs = append(runs, p.inheritedRuns(child, name)...)
+		}
+	}
+	return runs
 }

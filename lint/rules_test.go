@@ -48,6 +48,7 @@ func TestRuleCases(t *testing.T) {
 		{"ENV built from volatile ARG", "FROM alpine\nARG GIT_SHA\nRUN echo $GIT_SHA\nENV REV=$GIT_SHA\nRUN apk add curl\n", "VolatileArgBeforeRun", []int{4}},
 		{"braces", "FROM alpine\nARG VERSION\nRUN echo ${VERSION}\n", "VolatileArgBeforeRun", nil},
 		{"prefix is not use", "FROM alpine\nARG VERSION\nRUN echo $VERSION_X\n", "VolatileArgBeforeRun", []int{2}},
+		{"volatile ARG inherited by a child stage", "FROM alpine AS base\nARG GIT_SHA\nFROM base\nRUN apk add curl\nRUN echo $GIT_SHA\n", "VolatileArgBeforeRun", []int{2}},
 		{"apt in heredoc together", "FROM debian\nRUN <<EOF\napt-get update\napt-get install -y curl\nEOF\n", "PackageIndexUpdateSeparated", nil},
 		{"apt from parent stage", "FROM debian AS base\nRUN apt-get update && apt-get install -y curl\nFROM base\nRUN apt-get install -y git\n", "PackageIndexUpdateSeparated", []int{4}},
 		{"dnf makecache", "FROM fedora\nRUN dnf makecache\nRUN dnf install -y git\n", "PackageIndexUpdateSeparated", []int{2, 3}},
@@ -151,4 +152,14 @@ func mkdirWrite(dir, file string) error {
 		return err
 	}
 	return os.WriteFile(file, []byte("failLevel: error\n"), 0o644)
+}
+
+func TestIgnorePatternsWithoutContext(t *testing.T) {
+	res, err := Lint("Dockerfile", []byte("FROM alpine\nCOPY secrets/ /s\nCOPY app /app\n"), Options{IgnorePatterns: []string{"secrets"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Findings) != 1 || res.Findings[0].Rule != "CopyIgnoredFile" || res.Findings[0].Start.Line != 2 {
+		t.Errorf("findings: %+v", res.Findings)
+	}
 }

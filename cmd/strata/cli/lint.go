@@ -77,6 +77,9 @@ func runLint(s Streams, o *lintOptions, args []string) error {
 		if err != nil {
 			failed++
 			fmt.Fprintf(s.Err, "%s\n", err)
+			if o.format != "text" {
+				results = append(results, lint.ErrorResult(file, err))
+			}
 			continue
 		}
 		results = append(results, res)

@@ -98,6 +98,13 @@ func TestLintStdinJSON(t *testing.T) {
 	}
 }
 
+func TestLintParseErrorInJSON(t *testing.T) {
+	code, out, errOut := runStrata(t, "FROM alpine\nFOO bar\n", "lint", "--format", "json", "-")
+	if code != 2 || !strings.Contains(out, `"rule": "ParseError"`) || !strings.Contains(out, `"line": 2`) || !strings.Contains(errOut, "-:2:") {
+		t.Errorf("exit %d\n%s\n%s", code, out, errOut)
+	}
+}
+
 func TestLintFixAndDiff(t *testing.T) {
 	dir := writeFiles(t, map[string]string{
 		"Dockerfile":        npmProject,
