@@ -150,16 +150,17 @@ func copyFlags(s *Step) string {
 }
 
 func manifestCopy(src *Step, files []string) string {
-	dest := src.Dest
-	if len(files) > 1 || dest == "." {
-		dest = strings.TrimSuffix(dest, "/") + "/"
-	}
+	// The source COPY made dest a directory; a single file copied to a
+	// path without a trailing slash would become a file of that name.
+	dest := strings.TrimSuffix(src.Dest, "/") + "/"
 	return fmt.Sprintf("COPY %s%s %s", copyFlags(src), strings.Join(files, " "), dest)
 }
 
-// fixInstallOrder moves the install before the source COPY, behind a COPY of
-// its manifests. Offered only when the context is known, the copy is the
-// context root, and nothing between the two steps changes the install.
+// fixInstallOrder puts a COPY of the manifests and the install before the
+// source COPY. Offered only when the context is known, the copy is the
+// context root, and the steps in between cannot change the outcome: either
+// the install moves up past other COPYs, or the source COPY moves down past
+// metadata steps (WORKDIR, ENV, ...) that it does not depend on.
 func (p *pass) fixInstallOrder(src *copySet, run *Step, e *ecosystem) *fix {
 	if !src.exact || len(src.sources) != 1 || src.sources[0] != "." || run.Stage != src.step.Stage {
 		return nil
@@ -169,21 +170,38 @@ func (p *pass) fixInstallOrder(src *copySet, run *Step, e *ecosystem) *fix {
 			return nil
 		}
 	}
-	for _, mid := range run.Stage.Steps[src.step.Index+1 : run.Index] {
-		switch mid.Cmd.(type) {
-		case *instructions.CopyCommand, *instructions.AddCommand:
-		default:
-			return nil
-		}
-	}
 	files := topManifests(src, e)
 	if len(files) == 0 {
 		return nil
 	}
-	return &fix{edits: []edit{
-		{at: src.step.Start, text: []string{manifestCopy(src.step, files)}},
-		p.df.moveBefore(run, src.step.Start),
-	}}
+	between := run.Stage.Steps[src.step.Index+1 : run.Index]
+	onlyCopies, onlyMeta, workdir := true, true, false
+	for _, mid := range between {
+		switch mid.Cmd.(type) {
+		case *instructions.CopyCommand, *instructions.AddCommand:
+			onlyMeta = false
+		case *instructions.WorkdirCommand:
+			onlyCopies, workdir = false, true
+		case *instructions.EnvCommand, *instructions.ArgCommand, *instructions.LabelCommand, *instructions.ExposeCommand, *instructions.UserCommand:
+			onlyCopies = false
+		default:
+			return nil
+		}
+	}
+	manifests := manifestCopy(src.step, files)
+	switch {
+	case onlyCopies:
+		return &fix{edits: []edit{
+			{at: src.step.Start, text: []string{manifests}},
+			p.df.moveBefore(run, src.step.Start),
+		}}
+	case onlyMeta && !strings.Contains(src.step.Node.Original, "$") && (!workdir || strings.HasPrefix(src.step.Dest, "/")):
+		return &fix{edits: []edit{
+			{at: run.Start, text: []string{manifests}},
+			p.df.moveBefore(src.step, run.End+1),
+		}}
+	}
+	return nil
 }
 
 // fixGoModDownload adds a go.mod COPY and go mod download before the source COPY.

@@ -124,12 +124,42 @@ func TestGolden(t *testing.T) {
 				fixed = string(fx.Dockerfile)
 			}
 			golden(t, filepath.Join(dir, "fixed.Dockerfile"), fixed)
+			if fixed != "" {
+				checkFixConverges(t, ctx, fx)
+			}
 			golden(t, filepath.Join(dir, "fixed.dockerignore"), strings.Join(fx.IgnoreAppend, "\n"))
 		})
 	}
 	for name := range names {
 		if !covered[name]["positive"] || !covered[name]["negative"] {
 			t.Errorf("rule %s lacks a positive or negative golden case", name)
+		}
+	}
+}
+
+// checkFixConverges lints the fixed Dockerfile (with the ignore entries
+// appended) and checks that no applied fix is offered again.
+func checkFixConverges(t *testing.T, ctx string, fx *Fixed) {
+	t.Helper()
+	if len(fx.IgnoreAppend) > 0 {
+		f, err := os.OpenFile(filepath.Join(ctx, ".dockerignore"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteString("\n" + strings.Join(fx.IgnoreAppend, "\n") + "\n")
+		f.Close()
+	}
+	res, err := Lint("Dockerfile", fx.Dockerfile, Options{ContextDir: ctx})
+	if err != nil {
+		t.Fatalf("fixed Dockerfile: %v", err)
+	}
+	applied := map[string]bool{}
+	for _, f := range fx.Applied {
+		applied[f.Rule] = true
+	}
+	for _, f := range res.Findings {
+		if applied[f.Rule] && f.Fixable {
+			t.Errorf("after the fix, %s still offers a fix: %s", f.Rule, f.Message)
 		}
 	}
 }
