@@ -17,7 +17,7 @@ import (
 //
 //	"STRATAIX" u16(version)
 //	uvarint(nstrings) { uvarint(len) bytes }
-//	uvarint(nimages) { ref digest platform flags pushed indexed
+//	uvarint(nimages) { ref digest platform tagDigest flags pushed indexed
 //	                   uvarint(nlayers) { digest diffID uvarint(size) }
 //	                   uvarint(nsteps)  { token sources } }
 //	u32(crc32c)
@@ -59,6 +59,7 @@ func (x *Index) Encode(w io.Writer) error {
 		body = binary.AppendUvarint(body, id(m.Ref))
 		body = binary.AppendUvarint(body, id(m.Digest))
 		body = binary.AppendUvarint(body, id(m.Platform))
+		body = binary.AppendUvarint(body, id(m.TagDigest))
 		var flags byte
 		if m.InlineCache {
 			flags |= flagInline
@@ -146,7 +147,7 @@ func Decode(data []byte) (*Index, error) {
 	images := make([]Image, nimg)
 	for i := 0; i < nimg && d.err == nil; i++ {
 		m := &images[i]
-		m.Ref, m.Digest, m.Platform = str(), str(), str()
+		m.Ref, m.Digest, m.Platform, m.TagDigest = str(), str(), str(), str()
 		flags := d.byte()
 		m.InlineCache, m.Deleted = flags&flagInline != 0, flags&flagDeleted != 0
 		m.Pushed, m.Indexed = fromUnixNano(d.varint()), fromUnixNano(d.varint())

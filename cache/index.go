@@ -18,9 +18,10 @@ type Layer struct {
 
 // Image is one image (one platform of a tag) in the index.
 type Image struct {
-	Ref         string    `json:"ref"`      // registry/repo:tag
-	Digest      string    `json:"digest"`   // manifest digest of this platform's image
-	Platform    string    `json:"platform"` // os/arch[/variant]
+	Ref         string    `json:"ref"`                 // registry/repo:tag
+	Digest      string    `json:"digest"`              // manifest digest of this platform's image
+	TagDigest   string    `json:"tagDigest,omitempty"` // what the tag pointed to: the image index of a multi-platform tag
+	Platform    string    `json:"platform"`            // os/arch[/variant]
 	Layers      []Layer   `json:"layers,omitempty"`
 	Steps       []Step    `json:"steps,omitempty"`       // one per layer
 	InlineCache bool      `json:"inlineCache,omitempty"` // the config carries BuildKit's inline cache metadata

@@ -1,0 +1,287 @@
+package cache
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// PlanOptions describe one build to plan, with the meaning strata build
+// gives its flags.
+type PlanOptions struct {
+	ContextDir string            // the build context
+	Dockerfile string            // default <ContextDir>/Dockerfile
+	BuildArgs  map[string]string // --build-arg
+	Target     string            // --target
+	Platforms  []string          // --platform; default the host's linux platform
+	Index      *Index            // the images to choose from
+	// Resolver resolves FROM images; default a RegistryResolver with Options.
+	Resolver BaseResolver
+	// Candidates is how many candidates to keep per stage (default 5).
+	Candidates int
+	// Options configure registry access for the default resolver.
+	Options []Option
+}
+
+// Plan is the ranked cache candidates of each stage of one build.
+type Plan struct {
+	Dockerfile string      `json:"dockerfile"`
+	Target     string      `json:"target,omitempty"`
+	Stages     []StagePlan `json:"stages"`
+}
+
+// StagePlan is one stage on one platform.
+type StagePlan struct {
+	Stage      string      `json:"stage"`
+	Platform   string      `json:"platform"`
+	Base       string      `json:"base"`
+	BaseDigest string      `json:"baseDigest,omitempty"`
+	Steps      []string    `json:"steps"` // the stage's own steps, as BuildKit writes them
+	Lines      []int       `json:"lines"`
+	Skipped    string      `json:"skipped,omitempty"`
+	Candidates []Candidate `json:"candidates"`
+}
+
+// Step match kinds, per own step of a stage.
+const (
+	MatchExact   = "exact"   // same text, and for COPY/ADD the same sources digest
+	MatchText    = "text"    // same text; the content of COPY/ADD sources is not known to match
+	MatchChanged = "changed" // same text, but the recorded sources digest differs: BuildKit rebuilds it
+)
+
+// Candidate is an indexed image that shares leading steps with a stage.
+type Candidate struct {
+	Ref         string    `json:"ref"`
+	Digest      string    `json:"digest"`
+	CacheRef    string    `json:"cacheRef"` // what BuildKit imports: repository@digest
+	InlineCache bool      `json:"inlineCache"`
+	Pushed      time.Time `json:"pushed"`
+	// Matched is how many of the stage's own steps the image has, by text (N of M).
+	Matched int `json:"matched"`
+	// Exact is how many leading own steps match exactly.
+	Exact int `json:"exact"`
+	// Match says how each matched step matched (MatchExact, MatchText, MatchChanged).
+	Match []string `json:"match"`
+	// BytesReusable is the size of the image's layers for the exact leading steps.
+	BytesReusable int64 `json:"bytesReusable"`
+	// BytesLikely adds the leading steps matched by text only (BuildKit
+	// decides whether their cache hits), up to the first changed step.
+	BytesLikely int64 `json:"bytesLikely"`
+	// BytesToBuild is the size of the image's layers for the matched steps
+	// that will run again; steps with no match have no known size.
+	BytesToBuild int64 `json:"bytesToBuild"`
+}
+
+// Plan plans the build described by opt against opt.Index.
+func (p *Planner) Plan(ctx context.Context, opt PlanOptions) (*Plan, error) {
+	if opt.Index == nil {
+		opt.Index = NewIndex()
+	}
+	if opt.Resolver == nil {
+		opt.Resolver = NewRegistryResolver(opt.Options...)
+	}
+	if opt.Candidates <= 0 {
+		opt.Candidates = 5
+	}
+	plats := opt.Platforms
+	if len(plats) == 0 {
+		plats = []string{""}
+	}
+	plan := &Plan{Dockerfile: opt.Dockerfile, Target: opt.Target}
+	for _, pl := range plats {
+		stages, err := DockerfileStages(ctx, StagesOptions{
+			ContextDir: opt.ContextDir, Dockerfile: opt.Dockerfile, BuildArgs: opt.BuildArgs,
+			Target: opt.Target, Platform: pl, Resolver: opt.Resolver,
+		})
+		if err != nil {
+			return nil, err
+		}
+		for i := range stages {
+			plan.Stages = append(plan.Stages, planStage(opt.Index, &stages[i], opt.Candidates))
+		}
+	}
+	return plan, nil
+}
+
+// Planner plans builds. It holds no state yet; it is the seam where a
+// planner with a cache of resolved bases will go.
+type Planner struct{}
+
+// PlanBuild is Planner{}.Plan: the library call strata build uses to
+// choose cache imports. (Go allows no function named like the Plan type.)
+func PlanBuild(ctx context.Context, opt PlanOptions) (*Plan, error) {
+	var p Planner
+	return p.Plan(ctx, opt)
+}
+
+func planStage(x *Index, st *Stage, limit int) StagePlan {
+	sp := StagePlan{Stage: st.Name, Platform: st.Platform, Base: st.Base, BaseDigest: st.BaseDigest, Skipped: st.Skipped, Lines: st.Lines}
+	own := st.OwnSteps()
+	for _, s := range own {
+		sp.Steps = append(sp.Steps, s.Text)
+	}
+	if st.Skipped != "" || len(own) == 0 {
+		return sp
+	}
+	toks := make([]string, len(st.Steps))
+	for i, s := range st.Steps {
+		toks[i] = s.Token
+	}
+	keep := func(m *Image) bool { return sameBase(m, st.BaseDiffIDs) }
+	for _, mt := range x.Matches(st.Platform, toks, st.BaseSteps+1, limit*4, keep) {
+		sp.Candidates = append(sp.Candidates, candidate(mt, st))
+	}
+	slices.SortStableFunc(sp.Candidates, func(a, b Candidate) int {
+		return cmp.Or(
+			cmp.Compare(b.Exact, a.Exact),
+			cmp.Compare(b.Matched, a.Matched),
+			boolCmp(b.InlineCache, a.InlineCache),
+			cmp.Compare(b.BytesLikely, a.BytesLikely),
+			b.Pushed.Compare(a.Pushed),
+			strings.Compare(a.Ref, b.Ref),
+		)
+	})
+	if len(sp.Candidates) > limit {
+		sp.Candidates = sp.Candidates[:limit]
+	}
+	return sp
+}
+
+func boolCmp(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
+}
+
+// sameBase reports whether m starts with the base image's layers.
+func sameBase(m *Image, diffIDs []string) bool {
+	if len(m.Layers) < len(diffIDs) {
+		return false
+	}
+	for i, d := range diffIDs {
+		if m.Layers[i].DiffID != d {
+			return false
+		}
+	}
+	return true
+}
+
+func candidate(mt Match, st *Stage) Candidate {
+	m := mt.Image
+	c := Candidate{Ref: m.Ref, Digest: m.Digest, CacheRef: m.CacheRef(), InlineCache: m.InlineCache, Pushed: m.Pushed}
+	c.Matched = mt.Steps - st.BaseSteps
+	exact, likely := true, true
+	for i := st.BaseSteps; i < mt.Steps; i++ {
+		q, have := st.Steps[i], m.Steps[i]
+		kind := MatchExact
+		if copyStep(q.Text) {
+			switch {
+			case q.Sources != "" && q.Sources == have.Sources:
+			case q.Sources != "" && have.Sources != "":
+				kind = MatchChanged
+			default:
+				kind = MatchText
+			}
+		}
+		c.Match = append(c.Match, kind)
+		size := m.Layers[i].Size
+		exact = exact && kind == MatchExact
+		likely = likely && kind != MatchChanged
+		if exact {
+			c.Exact++
+			c.BytesReusable += size
+		} else {
+			c.BytesToBuild += size
+		}
+		if likely {
+			c.BytesLikely += size
+		}
+	}
+	return c
+}
+
+func copyStep(text string) bool {
+	return strings.HasPrefix(text, "COPY ") || strings.HasPrefix(text, "ADD ")
+}
+
+// Import is a ref chosen as a cache import, and why.
+type Import struct {
+	Ref    string `json:"ref"`
+	Reason string `json:"reason"`
+}
+
+// Imports returns at most n cache imports, best first: images that carry
+// inline cache metadata and share steps with some stage, ordered by the
+// bytes they are likely to save over all stages.
+func (p *Plan) Imports(n int) []Import {
+	type score struct {
+		ref            string
+		likely, exact  int64
+		steps, matched int
+		stages         []string
+		pushed         time.Time
+	}
+	byRef := map[string]*score{}
+	var order []*score
+	for _, sp := range p.Stages {
+		for k, c := range sp.Candidates {
+			if !c.InlineCache || c.Matched == 0 || k >= 3 {
+				continue
+			}
+			s := byRef[c.CacheRef]
+			if s == nil {
+				s = &score{ref: c.CacheRef, pushed: c.Pushed}
+				byRef[c.CacheRef] = s
+				order = append(order, s)
+			}
+			s.likely += c.BytesLikely
+			s.exact += c.BytesReusable
+			s.steps += c.Exact
+			s.matched += c.Matched
+			s.stages = append(s.stages, fmt.Sprintf("%s (%s %d/%d, %d exact)", sp.Stage, sp.Platform, c.Matched, len(sp.Steps), c.Exact))
+		}
+	}
+	slices.SortStableFunc(order, func(a, b *score) int {
+		return cmp.Or(cmp.Compare(b.steps, a.steps), cmp.Compare(b.likely, a.likely), cmp.Compare(b.matched, a.matched), b.pushed.Compare(a.pushed))
+	})
+	var out []Import
+	for _, s := range order {
+		if len(out) >= n {
+			break
+		}
+		out = append(out, Import{Ref: s.ref, Reason: fmt.Sprintf("shares steps with stage %s; %s reusable, %s likely",
+			strings.Join(s.stages, ", "), HumanBytes(s.exact), HumanBytes(s.likely))})
+	}
+	return out
+}
+
+// CacheImports returns at most n refs for BuildKit's cache imports, best
+// first, only images that carry inline cache metadata.
+func (p *Plan) CacheImports(n int) []string {
+	var refs []string
+	for _, im := range p.Imports(n) {
+		refs = append(refs, im.Ref)
+	}
+	return refs
+}
+
+// HumanBytes formats a byte count as docker does (kB, MB, GB; powers of 1000).
+func HumanBytes(n int64) string {
+	const unit = 1000
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	f, i := float64(n), 0
+	for f >= unit && i < 4 {
+		f /= unit
+		i++
+	}
+	return fmt.Sprintf("%.1f %s", f, []string{"B", "kB", "MB", "GB", "TB"}[i])
+}

@@ -1,0 +1,394 @@
+package cache
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/strata-build/strata/errs"
+)
+
+// The shared index lives in a registry repository as small images, so
+// every CI runner shares it with nothing new to run, and a BuildKit
+// frontend can read it with llb.Image(ref) and ReadFile(IndexPath):
+//
+//   - REF (e.g. registry/strata/index:main) is the compacted index, an
+//     image index with a linux/amd64 and a linux/arm64 image sharing one
+//     layer holding IndexPath and MergedPath.
+//   - Every update first pushes its own changes as a delta under a tag of
+//     its own, TAG-delta-<nanoseconds>-<random>, which no other writer
+//     touches: once pushed, they cannot be lost.
+//   - It then compacts: reads REF and every delta not yet merged into it,
+//     merges (newer entries win, per ref and platform), and pushes REF with
+//     the list of deltas it holds. Registries have no conditional PUT, so
+//     two compactions can race and the later one may drop the other's
+//     merge; readers therefore merge the deltas REF does not list, and the
+//     writer re-reads REF and compacts again until REF lists its delta.
+//   - Deltas REF lists are deleted once older than deltaGrace. A
+//     compaction that takes longer than maxCompaction from read to write
+//     is abandoned, so no stale compaction can drop a delta already gone.
+const (
+	IndexPath     = "index.strata"
+	MergedPath    = "merged.txt"
+	deltaInfix    = "-delta-"
+	deltaGrace    = 10 * time.Minute
+	maxCompaction = time.Minute
+	compactTries  = 8
+)
+
+// RegistryStore keeps the index in a registry (see the package notes on
+// the shared index).
+type RegistryStore struct {
+	ref name.Tag
+	o   *options
+	now func() time.Time
+}
+
+// NewRegistryStore returns the shared index at ref (a tag).
+func NewRegistryStore(ref string, opts ...Option) (*RegistryStore, error) {
+	o := makeOptions(opts)
+	r, err := o.parseRef(ref)
+	if err != nil {
+		return nil, errs.Usagef("--index %q: %v", ref, err)
+	}
+	t, ok := r.(name.Tag)
+	if !ok {
+		return nil, errs.WithHint(errs.Usagef("--index %q is a digest", ref), "name the shared index by a tag, e.g. registry.example.com/strata/index:main")
+	}
+	if len(t.TagStr())+len(deltaInfix)+26 > 128 {
+		return nil, errs.Usagef("--index tag %q is too long; keep it under 100 characters", t.TagStr())
+	}
+	return &RegistryStore{ref: t, o: o, now: time.Now}, nil
+}
+
+func (s *RegistryStore) String() string { return s.ref.String() }
+
+// snapshot is the shared index as one reader saw it.
+type snapshot struct {
+	x        *Index
+	mainDesc string          // digest of REF, "" when absent
+	merged   map[string]bool // deltas REF holds
+	deltas   []string        // delta tags present
+}
+
+// Load implements Store: REF merged with every delta it does not hold yet.
+func (s *RegistryStore) Load(ctx context.Context) (*Index, error) {
+	snap, err := s.read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return snap.x, nil
+}
+
+func (s *RegistryStore) read(ctx context.Context) (*snapshot, error) {
+	p, err := newPuller(ctx, s.o)
+	if err != nil {
+		return nil, err
+	}
+	snap := &snapshot{x: NewIndex(), merged: map[string]bool{}}
+	x, merged, dgst, err := s.readImage(ctx, p, s.ref)
+	switch {
+	case isNotFound(err):
+	case err != nil:
+		return nil, err
+	default:
+		snap.x, snap.mainDesc = x, dgst
+		for _, d := range merged {
+			snap.merged[d] = true
+		}
+	}
+	tags, err := p.List(ctx, s.ref.Context())
+	if err != nil && !isNotFound(err) {
+		return nil, registryError("list "+s.ref.Context().String(), err)
+	}
+	prefix := s.ref.TagStr() + deltaInfix
+	for _, t := range tags {
+		if !strings.HasPrefix(t, prefix) {
+			continue
+		}
+		snap.deltas = append(snap.deltas, t)
+		if snap.merged[t] {
+			continue
+		}
+		dx, _, _, err := s.readImage(ctx, p, s.ref.Context().Tag(t))
+		if isNotFound(err) {
+			continue // deleted by a compaction since the listing
+		}
+		if err != nil {
+			return nil, err
+		}
+		snap.x.Merge(dx)
+	}
+	sort.Strings(snap.deltas)
+	return snap, nil
+}
+
+func isNotFound(err error) bool {
+	var te *transport.Error
+	return errors.As(err, &te) && te.StatusCode == http.StatusNotFound
+}
+
+// readImage reads an index image: the index and the deltas it holds.
+func (s *RegistryStore) readImage(ctx context.Context, p *remote.Puller, ref name.Reference) (*Index, []string, string, error) {
+	desc, err := p.Get(ctx, ref)
+	if err != nil {
+		if isNotFound(err) {
+			return nil, nil, "", err
+		}
+		return nil, nil, "", registryError("read index "+ref.String(), err)
+	}
+	var img v1.Image
+	if desc.MediaType.IsIndex() {
+		idx, err := desc.ImageIndex()
+		if err == nil {
+			var im *v1.IndexManifest
+			if im, err = idx.IndexManifest(); err == nil && len(im.Manifests) > 0 {
+				img, err = idx.Image(im.Manifests[0].Digest)
+			} else if err == nil {
+				err = errors.New("empty image index")
+			}
+		}
+		if err != nil {
+			return nil, nil, "", registryError("read index "+ref.String(), err)
+		}
+	} else if img, err = desc.Image(); err != nil {
+		return nil, nil, "", registryError("read index "+ref.String(), err)
+	}
+	layers, err := img.Layers()
+	if err != nil || len(layers) != 1 {
+		return nil, nil, "", fmt.Errorf("%w: %s is not a strata index (want one layer): %v", errs.ErrRegistry, ref, err)
+	}
+	rc, err := layers[0].Uncompressed()
+	if err != nil {
+		return nil, nil, "", registryError("read index "+ref.String(), err)
+	}
+	defer rc.Close()
+	files, err := untar(rc)
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("%w: index %s: %v", errs.ErrRegistry, ref, err)
+	}
+	x, err := Decode(files[IndexPath])
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("%w: index %s: %v; push a fresh one with 'strata index refresh --index %s'", errs.ErrRegistry, ref, err, s.ref)
+	}
+	return x, strings.Fields(string(files[MergedPath])), desc.Digest.String(), nil
+}
+
+// Update implements Store: push changes as a delta, then compact.
+func (s *RegistryStore) Update(ctx context.Context, changes *Index) (*Index, error) {
+	tag := s.deltaTag()
+	img, err := indexImage(changes, nil, tag)
+	if err != nil {
+		return nil, err
+	}
+	if err := remote.WriteIndex(s.ref.Context().Tag(tag), img, s.o.remote(ctx)...); err != nil {
+		return nil, registryError("push index delta "+tag, err)
+	}
+	var last *Index
+	for try := 0; try < compactTries; try++ {
+		x, done, err := s.compact(ctx, tag)
+		if err != nil {
+			return nil, err
+		}
+		last = x
+		if done {
+			break
+		}
+	}
+	return last, nil
+}
+
+func (s *RegistryStore) deltaTag() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s%s%016x-%s", s.ref.TagStr(), deltaInfix, s.now().UnixNano(), hex.EncodeToString(b[:]))
+}
+
+// compact writes REF with every delta merged, and reports whether REF,
+// read back, holds mine.
+func (s *RegistryStore) compact(ctx context.Context, mine string) (*Index, bool, error) {
+	start := s.now()
+	snap, err := s.read(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	if snap.merged[mine] {
+		return snap.x, true, nil
+	}
+	snap.x.Prune(start.Add(-tombstoneTTL))
+	merged := append([]string(nil), snap.deltas...)
+	if !contains(merged, mine) {
+		// The listing did not show my delta yet; read it directly.
+		return snap.x, false, nil
+	}
+	img, err := indexImage(snap.x, merged, "")
+	if err != nil {
+		return nil, false, err
+	}
+	if s.now().Sub(start) > maxCompaction {
+		return snap.x, true, nil // too slow to be safe; readers merge the deltas
+	}
+	if err := remote.WriteIndex(s.ref, img, s.o.remote(ctx)...); err != nil {
+		return nil, false, registryError("push index "+s.ref.String(), err)
+	}
+	p, err := newPuller(ctx, s.o)
+	if err != nil {
+		return nil, false, err
+	}
+	_, held, _, err := s.readImage(ctx, p, s.ref)
+	if err != nil && !isNotFound(err) {
+		return nil, false, err
+	}
+	if !contains(held, mine) {
+		return snap.x, false, nil
+	}
+	s.collect(ctx, held)
+	return snap.x, true, nil
+}
+
+// collect deletes deltas REF holds that are older than deltaGrace.
+// Registries that do not allow deletes keep them; that costs only space.
+func (s *RegistryStore) collect(ctx context.Context, held []string) {
+	prefix := s.ref.TagStr() + deltaInfix
+	for _, t := range held {
+		rest, ok := strings.CutPrefix(t, prefix)
+		if !ok || len(rest) < 16 {
+			continue
+		}
+		ns, err := strconv.ParseInt(rest[:16], 16, 64)
+		if err != nil || s.now().Sub(time.Unix(0, ns)) < deltaGrace {
+			continue
+		}
+		ref := s.ref.Context().Tag(t)
+		desc, err := remote.Head(ref, s.o.remote(ctx)...)
+		if err != nil {
+			continue
+		}
+		_ = remote.Delete(s.ref.Context().Digest(desc.Digest.String()), s.o.remote(ctx)...)
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// indexImage builds the image index holding x: one layer with IndexPath
+// and MergedPath, one image for linux/amd64 and one for linux/arm64, so
+// llb.Image reads it on either.
+func indexImage(x *Index, merged []string, name string) (v1.ImageIndex, error) {
+	var data bytes.Buffer
+	if err := x.Encode(&data); err != nil {
+		return nil, err
+	}
+	tarball, err := tarFiles(map[string][]byte{IndexPath: data.Bytes(), MergedPath: []byte(strings.Join(merged, "\n") + "\n")})
+	if err != nil {
+		return nil, err
+	}
+	layer, err := layerFromBytes(tarball)
+	if err != nil {
+		return nil, err
+	}
+	var idx v1.ImageIndex = mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+	for _, arch := range []string{"amd64", "arm64"} {
+		img, err := mutate.Append(mutate.MediaType(empty.Image, types.OCIManifestSchema1), mutate.Addendum{
+			Layer:     layer,
+			MediaType: types.OCILayer,
+			History:   v1.History{CreatedBy: "strata cache index", Comment: name},
+		})
+		if err != nil {
+			return nil, err
+		}
+		cf, err := img.ConfigFile()
+		if err != nil {
+			return nil, err
+		}
+		cf = cf.DeepCopy()
+		cf.OS, cf.Architecture = "linux", arch
+		cf.Config.Labels = map[string]string{IndexLabel: "1"}
+		if name != "" {
+			cf.Config.Labels[IndexLabel+".delta"] = name
+		}
+		if img, err = mutate.ConfigFile(img, cf); err != nil {
+			return nil, err
+		}
+		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{
+			Add:        img,
+			Descriptor: v1.Descriptor{MediaType: types.OCIManifestSchema1, Platform: &v1.Platform{OS: "linux", Architecture: arch}},
+		})
+	}
+	return idx, nil
+}
+
+func tarFiles(files map[string][]byte) ([]byte, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if err := tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(files[n])), Typeflag: tar.TypeReg, ModTime: time.Unix(0, 0)}); err != nil {
+			return nil, err
+		}
+		if _, err := tw.Write(files[n]); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func layerFromBytes(b []byte) (v1.Layer, error) {
+	return tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil },
+		tarball.WithMediaType(types.OCILayer))
+}
+
+// untar reads the regular files of a tar stream, at most 1 GiB in all.
+func untar(r io.Reader) (map[string][]byte, error) {
+	files := map[string][]byte{}
+	tr := tar.NewReader(io.LimitReader(r, 1<<30))
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return files, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if h.Typeflag != tar.TypeReg {
+			continue
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			return nil, err
+		}
+		files[strings.TrimPrefix(h.Name, "./")] = b
+	}
+}

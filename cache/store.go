@@ -1,0 +1,121 @@
+package cache
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/strata-build/strata/errs"
+)
+
+// Store is where an index is kept: a local file (FileStore) or the
+// registry itself (RegistryStore).
+type Store interface {
+	// Load reads the whole index.
+	Load(ctx context.Context) (*Index, error)
+	// Update merges changes into the stored index without losing entries
+	// other writers add at the same time, and returns the merged index.
+	Update(ctx context.Context, changes *Index) (*Index, error)
+	// String names the store for messages.
+	String() string
+}
+
+// tombstoneTTL is how long a deleted tag's tombstone is kept, so older
+// copies of the index merged later cannot bring the image back.
+const tombstoneTTL = 30 * 24 * time.Hour
+
+// FileStore keeps the index in a local file.
+type FileStore struct {
+	Path string
+	// Warn receives the warning for a corrupt or incompatible file, which
+	// is then rebuilt; nil discards it.
+	Warn func(msg string)
+}
+
+func (s *FileStore) String() string { return s.Path }
+
+// Load implements Store.
+func (s *FileStore) Load(context.Context) (*Index, error) {
+	x, warning, err := LoadFile(s.Path)
+	if err != nil {
+		return nil, err
+	}
+	if warning != nil && s.Warn != nil {
+		s.Warn(warning.Error())
+	}
+	return x, nil
+}
+
+// Update implements Store.
+func (s *FileStore) Update(_ context.Context, changes *Index) (*Index, error) {
+	return updateFile(s.Path, func(cur *Index) *Index {
+		cur.Merge(changes)
+		cur.Prune(time.Now().Add(-tombstoneTTL))
+		return cur
+	})
+}
+
+// OpenStore returns the store for the --index and --index-file flags:
+// the shared index at ref when set, else the file (default DefaultIndexFile).
+func OpenStore(ref, file string, warn func(string), opts ...Option) (Store, error) {
+	if ref != "" && file != "" {
+		return nil, errs.WithHint(errs.Usagef("--index and --index-file are exclusive"), "keep the index either in the registry or in a file")
+	}
+	if ref != "" {
+		return NewRegistryStore(ref, opts...)
+	}
+	if file == "" {
+		var err error
+		if file, err = DefaultIndexFile(); err != nil {
+			return nil, err
+		}
+	}
+	return &FileStore{Path: file, Warn: warn}, nil
+}
+
+// AddImages reads refs from their registries (every platform) and merges
+// them into the store. strata build calls it after a successful push, so
+// the new image becomes a candidate for the next plan.
+func AddImages(ctx context.Context, st Store, refs []string, opts ...Option) error {
+	x := NewIndex()
+	for _, ref := range refs {
+		if _, err := x.AddImage(ctx, ref, opts...); err != nil {
+			return err
+		}
+	}
+	if _, err := st.Update(ctx, x); err != nil {
+		return fmt.Errorf("update index %s: %w", st, err)
+	}
+	return nil
+}
+
+// AddImage reads ref (every platform of an image index) from its registry
+// and puts it into x. It returns the entries added.
+func (x *Index) AddImage(ctx context.Context, ref string, opts ...Option) ([]*Image, error) {
+	o := makeOptions(opts)
+	r, err := o.parseRef(ref)
+	if err != nil {
+		return nil, errs.Usagef("image ref %q: %v", ref, err)
+	}
+	c := &crawler{o: o, x: x, host: r.Context().RegistryStr(), res: &RefreshResult{}, now: time.Now().UTC(), known: map[string][]*Image{}}
+	if c.puller, err = newPuller(ctx, o); err != nil {
+		return nil, err
+	}
+	desc, err := c.puller.Get(ctx, r)
+	if err != nil {
+		return nil, registryError("read "+ref, err)
+	}
+	name := r.Context().Name() + ":" + r.Identifier()
+	if _, ok := r.(interface{ TagStr() string }); !ok {
+		name = r.Context().Name() + "@" + r.Identifier()
+	}
+	imgs, err := c.descriptor(name, desc)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range imgs {
+		m.TagDigest = desc.Digest.String()
+		x.Put(m)
+	}
+	return imgs, nil
+}
