@@ -25,7 +25,7 @@ var RuleVolatileArgBeforeRun = Rule[func(kind, name string, runs []int, advice s
 		Good: "FROM alpine\nRUN apk add --no-cache curl\nARG GIT_SHA\nLABEL revision=$GIT_SHA\n",
 	},
 	Format: func(kind, name string, runs []int, advice string) string {
-		return fmt.Sprintf("%s %s changes every build and invalidates %d RUN step(s) that do not use it (line %s); %s", kind, name, len(runs), joinInts(runs), advice)
+		return fmt.Sprintf("%s %s changes every build and invalidates %d RUN step(s) that do not mention it (line %s); %s", kind, name, len(runs), joinInts(runs), advice)
 	},
 }
 
@@ -125,6 +125,7 @@ func checkVolatileArgs(p *pass) {
 			}
 			var runs []int
 			var first *Step
+			implicit := false // a skipped RUN may read it from the environment
 			for _, s := range st.Steps[d.Index+1:] {
 				if uses(s, name) {
 					first = s
@@ -132,6 +133,7 @@ func checkVolatileArgs(p *pass) {
 				}
 				if _, ok := s.Cmd.(*instructions.RunCommand); ok {
 					runs = append(runs, s.Start)
+					implicit = implicit || readsEnv(s.Script)
 				}
 			}
 			if first == nil {
@@ -140,12 +142,12 @@ func checkVolatileArgs(p *pass) {
 			if len(runs) == 0 {
 				continue
 			}
-			single := true
+			single := !implicit
 			switch c := d.Cmd.(type) {
 			case *instructions.ArgCommand:
-				single = len(c.Args) == 1
+				single = single && len(c.Args) == 1
 			case *instructions.EnvCommand:
-				single = len(c.Env) == 1
+				single = single && len(c.Env) == 1
 			}
 			var fx *fix
 			var advice string
@@ -155,7 +157,7 @@ func checkVolatileArgs(p *pass) {
 					fx = &fix{edits: []edit{p.df.moveBefore(d, first.Start)}}
 				}
 			} else {
-				advice = "nothing in this stage uses it: declare it at the end of the stage or where it is needed"
+				advice = "nothing in this stage mentions it: declare it at the end of the stage or where it is needed"
 				last := st.Steps[len(st.Steps)-1]
 				if single && last != d {
 					fx = &fix{edits: []edit{p.df.moveBefore(d, last.End+1)}}
@@ -237,4 +239,22 @@ func (p *pass) inheritedRuns(st *Stage, name string) []int {
 		}
 	}
 	return runs
+}
+
+// readsEnv reports a script that runs tools which may read variables from
+// the environment without naming them (make, scripts, package scripts).
+func readsEnv(sc *Script) bool {
+	if sc == nil {
+		return false
+	}
+	for _, c := range sc.Commands {
+		n := c.Name()
+		if needsSource(c) || strings.HasPrefix(c.Args[0], "./") || strings.HasSuffix(n, ".sh") || n == "env" || n == "printenv" {
+			return true
+		}
+		if (n == "sh" || n == "bash") && len(c.Args) > 1 && !strings.HasPrefix(c.Args[1], "-") {
+			return true
+		}
+	}
+	return false
 }

@@ -83,23 +83,46 @@ var RuleEnvironmentConfigBaked = Rule[func(list string) string]{
 	},
 }
 
-// leaks are paths that should not reach a build; safe says when the fix
-// may add them to the ignore file.
+// leaks are paths that should not reach a build. nested ones are junk at
+// any depth; the others are build outputs, counted only at the top of the
+// context and only when the stage builds with a tool that writes them.
+// safe says when the fix may add them to the ignore file.
 var leaks = []struct {
-	name string
-	safe func(p *pass, s *Step) bool
+	name   string
+	nested bool
+	output bool
+	safe   func(p *pass, s *Step) bool
 }{
-	{".git", func(p *pass, s *Step) bool {
+	{".git", true, false, func(p *pass, s *Step) bool {
 		return !stageRuns(s, func(c *ShellCommand) bool { return c.Name() == "git" })
 	}},
-	{"node_modules", func(p *pass, s *Step) bool { return stageRuns(s, installs("npm", "yarn", "pnpm", "bun")) }},
-	{".venv", always}, {"venv", always}, {"__pycache__", always}, {".pytest_cache", always}, {".mypy_cache", always},
-	{".tox", always}, {".ruff_cache", always}, {".DS_Store", always}, {".idea", always}, {".vscode", always}, {"coverage", always},
-	{".next", func(p *pass, s *Step) bool { return stageRuns(s, needsSource) }},
-	{"target", func(p *pass, s *Step) bool { return stageRuns(s, needsSource) }},
-	{"dist", func(p *pass, s *Step) bool { return stageRuns(s, needsSource) }},
-	{"build", func(p *pass, s *Step) bool { return stageRuns(s, needsSource) }},
-	{".gradle", always},
+	{"node_modules", true, false, func(p *pass, s *Step) bool { return stageRuns(s, installs("npm", "yarn", "pnpm", "bun")) }},
+	{".venv", true, false, always}, {"venv", false, false, always}, {"__pycache__", true, false, always},
+	{".pytest_cache", true, false, always}, {".mypy_cache", true, false, always}, {".tox", false, false, always},
+	{".ruff_cache", true, false, always}, {".DS_Store", true, false, always}, {".idea", false, false, always},
+	{".vscode", false, false, always}, {".gradle", false, false, always},
+	{".next", false, true, builds("npm", "yarn", "pnpm", "bun")},
+	{"target", false, true, builds("cargo", "maven", "gradle")},
+	{"dist", false, true, builds("npm", "yarn", "pnpm", "bun", "pip", "poetry", "uv")},
+	{"build", false, true, builds("gradle", "npm", "yarn", "pnpm", "bun")},
+	{"coverage", false, true, builds("npm", "yarn", "pnpm", "bun")},
+}
+
+// builds reports whether a later RUN of the stage installs or builds with
+// one of the named ecosystems, whose output directory is then rebuilt.
+func builds(names ...string) func(*pass, *Step) bool {
+	return func(p *pass, s *Step) bool {
+		return stageRuns(s, func(c *ShellCommand) bool {
+			for _, e := range ecosystems {
+				for _, n := range names {
+					if e.name == n && (e.install(c) || e.build(c) || needsSource(c) && strings.HasPrefix(c.Name(), n)) {
+						return true
+					}
+				}
+			}
+			return false
+		})
+	}
 }
 
 func always(*pass, *Step) bool { return true }
@@ -173,16 +196,22 @@ func (p *pass) checkLeaks(s *Step, cs *copySet) {
 	nested := map[string]bool{}
 	var ignore []string
 	limit := p.cfg.maxFileSize()
+	// Build outputs count only where the stage rebuilds them.
+	outputs := make([]bool, len(leaks))
+	for i, l := range leaks {
+		outputs[i] = !l.output || l.safe(p, s)
+	}
 	for _, e := range cs.entries {
 		parts := strings.Split(e.Path, "/")
 		hit := ""
 		for i, part := range parts {
-			for _, l := range leaks {
-				if part == l.name && (i < len(parts)-1 || l.name == ".DS_Store") {
-					hit = strings.Join(parts[:i+1], "/")
-					if i > 0 {
-						nested[l.name] = true
-					}
+			for li, l := range leaks {
+				if part != l.name || i == len(parts)-1 && l.name != ".DS_Store" || i > 0 && !l.nested || !outputs[li] {
+					continue
+				}
+				hit = strings.Join(parts[:i+1], "/")
+				if i > 0 {
+					nested[l.name] = true
 				}
 			}
 			if hit != "" {

@@ -87,7 +87,7 @@ func (p *pass) dependencyOrder(s *Step, c *ShellCommand, e *ecosystem, install b
 			return // an earlier install already fetched the dependencies
 		}
 	}
-	if src == nil {
+	if src == nil || !install && nothingToFetch(src, e, c) {
 		return
 	}
 	for anc := s.Stage.Parent; anc != nil; anc = anc.Parent {
@@ -234,4 +234,30 @@ func topManifests(cs *copySet, e *ecosystem) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// nothingToFetch reports a Go build whose dependencies are vendored or that
+// has none (no go.sum in what was copied), so nothing is downloaded.
+func nothingToFetch(src *copySet, e *ecosystem, c *ShellCommand) bool {
+	if e.name != "go" {
+		return false
+	}
+	if c.Has("-mod=vendor") {
+		return true
+	}
+	if !src.exact {
+		return false
+	}
+	sum := false
+	for _, ent := range src.entries {
+		switch path.Base(ent.Path) {
+		case "modules.txt":
+			if path.Base(path.Dir(ent.Path)) == "vendor" {
+				return true
+			}
+		case "go.sum":
+			sum = true
+		}
+	}
+	return !sum
 }

@@ -49,6 +49,7 @@ func TestRuleCases(t *testing.T) {
 		{"braces", "FROM alpine\nARG VERSION\nRUN echo ${VERSION}\n", "VolatileArgBeforeRun", nil},
 		{"prefix is not use", "FROM alpine\nARG VERSION\nRUN echo $VERSION_X\n", "VolatileArgBeforeRun", []int{2}},
 		{"volatile ARG inherited by a child stage", "FROM alpine AS base\nARG GIT_SHA\nFROM base\nRUN apk add curl\nRUN echo $GIT_SHA\n", "VolatileArgBeforeRun", []int{2}},
+		{"vendored go", "FROM golang\nCOPY . .\nRUN go build -mod=vendor ./...\n", "SourceCopiedBeforeDependencyInstall", nil},
 		{"apt in heredoc together", "FROM debian\nRUN <<EOF\napt-get update\napt-get install -y curl\nEOF\n", "PackageIndexUpdateSeparated", nil},
 		{"apt from parent stage", "FROM debian AS base\nRUN apt-get update && apt-get install -y curl\nFROM base\nRUN apt-get install -y git\n", "PackageIndexUpdateSeparated", []int{4}},
 		{"dnf makecache", "FROM fedora\nRUN dnf makecache\nRUN dnf install -y git\n", "PackageIndexUpdateSeparated", []int{2, 3}},
@@ -161,5 +162,17 @@ func TestIgnorePatternsWithoutContext(t *testing.T) {
 	}
 	if len(res.Findings) != 1 || res.Findings[0].Rule != "CopyIgnoredFile" || res.Findings[0].Start.Line != 2 {
 		t.Errorf("findings: %+v", res.Findings)
+	}
+}
+
+func TestVolatileFixSkipsImplicitReaders(t *testing.T) {
+	res, err := Lint("Dockerfile", []byte("FROM alpine\nARG VERSION\nRUN make build\nLABEL v=$VERSION\n"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range res.Findings {
+		if f.Rule == "VolatileArgBeforeRun" && f.Fixable {
+			t.Errorf("make may read VERSION from the environment; no fix should be offered")
+		}
 	}
 }

@@ -1,6 +1,6 @@
 FROM golang:1.26
 WORKDIR /src
-COPY go.mod ./
+COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 RUN go build -o /app .
