@@ -274,6 +274,9 @@ func (c *crawler) reuse(ref, dgst string) bool {
 		return false
 	}
 	for _, m := range src {
+		if cur, ok := c.x.Get(ref, m.Platform); ok && cur.Digest == m.Digest && cur.TagDigest == m.TagDigest {
+			continue // unchanged: leave the entry as it is
+		}
 		cp := *m
 		cp.Ref, cp.Indexed = ref, c.now
 		c.x.Put(&cp)

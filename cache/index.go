@@ -328,3 +328,26 @@ func (x *Index) Matches(platform string, tokens []string, minSteps, limit int, k
 	}
 	return out
 }
+
+// Snapshot records the entries of x, for ChangedSince.
+func (x *Index) Snapshot() map[string]*Image {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	snap := make(map[string]*Image, len(x.images))
+	for _, m := range x.images {
+		snap[m.ID()] = m
+	}
+	return snap
+}
+
+// ChangedSince returns an index of the entries put into x since snap was
+// taken: what a writer sends to a shared store.
+func (x *Index) ChangedSince(snap map[string]*Image) *Index {
+	out := NewIndex()
+	for _, m := range x.All() {
+		if snap[m.ID()] != m {
+			out.Put(m)
+		}
+	}
+	return out
+}
