@@ -292,3 +292,42 @@ func TestWalkSkipDir(t *testing.T) {
 		}
 	}
 }
+
+func TestMatch(t *testing.T) {
+	dir := makeTree(t, tree, "node_modules\n")
+	c, err := Open(dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		src  string
+		want []string
+	}{
+		{"docs", []string{"docs/a.md", "docs/keep.md"}},
+		{"./docs/", []string{"docs/a.md", "docs/keep.md"}},
+		{"/README.md", []string{"README.md"}},
+		{"package*.json", []string{"package-lock.json", "package.json"}},
+		{"src/*/b", []string{"src/a/b/c.txt", "src/a/b/d.log"}},
+		{"*.log", []string{"x.log"}},
+		{"node_modules", nil},
+		{"missing", nil},
+	}
+	for _, tt := range tests {
+		got, err := c.Match(tt.src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var paths []string
+		for _, e := range got {
+			paths = append(paths, e.Path)
+		}
+		if !equal(paths, tt.want) {
+			t.Errorf("Match(%q) = %q, want %q", tt.src, paths, tt.want)
+		}
+	}
+	all, _ := c.Match(".")
+	files, _ := c.Files()
+	if len(all) != len(files) {
+		t.Errorf("Match(.) = %d entries, Files = %d", len(all), len(files))
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -220,6 +221,33 @@ func (c *Context) Under(rel string) ([]Entry, error) {
 		}
 		if !strings.HasPrefix(p, rel) {
 			break
+		}
+	}
+	return out, nil
+}
+
+// Match returns the entries a COPY or ADD source takes from the context:
+// the path it names (a file, or everything under a directory) or, for a
+// wildcard source, every path or parent directory it matches. The source
+// is relative to the context; "." takes everything.
+func (c *Context) Match(src string) ([]Entry, error) {
+	pattern := strings.Trim(path.Clean("/"+filepath.ToSlash(src)), "/")
+	if !strings.ContainsAny(pattern, `*?[\`) {
+		return c.Under(pattern)
+	}
+	all, err := c.Entries()
+	if err != nil {
+		return nil, err
+	}
+	depth := strings.Count(pattern, "/") + 1
+	var out []Entry
+	for _, e := range all {
+		parts := strings.SplitN(e.Path, "/", depth+1)
+		if len(parts) < depth {
+			continue
+		}
+		if ok, _ := path.Match(pattern, strings.Join(parts[:depth], "/")); ok {
+			out = append(out, e)
 		}
 	}
 	return out, nil

@@ -12,7 +12,11 @@ import (
 )
 
 func TestBadInput(t *testing.T) {
-	big := bytes.Repeat([]byte("RUN echo hello world && apt-get install -y curl\n"), 10<<20/48)
+	size := 10 << 20
+	if testing.Short() {
+		size = 1 << 20
+	}
+	big := bytes.Repeat([]byte("RUN echo hello world && apt-get install -y curl\n"), size/48)
 	tests := []struct {
 		name     string
 		dt       []byte

@@ -69,33 +69,11 @@ func (p *pass) copied(s *Step) *copySet {
 			cs.exact = false
 			continue
 		}
-		cs.entries = append(cs.entries, expandSource(p.ctx, src)...)
+		matched, _ := p.ctx.Match(src)
+		cs.entries = append(cs.entries, matched...)
 	}
 	p.copies[s] = cs
 	return cs
-}
-
-// expandSource returns the context entries a COPY source brings in: the paths it
-// names or its wildcards match, with directories taken whole.
-func expandSource(c *buildcontext.Context, src string) []buildcontext.Entry {
-	if !strings.ContainsAny(src, "*?[") {
-		e, _ := c.Under(src)
-		return e
-	}
-	all, _ := c.Entries()
-	depth := strings.Count(src, "/") + 1
-	var out []buildcontext.Entry
-	for _, e := range all {
-		parts := strings.SplitN(e.Path, "/", depth+1)
-		if len(parts) < depth {
-			continue
-		}
-		prefix := strings.Join(parts[:depth], "/")
-		if ok, _ := path.Match(src, prefix); ok {
-			out = append(out, e)
-		}
-	}
-	return out
 }
 
 // broad reports whether the copy takes the context root or a whole
