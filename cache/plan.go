@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -89,6 +90,9 @@ func (p *Planner) Plan(ctx context.Context, opt PlanOptions) (*Plan, error) {
 	plats := opt.Platforms
 	if len(plats) == 0 {
 		plats = []string{""}
+	}
+	if opt.Dockerfile == "" {
+		opt.Dockerfile = filepath.Join(opt.ContextDir, "Dockerfile")
 	}
 	plan := &Plan{Dockerfile: opt.Dockerfile, Target: opt.Target}
 	for _, pl := range plats {
