@@ -48,7 +48,7 @@ func (r *Result) Fix() *Fixed {
 			out.Skipped = append(out.Skipped, f)
 			continue
 		}
-		text := render(lines, try)
+		text := render(lines, try, r.Dockerfile.eol())
 		if _, err := Parse(r.File, text, nil); err != nil {
 			out.Skipped = append(out.Skipped, f)
 			continue
@@ -90,8 +90,16 @@ func overlapping(edits []edit) bool {
 	return false
 }
 
+// eol is the Dockerfile's line ending, kept by fixes.
+func (df *Dockerfile) eol() string {
+	if bytes.Contains(df.Source, []byte("\r\n")) {
+		return "\r\n"
+	}
+	return "\n"
+}
+
 // render applies line edits; lines are 1-based in edits.
-func render(lines []string, edits []edit) []byte {
+func render(lines []string, edits []edit, eol string) []byte {
 	var b bytes.Buffer
 	deleted := map[int]bool{}
 	inserts := map[int][]string{}
@@ -105,18 +113,18 @@ func render(lines []string, edits []edit) []byte {
 		n := i + 1
 		for _, t := range inserts[n] {
 			b.WriteString(t)
-			b.WriteByte('\n')
+			b.WriteString(eol)
 		}
 		if !deleted[n] {
 			b.WriteString(l)
 			if i < len(lines)-1 {
-				b.WriteByte('\n')
+				b.WriteString(eol)
 			}
 		}
 	}
 	for _, t := range inserts[len(lines)+1] {
 		b.WriteString(t)
-		b.WriteByte('\n')
+		b.WriteString(eol)
 	}
 	return b.Bytes()
 }

@@ -152,6 +152,7 @@ func stageRuns(s *Step, pred func(*ShellCommand) bool) bool {
 
 func checkContext(p *pass) {
 	if p.ctx == nil {
+		checkNamedSources(p)
 		return
 	}
 	missingReported := false
@@ -321,7 +322,7 @@ func (p *pass) secretFile(e buildcontext.Entry) bool {
 }
 
 func (p *pass) contains(e buildcontext.Entry, needles ...string) bool {
-	if !e.Mode.IsRegular() {
+	if p.ctx == nil || !e.Mode.IsRegular() {
 		return false
 	}
 	f, err := os.Open(filepath.Join(p.ctx.Dir(), filepath.FromSlash(e.Path)))
@@ -369,4 +370,25 @@ func list(xs []string) string {
 		return strings.Join(xs[:5], ", ") + fmt.Sprintf(" and %d more", len(xs)-5)
 	}
 	return strings.Join(xs, ", ")
+}
+
+// checkNamedSources runs the secret and configuration checks on the source
+// names alone when no context is known: COPY .env /app is enough to tell.
+func checkNamedSources(p *pass) {
+	for _, st := range p.df.Stages {
+		for _, s := range st.Steps {
+			cs := p.copied(s)
+			if cs == nil {
+				continue
+			}
+			named := &copySet{step: s, sources: cs.sources}
+			for _, src := range cs.sources {
+				if src != "." && !strings.ContainsAny(src, "*?[$") {
+					named.entries = append(named.entries, buildcontext.Entry{Path: src})
+				}
+			}
+			p.checkSecrets(s, named)
+			p.checkEnvConfig(s, named)
+		}
+	}
 }

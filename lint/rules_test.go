@@ -50,6 +50,9 @@ func TestRuleCases(t *testing.T) {
 		{"prefix is not use", "FROM alpine\nARG VERSION\nRUN echo $VERSION_X\n", "VolatileArgBeforeRun", []int{2}},
 		{"volatile ARG inherited by a child stage", "FROM alpine AS base\nARG GIT_SHA\nFROM base\nRUN apk add curl\nRUN echo $GIT_SHA\n", "VolatileArgBeforeRun", []int{2}},
 		{"vendored go", "FROM golang\nCOPY . .\nRUN go build -mod=vendor ./...\n", "SourceCopiedBeforeDependencyInstall", nil},
+		{"secret named without context", "FROM alpine\nCOPY .env id_rsa.pub /app/\nCOPY config/ /c\n", "SecretInContext", []int{2}},
+		{"example env is fine", "FROM alpine\nCOPY .env.example /app/\n", "SecretInContext", nil},
+		{"prod config named", "FROM alpine\nCOPY config/production.yaml /app/\n", "EnvironmentConfigBaked", []int{2}},
 		{"apt in heredoc together", "FROM debian\nRUN <<EOF\napt-get update\napt-get install -y curl\nEOF\n", "PackageIndexUpdateSeparated", nil},
 		{"apt from parent stage", "FROM debian AS base\nRUN apt-get update && apt-get install -y curl\nFROM base\nRUN apt-get install -y git\n", "PackageIndexUpdateSeparated", []int{4}},
 		{"dnf makecache", "FROM fedora\nRUN dnf makecache\nRUN dnf install -y git\n", "PackageIndexUpdateSeparated", []int{2, 3}},
@@ -174,5 +177,17 @@ func TestVolatileFixSkipsImplicitReaders(t *testing.T) {
 		if f.Rule == "VolatileArgBeforeRun" && f.Fixable {
 			t.Errorf("make may read VERSION from the environment; no fix should be offered")
 		}
+	}
+}
+
+func TestFixKeepsCRLF(t *testing.T) {
+	src := "FROM debian\r\nRUN apt-get update\r\nRUN apt-get install -y curl\r\n"
+	res, err := Lint("Dockerfile", []byte(src), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(res.Fix().Dockerfile)
+	if want := "FROM debian\r\nRUN apt-get update && apt-get install -y curl\r\n"; got != want {
+		t.Errorf("fixed = %q, want %q", got, want)
 	}
 }

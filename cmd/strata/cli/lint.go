@@ -25,6 +25,7 @@ type lintOptions struct {
 	config     string
 	fix, diff  bool
 	noBuildKit bool
+	listRules  bool
 }
 
 func newLintCmd(s Streams) *cobra.Command {
@@ -50,10 +51,21 @@ Exit codes: 0 nothing at or above --fail-level, 1 findings at or above it,
 	f.BoolVar(&o.fix, "fix", false, "rewrite Dockerfiles (and append .dockerignore entries) for the fixable findings")
 	f.BoolVar(&o.diff, "diff", false, "print the fixes as a unified diff instead of writing them")
 	f.BoolVar(&o.noBuildKit, "no-buildkit-checks", false, "do not run BuildKit's own build checks")
+	f.BoolVar(&o.listRules, "list-rules", false, "list the rules with their default severity and exit")
 	return cmd
 }
 
 func runLint(s Streams, o *lintOptions, args []string) error {
+	if o.listRules {
+		for _, r := range append(lint.Rules(), lint.BuildKitRules()...) {
+			fix := ""
+			if r.Fixable {
+				fix = " (fixable)"
+			}
+			fmt.Fprintf(s.Out, "%-38s %-8s %s%s\n", r.Name, r.Severity, r.Description, fix)
+		}
+		return nil
+	}
 	if !lintHas(lint.Formats, o.format) {
 		return errs.Usagef("unknown --format %q (want %s)", o.format, strings.Join(lint.Formats, ", "))
 	}
@@ -206,8 +218,21 @@ func appendIgnore(old []byte, entries []string) []byte {
 	if len(out) > 0 && out[len(out)-1] != '\n' {
 		out = append(out, '\n')
 	}
-	out = append(out, "# added by strata lint --fix\n"...)
+	have := map[string]bool{}
+	for _, l := range strings.Split(string(old), "\n") {
+		have[strings.TrimSpace(l)] = true
+	}
+	var add []string
 	for _, e := range entries {
+		if !have[e] {
+			add = append(add, e)
+		}
+	}
+	if len(add) == 0 {
+		return old
+	}
+	out = append(out, "# added by strata lint --fix\n"...)
+	for _, e := range add {
 		out = append(out, e+"\n"...)
 	}
 	return out

@@ -151,3 +151,10 @@ func TestLintConfigFile(t *testing.T) {
 		t.Errorf("unknown rule in config: exit %d %s", code, errOut)
 	}
 }
+
+func TestLintListRules(t *testing.T) {
+	code, out, _ := runStrata(t, "", "lint", "--list-rules")
+	if code != 0 || !strings.Contains(out, "SourceCopiedBeforeDependencyInstall") || !strings.Contains(out, "JSONArgsRecommended") {
+		t.Errorf("exit %d\n%s", code, out)
+	}
+}
