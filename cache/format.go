@@ -126,7 +126,9 @@ func Decode(data []byte) (*Index, error) {
 		return nil, fmt.Errorf("%w: checksum mismatch (truncated or damaged)", ErrFormat)
 	}
 	d := &decoder{r: bytes.NewReader(payload[len(fileMagic)+2:])}
-	n := d.count(maxStrings)
+	// Every string and image takes at least one byte, which bounds what a
+	// damaged count can make us allocate.
+	n := d.count(min(maxStrings, d.r.Len()))
 	table := make([]string, 0, n)
 	for i := 0; i < n && d.err == nil; i++ {
 		l := d.count(maxString)
@@ -141,7 +143,7 @@ func Decode(data []byte) (*Index, error) {
 		}
 		return table[v]
 	}
-	nimg := d.count(maxImages)
+	nimg := d.count(min(maxImages, d.r.Len()))
 	x := NewIndex()
 	x.images = make([]*Image, 0, nimg)
 	images := make([]Image, nimg)
@@ -151,13 +153,13 @@ func Decode(data []byte) (*Index, error) {
 		flags := d.byte()
 		m.InlineCache, m.Deleted = flags&flagInline != 0, flags&flagDeleted != 0
 		m.Pushed, m.Indexed = fromUnixNano(d.varint()), fromUnixNano(d.varint())
-		if nl := d.count(maxLayers); nl > 0 {
+		if nl := d.count(min(maxLayers, d.r.Len())); nl > 0 {
 			m.Layers = make([]Layer, nl)
 			for j := range m.Layers {
 				m.Layers[j] = Layer{Digest: str(), DiffID: str(), Size: int64(d.count(1 << 62))}
 			}
 		}
-		if ns := d.count(maxLayers); ns > 0 {
+		if ns := d.count(min(maxLayers, d.r.Len())); ns > 0 {
 			m.Steps = make([]Step, ns)
 			for j := range m.Steps {
 				tok := str()
