@@ -102,7 +102,9 @@ func (p *pass) dependencyOrder(s *Step, c *ShellCommand, e *ecosystem, install b
 		what = fmt.Sprintf("%d files", len(src.entries))
 	}
 	tool := c.Name()
-	if sub := c.Sub(); sub != "" {
+	if sub := c.Sub(); isPip(c) {
+		tool = "pip install"
+	} else if sub != "" {
 		tool += " " + sub
 	}
 	var fx *fix
@@ -202,8 +204,10 @@ func needsSource(c *ShellCommand) bool {
 		return c.Is("poetry", "install") && !c.Has("--no-root", "--only-root")
 	case "uv":
 		return c.Is("uv", "sync") && !c.Has("--no-install-project")
-	case "make", "cmake", "ninja", "bazel", "tsc", "node", "python", "python3", "ruby", "php":
+	case "make", "cmake", "ninja", "bazel", "tsc", "node", "ruby", "php":
 		return true
+	case "python", "python3":
+		return !isPip(c)
 	}
 	for _, a := range c.Args[1:] {
 		if a == "." || strings.HasPrefix(a, "./") || strings.HasPrefix(a, "src/") {
