@@ -170,7 +170,7 @@ func solveOptions(opt Options, contextDir, dockerfile string) (client.SolveOpt, 
 // layers exported with the same attributes have the same digests.
 func imageExportAttrs(opt Options) map[string]string {
 	attrs := map[string]string{}
-	if _, ok := opt.BuildArgs["SOURCE_DATE_EPOCH"]; ok {
+	if _, ok := opt.BuildArgs["SOURCE_DATE_EPOCH"]; ok && opt.Reproducible {
 		attrs["rewrite-timestamp"] = "true"
 	}
 	return attrs

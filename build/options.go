@@ -31,12 +31,15 @@ type Options struct {
 	// NoStream lets BuildKit push after the build instead of streaming
 	// layers to the registry while the build runs.
 	NoStream bool
-	// SourceDateEpoch (seconds) sets SOURCE_DATE_EPOCH and timestamp
-	// rewriting, so the same inputs give the same digests on any builder.
-	// Empty means the context's last git commit time, or 0 outside git.
+	// SourceDateEpoch (seconds) is passed as SOURCE_DATE_EPOCH, which fixes
+	// the image's creation and history times. Empty means the context's last
+	// git commit time, or 0 outside git.
 	SourceDateEpoch string
-	// NotReproducible turns SOURCE_DATE_EPOCH and timestamp rewriting off.
-	NotReproducible bool
+	// Reproducible also rewrites the timestamps inside layers to
+	// SOURCE_DATE_EPOCH, so the same inputs give the same layer and image
+	// digests on any builder. BuildKit rewrites every layer again at each
+	// export, which costs CPU time while streaming.
+	Reproducible bool
 	NoCache         bool   // --no-cache
 	Progress        string // auto|plain|tty|quiet|rawjson
 }
@@ -141,12 +144,9 @@ func (o *Options) streamed() bool {
 	return o.Push && !o.NoStream && len(o.Outputs) == 0 && len(o.Platforms) <= 1
 }
 
-// setSourceDateEpoch fills BuildArgs["SOURCE_DATE_EPOCH"] unless the build is
-// not reproducible or the user set the build arg.
+// setSourceDateEpoch fills BuildArgs["SOURCE_DATE_EPOCH"] unless the user
+// set the build arg.
 func (o *Options) setSourceDateEpoch(contextDir string) error {
-	if o.NotReproducible {
-		return nil
-	}
 	if _, ok := o.BuildArgs["SOURCE_DATE_EPOCH"]; ok {
 		return nil
 	}

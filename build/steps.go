@@ -15,7 +15,7 @@ type stepCounter struct {
 
 func (s *stepCounter) observe(st *client.SolveStatus) {
 	for _, v := range st.Vertexes {
-		if v.Completed == nil || !isStep(v.Name) {
+		if v.Completed == nil || !IsStep(v.Name) {
 			continue
 		}
 		if s.done == nil {
@@ -36,9 +36,9 @@ func (s *stepCounter) result() Steps {
 	return r
 }
 
-// isStep reports whether a vertex name is a Dockerfile step such as
+// IsStep reports whether a vertex name is a Dockerfile step such as
 // "[build 2/5] RUN make", as opposed to "[internal] load ..." or an export.
-func isStep(name string) bool {
+func IsStep(name string) bool {
 	if !strings.HasPrefix(name, "[") || strings.HasPrefix(name, "[internal]") {
 		return false
 	}

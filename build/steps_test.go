@@ -22,8 +22,8 @@ func TestIsStep(t *testing.T) {
 		"[build  4/5] WORKDIR /src":                 true,
 		"[linux/arm64 build 1/3] RUN go build ./..": true,
 	} {
-		if got := isStep(name); got != want {
-			t.Errorf("isStep(%q) = %v, want %v", name, got, want)
+		if got := IsStep(name); got != want {
+			t.Errorf("IsStep(%q) = %v, want %v", name, got, want)
 		}
 	}
 }

@@ -9,9 +9,9 @@ import (
 	"time"
 )
 
-// The same context built on two fresh builders gives the same image digest:
-// SOURCE_DATE_EPOCH comes from the context's last git commit and layer
-// timestamps are rewritten to it.
+// With --reproducible, the same context built on two fresh builders gives
+// the same image digest: SOURCE_DATE_EPOCH comes from the context's last git
+// commit and layer timestamps are rewritten to it.
 func TestReproducibleOnFreshBuilders(t *testing.T) {
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{
@@ -37,7 +37,7 @@ func TestReproducibleOnFreshBuilders(t *testing.T) {
 		}
 		ref := fmt.Sprintf("%s/repro/app:b%d", env.Registry.Host, i)
 		meta := filepath.Join(t.TempDir(), "m.json")
-		code, _, stderr := strata(t, "build", "--builder", bk.Addr(), "--progress", "plain", "-t", ref, "--push", "--metadata-file", meta, dir)
+		code, _, stderr := strata(t, "build", "--builder", bk.Addr(), "--progress", "plain", "--reproducible", "-t", ref, "--push", "--metadata-file", meta, dir)
 		_ = bk.Stop(20 * time.Second)
 		if code != 0 {
 			t.Fatalf("exit %d\n%s", code, tail(stderr, 20))

@@ -111,6 +111,14 @@ func StartProxy(upstream string, opts ...ProxyOption) (*Proxy, error) {
 	return p, nil
 }
 
+// ResetUploads forgets the per-blob upload counts.
+func (p *Proxy) ResetUploads() {
+	p.uploads.Range(func(k, _ any) bool {
+		p.uploads.Delete(k)
+		return true
+	})
+}
+
 // UploadsOf returns how many times the blob dgst was uploaded completely.
 func (p *Proxy) UploadsOf(dgst string) int {
 	if n, ok := p.uploads.Load(dgst); ok {

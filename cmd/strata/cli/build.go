@@ -80,12 +80,9 @@ sources for later builds.`,
 	f.BoolVar(&opt.Push, "push", false, "push the image to the registry of each --tag")
 	f.BoolVar(&opt.NoCache, "no-cache", false, "do not use cache when building the image")
 	stream := f.Bool("stream", true, "with --push, upload each layer while the rest of the build runs (false: BuildKit pushes after the build)")
-	reproducible := f.Bool("reproducible", true, "set SOURCE_DATE_EPOCH and rewrite timestamps, so the same inputs give the same digests on any builder")
-	f.StringVar(&opt.SourceDateEpoch, "source-date-epoch", "", "SOURCE_DATE_EPOCH in seconds (default: the context's last git commit time, 0 outside git)")
-	cmd.PreRun = func(*cobra.Command, []string) {
-		opt.NoStream = !*stream
-		opt.NotReproducible = !*reproducible
-	}
+	f.BoolVar(&opt.Reproducible, "reproducible", false, "rewrite file timestamps in layers to SOURCE_DATE_EPOCH, so the same inputs give the same digests on any builder (costs CPU at every export)")
+	f.StringVar(&opt.SourceDateEpoch, "source-date-epoch", "", "SOURCE_DATE_EPOCH in seconds, the image's creation time (default: the context's last git commit time, 0 outside git)")
+	cmd.PreRun = func(*cobra.Command, []string) { opt.NoStream = !*stream }
 	f.StringVar(&opt.Progress, "progress", "auto", "progress output: auto, plain, tty, quiet or rawjson")
 	f.StringVar(&metadataFile, "metadata-file", "", "write the build result metadata (image digest, timings) as JSON to this file")
 	f.StringVar(&builderAddr, "builder", "", "BuildKit address, e.g. unix:///run/buildkit/buildkitd.sock or tcp://host:1234 (default: BUILDKIT_HOST, else strata's local buildkitd)")

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/moby/buildkit/client"
+
+	"github.com/strata-build/strata/build"
+	"github.com/strata-build/strata/builder"
+	"github.com/strata-build/strata/integration/testenv"
+)
+
+// Run is one measured run of one contender.
+type Run struct {
+	Wall        float64 `json:"wallSeconds"`
+	Tail        float64 `json:"tailSeconds"` // from the last Dockerfile step's end to the process's end
+	BytesUp     int64   `json:"bytesPushed"` // request bodies sent to the registry, as the proxy counted them
+	BytesDown   int64   `json:"bytesPulled"` // response bodies received from the registry
+	BlobUploads int64   `json:"blobUploads"`
+	MaxPerBlob  int     `json:"maxUploadsOfOneBlob"`
+	StepsTotal  int     `json:"stepsTotal"`
+	StepsCached int     `json:"stepsCached"`
+}
+
+// Stat is a median with its range.
+type Stat struct {
+	Median float64 `json:"median"`
+	Min    float64 `json:"min"`
+	Max    float64 `json:"max"`
+}
+
+// Result is one contender in one scenario on one link.
+type Result struct {
+	Scenario  string `json:"scenario"`
+	Link      string `json:"link"`
+	Contender string `json:"contender"`
+	Runs      []Run  `json:"runs"`
+	Wall      Stat   `json:"wallSeconds"`
+	Tail      Stat   `json:"tailSeconds"`
+	BytesUp   Stat   `json:"bytesPushed"`
+	BytesDown Stat   `json:"bytesPulled"`
+	Uploads   Stat   `json:"blobUploads"`
+	// Ratio is Wall.Median divided by the scenario's baseline median on the same link.
+	Ratio    float64 `json:"ratioToBaseline,omitempty"`
+	Baseline string  `json:"baseline,omitempty"`
+}
+
+func stat(runs []Run, f func(Run) float64) Stat {
+	if len(runs) == 0 {
+		return Stat{}
+	}
+	v := make([]float64, len(runs))
+	for i, r := range runs {
+		v[i] = f(r)
+	}
+	sort.Float64s(v)
+	m := v[len(v)/2]
+	if len(v)%2 == 0 {
+		m = (v[len(v)/2-1] + v[len(v)/2]) / 2
+	}
+	return Stat{Median: m, Min: v[0], Max: v[len(v)-1]}
+}
+
+func summarize(scenario, link, contender string, runs []Run) Result {
+	return Result{
+		Scenario: scenario, Link: link, Contender: contender, Runs: runs,
+		Wall:      stat(runs, func(r Run) float64 { return r.Wall }),
+		Tail:      stat(runs, func(r Run) float64 { return r.Tail }),
+		BytesUp:   stat(runs, func(r Run) float64 { return float64(r.BytesUp) }),
+		BytesDown: stat(runs, func(r Run) float64 { return float64(r.BytesDown) }),
+		Uploads:   stat(runs, func(r Run) float64 { return float64(r.BlobUploads) }),
+	}
+}
+
+// bed is the shared test bed of a benchmark run.
+type bed struct {
+	env *testenv.Env
+	dir string
+	n   int
+}
+
+// freshBuilder starts a buildkitd with empty state, like a new CI runner.
+func (b *bed) freshBuilder(ctx context.Context) (*builder.Local, func(), error) {
+	b.n++
+	l, err := b.env.StartBuildkitd(ctx, fmt.Sprintf("bench-%d", b.n))
+	if err != nil {
+		return nil, nil, err
+	}
+	return l, func() {
+		_ = l.Stop(30 * time.Second)
+		_ = os.RemoveAll(l.Dir)
+	}, nil
+}
+
+// timed runs a command, with its rawjson progress going to a file, and
+// returns the wall time, the end of the last Dockerfile step, and the step
+// counts read from the progress stream.
+func timed(ctx context.Context, progressFile string, name string, args ...string) (Run, error) {
+	f, err := os.Create(progressFile)
+	if err != nil {
+		return Run{}, err
+	}
+	defer f.Close()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Stderr = f
+	var out strings.Builder
+	cmd.Stdout = &out
+	start := time.Now()
+	err = cmd.Run()
+	end := time.Now()
+	if err != nil {
+		dt, _ := os.ReadFile(progressFile)
+		return Run{}, fmt.Errorf("%s %s: %v\n%s", filepath.Base(name), strings.Join(args, " "), err, lastLines(string(dt), 20))
+	}
+	r := Run{Wall: end.Sub(start).Seconds()}
+	lastStep, total, cached, err := readProgress(progressFile)
+	if err != nil {
+		return r, err
+	}
+	if !lastStep.IsZero() {
+		r.Tail = end.Sub(lastStep).Seconds()
+	}
+	r.StepsTotal, r.StepsCached = total, cached
+	return r, nil
+}
+
+// readProgress reads a rawjson progress stream.
+func readProgress(path string) (lastStep time.Time, total, cached int, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	done := map[string]bool{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	for sc.Scan() {
+		var st client.SolveStatus
+		if json.Unmarshal(sc.Bytes(), &st) != nil {
+			continue
+		}
+		for _, v := range st.Vertexes {
+			if v.Completed == nil || !build.IsStep(v.Name) {
+				continue
+			}
+			done[v.Digest.String()] = done[v.Digest.String()] || v.Cached
+			if v.Completed.After(lastStep) {
+				lastStep = *v.Completed
+			}
+		}
+	}
+	for _, c := range done {
+		total++
+		if c {
+			cached++
+		}
+	}
+	return lastStep, total, cached, sc.Err()
+}
+
+func lastLines(s string, n int) string {
+	l := strings.Split(strings.TrimSpace(s), "\n")
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	return strings.Join(l, "\n")
+}
+
+// slug makes s usable as an image tag.
+func slug(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '-' {
+			return r
+		}
+		return '-'
+	}, strings.ToLower(s))
+}

@@ -1,0 +1,113 @@
+// Command ciloop measures the CI loop from commit to pushed image: strata
+// beside BuildKit's own cache and push, on the same fresh builders and the
+// same registry, on loopback and behind a bandwidth-limited link.
+//
+//	go run ./bench/ciloop                       # every scenario, 5 runs each
+//	go run ./bench/ciloop -scenario push -runs 1 -step-mb 20
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/strata-build/strata/integration/testenv"
+)
+
+type config struct {
+	Scenario  string  `json:"scenario"`
+	Runs      int     `json:"runs"`
+	StepMB    int     `json:"stepMB"`
+	Work      int     `json:"workRounds"`
+	Bandwidth float64 `json:"bandwidthMBps"`
+}
+
+// Report is bench/results/latest.json.
+type Report struct {
+	Date    time.Time `json:"date"`
+	Config  config    `json:"config"`
+	Results []Result  `json:"results"`
+}
+
+func logf(format string, a ...any) { fmt.Fprintf(os.Stderr, format+"\n", a...) }
+
+func main() {
+	var cfg config
+	out := flag.String("out", "bench/results/latest.json", "where to write the results (JSON)")
+	doc := flag.String("doc", "docs/benchmarks.md", "where to write the table and chart (Markdown with SVG); empty to skip")
+	flag.StringVar(&cfg.Scenario, "scenario", "all", "scenario to run: push or all")
+	flag.IntVar(&cfg.Runs, "runs", 5, "runs per contender (medians of these are reported)")
+	flag.IntVar(&cfg.StepMB, "step-mb", 100, "megabytes each heavy step writes (half random)")
+	flag.IntVar(&cfg.Work, "work", 8, "rounds of hashing in each heavy step (CPU work)")
+	flag.Float64Var(&cfg.Bandwidth, "bandwidth", 25, "MB/s each way on the limited link")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, *out, *doc); err != nil {
+		logf("bench: %v", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, cfg config, out, doc string) error {
+	env, err := testenv.Start(ctx)
+	if err != nil {
+		return err
+	}
+	defer env.Close()
+	dir, err := os.MkdirTemp("", "strata-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	b := &bed{env: env, dir: dir}
+
+	links := []struct {
+		name string
+		opts []testenv.ProxyOption
+	}{
+		{"loopback", nil},
+		{fmt.Sprintf("%g MB/s", cfg.Bandwidth), []testenv.ProxyOption{testenv.WithBandwidth(int(cfg.Bandwidth * 1e6))}},
+	}
+	rep := Report{Date: time.Now().UTC(), Config: cfg}
+	for _, l := range links {
+		proxy, err := testenv.StartProxy(env.Registry.Host, l.opts...)
+		if err != nil {
+			return err
+		}
+		if cfg.Scenario == "all" || cfg.Scenario == "push" {
+			res, err := pushScenario(ctx, b, cfg, l.name, proxy)
+			if err != nil {
+				proxy.Close()
+				return fmt.Errorf("push scenario on %s: %w", l.name, err)
+			}
+			rep.Results = append(rep.Results, res...)
+		}
+		proxy.Close()
+	}
+
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return err
+	}
+	dt, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(out, append(dt, '\n'), 0o644); err != nil {
+		return err
+	}
+	if doc != "" {
+		if err := os.WriteFile(doc, []byte(markdown(rep)), 0o644); err != nil {
+			return err
+		}
+	}
+	fmt.Print(table(rep))
+	return nil
+}

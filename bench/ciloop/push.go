@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/strata-build/strata/integration/testenv"
+)
+
+// heavySteps is the streamed-push workload: heavy steps, each a few seconds
+// of work producing MB megabytes, half random (incompressible) and half
+// compressible, then a small step.
+const heavySteps = `FROM %[1]s
+RUN head -c %[2]d000000 /dev/urandom > /r1 && yes strata-one | head -c %[2]d000000 > /z1 && for i in $(seq %[3]d); do sha256sum /r1 /z1 >/dev/null; done
+RUN head -c %[2]d000000 /dev/urandom > /r2 && yes strata-two | head -c %[2]d000000 > /z2 && for i in $(seq %[3]d); do sha256sum /r2 /z2 >/dev/null; done
+RUN head -c %[2]d000000 /dev/urandom > /r3 && yes strata-three | head -c %[2]d000000 > /z3 && for i in $(seq %[3]d); do sha256sum /r3 /z3 >/dev/null; done
+RUN head -c %[2]d000000 /dev/urandom > /r4 && yes strata-four | head -c %[2]d000000 > /z4 && for i in $(seq %[3]d); do sha256sum /r4 /z4 >/dev/null; done
+RUN echo done > /done
+`
+
+// pushScenario compares BuildKit's push after the build (buildctl
+// --output type=image,push=true) with strata's streamed push, beside the
+// build alone, on the same fresh builders and registry.
+func pushScenario(ctx context.Context, b *bed, cfg config, link string, proxy *testenv.Proxy) ([]Result, error) {
+	ctxDir := filepath.Join(b.dir, "push-context")
+	if err := os.MkdirAll(ctxDir, 0o755); err != nil {
+		return nil, err
+	}
+	// The base image comes through the proxy too, as from a remote registry.
+	df := fmt.Sprintf(heavySteps, proxy.Host+"/busybox:latest", cfg.StepMB/2, cfg.Work)
+	if err := os.WriteFile(filepath.Join(ctxDir, "Dockerfile"), []byte(df), 0o644); err != nil {
+		return nil, err
+	}
+	bin := b.env.BinDir
+	contenders := []struct {
+		name string
+		args func(addr, ref string) (string, []string)
+	}{
+		{"build only (no push)", func(addr, ref string) (string, []string) {
+			return filepath.Join(bin, "buildctl"), []string{"--addr", addr, "build", "--progress", "rawjson", "--frontend", "dockerfile.v0",
+				"--local", "context=" + ctxDir, "--local", "dockerfile=" + ctxDir}
+		}},
+		{"buildctl push=true", func(addr, ref string) (string, []string) {
+			return filepath.Join(bin, "buildctl"), []string{"--addr", addr, "build", "--progress", "rawjson", "--frontend", "dockerfile.v0",
+				"--local", "context=" + ctxDir, "--local", "dockerfile=" + ctxDir,
+				"--output", "type=image,name=" + ref + ",push=true"}
+		}},
+		{"strata build --push", func(addr, ref string) (string, []string) {
+			return filepath.Join(bin, "strata"), []string{"build", "--builder", addr, "--progress", "rawjson", "-t", ref, "--push",
+				"--metadata-file", filepath.Join(b.dir, "strata-metadata.json"), ctxDir}
+		}},
+		{"strata build --push --reproducible", func(addr, ref string) (string, []string) {
+			return filepath.Join(bin, "strata"), []string{"build", "--builder", addr, "--progress", "rawjson", "--reproducible", "-t", ref, "--push", ctxDir}
+		}},
+	}
+	runs := make([][]Run, len(contenders))
+	for i := range cfg.Runs {
+		// Contenders take turns within each round, so drift on the machine
+		// spreads over all of them.
+		for c, ct := range contenders {
+			bk, stop, err := b.freshBuilder(ctx)
+			if err != nil {
+				return nil, err
+			}
+			ref := fmt.Sprintf("%s/bench/push-%d-%d:%s", proxy.Host, c, i, slug(link))
+			up0, down0, blobs0 := proxy.BytesUp.Load(), proxy.BytesDown.Load(), proxy.BlobUploads.Load()
+			proxy.ResetUploads()
+			name, args := ct.args(bk.Addr(), ref)
+			r, err := timed(ctx, filepath.Join(b.dir, "progress.json"), name, args...)
+			stop()
+			if err != nil {
+				return nil, err
+			}
+			r.BytesUp, r.BytesDown = proxy.BytesUp.Load()-up0, proxy.BytesDown.Load()-down0
+			r.BlobUploads = proxy.BlobUploads.Load() - blobs0
+			r.MaxPerBlob = proxy.MaxUploadsPerBlob()
+			runs[c] = append(runs[c], r)
+			logf("push/%s %-22s run %d: %.1fs (tail %.1fs), %d blob uploads, %.1f MB up", link, ct.name, i+1, r.Wall, r.Tail, r.BlobUploads, float64(r.BytesUp)/1e6)
+			if ct.name == "strata build --push" {
+				logLayers(filepath.Join(b.dir, "strata-metadata.json"))
+			}
+		}
+	}
+	var res []Result
+	for c, ct := range contenders {
+		res = append(res, summarize("streamed-push", link, ct.name, runs[c]))
+	}
+	for i := range res {
+		res[i].Baseline = "buildctl push=true"
+		res[i].Ratio = res[i].Wall.Median / res[1].Wall.Median
+	}
+	return res, nil
+}
+
+// logLayers prints when each layer was exported and when it was in the registry.
+func logLayers(metaFile string) {
+	dt, err := os.ReadFile(metaFile)
+	if err != nil {
+		return
+	}
+	var m struct {
+		Strata struct {
+			Timings struct{ Solve float64 }
+			Push    struct {
+				Layers []struct {
+					Digest   string
+					Size     int64   `json:"compressedSize"`
+					Built    float64 `json:"built"`
+					Pushed   float64 `json:"pushed"`
+					Uploaded int64   `json:"uploadedBytes"`
+				}
+			}
+		}
+	}
+	if json.Unmarshal(dt, &m) != nil {
+		return
+	}
+	logf("    solve ended at %.1fs", m.Strata.Timings.Solve)
+	for _, l := range m.Strata.Push.Layers {
+		logf("    layer %.19s %6.1f MB exported %5.1fs in registry %5.1fs", l.Digest, float64(l.Size)/1e6, l.Built, l.Pushed)
+	}
+}
