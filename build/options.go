@@ -40,8 +40,8 @@ type Options struct {
 	// digests on any builder. BuildKit rewrites every layer again at each
 	// export, which costs CPU time while streaming.
 	Reproducible bool
-	NoCache         bool   // --no-cache
-	Progress        string // auto|plain|tty|quiet|rawjson
+	NoCache      bool   // --no-cache
+	Progress     string // auto|plain|tty|quiet|rawjson
 }
 
 // resolve fills defaults and checks the paths, returning the absolute context
