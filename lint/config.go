@@ -38,8 +38,11 @@ type Config struct {
 // DefaultMaxFileSize is the default ContextLeaksIntoCopy size threshold.
 const DefaultMaxFileSize = 50 << 20
 
-// DefaultVolatileArgs are the ARG and ENV names taken to change every build.
-var DefaultVolatileArgs = []string{
+// DefaultVolatileArgs returns the ARG and ENV names (path.Match patterns)
+// taken to change every build.
+func DefaultVolatileArgs() []string { return append([]string(nil), defaultVolatileArgs...) }
+
+var defaultVolatileArgs = []string{
 	"GIT_SHA", "GIT_COMMIT", "GIT_COMMIT_SHA", "COMMIT", "COMMIT_SHA", "COMMIT_HASH", "*_COMMIT_SHA", "SHA", "SOURCE_COMMIT",
 	"REVISION", "GIT_REVISION", "VCS_REF", "SOURCE_VERSION",
 	"BUILD_NUMBER", "BUILD_ID", "BUILD_DATE", "BUILD_TIME", "BUILD_TIMESTAMP", "BUILD_VERSION", "BUILDTIME", "TIMESTAMP", "DATE",
@@ -119,7 +122,7 @@ func FindConfig(dir string) string {
 // Volatile reports whether an ARG or ENV named name changes every build.
 func (c *Config) Volatile(name string) bool {
 	up := strings.ToUpper(name)
-	for _, list := range [][]string{DefaultVolatileArgs, c.VolatileArgs} {
+	for _, list := range [][]string{defaultVolatileArgs, c.VolatileArgs} {
 		for _, p := range list {
 			if ok, _ := path.Match(strings.ToUpper(p), up); ok {
 				return true

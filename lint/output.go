@@ -9,8 +9,8 @@ import (
 	"strings"
 )
 
-// Formats are the output formats Write knows.
-var Formats = []string{"text", "json", "sarif", "github", "checkstyle"}
+// Formats returns the output formats Write knows.
+func Formats() []string { return []string{"text", "json", "sarif", "github", "checkstyle"} }
 
 // WriteOptions tune Write.
 type WriteOptions struct {
@@ -39,7 +39,7 @@ func Write(w io.Writer, format string, results []*Result, opts WriteOptions) err
 	case "checkstyle":
 		return writeCheckstyle(w, all)
 	}
-	return fmt.Errorf("unknown format %q (want %s)", format, strings.Join(Formats, ", "))
+	return fmt.Errorf("unknown format %q (want %s)", format, strings.Join(Formats(), ", "))
 }
 
 const (

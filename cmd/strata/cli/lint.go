@@ -44,7 +44,7 @@ Exit codes: 0 nothing at or above --fail-level, 1 findings at or above it,
 		RunE: func(c *cobra.Command, args []string) error { return runLint(s, o, args) },
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.format, "format", "text", "output format: "+strings.Join(lint.Formats, "|"))
+	f.StringVar(&o.format, "format", "text", "output format: "+strings.Join(lint.Formats(), "|"))
 	f.StringVar(&o.contextDir, "context", "", "build context directory (default: each Dockerfile's directory)")
 	f.StringVar(&o.failLevel, "fail-level", "", "lowest severity that fails the run: error|warning|info|none (default from config, else warning)")
 	f.StringVar(&o.config, "config", "", "config file (default: "+lint.ConfigName+" in the working directory or a parent)")
@@ -66,8 +66,8 @@ func runLint(s Streams, o *lintOptions, args []string) error {
 		}
 		return nil
 	}
-	if !lintHas(lint.Formats, o.format) {
-		return errs.Usagef("unknown --format %q (want %s)", o.format, strings.Join(lint.Formats, ", "))
+	if !lintHas(lint.Formats(), o.format) {
+		return errs.Usagef("unknown --format %q (want %s)", o.format, strings.Join(lint.Formats(), ", "))
 	}
 	cfg, err := loadLintConfig(o)
 	if err != nil {
