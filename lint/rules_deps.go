@@ -155,17 +155,19 @@ func (p *pass) lockfile(s *Step, c *ShellCommand, lock []string) {
 			}
 		}
 	}
-	why := "no COPY brings in"
-	for _, l := range lock {
-		if p.onDisk(l) {
+	why := "no COPY before it brings in"
+	if p.ctx != nil {
+		why = "is not in the build context"
+		for _, l := range lock {
+			if !p.onDisk(l) {
+				continue
+			}
+			why = "no COPY before it brings in"
 			if ex, _ := p.ctx.Excluded(l); ex {
 				why = fmt.Sprintf("is excluded by %s", path.Base(p.ctx.IgnoreFile()))
 				break
 			}
 		}
-	}
-	if why == "no COPY brings in" {
-		why = "no COPY before it brings in"
 	}
 	cmd := strings.Join(c.Args, " ")
 	if len(cmd) > 60 {
