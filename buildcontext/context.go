@@ -5,7 +5,9 @@
 // <context>/.dockerignore, parses it with ignorefile.ReadAll and hands the
 // patterns to the client, which walks the context with fsutil's FilterFS.
 // This package follows the same steps with the same pattern matcher, so a
-// path is in Files exactly when BuildKit would transfer it.
+// path is in Files exactly when BuildKit's walk would send it. (The
+// Dockerfile frontend further narrows the transfer to the paths its COPY
+// and ADD sources name, with FollowPaths; Match gives what one source takes.)
 package buildcontext
 
 import (
