@@ -189,7 +189,7 @@ func (c *crawler) repo(ctx context.Context, repo string) error {
 	case errors.As(err, &te) && te.StatusCode == http.StatusNotFound:
 		tags = nil // the repository is gone: so are its tags
 	default:
-		c.warn("%s/%s: list tags: %v; skipped", c.host, repo, oneLine(err.Error()))
+		c.warn("%s/%s: list tags: %s; skipped", c.host, repo, describe(err))
 		return nil
 	}
 	c.count(func(p *Progress, res *RefreshResult) { p.Tags += len(tags); res.Tags += len(tags) })
@@ -235,7 +235,7 @@ func (c *crawler) tag(ctx context.Context, t name.Tag, ref string) {
 	desc, err := c.puller.Head(ctx, t)
 	if err != nil {
 		if ctx.Err() == nil {
-			c.warn("%s: %v; skipped", ref, oneLine(err.Error()))
+			c.warn("%s: %s; skipped", ref, describe(err))
 		}
 		return
 	}
@@ -246,7 +246,7 @@ func (c *crawler) tag(ctx context.Context, t name.Tag, ref string) {
 	d, err := c.puller.Get(ctx, t.Digest(dgst))
 	if err != nil {
 		if ctx.Err() == nil {
-			c.warn("%s: %v; skipped", ref, oneLine(err.Error()))
+			c.warn("%s: %s; skipped", ref, describe(err))
 		}
 		return
 	}
@@ -424,4 +424,15 @@ func newPuller(ctx context.Context, o *options) (*remote.Puller, error) {
 		return nil, registryError("registry client", err)
 	}
 	return p, nil
+}
+
+// describe is a one-line account of a registry error, with what to do
+// about missing credentials.
+func describe(err error) string {
+	msg := oneLine(err.Error())
+	var te *transport.Error
+	if errors.As(err, &te) && (te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden) {
+		msg += " (log in with 'docker login' to index it)"
+	}
+	return msg
 }

@@ -31,6 +31,7 @@ type options struct {
 	log       *slog.Logger
 	progress  chan<- Progress
 	userAgent string
+	extra     []remote.Option
 }
 
 // WithKeychain sets where credentials come from (default: the docker config, authn.DefaultKeychain).
@@ -153,7 +154,7 @@ func (o *options) remote(ctx context.Context, extra ...remote.Option) []remote.O
 		remote.WithTransport(o.base),
 		remote.WithJobs(o.jobs),
 		remote.WithUserAgent(o.userAgent),
-	}, extra...)
+	}, append(o.extra, extra...)...)
 }
 
 // registryError wraps a registry failure with errs.ErrRegistry and a hint.

@@ -1,0 +1,248 @@
+package cache
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// rawManifest is a manifest pushed as bytes.
+type rawManifest struct {
+	mt   types.MediaType
+	body []byte
+}
+
+func (r rawManifest) RawManifest() ([]byte, error)        { return r.body, nil }
+func (r rawManifest) MediaType() (types.MediaType, error) { return r.mt, nil }
+func (r rawManifest) Digest() (v1.Hash, error) {
+	h, _, err := v1.SHA256(bytes.NewReader(r.body))
+	return h, err
+}
+func (r rawManifest) Size() (int64, error) { return int64(len(r.body)), nil }
+func (r rawManifest) descriptor(p *v1.Platform) v1.Descriptor {
+	d, _ := r.Digest()
+	return v1.Descriptor{MediaType: r.mt, Digest: d, Size: int64(len(r.body)), Platform: p}
+}
+
+// testConfig is an image config with history, optionally with inline cache.
+func testConfig(arch string, inline bool, history []v1.History, layers [][]byte) []byte {
+	cfg := map[string]any{"architecture": arch, "os": "linux", "created": "2026-01-01T00:00:00Z", "history": history}
+	var diffs []string
+	for _, l := range layers {
+		diffs = append(diffs, fmt.Sprintf("sha256:%x", sha256.Sum256(l)))
+	}
+	cfg["rootfs"] = map[string]any{"type": "layers", "diff_ids": diffs}
+	if inline {
+		cfg[InlineCacheKey] = "e30="
+	}
+	b, _ := json.Marshal(cfg)
+	return b
+}
+
+// pushRaw pushes a config, uncompressed layers and a manifest made of them,
+// and returns the manifest.
+func pushRaw(t testing.TB, ref string, configMT types.MediaType, config []byte, layers [][]byte) rawManifest {
+	t.Helper()
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := static.NewLayer(config, configMT)
+	if err := remote.WriteLayer(r.Context(), cl); err != nil {
+		t.Fatal(err)
+	}
+	cd, _ := cl.Digest()
+	mf := v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1, Config: v1.Descriptor{MediaType: configMT, Digest: cd, Size: int64(len(config))}}
+	for _, b := range layers {
+		l := static.NewLayer(b, types.OCIUncompressedLayer)
+		if err := remote.WriteLayer(r.Context(), l); err != nil {
+			t.Fatal(err)
+		}
+		d, _ := l.Digest()
+		mf.Layers = append(mf.Layers, v1.Descriptor{MediaType: types.OCIUncompressedLayer, Digest: d, Size: int64(len(b))})
+	}
+	body, _ := json.Marshal(mf)
+	m := rawManifest{mt: types.OCIManifestSchema1, body: body}
+	if err := remote.Put(r, m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func bkHistory(steps ...string) []v1.History {
+	h := []v1.History{{CreatedBy: "base root filesystem"}}
+	for _, s := range steps {
+		h = append(h, v1.History{CreatedBy: s + " # buildkit", Comment: "buildkit.dockerfile.v0"})
+	}
+	return h
+}
+
+func layersN(n int, salt string) [][]byte {
+	var out [][]byte
+	for i := range n {
+		out = append(out, []byte(fmt.Sprint(salt, i)))
+	}
+	return out
+}
+
+// faultyRegistry wraps the in-process registry with failures for some paths.
+func faultyRegistry(t testing.TB) (host string) {
+	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.Contains(r.URL.Path, "/manifests/boom") && r.Method != http.MethodPut:
+			http.Error(w, "boom", http.StatusInternalServerError)
+		case strings.HasPrefix(r.URL.Path, "/v2/secret/"):
+			w.WriteHeader(http.StatusUnauthorized)
+		default:
+			reg.ServeHTTP(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+func TestRefresh(t *testing.T) {
+	host := faultyRegistry(t)
+	ctx := t.Context()
+	app := host + "/app"
+	l3 := layersN(3, "app")
+	pushRaw(t, app+":v1", types.OCIConfigJSON, testConfig("amd64", true, bkHistory("RUN /bin/sh -c a", "COPY x /x"), l3), l3)
+	pushRaw(t, app+":v2", types.OCIConfigJSON, testConfig("amd64", true, bkHistory("RUN /bin/sh -c a", "COPY x /x"), l3), l3)
+	pushRaw(t, app+":bad", types.OCIConfigJSON, testConfig("amd64", true, bkHistory("RUN /bin/sh -c a"), l3), l3)
+	pushRaw(t, app+":nohistory", types.OCIConfigJSON, testConfig("amd64", true, nil, l3), l3)
+	legacy := []v1.History{{CreatedBy: "/bin/sh -c #(nop) ADD file:aa in / "}, {CreatedBy: "/bin/sh -c #(nop)  CMD [\"sh\"]", EmptyLayer: true}, {CreatedBy: "/bin/sh -c make"}}
+	pushRaw(t, app+":legacy", types.DockerConfigJSON, testConfig("amd64", false, legacy, layersN(2, "legacy")), layersN(2, "legacy"))
+	pushRaw(t, app+":helm", "application/vnd.cncf.helm.config.v1+json", []byte(`{}`), layersN(1, "chart"))
+	pushRaw(t, app+":boom", types.OCIConfigJSON, testConfig("amd64", true, bkHistory(), layersN(1, "boom")), layersN(1, "boom"))
+	huge := bkHistory("RUN /bin/sh -c " + strings.Repeat("z", 1<<20))
+	pushRaw(t, host+"/other:huge", types.OCIConfigJSON, testConfig("amd64", true, huge, layersN(2, "huge")), layersN(2, "huge"))
+
+	amd := pushRaw(t, app+":tmp-amd", types.OCIConfigJSON, testConfig("amd64", true, bkHistory("RUN /bin/sh -c m"), layersN(2, "ma")), layersN(2, "ma"))
+	arm := pushRaw(t, app+":tmp-arm", types.OCIConfigJSON, testConfig("arm64", true, bkHistory("RUN /bin/sh -c m"), layersN(2, "mb")), layersN(2, "mb"))
+	att := pushRaw(t, app+":tmp-att", "application/vnd.in-toto+json", []byte(`{}`), layersN(1, "att"))
+	im := v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{
+		amd.descriptor(&v1.Platform{OS: "linux", Architecture: "amd64"}),
+		arm.descriptor(&v1.Platform{OS: "linux", Architecture: "arm64"}),
+		att.descriptor(&v1.Platform{OS: "unknown", Architecture: "unknown"}),
+	}}
+	body, _ := json.Marshal(im)
+	r, _ := name.ParseReference(app + ":multi")
+	if err := remote.Put(r, rawManifest{mt: types.OCIImageIndex, body: body}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tag := range []string{"tmp-amd", "tmp-arm", "tmp-att"} {
+		if err := remote.Delete(r.Context().Tag(tag)); err != nil {
+			t.Logf("delete tag %s: %v", tag, err) // the in-process registry deletes tags
+		}
+	}
+
+	x := NewIndex()
+	noRetry := func(o *options) { o.extra = append(o.extra, remote.WithRetryBackoff(remote.Backoff{Steps: 1})) }
+	opts := []Option{WithKeychain(authn.NewMultiKeychain()), WithJobs(4), noRetry}
+	res, err := Refresh(ctx, x, RefreshOptions{Registry: host}, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%+v", res)
+	want := map[string]bool{app + ":v1|linux/amd64": true, app + ":v2|linux/amd64": true, app + ":legacy|linux/amd64": true,
+		app + ":multi|linux/amd64": true, app + ":multi|linux/arm64": true, host + "/other:huge|linux/amd64": true}
+	got := map[string]bool{}
+	for _, m := range x.Images() {
+		got[m.ID()] = true
+	}
+	for id := range want {
+		if !got[id] {
+			t.Errorf("%s not indexed", id)
+		}
+	}
+	for id := range got {
+		if !want[id] {
+			t.Errorf("%s indexed", id)
+		}
+	}
+	warnings := strings.Join(res.Warnings, "\n")
+	for _, w := range []string{":bad", ":nohistory", ":helm", ":boom"} {
+		if !strings.Contains(warnings, w) {
+			t.Errorf("no warning about %s in:\n%s", w, warnings)
+		}
+	}
+	if res.Fetched+res.Reused != 5 { // v1 and v2 share a digest; multi counts once
+		t.Errorf("fetched %d + reused %d, want 5", res.Fetched, res.Reused)
+	}
+	if m, _ := x.Get(app+":legacy", "linux/amd64"); m == nil || m.InlineCache || m.Steps[0].Sources != "file:aa" {
+		t.Errorf("legacy image: %+v", m)
+	}
+	if m, _ := x.Get(app+":v1", "linux/amd64"); m == nil || !m.InlineCache || len(m.Layers) != 3 || m.Layers[2].Size != 4 {
+		t.Errorf("v1: %+v", m)
+	}
+
+	// Nothing new: nothing fetched.
+	res, err = Refresh(ctx, x, RefreshOptions{Registry: host, Repos: []string{"app", "oth*"}}, opts...)
+	if err != nil || res.Fetched != 0 || res.Reused != 5 || res.Removed != 0 {
+		t.Fatalf("second refresh: %+v %v", res, err)
+	}
+	// A moved tag is fetched again, a deleted one drops out.
+	pushRaw(t, app+":v2", types.OCIConfigJSON, testConfig("amd64", true, bkHistory("RUN /bin/sh -c b"), layersN(2, "v2")), layersN(2, "v2"))
+	if err := remote.Delete(r.Context().Tag("legacy")); err != nil {
+		t.Fatal(err)
+	}
+	res, err = Refresh(ctx, x, RefreshOptions{Registry: host, Repos: []string{"app"}}, opts...)
+	if err != nil || res.Fetched != 1 || res.Removed != 1 {
+		t.Fatalf("third refresh: %+v %v", res, err)
+	}
+	if _, ok := x.Get(app+":legacy", "linux/amd64"); ok {
+		t.Error("deleted tag still indexed")
+	}
+	if m, _ := x.Get(app+":v2", "linux/amd64"); m == nil || m.Steps[1].Text != "RUN /bin/sh -c b" {
+		t.Errorf("moved tag: %+v", m)
+	}
+
+	// Named repositories work without the catalog; a missing one is empty.
+	y := NewIndex()
+	res, err = Refresh(ctx, y, RefreshOptions{Registry: host, Repos: []string{"app", "nope", "secret"}}, opts...)
+	if err != nil || y.Len() != 4 || res.Skipped != 5 || !strings.Contains(strings.Join(res.Warnings, "\n"), "secret") {
+		t.Errorf("named repos: %d images, %+v, %v", y.Len(), res, err)
+	}
+}
+
+func TestPlainHTTPOnlyForLoopback(t *testing.T) {
+	o := makeOptions([]Option{WithInsecureRegistries("10.0.0.5:5000")})
+	for host, want := range map[string]bool{
+		"localhost:5000": true, "127.0.0.1:5000": true, "[::1]:5000": true, "10.0.0.5:5000": true,
+		"10.0.0.6:5000": false, "registry.local": false, "192.168.1.2": false, "example.com": false,
+	} {
+		if got := o.plainHTTP(host); got != want {
+			t.Errorf("plainHTTP(%s) = %v", host, got)
+		}
+	}
+	var seen string
+	g := &schemeGuard{plain: o.plainHTTP, next: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		seen = r.URL.String()
+		return nil, io.EOF
+	})}
+	req, _ := http.NewRequest(http.MethodGet, "http://192.168.1.2/v2/", nil)
+	_, _ = g.RoundTrip(req)
+	if seen != "https://192.168.1.2/v2/" {
+		t.Errorf("private address went out as %s", seen)
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
