@@ -78,7 +78,9 @@ func Lint(name string, dt []byte, opts Options) (res *Result, err error) {
 	if bctx != nil {
 		p.ignore = bctx.Patterns()
 	}
-	if bctx != nil {
+	if bctx != nil && copiesContext(df) {
+		// Walk once, up front, so an unreadable context is an error here
+		// rather than a silent gap in the rules.
 		if _, err := bctx.Entries(); err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
@@ -161,4 +163,15 @@ func ErrorResult(file string, err error) *Result {
 		}
 	}
 	return &Result{File: file, Findings: []Finding{f}}
+}
+
+func copiesContext(df *Dockerfile) bool {
+	for _, st := range df.Stages {
+		for _, s := range st.Steps {
+			if fromContext(s) {
+				return true
+			}
+		}
+	}
+	return false
 }
