@@ -2,6 +2,7 @@ package buildcontext
 
 import (
 	"context"
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -12,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/tonistiigi/fsutil"
+
+	"github.com/strata-build/strata/errs"
 )
 
 // tree is the context used by the table tests.
@@ -329,5 +332,12 @@ func TestMatch(t *testing.T) {
 	files, _ := c.Files()
 	if len(all) != len(files) {
 		t.Errorf("Match(.) = %d entries, Files = %d", len(all), len(files))
+	}
+}
+
+func TestWalkErrorIsInputError(t *testing.T) {
+	err := errorAt("a/b", &os.PathError{Op: "open", Path: "/x/a/b", Err: os.ErrPermission})
+	if errs.Code(err) != errs.ExitUsage || !errors.Is(err, os.ErrPermission) || err.Error() != "build context: a/b: permission denied" {
+		t.Errorf("%v: code %d", err, errs.Code(err))
 	}
 }

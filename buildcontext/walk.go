@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/moby/patternmatcher"
+
+	"github.com/strata-build/strata/errs"
 )
 
 // Walk calls fn for every entry BuildKit receives, in lexical order, with a
@@ -117,7 +119,9 @@ type WalkError struct {
 }
 
 func (e *WalkError) Error() string { return "build context: " + e.Path + ": " + e.Err.Error() }
-func (e *WalkError) Unwrap() error { return e.Err }
+// Unwrap makes errors.Is(err, errs.ErrInput) hold, so an unreadable
+// context exits with the usage/input code.
+func (e *WalkError) Unwrap() []error { return []error{errs.ErrInput, e.Err} }
 
 func errorAt(rel string, err error) error {
 	var pe *fs.PathError
