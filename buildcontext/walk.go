@@ -119,6 +119,7 @@ type WalkError struct {
 }
 
 func (e *WalkError) Error() string { return "build context: " + e.Path + ": " + e.Err.Error() }
+
 // Unwrap makes errors.Is(err, errs.ErrInput) hold, so an unreadable
 // context exits with the usage/input code.
 func (e *WalkError) Unwrap() []error { return []error{errs.ErrInput, e.Err} }
