@@ -37,7 +37,8 @@ func isPip(c *ShellCommand) bool {
 var ecosystems = []*ecosystem{
 	{name: "npm", manifests: []string{"package.json", "package-lock.json", "npm-shrinkwrap.json", ".npmrc"},
 		install: func(c *ShellCommand) bool {
-			return c.Name() == "npm" && (c.Sub() == "ci" || c.Sub() == "install" || c.Sub() == "i") && len(c.Args) <= 6
+			// npm install <pkg> adds a package; without names it installs the manifest.
+			return c.Name() == "npm" && (c.Sub() == "ci" || (c.Sub() == "install" || c.Sub() == "i") && len(c.Positional()) == 1)
 		}, build: none,
 		frozen: func(c *ShellCommand) []string {
 			if c.Is("npm", "ci") {

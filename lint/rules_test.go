@@ -53,6 +53,8 @@ func TestRuleCases(t *testing.T) {
 		{"secret named without context", "FROM alpine\nCOPY .env id_rsa.pub /app/\nCOPY config/ /c\n", "SecretInContext", []int{2}},
 		{"example env is fine", "FROM alpine\nCOPY .env.example /app/\n", "SecretInContext", nil},
 		{"prod config named", "FROM alpine\nCOPY config/production.yaml /app/\n", "EnvironmentConfigBaked", []int{2}},
+		{"npm install with many flags", "FROM node\nCOPY . .\nRUN npm install --omit=dev --no-audit --no-fund --legacy-peer-deps --ignore-scripts --loglevel=error\n", "SourceCopiedBeforeDependencyInstall", []int{3}},
+		{"npm install of a named package", "FROM node\nCOPY . .\nRUN npm install left-pad\n", "SourceCopiedBeforeDependencyInstall", nil},
 		{"apt in heredoc together", "FROM debian\nRUN <<EOF\napt-get update\napt-get install -y curl\nEOF\n", "PackageIndexUpdateSeparated", nil},
 		{"apt from parent stage", "FROM debian AS base\nRUN apt-get update && apt-get install -y curl\nFROM base\nRUN apt-get install -y git\n", "PackageIndexUpdateSeparated", []int{4}},
 		{"dnf makecache", "FROM fedora\nRUN dnf makecache\nRUN dnf install -y git\n", "PackageIndexUpdateSeparated", []int{2, 3}},

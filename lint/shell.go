@@ -43,6 +43,18 @@ func (c *ShellCommand) Sub() string {
 	return ""
 }
 
+// Positional returns the arguments after the command name that are not
+// flags.
+func (c *ShellCommand) Positional() []string {
+	var out []string
+	for _, a := range c.Args[1:] {
+		if !strings.HasPrefix(a, "-") {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 // Has reports whether any argument equals one of the given words, or, for
 // words ending in "=", starts with it.
 func (c *ShellCommand) Has(words ...string) bool {
