@@ -70,5 +70,12 @@ func EnsureTools(ctx context.Context) (string, error) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build tools: %v\n%s", err, out)
 	}
+	// The frontend runs in a scratch image: build it static.
+	cmd = exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", filepath.Join(dir, "strata-frontend"), "./cmd/strata-frontend")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build strata-frontend: %v\n%s", err, out)
+	}
 	return dir, nil
 }

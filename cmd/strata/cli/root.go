@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 
 	"github.com/strata-build/strata/errs"
@@ -87,6 +88,9 @@ func register(f func(Streams) *cobra.Command) struct{} {
 // Main runs strata with args and returns the process exit code. Errors are
 // printed as one line naming the cause and the fix.
 func Main(args []string, in io.Reader, out, errOut io.Writer) int {
+	// Libraries strata uses (containerd's content store, the BuildKit
+	// client) log through logrus; strata speaks through its own output.
+	logrus.SetLevel(logrus.ErrorLevel)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	root := NewRootCmd(Streams{In: in, Out: out, Err: errOut})

@@ -1,0 +1,167 @@
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/strata-build/strata/cache"
+)
+
+const planDockerfile = `FROM %s
+RUN echo setup > /setup
+COPY data.txt /data.txt
+RUN cat /setup /data.txt > /out
+`
+
+type planJSON struct {
+	Stages []struct {
+		Stage      string
+		Steps      []string
+		Candidates []cache.Candidate
+	}
+	Imports []cache.Import
+}
+
+// TestCacheIndexNeverCausesWrongBuild builds and pushes v1, indexes it,
+// changes the content of a copied file, and checks that the plan offers v1
+// (its COPY matches by text only), that a fresh buildkitd importing the
+// plan's cache reuses the RUN before the COPY, rebuilds the COPY and the
+// RUN after it, and that the output has the new content.
+func TestCacheIndexNeverCausesWrongBuild(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"Dockerfile": fmt.Sprintf(planDockerfile, env.Busybox), "data.txt": "v1\n"})
+	ref := env.Registry.Host + "/cache/wrong:v1"
+	if code, _, stderr := strata(t, "build", "--builder", env.Builder.Addr(), "--progress", "plain", "-t", ref, "--push", dir); code != 0 {
+		t.Fatalf("build v1: exit %d: %s", code, tail(stderr, 20))
+	}
+	indexFile := filepath.Join(t.TempDir(), "index.idx")
+	code, out, stderr := strata(t, "index", "refresh", "--registry", env.Registry.Host, "--repo", "cache/wrong", "--index-file", indexFile, "--progress", "plain")
+	if code != 0 || !strings.Contains(out, "1 fetched") {
+		t.Fatalf("refresh: exit %d: %s %s", code, out, stderr)
+	}
+
+	// Same content: every step matches, the COPY by text (no recorded digest).
+	plan := runPlan(t, dir, indexFile)
+	c := plan.Stages[0].Candidates
+	if len(c) != 1 || c[0].Ref != ref || c[0].Matched != 3 || strings.Join(c[0].Match, ",") != "exact,text,text" || !c[0].InlineCache {
+		t.Fatalf("plan of unchanged context: %+v", plan)
+	}
+
+	writeFiles(t, dir, map[string]string{"data.txt": "v2, new content\n"})
+	plan = runPlan(t, dir, indexFile)
+	c = plan.Stages[0].Candidates
+	if len(c) != 1 || c[0].Matched != 3 || c[0].Exact != 1 || c[0].Match[1] != cache.MatchText {
+		t.Fatalf("plan after the change: %+v", plan)
+	}
+	if len(plan.Imports) != 1 || !strings.HasPrefix(plan.Imports[0].Ref, env.Registry.Host+"/cache/wrong@sha256:") {
+		t.Fatalf("imports: %+v", plan.Imports)
+	}
+
+	fresh, err := env.StartBuildkitd(context.Background(), "fresh-"+t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	outDir := t.TempDir()
+	meta := filepath.Join(t.TempDir(), "meta.json")
+	code, _, stderr = strata(t, "build", "--builder", fresh.Addr(), "--progress", "plain", "--cache-from", plan.Imports[0].Ref,
+		"--metadata-file", meta, "--output", "type=local,dest="+outDir, dir)
+	if code != 0 {
+		t.Fatalf("build v2: exit %d: %s", code, tail(stderr, 30))
+	}
+	st := strataMetadata(t, readMetadata(t, meta))
+	if st.Steps.Total != 3 || st.Steps.Cached != 1 {
+		t.Errorf("steps %+v: want 3, only the RUN before the COPY cached", st.Steps)
+	}
+	if !strings.Contains(stderr, "CACHED") || strings.Count(stderr, "CACHED") != 1 {
+		t.Errorf("want exactly one CACHED step:\n%s", tail(stderr, 40))
+	}
+	got, err := os.ReadFile(filepath.Join(outDir, "out"))
+	if err != nil || string(got) != "setup\nv2, new content\n" {
+		t.Fatalf("output %q, %v", got, err)
+	}
+}
+
+func runPlan(t *testing.T, dir, indexFile string) planJSON {
+	t.Helper()
+	code, out, stderr := strata(t, "plan", "--index-file", indexFile, "--json", dir)
+	if code != 0 {
+		t.Fatalf("plan: exit %d: %s", code, stderr)
+	}
+	var p planJSON
+	if err := json.Unmarshal([]byte(out), &p); err != nil {
+		t.Fatalf("plan JSON: %v\n%s", err, out)
+	}
+	return p
+}
+
+// TestCacheSharedIndexConcurrentWriters runs 8 writers updating the shared
+// index in the real registry at once, and checks no entry is lost; then
+// that BuildKit can read the index image as a build stage.
+func TestCacheSharedIndexConcurrentWriters(t *testing.T) {
+	ctx := context.Background()
+	ref := env.Registry.Host + "/strata/index:concurrent"
+	const writers, each = 8, 25
+	var wg sync.WaitGroup
+	errc := make(chan error, writers)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st, err := cache.NewRegistryStore(ref)
+			if err != nil {
+				errc <- err
+				return
+			}
+			x := cache.NewIndex()
+			for i := range each {
+				x.Put(&cache.Image{Ref: fmt.Sprintf("%s/w%d/app:%d", env.Registry.Host, w, i), Digest: fmt.Sprintf("sha256:%064d", w*1000+i),
+					Platform: "linux/amd64", InlineCache: true, Indexed: time.Now(),
+					Steps:  []cache.Step{{Token: "RAW base", Text: "RAW base"}, {Token: fmt.Sprintf("RUN %d", i), Text: fmt.Sprintf("RUN %d", i)}},
+					Layers: []cache.Layer{{Digest: "sha256:" + strings.Repeat("a", 64), DiffID: "sha256:" + strings.Repeat("b", 64), Size: 1}, {Size: 2}}})
+			}
+			if _, err := st.Update(ctx, x); err != nil {
+				errc <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Fatal(err)
+	}
+	st, err := cache.NewRegistryStore(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := st.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x.Len() != writers*each {
+		t.Fatalf("shared index holds %d images, want %d", x.Len(), writers*each)
+	}
+
+	// The CLI reads the same index.
+	code, out, stderr := strata(t, "index", "ls", "--index", ref)
+	if code != 0 || strings.Count(out, "linux/amd64") != writers*each {
+		t.Fatalf("index ls: exit %d, %d lines: %s", code, strings.Count(out, "\n"), stderr)
+	}
+
+	// BuildKit reads the index image like any other (what a frontend's llb.Image + ReadFile does).
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"Dockerfile": fmt.Sprintf("FROM %s AS index\nFROM %s\nCOPY --from=index /%s /index\nRUN test -s /index && head -c 8 /index > /magic\n", ref, env.Busybox, cache.IndexPath)})
+	outDir := t.TempDir()
+	if code, _, stderr := strata(t, "build", "--builder", env.Builder.Addr(), "--progress", "plain", "--output", "type=local,dest="+outDir, dir); code != 0 {
+		t.Fatalf("build reading the index: exit %d: %s", code, tail(stderr, 20))
+	}
+	if magic, _ := os.ReadFile(filepath.Join(outDir, "magic")); string(magic) != "STRATAIX" {
+		t.Errorf("index file read by BuildKit starts %q", magic)
+	}
+}
