@@ -133,10 +133,6 @@ func sarifLevel(s Severity) string {
 
 func writeSARIF(w io.Writer, fs []Finding) error {
 	type obj = map[string]any
-	infos := map[string]*RuleInfo{}
-	for _, r := range append(Rules(), BuildKitRules()...) {
-		infos[r.Name] = r
-	}
 	var ids []string
 	index := map[string]int{}
 	for _, f := range fs {
@@ -150,7 +146,7 @@ func writeSARIF(w io.Writer, fs []Finding) error {
 	for i, id := range ids {
 		index[id] = i
 		r := obj{"id": id}
-		if info := infos[id]; info != nil {
+		if info := RuleByName(id); info != nil {
 			r["shortDescription"] = obj{"text": info.Description}
 			r["helpUri"] = info.URL
 			r["defaultConfiguration"] = obj{"level": sarifLevel(info.Severity)}

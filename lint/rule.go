@@ -153,3 +153,13 @@ func Failed(fs []Finding, level Severity) bool {
 	}
 	return false
 }
+
+// RuleByName returns the description of a strata or BuildKit rule, or nil.
+func RuleByName(name string) *RuleInfo {
+	for _, r := range append(Rules(), BuildKitRules()...) {
+		if r.Name == name {
+			return r
+		}
+	}
+	return nil
+}

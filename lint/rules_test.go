@@ -193,3 +193,15 @@ func TestFixKeepsCRLF(t *testing.T) {
 		t.Errorf("fixed = %q, want %q", got, want)
 	}
 }
+
+func TestRuleByName(t *testing.T) {
+	if r := RuleByName("VolatileArgBeforeRun"); r == nil || !r.Fixable {
+		t.Errorf("VolatileArgBeforeRun: %+v", r)
+	}
+	if r := RuleByName("JSONArgsRecommended"); r == nil || !r.BuildKit || r.URL == "" {
+		t.Errorf("JSONArgsRecommended: %+v", r)
+	}
+	if RuleByName("Nope") != nil {
+		t.Error("unknown rule found")
+	}
+}
