@@ -38,7 +38,8 @@ type Result struct {
 	Context    *buildcontext.Context // nil when linted without a context
 }
 
-// LintFile lints the Dockerfile at path.
+// LintFile lints the Dockerfile at path, against the context in opts (none
+// unless ContextDir or Context is set); <path>.dockerignore is found beside it.
 func LintFile(path string, opts Options) (*Result, error) {
 	dt, err := os.ReadFile(path)
 	if err != nil {

@@ -6,6 +6,13 @@
 // ADD sources are expanded against the files that survive the ignore file
 // (package buildcontext). Rules are values: a RuleInfo with a typed message
 // constructor. The package never imports BuildKit's client, gateway or solver.
+//
+// A frontend lints the Dockerfile bytes it was given with Lint (no context
+// directory; Options.IgnorePatterns from the ignore file if it has it) and
+// sends each Finding as a build warning: Rule, URL, Message, Severity and
+// Location (BuildKit line ranges); RuleByName gives a rule's description.
+// The command line adds the context directory, so COPY sources are expanded
+// against the files that really reach the build.
 package lint
 
 import (
