@@ -59,14 +59,18 @@ var hadolintBuildKit = map[string][]string{
 type buildKitChecks struct {
 	linter   *linter.Linter
 	warnings []Finding
+	severity Severity // error with "# check=error=true", as BuildKit fails the build then
 }
 
 func newBuildKitChecks(dt []byte) *buildKitChecks {
-	b := &buildKitChecks{}
+	b := &buildKitChecks{severity: SeverityWarning}
 	cfg := &linter.Config{}
 	if v, _, _, ok := parser.ParseDirective("check", dt); ok {
 		if c, err := linter.ParseLintOptions(v); err == nil {
 			cfg.ExperimentalAll, cfg.ExperimentalRules = c.ExperimentalAll, c.ExperimentalRules
+			if c.ReturnAsError {
+				b.severity = SeverityError
+			}
 		}
 	}
 	cfg.Warn = b.warn
@@ -75,7 +79,7 @@ func newBuildKitChecks(dt []byte) *buildKitChecks {
 }
 
 func (b *buildKitChecks) warn(rule, _, url, msg string, loc []parser.Range) {
-	f := Finding{Rule: rule, Severity: SeverityWarning, Message: msg, URL: url, BuildKit: true}
+	f := Finding{Rule: rule, Severity: b.severity, Message: msg, URL: url, BuildKit: true}
 	if len(loc) > 0 {
 		f.Start = Position{Line: loc[0].Start.Line, Column: loc[0].Start.Character + 1}
 		f.End = Position{Line: loc[len(loc)-1].End.Line}

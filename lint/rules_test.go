@@ -205,3 +205,13 @@ func TestRuleByName(t *testing.T) {
 		t.Error("unknown rule found")
 	}
 }
+
+func TestCheckErrorTrue(t *testing.T) {
+	res, err := Lint("Dockerfile", []byte("# check=error=true\nFROM alpine\nCMD echo hi\n"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Findings) != 1 || res.Findings[0].Severity != SeverityError {
+		t.Errorf("BuildKit checks are errors with check=error=true: %+v", res.Findings)
+	}
+}
