@@ -54,7 +54,7 @@ func checkCacheMounts(p *pass) {
 	for _, st := range p.df.Stages {
 		copyLine := 0
 		for _, s := range st.Steps {
-			if cs := p.copied(s); cs != nil && (cs.broad() || !cs.manifestOnly()) {
+			if cs := p.copied(s); cs != nil && p.broadCopy(cs) {
 				copyLine = s.Start
 				continue
 			}

@@ -162,7 +162,7 @@ func checkContext(p *pass) {
 			if cs == nil {
 				continue
 			}
-			broad := cs.broad() || topLevelDir(p, cs)
+			broad := p.broadCopy(cs)
 			if broad && p.ctx.IgnoreFile() == "" && !missingReported {
 				missingReported = true
 				p.report(RuleMissingDockerignore.Info(), s, RuleMissingDockerignore.Format(strings.Join(cs.sources, " ")), nil)
@@ -176,12 +176,24 @@ func checkContext(p *pass) {
 	}
 }
 
-func topLevelDir(p *pass, cs *copySet) bool {
+// broadCopy reports a COPY of the context root or of a whole top-level
+// directory (without a context, a source with no extension counts as one).
+func (p *pass) broadCopy(cs *copySet) bool {
+	if cs.broad() {
+		return true
+	}
 	for _, src := range cs.sources {
-		if !strings.Contains(src, "/") && !strings.ContainsAny(src, "*?[") {
-			if fi, err := os.Stat(filepath.Join(p.ctx.Dir(), src)); err == nil && fi.IsDir() {
+		if strings.Contains(src, "/") || strings.ContainsAny(src, "*?[$") {
+			continue
+		}
+		if p.ctx == nil {
+			if !strings.Contains(src, ".") {
 				return true
 			}
+			continue
+		}
+		if fi, err := os.Stat(filepath.Join(p.ctx.Dir(), src)); err == nil && fi.IsDir() {
+			return true
 		}
 	}
 	return false
