@@ -364,12 +364,20 @@ func (c *crawler) image(ref string, img v1.Image, p *v1.Platform) (*Image, error
 		return nil, err
 	}
 	m.Digest = d.String()
-	if m.Pushed.IsZero() {
+	if m.Pushed.Before(reproducibleCutoff) {
+		// Reproducible builds pin created to SOURCE_DATE_EPOCH (often 0):
+		// when strata first saw the image is the better guess.
 		m.Pushed = c.now
+		if old, ok := c.x.Get(ref, m.Platform); ok && old.Digest == m.Digest {
+			m.Pushed = old.Pushed
+		}
 	}
 	m.Indexed = c.now
 	return m, nil
 }
+
+// reproducibleCutoff: created times before it are taken as pinned, not real.
+var reproducibleCutoff = time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // errSkipSilently marks images strata itself keeps in registries (the shared index).
 var errSkipSilently = errors.New("strata index artifact")

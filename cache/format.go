@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 	"strings"
 	"time"
 )
@@ -98,15 +99,18 @@ func (x *Index) Encode(w io.Writer) error {
 	return bw.Flush()
 }
 
+// zeroTime encodes the zero time.Time, which is not the Unix epoch.
+const zeroTime = math.MinInt64
+
 func unixNano(t time.Time) int64 {
 	if t.IsZero() {
-		return 0
+		return zeroTime
 	}
 	return t.UnixNano()
 }
 
 func fromUnixNano(v int64) time.Time {
-	if v == 0 {
+	if v == zeroTime {
 		return time.Time{}
 	}
 	return time.Unix(0, v).UTC()

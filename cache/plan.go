@@ -51,6 +51,9 @@ const (
 	MatchExact   = "exact"   // same text, and for COPY/ADD the same sources digest
 	MatchText    = "text"    // same text; the content of COPY/ADD sources is not known to match
 	MatchChanged = "changed" // same text, but the recorded sources digest differs: BuildKit rebuilds it
+	// MatchRebuild is a step with the same text after a changed step:
+	// BuildKit's cache keys chain, so it runs again.
+	MatchRebuild = "rebuild"
 )
 
 // Candidate is an indexed image that shares leading steps with a stage.
@@ -194,10 +197,17 @@ func candidate(mt Match, st *Stage) Candidate {
 				kind = MatchText
 			}
 		}
+		// A step is no surer than the steps before it: cache keys chain.
+		switch {
+		case !likely:
+			kind = MatchRebuild
+		case !exact && kind == MatchExact:
+			kind = MatchText
+		}
 		c.Match = append(c.Match, kind)
 		size := m.Layers[i].Size
 		exact = exact && kind == MatchExact
-		likely = likely && kind != MatchChanged
+		likely = likely && kind != MatchChanged && kind != MatchRebuild
 		if exact {
 			c.Exact++
 			c.BytesReusable += size
