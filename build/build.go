@@ -18,8 +18,10 @@ import (
 	"github.com/moby/buildkit/session"
 	"github.com/moby/buildkit/session/auth/authprovider"
 	"github.com/moby/buildkit/session/sshforward/sshprovider"
+	"github.com/moby/buildkit/util/grpcerrors"
 	"github.com/moby/buildkit/util/progress/progressui"
 	"github.com/tonistiigi/fsutil"
+	"google.golang.org/grpc/codes"
 
 	"github.com/strata-build/strata/errs"
 	"github.com/strata-build/strata/frontend"
@@ -240,7 +242,8 @@ func classify(ctx context.Context, err error, push bool) error {
 		}
 	}
 	switch {
-	case strings.Contains(lower, "connection refused") && strings.Contains(lower, "buildkit"),
+	case grpcerrors.Code(err) == codes.Unavailable && !strings.Contains(lower, "failed to push"),
+		strings.Contains(lower, "connection refused") && strings.Contains(lower, "buildkit"),
 		strings.Contains(lower, "error reading from server: eof"),
 		strings.Contains(lower, "transport is closing"):
 		return errs.WithHint(fmt.Errorf("%w: the builder was lost: %s", errs.ErrBuilder, firstLine(msg)),

@@ -1,0 +1,134 @@
+package integration
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/strata-build/strata/errs"
+)
+
+// startStrata runs the strata binary and returns once its progress shows
+// marker, so the caller can interfere with a build in flight.
+func startStrata(t *testing.T, marker string, args ...string) (*exec.Cmd, *strings.Builder, <-chan error) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(env.BinDir, "strata"), args...)
+	cmd.Env = os.Environ()
+	pr, pw := io.Pipe()
+	cmd.Stderr, cmd.Stdout = pw, pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		err := cmd.Wait()
+		pw.Close()
+		done <- err
+	}()
+	var out strings.Builder
+	seen := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(pr)
+		once := false
+		for sc.Scan() {
+			out.WriteString(sc.Text() + "\n")
+			if !once && strings.Contains(sc.Text(), marker) {
+				once = true
+				close(seen)
+			}
+		}
+		if !once {
+			close(seen)
+		}
+	}()
+	select {
+	case <-seen:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("the build never reached " + marker)
+	}
+	return cmd, &out, done
+}
+
+func exitCode(err error) int {
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
+}
+
+const slowDockerfile = "FROM %s\nRUN echo started-slow-step && sleep 60\n"
+
+// Losing buildkitd in the middle of a build: strata says the builder was
+// lost, exits 3, and no tag is created.
+func TestBuilderLostMidBuild(t *testing.T) {
+	bk, err := env.StartBuildkitd(t.Context(), "lost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bk.Stop(5 * time.Second)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"Dockerfile": fmt.Sprintf(slowDockerfile, env.Busybox)})
+	ref := env.Registry.Host + "/lost/app:v1"
+	_, out, done := startStrata(t, "started-slow-step", "build", "--builder", bk.Addr(), "--progress", "plain", "-t", ref, "--push", dir)
+	if err := syscall.Kill(bk.PID(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	var werr error
+	select {
+	case werr = <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("strata did not notice the builder was lost")
+	}
+	if code := exitCode(werr); code != errs.ExitBuilder {
+		t.Fatalf("exit %d, want %d\n%s", code, errs.ExitBuilder, tail(out.String(), 15))
+	}
+	if last := lastLine(out.String()); !strings.Contains(last, "builder was lost") {
+		t.Errorf("error line %q does not say the builder was lost", last)
+	}
+	r, _ := name.ParseReference(ref, name.Insecure)
+	if _, err := remote.Head(r); err == nil {
+		t.Fatal("a tag exists for a build whose builder was lost")
+	}
+}
+
+// SIGINT during a build cancels it: exit 130, no tag, and the builder stays
+// healthy for the next build.
+func TestInterruptedBuild(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"Dockerfile": fmt.Sprintf(slowDockerfile, env.Busybox)})
+	ref := env.Registry.Host + "/interrupted/app:v1"
+	cmd, out, done := startStrata(t, "started-slow-step", "build", "--builder", env.Builder.Addr(), "--progress", "plain", "-t", ref, "--push", dir)
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	var werr error
+	select {
+	case werr = <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("strata did not stop on SIGINT")
+	}
+	if code := exitCode(werr); code != errs.ExitInterrupted {
+		t.Fatalf("exit %d, want %d\n%s", code, errs.ExitInterrupted, tail(out.String(), 15))
+	}
+	r, _ := name.ParseReference(ref, name.Insecure)
+	if _, err := remote.Head(r); err == nil {
+		t.Fatal("a tag exists for an interrupted build")
+	}
+	writeFiles(t, dir, map[string]string{"Dockerfile": fmt.Sprintf("FROM %s\nRUN echo after-interrupt\n", env.Busybox)})
+	if code, _, stderr := strata(t, "build", "--builder", env.Builder.Addr(), "--progress", "plain", dir); code != 0 {
+		t.Fatalf("the builder is not healthy after an interrupted build: exit %d\n%s", code, tail(stderr, 10))
+	}
+}
