@@ -25,7 +25,8 @@ func TestStreamedPush(t *testing.T) {
 	writeFiles(t, dir, map[string]string{"Dockerfile": fmt.Sprintf(heavyDockerfile, env.Busybox)})
 	ref := env.Registry.Host + "/stream/app:v1"
 	meta := filepath.Join(t.TempDir(), "m.json")
-	code, _, stderr := strata(t, "build", "--builder", env.Builder.Addr(), "--progress", "plain", "-t", ref, "--push", "--metadata-file", meta, dir)
+	// --no-cache: other tests build the same Dockerfile on this builder.
+	code, _, stderr := strata(t, "build", "--builder", env.Builder.Addr(), "--progress", "plain", "--no-cache", "-t", ref, "--push", "--metadata-file", meta, dir)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, tail(stderr, 30))
 	}
