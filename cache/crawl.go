@@ -1,9 +1,7 @@
 package cache
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -13,10 +11,8 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/strata-build/strata/errs"
@@ -90,8 +86,51 @@ func Refresh(ctx context.Context, x *Index, ro RefreshOptions, opts ...Option) (
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if c.fromCatalog {
+		c.dropGoneRepos(repos, ro.Repos)
+	}
 	c.res.Repos = len(repos)
 	return c.res, nil
+}
+
+// dropGoneRepos deletes the indexed refs of repositories the catalog no
+// longer lists (among those the patterns select).
+func (c *crawler) dropGoneRepos(repos, patterns []string) {
+	listed := map[string]bool{}
+	for _, r := range repos {
+		listed[r] = true
+	}
+	prefix := c.host + "/"
+	gone := 0
+	for _, m := range c.x.Images() {
+		rest, ok := strings.CutPrefix(m.Ref, prefix)
+		if !ok {
+			continue
+		}
+		i := strings.LastIndexByte(rest, ':')
+		if i < 0 {
+			continue
+		}
+		repo := rest[:i]
+		if listed[repo] || !selected(repo, patterns) {
+			continue
+		}
+		c.x.Delete(m.Ref, c.now)
+		gone++
+	}
+	c.res.Removed += gone
+}
+
+func selected(repo string, patterns []string) bool {
+	if len(patterns) == 0 {
+		return true
+	}
+	for _, p := range patterns {
+		if ok, _ := path.Match(p, repo); ok {
+			return true
+		}
+	}
+	return false
 }
 
 type crawler struct {
@@ -101,6 +140,8 @@ type crawler struct {
 	puller *remote.Puller
 	now    time.Time
 	known  map[string][]*Image // by the digest the tag pointed to
+
+	fromCatalog bool // the repositories came from the catalog
 
 	mu       sync.Mutex
 	res      *RefreshResult
@@ -123,6 +164,7 @@ func (c *crawler) repos(ctx context.Context, reg name.Registry, patterns []strin
 	if len(patterns) > 0 && !glob {
 		return names, nil
 	}
+	c.fromCatalog = true
 	all, err := c.puller.Catalog(ctx, reg)
 	if err != nil {
 		return nil, errs.WithHint(fmt.Errorf("%w: list repositories of %s: %v", errs.ErrRegistry, c.host, oneLine(err.Error())),
@@ -283,147 +325,6 @@ func (c *crawler) reuse(ref, dgst string) bool {
 	}
 	c.count(func(p *Progress, res *RefreshResult) { p.Reused++; res.Reused++ })
 	return true
-}
-
-// descriptor reads the image or every platform of the image index d.
-func (c *crawler) descriptor(ref string, d *remote.Descriptor) ([]*Image, error) {
-	switch {
-	case d.MediaType.IsIndex():
-		return c.index(ref, d)
-	case d.MediaType.IsImage():
-		img, err := d.Image()
-		if err != nil {
-			return nil, err
-		}
-		m, err := c.image(ref, img, nil)
-		if err != nil {
-			return nil, err
-		}
-		return []*Image{m}, nil
-	default:
-		return nil, fmt.Errorf("manifest media type %q is not an image", d.MediaType)
-	}
-}
-
-func (c *crawler) index(ref string, d *remote.Descriptor) ([]*Image, error) {
-	idx, err := d.ImageIndex()
-	if err != nil {
-		return nil, err
-	}
-	im, err := idx.IndexManifest()
-	if err != nil {
-		return nil, err
-	}
-	var out []*Image
-	for _, desc := range im.Manifests {
-		if !desc.MediaType.IsImage() || desc.Platform == nil || desc.Platform.OS == "unknown" {
-			continue // attestations and nested indexes
-		}
-		img, err := idx.Image(desc.Digest)
-		if err == nil {
-			var m *Image
-			if m, err = c.image(ref, img, desc.Platform); err == nil {
-				out = append(out, m)
-			}
-		}
-		if err != nil && !errors.Is(err, errSkipSilently) {
-			c.warn("%s (%s): %v; skipped", ref, desc.Platform, err)
-		}
-	}
-	if len(out) == 0 {
-		return nil, errors.New("image index has no image for any platform")
-	}
-	return out, nil
-}
-
-// image reads one platform's manifest and config into an index entry.
-func (c *crawler) image(ref string, img v1.Image, p *v1.Platform) (*Image, error) {
-	mf, err := img.Manifest()
-	if err != nil {
-		return nil, err
-	}
-	if mf.Config.Size > maxConfigSize {
-		return nil, fmt.Errorf("config of %d bytes is larger than %d", mf.Config.Size, maxConfigSize)
-	}
-	if mt := mf.Config.MediaType; mt != "" && mt != types.DockerConfigJSON && mt != types.OCIConfigJSON {
-		return nil, fmt.Errorf("config media type %q is not an image config", mt)
-	}
-	raw, err := img.RawConfigFile()
-	if err != nil {
-		return nil, err
-	}
-	m, err := imageFromConfig(ref, raw, mf)
-	if err != nil {
-		return nil, err
-	}
-	if p != nil && m.Platform == "" {
-		m.Platform = platformString(p.OS, p.Architecture, p.Variant)
-	}
-	d, err := img.Digest()
-	if err != nil {
-		return nil, err
-	}
-	m.Digest = d.String()
-	if m.Pushed.Before(reproducibleCutoff) {
-		// Reproducible builds pin created to SOURCE_DATE_EPOCH (often 0):
-		// when strata first saw the image is the better guess.
-		m.Pushed = c.now
-		if old, ok := c.x.Get(ref, m.Platform); ok && old.Digest == m.Digest {
-			m.Pushed = old.Pushed
-		}
-	}
-	m.Indexed = c.now
-	return m, nil
-}
-
-// reproducibleCutoff: created times before it are taken as pinned, not real.
-var reproducibleCutoff = time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)
-
-// errSkipSilently marks images strata itself keeps in registries (the shared index).
-var errSkipSilently = errors.New("strata index artifact")
-
-// imageFromConfig builds an index entry from a raw config and its manifest.
-func imageFromConfig(ref string, raw []byte, mf *v1.Manifest) (*Image, error) {
-	cf, err := v1.ParseConfigFile(bytes.NewReader(raw))
-	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	if _, ok := cf.Config.Labels[IndexLabel]; ok {
-		return nil, errSkipSilently
-	}
-	if len(cf.RootFS.DiffIDs) != len(mf.Layers) {
-		return nil, &ErrHistory{Reason: fmt.Sprintf("config lists %d layers, the manifest %d", len(cf.RootFS.DiffIDs), len(mf.Layers))}
-	}
-	steps, err := NormalizeHistory(cf.History, len(mf.Layers))
-	if err != nil {
-		return nil, err
-	}
-	var top map[string]json.RawMessage
-	_ = json.Unmarshal(raw, &top)
-	_, inline := top[InlineCacheKey]
-	m := &Image{
-		Ref:         ref,
-		Platform:    platformString(cf.OS, cf.Architecture, cf.Variant),
-		Steps:       steps,
-		InlineCache: inline,
-		Pushed:      cf.Created.UTC(),
-	}
-	m.Layers = make([]Layer, len(mf.Layers))
-	for i, l := range mf.Layers {
-		m.Layers[i] = Layer{Digest: l.Digest.String(), DiffID: cf.RootFS.DiffIDs[i].String(), Size: l.Size}
-	}
-	return m, nil
-}
-
-func platformString(os, arch, variant string) string {
-	if os == "" || arch == "" {
-		return ""
-	}
-	s := os + "/" + arch
-	if variant != "" {
-		s += "/" + variant
-	}
-	return s
 }
 
 func newPuller(ctx context.Context, o *options) (*remote.Puller, error) {
