@@ -11,7 +11,7 @@ FUZZTIME  ?= 10s
 
 export PATH := $(BIN):$(PATH)
 
-.PHONY: all deps build test unit integration fuzz vet demo clean
+.PHONY: all deps build test unit integration fuzz vet demo bench bench-smoke clean
 
 all: build
 
@@ -58,6 +58,17 @@ fuzz:
 test: deps build vet
 	STRATA_BIN_DIR=$(BIN) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 	$(MAKE) --no-print-directory fuzz
+	$(MAKE) --no-print-directory bench-smoke
+
+# The CI-loop benchmarks side by side with BuildKit's own cache and push
+# (bench/results/latest.json, docs/benchmarks.md), then the micro benchmarks.
+bench: deps build
+	STRATA_BIN_DIR=$(BIN) $(GO) run ./bench
+	$(GO) test -run '^$$' -bench . -benchtime 3x -cpu 1 ./bench
+
+# One small run per contender: the harness works (no timings asserted).
+bench-smoke: deps build
+	STRATA_BIN_DIR=$(BIN) $(GO) run ./bench -runs 1 -step-mb 8 -work 1 -out $$(mktemp -d)/smoke.json -doc ""
 
 # The main job end to end: a local registry, strata's own buildkitd, build and
 # push an app, change a file, rebuild, show what was cached.

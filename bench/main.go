@@ -2,8 +2,8 @@
 // beside BuildKit's own cache and push, on the same fresh builders and the
 // same registry, on loopback and behind a bandwidth-limited link.
 //
-//	go run ./bench/ciloop                       # every scenario, 5 runs each
-//	go run ./bench/ciloop -scenario push -runs 1 -step-mb 20
+//	go run ./bench                       # every scenario, 5 runs each
+//	go run ./bench -scenario push -runs 1 -step-mb 20
 package main
 
 import (
