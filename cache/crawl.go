@@ -59,6 +59,9 @@ func Refresh(ctx context.Context, x *Index, ro RefreshOptions, opts ...Option) (
 	if err != nil {
 		return nil, errs.Usagef("--registry %q: %v", ro.Registry, err)
 	}
+	if _, err := transport.Ping(ctx, reg, o.base); err != nil {
+		return nil, registryError("reach "+ro.Registry, err)
+	}
 	puller, err := newPuller(ctx, o)
 	if err != nil {
 		return nil, err
