@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -32,6 +33,7 @@ type options struct {
 	progress  chan<- Progress
 	userAgent string
 	extra     []remote.Option
+	now       func() time.Time
 }
 
 // WithKeychain sets where credentials come from (default: the docker config, authn.DefaultKeychain).
@@ -42,6 +44,9 @@ func WithKeychain(k authn.Keychain) Option { return func(o *options) { o.keychai
 func WithInsecureRegistries(hosts ...string) Option {
 	return func(o *options) { o.insecure = append(o.insecure, hosts...) }
 }
+
+// WithClock sets the clock the shared index dates its deltas by (default time.Now).
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
 // WithJobs bounds how many requests run at once (default 8).
 func WithJobs(n int) Option {
@@ -64,7 +69,7 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 func WithProgress(ch chan<- Progress) Option { return func(o *options) { o.progress = ch } }
 
 func makeOptions(opts []Option) *options {
-	o := &options{keychain: authn.DefaultKeychain, jobs: 8, userAgent: "strata"}
+	o := &options{keychain: authn.DefaultKeychain, jobs: 8, userAgent: "strata", now: time.Now}
 	for _, f := range opts {
 		f(o)
 	}

@@ -77,7 +77,7 @@ func NewRegistryStore(ref string, opts ...Option) (*RegistryStore, error) {
 	if len(t.TagStr())+len(deltaInfix)+26 > 128 {
 		return nil, errs.Usagef("--index tag %q is too long; keep it under 100 characters", t.TagStr())
 	}
-	return &RegistryStore{ref: t, o: o, now: time.Now}, nil
+	return &RegistryStore{ref: t, o: o, now: o.now}, nil
 }
 
 func (s *RegistryStore) String() string { return s.ref.String() }
@@ -278,12 +278,16 @@ func (s *RegistryStore) collect(ctx context.Context, held []string) {
 		if err != nil || s.now().Sub(time.Unix(0, ns)) < deltaGrace {
 			continue
 		}
+		// Deleting the tag is enough where registries allow it; others
+		// delete the manifest by digest, which takes its tags along.
 		ref := s.ref.Context().Tag(t)
 		desc, err := remote.Head(ref, s.o.remote(ctx)...)
 		if err != nil {
 			continue
 		}
-		_ = remote.Delete(s.ref.Context().Digest(desc.Digest.String()), s.o.remote(ctx)...)
+		if remote.Delete(ref, s.o.remote(ctx)...) != nil {
+			_ = remote.Delete(s.ref.Context().Digest(desc.Digest.String()), s.o.remote(ctx)...)
+		}
 	}
 }
 

@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
 	"github.com/strata-build/strata/cache"
 )
 
@@ -157,9 +160,31 @@ func TestCacheSharedIndexConcurrentWriters(t *testing.T) {
 		t.Fatalf("shared index holds %d images, want %d", x.Len(), writers*each)
 	}
 
+	// A writer after the grace period collects the merged deltas.
+	later, err := cache.NewRegistryStore(ref, cache.WithClock(func() time.Time { return time.Now().Add(time.Hour) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	one := cache.NewIndex()
+	one.Put(&cache.Image{Ref: env.Registry.Host + "/late/app:1", Digest: "sha256:" + strings.Repeat("c", 64), Platform: "linux/amd64", Indexed: time.Now().Add(time.Hour)})
+	if _, err := later.Update(ctx, one); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := name.ParseReference(ref, name.Insecure)
+	tags, err := remote.List(r.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(strings.Join(tags, " "), "-delta-"); n != 1 {
+		t.Errorf("%d deltas left after collection, want the last writer's: %v", n, tags)
+	}
+	if x, err := st.Load(ctx); err != nil || x.Len() != writers*each+1 {
+		t.Fatalf("after collection: %v images, %v", x.Len(), err)
+	}
+
 	// The CLI reads the same index.
 	code, out, stderr := strata(t, "index", "ls", "--index", ref)
-	if code != 0 || strings.Count(out, "linux/amd64") != writers*each {
+	if code != 0 || strings.Count(out, "linux/amd64") != writers*each+1 {
 		t.Fatalf("index ls: exit %d, %d lines: %s", code, strings.Count(out, "\n"), stderr)
 	}
 

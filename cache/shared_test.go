@@ -1,0 +1,96 @@
+package cache
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+func TestRegistryStoreDeltasAndCollection(t *testing.T) {
+	host := faultyRegistry(t)
+	ctx := t.Context()
+	clock := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+	st, err := NewRegistryStore(host+"/strata/index:main", WithClock(func() time.Time { return clock }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	update := func(refs ...string) {
+		t.Helper()
+		x := NewIndex()
+		for _, r := range refs {
+			m := testImage(host+"/app:"+r, "linux/amd64", "base", "RUN "+r)
+			m.Indexed = clock
+			x.Put(m)
+		}
+		if _, err := st.Update(ctx, x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	load := func(want int) {
+		t.Helper()
+		x, err := st.Load(ctx)
+		if err != nil || x.Len() != want {
+			t.Fatalf("Load: %s images, %v; want %d", imagesOf(x), err, want)
+		}
+	}
+	if x, err := st.Load(ctx); err != nil || x.Len() != 0 {
+		t.Fatalf("empty store: %v %v", x, err)
+	}
+	update("a")
+	load(1)
+	mainRef, _ := name.ParseReference(host + "/strata/index:main")
+	old, err := remote.Get(mainRef)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock = clock.Add(time.Second)
+	update("b")
+	load(2)
+	// A slow compaction that read before b's update overwrites REF: b's
+	// delta still holds its entries.
+	if err := remote.Put(mainRef, rawManifest{mt: old.MediaType, body: old.Manifest}); err != nil {
+		t.Fatal(err)
+	}
+	load(2)
+
+	clock = clock.Add(deltaGrace + time.Minute)
+	update("c")
+	load(3)
+	tags, err := remote.List(mainRef.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var deltas []string
+	for _, tag := range tags {
+		if strings.Contains(tag, deltaInfix) {
+			deltas = append(deltas, tag)
+		}
+	}
+	if len(deltas) != 1 {
+		t.Errorf("deltas left after collection: %v", deltas)
+	}
+	// What REF alone holds (what a frontend reads) is complete.
+	p, _ := newPuller(ctx, st.o)
+	x, held, _, err := st.readImage(ctx, p, st.ref)
+	if err != nil || x.Len() != 3 || len(held) != 3 {
+		t.Errorf("REF holds %s images and %d deltas, %v", imagesOf(x), len(held), err)
+	}
+
+	if _, err := NewRegistryStore(host + "/strata/index@sha256:" + strings.Repeat("a", 64)); err == nil {
+		t.Error("digest ref accepted")
+	}
+	if _, err := NewRegistryStore(host + "/strata/index:" + strings.Repeat("t", 120)); err == nil {
+		t.Error("overlong tag accepted")
+	}
+}
+
+func imagesOf(x *Index) string {
+	if x == nil {
+		return "no index"
+	}
+	return fmt.Sprint(x.Len())
+}
