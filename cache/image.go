@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/containerd/platforms"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // descriptor reads the image or every platform of the image index d.
@@ -142,13 +144,11 @@ func imageFromConfig(ref string, raw []byte, mf *v1.Manifest) (*Image, error) {
 	return m, nil
 }
 
+// platformString is the normalised os/arch[/variant] (arm64/v8 is arm64),
+// as both sides of a match write it.
 func platformString(os, arch, variant string) string {
 	if os == "" || arch == "" {
 		return ""
 	}
-	s := os + "/" + arch
-	if variant != "" {
-		s += "/" + variant
-	}
-	return s
+	return platforms.Format(platforms.Normalize(ocispecs.Platform{OS: os, Architecture: arch, Variant: variant}))
 }
