@@ -66,7 +66,8 @@ func Refresh(ctx context.Context, x *Index, ro RefreshOptions, opts ...Option) (
 	if err != nil {
 		return nil, err
 	}
-	c := &crawler{o: o, x: x, host: ro.Registry, puller: puller, res: &RefreshResult{}, now: time.Now().UTC(), known: map[string][]*Image{}}
+	c := &crawler{o: o, x: x, host: ro.Registry, puller: puller, res: &RefreshResult{}, now: time.Now().UTC(), known: map[string][]*Image{},
+		sem: make(chan struct{}, o.jobs)}
 	for _, m := range x.Images() {
 		if m.Digest != "" {
 			c.known[m.tagDigest()] = append(c.known[m.tagDigest()], m)
@@ -144,7 +145,8 @@ type crawler struct {
 	now    time.Time
 	known  map[string][]*Image // by the digest the tag pointed to
 
-	fromCatalog bool // the repositories came from the catalog
+	fromCatalog bool          // the repositories came from the catalog
+	sem         chan struct{} // bounds the requests in flight to o.jobs
 
 	mu       sync.Mutex
 	res      *RefreshResult
@@ -225,7 +227,9 @@ func (c *crawler) repo(ctx context.Context, repo string) error {
 		c.warn("%s/%s: bad repository name: %v", c.host, repo, err)
 		return nil
 	}
+	c.sem <- struct{}{}
 	tags, err := c.puller.List(ctx, r)
+	<-c.sem
 	var te *transport.Error
 	switch {
 	case err == nil:
@@ -277,6 +281,8 @@ func (m *Image) tagDigest() string {
 }
 
 func (c *crawler) tag(ctx context.Context, t name.Tag, ref string) {
+	c.sem <- struct{}{}
+	defer func() { <-c.sem }()
 	desc, err := c.puller.Head(ctx, t)
 	if err != nil {
 		if ctx.Err() == nil {

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/moby/buildkit/client/llb/sourceresolver"
+	digest "github.com/opencontainers/go-digest"
 )
 
 // staticResolver answers every base image with one config.
@@ -141,5 +143,39 @@ func write(t testing.TB, dir, name, content string) {
 	}
 	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+type fakeMeta struct{ got sourceresolver.Opt }
+
+func (f *fakeMeta) ResolveImageConfig(_ context.Context, ref string, opt sourceresolver.Opt) (string, digest.Digest, []byte, error) {
+	f.got = opt
+	if ref == "missing" {
+		return "", "", nil, errors.New("not found")
+	}
+	cfg, _ := os.ReadFile("testdata/history/busybox.json")
+	return ref, digest.Digest("sha256:" + strings.Repeat("c", 64)), cfg, nil
+}
+
+func TestResolverFromMeta(t *testing.T) {
+	m := &fakeMeta{}
+	r := ResolverFromMeta(m)
+	d, cfg, err := r.ResolveBase(context.Background(), "x", v1.Platform{OS: "linux", Architecture: "arm64"})
+	if err != nil || !strings.HasSuffix(d, "ccc") || len(cfg) == 0 || m.got.ImageOpt.Platform.Architecture != "arm64" {
+		t.Fatalf("%s %d %v %+v", d, len(cfg), err, m.got)
+	}
+	if _, _, err := r.ResolveBase(context.Background(), "missing", v1.Platform{}); err == nil {
+		t.Error("missing image resolved")
+	}
+}
+
+func TestPlatformString(t *testing.T) {
+	for in, want := range map[[3]string]string{
+		{"linux", "arm64", "v8"}: "linux/arm64", {"linux", "aarch64", ""}: "linux/arm64", {"linux", "arm", "v7"}: "linux/arm/v7",
+		{"linux", "amd64", ""}: "linux/amd64", {"", "amd64", ""}: "",
+	} {
+		if got := platformString(in[0], in[1], in[2]); got != want {
+			t.Errorf("platformString%v = %q, want %q", in, got, want)
+		}
 	}
 }
