@@ -3,6 +3,7 @@ package cache
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/buildkit/client/llb/sourceresolver"
 	digest "github.com/opencontainers/go-digest"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // staticResolver answers every base image with one config.
@@ -177,5 +179,39 @@ func TestPlatformString(t *testing.T) {
 		if got := platformString(in[0], in[1], in[2]); got != want {
 			t.Errorf("platformString%v = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestRecordSources(t *testing.T) {
+	dir := "testdata/history/copy"
+	args := map[string]string{"BASE": "localhost:5000/busybox:latest"}
+	stages, err := DockerfileStages(context.Background(), StagesOptions{ContextDir: dir, BuildArgs: args, Resolver: busyboxResolver(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &stages[len(stages)-1]
+	raw, _ := os.ReadFile(filepath.Join(dir, "config.json"))
+	var img ocispecs.Image
+	if err := json.Unmarshal(raw, &img); err != nil {
+		t.Fatal(err)
+	}
+	if n := RecordSources(img.History, st); n != 4 { // main.txt, dir/, add.txt, the heredoc; not COPY --from
+		t.Fatalf("recorded %d", n)
+	}
+	var hist []v1.History
+	for _, h := range img.History {
+		hist = append(hist, v1.History{CreatedBy: h.CreatedBy, Comment: h.Comment, EmptyLayer: h.EmptyLayer})
+	}
+	steps, err := NormalizeHistory(hist, len(st.Steps))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range steps {
+		if steps[i].Sources != st.Steps[i].Sources {
+			t.Errorf("step %d %q: image records %q, the context has %q", i, steps[i].Text, steps[i].Sources, st.Steps[i].Sources)
+		}
+	}
+	if n := RecordSources(img.History, st); n != 0 {
+		t.Errorf("recorded %d twice", n)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/strata-build/strata/buildcontext"
 	"github.com/strata-build/strata/errs"
@@ -162,4 +163,33 @@ func hashEntry(h hash.Hash, bc *buildcontext.Context, e buildcontext.Entry) erro
 	}
 	fmt.Fprintf(h, "%x\n", fh.Sum(nil))
 	return nil
+}
+
+// RecordSources writes the sources digest of each of the stage's own COPY
+// and ADD steps into the comment of the matching history entry of the
+// image the stage produces (BuildKit's history: the base's entries first),
+// so later plans match those steps by content. Entries whose text is not
+// the step's are left alone. It returns how many entries it changed.
+func RecordSources(history []ocispecs.History, st *Stage) int {
+	n, layer := 0, -1
+	for i := range history {
+		h := &history[i]
+		if h.EmptyLayer {
+			continue
+		}
+		layer++
+		if layer < st.BaseSteps || layer >= len(st.Steps) {
+			continue
+		}
+		s := st.Steps[layer]
+		if s.Sources == "" || strings.Contains(h.Comment, SourcesMarker) {
+			continue
+		}
+		if text, _ := NormalizeCreatedBy(h.CreatedBy); text != s.Text {
+			continue
+		}
+		h.Comment = SourcesComment(h.Comment, s.Sources)
+		n++
+	}
+	return n
 }
