@@ -153,6 +153,7 @@ func DockerfileStages(ctx context.Context, opt StagesOptions) ([]Stage, error) {
 			st.BaseSteps = len(st.Steps)
 		}
 		st.Lines = ownLines(stages[i], st.OwnSteps())
+		markTextOnly(stages[i], st.OwnSteps())
 		if opt.ContextDir != "" && st.Skipped == "" {
 			if err := addSources(opt, stages[i], st.OwnSteps()); err != nil {
 				return nil, err
@@ -275,7 +276,7 @@ func reachable(stages []instructions.Stage, bases []string, target int) map[int]
 			case *instructions.CopyCommand:
 				froms = append(froms, c.From)
 			case *instructions.RunCommand:
-				for _, m := range instructions.GetMounts(c) {
+				for _, m := range runMounts(c) {
 					froms = append(froms, m.From)
 				}
 			}
@@ -327,6 +328,31 @@ func matchCommands(s instructions.Stage, steps []Step) []instructions.Command {
 		}
 	}
 	return out
+}
+
+// markTextOnly flags RUN steps with bind mounts: what they read is not
+// in the history text, so matching the text says nothing about the result.
+func markTextOnly(s instructions.Stage, steps []Step) {
+	for i, c := range matchCommands(s, steps) {
+		run, ok := c.(*instructions.RunCommand)
+		if !ok {
+			continue
+		}
+		for _, m := range runMounts(run) {
+			if m.Type == instructions.MountTypeBind {
+				steps[i].TextOnly = true
+			}
+		}
+	}
+}
+
+// runMounts returns a RUN's --mount flags. BuildKit reads them when the
+// command is expanded; the values as written are what matters here.
+func runMounts(run *instructions.RunCommand) []*instructions.Mount {
+	if err := run.Expand(func(w string) (string, error) { return w, nil }); err != nil {
+		return []*instructions.Mount{{Type: instructions.MountTypeBind}} // unreadable: assume the worst
+	}
+	return instructions.GetMounts(run)
 }
 
 func ownLines(s instructions.Stage, steps []Step) []int {

@@ -215,3 +215,30 @@ func TestRecordSources(t *testing.T) {
 		t.Errorf("recorded %d twice", n)
 	}
 }
+
+func TestBindMountRunIsTextOnly(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "Dockerfile", "FROM scratch AS src\nCOPY a /a\nFROM localhost:5000/busybox\nRUN --mount=type=bind,target=/ctx cat /ctx/a > /a\nRUN --mount=type=cache,target=/c echo > /b\n")
+	write(t, dir, "a", "1")
+	stages, err := DockerfileStages(context.Background(), StagesOptions{ContextDir: dir, Resolver: busyboxResolver(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := stages[len(stages)-1].OwnSteps()
+	if len(own) != 2 || !own[0].TextOnly || own[1].TextOnly {
+		t.Errorf("steps %+v", own)
+	}
+}
+
+func TestRunMountFromMakesStageReachable(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "Dockerfile", "FROM scratch AS tools\nCOPY a /a\nFROM scratch AS unused\nCOPY a /b\nFROM localhost:5000/busybox\nRUN --mount=type=bind,from=tools,target=/t cat /t/a > /a\n")
+	write(t, dir, "a", "1")
+	stages, err := DockerfileStages(context.Background(), StagesOptions{ContextDir: dir, Resolver: busyboxResolver(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stages) != 2 || stages[0].Name != "tools" {
+		t.Errorf("stages %+v", stages)
+	}
+}

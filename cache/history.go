@@ -35,6 +35,10 @@ type Step struct {
 	// the image records it (strata's history comment, or the legacy
 	// builder's file:<sha256>); empty when unknown.
 	Sources string
+	// TextOnly marks a Dockerfile step whose text does not pin what it
+	// does (a RUN with bind mounts): it can match by text, never exactly.
+	// It is not stored in the index.
+	TextOnly bool `json:"-"`
 }
 
 // Limits on outside input: longer history text is shortened to a prefix and

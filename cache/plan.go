@@ -188,7 +188,9 @@ func candidate(mt Match, st *Stage) Candidate {
 	for i := st.BaseSteps; i < mt.Steps; i++ {
 		q, have := st.Steps[i], m.Steps[i]
 		kind := MatchExact
-		if copyStep(q.Text) {
+		if q.TextOnly {
+			kind = MatchText
+		} else if copyStep(q.Text) {
 			switch {
 			case q.Sources != "" && q.Sources == have.Sources:
 			case q.Sources != "" && have.Sources != "":
