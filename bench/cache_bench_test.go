@@ -256,3 +256,21 @@ func BenchmarkCacheRefresh1000(b *testing.B) {
 	b.ReportMetric(float64(full)/float64(incremental), "refresh/incremental")
 	b.ReportMetric(full.Seconds()/float64(b.N)/30, "refresh/30s-target")
 }
+
+func BenchmarkCacheSave100k(b *testing.B) {
+	dir := b.TempDir()
+	x := syntheticIndex(b, dir, 1000, 100)
+	path := filepath.Join(dir, "index.idx")
+	var save, load time.Duration
+	b.ResetTimer()
+	for range b.N {
+		t := time.Now()
+		saveIndex(b, x, path)
+		save += time.Since(t)
+		t = time.Now()
+		loadIndex(b, path)
+		load += time.Since(t)
+	}
+	b.ReportMetric(float64(save.Milliseconds())/float64(b.N), "save-ms")
+	b.ReportMetric(float64(save)/float64(load), "save/load")
+}

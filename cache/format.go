@@ -43,8 +43,8 @@ var ErrFormat = errors.New("index file format")
 // Encode writes the index (tombstones included) in the file format.
 func (x *Index) Encode(w io.Writer) error {
 	imgs := x.All()
-	strs := map[string]uint64{}
-	var table []string
+	strs := make(map[string]uint64, len(imgs)*8)
+	table := make([]string, 0, len(imgs)*8)
 	id := func(s string) uint64 {
 		if v, ok := strs[s]; ok {
 			return v
@@ -54,7 +54,7 @@ func (x *Index) Encode(w io.Writer) error {
 		table = append(table, s)
 		return v
 	}
-	var body []byte
+	body := make([]byte, 0, len(imgs)*64)
 	body = binary.AppendUvarint(body, uint64(len(imgs)))
 	for _, m := range imgs {
 		body = binary.AppendUvarint(body, id(m.Ref))
@@ -83,7 +83,11 @@ func (x *Index) Encode(w io.Writer) error {
 			body = binary.AppendUvarint(body, id(s.Sources))
 		}
 	}
-	var head []byte
+	size := 16
+	for _, s := range table {
+		size += len(s) + 3
+	}
+	head := make([]byte, 0, size)
 	head = append(head, fileMagic...)
 	head = binary.BigEndian.AppendUint16(head, fileVersion)
 	head = binary.AppendUvarint(head, uint64(len(table)))
@@ -129,15 +133,24 @@ func Decode(data []byte) (*Index, error) {
 	if crc32.Checksum(payload, crcTable) != sum {
 		return nil, fmt.Errorf("%w: checksum mismatch (truncated or damaged)", ErrFormat)
 	}
-	d := &decoder{r: bytes.NewReader(payload[len(fileMagic)+2:])}
+	body := payload[len(fileMagic)+2:]
+	// One copy of the whole file as a string; every string of the table
+	// is a slice of it, so loading allocates per image, not per string.
+	all := string(body)
+	d := &decoder{r: bytes.NewReader(body)}
 	// Every string and image takes at least one byte, which bounds what a
 	// damaged count can make us allocate.
 	n := d.count(min(maxStrings, d.r.Len()))
 	table := make([]string, 0, n)
 	for i := 0; i < n && d.err == nil; i++ {
 		l := d.count(maxString)
-		b := d.bytes(l)
-		table = append(table, b)
+		if l > d.r.Len() {
+			d.fail("truncated")
+			break
+		}
+		at := len(body) - d.r.Len()
+		table = append(table, all[at:at+l])
+		_, _ = d.r.Seek(int64(l), io.SeekCurrent)
 	}
 	str := func() string {
 		v := d.count(len(table))
@@ -151,6 +164,8 @@ func Decode(data []byte) (*Index, error) {
 	x := NewIndex()
 	x.images = make([]*Image, 0, nimg)
 	images := make([]Image, nimg)
+	var layers arena[Layer]
+	var steps arena[Step]
 	for i := 0; i < nimg && d.err == nil; i++ {
 		m := &images[i]
 		m.Ref, m.Digest, m.Platform, m.TagDigest = str(), str(), str(), str()
@@ -158,13 +173,13 @@ func Decode(data []byte) (*Index, error) {
 		m.InlineCache, m.Deleted = flags&flagInline != 0, flags&flagDeleted != 0
 		m.Pushed, m.Indexed = fromUnixNano(d.varint()), fromUnixNano(d.varint())
 		if nl := d.count(min(maxLayers, d.r.Len())); nl > 0 {
-			m.Layers = make([]Layer, nl)
+			m.Layers = layers.take(nl)
 			for j := range m.Layers {
 				m.Layers[j] = Layer{Digest: str(), DiffID: str(), Size: int64(d.count(1 << 62))}
 			}
 		}
 		if ns := d.count(min(maxLayers, d.r.Len())); ns > 0 {
-			m.Steps = make([]Step, ns)
+			m.Steps = steps.take(ns)
 			for j := range m.Steps {
 				tok := str()
 				m.Steps[j] = Step{Token: tok, Text: tokenText(tok), Sources: str()}
@@ -180,6 +195,19 @@ func Decode(data []byte) (*Index, error) {
 		return nil, fmt.Errorf("%w: %v", ErrFormat, d.err)
 	}
 	return x, nil
+}
+
+// arena hands out slices of large shared chunks, to load many small
+// slices with few allocations.
+type arena[T any] struct{ free []T }
+
+func (a *arena[T]) take(n int) []T {
+	if n > len(a.free) {
+		a.free = make([]T, max(n, 1<<14))
+	}
+	s := a.free[:n:n]
+	a.free = a.free[n:]
+	return s
 }
 
 // tokenText is the instruction text at the end of a token.
@@ -237,17 +265,4 @@ func (d *decoder) byte() byte {
 		d.fail("truncated")
 	}
 	return b
-}
-
-func (d *decoder) bytes(n int) string {
-	if d.err != nil {
-		return ""
-	}
-	if n > d.r.Len() {
-		d.fail("truncated")
-		return ""
-	}
-	b := make([]byte, n)
-	_, _ = io.ReadFull(d.r, b)
-	return string(b)
 }
