@@ -66,7 +66,9 @@ func Refresh(ctx context.Context, x *Index, ro RefreshOptions, opts ...Option) (
 	if err != nil {
 		return nil, err
 	}
-	c := &crawler{o: o, x: x, host: ro.Registry, puller: puller, res: &RefreshResult{}, now: time.Now().UTC(), known: map[string][]*Image{},
+	// Refs use the registry's canonical name (docker.io is index.docker.io),
+	// as AddImage does.
+	c := &crawler{o: o, x: x, host: reg.RegistryStr(), puller: puller, res: &RefreshResult{}, now: time.Now().UTC(), known: map[string][]*Image{},
 		sem: make(chan struct{}, o.jobs)}
 	for _, m := range x.Images() {
 		if m.Digest != "" {

@@ -41,7 +41,9 @@ func (m *Image) ID() string { return m.Ref + "|" + m.Platform }
 // pinned to this image's digest, so a moved tag cannot change it.
 func (m *Image) CacheRef() string {
 	repo := m.Ref
-	if i := strings.LastIndexByte(repo, ':'); i > strings.LastIndexByte(repo, '/') {
+	if i := strings.IndexByte(repo, '@'); i >= 0 {
+		repo = repo[:i]
+	} else if i := strings.LastIndexByte(repo, ':'); i > strings.LastIndexByte(repo, '/') {
 		repo = repo[:i]
 	}
 	if m.Digest == "" {

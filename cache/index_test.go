@@ -213,3 +213,17 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestCacheRef(t *testing.T) {
+	d := fakeDigest("x")
+	for ref, want := range map[string]string{
+		"127.0.0.1:5000/app:v1":           "127.0.0.1:5000/app@" + d,
+		"registry/app":                    "registry/app@" + d,
+		"registry/app@" + fakeDigest("y"): "registry/app@" + d,
+		"localhost:5000/a/b:latest":       "localhost:5000/a/b@" + d,
+	} {
+		if got := (&Image{Ref: ref, Digest: d}).CacheRef(); got != want {
+			t.Errorf("CacheRef(%s) = %s", ref, got)
+		}
+	}
+}
