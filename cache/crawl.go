@@ -313,10 +313,13 @@ func (c *crawler) tag(ctx context.Context, t name.Tag, ref string) {
 	if len(imgs) == 0 {
 		return
 	}
+	var platforms []string
 	for _, m := range imgs {
 		m.TagDigest = dgst
 		c.x.Put(m)
+		platforms = append(platforms, m.Platform)
 	}
+	c.x.Delete(ref, c.now, platforms...) // platforms the tag no longer has
 	c.count(func(p *Progress, res *RefreshResult) { p.Fetched++; res.Fetched++ })
 }
 

@@ -202,9 +202,17 @@ func TestRefresh(t *testing.T) {
 	if err := remote.Delete(r.Context().Tag("legacy")); err != nil {
 		t.Fatal(err)
 	}
+	// The multi-platform tag becomes a single-platform image: its other platform drops out.
+	pushRaw(t, app+":multi", types.OCIConfigJSON, testConfig("arm64", true, bkHistory("RUN /bin/sh -c m"), layersN(2, "mb")), layersN(2, "mb"))
 	res, err = Refresh(ctx, x, RefreshOptions{Registry: host, Repos: []string{"app"}}, opts...)
-	if err != nil || res.Fetched != 1 || res.Removed != 1 {
+	if err != nil || res.Fetched != 2 || res.Removed != 1 {
 		t.Fatalf("third refresh: %+v %v", res, err)
+	}
+	if _, ok := x.Get(app+":multi", "linux/amd64"); ok {
+		t.Error("platform gone from the tag still indexed")
+	}
+	if _, ok := x.Get(app+":multi", "linux/arm64"); !ok {
+		t.Error("remaining platform dropped")
 	}
 	if _, ok := x.Get(app+":legacy", "linux/amd64"); ok {
 		t.Error("deleted tag still indexed")
@@ -216,7 +224,7 @@ func TestRefresh(t *testing.T) {
 	// Named repositories work without the catalog; a missing one is empty.
 	y := NewIndex()
 	res, err = Refresh(ctx, y, RefreshOptions{Registry: host, Repos: []string{"app", "nope", "secret"}}, opts...)
-	if err != nil || y.Len() != 4 || res.Skipped != 5 || !strings.Contains(strings.Join(res.Warnings, "\n"), "secret") {
+	if err != nil || y.Len() != 3 || res.Skipped != 5 || !strings.Contains(strings.Join(res.Warnings, "\n"), "secret") {
 		t.Errorf("named repos: %d images, %+v, %v", y.Len(), res, err)
 	}
 }

@@ -92,12 +92,12 @@ func (x *Index) put(m *Image) bool {
 	return true
 }
 
-// Delete replaces every platform of ref with a tombstone dated at.
-func (x *Index) Delete(ref string, at time.Time) {
+// Delete replaces every platform of ref but those in keep with a tombstone dated at.
+func (x *Index) Delete(ref string, at time.Time, keep ...string) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	for _, m := range x.images {
-		if m.Ref == ref && !m.Deleted && !at.Before(m.Indexed) {
+		if m.Ref == ref && !m.Deleted && !at.Before(m.Indexed) && !slices.Contains(keep, m.Platform) {
 			x.put(&Image{Ref: ref, Platform: m.Platform, Indexed: at, Deleted: true})
 		}
 	}
