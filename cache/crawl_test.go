@@ -129,6 +129,7 @@ func TestRefresh(t *testing.T) {
 	legacy := []v1.History{{CreatedBy: "/bin/sh -c #(nop) ADD file:aa in / "}, {CreatedBy: "/bin/sh -c #(nop)  CMD [\"sh\"]", EmptyLayer: true}, {CreatedBy: "/bin/sh -c make"}}
 	pushRaw(t, app+":legacy", types.DockerConfigJSON, testConfig("amd64", false, legacy, layersN(2, "legacy")), layersN(2, "legacy"))
 	pushRaw(t, app+":helm", "application/vnd.cncf.helm.config.v1+json", []byte(`{}`), layersN(1, "chart"))
+	pushRaw(t, app+":buildcache", buildkitCacheConfig, []byte(`{}`), layersN(1, "cache")) // skipped silently
 	pushRaw(t, app+":boom", types.OCIConfigJSON, testConfig("amd64", true, bkHistory(), layersN(1, "boom")), layersN(1, "boom"))
 	huge := bkHistory("RUN /bin/sh -c " + strings.Repeat("z", 1<<20))
 	pushRaw(t, host+"/other:huge", types.OCIConfigJSON, testConfig("amd64", true, huge, layersN(2, "huge")), layersN(2, "huge"))
@@ -177,6 +178,9 @@ func TestRefresh(t *testing.T) {
 		}
 	}
 	warnings := strings.Join(res.Warnings, "\n")
+	if strings.Contains(warnings, ":buildcache") {
+		t.Errorf("warned about a registry cache export:\n%s", warnings)
+	}
 	for _, w := range []string{":bad", ":nohistory", ":helm", ":boom"} {
 		if !strings.Contains(warnings, w) {
 			t.Errorf("no warning about %s in:\n%s", w, warnings)

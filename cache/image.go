@@ -44,8 +44,12 @@ func (c *crawler) index(ref string, d *remote.Descriptor) ([]*Image, error) {
 		return nil, err
 	}
 	var out []*Image
+	silent := false
 	for _, desc := range im.Manifests {
-		if !desc.MediaType.IsImage() || desc.Platform == nil || desc.Platform.OS == "unknown" {
+		if desc.MediaType == buildkitCacheConfig {
+			return nil, errSkipSilently // a registry cache export (--cache-to type=registry)
+		}
+		if !desc.MediaType.IsImage() || desc.Platform != nil && desc.Platform.OS == "unknown" {
 			continue // attestations and nested indexes
 		}
 		img, err := idx.Image(desc.Digest)
@@ -55,9 +59,14 @@ func (c *crawler) index(ref string, d *remote.Descriptor) ([]*Image, error) {
 				out = append(out, m)
 			}
 		}
-		if err != nil && !errors.Is(err, errSkipSilently) {
+		if errors.Is(err, errSkipSilently) {
+			silent = true
+		} else if err != nil {
 			c.warn("%s (%s): %v; skipped", ref, desc.Platform, err)
 		}
+	}
+	if len(out) == 0 && silent {
+		return nil, errSkipSilently
 	}
 	if len(out) == 0 {
 		return nil, errors.New("image index has no image for any platform")
@@ -73,6 +82,9 @@ func (c *crawler) image(ref string, img v1.Image, p *v1.Platform) (*Image, error
 	}
 	if mf.Config.Size > maxConfigSize {
 		return nil, fmt.Errorf("config of %d bytes is larger than %d", mf.Config.Size, maxConfigSize)
+	}
+	if mf.Config.MediaType == buildkitCacheConfig {
+		return nil, errSkipSilently
 	}
 	if mt := mf.Config.MediaType; mt != "" && mt != types.DockerConfigJSON && mt != types.OCIConfigJSON {
 		return nil, fmt.Errorf("config media type %q is not an image config", mt)
@@ -107,6 +119,10 @@ func (c *crawler) image(ref string, img v1.Image, p *v1.Platform) (*Image, error
 
 // reproducibleCutoff: created times before it are taken as pinned, not real.
 var reproducibleCutoff = time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// buildkitCacheConfig is the config of BuildKit's registry cache exports;
+// they carry no history to index and are skipped without a warning.
+const buildkitCacheConfig = "application/vnd.buildkit.cacheconfig.v0"
 
 // errSkipSilently marks images strata itself keeps in registries (the shared index).
 var errSkipSilently = errors.New("strata index artifact")
