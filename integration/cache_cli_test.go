@@ -21,6 +21,13 @@ func TestCacheSharedIndexCLI(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "1 fetched") || !strings.Contains(out, "holds 1 images") {
 		t.Fatalf("refresh: exit %d\n%s%s", code, out, stderr)
 	}
+	if strings.Contains(stderr, "repositories") {
+		t.Errorf("progress printed without a terminal:\n%s", stderr)
+	}
+	code, _, stderr = strata(t, "index", "refresh", "--registry", env.Registry.Host, "--repo", "cli/*", "--index", index, "--progress", "plain")
+	if code != 0 || !strings.Contains(stderr, "repositories 1/1  tags 1/1  fetched 0  unchanged 1  skipped 0") {
+		t.Fatalf("plain progress: exit %d\n%s", code, stderr)
+	}
 	code, out, stderr = strata(t, "plan", "--index", index, dir)
 	if code != 0 || !strings.Contains(out, "#1 "+v1+"  2 of 2 steps (2 exact)") || !strings.Contains(out, env.Registry.Host+"/cli/app@sha256:") {
 		t.Fatalf("plan: exit %d\n%s%s", code, out, stderr)

@@ -105,10 +105,12 @@ and for hosts named with --insecure-registry.`,
 			ch := make(chan cache.Progress, 16)
 			stop := showProgress(ctx, s.Err, mode, ch)
 			res, err := cache.Refresh(ctx, x, ro, append(opts, cache.WithProgress(ch))...)
-			stop()
 			if err != nil {
+				stop(nil)
 				return err
 			}
+			stop(&cache.Progress{Repos: res.Repos, ReposDone: res.Repos, Tags: res.Tags, TagsDone: res.Tags,
+				Fetched: res.Fetched, Reused: res.Reused, Skipped: res.Skipped})
 			merged, err := st.Update(ctx, x.ChangedSince(before))
 			if err != nil {
 				return err
@@ -206,14 +208,14 @@ func progressMode(mode string, w io.Writer) (string, error) {
 }
 
 // showProgress prints crawl progress until stop is called: one rewritten
-// status line on a terminal, a line every two seconds for plain.
-func showProgress(ctx context.Context, w io.Writer, mode string, ch <-chan cache.Progress) (stop func()) {
-	done := make(chan struct{})
+// status line on a terminal, a line every two seconds for plain; stop
+// prints the final counts when given them.
+func showProgress(ctx context.Context, w io.Writer, mode string, ch <-chan cache.Progress) (stop func(final *cache.Progress)) {
+	done := make(chan *cache.Progress, 1)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		var last cache.Progress
 		var printed time.Time
 		line := func(p cache.Progress) string {
 			return fmt.Sprintf("repositories %d/%d  tags %d/%d  fetched %d  unchanged %d  skipped %d",
@@ -222,7 +224,6 @@ func showProgress(ctx context.Context, w io.Writer, mode string, ch <-chan cache
 		for {
 			select {
 			case p := <-ch:
-				last = p
 				switch {
 				case mode == "tty" && time.Since(printed) > 100*time.Millisecond:
 					fmt.Fprintf(w, "\r\033[K%s", line(p))
@@ -231,12 +232,18 @@ func showProgress(ctx context.Context, w io.Writer, mode string, ch <-chan cache
 					fmt.Fprintln(w, line(p))
 					printed = time.Now()
 				}
-			case <-done:
+			case final := <-done:
+				if final == nil {
+					if mode == "tty" {
+						fmt.Fprint(w, "\r\033[K")
+					}
+					return
+				}
 				switch mode {
 				case "tty":
-					fmt.Fprintf(w, "\r\033[K%s\n", line(last))
+					fmt.Fprintf(w, "\r\033[K%s\n", line(*final))
 				case "plain":
-					fmt.Fprintln(w, line(last))
+					fmt.Fprintln(w, line(*final))
 				}
 				return
 			case <-ctx.Done():
@@ -244,7 +251,7 @@ func showProgress(ctx context.Context, w io.Writer, mode string, ch <-chan cache
 			}
 		}
 	}()
-	return func() { close(done); wg.Wait() }
+	return func(final *cache.Progress) { done <- final; wg.Wait() }
 }
 
 // warnHandler prints warnings as "warning: MESSAGE" lines; on a terminal
