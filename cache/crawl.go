@@ -69,10 +69,15 @@ func Refresh(ctx context.Context, x *Index, ro RefreshOptions, opts ...Option) (
 	// Refs use the registry's canonical name (docker.io is index.docker.io),
 	// as AddImage does.
 	c := &crawler{o: o, x: x, host: reg.RegistryStr(), puller: puller, res: &RefreshResult{}, now: time.Now().UTC(), known: map[string][]*Image{},
-		sem: make(chan struct{}, o.jobs)}
+		sem: make(chan struct{}, o.jobs), indexed: map[string][]string{}}
+	seen := map[string]bool{}
 	for _, m := range x.Images() {
 		if m.Digest != "" {
 			c.known[m.tagDigest()] = append(c.known[m.tagDigest()], m)
+		}
+		if repo, ok := c.repoOf(m.Ref); ok && !seen[m.Ref] {
+			seen[m.Ref] = true
+			c.indexed[repo] = append(c.indexed[repo], m.Ref)
 		}
 	}
 	repos, err := c.repos(ctx, reg, ro.Repos)
@@ -106,25 +111,30 @@ func (c *crawler) dropGoneRepos(repos, patterns []string) {
 	for _, r := range repos {
 		listed[r] = true
 	}
-	prefix := c.host + "/"
 	gone := 0
-	for _, m := range c.x.Images() {
-		rest, ok := strings.CutPrefix(m.Ref, prefix)
-		if !ok {
-			continue
-		}
-		i := strings.LastIndexByte(rest, ':')
-		if i < 0 {
-			continue
-		}
-		repo := rest[:i]
+	for repo, refs := range c.indexed {
 		if listed[repo] || !selected(repo, patterns) {
 			continue
 		}
-		c.x.Delete(m.Ref, c.now)
-		gone++
+		for _, ref := range refs {
+			c.x.Delete(ref, c.now)
+			gone++
+		}
 	}
 	c.res.Removed += gone
+}
+
+// repoOf returns the repository of a ref of this registry.
+func (c *crawler) repoOf(ref string) (string, bool) {
+	rest, ok := strings.CutPrefix(ref, c.host+"/")
+	if !ok {
+		return "", false
+	}
+	i := strings.LastIndexByte(rest, ':')
+	if i < 0 || strings.Contains(rest[i:], "/") {
+		return "", false
+	}
+	return rest[:i], true
 }
 
 func selected(repo string, patterns []string) bool {
@@ -147,8 +157,9 @@ type crawler struct {
 	now    time.Time
 	known  map[string][]*Image // by the digest the tag pointed to
 
-	fromCatalog bool          // the repositories came from the catalog
-	sem         chan struct{} // bounds the requests in flight to o.jobs
+	fromCatalog bool                // the repositories came from the catalog
+	sem         chan struct{}       // bounds the requests in flight to o.jobs
+	indexed     map[string][]string // refs of this registry in the index, by repository
 
 	mu       sync.Mutex
 	res      *RefreshResult
@@ -259,11 +270,10 @@ func (c *crawler) repo(ctx context.Context, repo string) error {
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	prefix := c.host + "/" + repo + ":"
 	gone := map[string]bool{}
-	for _, m := range c.x.Images() {
-		if strings.HasPrefix(m.Ref, prefix) && !strings.Contains(m.Ref[len(prefix):], "/") && !live[m.Ref] {
-			gone[m.Ref] = true
+	for _, ref := range c.indexed[repo] {
+		if !live[ref] {
+			gone[ref] = true
 		}
 	}
 	for ref := range gone {

@@ -172,18 +172,6 @@ func (x *Index) Get(ref, platform string) (*Image, bool) {
 	return x.images[i], true
 }
 
-// ByDigest returns a live image with manifest digest d, if any.
-func (x *Index) ByDigest(d string) (*Image, bool) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	for _, m := range x.images {
-		if m.Digest == d && !m.Deleted {
-			return m, true
-		}
-	}
-	return nil, false
-}
-
 // build interns every token and fills the trie: one key per distinct token
 // sequence, holding the images that have it.
 func (x *Index) build() {

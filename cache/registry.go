@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -216,19 +215,6 @@ func (r *RegistryResolver) ResolveBase(ctx context.Context, ref string, p v1.Pla
 		return "", nil, registryError("config of "+ref, err)
 	}
 	return d.String(), cfg, nil
-}
-
-// readLimited reads at most limit bytes of rc.
-func readLimited(rc io.ReadCloser, limit int64) ([]byte, error) {
-	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("larger than %d bytes", limit)
-	}
-	return b, nil
 }
 
 // Progress is a crawl's progress.
