@@ -152,6 +152,17 @@ func (cs *copySet) brings(names []string) bool {
 	return false
 }
 
+// isDir reports whether the copy brings rel as a directory: some entry lies
+// below it.
+func (cs *copySet) isDir(rel string) bool {
+	for _, e := range cs.entries {
+		if strings.HasPrefix(e.Path, rel+"/") {
+			return true
+		}
+	}
+	return false
+}
+
 // onDisk reports whether name exists in the context directory, ignored or not.
 func (p *pass) onDisk(rel string) bool {
 	if p.ctx == nil {

@@ -3,6 +3,7 @@ package lint
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -14,6 +15,22 @@ import (
 type fix struct {
 	edits  []edit
 	ignore []string
+	// keys name what the fix achieves, like "the npm dependencies of the
+	// COPY on line 3 are installed before it". Once fixes with all of a
+	// fix's keys are applied, it is already done: it counts as applied and
+	// adds nothing, so two findings on one COPY do not repeat its manifests
+	// and install.
+	keys []string
+}
+
+// done reports whether fixes applied already achieve everything fx does.
+func (fx *fix) done(applied map[string]bool) bool {
+	for _, k := range fx.keys {
+		if !applied[k] {
+			return false
+		}
+	}
+	return len(fx.keys) > 0
 }
 
 // edit deletes lines [del, delEnd] (none when del is 0) and inserts text
@@ -39,8 +56,13 @@ func (r *Result) Fix() *Fixed {
 	lines := r.Dockerfile.Lines
 	var kept []edit
 	seen := map[string]bool{}
+	done := map[string]bool{}
 	for _, f := range r.Findings {
 		if f.fix == nil {
+			continue
+		}
+		if f.fix.done(done) {
+			out.Applied = append(out.Applied, f)
 			continue
 		}
 		try := append(append([]edit(nil), kept...), f.fix.edits...)
@@ -55,6 +77,9 @@ func (r *Result) Fix() *Fixed {
 		}
 		kept = try
 		out.Dockerfile = text
+		for _, k := range f.fix.keys {
+			done[k] = true
+		}
 		out.Applied = append(out.Applied, f)
 		for _, ig := range f.fix.ignore {
 			if !seen[ig] {
@@ -157,11 +182,39 @@ func copyFlags(s *Step) string {
 	return strings.Join(keep, " ") + " "
 }
 
-func manifestCopy(src *Step, files []string) string {
+// manifestCopies returns the COPY steps that bring the manifests (files and
+// directories at the root of the context) to where the source COPY src puts
+// them. Files share one COPY; each directory gets its own, to a destination
+// of its name: a COPY with several sources copies the contents of a
+// directory source, not the directory, so requirements/base.txt beside
+// requirements.txt would land at base.txt.
+func manifestCopies(src *copySet, names []string) []string {
 	// The source COPY made dest a directory; a single file copied to a
 	// path without a trailing slash would become a file of that name.
-	dest := strings.TrimSuffix(src.Dest, "/") + "/"
-	return fmt.Sprintf("COPY %s%s %s", copyFlags(src), strings.Join(files, " "), dest)
+	dest := strings.TrimSuffix(src.step.Dest, "/") + "/"
+	flags := copyFlags(src.step)
+	var files, dirs []string
+	for _, n := range names {
+		if src.isDir(n) {
+			dirs = append(dirs, n)
+		} else {
+			files = append(files, n)
+		}
+	}
+	var out []string
+	if len(files) > 0 {
+		out = append(out, fmt.Sprintf("COPY %s%s %s", flags, strings.Join(files, " "), dest))
+	}
+	for _, d := range dirs {
+		out = append(out, fmt.Sprintf("COPY %s%s %s%s/", flags, d, dest, d))
+	}
+	return out
+}
+
+// depsKey names the fixes that install the dependencies of ecosystem e
+// before the source COPY src.
+func depsKey(src *copySet, e *ecosystem) string {
+	return fmt.Sprintf("deps %d %s", src.step.Start, e.name)
 }
 
 // fixInstallOrder puts a COPY of the manifests and the install before the
@@ -178,7 +231,17 @@ func (p *pass) fixInstallOrder(src *copySet, run *Step, e *ecosystem) *fix {
 			return nil
 		}
 	}
-	files := topManifests(src, e)
+	// The run may install for several ecosystems (pip install -r
+	// requirements.txt && npm ci): it moves once, with the manifests of all.
+	var files, keys []string
+	for _, e2 := range ecosystems {
+		if e2 == e || installsWith(run.Script, e2) {
+			files = append(files, topManifests(src, e2)...)
+			keys = append(keys, depsKey(src, e2))
+		}
+	}
+	slices.Sort(files)
+	files = slices.Compact(files)
 	if len(files) == 0 {
 		return nil
 	}
@@ -196,16 +259,21 @@ func (p *pass) fixInstallOrder(src *copySet, run *Step, e *ecosystem) *fix {
 			return nil
 		}
 	}
-	manifests := manifestCopy(src.step, files)
+	manifests := manifestCopies(src, files)
 	switch {
 	case onlyCopies:
-		return &fix{edits: []edit{
-			{at: src.step.Start, text: []string{manifests}},
+		return &fix{keys: keys, edits: []edit{
+			{at: src.step.Start, text: manifests},
 			p.df.moveBefore(run, src.step.Start),
 		}}
 	case onlyMeta && !strings.Contains(src.step.Node.Original, "$") && (!workdir || strings.HasPrefix(src.step.Dest, "/")):
-		return &fix{edits: []edit{
-			{at: run.Start, text: []string{manifests}},
+		// The manifests are copied where the source COPY was, before the
+		// metadata steps, so the directories they create come out as the
+		// source COPY made them: a WORKDIR (or a USER) first would create
+		// the destination with another owner, which a later COPY --chown
+		// onto the existing directory does not change.
+		return &fix{keys: keys, edits: []edit{
+			{at: src.step.Start, text: manifests},
 			p.df.moveBefore(src.step, run.End+1),
 		}}
 	}
@@ -213,7 +281,9 @@ func (p *pass) fixInstallOrder(src *copySet, run *Step, e *ecosystem) *fix {
 }
 
 // fixGoModDownload adds a go.mod COPY and go mod download before the source COPY.
-func (p *pass) fixGoModDownload(src *copySet) *fix {
+// Its key is the one of fixInstallOrder: a go mod download after the source
+// COPY that is moved up already feeds the build.
+func (p *pass) fixGoModDownload(src *copySet, e *ecosystem) *fix {
 	if !src.exact || len(src.sources) != 1 || src.sources[0] != "." {
 		return nil
 	}
@@ -228,5 +298,15 @@ func (p *pass) fixGoModDownload(src *copySet) *fix {
 	if len(files) == 0 || files[0] != "go.mod" {
 		return nil
 	}
-	return &fix{edits: []edit{{at: src.step.Start, text: []string{manifestCopy(src.step, files), "RUN go mod download"}}}}
+	return &fix{keys: []string{depsKey(src, e)}, edits: []edit{{at: src.step.Start, text: append(manifestCopies(src, files), "RUN go mod download")}}}
+}
+
+// installsWith reports whether a script installs dependencies with ecosystem e.
+func installsWith(sc *Script, e *ecosystem) bool {
+	for _, c := range sc.Commands {
+		if e.install(c) {
+			return true
+		}
+	}
+	return false
 }

@@ -111,7 +111,7 @@ func (p *pass) dependencyOrder(s *Step, c *ShellCommand, e *ecosystem, install b
 	if install {
 		fx = p.fixInstallOrder(src, s, e)
 	} else if e.name == "go" {
-		fx = p.fixGoModDownload(src)
+		fx = p.fixGoModDownload(src, e)
 	}
 	p.report(RuleSourceCopiedBeforeDependencyInstall.Info(), s, RuleSourceCopiedBeforeDependencyInstall.Format(tool, src.step.Start, what), fx)
 }
