@@ -9,8 +9,10 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -258,3 +260,28 @@ func TestPlainHTTPOnlyForLoopback(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func TestDropGoneRepos(t *testing.T) {
+	x := NewIndex()
+	for _, ref := range []string{"r.example/team/a:1", "r.example/team/b:1", "r.example/other/c:1", "elsewhere/team/d:1"} {
+		x.Put(testImage(ref, "linux/amd64", "base"))
+		x.Put(testImage(ref, "linux/arm64", "base"))
+	}
+	c := &crawler{x: x, host: "r.example", res: &RefreshResult{}, now: t0.Add(time.Hour), indexed: map[string][]string{}}
+	for _, m := range x.Images() {
+		if repo, ok := c.repoOf(m.Ref); ok && !slices.Contains(c.indexed[repo], m.Ref) {
+			c.indexed[repo] = append(c.indexed[repo], m.Ref)
+		}
+	}
+	c.dropGoneRepos([]string{"team/a"}, []string{"team/*"})
+	var left []string
+	for _, m := range x.Images() {
+		left = append(left, m.ID())
+	}
+	slices.Sort(left)
+	want := []string{"elsewhere/team/d:1|linux/amd64", "elsewhere/team/d:1|linux/arm64", "r.example/other/c:1|linux/amd64", "r.example/other/c:1|linux/arm64",
+		"r.example/team/a:1|linux/amd64", "r.example/team/a:1|linux/arm64"}
+	if !slices.Equal(left, want) || c.res.Removed != 1 {
+		t.Errorf("left %v, removed %d", left, c.res.Removed)
+	}
+}
