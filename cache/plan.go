@@ -248,7 +248,9 @@ func (p *Plan) Imports(n int) []Import {
 	var order []*score
 	for _, sp := range p.Stages {
 		for k, c := range sp.Candidates {
-			if !c.InlineCache || c.Matched == 0 || k >= 3 {
+			// Only images BuildKit can import, whose first step of the
+			// stage can hit; the three best per stage.
+			if !c.InlineCache || c.Matched == 0 || c.Match[0] == MatchChanged || k >= 3 {
 				continue
 			}
 			s := byRef[c.CacheRef]
