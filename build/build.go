@@ -39,6 +39,8 @@ type Result struct {
 	Steps Steps
 	// Push describes the upload when strata pushed the image itself.
 	Push *PushStats
+	// AutoCache lists the cache sources strata chose from the index.
+	AutoCache []AutoImport
 }
 
 // Steps counts Dockerfile steps (BuildKit vertices named "[stage n/m] ...").

@@ -26,6 +26,9 @@ func (r *Result) Metadata() map[string]any {
 	if r.Push != nil {
 		st["push"] = r.Push
 	}
+	if r.AutoCache != nil {
+		st["autoCache"] = r.AutoCache
+	}
 	m["strata"] = st
 	return m
 }

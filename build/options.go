@@ -28,6 +28,9 @@ type Options struct {
 	Outputs    []string          // --output type=TYPE[,k=v...] (buildctl syntax)
 	CacheFrom  []string          // --cache-from REF or type=registry,ref=REF
 	Push       bool              // push Tags to their registries
+	// InsecureRegistries may be reached over plain HTTP by strata's own
+	// push (loopback registries always may).
+	InsecureRegistries []string
 	// NoStream lets BuildKit push after the build instead of streaming
 	// layers to the registry while the build runs.
 	NoStream bool

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -86,7 +87,7 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 	}
 
 	layers := newLayerLog(start, p)
-	pushers, tags, err := newPushers(store, opt.Tags, layers.pushed, targetBase(dt, opt.Target))
+	pushers, tags, err := newPushers(store, opt.Tags, layers.pushed, targetBase(dt, opt.Target), opt.InsecureRegistries)
 	if err != nil {
 		return nil, err
 	}
@@ -259,17 +260,17 @@ type pusher struct {
 // newPushers makes one pusher per repository named by tags.
 // Blobs are mounted from the base image's repository when it is on the same
 // registry.
-func newPushers(store content.Provider, refs []string, events func(push.Event), base string) ([]*pusher, map[string][]name.Tag, error) {
+func newPushers(store content.Provider, refs []string, events func(push.Event), base string, insecure []string) ([]*pusher, map[string][]name.Tag, error) {
 	popts := []push.Option{push.WithEvents(events)}
 	if base != "" {
-		if b, err := name.ParseReference(base, insecureIfLocal(base)...); err == nil {
+		if b, err := name.ParseReference(base, nameOptions(base, insecure)...); err == nil {
 			popts = append(popts, push.WithMountFrom(b))
 		}
 	}
 	byRepo := map[string][]name.Tag{}
 	var pushers []*pusher
 	for _, r := range refs {
-		t, err := name.NewTag(r, insecureIfLocal(r)...)
+		t, err := name.NewTag(r, nameOptions(r, insecure)...)
 		if err != nil {
 			return nil, nil, errs.WithHint(errs.Usagef("--tag %s: %v", r, err), "use REGISTRY/REPOSITORY[:TAG]")
 		}
@@ -286,10 +287,13 @@ func newPushers(store content.Provider, refs []string, events func(push.Event), 
 	return pushers, byRepo, nil
 }
 
-// insecureIfLocal allows plain HTTP for registries on the loopback
-// interface, as BuildKit and docker do.
-func insecureIfLocal(ref string) []name.Option {
+// nameOptions allows plain HTTP for registries on the loopback interface,
+// as BuildKit and docker do, and for those named insecure.
+func nameOptions(ref string, insecure []string) []name.Option {
 	host, _, _ := strings.Cut(ref, "/")
+	if slices.Contains(insecure, host) {
+		return []name.Option{name.Insecure}
+	}
 	h := host
 	if i := strings.LastIndex(h, ":"); i >= 0 && !strings.HasSuffix(h, "]") {
 		h = h[:i]

@@ -1,12 +1,14 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
 
 	"github.com/strata-build/strata/build"
 	"github.com/strata-build/strata/builder"
+	"github.com/strata-build/strata/cache"
 	"github.com/strata-build/strata/errs"
 )
 
@@ -18,6 +20,9 @@ func newBuildCmd(s Streams) *cobra.Command {
 		buildArgs    []string
 		metadataFile string
 		builderAddr  string
+		index        indexFlags
+		autoCache    int
+		noAutoCache  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "build [OPTIONS] PATH",
@@ -43,18 +48,34 @@ sources for later builds.`,
 				return errs.WithHint(errs.Usagef("a context from standard input is not supported"), "pass a directory as PATH")
 			}
 			opt.BuildArgs = build.ParseKeyValues(buildArgs)
+			opt.InsecureRegistries = index.insecure
 			if err := opt.Validate(); err != nil {
 				return err
 			}
 			ctx := cmd.Context()
+			ac, err := autoCacheFor(s, &index, autoCache, noAutoCache)
+			if err != nil {
+				return err
+			}
 			c, _, err := builder.Connect(ctx, builderAddr)
 			if err != nil {
 				return err
 			}
 			defer c.Close()
+			chosen := ac.Choose(ctx, opt)
+			for _, im := range chosen {
+				opt.CacheFrom = append(opt.CacheFrom, im.Ref)
+				if opt.Progress != "quiet" && opt.Progress != "rawjson" {
+					fmt.Fprintf(s.Err, "strata: cache from %s: %s\n", im.Ref, im.Reason)
+				}
+			}
 			res, err := build.Run(ctx, c, opt, s.Err)
 			if err != nil {
 				return err
+			}
+			res.AutoCache = chosen
+			if opt.Push {
+				ac.Record(ctx, opt.Tags)
 			}
 			if metadataFile != "" {
 				if err := build.WriteMetadata(metadataFile, res); err != nil {
@@ -85,6 +106,31 @@ sources for later builds.`,
 	cmd.PreRun = func(*cobra.Command, []string) { opt.NoStream = !*stream }
 	f.StringVar(&opt.Progress, "progress", "auto", "progress output: auto, plain, tty, quiet or rawjson")
 	f.StringVar(&metadataFile, "metadata-file", "", "write the build result metadata (image digest, timings) as JSON to this file")
+	f.IntVar(&autoCache, "auto-cache", 3, "import cache from at most N images of the index that share the most steps with this build")
+	f.BoolVar(&noAutoCache, "no-auto-cache", false, "do not choose cache sources from the index (--cache-from still applies)")
+	index.add(cmd)
 	f.StringVar(&builderAddr, "builder", "", "BuildKit address, e.g. unix:///run/buildkit/buildkitd.sock or tcp://host:1234 (default: BUILDKIT_HOST, else strata's local buildkitd)")
 	return cmd
+}
+
+// autoCacheFor opens the index store for automatic cache selection, or
+// returns nil when it is turned off.
+func autoCacheFor(s Streams, f *indexFlags, n int, off bool) (*build.AutoCache, error) {
+	if n < 0 {
+		return nil, errs.Usagef("--auto-cache=%d: want 0 or more", n)
+	}
+	if off || n == 0 {
+		return nil, nil
+	}
+	opts := []cache.Option{cache.WithInsecureRegistries(f.insecure...)}
+	warn := func(msg string) { fmt.Fprintf(s.Err, "strata: warning: %s\n", msg) }
+	st, err := f.store(s, opts...)
+	if err != nil {
+		if errors.Is(err, errs.ErrUsage) {
+			return nil, err
+		}
+		warn(fmt.Sprintf("cache index: %v; building without automatic cache", err))
+		return nil, nil
+	}
+	return &build.AutoCache{Store: st, Max: n, Options: opts, Warn: warn}, nil
 }
