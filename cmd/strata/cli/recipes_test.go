@@ -33,7 +33,7 @@ func TestCIRecipesUseRealCommands(t *testing.T) {
 			t.Fatalf("%s: found %d strata commands, want lint, index and build", f, len(cmds))
 		}
 		for _, line := range cmds {
-			cmdline, _, _ := strings.Cut(line, " > ") // the redirection is the shell's
+			cmdline, _, _ := strings.Cut(line, " > ")       // the redirection is the shell's
 			cmdline = ghExpr.ReplaceAllString(cmdline, "x") // GitHub substitutes ${{ ... }} first
 			args, err := shell.Fields(cmdline, func(name string) string { return "x" })
 			if err != nil {
