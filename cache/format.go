@@ -185,6 +185,9 @@ func Decode(data []byte) (*Index, error) {
 				m.Steps[j] = Step{Token: tok, Text: tokenText(tok), Sources: str()}
 			}
 		}
+		if !m.Deleted && len(m.Layers) != len(m.Steps) {
+			d.fail(fmt.Sprintf("%s has %d layers and %d steps", m.Ref, len(m.Layers), len(m.Steps)))
+		}
 		x.byID[m.ID()] = len(x.images)
 		x.images = append(x.images, m)
 	}

@@ -183,8 +183,8 @@ func (x *Index) build() {
 	var order []string
 	var buf []rune
 	for i, m := range x.images {
-		if m.Deleted {
-			continue
+		if m.Deleted || len(m.Steps) != len(m.Layers) {
+			continue // a tombstone, or an entry that does not line up
 		}
 		buf = appendToken(buf[:0], x.intern("platform "+m.Platform))
 		for _, s := range m.Steps {

@@ -207,6 +207,9 @@ func FuzzDecode(f *testing.F) {
 			return
 		}
 		_ = x.Longest("linux/amd64", []string{"base"})
+		st := &Stage{Platform: "linux/amd64", Steps: []Step{{Token: "base", Text: "base"}, {Token: "RUN a", Text: "RUN a"}}, BaseSteps: 1}
+		sp := planStage(x, st, 5)
+		_ = (&Plan{Stages: []StagePlan{sp}}).CacheImports(3)
 		var out bytes.Buffer
 		if err := x.Encode(&out); err != nil {
 			t.Fatal(err)
