@@ -279,7 +279,7 @@ func TestFixMergesFindingsOnOneCopy(t *testing.T) {
 	goContext := []string{"go.mod", "go.sum", "main.go"}
 	for _, tc := range []struct {
 		name, dockerfile, want string
-		context              []string
+		context                []string
 	}{{
 		"go mod download and go build",
 		"FROM golang\nWORKDIR /src\nCOPY . .\nRUN go mod download\nRUN go build -o /usr/local/bin/svc .\n",
