@@ -24,6 +24,7 @@ type config struct {
 	Scenario  string  `json:"scenario"`
 	Runs      int     `json:"runs"`
 	StepMB    int     `json:"stepMB"`
+	DepsMB    int     `json:"depsMB"`
 	Work      int     `json:"workRounds"`
 	Bandwidth float64 `json:"bandwidthMBps"`
 }
@@ -41,9 +42,10 @@ func main() {
 	var cfg config
 	out := flag.String("out", "bench/results/latest.json", "where to write the results (JSON)")
 	doc := flag.String("doc", "docs/benchmarks.md", "where to write the table and chart (Markdown with SVG); empty to skip")
-	flag.StringVar(&cfg.Scenario, "scenario", "all", "scenario to run: push or all")
+	flag.StringVar(&cfg.Scenario, "scenario", "all", "scenario to run: push, one-change or all")
 	flag.IntVar(&cfg.Runs, "runs", 5, "runs per contender (medians of these are reported)")
-	flag.IntVar(&cfg.StepMB, "step-mb", 100, "megabytes each heavy step writes (half random)")
+	flag.IntVar(&cfg.StepMB, "step-mb", 100, "megabytes each heavy step of the push scenario writes (half random)")
+	flag.IntVar(&cfg.DepsMB, "deps-mb", 200, "megabytes the dependency step of the one-change scenario writes (half random)")
 	flag.IntVar(&cfg.Work, "work", 8, "rounds of hashing in each heavy step (CPU work)")
 	flag.Float64Var(&cfg.Bandwidth, "bandwidth", 25, "MB/s each way on the limited link")
 	flag.Parse()
@@ -81,6 +83,14 @@ func run(ctx context.Context, cfg config, out, doc string) error {
 		proxy, err := testenv.StartProxy(env.Registry.Host, l.opts...)
 		if err != nil {
 			return err
+		}
+		if cfg.Scenario == "all" || cfg.Scenario == "one-change" {
+			res, err := oneChangeScenario(ctx, b, cfg, l.name, proxy)
+			if err != nil {
+				proxy.Close()
+				return fmt.Errorf("one-change scenario on %s: %w", l.name, err)
+			}
+			rep.Results = append(rep.Results, res...)
 		}
 		if cfg.Scenario == "all" || cfg.Scenario == "push" {
 			res, err := pushScenario(ctx, b, cfg, l.name, proxy)

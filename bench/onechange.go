@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/strata-build/strata/integration/testenv"
+)
+
+// appDockerfile is a realistic application: a base image, a system-package
+// step, a dependency step producing DepsMB from a lockfile, then the source
+// COPY and a build step.
+const appDockerfile = `FROM %[1]s
+RUN mkdir -p /usr/share/sys && head -c 4000000 /dev/urandom > /usr/share/sys/pkgs.bin
+WORKDIR /app
+COPY lock.txt ./
+RUN mkdir -p deps && for i in $(seq %[2]d); do head -c 5000000 /dev/urandom > deps/lib$i.so; yes "$(cat lock.txt)" | head -c 5000000 > deps/lib$i.txt; done
+COPY src/ ./src/
+RUN cat src/*.txt > app.bin && for i in $(seq 3); do sha256sum app.bin deps/lib1.so >/dev/null; done
+`
+
+// oneChangeScenario: v1 is pushed; v2 differs by one line of source. Each
+// contender builds v2 on a fresh builder, as a new CI runner would.
+func oneChangeScenario(ctx context.Context, b *bed, cfg config, link string, proxy *testenv.Proxy) ([]Result, error) {
+	ctxDir := filepath.Join(b.dir, "app-"+slug(link))
+	write := func(version string) error {
+		files := map[string]string{
+			"Dockerfile":   fmt.Sprintf(appDockerfile, proxy.Host+"/busybox:latest", max(1, cfg.DepsMB/10)),
+			"lock.txt":     "left-pad 1.3.0\nlodash 4.17.21\n",
+			"src/main.txt": "main " + version + "\n",
+			"src/util.txt": "util\n",
+		}
+		for p, c := range files {
+			if err := os.MkdirAll(filepath.Dir(filepath.Join(ctxDir, p)), 0o755); err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(ctxDir, p), []byte(c), 0o644); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	bin := b.env.BinDir
+	buildctl := func(addr string, extra ...string) (string, []string) {
+		return filepath.Join(bin, "buildctl"), append([]string{"--addr", addr, "build", "--progress", "rawjson", "--frontend", "dockerfile.v0",
+			"--local", "context=" + ctxDir, "--local", "dockerfile=" + ctxDir}, extra...)
+	}
+	strata := func(addr string, extra ...string) (string, []string) {
+		return filepath.Join(bin, "strata"), append([]string{"build", "--builder", addr, "--progress", "rawjson"}, append(extra, ctxDir)...)
+	}
+	type contender struct {
+		name string
+		v1   func(addr, repo string) (string, []string) // prepares the registry
+		v2   func(addr, repo string) (string, []string) // measured
+	}
+	cs := []contender{
+		{"BuildKit, no cache",
+			func(addr, repo string) (string, []string) {
+				return buildctl(addr, "--output", "type=image,name="+repo+":v1,push=true")
+			},
+			func(addr, repo string) (string, []string) {
+				return buildctl(addr, "--output", "type=image,name="+repo+":v2,push=true")
+			}},
+		{"BuildKit, registry cache mode=max",
+			func(addr, repo string) (string, []string) {
+				return buildctl(addr, "--output", "type=image,name="+repo+":v1,push=true", "--export-cache", "type=registry,ref="+repo+":buildcache,mode=max")
+			},
+			func(addr, repo string) (string, []string) {
+				return buildctl(addr, "--output", "type=image,name="+repo+":v2,push=true", "--import-cache", "type=registry,ref="+repo+":buildcache",
+					"--export-cache", "type=registry,ref="+repo+":buildcache,mode=max")
+			}},
+		{"BuildKit, inline cache from :latest",
+			func(addr, repo string) (string, []string) {
+				return buildctl(addr, "--output", "type=image,name="+repo+":latest,push=true", "--export-cache", "type=inline")
+			},
+			func(addr, repo string) (string, []string) {
+				return buildctl(addr, "--output", "type=image,name="+repo+":v2,push=true", "--export-cache", "type=inline", "--import-cache", "type=registry,ref="+repo+":latest")
+			}},
+		{"strata build --push (no cache flag)",
+			func(addr, repo string) (string, []string) {
+				return strata(addr, "--index-file", filepath.Join(b.dir, "index-"+slug(repo)+".idx"), "-t", repo+":v1", "--push")
+			},
+			func(addr, repo string) (string, []string) {
+				return strata(addr, "--index-file", filepath.Join(b.dir, "index-"+slug(repo)+".idx"), "-t", repo+":v2", "--push")
+			}},
+	}
+	runs := make([][]Run, len(cs))
+	for i := range cfg.Runs {
+		for c, ct := range cs {
+			repo := fmt.Sprintf("%s/bench/app-%d-%d-%s", proxy.Host, c, i, slug(link))
+			if err := write("v1"); err != nil {
+				return nil, err
+			}
+			bk, stop, err := b.freshBuilder(ctx)
+			if err != nil {
+				return nil, err
+			}
+			name, args := ct.v1(bk.Addr(), repo)
+			_, err = timed(ctx, filepath.Join(b.dir, "progress.json"), name, args...)
+			stop()
+			if err != nil {
+				return nil, fmt.Errorf("preparing v1 for %s: %w", ct.name, err)
+			}
+			if err := write("v2"); err != nil {
+				return nil, err
+			}
+			bk, stop, err = b.freshBuilder(ctx)
+			if err != nil {
+				return nil, err
+			}
+			up0, down0, blobs0 := proxy.BytesUp.Load(), proxy.BytesDown.Load(), proxy.BlobUploads.Load()
+			name, args = ct.v2(bk.Addr(), repo)
+			r, err := timed(ctx, filepath.Join(b.dir, "progress.json"), name, args...)
+			stop()
+			if err != nil {
+				return nil, err
+			}
+			r.BytesUp, r.BytesDown = proxy.BytesUp.Load()-up0, proxy.BytesDown.Load()-down0
+			r.BlobUploads = proxy.BlobUploads.Load() - blobs0
+			runs[c] = append(runs[c], r)
+			logf("one-change/%s %-36s run %d: %.1fs, steps %d/%d cached, %.1f MB pulled, %.1f MB pushed", link, ct.name, i+1, r.Wall, r.StepsCached, r.StepsTotal, float64(r.BytesDown)/1e6, float64(r.BytesUp)/1e6)
+		}
+	}
+	var res []Result
+	for c, ct := range cs {
+		res = append(res, summarize("one-source-file-changed", link, ct.name, runs[c]))
+	}
+	for i := range res {
+		res[i].Baseline = cs[0].name
+		res[i].Ratio = res[i].Wall.Median / res[0].Wall.Median
+	}
+	return res, nil
+}
