@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -174,7 +175,12 @@ func countBaseSteps(rec *recordingResolver, base string, steps []Step) int {
 
 // convertStage runs BuildKit's conversion for one stage and reads the
 // history of the image it would produce.
-func convertStage(ctx context.Context, dt []byte, opt StagesOptions, plat ocispecs.Platform, r *recordingResolver, s instructions.Stage, st *Stage) error {
+func convertStage(ctx context.Context, dt []byte, opt StagesOptions, plat ocispecs.Platform, r *recordingResolver, s instructions.Stage, st *Stage) (err error) {
+	defer func() {
+		if p := recover(); p != nil { // BuildKit's conversion is not ours to trust with odd input
+			err = fmt.Errorf("BuildKit's Dockerfile conversion failed: %v", p)
+		}
+	}()
 	host := platforms.Normalize(platforms.DefaultSpec())
 	host.OS = "linux"
 	res, err := dockerfile2llb.Dockerfile2LLB(ctx, dt, dockerfile2llb.ConvertOpt{

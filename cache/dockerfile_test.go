@@ -242,3 +242,27 @@ func TestRunMountFromMakesStageReachable(t *testing.T) {
 		t.Errorf("stages %+v", stages)
 	}
 }
+
+func FuzzDockerfileStages(f *testing.F) {
+	for _, df := range []string{
+		"FROM scratch\nCOPY a /a\n",
+		"ARG B=localhost:5000/busybox\nFROM $B AS x\nENV A=1\nRUN echo $A\nFROM x\nWORKDIR w\nCOPY --from=x /a /b\n",
+		"FROM localhost:5000/busybox\nRUN --mount=type=bind,target=/c <<EOF\necho\nEOF\n",
+	} {
+		f.Add(df)
+	}
+	f.Fuzz(func(t *testing.T, df string) {
+		dir := t.TempDir()
+		write(t, dir, "Dockerfile", df)
+		write(t, dir, "a", "1")
+		stages, err := DockerfileStages(context.Background(), StagesOptions{ContextDir: dir, Resolver: busyboxResolver(t)})
+		if err != nil {
+			return
+		}
+		for _, s := range stages {
+			if s.BaseSteps > len(s.Steps) || len(s.Lines) != len(s.OwnSteps()) {
+				t.Fatalf("stage %+v", s)
+			}
+		}
+	})
+}
