@@ -88,9 +88,10 @@ func register(f func(Streams) *cobra.Command) struct{} {
 // Main runs strata with args and returns the process exit code. Errors are
 // printed as one line naming the cause and the fix.
 func Main(args []string, in io.Reader, out, errOut io.Writer) int {
-	// Libraries strata uses (containerd's content store, the BuildKit
-	// client) log through logrus; strata speaks through its own output.
-	logrus.SetLevel(logrus.ErrorLevel)
+	// Libraries strata uses (containerd's content store and content
+	// service, the BuildKit client) log through logrus; their errors reach
+	// strata as returned errors, and strata speaks through its own output.
+	logrus.SetOutput(io.Discard)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	root := NewRootCmd(Streams{In: in, Out: out, Err: errOut})
