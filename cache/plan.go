@@ -7,7 +7,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // PlanOptions describe one build to plan, with the meaning strata build
@@ -79,6 +82,19 @@ type Candidate struct {
 	BytesToBuild int64 `json:"bytesToBuild"`
 }
 
+// Planner plans builds. It remembers the base images it resolved, so
+// plans made with it in one build session (several platforms, several
+// targets) resolve each base once. The zero value is ready to use.
+type Planner struct {
+	mu   sync.Mutex
+	seen map[string]resolvedBase
+}
+
+type resolvedBase struct {
+	digest string
+	config []byte
+}
+
 // Plan plans the build described by opt against opt.Index.
 func (p *Planner) Plan(ctx context.Context, opt PlanOptions) (*Plan, error) {
 	if opt.Index == nil {
@@ -87,6 +103,7 @@ func (p *Planner) Plan(ctx context.Context, opt PlanOptions) (*Plan, error) {
 	if opt.Resolver == nil {
 		opt.Resolver = NewRegistryResolver(opt.Options...)
 	}
+	opt.Resolver = &memoResolver{p: p, r: opt.Resolver}
 	if opt.Candidates <= 0 {
 		opt.Candidates = 5
 	}
@@ -113,11 +130,34 @@ func (p *Planner) Plan(ctx context.Context, opt PlanOptions) (*Plan, error) {
 	return plan, nil
 }
 
-// Planner plans builds. It holds no state yet; it is the seam where a
-// planner with a cache of resolved bases will go.
-type Planner struct{}
+// memoResolver answers from the planner's memory before asking r.
+type memoResolver struct {
+	p *Planner
+	r BaseResolver
+}
 
-// PlanBuild is Planner{}.Plan: the library call strata build uses to
+func (m *memoResolver) ResolveBase(ctx context.Context, ref string, pl v1.Platform) (string, []byte, error) {
+	key := ref + "@" + pl.String()
+	m.p.mu.Lock()
+	v, ok := m.p.seen[key]
+	m.p.mu.Unlock()
+	if ok {
+		return v.digest, v.config, nil
+	}
+	d, cfg, err := m.r.ResolveBase(ctx, ref, pl)
+	if err != nil {
+		return "", nil, err
+	}
+	m.p.mu.Lock()
+	if m.p.seen == nil {
+		m.p.seen = map[string]resolvedBase{}
+	}
+	m.p.seen[key] = resolvedBase{digest: d, config: cfg}
+	m.p.mu.Unlock()
+	return d, cfg, nil
+}
+
+// PlanBuild plans with a new Planner: the library call strata build uses to
 // choose cache imports. (Go allows no function named like the Plan type.)
 func PlanBuild(ctx context.Context, opt PlanOptions) (*Plan, error) {
 	var p Planner

@@ -170,3 +170,29 @@ func TestPlanCacheImports(t *testing.T) {
 		t.Errorf("CacheImports(0) = %v", got)
 	}
 }
+
+// countingResolver counts the base images it is asked for.
+type countingResolver struct {
+	staticResolver
+	n int
+}
+
+func (c *countingResolver) ResolveBase(ctx context.Context, ref string, p v1.Platform) (string, []byte, error) {
+	c.n++
+	return c.staticResolver.ResolveBase(ctx, ref, p)
+}
+
+func TestPlannerResolvesEachBaseOnce(t *testing.T) {
+	r := &countingResolver{staticResolver: busyboxResolver(t)}
+	var p Planner
+	opt := PlanOptions{ContextDir: "testdata/history/copy", BuildArgs: map[string]string{"BASE": "localhost:5000/busybox:latest"}, Resolver: r,
+		Platforms: []string{"linux/amd64", "linux/arm64"}}
+	for range 2 {
+		if _, err := p.Plan(context.Background(), opt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r.n != 2 {
+		t.Errorf("resolved %d times, want once per platform", r.n)
+	}
+}
