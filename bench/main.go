@@ -44,9 +44,9 @@ func main() {
 	doc := flag.String("doc", "docs/benchmarks.md", "where to write the table and chart (Markdown with SVG); empty to skip")
 	flag.StringVar(&cfg.Scenario, "scenario", "all", "scenario to run: push, one-change or all")
 	flag.IntVar(&cfg.Runs, "runs", 5, "runs per contender (medians of these are reported)")
-	flag.IntVar(&cfg.StepMB, "step-mb", 100, "megabytes each heavy step of the push scenario writes (half random)")
-	flag.IntVar(&cfg.DepsMB, "deps-mb", 200, "megabytes the dependency step of the one-change scenario writes (half random)")
-	flag.IntVar(&cfg.Work, "work", 8, "rounds of hashing in each heavy step (CPU work)")
+	flag.IntVar(&cfg.StepMB, "step-mb", 60, "megabytes each heavy step of the push scenario writes (half random)")
+	flag.IntVar(&cfg.DepsMB, "deps-mb", 100, "megabytes the dependency step of the one-change scenario writes (half random)")
+	flag.IntVar(&cfg.Work, "work", 6, "rounds of hashing in each heavy step (CPU work)")
 	flag.Float64Var(&cfg.Bandwidth, "bandwidth", 25, "MB/s each way on the limited link")
 	flag.Parse()
 
