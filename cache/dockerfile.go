@@ -2,9 +2,11 @@ package cache
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -107,6 +109,14 @@ func DockerfileStages(ctx context.Context, opt StagesOptions) ([]Stage, error) {
 		bases[i] = res.Result
 	}
 	reach := reachable(stages, bases, target)
+	// Each stage is converted as a target of its own; TARGETSTAGE must still
+	// name the build's real target, as BuildKit gives it to every stage.
+	if _, set := opt.BuildArgs["TARGETSTAGE"]; !set {
+		args := make(map[string]string, len(opt.BuildArgs)+1)
+		maps.Copy(args, opt.BuildArgs)
+		args["TARGETSTAGE"] = cmp.Or(stages[target].Name, "default")
+		opt.BuildArgs = args
+	}
 
 	rec := &recordingResolver{r: opt.Resolver, seen: map[string]resolved{}, config: map[string]cachedConfig{}}
 	var out []Stage

@@ -56,7 +56,7 @@ func TestCacheHistoryMatchesBuildKit(t *testing.T) {
 				t.Fatalf("build: exit %d: %s", code, tail(stderr, 20))
 			}
 			raw := rawConfig(t, env.Registry.Host+"/history/"+c.Name()+":v1")
-			if update {
+			if _, err := os.Stat(filepath.Join(ctxDir, "config.json")); update || os.IsNotExist(err) {
 				writeJSON(t, filepath.Join(ctxDir, "config.json"), raw)
 			}
 			cf, err := v1.ParseConfigFile(bytes.NewReader(raw))
