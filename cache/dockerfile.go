@@ -132,13 +132,20 @@ func DockerfileStages(ctx context.Context, opt StagesOptions) ([]Stage, error) {
 		if j, ok := stageRef(stages, bases[i], i); ok {
 			st.BaseStage = j
 		}
-		if stages[i].Name == "" && i != len(stages)-1 {
-			st.Skipped = "unnamed stage: name it (FROM ... AS NAME) to plan it"
-			byIndex[i] = len(out)
-			out = append(out, st)
-			continue
+		src, name := dt, stages[i].Name
+		if name == "" && i != len(stages)-1 {
+			// BuildKit targets stages by name only: name this one in a copy
+			// of the Dockerfile. Names do not show in the history.
+			var ok bool
+			name = fmt.Sprintf("strata-stage-%d", i)
+			if src, ok = nameStage(dt, stages[i], name); !ok {
+				st.Skipped = "unnamed stage: name it (FROM ... AS NAME) to plan it"
+				byIndex[i] = len(out)
+				out = append(out, st)
+				continue
+			}
 		}
-		if err := convertStage(ctx, dt, opt, plat, rec, stages[i], &st); err != nil {
+		if err := convertStage(ctx, src, name, opt, plat, rec, &st); err != nil {
 			var ue *unresolvedError
 			if !errors.As(err, &ue) {
 				return nil, errs.Inputf("%s: stage %s: %v", opt.Dockerfile, st.Name, err)
@@ -185,7 +192,7 @@ func countBaseSteps(rec *recordingResolver, base string, steps []Step) int {
 
 // convertStage runs BuildKit's conversion for one stage and reads the
 // history of the image it would produce.
-func convertStage(ctx context.Context, dt []byte, opt StagesOptions, plat ocispecs.Platform, r *recordingResolver, s instructions.Stage, st *Stage) (err error) {
+func convertStage(ctx context.Context, dt []byte, target string, opt StagesOptions, plat ocispecs.Platform, r *recordingResolver, st *Stage) (err error) {
 	defer func() {
 		if p := recover(); p != nil { // BuildKit's conversion is not ours to trust with odd input
 			err = fmt.Errorf("BuildKit's Dockerfile conversion failed: %v", p)
@@ -196,7 +203,7 @@ func convertStage(ctx context.Context, dt []byte, opt StagesOptions, plat ocispe
 	res, err := dockerfile2llb.Dockerfile2LLB(ctx, dt, dockerfile2llb.ConvertOpt{
 		Config: dockerui.Config{
 			BuildArgs:      opt.BuildArgs,
-			Target:         s.Name,
+			Target:         target,
 			BuildPlatforms: []ocispecs.Platform{host},
 		},
 		TargetPlatform: &plat,
@@ -218,6 +225,33 @@ func convertStage(ctx context.Context, dt []byte, opt StagesOptions, plat ocispe
 	}
 	st.Steps, err = NormalizeHistory(history, -1)
 	return err
+}
+
+// nameStage returns dt with " AS name" after the FROM line of stage s.
+func nameStage(dt []byte, s instructions.Stage, name string) ([]byte, bool) {
+	if len(s.Location) == 0 {
+		return nil, false
+	}
+	end := s.Location[len(s.Location)-1].End.Line
+	lines := bytes.SplitAfter(dt, []byte("\n"))
+	if end < 1 || end > len(lines) {
+		return nil, false
+	}
+	l := bytes.TrimRight(lines[end-1], "\r\n")
+	if bytes.HasSuffix(bytes.TrimSpace(l), []byte("\\")) || bytes.HasSuffix(bytes.TrimSpace(l), []byte("`")) {
+		return nil, false
+	}
+	out := make([]byte, 0, len(dt)+len(name)+4)
+	for i, line := range lines {
+		if i == end-1 {
+			out = append(out, l...)
+			out = append(out, " AS "+name...)
+			out = append(out, line[len(l):]...)
+			continue
+		}
+		out = append(out, line...)
+	}
+	return out, true
 }
 
 func parsePlatform(p string) (ocispecs.Platform, error) {

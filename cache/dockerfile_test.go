@@ -12,6 +12,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/buildkit/client/llb/sourceresolver"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	digest "github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -276,5 +278,20 @@ func TestTargetStageArg(t *testing.T) {
 	}
 	if got := stages[0].OwnSteps()[0].Text; got != "RUN |1 TARGETSTAGE=final /bin/sh -c echo $TARGETSTAGE" {
 		t.Errorf("deps step %q", got)
+	}
+}
+
+func TestUnnamedStagesArePlanned(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "Dockerfile", "FROM localhost:5000/busybox\nRUN echo zero > /z\n\nFROM localhost:5000/busybox \\\n  AS last\nCOPY --from=0 /z /z\n")
+	stages, err := DockerfileStages(context.Background(), StagesOptions{ContextDir: dir, Resolver: busyboxResolver(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stages) != 2 || stages[0].Name != "0" || stages[0].Skipped != "" || len(stages[0].OwnSteps()) != 1 || stages[0].OwnSteps()[0].Text != "RUN /bin/sh -c echo zero > /z" {
+		t.Fatalf("stages %+v", stages)
+	}
+	if got, ok := nameStage([]byte("FROM a \\\n  b\nRUN x\n"), instructions.Stage{Location: []parser.Range{{Start: parser.Position{Line: 1}, End: parser.Position{Line: 2}}}}, "n"); !ok || string(got) != "FROM a \\\n  b AS n\nRUN x\n" {
+		t.Errorf("nameStage: %q %v", got, ok)
 	}
 }
