@@ -33,6 +33,7 @@ type options struct {
 	userAgent string
 	extra     []remote.Option
 	now       func() time.Time
+	cacheDir  string
 }
 
 // WithKeychain sets where credentials come from (default: the docker config, authn.DefaultKeychain).
@@ -46,6 +47,10 @@ func WithInsecureRegistries(hosts ...string) Option {
 
 // WithClock sets the clock the shared index dates its deltas by (default time.Now).
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithCacheDir sets where copies of shared index blobs are kept (default
+// the user cache directory; "-" keeps none).
+func WithCacheDir(dir string) Option { return func(o *options) { o.cacheDir = dir } }
 
 // WithJobs bounds how many requests run at once (default 8).
 func WithJobs(n int) Option {

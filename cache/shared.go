@@ -5,11 +5,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -105,7 +108,7 @@ func (s *RegistryStore) read(ctx context.Context) (*snapshot, error) {
 		return nil, err
 	}
 	snap := &snapshot{x: NewIndex(), merged: map[string]bool{}}
-	x, merged, dgst, err := s.readImage(ctx, p, s.ref)
+	x, merged, dgst, err := s.readImage(ctx, p, s.ref, true)
 	switch {
 	case isNotFound(err):
 	case err != nil:
@@ -129,7 +132,7 @@ func (s *RegistryStore) read(ctx context.Context) (*snapshot, error) {
 		if snap.merged[t] {
 			continue
 		}
-		dx, _, _, err := s.readImage(ctx, p, s.ref.Context().Tag(t))
+		dx, _, _, err := s.readImage(ctx, p, s.ref.Context().Tag(t), false)
 		if isNotFound(err) {
 			continue // deleted by a compaction since the listing
 		}
@@ -148,7 +151,7 @@ func isNotFound(err error) bool {
 }
 
 // readImage reads an index image: the index and the deltas it holds.
-func (s *RegistryStore) readImage(ctx context.Context, p *remote.Puller, ref name.Reference) (*Index, []string, string, error) {
+func (s *RegistryStore) readImage(ctx context.Context, p *remote.Puller, ref name.Reference, keepCopy bool) (*Index, []string, string, error) {
 	desc, err := p.Get(ctx, ref)
 	if err != nil {
 		if isNotFound(err) {
@@ -177,12 +180,7 @@ func (s *RegistryStore) readImage(ctx context.Context, p *remote.Puller, ref nam
 	if err != nil || len(layers) != 1 {
 		return nil, nil, "", fmt.Errorf("%w: %s is not a strata index (want one layer): %v", errs.ErrRegistry, ref, err)
 	}
-	rc, err := layers[0].Uncompressed()
-	if err != nil {
-		return nil, nil, "", registryError("read index "+ref.String(), err)
-	}
-	defer rc.Close()
-	files, err := untar(rc)
+	files, err := s.layerFiles(layers[0], keepCopy)
 	if err != nil {
 		return nil, nil, "", fmt.Errorf("%w: index %s: %v", errs.ErrRegistry, ref, err)
 	}
@@ -191,6 +189,58 @@ func (s *RegistryStore) readImage(ctx context.Context, p *remote.Puller, ref nam
 		return nil, nil, "", fmt.Errorf("%w: index %s: %v; push a fresh one with 'strata index refresh --index %s'", errs.ErrRegistry, ref, err, s.ref)
 	}
 	return x, strings.Fields(string(files[MergedPath])), desc.Digest.String(), nil
+}
+
+// layerFiles reads the files of an index layer, from the local copy kept
+// under the user cache directory when its content still hashes to the
+// layer's diff ID, else from the registry (keeping a copy).
+func (s *RegistryStore) layerFiles(l v1.Layer, keepCopy bool) (map[string][]byte, error) {
+	diffID, err := l.DiffID()
+	if err != nil {
+		return nil, err
+	}
+	local := ""
+	if dir, err := os.UserCacheDir(); err == nil && s.o.cacheDir != "-" && keepCopy {
+		if s.o.cacheDir != "" {
+			dir = s.o.cacheDir
+		}
+		local = filepath.Join(dir, "strata", "index", "blobs", diffID.Hex)
+		if b, err := os.ReadFile(local); err == nil {
+			if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) == diffID.Hex {
+				return untar(bytes.NewReader(b))
+			}
+		}
+	}
+	rc, err := l.Uncompressed()
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, 1<<30))
+	if err != nil {
+		return nil, err
+	}
+	if local != "" && os.MkdirAll(filepath.Dir(local), 0o755) == nil {
+		pruneBlobs(filepath.Dir(local), s.now().Add(-7*24*time.Hour))
+		if f, err := os.CreateTemp(filepath.Dir(local), "blob-*"); err == nil {
+			_, werr := f.Write(b)
+			if cerr := f.Close(); werr == nil && cerr == nil {
+				_ = os.Rename(f.Name(), local)
+			}
+			_ = os.Remove(f.Name())
+		}
+	}
+	return untar(bytes.NewReader(b))
+}
+
+// pruneBlobs removes local index copies not written since before.
+func pruneBlobs(dir string, before time.Time) {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if fi, err := e.Info(); err == nil && fi.ModTime().Before(before) {
+			_ = os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
 }
 
 // Update implements Store: push changes as a delta, then compact.
@@ -254,7 +304,7 @@ func (s *RegistryStore) compact(ctx context.Context, mine string) (*Index, bool,
 	if err != nil {
 		return nil, false, err
 	}
-	_, held, _, err := s.readImage(ctx, p, s.ref)
+	_, held, _, err := s.readImage(ctx, p, s.ref, true)
 	if err != nil && !isNotFound(err) {
 		return nil, false, err
 	}

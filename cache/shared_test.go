@@ -2,6 +2,8 @@ package cache
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +16,8 @@ func TestRegistryStoreDeltasAndCollection(t *testing.T) {
 	host := faultyRegistry(t)
 	ctx := t.Context()
 	clock := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
-	st, err := NewRegistryStore(host+"/strata/index:main", WithClock(func() time.Time { return clock }))
+	cacheDir := t.TempDir()
+	st, err := NewRegistryStore(host+"/strata/index:main", WithClock(func() time.Time { return clock }), WithCacheDir(cacheDir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,10 +78,23 @@ func TestRegistryStoreDeltasAndCollection(t *testing.T) {
 	}
 	// What REF alone holds (what a frontend reads) is complete.
 	p, _ := newPuller(ctx, st.o)
-	x, held, _, err := st.readImage(ctx, p, st.ref)
+	x, held, _, err := st.readImage(ctx, p, st.ref, true)
 	if err != nil || x.Len() != 3 || len(held) != 3 {
 		t.Errorf("REF holds %s images and %d deltas, %v", imagesOf(x), len(held), err)
 	}
+
+	// The compacted index is kept locally and read from there while REF's
+	// layer is the same; a damaged copy is fetched again.
+	blobs, _ := filepath.Glob(filepath.Join(cacheDir, "strata", "index", "blobs", "*"))
+	if len(blobs) == 0 {
+		t.Fatal("no local copy of the index")
+	}
+	for _, b := range blobs {
+		if err := os.WriteFile(b, []byte("damaged"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	load(3)
 
 	if _, err := NewRegistryStore(host + "/strata/index@sha256:" + strings.Repeat("a", 64)); err == nil {
 		t.Error("digest ref accepted")
