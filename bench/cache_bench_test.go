@@ -274,3 +274,32 @@ func BenchmarkCacheSave100k(b *testing.B) {
 	b.ReportMetric(float64(save.Milliseconds())/float64(b.N), "save-ms")
 	b.ReportMetric(float64(save)/float64(load), "save/load")
 }
+
+// BenchmarkCachePlanShallow100k plans against 100,000 images that all share
+// only the first steps with the Dockerfile, so every one is a candidate to
+// rank: the planner's worst case.
+func BenchmarkCachePlanShallow100k(b *testing.B) {
+	dir := b.TempDir()
+	x := syntheticIndex(b, dir, 1000, 100)
+	// Plan a variant of the Dockerfile that no repository has past COPY go.mod.
+	df := strings.Replace(benchDockerfile, "RUN go mod download", "RUN go mod download -x", 1)
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	x.Longest("linux/amd64", nil)
+	b.ResetTimer()
+	var plan time.Duration
+	for range b.N {
+		t := time.Now()
+		p, err := cache.PlanBuild(ctx, cache.PlanOptions{ContextDir: dir, Index: x, Resolver: staticResolver{}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		plan += time.Since(t)
+		if c := p.Stages[0].Candidates; len(c) != 5 || c[0].Matched != 2 {
+			b.Fatalf("candidates %+v", c)
+		}
+	}
+	b.ReportMetric(float64(plan.Microseconds())/1000/float64(b.N), "plan-ms")
+}

@@ -178,23 +178,42 @@ func planStage(x *Index, st *Stage, limit int) StagePlan {
 		toks[i] = s.Token
 	}
 	keep := func(m *Image) bool { return sameBase(m, st.BaseDiffIDs) }
-	for _, mt := range x.Matches(st.Platform, toks, st.BaseSteps+1, limit*4, keep) {
-		sp.Candidates = append(sp.Candidates, candidate(mt, st))
+	// Rank on the scores alone and keep the best; only they get the
+	// per-step detail (a large index can offer many equal candidates).
+	type ranked struct {
+		c  Candidate
+		mt Match
 	}
-	slices.SortStableFunc(sp.Candidates, func(a, b Candidate) int {
-		return cmp.Or(
-			cmp.Compare(b.Exact, a.Exact),
-			cmp.Compare(b.Matched, a.Matched),
-			boolCmp(b.InlineCache, a.InlineCache),
-			cmp.Compare(b.BytesLikely, a.BytesLikely),
-			b.Pushed.Compare(a.Pushed),
-			strings.Compare(a.Ref, b.Ref),
-		)
-	})
-	if len(sp.Candidates) > limit {
-		sp.Candidates = sp.Candidates[:limit]
+	var best []ranked
+	for _, mt := range x.Matches(st.Platform, toks, st.BaseSteps+1, limit*4, keep) {
+		r := ranked{candidate(mt, st, false), mt}
+		i, _ := slices.BinarySearchFunc(best, r, func(a, b ranked) int { return rank(a.c, b.c) })
+		if i >= limit {
+			continue
+		}
+		best = slices.Insert(best, i, r)
+		if len(best) > limit {
+			best = best[:limit]
+		}
+	}
+	for _, r := range best {
+		sp.Candidates = append(sp.Candidates, candidate(r.mt, st, true))
 	}
 	return sp
+}
+
+// rank orders candidates best first: leading exact steps, steps matched,
+// inline cache (BuildKit can import it), bytes likely reused, push time.
+func rank(a, b Candidate) int {
+	return cmp.Or(
+		cmp.Compare(b.Exact, a.Exact),
+		cmp.Compare(b.Matched, a.Matched),
+		boolCmp(b.InlineCache, a.InlineCache),
+		cmp.Compare(b.BytesLikely, a.BytesLikely),
+		b.Pushed.Compare(a.Pushed),
+		strings.Compare(a.Ref, b.Ref),
+		strings.Compare(a.Digest, b.Digest),
+	)
 }
 
 func boolCmp(a, b bool) int {
@@ -220,9 +239,13 @@ func sameBase(m *Image, diffIDs []string) bool {
 	return true
 }
 
-func candidate(mt Match, st *Stage) Candidate {
+// candidate scores a match; with detail it also says how each step matched.
+func candidate(mt Match, st *Stage, detail bool) Candidate {
 	m := mt.Image
-	c := Candidate{Ref: m.Ref, Digest: m.Digest, CacheRef: m.CacheRef(), InlineCache: m.InlineCache, Pushed: m.Pushed}
+	c := Candidate{Ref: m.Ref, Digest: m.Digest, InlineCache: m.InlineCache, Pushed: m.Pushed}
+	if detail {
+		c.CacheRef = m.CacheRef()
+	}
 	c.Matched = mt.Steps - st.BaseSteps
 	exact, likely := true, true
 	for i := st.BaseSteps; i < mt.Steps; i++ {
@@ -246,7 +269,9 @@ func candidate(mt Match, st *Stage) Candidate {
 		case !exact && kind == MatchExact:
 			kind = MatchText
 		}
-		c.Match = append(c.Match, kind)
+		if detail {
+			c.Match = append(c.Match, kind)
+		}
 		size := m.Layers[i].Size
 		exact = exact && kind == MatchExact
 		likely = likely && kind != MatchChanged && kind != MatchRebuild
