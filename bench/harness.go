@@ -101,6 +101,27 @@ func (b *bed) freshBuilder(ctx context.Context) (*builder.Local, func(), error) 
 	}, nil
 }
 
+// measure runs name with args on a fresh builder (addr given to args), and
+// adds what crossed the proxy during the run.
+func (b *bed) measure(ctx context.Context, proxy *testenv.Proxy, cmd func(addr string) (string, []string)) (Run, error) {
+	bk, stop, err := b.freshBuilder(ctx)
+	if err != nil {
+		return Run{}, err
+	}
+	defer stop()
+	up0, down0, blobs0 := proxy.BytesUp.Load(), proxy.BytesDown.Load(), proxy.BlobUploads.Load()
+	proxy.ResetUploads()
+	name, args := cmd(bk.Addr())
+	r, err := timed(ctx, filepath.Join(b.dir, "progress.json"), name, args...)
+	if err != nil {
+		return r, err
+	}
+	r.BytesUp, r.BytesDown = proxy.BytesUp.Load()-up0, proxy.BytesDown.Load()-down0
+	r.BlobUploads = proxy.BlobUploads.Load() - blobs0
+	r.MaxPerBlob = proxy.MaxUploadsPerBlob()
+	return r, nil
+}
+
 // timed runs a command, with its rawjson progress going to a file, and
 // returns the wall time, the end of the last Dockerfile step, and the step
 // counts read from the progress stream.

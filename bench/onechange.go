@@ -93,32 +93,16 @@ func oneChangeScenario(ctx context.Context, b *bed, cfg config, link string, pro
 			if err := write("v1"); err != nil {
 				return nil, err
 			}
-			bk, stop, err := b.freshBuilder(ctx)
-			if err != nil {
-				return nil, err
-			}
-			name, args := ct.v1(bk.Addr(), repo)
-			_, err = timed(ctx, filepath.Join(b.dir, "progress.json"), name, args...)
-			stop()
-			if err != nil {
+			if _, err := b.measure(ctx, proxy, func(addr string) (string, []string) { return ct.v1(addr, repo) }); err != nil {
 				return nil, fmt.Errorf("preparing v1 for %s: %w", ct.name, err)
 			}
 			if err := write("v2"); err != nil {
 				return nil, err
 			}
-			bk, stop, err = b.freshBuilder(ctx)
+			r, err := b.measure(ctx, proxy, func(addr string) (string, []string) { return ct.v2(addr, repo) })
 			if err != nil {
 				return nil, err
 			}
-			up0, down0, blobs0 := proxy.BytesUp.Load(), proxy.BytesDown.Load(), proxy.BlobUploads.Load()
-			name, args = ct.v2(bk.Addr(), repo)
-			r, err := timed(ctx, filepath.Join(b.dir, "progress.json"), name, args...)
-			stop()
-			if err != nil {
-				return nil, err
-			}
-			r.BytesUp, r.BytesDown = proxy.BytesUp.Load()-up0, proxy.BytesDown.Load()-down0
-			r.BlobUploads = proxy.BlobUploads.Load() - blobs0
 			runs[c] = append(runs[c], r)
 			logf("one-change/%s %-36s run %d: %.1fs, steps %d/%d cached, %.1f MB pulled, %.1f MB pushed", link, ct.name, i+1, r.Wall, r.StepsCached, r.StepsTotal, float64(r.BytesDown)/1e6, float64(r.BytesUp)/1e6)
 		}

@@ -61,22 +61,11 @@ func pushScenario(ctx context.Context, b *bed, cfg config, link string, proxy *t
 		// Contenders take turns within each round, so drift on the machine
 		// spreads over all of them.
 		for c, ct := range contenders {
-			bk, stop, err := b.freshBuilder(ctx)
-			if err != nil {
-				return nil, err
-			}
 			ref := fmt.Sprintf("%s/bench/push-%d-%d:%s", proxy.Host, c, i, slug(link))
-			up0, down0, blobs0 := proxy.BytesUp.Load(), proxy.BytesDown.Load(), proxy.BlobUploads.Load()
-			proxy.ResetUploads()
-			name, args := ct.args(bk.Addr(), ref)
-			r, err := timed(ctx, filepath.Join(b.dir, "progress.json"), name, args...)
-			stop()
+			r, err := b.measure(ctx, proxy, func(addr string) (string, []string) { return ct.args(addr, ref) })
 			if err != nil {
 				return nil, err
 			}
-			r.BytesUp, r.BytesDown = proxy.BytesUp.Load()-up0, proxy.BytesDown.Load()-down0
-			r.BlobUploads = proxy.BlobUploads.Load() - blobs0
-			r.MaxPerBlob = proxy.MaxUploadsPerBlob()
 			runs[c] = append(runs[c], r)
 			logf("push/%s %-22s run %d: %.1fs (tail %.1fs), %d blob uploads, %.1f MB up", link, ct.name, i+1, r.Wall, r.Tail, r.BlobUploads, float64(r.BytesUp)/1e6)
 			if ct.name == "strata build --push" {

@@ -24,6 +24,22 @@ func buildx(t *testing.T, dockerConfig string, args ...string) *exec.Cmd {
 	return cmd
 }
 
+// newBuildx makes a docker config directory with the buildx plugin and a
+// builder called name on the test bed's buildkitd (remote driver).
+func newBuildx(t *testing.T, name string) string {
+	t.Helper()
+	cfg := t.TempDir()
+	plugins := filepath.Join(cfg, "cli-plugins")
+	if err := os.MkdirAll(plugins, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(env.BinDir, "buildx"), filepath.Join(plugins, "docker-buildx")); err != nil {
+		t.Fatal(err)
+	}
+	run(t, buildx(t, cfg, "create", "--name", name, "--driver", "remote", env.Builder.Addr()))
+	return cfg
+}
+
 func run(t *testing.T, cmd *exec.Cmd) string {
 	t.Helper()
 	out, err := cmd.CombinedOutput()
@@ -37,15 +53,7 @@ func run(t *testing.T, cmd *exec.Cmd) string {
 // builds, through the real docker buildx client with the remote driver on the
 // test bed's buildkitd, pushes it and reads it back.
 func TestBuildxRemoteDriver(t *testing.T) {
-	cfg := t.TempDir()
-	plugins := filepath.Join(cfg, "cli-plugins")
-	if err := os.MkdirAll(plugins, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(filepath.Join(env.BinDir, "buildx"), filepath.Join(plugins, "docker-buildx")); err != nil {
-		t.Fatal(err)
-	}
-	run(t, buildx(t, cfg, "create", "--name", "strata-test", "--driver", "remote", env.Builder.Addr()))
+	cfg := newBuildx(t, "strata-test")
 	out := run(t, buildx(t, cfg, "inspect", "--bootstrap", "strata-test"))
 	if !strings.Contains(out, "running") {
 		t.Fatalf("builder not running:\n%s", out)

@@ -64,26 +64,12 @@ const lintedDockerfile = `FROM %s as base
 RUN date > /built-at
 `
 
-func newBuildx(t *testing.T) string {
-	t.Helper()
-	cfg := t.TempDir()
-	plugins := filepath.Join(cfg, "cli-plugins")
-	if err := os.MkdirAll(plugins, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(filepath.Join(env.BinDir, "buildx"), filepath.Join(plugins, "docker-buildx")); err != nil {
-		t.Fatal(err)
-	}
-	run(t, buildx(t, cfg, "create", "--name", "strata-fe", "--driver", "remote", env.Builder.Addr()))
-	return cfg
-}
-
 // The frontend image works through the three doors users have: a syntax
 // line, BUILDKIT_SYNTAX with docker buildx, and buildctl's gateway frontend;
 // strata's findings arrive as build warnings beside BuildKit's.
 func TestFrontendImageDoors(t *testing.T) {
 	fe := frontendImage(t)
-	cfg := newBuildx(t)
+	cfg := newBuildx(t, "strata-fe")
 
 	t.Run("syntax line with buildx", func(t *testing.T) {
 		dir := t.TempDir()
