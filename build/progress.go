@@ -73,10 +73,6 @@ func (p *progress) vertex(name string) *vertex {
 	return v
 }
 
-func (v *vertex) log(msg string) {
-	v.p.send(&client.SolveStatus{Logs: []*client.VertexLog{{Vertex: v.v.Digest, Stream: 1, Data: []byte(msg + "\n"), Timestamp: time.Now()}}})
-}
-
 func (v *vertex) done(err error) {
 	now := time.Now()
 	c := v.v

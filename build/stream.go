@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/containerd/containerd/v2/core/content"
@@ -125,7 +124,6 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 
 	// The prefix chain: each prefix starts when the one before it has been
 	// exported, and none starts once the main solve has ended.
-	var mainDone sync.Once
 	stopChain := make(chan struct{})
 	chainDone := make(chan struct{})
 	chainCtx, cancelChain := context.WithCancel(ctx)
@@ -166,7 +164,7 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 
 	solveStart := time.Now()
 	resp, err := c.Build(ctx, mainOpt, frontend.Name, frontend.Build, p.channel())
-	mainDone.Do(func() { close(stopChain) })
+	close(stopChain)
 	solveTime := time.Since(solveStart)
 	if err != nil {
 		cancelChain()

@@ -27,7 +27,6 @@ type Proxy struct {
 	up     *rate.Limiter // client -> registry
 	down   *rate.Limiter // registry -> client
 	faults []*Fault
-	mu     sync.Mutex
 
 	BytesUp, BytesDown atomic.Int64 // bodies sent to and received from the registry
 	BlobUploads        atomic.Int64 // completed blob uploads (final PUT answered 201)
