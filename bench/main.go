@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/strata-build/strata/cache"
 	"github.com/strata-build/strata/integration/testenv"
 )
 
@@ -70,6 +71,8 @@ func run(ctx context.Context, cfg config, out, doc string) error {
 	}
 	defer os.RemoveAll(dir)
 	b := &bed{env: env, dir: dir}
+	// Pushed images are recorded in the index; keep the user's own file out of it.
+	os.Setenv(cache.IndexFileEnv, filepath.Join(dir, "default.idx"))
 
 	links := []struct {
 		name string

@@ -49,11 +49,11 @@ func pushScenario(ctx context.Context, b *bed, cfg config, link string, proxy *t
 				"--output", "type=image,name=" + ref + ",push=true"}
 		}},
 		{"strata build --push", func(addr, ref string) (string, []string) {
-			return filepath.Join(bin, "strata"), []string{"build", "--builder", addr, "--progress", "rawjson", "-t", ref, "--push",
+			return filepath.Join(bin, "strata"), []string{"build", "--builder", addr, "--progress", "rawjson", "--no-auto-cache", "-t", ref, "--push",
 				"--metadata-file", filepath.Join(b.dir, "strata-metadata.json"), ctxDir}
 		}},
 		{"strata build --push --reproducible", func(addr, ref string) (string, []string) {
-			return filepath.Join(bin, "strata"), []string{"build", "--builder", addr, "--progress", "rawjson", "--reproducible", "-t", ref, "--push", ctxDir}
+			return filepath.Join(bin, "strata"), []string{"build", "--builder", addr, "--progress", "rawjson", "--no-auto-cache", "--reproducible", "-t", ref, "--push", ctxDir}
 		}},
 	}
 	runs := make([][]Run, len(contenders))

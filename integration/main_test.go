@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
+	"github.com/strata-build/strata/cache"
 	"github.com/strata-build/strata/cmd/strata/cli"
 	"github.com/strata-build/strata/integration/testenv"
 )
@@ -35,6 +36,11 @@ func TestMain(m *testing.M) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	var err error
 	env, err = testenv.Start(ctx)
+	if err == nil {
+		// Builds that push record their images in the index: keep that
+		// out of the user's own index file.
+		os.Setenv(cache.IndexFileEnv, filepath.Join(env.Dir, "index.idx"))
+	}
 	cancel()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "integration: test bed: %v\n", err)
