@@ -101,7 +101,8 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 	for _, a := range so.Session {
 		s.Allow(a)
 	}
-	s.Allow(sessioncontent.NewAttachable(map[string]content.Store{"export": store}))
+	// BuildKit sends only the layers the registry lacks.
+	s.Allow(sessioncontent.NewAttachable(map[string]content.Store{"export": &knownStore{Store: store, pushers: pushers}}))
 	sessDone := make(chan error, 1)
 	go func() { sessDone <- s.Run(sessCtx, c.Dialer()) }()
 	defer func() {

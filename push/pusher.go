@@ -50,6 +50,10 @@ type Pusher struct {
 
 	mu    sync.Mutex
 	blobs map[digest.Digest]*upload
+
+	headOnce sync.Once
+	head     *http.Client
+	headErr  error
 }
 
 type upload struct {
@@ -94,7 +98,7 @@ func New(repo name.Repository, store content.Provider, opts ...Option) (*Pusher,
 	}
 	rp, err := remote.NewPusher(
 		remote.WithAuthFromKeychain(authn.DefaultKeychain),
-		remote.WithTransport(&countingTransport{next: remote.DefaultTransport, n: &p.sent}),
+		remote.WithTransport(&countingTransport{next: remoteTransport(), n: &p.sent}),
 		remote.WithRetryBackoff(remote.Backoff{Duration: 250 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: 4}),
 		remote.WithRetryStatusCodes(http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusInternalServerError,
 			http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout),
@@ -206,6 +210,8 @@ func (b *storeBlob) Compressed() (io.ReadCloser, error) {
 		io.Closer
 	}{io.NewSectionReader(ra, 0, ra.Size()), ra}, nil
 }
+
+func remoteTransport() http.RoundTripper { return remote.DefaultTransport }
 
 // countingTransport counts the bytes of blob upload bodies.
 type countingTransport struct {

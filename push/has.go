@@ -1,0 +1,70 @@
+package push
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Has reports whether the repository already holds desc. A blob it holds is
+// recorded as pushed, so PushBlob and PushImage do not send it again.
+func (p *Pusher) Has(ctx context.Context, desc ocispecs.Descriptor) (bool, error) {
+	p.mu.Lock()
+	if u, ok := p.blobs[desc.Digest]; ok {
+		p.mu.Unlock()
+		select {
+		case <-u.done:
+			return u.ev.Err == nil, nil
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+	}
+	p.mu.Unlock()
+	c, err := p.headClient(ctx)
+	if err != nil {
+		return false, err
+	}
+	u := fmt.Sprintf("%s://%s/v2/%s/blobs/%s", p.repo.Scheme(), p.repo.RegistryStr(), p.repo.RepositoryStr(), desc.Digest)
+	req, err := http.NewRequestWithContext(ctx, http.MethodHead, u, nil)
+	if err != nil {
+		return false, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return false, err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return false, nil
+	}
+	p.mu.Lock()
+	if _, ok := p.blobs[desc.Digest]; !ok {
+		done := make(chan struct{})
+		close(done)
+		p.blobs[desc.Digest] = &upload{done: done, ev: Event{Digest: desc.Digest, Size: desc.Size}}
+	}
+	p.mu.Unlock()
+	return true, nil
+}
+
+// headClient is an HTTP client authorised to check blobs in the repository.
+func (p *Pusher) headClient(ctx context.Context) (*http.Client, error) {
+	p.headOnce.Do(func() {
+		auth, err := authn.DefaultKeychain.Resolve(p.repo)
+		if err != nil {
+			p.headErr = err
+			return
+		}
+		t, err := transport.NewWithContext(ctx, p.repo.Registry, auth, remoteTransport(), []string{p.repo.Scope(transport.PushScope)})
+		if err != nil {
+			p.headErr = err
+			return
+		}
+		p.head = &http.Client{Transport: t}
+	})
+	return p.head, p.headErr
+}
