@@ -123,6 +123,10 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 	mainOpt := withSession(so, mainAttrs)
 	mainOpt.CacheExports = []client.CacheOptionsEntry{{Type: "inline"}}
 
+	// Uploads end with this build: a failed build leaves none running.
+	pushCtx, cancelPush := context.WithCancel(ctx)
+	defer cancelPush()
+
 	// The prefix chain: each prefix starts when the one before it has been
 	// exported, and none starts once the main solve has ended.
 	stopChain := make(chan struct{})
@@ -157,7 +161,7 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 			for _, l := range ls {
 				layers.built(l)
 				for _, ps := range pushers {
-					ps.PushBlob(ctx, l)
+					ps.PushBlob(pushCtx, l)
 				}
 			}
 		}
@@ -195,7 +199,7 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 			break
 		}
 		v := p.vertex(fmt.Sprintf("[strata] pushing %s", strings.Join(tagNames(tags[ps.repo]), ", ")))
-		err = ps.PushImage(ctx, desc, tags[ps.repo])
+		err = ps.PushImage(pushCtx, desc, tags[ps.repo])
 		v.done(err)
 	}
 	warnings, steps, perr := p.wait()
