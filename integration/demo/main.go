@@ -87,6 +87,9 @@ func run(ctx context.Context, keep bool) error {
 		}
 	}
 
+	// The demo's registry lives only as long as the demo: keep its images
+	// out of the user's own cache index.
+	os.Setenv("STRATA_INDEX_FILE", filepath.Join(work, "index.idx"))
 	strata := filepath.Join(bin, "strata")
 	ref := reg.Host + "/demo/app"
 	step("strata build --push (v1): strata starts its own buildkitd if none runs")
