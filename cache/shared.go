@@ -102,11 +102,41 @@ func (s *RegistryStore) Load(ctx context.Context) (*Index, error) {
 	return snap.x, nil
 }
 
+// readTries bounds how often read starts again because REF moved under it.
+const readTries = 4
+
+// read returns REF merged with the deltas it does not hold. A compaction
+// deletes old deltas only after writing a REF that holds them, so a delta
+// missing from the listing is in any REF written before the listing: if
+// REF still has the digest read at the start once the deltas are read, the
+// snapshot lost nothing; if it moved, read starts again.
 func (s *RegistryStore) read(ctx context.Context) (*snapshot, error) {
 	p, err := newPuller(ctx, s.o)
 	if err != nil {
 		return nil, err
 	}
+	var snap *snapshot
+	for range readTries {
+		if snap, err = s.readOnce(ctx, p); err != nil {
+			return nil, err
+		}
+		now := ""
+		desc, err := p.Head(ctx, s.ref)
+		switch {
+		case isNotFound(err):
+		case err != nil:
+			return nil, registryError("read index "+s.ref.String(), err)
+		default:
+			now = desc.Digest.String()
+		}
+		if now == snap.mainDesc {
+			break
+		}
+	}
+	return snap, nil
+}
+
+func (s *RegistryStore) readOnce(ctx context.Context, p *remote.Puller) (*snapshot, error) {
 	snap := &snapshot{x: NewIndex(), merged: map[string]bool{}}
 	x, merged, dgst, err := s.readImage(ctx, p, s.ref, true)
 	switch {

@@ -118,7 +118,8 @@ func runPlan(t *testing.T, dir, indexFile string) planJSON {
 // that BuildKit can read the index image as a build stage.
 func TestCacheSharedIndexConcurrentWriters(t *testing.T) {
 	ctx := context.Background()
-	ref := env.Registry.Host + "/strata/index:concurrent"
+	// A repository of its own per run, so -count=N starts empty each time.
+	ref := fmt.Sprintf("%s/strata/index-%d:concurrent", env.Registry.Host, time.Now().UnixNano())
 	const writers, each = 8, 25
 	var wg sync.WaitGroup
 	errc := make(chan error, writers)
