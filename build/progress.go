@@ -45,8 +45,23 @@ func (p *progress) channel() chan *client.SolveStatus {
 	go func() {
 		defer p.wg.Done()
 		for st := range in {
-			p.steps.observe(st)
+			p.steps.observe(st, true)
 			p.send(st)
+		}
+	}()
+	return in
+}
+
+// quietChannel returns a status channel for a prefix solve: not shown (its
+// steps are the main solve's, which the display shows), but observed for
+// steps BuildKit reported cached only there. The solve closes it.
+func (p *progress) quietChannel() chan *client.SolveStatus {
+	in := make(chan *client.SolveStatus)
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for st := range in {
+			p.steps.observe(st, false)
 		}
 	}()
 	return in

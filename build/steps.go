@@ -2,34 +2,50 @@ package build
 
 import (
 	"strings"
+	"sync"
 
 	"github.com/moby/buildkit/client"
 	digest "github.com/opencontainers/go-digest"
 )
 
-// stepCounter follows the status stream and counts the Dockerfile steps that
-// completed, and how many of them came from the cache.
+// stepCounter follows the status streams and counts the Dockerfile steps
+// that completed in the main solve, and how many of them came from the
+// cache. A streamed push runs prefix solves beside the main one; BuildKit
+// shares a step between them, and the solve that reaches it first may be
+// the only one told it was cached, so every stream is observed.
 type stepCounter struct {
-	done map[digest.Digest]bool // vertex -> cached
+	mu     sync.Mutex
+	done   map[digest.Digest]bool // vertex of the main solve -> completed
+	cached map[digest.Digest]bool // vertex reported cached in any solve
 }
 
-func (s *stepCounter) observe(st *client.SolveStatus) {
+// observe takes a status of the main solve (main) or of a prefix solve.
+func (s *stepCounter) observe(st *client.SolveStatus, main bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for _, v := range st.Vertexes {
 		if v.Completed == nil || !IsStep(v.Name) {
 			continue
 		}
 		if s.done == nil {
-			s.done = map[digest.Digest]bool{}
+			s.done, s.cached = map[digest.Digest]bool{}, map[digest.Digest]bool{}
 		}
-		s.done[v.Digest] = s.done[v.Digest] || v.Cached
+		if main {
+			s.done[v.Digest] = true
+		}
+		if v.Cached {
+			s.cached[v.Digest] = true
+		}
 	}
 }
 
 func (s *stepCounter) result() Steps {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	var r Steps
-	for _, cached := range s.done {
+	for d := range s.done {
 		r.Total++
-		if cached {
+		if s.cached[d] {
 			r.Cached++
 		}
 	}

@@ -42,13 +42,24 @@ func TestStepCounter(t *testing.T) {
 		v("a", "[1/3] RUN a", false, false), // started
 		v("b", "[2/3] RUN b", true, true),
 		v("i", "[internal] load .dockerignore", true, true),
-	}})
+	}}, true)
 	s.observe(&client.SolveStatus{Vertexes: []*client.Vertex{
 		v("a", "[1/3] RUN a", false, true), // completed, ran
 		v("b", "[2/3] RUN b", true, true),  // reported again
 		v("c", "[3/3] COPY . .", true, true),
-	}})
+	}}, true)
 	if got := s.result(); got != (Steps{Total: 3, Cached: 2}) {
 		t.Fatalf("steps = %+v, want 3 total, 2 cached", got)
+	}
+	// A prefix solve reached d first and was told it was cached; the main
+	// solve saw it complete without the flag. A step only a prefix solve
+	// ran is not the main solve's.
+	s.observe(&client.SolveStatus{Vertexes: []*client.Vertex{
+		v("d", "[2/2] RUN d", true, true),
+		v("e", "[2/2] RUN e", true, true),
+	}}, false)
+	s.observe(&client.SolveStatus{Vertexes: []*client.Vertex{v("d", "[4/4] RUN d", false, true)}}, true)
+	if got := s.result(); got != (Steps{Total: 4, Cached: 3}) {
+		t.Fatalf("steps = %+v, want 4 total, 3 cached", got)
 	}
 }

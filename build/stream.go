@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -72,6 +74,13 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 	for k, v := range so.LocalMounts {
 		dirs[k] = v
 	}
+	// BuildKit reads <Dockerfile>.dockerignore from beside the Dockerfile
+	// before the context's .dockerignore: each prefix needs it too, or its
+	// COPY layers would differ from the final image's.
+	ignore, err := os.ReadFile(dockerfile + ".dockerignore")
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, errs.Inputf("%s.dockerignore: %v", dockerfile, err)
+	}
 	for i, dt := range prefixes {
 		dir := filepath.Join(tmp, fmt.Sprintf("prefix-%d", i+1))
 		if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -79,6 +88,11 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 		}
 		if err := os.WriteFile(filepath.Join(dir, filepath.Base(dockerfile)), dt, 0o600); err != nil {
 			return nil, err
+		}
+		if ignore != nil {
+			if err := os.WriteFile(filepath.Join(dir, filepath.Base(dockerfile)+".dockerignore"), ignore, 0o600); err != nil {
+				return nil, err
+			}
 		}
 		if dirs[filepath.Base(dir)], err = fsutil.NewFS(dir); err != nil {
 			return nil, err
@@ -146,7 +160,7 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 			popt := withSession(so, clone(exportAttrs))
 			popt.FrontendAttrs = attrs
 			popt.CacheImports = so.CacheImports
-			resp, err := solveQuiet(chainCtx, c, popt)
+			resp, err := c.Build(chainCtx, popt, frontend.Name, frontend.Build, p.quietChannel())
 			if err != nil {
 				return // the main solve reports build errors; its export covers the rest
 			}
@@ -183,7 +197,7 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 	if epoch, ok := opt.BuildArgs["SOURCE_DATE_EPOCH"]; ok && err == nil {
 		desc, err = normalizeCacheTimes(ctx, store, desc, epoch)
 		if err == nil {
-			setExportedDescriptor(resp.ExporterResponse, desc)
+			setExportedDescriptor(ctx, store, resp.ExporterResponse, desc)
 		}
 	}
 	if err == nil {
@@ -222,17 +236,6 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 	}, nil
 }
 
-// solveQuiet runs a prefix solve whose progress is not shown: its steps are
-// the main solve's, which the display already shows.
-func solveQuiet(ctx context.Context, c *client.Client, so client.SolveOpt) (*client.SolveResponse, error) {
-	ch := make(chan *client.SolveStatus)
-	go func() {
-		for range ch {
-		}
-	}()
-	return c.Build(ctx, so, frontend.Name, frontend.Build, ch)
-}
-
 // exportedDescriptor is the descriptor of the image an export produced.
 func exportedDescriptor(resp map[string]string) (ocispecs.Descriptor, error) {
 	var desc ocispecs.Descriptor
@@ -245,13 +248,18 @@ func exportedDescriptor(resp map[string]string) (ocispecs.Descriptor, error) {
 	return desc, fmt.Errorf("the export returned no image descriptor")
 }
 
-// setExportedDescriptor records the image strata pushes in the response.
-func setExportedDescriptor(resp map[string]string, desc ocispecs.Descriptor) {
+// setExportedDescriptor records the image strata pushes in the response:
+// its manifest descriptor and digest, and its config's digest.
+func setExportedDescriptor(ctx context.Context, store content.Provider, resp map[string]string, desc ocispecs.Descriptor) {
 	if dt, err := json.Marshal(desc); err == nil {
 		resp["containerimage.descriptor"] = base64.StdEncoding.EncodeToString(dt)
 	}
 	resp["containerimage.digest"] = desc.Digest.String()
-	delete(resp, "containerimage.config.digest") // set again below when known
+	delete(resp, "containerimage.config.digest")
+	var mf ocispecs.Manifest
+	if dt, err := content.ReadBlob(ctx, store, desc); err == nil && json.Unmarshal(dt, &mf) == nil && mf.Config.Digest != "" {
+		resp["containerimage.config.digest"] = mf.Config.Digest.String()
+	}
 }
 
 // pusher is a push.Pusher for one repository.

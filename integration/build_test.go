@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/strata-build/strata/build"
 )
 
 const multiStage = `FROM %[1]s AS deps
@@ -91,6 +93,7 @@ type strataMeta struct {
 	Version int
 	Timings struct{ Total, Solve float64 }
 	Steps   struct{ Total, Cached int }
+	Push    build.PushStats
 }
 
 func strataMetadata(t *testing.T, m map[string]json.RawMessage) strataMeta {

@@ -42,8 +42,15 @@ func TestReproducibleOnFreshBuilders(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("exit %d\n%s", code, tail(stderr, 20))
 		}
-		d := metadataString(t, readMetadata(t, meta), "containerimage.digest")
-		verifyImage(t, ref, d)
+		m := readMetadata(t, meta)
+		d := metadataString(t, m, "containerimage.digest")
+		cfg, err := verifyImage(t, ref, d).ConfigName()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := metadataString(t, m, "containerimage.config.digest"); got != cfg.String() {
+			t.Errorf("metadata containerimage.config.digest = %q, the pushed config is %s", got, cfg)
+		}
 		digests = append(digests, d)
 	}
 	if digests[0] != digests[1] {

@@ -1,10 +1,15 @@
 package integration
 
 import (
+	"archive/tar"
 	"encoding/json"
 	"fmt"
+	"io"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/strata-build/strata/build"
 )
@@ -75,5 +80,69 @@ func TestStreamedPush(t *testing.T) {
 		if st.Push.Layers[i].Digest.String() != d.String() {
 			t.Errorf("metadata layer %d is %s, image layer is %s", i, st.Push.Layers[i].Digest, d)
 		}
+	}
+}
+
+// A streamed push reads <Dockerfile>.dockerignore as BuildKit does, in the
+// prefix solves too: otherwise their COPY layer would not be the final
+// image's, and strata would upload a blob no manifest references.
+func TestStreamedPushDockerfileDockerignore(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"app.Dockerfile":              fmt.Sprintf("FROM %s\nCOPY . /src\nRUN ls /src > /listing && sleep 1\nRUN echo done > /done\n", env.Busybox),
+		"app.Dockerfile.dockerignore": "secret.txt\n",
+		".dockerignore":               "keep.txt\n", // not read: the Dockerfile's own ignore file wins
+		"keep.txt":                    "keep\n",
+		"secret.txt":                  "secret\n",
+	})
+	ref := env.Registry.Host + "/stream/ignore:v1"
+	meta := filepath.Join(t.TempDir(), "m.json")
+	code, _, stderr := strata(t, "build", "--builder", env.Builder.Addr(), "--progress", "plain", "-f", filepath.Join(dir, "app.Dockerfile"),
+		"-t", ref, "--push", "--metadata-file", meta, dir)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, tail(stderr, 30))
+	}
+	m := readMetadata(t, meta)
+	img := verifyImage(t, ref, metadataString(t, m, "containerimage.digest"))
+	st := strataMetadata(t, m)
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want int64
+	for _, l := range layers[1:] {
+		n, _ := l.Size()
+		want += n
+	}
+	cfg, _ := img.RawConfigFile()
+	want += int64(len(cfg))
+	if st.Push.BytesPushed != want {
+		t.Errorf("bytes pushed = %d, want %d: a prefix built a layer the image does not have", st.Push.BytesPushed, want)
+	}
+	files := layerFiles(t, layers[1])
+	if !files["src/keep.txt"] || files["src/secret.txt"] || !files["src/app.Dockerfile.dockerignore"] {
+		t.Errorf("COPY layer holds %v: want keep.txt and the ignore file, not secret.txt", files)
+	}
+}
+
+// layerFiles lists the paths in a layer.
+func layerFiles(t *testing.T, l v1.Layer) map[string]bool {
+	t.Helper()
+	rc, err := l.Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	files := map[string]bool{}
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return files
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[strings.TrimPrefix(h.Name, "./")] = true
 	}
 }
