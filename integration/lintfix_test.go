@@ -619,15 +619,21 @@ func tarEntries(t *testing.T, path string) map[string]string {
 		t.Fatal(err)
 	}
 	defer f.Close()
+	return readTarEntries(t, path, f)
+}
+
+// readTarEntries is tarEntries of a tar stream named name.
+func readTarEntries(t *testing.T, name string, r io.Reader) map[string]string {
+	t.Helper()
 	out := map[string]string{}
-	tr := tar.NewReader(f)
+	tr := tar.NewReader(r)
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
 			return out
 		}
 		if err != nil {
-			t.Fatalf("%s: %v", path, err)
+			t.Fatalf("%s: %v", name, err)
 		}
 		d := sha256.New()
 		if _, err := io.Copy(d, tr); err != nil {
