@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -27,6 +26,7 @@ import (
 	"github.com/strata-build/strata/errs"
 	"github.com/strata-build/strata/frontend"
 	"github.com/strata-build/strata/push"
+	"github.com/strata-build/strata/regnet"
 )
 
 // Layer is one pushed layer as the metadata file reports it. Times are
@@ -208,12 +208,19 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 			}
 		}
 	}
+	// Every repository holds all of the image before any tag moves.
+	for _, ps := range pushers {
+		if err != nil {
+			break
+		}
+		err = ps.PushContent(pushCtx, desc)
+	}
 	for _, ps := range pushers {
 		if err != nil {
 			break
 		}
 		v := p.vertex(fmt.Sprintf("[strata] pushing %s", strings.Join(tagNames(tags[ps.repo]), ", ")))
-		err = ps.PushImage(pushCtx, desc, tags[ps.repo])
+		err = ps.Tag(pushCtx, desc, tags[ps.repo])
 		v.done(err)
 	}
 	warnings, steps, perr := p.wait()
@@ -272,7 +279,7 @@ type pusher struct {
 // Blobs are mounted from the base image's repository when it is on the same
 // registry.
 func newPushers(store content.Provider, refs []string, events func(push.Event), base string, insecure []string) ([]*pusher, map[string][]name.Tag, error) {
-	popts := []push.Option{push.WithEvents(events)}
+	popts := []push.Option{push.WithEvents(events), push.WithInsecureRegistries(insecure...)}
 	if base != "" {
 		if b, err := name.ParseReference(base, nameOptions(base, insecure)...); err == nil {
 			popts = append(popts, push.WithMountFrom(b))
@@ -298,19 +305,11 @@ func newPushers(store content.Provider, refs []string, events func(push.Event), 
 	return pushers, byRepo, nil
 }
 
-// nameOptions allows plain HTTP for registries on the loopback interface,
-// as BuildKit and docker do, and for those named insecure.
+// nameOptions allows plain HTTP where regnet does: registries on the
+// loopback interface, as BuildKit and docker do, and those named insecure.
 func nameOptions(ref string, insecure []string) []name.Option {
 	host, _, _ := strings.Cut(ref, "/")
-	if slices.Contains(insecure, host) {
-		return []name.Option{name.Insecure}
-	}
-	h := host
-	if i := strings.LastIndex(h, ":"); i >= 0 && !strings.HasSuffix(h, "]") {
-		h = h[:i]
-	}
-	switch strings.Trim(h, "[]") {
-	case "localhost", "127.0.0.1", "::1":
+	if regnet.PlainHTTP(host, insecure) {
 		return []name.Option{name.Insecure}
 	}
 	return nil

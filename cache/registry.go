@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -18,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/strata-build/strata/errs"
+	"github.com/strata-build/strata/regnet"
 )
 
 // Option configures how the cache package talks to registries.
@@ -81,50 +80,14 @@ func makeOptions(opts []Option) *options {
 		o.log = slog.New(slog.DiscardHandler)
 	}
 	if o.base == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConnsPerHost = o.jobs * 2
-		t.MaxConnsPerHost = o.jobs * 2
-		o.base = t
+		o.base = regnet.Transport(o.jobs * 2)
 	}
-	o.base = &schemeGuard{next: o.base, plain: o.plainHTTP}
+	o.base = regnet.Guard(o.base, o.insecure)
 	return o
 }
 
 // plainHTTP reports whether plain HTTP may be used for host.
-func (o *options) plainHTTP(host string) bool {
-	if slices.Contains(o.insecure, host) {
-		return true
-	}
-	h := host
-	if hh, _, err := net.SplitHostPort(host); err == nil {
-		h = hh
-	}
-	h = strings.Trim(h, "[]")
-	if slices.Contains(o.insecure, h) {
-		return true
-	}
-	if h == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
-}
-
-// schemeGuard keeps plain HTTP to the hosts that allow it. go-containerregistry
-// also speaks plain HTTP to private (RFC 1918) and .local addresses; strata
-// sends those requests over HTTPS instead.
-type schemeGuard struct {
-	next  http.RoundTripper
-	plain func(host string) bool
-}
-
-func (g *schemeGuard) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.URL.Scheme == "http" && !g.plain(r.URL.Host) {
-		r = r.Clone(r.Context())
-		r.URL.Scheme = "https"
-	}
-	return g.next.RoundTrip(r)
-}
+func (o *options) plainHTTP(host string) bool { return regnet.PlainHTTP(host, o.insecure) }
 
 // parseRef parses ref, allowing plain HTTP where options allow it.
 func (o *options) parseRef(ref string) (name.Reference, error) {

@@ -52,14 +52,7 @@ func TestPushRetriesTransientErrors(t *testing.T) {
 // A registry that keeps failing fails the build with exit code 4, naming
 // the blob, within a bounded time, and no tag is created.
 func TestPushFailsWhenRegistryKeepsFailing(t *testing.T) {
-	proxy, err := testenv.StartProxy(env.Registry.Host, testenv.WithFaults(
-		&testenv.Fault{Method: http.MethodPatch, PathContains: "/blobs/uploads/", Count: 1 << 30, Status: http.StatusServiceUnavailable},
-		&testenv.Fault{Method: http.MethodPut, PathContains: "/blobs/uploads/", Count: 1 << 30, Status: http.StatusServiceUnavailable},
-	))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer proxy.Close()
+	proxy := failingUploads(t, "/blobs/uploads/")
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{"Dockerfile": fmt.Sprintf("FROM %s\nRUN echo failing > /x\n", env.Busybox)})
 	ref := proxy.Host + "/failing/app:v1"
@@ -80,4 +73,42 @@ func TestPushFailsWhenRegistryKeepsFailing(t *testing.T) {
 func lastLine(s string) string {
 	s = strings.TrimSpace(s)
 	return s[strings.LastIndex(s, "\n")+1:]
+}
+
+// An image pushed to two repositories moves no tag in either unless both
+// hold all of it: the second repository's failure leaves the first one's
+// tag where it was.
+func TestPushToTwoRepositoriesAllOrNothing(t *testing.T) {
+	proxy := failingUploads(t, "/twob/app/blobs/uploads/")
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"Dockerfile": fmt.Sprintf("FROM %s\nRUN echo two > /x\n", env.Busybox)})
+	code, _, stderr := strata(t, "build", "--builder", env.Builder.Addr(), "--progress", "plain",
+		"-t", proxy.Host+"/twoa/app:v1", "-t", proxy.Host+"/twob/app:v1", "--push", dir)
+	if code != errs.ExitRegistry {
+		t.Fatalf("exit %d, want %d\n%s", code, errs.ExitRegistry, tail(stderr, 20))
+	}
+	if last := lastLine(stderr); !strings.Contains(last, "twob/app") {
+		t.Errorf("error line %q does not name the repository that failed", last)
+	}
+	for _, repo := range []string{"twoa", "twob"} {
+		r, _ := name.ParseReference(env.Registry.Host+"/"+repo+"/app:v1", name.Insecure)
+		if _, err := remote.Head(r); err == nil {
+			t.Errorf("%s/app:v1 exists although the push to twob failed", repo)
+		}
+	}
+}
+
+// failingUploads is a proxy in front of the test registry that answers 503
+// to every blob upload whose path contains path; closed with the test.
+func failingUploads(t *testing.T, path string) *testenv.Proxy {
+	t.Helper()
+	proxy, err := testenv.StartProxy(env.Registry.Host, testenv.WithFaults(
+		&testenv.Fault{Method: http.MethodPatch, PathContains: path, Count: 1 << 30, Status: http.StatusServiceUnavailable},
+		&testenv.Fault{Method: http.MethodPut, PathContains: path, Count: 1 << 30, Status: http.StatusServiceUnavailable},
+	))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(proxy.Close)
+	return proxy
 }

@@ -59,7 +59,7 @@ func (p *Pusher) headClient(ctx context.Context) (*http.Client, error) {
 			p.headErr = err
 			return
 		}
-		t, err := transport.NewWithContext(ctx, p.repo.Registry, auth, remoteTransport(), []string{p.repo.Scope(transport.PushScope)})
+		t, err := transport.NewWithContext(ctx, p.repo.Registry, auth, p.transport, []string{p.repo.Scope(transport.PushScope)})
 		if err != nil {
 			p.headErr = err
 			return

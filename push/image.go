@@ -37,10 +37,20 @@ func Layers(ctx context.Context, store content.Provider, desc ocispecs.Descripto
 	return blobs[1:], nil
 }
 
-// PushImage uploads the image or index desc from the store: every blob first
-// (blobs already started by PushBlob are not sent again), then, only when all
-// are confirmed present, the manifests, and the top one under every tag.
+// PushImage uploads the image or index desc from the store (PushContent),
+// then puts its manifest under every tag (Tag).
 func (p *Pusher) PushImage(ctx context.Context, desc ocispecs.Descriptor, tags []name.Tag) error {
+	if err := p.PushContent(ctx, desc); err != nil {
+		return err
+	}
+	return p.Tag(ctx, desc, tags)
+}
+
+// PushContent uploads everything desc references, and returns only when
+// the registry has confirmed all of it: every blob (blobs already started
+// by PushBlob are not sent again) and, for an index, each image's manifest
+// by digest. It moves no tag.
+func (p *Pusher) PushContent(ctx context.Context, desc ocispecs.Descriptor) error {
 	if isIndex(desc.MediaType) {
 		dt, err := content.ReadBlob(ctx, p.store, desc)
 		if err != nil {
@@ -55,9 +65,9 @@ func (p *Pusher) PushImage(ctx context.Context, desc ocispecs.Descriptor, tags [
 				return err
 			}
 		}
-		return p.putManifest(ctx, desc, dt, tags)
+		return nil
 	}
-	dt, blobs, err := manifestBlobs(ctx, p.store, desc)
+	_, blobs, err := manifestBlobs(ctx, p.store, desc)
 	if err != nil {
 		return err
 	}
@@ -66,8 +76,16 @@ func (p *Pusher) PushImage(ctx context.Context, desc ocispecs.Descriptor, tags [
 		p.PushBlob(ctx, b)
 		ds[i] = b.Digest
 	}
-	if err := p.Wait(ctx, ds...); err != nil {
-		return err
+	return p.Wait(ctx, ds...)
+}
+
+// Tag puts the manifest desc under every tag, or by digest when there is
+// none. Call it once PushContent has returned nil for desc, for every
+// repository the image goes to, so no tag points at missing content.
+func (p *Pusher) Tag(ctx context.Context, desc ocispecs.Descriptor, tags []name.Tag) error {
+	dt, err := content.ReadBlob(ctx, p.store, desc)
+	if err != nil {
+		return fmt.Errorf("manifest %s is not in the local store: %w", desc.Digest, err)
 	}
 	return p.putManifest(ctx, desc, dt, tags)
 }

@@ -26,6 +26,7 @@ import (
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/strata-build/strata/errs"
+	"github.com/strata-build/strata/regnet"
 )
 
 // Event reports one blob's upload, for progress and metadata.
@@ -50,6 +51,9 @@ type Pusher struct {
 
 	mu    sync.Mutex
 	blobs map[digest.Digest]*upload
+
+	transport http.RoundTripper
+	insecure  []string
 
 	headOnce sync.Once
 	head     *http.Client
@@ -89,6 +93,12 @@ func WithMountFrom(refs ...name.Reference) Option {
 	}
 }
 
+// WithInsecureRegistries allows plain HTTP to these registries (host or
+// host:port) besides those on the loopback interface; see regnet.
+func WithInsecureRegistries(hosts ...string) Option {
+	return func(p *Pusher) { p.insecure = append(p.insecure, hosts...) }
+}
+
 // New returns a Pusher for repo reading blobs from store. Credentials come
 // from the docker config.
 func New(repo name.Repository, store content.Provider, opts ...Option) (*Pusher, error) {
@@ -96,9 +106,10 @@ func New(repo name.Repository, store content.Provider, opts ...Option) (*Pusher,
 	for _, o := range opts {
 		o(p)
 	}
+	p.transport = regnet.Guard(regnet.Transport(0), p.insecure)
 	rp, err := remote.NewPusher(
 		remote.WithAuthFromKeychain(authn.DefaultKeychain),
-		remote.WithTransport(&countingTransport{next: remoteTransport(), n: &p.sent}),
+		remote.WithTransport(&countingTransport{next: p.transport, n: &p.sent}),
 		remote.WithRetryBackoff(remote.Backoff{Duration: 250 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: 4}),
 		remote.WithRetryStatusCodes(http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusInternalServerError,
 			http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout),
@@ -210,8 +221,6 @@ func (b *storeBlob) Compressed() (io.ReadCloser, error) {
 		io.Closer
 	}{io.NewSectionReader(ra, 0, ra.Size()), ra}, nil
 }
-
-func remoteTransport() http.RoundTripper { return remote.DefaultTransport }
 
 // countingTransport counts the bytes of blob upload bodies.
 type countingTransport struct {
