@@ -40,6 +40,10 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 // incompatible version; callers rebuild it.
 var ErrFormat = errors.New("index file format")
 
+// ErrNewerFormat marks an index written by a newer strata (it wraps
+// ErrFormat): readers leave it alone rather than overwrite it.
+var ErrNewerFormat = fmt.Errorf("%w, newer than this strata", ErrFormat)
+
 // Encode writes the index (tombstones included) in the file format.
 func (x *Index) Encode(w io.Writer) error {
 	imgs := x.All()
@@ -126,7 +130,9 @@ func Decode(data []byte) (*Index, error) {
 	if len(data) < len(fileMagic)+2+4 || string(data[:len(fileMagic)]) != fileMagic {
 		return nil, fmt.Errorf("%w: not a strata index", ErrFormat)
 	}
-	if v := binary.BigEndian.Uint16(data[len(fileMagic):]); v != fileVersion {
+	if v := binary.BigEndian.Uint16(data[len(fileMagic):]); v > fileVersion {
+		return nil, fmt.Errorf("%w: version %d, this strata reads version %d", ErrNewerFormat, v, fileVersion)
+	} else if v != fileVersion {
 		return nil, fmt.Errorf("%w: version %d, this strata reads version %d", ErrFormat, v, fileVersion)
 	}
 	payload, sum := data[:len(data)-4], binary.BigEndian.Uint32(data[len(data)-4:])

@@ -215,8 +215,15 @@ func (s *RegistryStore) readImage(ctx context.Context, p *remote.Puller, ref nam
 		return nil, nil, "", fmt.Errorf("%w: index %s: %v", errs.ErrRegistry, ref, err)
 	}
 	x, err := Decode(files[IndexPath])
+	if errors.Is(err, ErrNewerFormat) {
+		return nil, nil, "", errs.WithHint(fmt.Errorf("%w: index %s: %w", errs.ErrRegistry, ref, err), "upgrade strata to use it")
+	}
 	if err != nil {
-		return nil, nil, "", fmt.Errorf("%w: index %s: %v; push a fresh one with 'strata index refresh --index %s'", errs.ErrRegistry, ref, err, s.ref)
+		// Damaged: read as empty, so the next update (a build's, or
+		// 'strata index refresh') writes REF anew from the deltas and
+		// what it adds, instead of every reader failing on it for good.
+		s.o.log.Warn("shared index is unusable; it will be rebuilt", "ref", ref.String(), "err", err)
+		return NewIndex(), nil, desc.Digest.String(), nil
 	}
 	return x, strings.Fields(string(files[MergedPath])), desc.Digest.String(), nil
 }
@@ -388,7 +395,12 @@ func indexImage(x *Index, merged []string, name string) (v1.ImageIndex, error) {
 	if err := x.Encode(&data); err != nil {
 		return nil, err
 	}
-	tarball, err := tarFiles(map[string][]byte{IndexPath: data.Bytes(), MergedPath: []byte(strings.Join(merged, "\n") + "\n")})
+	return encodedIndexImage(data.Bytes(), merged, name)
+}
+
+// encodedIndexImage is indexImage of an index already encoded.
+func encodedIndexImage(data []byte, merged []string, name string) (v1.ImageIndex, error) {
+	tarball, err := tarFiles(map[string][]byte{IndexPath: data, MergedPath: []byte(strings.Join(merged, "\n") + "\n")})
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,9 @@
 package cache
 
 import (
+	"bytes"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -109,4 +112,65 @@ func imagesOf(x *Index) string {
 		return "no index"
 	}
 	return fmt.Sprint(x.Len())
+}
+
+// A damaged REF is read as empty and written anew by the next update; one
+// written by a newer strata is an error, and is left as it is.
+func TestRegistryStoreDamagedAndNewerIndex(t *testing.T) {
+	host := faultyRegistry(t)
+	ctx := t.Context()
+	ref := host + "/strata/index:damaged"
+	tag, _ := name.NewTag(ref)
+	var good bytes.Buffer
+	x := NewIndex()
+	x.Put(testImage(host+"/app:old", "linux/amd64", "base", "RUN old"))
+	if err := x.Encode(&good); err != nil {
+		t.Fatal(err)
+	}
+	put := func(data []byte) {
+		t.Helper()
+		img, err := encodedIndexImage(data, nil, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := remote.WriteIndex(tag, img); err != nil {
+			t.Fatal(err)
+		}
+	}
+	damaged := bytes.Clone(good.Bytes())
+	damaged[len(damaged)/2] ^= 0xff
+	put(damaged)
+
+	st, err := NewRegistryStore(ref, WithCacheDir("-"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x, err := st.Load(ctx); err != nil || x.Len() != 0 {
+		t.Fatalf("damaged index: %s, %v; want empty and no error", imagesOf(x), err)
+	}
+	changes := NewIndex()
+	changes.Put(testImage(host+"/app:new", "linux/amd64", "base", "RUN new"))
+	if _, err := st.Update(ctx, changes); err != nil {
+		t.Fatal(err)
+	}
+	if x, err := st.Load(ctx); err != nil || x.Len() != 1 {
+		t.Fatalf("after the update: %s, %v; want app:new", imagesOf(x), err)
+	}
+
+	newer := bytes.Clone(good.Bytes())
+	binary.BigEndian.PutUint16(newer[len(fileMagic):], fileVersion+1)
+	put(newer)
+	before, err := remote.Head(tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Load(ctx); !errors.Is(err, ErrNewerFormat) || !strings.Contains(err.Error(), "upgrade strata") {
+		t.Fatalf("newer index: %v, want ErrNewerFormat with a hint", err)
+	}
+	if _, err := st.Update(ctx, changes); !errors.Is(err, ErrNewerFormat) {
+		t.Fatalf("update over a newer index: %v, want ErrNewerFormat", err)
+	}
+	if after, err := remote.Head(tag); err != nil || after.Digest != before.Digest {
+		t.Fatalf("the newer index was replaced: %v %v", after, err)
+	}
 }
