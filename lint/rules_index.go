@@ -171,6 +171,7 @@ func (p *pass) fixMergeUpdate(st *Stage, upd *Step, pm packageManager) *fix {
 		if i < 0 {
 			return nil
 		}
+		i = commandStart(line, i)
 		text := p.df.stepText(s)
 		text[0] = line[:i] + updText + " && " + line[i:]
 		return &fix{edits: []edit{
@@ -179,4 +180,23 @@ func (p *pass) fixMergeUpdate(st *Stage, upd *Step, pm packageManager) *fix {
 		}}
 	}
 	return nil
+}
+
+// commandStart moves i, where a RUN line's first command name is, back to
+// where the command's text starts after the instruction and its flags, so
+// text inserted there leaves what precedes the name with the command:
+// variable assignments (A=1 apt-get ...) and wrappers (sudo apt-get ...).
+func commandStart(line string, i int) int {
+	words := strings.Fields(line[:i])
+	k := 1 // the instruction
+	for k < len(words) && strings.HasPrefix(words[k], "--") {
+		k++
+	}
+	if k >= len(words) {
+		return i
+	}
+	if j := strings.Index(line, " "+words[k]); j >= 0 && j < i {
+		return j + 1
+	}
+	return i
 }

@@ -194,6 +194,24 @@ func TestFixKeepsCRLF(t *testing.T) {
 	}
 }
 
+// The merged update goes before the install's variable assignments and
+// wrappers, which stay with the install; RUN's flags stay with RUN.
+func TestFixMergeUpdateKeepsAssignments(t *testing.T) {
+	for src, want := range map[string]string{
+		"FROM debian\nRUN apt-get update\nRUN DEBIAN_FRONTEND=noninteractive apt-get install -y curl\n": "FROM debian\nRUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y curl\n",
+		"FROM debian\nRUN apt-get update\nRUN --network=default A=1 B=2 apt-get install -y curl\n":      "FROM debian\nRUN --network=default apt-get update && A=1 B=2 apt-get install -y curl\n",
+		"FROM debian\nRUN apt-get update\nRUN sudo apt-get install -y curl\n":                           "FROM debian\nRUN apt-get update && sudo apt-get install -y curl\n",
+	} {
+		res, err := Lint("Dockerfile", []byte(src), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := string(res.Fix().Dockerfile); got != want {
+			t.Errorf("fixed %q = %q, want %q", src, got, want)
+		}
+	}
+}
+
 func TestRuleByName(t *testing.T) {
 	if r := RuleByName("VolatileArgBeforeRun"); r == nil || !r.Fixable {
 		t.Errorf("VolatileArgBeforeRun: %+v", r)
