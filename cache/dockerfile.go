@@ -54,12 +54,15 @@ func (s *Stage) OwnSteps() []Step { return s.Steps[s.BaseSteps:] }
 
 // StagesOptions select what DockerfileStages reads.
 type StagesOptions struct {
-	ContextDir string            // the build context; COPY sources are read from it
-	Dockerfile string            // default <ContextDir>/Dockerfile
-	BuildArgs  map[string]string // --build-arg
-	Target     string            // default: the last stage
-	Platform   string            // default: the host's linux platform
-	Resolver   BaseResolver      // resolves FROM images; required unless every base is scratch
+	ContextDir string // the build context; COPY sources are read from it ("": COPY steps match by text)
+	Dockerfile string // default <ContextDir>/Dockerfile
+	// DockerfileData is the Dockerfile's content, when it is not read from
+	// Dockerfile (a frontend has it from the gateway); Dockerfile names it.
+	DockerfileData []byte
+	BuildArgs      map[string]string // --build-arg
+	Target         string            // default: the last stage
+	Platform       string            // default: the host's linux platform
+	Resolver       BaseResolver      // resolves FROM images; required unless every base is scratch
 }
 
 // DockerfileStages turns the stages the target needs into step tokens,
@@ -71,9 +74,12 @@ func DockerfileStages(ctx context.Context, opt StagesOptions) ([]Stage, error) {
 	if opt.Dockerfile == "" {
 		opt.Dockerfile = filepath.Join(opt.ContextDir, "Dockerfile")
 	}
-	dt, err := os.ReadFile(opt.Dockerfile)
-	if err != nil {
-		return nil, errs.WithHint(errs.Inputf("read Dockerfile: %v", err), "pass its path with -f")
+	dt := opt.DockerfileData
+	if dt == nil {
+		var err error
+		if dt, err = os.ReadFile(opt.Dockerfile); err != nil {
+			return nil, errs.WithHint(errs.Inputf("read Dockerfile: %v", err), "pass its path with -f")
+		}
 	}
 	plat, err := parsePlatform(opt.Platform)
 	if err != nil {

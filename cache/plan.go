@@ -16,12 +16,15 @@ import (
 // PlanOptions describe one build to plan, with the meaning strata build
 // gives its flags.
 type PlanOptions struct {
-	ContextDir string            // the build context
-	Dockerfile string            // default <ContextDir>/Dockerfile
-	BuildArgs  map[string]string // --build-arg
-	Target     string            // --target
-	Platforms  []string          // --platform; default the host's linux platform
-	Index      *Index            // the images to choose from
+	ContextDir string // the build context
+	Dockerfile string // default <ContextDir>/Dockerfile
+	// DockerfileData is the Dockerfile's content when it is not read from
+	// Dockerfile; see StagesOptions.
+	DockerfileData []byte
+	BuildArgs      map[string]string // --build-arg
+	Target         string            // --target
+	Platforms      []string          // --platform; default the host's linux platform
+	Index          *Index            // the images to choose from
 	// Resolver resolves FROM images; default a RegistryResolver with Options.
 	Resolver BaseResolver
 	// Candidates is how many candidates to keep per stage (default 5).
@@ -117,7 +120,7 @@ func (p *Planner) Plan(ctx context.Context, opt PlanOptions) (*Plan, error) {
 	plan := &Plan{Dockerfile: opt.Dockerfile, Target: opt.Target}
 	for _, pl := range plats {
 		stages, err := DockerfileStages(ctx, StagesOptions{
-			ContextDir: opt.ContextDir, Dockerfile: opt.Dockerfile, BuildArgs: opt.BuildArgs,
+			ContextDir: opt.ContextDir, Dockerfile: opt.Dockerfile, DockerfileData: opt.DockerfileData, BuildArgs: opt.BuildArgs,
 			Target: opt.Target, Platform: pl, Resolver: opt.Resolver,
 		})
 		if err != nil {

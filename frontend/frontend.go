@@ -2,11 +2,14 @@
 // that both `strata build` (in-process, through the BuildKit client) and the
 // strata frontend image run. It wraps BuildKit's stock Dockerfile builder, so
 // every Dockerfile feature keeps working, and adds strata's lint findings as
-// build warnings and to the frontend.lint subrequest (`--check`).
+// build warnings and to the frontend.lint subrequest (`--check`), and, given
+// a shared cache index, the cache imports it chooses (see autocache.go).
 package frontend
 
 import (
 	"context"
+	"fmt"
+	"strings"
 
 	dockerfile "github.com/moby/buildkit/frontend/dockerfile/builder"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
@@ -50,7 +53,11 @@ func Build(ctx context.Context, c client.Client) (*client.Result, error) {
 		if err := warn(ctx, bc, src); err != nil {
 			return nil, err
 		}
-		return dockerfile.Build(ctx, c)
+		notice := func(msg string) { src.Warn(ctx, msg, client.WarnOpts{Level: 1}) }
+		for _, k := range unknownOptions(opts) {
+			notice(fmt.Sprintf("unknown frontend option %q: strata reads %s", k, strings.Join(autoCacheOptions, ", ")))
+		}
+		return dockerfile.Build(ctx, withAutoCache(ctx, c, bc, src, notice))
 	case lintRequest:
 		res, err := dockerfile.Build(ctx, c)
 		if err != nil {

@@ -9,6 +9,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/strata-build/strata/integration/testenv"
 )
@@ -133,5 +137,78 @@ func wantWarnings(t *testing.T, out string, rules ...string) {
 		if !strings.Contains(out, r) {
 			t.Errorf("output does not show %s:\n%s", r, tail(out, 30))
 		}
+	}
+}
+
+// Given the shared index, the frontend image chooses cache imports itself:
+// a fresh builder driven by buildctl (and by docker buildx) imports the
+// indexed image and reuses its steps. A malformed index reference or an
+// unknown strata option is a warning, and the build goes on.
+func TestFrontendAutoCache(t *testing.T) {
+	fe := frontendImage(t)
+	index := env.Registry.Host + "/strata/index:frontend"
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"Dockerfile": fmt.Sprintf("FROM %s\nRUN head -c 1000000 /dev/urandom > /deps.bin\nCOPY src.txt /src.txt\nRUN cat /src.txt > /out\n", env.Busybox),
+		"src.txt":    "v1\n",
+	})
+	v1 := env.Registry.Host + "/feauto/app:v1"
+	if code, _, stderr := strata(t, "build", "--builder", env.Builder.Addr(), "--progress", "plain", "--index", index, "-t", v1, "--push", dir); code != 0 {
+		t.Fatalf("build v1: exit %d\n%s", code, tail(stderr, 20))
+	}
+	if code, out, _ := strata(t, "index", "ls", "--index", index); code != 0 || !strings.Contains(out, "/feauto/app:v1") {
+		t.Fatalf("the shared index does not hold v1: exit %d\n%s", code, out)
+	}
+	writeFiles(t, dir, map[string]string{"src.txt": "v2\n"})
+
+	bk, err := env.StartBuildkitd(t.Context(), "feauto")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bk.Stop(20 * time.Second)
+	buildctl := func(opts ...string) string {
+		args := []string{"--addr", bk.Addr(), "build", "--progress", "plain", "--frontend", "gateway.v0", "--opt", "source=" + fe,
+			"--local", "context=" + dir, "--local", "dockerfile=" + dir}
+		for _, o := range opts {
+			args = append(args, "--opt", o)
+		}
+		return run(t, exec.Command(filepath.Join(env.BinDir, "buildctl"), args...))
+	}
+	out := buildctl("build-arg:STRATA_INDEX=" + index)
+	if !strings.Contains(out, "importing cache manifest from "+env.Registry.Host+"/feauto/app@sha256:") {
+		t.Fatalf("the frontend did not import the indexed image:\n%s", tail(out, 40))
+	}
+	// The step before the changed COPY is not run again: BuildKit pulls its
+	// layer, v1's, from the registry (a step that ran would write new
+	// random bytes instead).
+	r, _ := name.ParseReference(v1, name.Insecure)
+	img, err := remote.Image(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers, err := img.Layers()
+	if err != nil || len(layers) != 4 {
+		t.Fatalf("v1 has %d layers (%v), want 4", len(layers), err)
+	}
+	deps, _ := layers[1].Digest()
+	if !strings.Contains(out, deps.String()) {
+		t.Errorf("the step before the changed COPY did not reuse v1's layer %s:\n%s", deps, tail(out, 40))
+	}
+	if ran, _ := stepState(t, out, "RUN cat /src.txt > /out"); !ran {
+		t.Errorf("the step after the changed COPY came from the cache:\n%s", tail(out, 40))
+	}
+
+	out = buildctl("build-arg:STRATA_INDEX=not a reference", "strata-indx="+index)
+	for _, want := range []string{"STRATA_INDEX is not an image reference", `unknown frontend option "strata-indx"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output does not warn %q:\n%s", want, tail(out, 30))
+		}
+	}
+
+	cfg := newBuildx(t, "strata-feauto")
+	out = run(t, buildx(t, cfg, "build", "--builder", "strata-feauto", "--progress", "plain",
+		"--build-arg", "BUILDKIT_SYNTAX="+fe, "--build-arg", "STRATA_INDEX="+index, dir))
+	if !strings.Contains(out, "importing cache manifest from "+env.Registry.Host+"/feauto/app@sha256:") {
+		t.Errorf("buildx: the frontend did not import the indexed image:\n%s", tail(out, 40))
 	}
 }
