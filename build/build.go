@@ -82,7 +82,7 @@ func Run(ctx context.Context, c *client.Client, opt Options, out io.Writer) (*Re
 	p := newProgress(display)
 	var res *Result
 	if opt.streamed() {
-		res, err = runStreamed(ctx, c, opt, so, dockerfile, p)
+		res, err = runStreamed(ctx, c, opt, so, contextDir, dockerfile, p)
 	} else {
 		res, err = runSolve(ctx, c, so, p)
 	}

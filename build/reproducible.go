@@ -26,10 +26,61 @@ const inlineCacheKey = "moby.buildkit.cache.v0"
 // nothing to do.
 func normalizeCacheTimes(ctx context.Context, store content.Store, desc ocispecs.Descriptor, epoch string) (ocispecs.Descriptor, error) {
 	secs, err := strconv.ParseInt(epoch, 10, 64)
-	if err != nil || desc.MediaType != ocispecs.MediaTypeImageManifest {
+	if err != nil {
 		return desc, nil
 	}
 	stamp := time.Unix(secs, 0).UTC()
+	return rewriteConfig(ctx, store, desc, func(cfg map[string]json.RawMessage) (bool, error) {
+		raw, ok := cfg[inlineCacheKey]
+		if !ok {
+			return false, nil
+		}
+		var b64 string
+		if err := json.Unmarshal(raw, &b64); err != nil {
+			return false, err
+		}
+		cache, err := base64.StdEncoding.DecodeString(b64)
+		if err != nil {
+			return false, fmt.Errorf("inline cache: %w", err)
+		}
+		var records []map[string]json.RawMessage
+		if err := json.Unmarshal(cache, &records); err != nil {
+			return false, fmt.Errorf("inline cache: %w", err)
+		}
+		for _, r := range records {
+			lraw, ok := r["layers"]
+			if !ok {
+				continue
+			}
+			var layers []map[string]any
+			if err := json.Unmarshal(lraw, &layers); err != nil {
+				return false, fmt.Errorf("inline cache: %w", err)
+			}
+			for _, l := range layers {
+				if _, ok := l["createdAt"]; ok {
+					l["createdAt"] = stamp
+				}
+			}
+			if r["layers"], err = json.Marshal(layers); err != nil {
+				return false, err
+			}
+		}
+		if cache, err = json.Marshal(records); err != nil {
+			return false, err
+		}
+		cfg[inlineCacheKey], err = json.Marshal(base64.StdEncoding.EncodeToString(cache))
+		return err == nil, err
+	})
+}
+
+// rewriteConfig lets edit change the config of the image manifest desc and,
+// when it reports a change, writes the new config and manifest into the
+// store. It returns the new manifest's descriptor, or desc unchanged. The
+// layers are untouched, so everything already uploaded stays valid.
+func rewriteConfig(ctx context.Context, store content.Store, desc ocispecs.Descriptor, edit func(cfg map[string]json.RawMessage) (bool, error)) (ocispecs.Descriptor, error) {
+	if desc.MediaType != ocispecs.MediaTypeImageManifest {
+		return desc, nil
+	}
 	mdt, err := content.ReadBlob(ctx, store, desc)
 	if err != nil {
 		return desc, err
@@ -46,44 +97,7 @@ func normalizeCacheTimes(ctx context.Context, store content.Store, desc ocispecs
 	if err := json.Unmarshal(cdt, &cfg); err != nil {
 		return desc, err
 	}
-	raw, ok := cfg[inlineCacheKey]
-	if !ok {
-		return desc, nil
-	}
-	var b64 string
-	if err := json.Unmarshal(raw, &b64); err != nil {
-		return desc, err
-	}
-	cache, err := base64.StdEncoding.DecodeString(b64)
-	if err != nil {
-		return desc, fmt.Errorf("inline cache: %w", err)
-	}
-	var records []map[string]json.RawMessage
-	if err := json.Unmarshal(cache, &records); err != nil {
-		return desc, fmt.Errorf("inline cache: %w", err)
-	}
-	for _, r := range records {
-		lraw, ok := r["layers"]
-		if !ok {
-			continue
-		}
-		var layers []map[string]any
-		if err := json.Unmarshal(lraw, &layers); err != nil {
-			return desc, fmt.Errorf("inline cache: %w", err)
-		}
-		for _, l := range layers {
-			if _, ok := l["createdAt"]; ok {
-				l["createdAt"] = stamp
-			}
-		}
-		if r["layers"], err = json.Marshal(layers); err != nil {
-			return desc, err
-		}
-	}
-	if cache, err = json.Marshal(records); err != nil {
-		return desc, err
-	}
-	if cfg[inlineCacheKey], err = json.Marshal(base64.StdEncoding.EncodeToString(cache)); err != nil {
+	if changed, err := edit(cfg); err != nil || !changed {
 		return desc, err
 	}
 	if cdt, err = json.Marshal(cfg); err != nil {

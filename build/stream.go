@@ -49,8 +49,11 @@ type Layer struct {
 // the layers the store lacks, and strata uploads those at once. When the main
 // solve ends, strata uploads what is left, then the manifest and its tags,
 // only after every blob is confirmed present.
-func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.SolveOpt, dockerfile string, p *progress) (*Result, error) {
+func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.SolveOpt, contextDir, dockerfile string, p *progress) (*Result, error) {
 	start := time.Now()
+	sourcesCtx, stopSources := context.WithCancel(ctx)
+	defer stopSources()
+	sources := recordSources(sourcesCtx, opt, contextDir, dockerfile)
 	dt, err := os.ReadFile(dockerfile)
 	if err != nil {
 		return nil, errs.Inputf("%s: %v", dockerfile, err)
@@ -193,12 +196,16 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 	}
 	<-chainDone
 
-	desc, err := exportedDescriptor(resp.ExporterResponse)
+	exported, err := exportedDescriptor(resp.ExporterResponse)
+	desc := exported
+	if err == nil {
+		desc, err = sources.apply(ctx, store, desc)
+	}
 	if epoch, ok := opt.BuildArgs["SOURCE_DATE_EPOCH"]; ok && err == nil {
 		desc, err = normalizeCacheTimes(ctx, store, desc, epoch)
-		if err == nil {
-			setExportedDescriptor(ctx, store, resp.ExporterResponse, desc)
-		}
+	}
+	if err == nil && desc.Digest != exported.Digest {
+		setExportedDescriptor(ctx, store, resp.ExporterResponse, desc)
 	}
 	if err == nil {
 		var ls []ocispecs.Descriptor

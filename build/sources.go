@@ -1,0 +1,67 @@
+package build
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/containerd/containerd/v2/core/content"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/strata-build/strata/cache"
+)
+
+// sourcesRecorder works out, beside the build, the content digest of the
+// sources of each COPY and ADD step of the target stage, so the image
+// strata pushes records them in its history and later plans match those
+// steps by content, not only by text. It is best effort: a Dockerfile it
+// cannot convert, or a base it cannot resolve, leaves the history as
+// BuildKit wrote it.
+type sourcesRecorder struct {
+	done  chan struct{}
+	stage *cache.Stage
+}
+
+func recordSources(ctx context.Context, opt Options, contextDir, dockerfile string) *sourcesRecorder {
+	r := &sourcesRecorder{done: make(chan struct{})}
+	platform := ""
+	if len(opt.Platforms) == 1 {
+		platform = opt.Platforms[0]
+	}
+	go func() {
+		defer close(r.done)
+		stages, err := cache.DockerfileStages(ctx, cache.StagesOptions{
+			ContextDir: contextDir, Dockerfile: dockerfile, BuildArgs: opt.BuildArgs, Target: opt.Target, Platform: platform,
+			Resolver: cache.NewRegistryResolver(cache.WithInsecureRegistries(opt.InsecureRegistries...)),
+		})
+		if err != nil || len(stages) == 0 || stages[len(stages)-1].Skipped != "" {
+			return
+		}
+		r.stage = &stages[len(stages)-1]
+	}()
+	return r
+}
+
+// apply writes the recorded sources into the history of the image desc,
+// and returns the new manifest's descriptor (desc when nothing changed).
+func (r *sourcesRecorder) apply(ctx context.Context, store content.Store, desc ocispecs.Descriptor) (ocispecs.Descriptor, error) {
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		return desc, ctx.Err()
+	}
+	if r.stage == nil {
+		return desc, nil
+	}
+	return rewriteConfig(ctx, store, desc, func(cfg map[string]json.RawMessage) (bool, error) {
+		var hist []ocispecs.History
+		if err := json.Unmarshal(cfg["history"], &hist); err != nil {
+			return false, nil // not an image config strata understands: leave it
+		}
+		if cache.RecordSources(hist, r.stage) == 0 {
+			return false, nil
+		}
+		dt, err := json.Marshal(hist)
+		cfg["history"] = dt
+		return err == nil, err
+	})
+}
