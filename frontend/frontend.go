@@ -50,8 +50,13 @@ func Build(ctx context.Context, c client.Client) (*client.Result, error) {
 	}
 	switch opts[keyRequestID] {
 	case "":
-		if err := warn(ctx, bc, src); err != nil {
+		fs, cfg, err := findings(ctx, bc, src)
+		if err != nil {
 			return nil, err
+		}
+		sendWarnings(ctx, src, fs)
+		if cfg.ReturnAsError && len(fs) > 0 {
+			return nil, lintError(fs)
 		}
 		notice := func(msg string) { src.Warn(ctx, msg, client.WarnOpts{Level: 1}) }
 		for _, k := range unknownOptions(opts) {

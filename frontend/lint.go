@@ -59,13 +59,9 @@ func checkConfig(bc *dockerui.Client, dt []byte) (*linter.Config, error) {
 	return &linter.Config{}, nil
 }
 
-// warn sends strata's findings as build warnings, with rule, line and URL,
-// as BuildKit sends its own; with check=error=true they fail the build.
-func warn(ctx context.Context, bc *dockerui.Client, src *dockerui.Source) error {
-	fs, cfg, err := findings(ctx, bc, src)
-	if err != nil {
-		return err
-	}
+// sendWarnings sends strata's findings as build warnings, with rule, line
+// and URL, as BuildKit sends its own.
+func sendWarnings(ctx context.Context, src *dockerui.Source, fs []lint.Finding) {
 	for _, f := range fs {
 		msg := linter.LintFormatShort(f.Rule, f.Message, f.Start.Line)
 		src.Warn(ctx, msg, client.WarnOpts{
@@ -75,16 +71,17 @@ func warn(ctx context.Context, bc *dockerui.Client, src *dockerui.Source) error 
 			URL:    f.URL,
 		})
 	}
-	if cfg.ReturnAsError && len(fs) > 0 {
-		var names []string
-		for _, f := range fs {
-			if !slices.Contains(names, f.Rule) {
-				names = append(names, f.Rule)
-			}
+}
+
+// lintError is the error check=error=true fails the build with.
+func lintError(fs []lint.Finding) error {
+	var names []string
+	for _, f := range fs {
+		if !slices.Contains(names, f.Rule) {
+			names = append(names, f.Rule)
 		}
-		return fmt.Errorf("lint violation found for rules: %s", strings.Join(names, ", "))
 	}
-	return nil
+	return fmt.Errorf("lint violation found for rules: %s", strings.Join(names, ", "))
 }
 
 // addLintResults adds strata's findings to the stock builder's answer to

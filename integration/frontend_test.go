@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/moby/buildkit/client"
 
 	"github.com/strata-build/strata/integration/testenv"
 )
@@ -90,9 +91,13 @@ func TestFrontendImageDoors(t *testing.T) {
 	t.Run("buildctl gateway frontend", func(t *testing.T) {
 		dir := t.TempDir()
 		writeFiles(t, dir, map[string]string{"Dockerfile": fmt.Sprintf(lintedDockerfile, env.Busybox)})
-		cmd := exec.Command(filepath.Join(env.BinDir, "buildctl"), "--addr", env.Builder.Addr(), "build", "--progress", "plain",
+		// rawjson: every status BuildKit sent, warnings included. (BuildKit's
+		// plain display drops a warning that reaches it before the step it
+		// belongs to, which with a gateway frontend happens now and then to
+		// BuildKit's own checks and to strata's alike.)
+		cmd := exec.Command(filepath.Join(env.BinDir, "buildctl"), "--addr", env.Builder.Addr(), "build", "--progress", "rawjson",
 			"--frontend", "gateway.v0", "--opt", "source="+fe, "--local", "context="+dir, "--local", "dockerfile="+dir)
-		wantWarnings(t, run(t, cmd), "NonDeterministicRun", "FromAsCasing")
+		wantWarnings(t, strings.Join(rawWarnings(t, run(t, cmd)), "\n"), "NonDeterministicRun", "FromAsCasing")
 	})
 	t.Run("check returns both rule sets", func(t *testing.T) {
 		dir := t.TempDir()
@@ -129,6 +134,22 @@ func TestFrontendImageDoors(t *testing.T) {
 			t.Fatalf("build with check=error=true: err %v\n%s", err, tail(string(out), 20))
 		}
 	})
+}
+
+// rawWarnings returns the warnings in buildctl's rawjson progress output.
+func rawWarnings(t *testing.T, out string) []string {
+	t.Helper()
+	var ws []string
+	for _, l := range strings.Split(out, "\n") {
+		var st client.SolveStatus
+		if !strings.HasPrefix(l, "{") || json.Unmarshal([]byte(l), &st) != nil {
+			continue
+		}
+		for _, w := range st.Warnings {
+			ws = append(ws, string(w.Short))
+		}
+	}
+	return ws
 }
 
 func wantWarnings(t *testing.T, out string, rules ...string) {
@@ -198,12 +219,10 @@ func TestFrontendAutoCache(t *testing.T) {
 		t.Errorf("the step after the changed COPY came from the cache:\n%s", tail(out, 40))
 	}
 
-	out = buildctl("build-arg:STRATA_INDEX=not a reference", "strata-indx="+index)
-	for _, want := range []string{"STRATA_INDEX is not an image reference", `unknown frontend option "strata-indx"`} {
-		if !strings.Contains(out, want) {
-			t.Errorf("output does not warn %q:\n%s", want, tail(out, 30))
-		}
-	}
+	out = run(t, exec.Command(filepath.Join(env.BinDir, "buildctl"), "--addr", bk.Addr(), "build", "--progress", "rawjson",
+		"--frontend", "gateway.v0", "--opt", "source="+fe, "--local", "context="+dir, "--local", "dockerfile="+dir,
+		"--opt", "build-arg:STRATA_INDEX=not a reference", "--opt", "strata-indx="+index))
+	wantWarnings(t, strings.Join(rawWarnings(t, out), "\n"), "STRATA_INDEX is not an image reference", `unknown frontend option "strata-indx"`)
 
 	cfg := newBuildx(t, "strata-feauto")
 	out = run(t, buildx(t, cfg, "build", "--builder", "strata-feauto", "--progress", "plain",
