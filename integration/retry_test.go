@@ -112,3 +112,47 @@ func failingUploads(t *testing.T, path string) *testenv.Proxy {
 	t.Cleanup(proxy.Close)
 	return proxy
 }
+
+// With one in five of each kind of registry request failing (503s, 500s,
+// connections reset in the middle of a blob) and the manifest's first PUT
+// failing, the push still succeeds, every
+// blob is uploaded completely exactly once, and the image verifies.
+func TestPushSurvivesOneInFiveRequestsFailing(t *testing.T) {
+	faults := []*testenv.Fault{
+		{Method: http.MethodGet, PathContains: "/v2/", Every: 5, Count: 1 << 30, Status: http.StatusServiceUnavailable},
+		{Method: http.MethodHead, PathContains: "/blobs/", Every: 5, Count: 1 << 30, Status: http.StatusServiceUnavailable},
+		{Method: http.MethodPost, PathContains: "/blobs/uploads/", Every: 5, Count: 1 << 30, Status: http.StatusServiceUnavailable},
+		{Method: http.MethodPatch, PathContains: "/blobs/uploads/", Every: 5, Count: 1 << 30, Reset: true},
+		{Method: http.MethodPut, PathContains: "/blobs/uploads/", Every: 5, Count: 1 << 30, Status: http.StatusInternalServerError},
+		{Method: http.MethodPut, PathContains: "/manifests/", Count: 1, Status: http.StatusServiceUnavailable}, // there is one manifest: its first PUT fails
+	}
+	proxy, err := testenv.StartProxy(env.Registry.Host, testenv.WithFaults(faults...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"Dockerfile": fmt.Sprintf(heavyDockerfile+"RUN echo one-in-five > /five\n", env.Busybox)})
+	ref := proxy.Host + "/flaky/app:v1"
+	meta := filepath.Join(t.TempDir(), "m.json")
+	// --no-cache: new layers each run, so there is something to upload.
+	code, _, stderr := strata(t, "build", "--builder", env.Builder.Addr(), "--progress", "plain", "--no-cache", "-t", ref, "--push", "--metadata-file", meta, dir)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, tail(stderr, 30))
+	}
+	verifyImage(t, ref, metadataString(t, readMetadata(t, meta), "containerimage.digest"))
+	failed := 0
+	for _, f := range faults {
+		failed += f.Hits()
+		t.Logf("%s %s: %d of %d failed", f.Method, f.PathContains, f.Hits(), f.Seen())
+	}
+	for _, f := range faults[1:] {
+		if f.Hits() == 0 {
+			t.Errorf("no %s %s request failed (%d seen): the test injected nothing there", f.Method, f.PathContains, f.Seen())
+		}
+	}
+	if n := proxy.MaxUploadsPerBlob(); n != 1 {
+		t.Errorf("a blob was uploaded completely %d times, want once", n)
+	}
+	t.Logf("%d requests failed", failed)
+}

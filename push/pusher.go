@@ -106,7 +106,10 @@ func New(repo name.Repository, store content.Provider, opts ...Option) (*Pusher,
 	for _, o := range opts {
 		o(p)
 	}
-	p.transport = regnet.Guard(regnet.Transport(0), p.insecure)
+	// Requests that can be sent again are retried one by one (a HEAD, a
+	// manifest, an upload's start or commit); an upload whose body failed
+	// is retried whole by go-containerregistry, below.
+	p.transport = regnet.Retry(regnet.Guard(regnet.Transport(0), p.insecure), 4, 250*time.Millisecond)
 	rp, err := remote.NewPusher(
 		remote.WithAuthFromKeychain(authn.DefaultKeychain),
 		remote.WithTransport(&countingTransport{next: p.transport, n: &p.sent}),

@@ -34,19 +34,24 @@ type Proxy struct {
 }
 
 // Fault makes the first Count requests that match Method and a path
-// containing PathContains fail: with Status (and Retry-After when set), or,
-// when Reset is set, by closing the connection after reading part of the
+// containing PathContains fail (with Every > 0, only every Every-th of them,
+// e.g. 5 for one in five): with Status (and Retry-After when set), or, when
+// Reset is set, by closing the connection after reading part of the
 // request body.
 type Fault struct {
 	Method       string
 	PathContains string
 	Count        int
+	Every        int
 	Status       int
 	RetryAfter   time.Duration
 	Reset        bool
 
-	hits atomic.Int64
+	seen, hits atomic.Int64
 }
+
+// Seen returns how many requests matched the fault, failed or not.
+func (f *Fault) Seen() int { return int(f.seen.Load()) }
 
 // Hits returns how many requests the fault has failed.
 func (f *Fault) Hits() int { return int(min(f.hits.Load(), int64(f.Count))) }
@@ -139,6 +144,9 @@ func (p *Proxy) MaxUploadsPerBlob() int {
 func (p *Proxy) fault(r *http.Request) *Fault {
 	for _, f := range p.faults {
 		if (f.Method == "" || f.Method == r.Method) && strings.Contains(r.URL.Path, f.PathContains) {
+			if n := f.seen.Add(1); f.Every > 0 && n%int64(f.Every) != 0 {
+				continue
+			}
 			if f.hits.Add(1) <= int64(f.Count) {
 				return f
 			}
