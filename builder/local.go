@@ -87,9 +87,16 @@ func (l *Local) Status(ctx context.Context) (*Status, error) {
 	return Probe(ctx, l.Addr(), l.PID())
 }
 
-// Probe connects to addr and asks for its version and workers.
+// ProbeTimeout is how long a builder may take to answer before it counts
+// as not answering: a daemon that is not there fails at once, but one busy
+// with other builds on a loaded machine can take seconds, and strata's own
+// would be replaced, its builds lost, if it were given up on too soon.
+const ProbeTimeout = 30 * time.Second
+
+// Probe connects to addr and asks for its version and workers, within
+// ProbeTimeout (or ctx's deadline when sooner).
 func Probe(ctx context.Context, addr string, pid int) (*Status, error) {
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
 	defer cancel()
 	c, err := client.New(ctx, addr)
 	if err != nil {
@@ -196,7 +203,10 @@ func (l *Local) Start(ctx context.Context) error {
 			if _, err := os.Stat(l.Socket()); err != nil {
 				continue
 			}
-			if _, err := Probe(ctx, l.Addr(), pid); err == nil {
+			pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			_, err := Probe(pctx, l.Addr(), pid)
+			cancel()
+			if err == nil {
 				return nil
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -130,5 +131,53 @@ func TestInterruptedBuild(t *testing.T) {
 	writeFiles(t, dir, map[string]string{"Dockerfile": fmt.Sprintf("FROM %s\nRUN echo after-interrupt\n", env.Busybox)})
 	if code, _, stderr := strata(t, "build", "--builder", env.Builder.Addr(), "--progress", "plain", dir); code != 0 {
 		t.Fatalf("the builder is not healthy after an interrupted build: exit %d\n%s", code, tail(stderr, 10))
+	}
+}
+
+// Eight CI jobs at once: eight strata processes build and push eight
+// different apps on one buildkitd and one registry, each recording its
+// image in the same shared index. Every image verifies (each blob pulled
+// back and its digest checked), and the index holds all eight.
+func TestConcurrentBuildsShareOneIndex(t *testing.T) {
+	const jobs = 8
+	index := fmt.Sprintf("%s/strata/index-%d:ci", env.Registry.Host, time.Now().UnixNano())
+	type job struct {
+		ref, meta string
+		out       []byte
+		err       error
+	}
+	js := make([]job, jobs)
+	var wg sync.WaitGroup
+	for i := range js {
+		dir := t.TempDir()
+		writeFiles(t, dir, map[string]string{
+			"Dockerfile": fmt.Sprintf("FROM %s\nCOPY app.txt /app.txt\nRUN head -c 500000 /dev/urandom > /data && cat /app.txt\n", env.Busybox),
+			"app.txt":    fmt.Sprintf("app %d\n", i),
+		})
+		js[i].ref = fmt.Sprintf("%s/concurrent/app%d:v1", env.Registry.Host, i)
+		js[i].meta = filepath.Join(t.TempDir(), "m.json")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cmd := exec.Command(filepath.Join(env.BinDir, "strata"), "build", "--builder", env.Builder.Addr(), "--progress", "plain",
+				"--index", index, "-t", js[i].ref, "--push", "--metadata-file", js[i].meta, dir)
+			js[i].out, js[i].err = cmd.CombinedOutput()
+		}()
+	}
+	wg.Wait()
+	for _, j := range js {
+		if j.err != nil {
+			t.Fatalf("%s: %v\n%s", j.ref, j.err, tail(string(j.out), 20))
+		}
+		verifyImage(t, j.ref, metadataString(t, readMetadata(t, j.meta), "containerimage.digest"))
+	}
+	code, out, stderr := strata(t, "index", "ls", "--index", index)
+	if code != 0 {
+		t.Fatalf("index ls: exit %d: %s", code, stderr)
+	}
+	for _, j := range js {
+		if !strings.Contains(out, j.ref) {
+			t.Errorf("the shared index lost %s:\n%s", j.ref, out)
+		}
 	}
 }

@@ -71,7 +71,8 @@ func TestPushWithDockerConfigCredentials(t *testing.T) {
 	writeFiles(t, dir, map[string]string{"Dockerfile": fmt.Sprintf("FROM %s\nRUN echo authenticated > /x\n", env.Busybox)})
 	ref := reg.Host + "/private/app:v1"
 	meta := filepath.Join(t.TempDir(), "m.json")
-	code, _, stderr := strata(t, "build", "--builder", env.Builder.Addr(), "--progress", "plain", "-t", ref, "--push", "--metadata-file", meta, dir)
+	index := filepath.Join(t.TempDir(), "index.idx")
+	code, stdout, stderr := strata(t, "build", "--builder", env.Builder.Addr(), "--progress", "plain", "--index-file", index, "-t", ref, "--push", "--metadata-file", meta, dir)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, tail(stderr, 20))
 	}
@@ -86,10 +87,23 @@ func TestPushWithDockerConfigCredentials(t *testing.T) {
 	if err := validate.Image(img); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{meta} {
-		dt, _ := os.ReadFile(f)
-		if strings.Contains(string(dt), "s3cret-sentinel") || strings.Contains(stderr, "s3cret-sentinel") {
-			t.Fatalf("the password appears in strata's output")
+	// Everything strata wrote: its output, the metadata file and the index
+	// it recorded the image in (which must hold the image, so the check
+	// looks at a file that was written).
+	written := map[string]string{"standard output": stdout, "standard error": stderr}
+	for _, f := range []string{meta, index} {
+		dt, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		written[f] = string(dt)
+	}
+	if !strings.Contains(written[index], "private/app") {
+		t.Fatalf("the index does not hold the pushed image")
+	}
+	for what, text := range written {
+		if strings.Contains(text, "s3cret-sentinel") || strings.Contains(text, auth) {
+			t.Errorf("the credentials appear in %s", what)
 		}
 	}
 }
