@@ -231,3 +231,60 @@ func TestFrontendAutoCache(t *testing.T) {
 		t.Errorf("buildx: the frontend did not import the indexed image:\n%s", tail(out, 40))
 	}
 }
+
+// The frontend image wraps BuildKit's stock builder, so the Dockerfile
+// features users rely on keep working through it: heredocs, cache and bind
+// mounts, COPY --link, named contexts, build args, multi-platform builds
+// and the outline and targets subrequests.
+func TestFrontendImageDockerfileFeatures(t *testing.T) {
+	fe := frontendImage(t)
+	cfg := newBuildx(t, "strata-features")
+	dir, extra, out := t.TempDir(), t.TempDir(), t.TempDir()
+	writeFiles(t, extra, map[string]string{"extra.txt": "from a named context\n"})
+	writeFiles(t, dir, map[string]string{
+		"Dockerfile": "# syntax=" + fe + "\n" + fmt.Sprintf(`FROM %s AS build
+ARG GREETING=hello
+RUN --mount=type=cache,target=/cache <<EOT
+echo "$GREETING" > /cache/greeting
+cp /cache/greeting /greeting
+EOT
+RUN --mount=type=bind,source=in.txt,target=/in.txt cat /in.txt > /from-bind
+COPY --link --from=extra extra.txt /extra.txt
+
+FROM scratch AS out
+COPY --from=build /greeting /from-bind /extra.txt /
+`, env.Busybox),
+		"in.txt": "bound\n",
+	})
+	run(t, buildx(t, cfg, "build", "--builder", "strata-features", "--progress", "plain", "--build-arg", "GREETING=hi there",
+		"--build-context", "extra="+extra, "--output", "type=local,dest="+out, dir))
+	for f, want := range map[string]string{"greeting": "hi there\n", "from-bind": "bound\n", "extra.txt": "from a named context\n"} {
+		if got, err := os.ReadFile(filepath.Join(out, f)); err != nil || string(got) != want {
+			t.Errorf("%s = %q (%v), want %q", f, got, err, want)
+		}
+	}
+
+	targets := run(t, buildx(t, cfg, "build", "--builder", "strata-features", "--call=targets", "--build-context", "extra="+extra, dir))
+	if !strings.Contains(targets, "build") || !strings.Contains(targets, "out") {
+		t.Errorf("--call=targets does not list the stages:\n%s", targets)
+	}
+	outline := run(t, buildx(t, cfg, "build", "--builder", "strata-features", "--call=outline", "--build-context", "extra="+extra, dir))
+	if !strings.Contains(outline, "GREETING") {
+		t.Errorf("--call=outline does not list the build argument:\n%s", outline)
+	}
+
+	// Two platforms at once: the scratch stage needs no emulation.
+	multi := t.TempDir()
+	writeFiles(t, multi, map[string]string{
+		"Dockerfile": "# syntax=" + fe + "\nFROM scratch\nARG TARGETPLATFORM\nCOPY in.txt /\n",
+		"in.txt":     "same on both\n",
+	})
+	outMulti := t.TempDir()
+	run(t, buildx(t, cfg, "build", "--builder", "strata-features", "--progress", "plain", "--platform", "linux/amd64,linux/arm64",
+		"--output", "type=local,dest="+outMulti, multi))
+	for _, p := range []string{"linux_amd64", "linux_arm64"} {
+		if got, err := os.ReadFile(filepath.Join(outMulti, p, "in.txt")); err != nil || string(got) != "same on both\n" {
+			t.Errorf("%s/in.txt = %q (%v)", p, got, err)
+		}
+	}
+}

@@ -111,3 +111,60 @@ func strataCommands(n any) []string {
 	}
 	return out
 }
+
+// The pre-commit hooks run strata lint (and lint --fix) on the files
+// Dockerfiles are named by: each entry is a real command line, and its
+// files pattern picks Dockerfiles.
+func TestPreCommitHooks(t *testing.T) {
+	dt, err := os.ReadFile("../../../.pre-commit-hooks.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hooks []struct{ ID, Name, Entry, Language, Files string }
+	if err := yaml.Unmarshal(dt, &hooks); err != nil || len(hooks) != 2 {
+		t.Fatalf("hooks: %d, %v", len(hooks), err)
+	}
+	for _, h := range hooks {
+		if h.ID == "" || h.Name == "" || h.Language != "golang" || !strings.HasPrefix(h.Entry, "strata lint") {
+			t.Errorf("hook %+v", h)
+		}
+		re, err := regexp.Compile(h.Files)
+		if err != nil {
+			t.Fatalf("%s files: %v", h.ID, err)
+		}
+		for _, f := range []string{"Dockerfile", "app/Dockerfile", "Dockerfile.dev", "web/api.Dockerfile", "Containerfile"} {
+			if !re.MatchString(f) {
+				t.Errorf("%s does not lint %s", h.ID, f)
+			}
+		}
+		if re.MatchString("main.go") {
+			t.Errorf("%s lints main.go", h.ID)
+		}
+		// pre-commit appends the file names to the entry.
+		dir := t.TempDir()
+		df := filepath.Join(dir, "Dockerfile")
+		if err := os.WriteFile(df, []byte("FROM debian\nRUN apt-get update\nRUN apt-get install -y curl\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		args := append(strings.Fields(h.Entry)[1:], df)
+		var out, errOut bytes.Buffer
+		code := Main(args, strings.NewReader(""), &out, &errOut)
+		fixed, _ := os.ReadFile(df)
+		switch {
+		case strings.Contains(h.Entry, "--fix"):
+			if !strings.Contains(string(fixed), "apt-get update && apt-get install") {
+				t.Errorf("%s: exit %d, Dockerfile not fixed:\n%s%s", h.ID, code, fixed, errOut.String())
+			}
+		case code != 1:
+			t.Errorf("%s: exit %d on a Dockerfile with findings, want 1\n%s", h.ID, code, errOut.String())
+		}
+	}
+}
+
+// strata's own frontend image Dockerfile has nothing to fix.
+func TestRepositoryDockerfileIsClean(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := Main([]string{"lint", "../../../Dockerfile"}, strings.NewReader(""), &out, &errOut); code != 0 {
+		t.Fatalf("strata lint Dockerfile: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+}
