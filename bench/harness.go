@@ -81,11 +81,27 @@ func summarize(scenario, link, contender string, runs []Run) Result {
 	}
 }
 
+// compare summarizes each contender's runs, with its ratio to the
+// baseline contender's median on the same link.
+func compare(scenario, link string, names []string, runs [][]Run, baseline int) []Result {
+	res := make([]Result, len(names))
+	for c, n := range names {
+		res[c] = summarize(scenario, link, n, runs[c])
+	}
+	for i := range res {
+		res[i].Baseline = names[baseline]
+		res[i].Ratio = res[i].Wall.Median / res[baseline].Wall.Median
+	}
+	return res
+}
+
 // bed is the shared test bed of a benchmark run.
 type bed struct {
 	env *testenv.Env
 	dir string
 	n   int
+
+	branchImages []string // the new-branch scenario's registry, filled once
 }
 
 // freshBuilder starts a buildkitd with empty state, like a new CI runner.

@@ -4,6 +4,7 @@
 //
 //	go run ./bench                       # every scenario, 5 runs each
 //	go run ./bench -scenario push -runs 1 -step-mb 20
+//	go run ./bench -scenario new-branch -runs 1 -deps-mb 20
 package main
 
 import (
@@ -43,7 +44,7 @@ func main() {
 	var cfg config
 	out := flag.String("out", "bench/results/latest.json", "where to write the results (JSON)")
 	doc := flag.String("doc", "docs/benchmarks.md", "where to write the table and chart (Markdown with SVG); empty to skip")
-	flag.StringVar(&cfg.Scenario, "scenario", "all", "scenario to run: push, one-change or all")
+	flag.StringVar(&cfg.Scenario, "scenario", "all", "scenario to run: push, one-change, new-branch or all")
 	flag.IntVar(&cfg.Runs, "runs", 5, "runs per contender (medians of these are reported)")
 	flag.IntVar(&cfg.StepMB, "step-mb", 60, "megabytes each heavy step of the push scenario writes (half random)")
 	flag.IntVar(&cfg.DepsMB, "deps-mb", 100, "megabytes the dependency step of the one-change scenario writes (half random)")
@@ -92,6 +93,14 @@ func run(ctx context.Context, cfg config, out, doc string) error {
 			if err != nil {
 				proxy.Close()
 				return fmt.Errorf("one-change scenario on %s: %w", l.name, err)
+			}
+			rep.Results = append(rep.Results, res...)
+		}
+		if cfg.Scenario == "all" || cfg.Scenario == "new-branch" {
+			res, err := newBranchScenario(ctx, b, cfg, l.name, proxy)
+			if err != nil {
+				proxy.Close()
+				return fmt.Errorf("new-branch scenario on %s: %w", l.name, err)
 			}
 			rep.Results = append(rep.Results, res...)
 		}

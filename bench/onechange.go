@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/strata-build/strata/integration/testenv"
@@ -26,21 +25,7 @@ RUN cat src/*.txt > app.bin && for i in $(seq 3); do sha256sum app.bin deps/lib1
 func oneChangeScenario(ctx context.Context, b *bed, cfg config, link string, proxy *testenv.Proxy) ([]Result, error) {
 	ctxDir := filepath.Join(b.dir, "app-"+slug(link))
 	write := func(version string) error {
-		files := map[string]string{
-			"Dockerfile":   fmt.Sprintf(appDockerfile, proxy.Host+"/busybox:latest", max(1, cfg.DepsMB/10)),
-			"lock.txt":     "left-pad 1.3.0\nlodash 4.17.21\n",
-			"src/main.txt": "main " + version + "\n",
-			"src/util.txt": "util\n",
-		}
-		for p, c := range files {
-			if err := os.MkdirAll(filepath.Dir(filepath.Join(ctxDir, p)), 0o755); err != nil {
-				return err
-			}
-			if err := os.WriteFile(filepath.Join(ctxDir, p), []byte(c), 0o644); err != nil {
-				return err
-			}
-		}
-		return nil
+		return writeApp(ctxDir, proxy.Host+"/busybox:latest", cfg, "left-pad 1.3.0\nlodash 4.17.21\n", "main "+version+"\n")
 	}
 	bin := b.env.BinDir
 	buildctl := func(addr string, extra ...string) (string, []string) {
@@ -107,13 +92,9 @@ func oneChangeScenario(ctx context.Context, b *bed, cfg config, link string, pro
 			logf("one-change/%s %-36s run %d: %.1fs, steps %d/%d cached, %.1f MB pulled, %.1f MB pushed", link, ct.name, i+1, r.Wall, r.StepsCached, r.StepsTotal, float64(r.BytesDown)/1e6, float64(r.BytesUp)/1e6)
 		}
 	}
-	var res []Result
+	names := make([]string, len(cs))
 	for c, ct := range cs {
-		res = append(res, summarize("one-source-file-changed", link, ct.name, runs[c]))
+		names[c] = ct.name
 	}
-	for i := range res {
-		res[i].Baseline = cs[0].name
-		res[i].Ratio = res[i].Wall.Median / res[0].Wall.Median
-	}
-	return res, nil
+	return compare("one-source-file-changed", link, names, runs, 0), nil
 }

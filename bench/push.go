@@ -73,15 +73,11 @@ func pushScenario(ctx context.Context, b *bed, cfg config, link string, proxy *t
 			}
 		}
 	}
-	var res []Result
+	names := make([]string, len(contenders))
 	for c, ct := range contenders {
-		res = append(res, summarize("streamed-push", link, ct.name, runs[c]))
+		names[c] = ct.name
 	}
-	for i := range res {
-		res[i].Baseline = "buildctl push=true"
-		res[i].Ratio = res[i].Wall.Median / res[1].Wall.Median
-	}
-	return res, nil
+	return compare("streamed-push", link, names, runs, 1), nil
 }
 
 // logLayers prints when each layer was exported and when it was in the registry.

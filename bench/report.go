@@ -28,6 +28,7 @@ func table(rep Report) string {
 // scenarioDocs describe each scenario in docs/benchmarks.md.
 var scenarioDocs = map[string]string{
 	"one-source-file-changed": "v1 of an application (a system-package step, a %[2]d MB dependency step from a lockfile, the source COPY and a build step) is pushed; v2 differs by one source line. Each contender builds and pushes v2 on a fresh builder. The ratio compares with BuildKit with no cache on the same link.",
+	"new-branch":              "A registry of 40 repositories with 5 tags each (200 images, inline cache, shared base and dependency layers). A branch upgrades its dependencies to the lockfile of an image that only another repository's feature branch has; the branch's own repository has an older `:latest`. Each contender builds and pushes the branch on a fresh builder; strata has only its index of the registry (refreshed before, as CI does on a schedule). The ratio compares with BuildKit importing inline cache from `REPO:latest` on the same link.",
 	"streamed-push":           "Four heavy steps, each writing %[1]d MB (half random) with %[3]d rounds of hashing, then a small step, built and pushed on a fresh builder. `build only` is the same build with no push; the ratio compares with `buildctl push=true` on the same link. *After last step* is the time from the last Dockerfile step's end to the command's end.",
 }
 

@@ -315,12 +315,15 @@ func (p *Plan) Imports(n int) []Import {
 	byRef := map[string]*score{}
 	var order []*score
 	for _, sp := range p.Stages {
-		for k, c := range sp.Candidates {
+		// One image under several tags is one candidate of the stage.
+		seen := map[string]bool{}
+		for _, c := range sp.Candidates {
 			// Only images BuildKit can import, whose first step of the
 			// stage can hit; the three best per stage.
-			if !c.InlineCache || c.Matched == 0 || c.Match[0] == MatchChanged || k >= 3 {
+			if !c.InlineCache || c.Matched == 0 || c.Match[0] == MatchChanged || seen[c.CacheRef] || len(seen) >= 3 {
 				continue
 			}
+			seen[c.CacheRef] = true
 			s := byRef[c.CacheRef]
 			if s == nil {
 				s = &score{ref: c.CacheRef, pushed: c.Pushed}

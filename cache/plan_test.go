@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -194,5 +195,21 @@ func TestPlannerResolvesEachBaseOnce(t *testing.T) {
 	}
 	if r.n != 2 {
 		t.Errorf("resolved %d times, want once per platform", r.n)
+	}
+}
+
+// An image under several tags counts once: its tags do not add up to a
+// score that puts it before a better image.
+func TestImportsCountAnImageOnce(t *testing.T) {
+	cand := func(ref string, matched int, likely int64) Candidate {
+		return Candidate{Ref: ref, CacheRef: ref + "@sha256:1", InlineCache: true, Matched: matched, Exact: 1,
+			Match: append([]string{MatchExact}, slices.Repeat([]string{MatchText}, matched-1)...), BytesLikely: likely}
+	}
+	plan := &Plan{Stages: []StagePlan{{Stage: "0", Steps: make([]string, 4), Candidates: []Candidate{
+		cand("r/wrong", 2, 40), cand("r/wrong", 2, 40), cand("r/wrong", 2, 40), cand("r/right", 2, 50), cand("r/other", 2, 10),
+	}}}}
+	got := plan.CacheImports(3)
+	if want := []string{"r/right@sha256:1", "r/wrong@sha256:1", "r/other@sha256:1"}; !slices.Equal(got, want) {
+		t.Errorf("imports %v, want %v", got, want)
 	}
 }
