@@ -215,19 +215,20 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 			}
 		}
 	}
-	// Every repository holds all of the image before any tag moves.
+	// Every repository holds all of the image, manifest included, before
+	// any tag moves.
+	vs := make([]*vertex, 0, len(pushers))
 	for _, ps := range pushers {
 		if err != nil {
 			break
 		}
+		vs = append(vs, p.vertex(fmt.Sprintf("[strata] pushing %s", strings.Join(tagNames(tags[ps.repo]), ", "))))
 		err = ps.PushContent(pushCtx, desc)
 	}
-	for _, ps := range pushers {
-		if err != nil {
-			break
+	for i, v := range vs {
+		if err == nil {
+			err = pushers[i].Tag(pushCtx, desc, tags[pushers[i].repo])
 		}
-		v := p.vertex(fmt.Sprintf("[strata] pushing %s", strings.Join(tagNames(tags[ps.repo]), ", ")))
-		err = ps.Tag(pushCtx, desc, tags[ps.repo])
 		v.done(err)
 	}
 	warnings, steps, perr := p.wait()

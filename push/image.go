@@ -46,10 +46,11 @@ func (p *Pusher) PushImage(ctx context.Context, desc ocispecs.Descriptor, tags [
 	return p.Tag(ctx, desc, tags)
 }
 
-// PushContent uploads everything desc references, and returns only when
-// the registry has confirmed all of it: every blob (blobs already started
-// by PushBlob are not sent again) and, for an index, each image's manifest
-// by digest. It moves no tag.
+// PushContent uploads desc and everything it references, and returns only
+// when the registry has confirmed all of it: every blob (blobs already
+// started by PushBlob are not sent again), then the manifest (and, for an
+// index, each image's) by digest, so a registry that refuses the manifest
+// does so before any tag anywhere moves. It moves no tag.
 func (p *Pusher) PushContent(ctx context.Context, desc ocispecs.Descriptor) error {
 	if isIndex(desc.MediaType) {
 		dt, err := content.ReadBlob(ctx, p.store, desc)
@@ -61,13 +62,13 @@ func (p *Pusher) PushContent(ctx context.Context, desc ocispecs.Descriptor) erro
 			return fmt.Errorf("index %s: %w", desc.Digest, err)
 		}
 		for _, m := range idx.Manifests {
-			if err := p.PushImage(ctx, m, nil); err != nil {
+			if err := p.PushContent(ctx, m); err != nil {
 				return err
 			}
 		}
-		return nil
+		return p.putManifest(ctx, desc, dt, nil)
 	}
-	_, blobs, err := manifestBlobs(ctx, p.store, desc)
+	dt, blobs, err := manifestBlobs(ctx, p.store, desc)
 	if err != nil {
 		return err
 	}
@@ -76,7 +77,10 @@ func (p *Pusher) PushContent(ctx context.Context, desc ocispecs.Descriptor) erro
 		p.PushBlob(ctx, b)
 		ds[i] = b.Digest
 	}
-	return p.Wait(ctx, ds...)
+	if err := p.Wait(ctx, ds...); err != nil {
+		return err
+	}
+	return p.putManifest(ctx, desc, dt, nil)
 }
 
 // Tag puts the manifest desc under every tag, or by digest when there is

@@ -113,9 +113,12 @@ func New(repo name.Repository, store content.Provider, opts ...Option) (*Pusher,
 	rp, err := remote.NewPusher(
 		remote.WithAuthFromKeychain(authn.DefaultKeychain),
 		remote.WithTransport(&countingTransport{next: p.transport, n: &p.sent}),
+		// Whole uploads are retried here; single requests by p.transport,
+		// so go-containerregistry's own request retries are kept to
+		// network errors (no status codes), and neither retries a timeout.
 		remote.WithRetryBackoff(remote.Backoff{Duration: 250 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: 4}),
-		remote.WithRetryStatusCodes(http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusInternalServerError,
-			http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout),
+		remote.WithRetryStatusCodes(),
+		remote.WithRetryPredicate(regnet.Retryable),
 	)
 	if err != nil {
 		return nil, err

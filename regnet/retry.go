@@ -9,12 +9,15 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
 // Retry returns next with each request that can be sent again (no body, or
 // a body it can rewind: GetBody) retried on a transient failure: a
 // connection reset or cut short, 429 (waiting as long as Retry-After asks,
-// up to maxRetryAfter), 408, 500, 502, 503 or 504. It tries at most tries
+// up to maxRetryAfter), 408, 500, 502, 503 or 504. A registry that does
+// not answer in time is not asked again (see Retryable). It tries at most tries
 // times, waiting first, doubling each time, with the context bounding it
 // all. Requests that stream a body (a blob upload's PATCH) are sent once:
 // the caller retries those whole.
@@ -64,15 +67,35 @@ func (t *retry) RoundTrip(r *http.Request) (*http.Response, error) {
 
 func transient(resp *http.Response, err error) bool {
 	if err != nil {
-		return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE) ||
-			errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || isTimeout(err)
+		return !isTimeout(err) && (errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE) ||
+			errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF))
 	}
-	switch resp.StatusCode {
+	return transientStatus(resp.StatusCode)
+}
+
+func transientStatus(code int) bool {
+	switch code {
 	case http.StatusTooManyRequests, http.StatusRequestTimeout, http.StatusInternalServerError,
 		http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
 		return true
 	}
 	return false
+}
+
+// Retryable reports whether a failed registry operation is worth another
+// try: a connection reset, cut short or refused, or an error that says it
+// is temporary; never a timeout, so a registry that stops answering fails
+// once ResponseTimeout has passed instead of that many times over.
+func Retryable(err error) bool {
+	if err == nil || isTimeout(err) {
+		return false
+	}
+	var te *transport.Error
+	if errors.As(err, &te) && transientStatus(te.StatusCode) {
+		return true
+	}
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary() || transient(nil, err) || errors.Is(err, net.ErrClosed)
 }
 
 func isTimeout(err error) bool {

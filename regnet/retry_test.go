@@ -2,20 +2,27 @@ package regnet
 
 import (
 	"bytes"
+	"cmp"
 	"context"
+	"errors"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
 // answers is a transport that answers each request with the next of its
 // outcomes, and records the bodies it was sent.
 type answers struct {
-	outcomes []any // int status or error
-	bodies   []string
+	outcomes   []any // int status or error
+	bodies     []string
+	retryAfter string // Retry-After of 429 answers (default 0)
 }
 
 func (a *answers) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -31,7 +38,7 @@ func (a *answers) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	resp := &http.Response{StatusCode: o.(int), Header: http.Header{}, Body: io.NopCloser(strings.NewReader("")), Request: r}
 	if o.(int) == http.StatusTooManyRequests {
-		resp.Header.Set("Retry-After", "0")
+		resp.Header.Set("Retry-After", cmp.Or(a.retryAfter, "0"))
 	}
 	return resp, nil
 }
@@ -78,5 +85,39 @@ func TestRetryStopsWithTheContext(t *testing.T) {
 	cancel()
 	if _, err := Retry(a, 3, time.Hour).RoundTrip(req); err == nil || len(a.bodies) != 1 {
 		t.Fatalf("err %v after %d sends: want the context's error after one", err, len(a.bodies))
+	}
+}
+
+func TestRetryable(t *testing.T) {
+	timeout := &net.OpError{Op: "read", Err: os.ErrDeadlineExceeded}
+	for err, want := range map[error]bool{
+		nil: false, syscall.ECONNRESET: true, io.ErrUnexpectedEOF: true, timeout: false,
+		&transport.Error{StatusCode: 503}: true, &transport.Error{StatusCode: 500, Errors: []transport.Diagnostic{{Code: "BLOB_UNKNOWN"}}}: true,
+		&transport.Error{StatusCode: 404}: false, errors.New("manifest invalid"): false,
+	} {
+		if got := Retryable(err); got != want {
+			t.Errorf("Retryable(%v) = %v, want %v", err, got, want)
+		}
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	for v, want := range map[string]time.Duration{"": 0, "3": 3 * time.Second, "soon": 0, "-1": 0} {
+		if got := retryAfter(&http.Response{Header: http.Header{"Retry-After": {v}}}); got != want {
+			t.Errorf("Retry-After %q = %v, want %v", v, got, want)
+		}
+	}
+	at := time.Now().Add(time.Minute).UTC().Format(http.TimeFormat)
+	if got := retryAfter(&http.Response{Header: http.Header{"Retry-After": {at}}}); got < 50*time.Second || got > time.Minute {
+		t.Errorf("Retry-After %q = %v, want about a minute", at, got)
+	}
+	// A long Retry-After waits at most maxRetryAfter: the context ends it first here.
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	a := &answers{outcomes: []any{429, 200}}
+	a.retryAfter = "3600"
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:1/v2/", nil)
+	if _, err := Retry(a, 3, time.Millisecond).RoundTrip(req); !errors.Is(err, context.DeadlineExceeded) || len(a.bodies) != 1 {
+		t.Errorf("err %v after %d sends: want the wait cut short by the context", err, len(a.bodies))
 	}
 }
