@@ -38,6 +38,10 @@ func LoadFile(path string) (x *Index, warning error, err error) {
 		return nil, nil, errs.Inputf("read index %s: %v", path, err)
 	}
 	x, derr := Decode(data)
+	if errors.Is(derr, ErrNewerFormat) {
+		// Left as it is: rebuilding would take the newer strata's index away.
+		return nil, nil, errs.WithHint(fmt.Errorf("%w: index %s: %w", errs.ErrInput, path, derr), "upgrade strata, or pass another --index-file")
+	}
 	if derr != nil {
 		return NewIndex(), fmt.Errorf("index %s is unusable (%v); it will be rebuilt", path, derr), nil
 	}

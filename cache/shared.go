@@ -115,9 +115,9 @@ func (s *RegistryStore) read(ctx context.Context) (*snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	var snap *snapshot
 	for range readTries {
-		if snap, err = s.readOnce(ctx, p); err != nil {
+		snap, err := s.readOnce(ctx, p)
+		if err != nil {
 			return nil, err
 		}
 		now := ""
@@ -130,10 +130,10 @@ func (s *RegistryStore) read(ctx context.Context) (*snapshot, error) {
 			now = desc.Digest.String()
 		}
 		if now == snap.mainDesc {
-			break
+			return snap, nil
 		}
 	}
-	return snap, nil
+	return nil, fmt.Errorf("%w: the shared index %s kept changing while it was read; try again", errs.ErrRegistry, s.ref)
 }
 
 func (s *RegistryStore) readOnce(ctx context.Context, p *remote.Puller) (*snapshot, error) {
@@ -205,6 +205,12 @@ func (s *RegistryStore) readImage(ctx context.Context, p *remote.Puller, ref nam
 		}
 	} else if img, err = desc.Image(); err != nil {
 		return nil, nil, "", registryError("read index "+ref.String(), err)
+	}
+	// Only an image strata wrote (labelled) is ever rebuilt over: any other
+	// image at the tag is an error, and stays as it is.
+	if cf, err := img.ConfigFile(); err != nil || cf.Config.Labels[IndexLabel] == "" {
+		return nil, nil, "", errs.WithHint(fmt.Errorf("%w: %s is not a strata index (no %s label)", errs.ErrUsage, ref, IndexLabel),
+			"name a tag only strata writes, e.g. REGISTRY/strata/index:main")
 	}
 	layers, err := img.Layers()
 	if err != nil || len(layers) != 1 {
@@ -282,6 +288,15 @@ func pruneBlobs(dir string, before time.Time) {
 
 // Update implements Store: push changes as a delta, then compact.
 func (s *RegistryStore) Update(ctx context.Context, changes *Index) (*Index, error) {
+	// Nothing is pushed beside a REF strata cannot use (another image, a
+	// newer format).
+	p, err := newPuller(ctx, s.o)
+	if err != nil {
+		return nil, err
+	}
+	if _, _, _, err := s.readImage(ctx, p, s.ref, true); err != nil && !isNotFound(err) {
+		return nil, err
+	}
 	tag := s.deltaTag()
 	img, err := indexImage(changes, nil, tag)
 	if err != nil {

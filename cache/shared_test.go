@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
@@ -172,5 +174,35 @@ func TestRegistryStoreDamagedAndNewerIndex(t *testing.T) {
 	}
 	if after, err := remote.Head(tag); err != nil || after.Digest != before.Digest {
 		t.Fatalf("the newer index was replaced: %v %v", after, err)
+	}
+
+	// An image strata did not write (no label) is never taken for a
+	// damaged index and written over.
+	appTag, _ := name.NewTag(host + "/team/app:latest")
+	data, _ := tarFiles(map[string][]byte{"app": []byte("binary")})
+	l, _ := layerFromBytes(data)
+	app, err := mutate.AppendLayers(empty.Image, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(appTag, app); err != nil {
+		t.Fatal(err)
+	}
+	appDigest, _ := app.Digest()
+	other, err := NewRegistryStore(appTag.String(), WithCacheDir("-"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Load(ctx); err == nil || !strings.Contains(err.Error(), "is not a strata index") {
+		t.Fatalf("an app image read as an index: %v", err)
+	}
+	if _, err := other.Update(ctx, changes); err == nil {
+		t.Fatal("an update wrote over an app image")
+	}
+	if after, err := remote.Head(appTag); err != nil || after.Digest != appDigest {
+		t.Fatalf("the app image was replaced: %v %v", after, err)
+	}
+	if tags, _ := remote.List(appTag.Context()); len(tags) != 1 {
+		t.Errorf("tags beside the app image: %v", tags)
 	}
 }
