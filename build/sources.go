@@ -3,6 +3,7 @@ package build
 import (
 	"context"
 	"encoding/json"
+	"time"
 
 	"github.com/containerd/containerd/v2/core/content"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
@@ -16,6 +17,10 @@ import (
 // steps by content, not only by text. It is best effort: a Dockerfile it
 // cannot convert, or a base it cannot resolve, leaves the history as
 // BuildKit wrote it.
+// sourcesWait bounds how long the push waits, once the build is done, for
+// the sources digests still being worked out.
+const sourcesWait = 10 * time.Second
+
 type sourcesRecorder struct {
 	done  chan struct{}
 	stage *cache.Stage
@@ -44,8 +49,15 @@ func recordSources(ctx context.Context, opt Options, contextDir, dockerfile stri
 // apply writes the recorded sources into the history of the image desc,
 // and returns the new manifest's descriptor (desc when nothing changed).
 func (r *sourcesRecorder) apply(ctx context.Context, store content.Store, desc ocispecs.Descriptor) (ocispecs.Descriptor, error) {
+	// Recording is worth a short wait, not a slow push: a context too large
+	// to hash by the time the build is done, or a base image that cannot
+	// be resolved from here, leaves the history as BuildKit wrote it.
+	wait := time.NewTimer(sourcesWait)
+	defer wait.Stop()
 	select {
 	case <-r.done:
+	case <-wait.C:
+		return desc, nil
 	case <-ctx.Done():
 		return desc, ctx.Err()
 	}

@@ -182,7 +182,7 @@ func TestFrontendAutoCache(t *testing.T) {
 	}
 	writeFiles(t, dir, map[string]string{"src.txt": "v2\n"})
 
-	bk, err := env.StartBuildkitd(t.Context(), "feauto")
+	bk, err := env.StartBuildkitd(t.Context(), fmt.Sprintf("feauto-%d", time.Now().UnixNano())) // empty state, each run
 	if err != nil {
 		t.Fatal(err)
 	}

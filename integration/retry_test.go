@@ -79,21 +79,27 @@ func lastLine(s string) string {
 // hold all of it: the second repository's failure leaves the first one's
 // tag where it was.
 func TestPushToTwoRepositoriesAllOrNothing(t *testing.T) {
-	proxy := failingUploads(t, "/twob/app/blobs/uploads/")
-	dir := t.TempDir()
-	writeFiles(t, dir, map[string]string{"Dockerfile": fmt.Sprintf("FROM %s\nRUN echo two > /x\n", env.Busybox)})
-	code, _, stderr := strata(t, "build", "--builder", env.Builder.Addr(), "--progress", "plain",
-		"-t", proxy.Host+"/twoa/app:v1", "-t", proxy.Host+"/twob/app:v1", "--push", dir)
-	if code != errs.ExitRegistry {
-		t.Fatalf("exit %d, want %d\n%s", code, errs.ExitRegistry, tail(stderr, 20))
-	}
-	if last := lastLine(stderr); !strings.Contains(last, "twob/app") {
-		t.Errorf("error line %q does not name the repository that failed", last)
-	}
-	for _, repo := range []string{"twoa", "twob"} {
-		r, _ := name.ParseReference(env.Registry.Host+"/"+repo+"/app:v1", name.Insecure)
-		if _, err := remote.Head(r); err == nil {
-			t.Errorf("%s/app:v1 exists although the push to twob failed", repo)
+	// The second repository refuses its blobs, or refuses its manifest
+	// (a registry's 403 or an immutable tag would, at the same place).
+	for i, path := range []string{"/twob%d/app/blobs/uploads/", "/twob%d/app/manifests/"} {
+		path = fmt.Sprintf(path, i)
+		proxy := failingUploads(t, path)
+		dir := t.TempDir()
+		writeFiles(t, dir, map[string]string{"Dockerfile": fmt.Sprintf("FROM %s\nRUN echo two > /x\n", env.Busybox)})
+		a, b := fmt.Sprintf("twoa%d/app:v1", i), fmt.Sprintf("twob%d/app:v1", i)
+		code, _, stderr := strata(t, "build", "--builder", env.Builder.Addr(), "--progress", "plain",
+			"-t", proxy.Host+"/"+a, "-t", proxy.Host+"/"+b, "--push", dir)
+		if code != errs.ExitRegistry {
+			t.Fatalf("%s failing: exit %d, want %d\n%s", path, code, errs.ExitRegistry, tail(stderr, 20))
+		}
+		if last := lastLine(stderr); !strings.Contains(last, strings.TrimSuffix(b, ":v1")) {
+			t.Errorf("%s failing: error line %q does not name the repository that failed", path, last)
+		}
+		for _, ref := range []string{a, b} {
+			r, _ := name.ParseReference(env.Registry.Host+"/"+ref, name.Insecure)
+			if _, err := remote.Head(r); err == nil {
+				t.Errorf("%s failing: %s exists although the push to the other repository failed", path, ref)
+			}
 		}
 	}
 }
