@@ -11,16 +11,16 @@ import (
 	"github.com/strata-build/strata/cache"
 )
 
+// sourcesWait bounds how long the push waits, once the build is done, for
+// the sources digests still being worked out.
+const sourcesWait = 10 * time.Second
+
 // sourcesRecorder works out, beside the build, the content digest of the
 // sources of each COPY and ADD step of the target stage, so the image
 // strata pushes records them in its history and later plans match those
 // steps by content, not only by text. It is best effort: a Dockerfile it
 // cannot convert, or a base it cannot resolve, leaves the history as
 // BuildKit wrote it.
-// sourcesWait bounds how long the push waits, once the build is done, for
-// the sources digests still being worked out.
-const sourcesWait = 10 * time.Second
-
 type sourcesRecorder struct {
 	done  chan struct{}
 	stage *cache.Stage
