@@ -60,6 +60,16 @@ func main() {
 	}
 }
 
+// scenarios run in this order on each link.
+var scenarios = []struct {
+	name string
+	run  func(context.Context, *bed, config, string, *testenv.Proxy) ([]Result, error)
+}{
+	{"one-change", oneChangeScenario},
+	{"new-branch", newBranchScenario},
+	{"push", pushScenario},
+}
+
 func run(ctx context.Context, cfg config, out, doc string) error {
 	env, err := testenv.Start(ctx)
 	if err != nil {
@@ -88,27 +98,14 @@ func run(ctx context.Context, cfg config, out, doc string) error {
 		if err != nil {
 			return err
 		}
-		if cfg.Scenario == "all" || cfg.Scenario == "one-change" {
-			res, err := oneChangeScenario(ctx, b, cfg, l.name, proxy)
-			if err != nil {
-				proxy.Close()
-				return fmt.Errorf("one-change scenario on %s: %w", l.name, err)
+		for _, sc := range scenarios {
+			if cfg.Scenario != "all" && cfg.Scenario != sc.name {
+				continue
 			}
-			rep.Results = append(rep.Results, res...)
-		}
-		if cfg.Scenario == "all" || cfg.Scenario == "new-branch" {
-			res, err := newBranchScenario(ctx, b, cfg, l.name, proxy)
+			res, err := sc.run(ctx, b, cfg, l.name, proxy)
 			if err != nil {
 				proxy.Close()
-				return fmt.Errorf("new-branch scenario on %s: %w", l.name, err)
-			}
-			rep.Results = append(rep.Results, res...)
-		}
-		if cfg.Scenario == "all" || cfg.Scenario == "push" {
-			res, err := pushScenario(ctx, b, cfg, l.name, proxy)
-			if err != nil {
-				proxy.Close()
-				return fmt.Errorf("push scenario on %s: %w", l.name, err)
+				return fmt.Errorf("%s scenario on %s: %w", sc.name, l.name, err)
 			}
 			rep.Results = append(rep.Results, res...)
 		}

@@ -37,31 +37,25 @@ func newProgress(d progressui.Display) *progress {
 	return p
 }
 
-// channel returns a status channel for the main solve; its Dockerfile
-// steps are counted. The solve closes it when it ends.
-func (p *progress) channel() chan *client.SolveStatus {
-	in := make(chan *client.SolveStatus)
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		for st := range in {
-			p.steps.observe(st, true)
-			p.send(st)
-		}
-	}()
-	return in
-}
+// channel returns a status channel for the main solve: shown, and its
+// Dockerfile steps counted. The solve closes it when it ends.
+func (p *progress) channel() chan *client.SolveStatus { return p.stream(true) }
 
 // quietChannel returns a status channel for a prefix solve: not shown (its
 // steps are the main solve's, which the display shows), but observed for
 // steps BuildKit reported cached only there. The solve closes it.
-func (p *progress) quietChannel() chan *client.SolveStatus {
+func (p *progress) quietChannel() chan *client.SolveStatus { return p.stream(false) }
+
+func (p *progress) stream(main bool) chan *client.SolveStatus {
 	in := make(chan *client.SolveStatus)
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
 		for st := range in {
-			p.steps.observe(st, false)
+			p.steps.observe(st, main)
+			if main {
+				p.send(st)
+			}
 		}
 	}()
 	return in
