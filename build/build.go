@@ -67,6 +67,9 @@ func Run(ctx context.Context, c *client.Client, opt Options, out io.Writer) (*Re
 	if err := opt.setSourceDateEpoch(contextDir); err != nil {
 		return nil, err
 	}
+	if err := checkSecrets(opt, contextDir, dockerfile); err != nil {
+		return nil, err
+	}
 	so, err := solveOptions(opt, contextDir, dockerfile)
 	if err != nil {
 		return nil, err

@@ -57,7 +57,7 @@ var RuleSecretInContext = Rule[func(list string) string]{
 		Description: "A .env file, private key or credential file reaches the image through a COPY",
 		URL:         docURL("SecretInContext"),
 		Explain: "A file copied into a layer stays in the image even if a later step deletes it. Exclude it in .dockerignore " +
-			"and pass secrets with RUN --mount=type=secret.",
+			"and pass secrets with RUN --mount=type=secret. `strata build` fails on this finding before it builds anything.",
 		Bad:  "FROM alpine\nCOPY . /app\n# with .env in the context\n",
 		Good: "# .dockerignore: .env\nFROM alpine\nCOPY . /app\n",
 	},

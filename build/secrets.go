@@ -1,0 +1,85 @@
+package build
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/moby/buildkit/frontend/dockerfile/linter"
+
+	"github.com/strata-build/strata/errs"
+	"github.com/strata-build/strata/lint"
+)
+
+// SecretRules are the lint rules whose findings fail `strata build` before
+// anything is built: a secret that reaches an image cannot be taken back
+// once the image is pushed. The frontend image reports them as warnings,
+// as BuildKit does.
+var SecretRules = []string{lint.RuleSecretInContext.Name, linter.RuleSecretsUsedInArgOrEnv.Name}
+
+// checkSecrets lints the Dockerfile against the context this build sends
+// (the files that survive .dockerignore) and returns an error naming the
+// first secret finding. Rules skipped by "# check=skip=", by the
+// BUILDKIT_DOCKERFILE_CHECK build argument or by .strata.yaml are not
+// checked. A Dockerfile that does not parse, or a context that cannot be
+// read, is left to the build to report.
+func checkSecrets(opt Options, contextDir, dockerfile string) error {
+	cfg, err := lintConfig(contextDir)
+	if err != nil {
+		return err
+	}
+	skip := map[string]bool{}
+	if v, ok := opt.BuildArgs["BUILDKIT_DOCKERFILE_CHECK"]; ok {
+		lc, err := linter.ParseLintOptions(v)
+		if err != nil {
+			return errs.WithHint(errs.Usagef("--build-arg BUILDKIT_DOCKERFILE_CHECK=%s: %v", v, err), "write e.g. skip=SecretsUsedInArgOrEnv")
+		}
+		if lc.SkipAll {
+			return nil
+		}
+		for _, r := range lc.SkipRules {
+			skip[r] = true
+		}
+	}
+	res, err := lint.LintFile(dockerfile, lint.Options{ContextDir: contextDir, Config: cfg})
+	if err != nil {
+		return nil
+	}
+	var bad []lint.Finding
+	for _, f := range res.Findings {
+		if slices.Contains(SecretRules, f.Rule) && !skip[f.Rule] {
+			bad = append(bad, f)
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	f := bad[0]
+	more := ""
+	if len(bad) > 1 {
+		more = fmt.Sprintf(" (and %d more secret findings; 'strata lint' lists them)", len(bad)-1)
+	}
+	file := f.File
+	if wd, err := os.Getwd(); err == nil {
+		if rel, err := filepath.Rel(wd, file); err == nil && !strings.HasPrefix(rel, "..") {
+			file = rel
+		}
+	}
+	hint := fmt.Sprintf("if it is not a secret, skip the check with '# check=skip=%s' in the Dockerfile", f.Rule)
+	if f.Rule == linter.RuleSecretsUsedInArgOrEnv.Name {
+		hint = "pass secrets with --secret and RUN --mount=type=secret; " + hint
+	}
+	return errs.WithHint(fmt.Errorf("%w: %s:%d: %s: %s%s", errs.ErrBuildFailed, file, f.Start.Line, f.Rule, f.Message, more), hint)
+}
+
+// lintConfig is the .strata.yaml found from the context directory upward,
+// else the defaults.
+func lintConfig(contextDir string) (*lint.Config, error) {
+	path := lint.FindConfig(contextDir)
+	if path == "" {
+		return lint.DefaultConfig(), nil
+	}
+	return lint.LoadConfig(path)
+}
