@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -72,6 +73,24 @@ func TestEmbeddedBuilder(t *testing.T) {
 	}
 	if got := local.PID(); got != pid {
 		t.Fatalf("second build started a new buildkitd (pid %d, was %d)", got, pid)
+	}
+
+	// A buildkitd killed between builds (an OOM kill, a reboot of its
+	// container) leaves its pid file and socket behind; the next build
+	// starts a new one.
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); syscall.Kill(pid, 0) == nil; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the killed buildkitd did not exit")
+		}
+	}
+	if code, out := strataBin(t, vars, "build", "--progress", "plain", dir); code != 0 || !strings.Contains(out, "CACHED") {
+		t.Fatalf("build after buildkitd was killed: exit %d, want a build on a new daemon that kept the cache on disk\n%s", code, out)
+	}
+	if got := local.PID(); got == 0 || got == pid {
+		t.Fatalf("no new buildkitd after the old one was killed (pid %d, was %d)", got, pid)
 	}
 
 	if code, out := strataBin(t, vars, "builder", "stop"); code != 0 || !strings.Contains(out, "stopped") {

@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/strata-build/strata/errs"
+	"github.com/strata-build/strata/integration/testenv"
 )
 
 // startStrata runs the strata binary and returns once its progress shows
@@ -179,5 +180,47 @@ func TestConcurrentBuildsShareOneIndex(t *testing.T) {
 		if !strings.Contains(out, j.ref) {
 			t.Errorf("the shared index lost %s:\n%s", j.ref, out)
 		}
+	}
+}
+
+// SIGTERM in the middle of a streamed push (a CI job cancelled while the
+// layers upload over a slow link): exit 130, no tag and no manifest in the
+// registry, and the builder stays healthy for the next build.
+func TestTerminatedDuringPush(t *testing.T) {
+	proxy, err := testenv.StartProxy(env.Registry.Host, testenv.WithBandwidth(1<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"Dockerfile": fmt.Sprintf("FROM %s\nRUN head -c 8000000 /dev/urandom > /big\nRUN echo small > /small\n", env.Busybox)})
+	ref := proxy.Host + "/terminated/app:v1"
+	cmd, out, done := startStrata(t, "[strata] push ", "build", "--builder", env.Builder.Addr(), "--progress", "plain", "-t", ref, "--push", dir)
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	var werr error
+	select {
+	case werr = <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("strata did not stop on SIGTERM")
+	}
+	if code := exitCode(werr); code != errs.ExitInterrupted {
+		t.Fatalf("exit %d, want %d\n%s", code, errs.ExitInterrupted, tail(out.String(), 15))
+	}
+	repo, _ := name.NewRepository(env.Registry.Host+"/terminated/app", name.Insecure)
+	if tags, err := remote.List(repo); err == nil && len(tags) > 0 {
+		t.Fatalf("tags %v exist after a push was cancelled", tags)
+	}
+	regLog, err := os.ReadFile(env.Registry.LogFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(regLog), "PUT /v2/terminated/app/manifests/"); n > 0 {
+		t.Fatalf("%d manifests were put for a cancelled push", n)
+	}
+	writeFiles(t, dir, map[string]string{"Dockerfile": fmt.Sprintf("FROM %s\nRUN echo after-terminate\n", env.Busybox)})
+	if code, _, stderr := strata(t, "build", "--builder", env.Builder.Addr(), "--progress", "plain", dir); code != 0 {
+		t.Fatalf("the builder is not healthy after a cancelled push: exit %d\n%s", code, tail(stderr, 10))
 	}
 }
