@@ -3,6 +3,7 @@ package build
 import (
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/moby/buildkit/client"
 	digest "github.com/opencontainers/go-digest"
@@ -10,13 +11,20 @@ import (
 
 // stepCounter follows the status streams and counts the Dockerfile steps
 // that completed in the main solve, and how many of them came from the
-// cache. A streamed push runs prefix solves beside the main one; BuildKit
-// shares a step between them, and the solve that reaches it first may be
-// the only one told it was cached, so every stream is observed.
+// cache. A streamed push runs prefix solves beside the main one and BuildKit
+// shares their steps, so whether a step was cached is decided by the first
+// completion any solve saw: a step one solve built is "cached" to the solves
+// that reach it later, and a step the cache gave may be reported cached
+// only to the solve that reached it first.
 type stepCounter struct {
-	mu     sync.Mutex
-	done   map[digest.Digest]bool // vertex of the main solve -> completed
-	cached map[digest.Digest]bool // vertex reported cached in any solve
+	mu    sync.Mutex
+	done  map[digest.Digest]bool       // vertex of the main solve -> completed
+	first map[digest.Digest]completion // vertex -> its earliest completion in any solve
+}
+
+type completion struct {
+	at     time.Time
+	cached bool
 }
 
 // observe takes a status of the main solve (main) or of a prefix solve.
@@ -28,13 +36,18 @@ func (s *stepCounter) observe(st *client.SolveStatus, main bool) {
 			continue
 		}
 		if s.done == nil {
-			s.done, s.cached = map[digest.Digest]bool{}, map[digest.Digest]bool{}
+			s.done, s.first = map[digest.Digest]bool{}, map[digest.Digest]completion{}
 		}
 		if main {
 			s.done[v.Digest] = true
 		}
-		if v.Cached {
-			s.cached[v.Digest] = true
+		c, seen := s.first[v.Digest]
+		switch {
+		case !seen || v.Completed.Before(c.at):
+			s.first[v.Digest] = completion{at: *v.Completed, cached: v.Cached}
+		case v.Completed.Equal(c.at) && !v.Cached:
+			// The same completion told one solve it ran: it ran.
+			s.first[v.Digest] = completion{at: c.at}
 		}
 	}
 }
@@ -45,7 +58,7 @@ func (s *stepCounter) result() Steps {
 	var r Steps
 	for d := range s.done {
 		r.Total++
-		if s.cached[d] {
+		if s.first[d].cached {
 			r.Cached++
 		}
 	}
