@@ -18,11 +18,9 @@ type AutoCache struct {
 	Warn func(string)
 }
 
-// AutoImport is one cache import strata chose, and why.
-type AutoImport struct {
-	Ref    string `json:"ref"`
-	Reason string `json:"reason"`
-}
+// AutoImport is one cache import strata chose, why, and what the plan
+// expects it to save.
+type AutoImport = cache.Import
 
 // Choose plans opt against the index and returns the imports, best first.
 // It never fails the build: problems are warnings and give no imports.
@@ -52,11 +50,7 @@ func (a *AutoCache) Choose(ctx context.Context, opt Options) []AutoImport {
 		a.warn("planning cache sources: %v; building without automatic cache", err)
 		return nil
 	}
-	var out []AutoImport
-	for _, im := range plan.Imports(a.Max) {
-		out = append(out, AutoImport{Ref: im.Ref, Reason: im.Reason})
-	}
-	return out
+	return plan.Imports(a.Max)
 }
 
 // Record adds the pushed images to the index, so the next build anywhere

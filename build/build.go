@@ -37,10 +37,19 @@ type Result struct {
 	Warnings []client.VertexWarning
 	// Steps counts the Dockerfile steps BuildKit ran or found in its cache.
 	Steps Steps
+	// Pulled is what BuildKit pulled from registries.
+	Pulled Pulled
 	// Push describes the upload when strata pushed the image itself.
 	Push *PushStats
 	// AutoCache lists the cache sources strata chose from the index.
 	AutoCache []AutoImport
+}
+
+// Pulled counts the blobs BuildKit pulled from registries for the build:
+// base image and cache layers, as BuildKit's progress reports downloads.
+type Pulled struct {
+	Bytes int64 `json:"bytes"`
+	Blobs int   `json:"blobs"`
 }
 
 // Steps counts Dockerfile steps (BuildKit vertices named "[stage n/m] ...").
@@ -112,6 +121,7 @@ func runSolve(ctx context.Context, c *client.Client, so client.SolveOpt, p *prog
 		ExporterResponse: resp.ExporterResponse,
 		Warnings:         warnings,
 		Steps:            steps,
+		Pulled:           p.pulls.total(),
 		Timings:          Timings{Solve: time.Since(solveStart).Seconds()},
 	}, nil
 }

@@ -22,6 +22,7 @@ func (r *Result) Metadata() map[string]any {
 		"version": 1,
 		"timings": r.Timings,
 		"steps":   r.Steps,
+		"pulled":  r.Pulled,
 	}
 	if r.Push != nil {
 		st["push"] = r.Push

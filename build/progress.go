@@ -22,6 +22,7 @@ type progress struct {
 	closed bool
 
 	steps    stepCounter
+	pulls    pullCounter
 	warnings []client.VertexWarning
 	err      error
 }
@@ -53,6 +54,7 @@ func (p *progress) stream(main bool) chan *client.SolveStatus {
 		defer p.wg.Done()
 		for st := range in {
 			p.steps.observe(st, main)
+			p.pulls.observe(st)
 			if main {
 				p.send(st)
 			}
@@ -90,6 +92,41 @@ func (v *vertex) done(err error) {
 		c.Error = err.Error()
 	}
 	v.p.send(&client.SolveStatus{Vertexes: []*client.Vertex{&c}})
+}
+
+// pullCounter adds up the blobs BuildKit pulled from registries (base
+// image layers and imported cache layers): BuildKit reports each download
+// as a status whose ID is the blob's digest, ending at its size. A blob
+// shared by several solves is counted once.
+type pullCounter struct {
+	mu    sync.Mutex
+	bytes map[string]int64 // digest -> largest size reported
+}
+
+func (c *pullCounter) observe(st *client.SolveStatus) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, s := range st.Statuses {
+		if _, err := digest.Parse(s.ID); err != nil {
+			continue // "writing layer sha256:...", "pushing layers", ...
+		}
+		if c.bytes == nil {
+			c.bytes = map[string]int64{}
+		}
+		c.bytes[s.ID] = max(c.bytes[s.ID], s.Total, s.Current)
+	}
+}
+
+// total returns the bytes and the number of blobs pulled.
+func (c *pullCounter) total() Pulled {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var p Pulled
+	for _, n := range c.bytes {
+		p.Bytes += n
+		p.Blobs++
+	}
+	return p
 }
 
 // wait ends the display once every solve's stream has ended, and returns

@@ -246,6 +246,7 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 		ExporterResponse: resp.ExporterResponse,
 		Warnings:         warnings,
 		Steps:            steps,
+		Pulled:           p.pulls.total(),
 		Timings:          Timings{Solve: solveTime.Seconds()},
 		Push:             &PushStats{BytesPushed: sent, Layers: layers.list(), Streamed: true},
 	}, nil

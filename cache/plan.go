@@ -299,6 +299,12 @@ func copyStep(text string) bool {
 type Import struct {
 	Ref    string `json:"ref"`
 	Reason string `json:"reason"`
+	// Over every stage the image is a candidate of: steps matched by text,
+	// leading steps matched exactly, and the layer bytes of those.
+	StepsMatched  int   `json:"stepsMatched"`
+	StepsExact    int   `json:"stepsExact"`
+	BytesReusable int64 `json:"bytesReusable"`
+	BytesLikely   int64 `json:"bytesLikely"`
 }
 
 // Imports returns at most n cache imports, best first: images that carry
@@ -346,7 +352,8 @@ func (p *Plan) Imports(n int) []Import {
 			break
 		}
 		out = append(out, Import{Ref: s.ref, Reason: fmt.Sprintf("shares steps with stage %s; %s reusable, %s likely",
-			strings.Join(s.stages, ", "), HumanBytes(s.exact), HumanBytes(s.likely))})
+			strings.Join(s.stages, ", "), HumanBytes(s.exact), HumanBytes(s.likely)),
+			StepsMatched: s.matched, StepsExact: s.steps, BytesReusable: s.exact, BytesLikely: s.likely})
 	}
 	return out
 }

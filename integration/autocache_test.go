@@ -46,14 +46,27 @@ RUN cat /app/src/* > /app/out
 	}
 	m := readMetadata(t, meta)
 	var st struct {
-		AutoCache []struct{ Ref, Reason string }
-		Steps     struct{ Total, Cached int }
+		AutoCache []struct {
+			Ref, Reason              string
+			StepsMatched, StepsExact int
+			BytesReusable            int64
+		}
+		Steps  struct{ Total, Cached int }
+		Pulled struct{ Bytes, Blobs int64 }
 	}
 	if err := json.Unmarshal(m["strata"], &st); err != nil {
 		t.Fatal(err)
 	}
 	if len(st.AutoCache) == 0 || !strings.Contains(st.AutoCache[0].Ref, "/autocache/main@sha256:") {
 		t.Fatalf("auto cache chose %+v, want the main image", st.AutoCache)
+	}
+	if a := st.AutoCache[0]; a.StepsMatched != 5 || a.StepsExact != 3 || a.BytesReusable < 2000000 {
+		t.Errorf("the chosen image %+v: want 5 steps matched, 3 exactly, with the 2 MB dependency layer", a)
+	}
+	// The fresh builder pulled the base image and the reused layers (the
+	// 2 MB of random data among them).
+	if st.Pulled.Bytes < 2000000 || st.Pulled.Blobs < 2 {
+		t.Errorf("pulled %+v, want the base layer and the reused 2 MB dependency layer", st.Pulled)
 	}
 	// RUN deps, COPY lock, RUN sum come from the main image's cache; the
 	// changed COPY src and what follows run.
@@ -70,11 +83,23 @@ RUN cat /app/src/* > /app/out
 		t.Fatal(err)
 	}
 	defer bk2.Stop(20 * time.Second)
-	code, _, stderr = strata(t, "build", "--builder", bk2.Addr(), "--progress", "plain", "--index-file", index, "--no-auto-cache", "--metadata-file", meta, dir)
+	off := env.Registry.Host + "/autocache/off:v3"
+	code, _, stderr = strata(t, "build", "--builder", bk2.Addr(), "--progress", "plain", "--index-file", index, "--no-auto-cache",
+		"-t", off, "--push", "--metadata-file", meta, dir)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, tail(stderr, 20))
 	}
 	if got := strataMetadata(t, readMetadata(t, meta)); got.Steps.Cached != 0 {
 		t.Errorf("--no-auto-cache: %d steps cached on a fresh builder", got.Steps.Cached)
+	}
+	if err := json.Unmarshal(readMetadata(t, meta)["strata"], &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Pulled.Bytes == 0 || st.Pulled.Bytes >= 2000000 {
+		t.Errorf("--no-auto-cache pulled %+v, want only the base image", st.Pulled)
+	}
+	// Choosing no cache still records what was pushed.
+	if code, out, stderr := strata(t, "index", "ls", "--index-file", index); code != 0 || !strings.Contains(out, off) {
+		t.Errorf("the index does not hold the image pushed with --no-auto-cache: exit %d\n%s%s", code, out, stderr)
 	}
 }

@@ -107,20 +107,20 @@ sources for later builds.`,
 	f.StringVar(&opt.Progress, "progress", "auto", "progress output: auto, plain, tty, quiet or rawjson")
 	f.StringVar(&metadataFile, "metadata-file", "", "write the build result metadata (image digest, timings) as JSON to this file")
 	f.IntVar(&autoCache, "auto-cache", 3, "import cache from at most N images of the index that share the most steps with this build")
-	f.BoolVar(&noAutoCache, "no-auto-cache", false, "do not choose cache sources from the index (--cache-from still applies)")
+	f.BoolVar(&noAutoCache, "no-auto-cache", false, "do not choose cache sources from the index (--cache-from still applies; pushed images are still added to it)")
 	index.add(cmd)
 	f.StringVar(&builderAddr, "builder", "", "BuildKit address, e.g. unix:///run/buildkit/buildkitd.sock or tcp://host:1234 (default: BUILDKIT_HOST, else strata's local buildkitd)")
 	return cmd
 }
 
-// autoCacheFor opens the index store for automatic cache selection, or
-// returns nil when it is turned off.
+// autoCacheFor opens the index store: for automatic cache selection (at
+// most n images; none with off) and to record the images the build pushes.
 func autoCacheFor(s Streams, f *indexFlags, n int, off bool) (*build.AutoCache, error) {
 	if n < 0 {
 		return nil, errs.Usagef("--auto-cache=%d: want 0 or more", n)
 	}
-	if off || n == 0 {
-		return nil, nil
+	if off {
+		n = 0 // choose nothing; pushed images are still recorded
 	}
 	opts := []cache.Option{cache.WithInsecureRegistries(f.insecure...)}
 	warn := func(msg string) { fmt.Fprintf(s.Err, "strata: warning: %s\n", msg) }
