@@ -2,6 +2,7 @@ package lint
 
 import (
 	"fmt"
+	"github.com/moby/buildkit/frontend/dockerfile/linter"
 	"strings"
 )
 
@@ -53,5 +54,10 @@ func IndexDoc() string {
 	for _, r := range BuildKitRules() {
 		fmt.Fprintf(&b, "- [%s](%s): %s\n", r.Name, r.URL, r.Description)
 	}
+	fmt.Fprintf(&b, "\nTwo of BuildKit's checks need the base image's configuration, which a linter that does not\n"+
+		"pull images cannot know: [%s](%s) (a variable that only the base image's environment may define)\n"+
+		"and %s. `strata build` and `docker buildx build --check` with the strata frontend report\n"+
+		"them, as BuildKit's stock builder runs them there.\n",
+		linter.RuleUndefinedVar.Name, linter.RuleUndefinedVar.URL, linter.RuleInvalidBaseImagePlatform.Name)
 	return b.String()
 }
