@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/moby/buildkit/frontend/dockerfile/dfgitutil"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 )
 
@@ -75,11 +76,14 @@ func (p *pass) checkAdd(s *Step, add *instructions.AddCommand) {
 		if !isURL(src) {
 			continue
 		}
-		if isGitURL(src) {
-			_, ref, _ := strings.Cut(src, "#")
-			ref, _, _ = strings.Cut(ref, ":")
-			if add.Checksum == "" && !hexRef.MatchString(ref) {
-				p.report(RuleAddUrlWithoutChecksum.Info(), s, RuleAddUrlWithoutChecksum.Format(src, "follows a branch or tag: pin a full commit (#<sha>) or give --checksum"), nil)
+		if g, isGit, err := dfgitutil.ParseGitRef(src); isGit || err == nil && !g.IndistinguishableFromLocal {
+			// A git source, read as BuildKit reads it: "#ref:subdir" or
+			// "?ref=...&checksum=..." (a commit pins it as --checksum does).
+			if err != nil {
+				continue // BuildKit refuses the source; the build says why
+			}
+			if add.Checksum == "" && g.Checksum == "" && !hexRef.MatchString(strings.ToLower(g.Ref)) {
+				p.report(RuleAddUrlWithoutChecksum.Info(), s, RuleAddUrlWithoutChecksum.Format(src, "follows a branch or tag: pin a full commit (#<sha>, ?ref=<sha> or ?checksum=<sha>) or give --checksum"), nil)
 			}
 			continue
 		}
@@ -87,12 +91,6 @@ func (p *pass) checkAdd(s *Step, add *instructions.AddCommand) {
 			p.report(RuleAddUrlWithoutChecksum.Info(), s, RuleAddUrlWithoutChecksum.Format(src, "has no --checksum: the download cannot be verified and may change between builds"), nil)
 		}
 	}
-}
-
-func isGitURL(s string) bool {
-	l := strings.ToLower(s)
-	base, _, _ := strings.Cut(l, "#")
-	return strings.HasPrefix(l, "git@") || strings.HasSuffix(base, ".git") || strings.HasPrefix(l, "git://")
 }
 
 func (p *pass) checkRunRemote(s *Step) {
