@@ -1,6 +1,10 @@
 package lint
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
 
 // RuleNonDeterministicRun: rule 13.
 var RuleNonDeterministicRun = Rule[func(what string) string]{
@@ -34,12 +38,12 @@ func checkNonDeterministic(p *pass) {
 }
 
 func nonDeterministic(sc *Script) string {
-	if sc.Vars["RANDOM"] {
-		return "uses $RANDOM"
+	if sc.RandomAssigned {
+		return "stores $RANDOM in a variable"
 	}
 	for _, c := range sc.Commands {
-		if !c.Writes && !c.InSubst {
-			continue
+		if !intoImage(c) {
+			continue // printed to the build log only
 		}
 		switch {
 		case c.Name() == "date" && !c.Has("-d", "--date", "-r", "--reference") && !hasEpoch(c):
@@ -48,9 +52,44 @@ func nonDeterministic(sc *Script) string {
 			return "writes the current commit (" + short(c) + ")"
 		case c.Name() == "uuidgen", c.Name() == "openssl" && c.Sub() == "rand", c.Name() == "mktemp" && c.Writes:
 			return "writes a random value (" + short(c) + ")"
+		case slices.ContainsFunc(c.Args, func(a string) bool { return mentions(a, "RANDOM") }):
+			return "writes $RANDOM (" + short(c) + ")"
 		}
 	}
 	return ""
+}
+
+// intoImage reports whether what c prints may end up in a file of the
+// image: its output, or that of the command whose words hold it when c is
+// inside $(...), is redirected to a file or piped into tee, or goes to a
+// command that edits files in place; a substitution that a variable stores
+// is taken to be written.
+func intoImage(c *ShellCommand) bool {
+	for ; c != nil; c = c.Outer {
+		if c.Writes || c.PipedTo == "tee" || c.Name() == "tee" || editsInPlace(c) {
+			return true
+		}
+		if !c.InSubst {
+			return false
+		}
+		if c.Outer == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// editsInPlace reports sed -i (also -i.bak, -ri, --in-place).
+func editsInPlace(c *ShellCommand) bool {
+	if c.Name() != "sed" {
+		return false
+	}
+	for _, a := range c.Args[1:] {
+		if strings.HasPrefix(a, "--in-place") || strings.HasPrefix(a, "-") && !strings.HasPrefix(a, "--") && strings.Contains(a, "i") {
+			return true
+		}
+	}
+	return false
 }
 
 func hasEpoch(c *ShellCommand) bool {

@@ -11,8 +11,10 @@ import (
 type Script struct {
 	Commands []*ShellCommand
 	Vars     map[string]bool // variables the body expands
-	Err      error           // the body did not parse as shell; Commands is a rough split
-	parser   *syntax.Parser
+	// RandomAssigned reports a bare assignment of $RANDOM to a variable.
+	RandomAssigned bool
+	Err            error // the body did not parse as shell; Commands is a rough split
+	parser         *syntax.Parser
 }
 
 // ShellCommand is one simple command of a RUN body.
@@ -22,6 +24,12 @@ type ShellCommand struct {
 	PipedTo string   // name of the command this one's output is piped into
 	InSubst bool     // inside $(...) or backquotes
 	Writes  bool     // stdout is redirected to a file
+	// Outer is, for a command inside $(...), the command whose words hold
+	// the substitution; nil when it is the value of a bare assignment.
+	Outer *ShellCommand
+	// Assigned is set on a command inside $(...) that a bare assignment
+	// (NAME=$(...)) stores in a variable.
+	Assigned bool
 }
 
 // Name is the command's base name ("apt-get" for /usr/bin/apt-get).
@@ -114,7 +122,7 @@ func parseScript(p *syntax.Parser, src string, line int) *Script {
 		s.rough(src, line)
 		return s
 	}
-	s.walk(f, line, false, 0)
+	s.walk(f, line, nil, 0)
 	return s
 }
 
@@ -123,14 +131,22 @@ type pipeLink struct {
 	to   string
 }
 
-func (s *Script) walk(root syntax.Node, line int, inSubst bool, depth int) {
+// subst describes the $(...) a walk is inside of; nil at the top level.
+type subst struct {
+	outer    *ShellCommand // the command whose words hold it; nil for a bare assignment
+	assigned bool          // the value of a bare assignment
+}
+
+func (s *Script) walk(root syntax.Node, line int, in *subst, depth int) {
 	byCall := map[*syntax.CallExpr]*ShellCommand{}
 	var links []pipeLink
+	var current *ShellCommand // the simple command whose words are being walked
+	bare := false             // current statement is a bare assignment
 	syntax.Walk(root, func(n syntax.Node) bool {
 		switch n := n.(type) {
 		case *syntax.CmdSubst:
 			for _, st := range n.Stmts {
-				s.walk(st, line, true, depth)
+				s.walk(st, line, &subst{outer: current, assigned: bare && current == nil}, depth)
 			}
 			return false
 		case *syntax.ParamExp:
@@ -138,11 +154,13 @@ func (s *Script) walk(root syntax.Node, line int, inSubst bool, depth int) {
 				s.Vars[n.Param.Value] = true
 			}
 		case *syntax.Stmt:
+			current, bare = nil, false
 			call, ok := n.Cmd.(*syntax.CallExpr)
 			if !ok {
 				break
 			}
-			c := s.call(call, line, inSubst, depth)
+			c := s.call(call, line, in, depth)
+			current, bare = c, c == nil && len(call.Assigns) > 0
 			if c == nil {
 				break
 			}
@@ -180,10 +198,13 @@ func (s *Script) walk(root syntax.Node, line int, inSubst bool, depth int) {
 
 // call records a simple command, looking through wrappers like sudo and env
 // and into sh -c scripts.
-func (s *Script) call(call *syntax.CallExpr, line int, inSubst bool, depth int) *ShellCommand {
+func (s *Script) call(call *syntax.CallExpr, line int, in *subst, depth int) *ShellCommand {
 	for _, a := range call.Assigns {
 		if a.Name != nil {
 			s.Vars["="+a.Name.Value] = true
+		}
+		if len(call.Args) == 0 && a.Value != nil && mentions(word(a.Value, nil), "RANDOM") {
+			s.RandomAssigned = true
 		}
 	}
 	if len(call.Args) == 0 {
@@ -199,7 +220,10 @@ func (s *Script) call(call *syntax.CallExpr, line int, inSubst bool, depth int) 
 			args = args[1:]
 		}
 	}
-	c := &ShellCommand{Args: args, Line: line + int(call.Pos().Line()) - 1, InSubst: inSubst}
+	c := &ShellCommand{Args: args, Line: line + int(call.Pos().Line()) - 1}
+	if in != nil {
+		c.InSubst, c.Outer, c.Assigned = true, in.outer, in.assigned
+	}
 	s.Commands = append(s.Commands, c)
 	switch c.Name() {
 	case "sh", "bash", "ash", "dash", "zsh":
@@ -207,7 +231,7 @@ func (s *Script) call(call *syntax.CallExpr, line int, inSubst bool, depth int) 
 			if a == "-c" && i+1 < len(args) && depth < 3 {
 				f, err := s.parser.Parse(strings.NewReader(args[i+1]), "")
 				if err == nil {
-					s.walk(f, c.Line, inSubst, depth+1)
+					s.walk(f, c.Line, in, depth+1)
 				}
 				break
 			}
