@@ -16,7 +16,9 @@ var RuleCacheMountMissing = Rule[func(cmd, dirs string, copyLine int) string]{
 		URL:         docURL("CacheMountMissing"),
 		Explain: "A step after a broad COPY re-runs whenever any source file changes. With a cache mount on the tool's cache " +
 			"directory it starts warm instead of downloading and compiling everything again. The rule speaks only where the " +
-			"step re-runs often, so it does not fire on every file.",
+			"step re-runs often, so it does not fire on every file. Only a cache mount on the tool's own directory (its usual path, " +
+			"or a path naming it, like /cache/go-build) counts; for go the module cache is needed too unless an earlier step " +
+			"ran go mod download.",
 		Bad:  "FROM golang:1.26\nWORKDIR /src\nCOPY . .\nRUN go build -o /app .\n",
 		Good: "FROM golang:1.26\nWORKDIR /src\nCOPY . .\nRUN --mount=type=cache,target=/root/.cache/go-build --mount=type=cache,target=/go/pkg/mod go build -o /app .\n",
 	},
@@ -42,53 +44,88 @@ var RuleVolumeUsedAsBuildCache = Rule[func(dir string) string]{
 	},
 }
 
-// cacheDirs are where each ecosystem keeps what a cache mount should hold.
-var cacheDirs = map[string]string{
-	"go": "/root/.cache/go-build", "cargo": "/usr/local/cargo/registry", "npm": "/root/.npm", "yarn": "/usr/local/share/.cache/yarn",
-	"pnpm": "/root/.local/share/pnpm/store", "bun": "/root/.bun/install/cache", "pip": "/root/.cache/pip", "uv": "/root/.cache/uv",
-	"poetry": "/root/.cache/pypoetry", "pipenv": "/root/.cache/pipenv", "maven": "/root/.m2", "gradle": "/root/.gradle",
-	"dotnet": "/root/.nuget/packages", "composer": "/root/.composer/cache", "bundler": "/usr/local/bundle/cache", "mix": "/root/.hex",
+// cacheDir is where an ecosystem keeps what a cache mount should hold,
+// and a word that recognises a cache mount of it at another path (a
+// GOCACHE or npm_config_cache set elsewhere).
+type cacheDir struct{ target, word string }
+
+// cacheDirs are the cache directories of each ecosystem's build and
+// install steps; go mod download fills only the module cache (goModCache).
+var cacheDirs = map[string]cacheDir{
+	"go": {"/root/.cache/go-build", "go-build"}, "cargo": {"/usr/local/cargo/registry", "cargo"}, "npm": {"/root/.npm", "npm"},
+	"yarn": {"/usr/local/share/.cache/yarn", "yarn"}, "pnpm": {"/root/.local/share/pnpm/store", "pnpm"}, "bun": {"/root/.bun/install/cache", "bun"},
+	"pip": {"/root/.cache/pip", "pip"}, "uv": {"/root/.cache/uv", "uv"}, "poetry": {"/root/.cache/pypoetry", "poetry"},
+	"pipenv": {"/root/.cache/pipenv", "pipenv"}, "maven": {"/root/.m2", ".m2"}, "gradle": {"/root/.gradle", "gradle"},
+	"dotnet": {"/root/.nuget/packages", "nuget"}, "composer": {"/root/.composer/cache", "composer"}, "bundler": {"/usr/local/bundle/cache", "bundle"},
+	"mix": {"/root/.hex", "hex"},
+}
+
+var goModCache = cacheDir{"/go/pkg/mod", "pkg/mod"}
+
+// neededCaches returns the cache directories a build command c needs:
+// the ecosystem's build cache, and for go the module cache too unless an
+// earlier step of the stage downloaded the modules (modsDownloaded).
+// Install steps are SourceCopiedBeforeDependencyInstall's: once they come
+// before the sources, they do not re-run often.
+func neededCaches(c *ShellCommand, modsDownloaded bool) []cacheDir {
+	for _, e := range ecosystems {
+		if !e.build(c) {
+			continue
+		}
+		if e.name == "go" && !modsDownloaded {
+			return []cacheDir{cacheDirs["go"], goModCache}
+		}
+		return []cacheDir{cacheDirs[e.name]}
+	}
+	return nil
+}
+
+// hasCacheMountFor reports a cache mount on d's directory (or one above
+// it), by its usual path or by its word.
+func hasCacheMountFor(s *Step, d cacheDir) bool {
+	for _, m := range s.Mounts {
+		if m.Type != instructions.MountTypeCache {
+			continue
+		}
+		t := strings.TrimSuffix(strings.ToLower(m.Target), "/")
+		if t == d.target || strings.HasPrefix(d.target, t+"/") || strings.Contains(t, d.word) {
+			return true
+		}
+	}
+	return false
 }
 
 func checkCacheMounts(p *pass) {
 	for _, st := range p.df.Stages {
 		copyLine := 0
+		modsDownloaded := false
 		for _, s := range st.Steps {
 			if cs := p.copied(s); cs != nil && p.broadCopy(cs) {
 				copyLine = s.Start
 				continue
 			}
-			if copyLine == 0 || s.Script == nil || hasCacheMount(s) {
+			if s.Script == nil {
 				continue
 			}
 			for _, c := range s.Script.Commands {
-				e := buildEcosystem(c)
-				if e == nil {
-					continue
+				if copyLine != 0 {
+					var missing []string
+					for _, d := range neededCaches(c, modsDownloaded) {
+						if !hasCacheMountFor(s, d) {
+							missing = append(missing, d.target)
+						}
+					}
+					if len(missing) > 0 {
+						p.report(RuleCacheMountMissing.Info(), s, RuleCacheMountMissing.Format(short(c), strings.Join(missing, " --mount=type=cache,target="), copyLine), nil)
+						break
+					}
 				}
-				p.report(RuleCacheMountMissing.Info(), s, RuleCacheMountMissing.Format(short(c), cacheDirs[e.name], copyLine), nil)
-				break
+				if c.Is("go", "mod", "download") {
+					modsDownloaded = true
+				}
 			}
 		}
 	}
-}
-
-func buildEcosystem(c *ShellCommand) *ecosystem {
-	for _, e := range ecosystems {
-		if e.build(c) {
-			return e
-		}
-	}
-	return nil
-}
-
-func hasCacheMount(s *Step) bool {
-	for _, m := range s.Mounts {
-		if m.Type == instructions.MountTypeCache {
-			return true
-		}
-	}
-	return false
 }
 
 var cacheVolumes = []string{".m2", ".gradle", ".cache", "node_modules", ".npm", ".yarn", "go/pkg/mod", ".cargo/registry", "cargo/registry", ".nuget", ".ivy2", ".sbt", ".pnpm-store", ".composer"}
