@@ -74,7 +74,7 @@ func checkDependencyOrder(p *pass) {
 }
 
 func (p *pass) dependencyOrder(s *Step, c *ShellCommand, e *ecosystem, install bool) {
-	if install && boundManifest(s) {
+	if install && boundManifest(s, e) {
 		return
 	}
 	var src *copySet
@@ -126,10 +126,17 @@ func fetches(sc *Script, e *ecosystem) bool {
 	return false
 }
 
-// boundManifest reports whether a RUN gets its manifests from a bind mount.
-func boundManifest(s *Step) bool {
+// boundManifest reports whether a RUN gets e's manifests from a bind
+// mount: of a manifest or manifest directory, of the whole context, or
+// from another stage or image (whose content the rule cannot see). A bind
+// mount of an unrelated file (a script, a config) does not count.
+func boundManifest(s *Step, e *ecosystem) bool {
 	for _, m := range s.Mounts {
-		if m.Type == instructions.MountTypeBind {
+		if m.Type != instructions.MountTypeBind {
+			continue
+		}
+		src := strings.Trim(path.Clean("/"+m.Source), "/")
+		if m.From != "" || src == "" || e.owns(src, path.Base(src)) || e.owns(strings.Trim(m.Target, "/"), path.Base(m.Target)) {
 			return true
 		}
 	}
