@@ -140,7 +140,8 @@ func checkVolumes(p *pass) {
 			for _, dir := range v.Volumes {
 				d := strings.TrimSuffix(dir, "/")
 				for _, c := range cacheVolumes {
-					if strings.HasSuffix(d, "/"+c) || d == c || strings.HasSuffix(d, "~/"+c) {
+					// The cache directory itself or one inside it (/root/.m2/repository).
+					if strings.Contains("/"+d+"/", "/"+c+"/") {
 						p.report(RuleVolumeUsedAsBuildCache.Info(), s, RuleVolumeUsedAsBuildCache.Format(dir), nil)
 						break
 					}
