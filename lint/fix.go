@@ -3,6 +3,7 @@ package lint
 import (
 	"bytes"
 	"fmt"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -162,9 +163,29 @@ func (df *Dockerfile) stepText(s *Step) []string {
 	return append([]string(nil), df.Lines[s.Start-1:s.End]...)
 }
 
-// moveBefore moves step s to just before line at.
+// moveBefore moves step s, with the comment lines right above it (a
+// description, a "# strata:ignore="), to just before line at, above the
+// comment lines that belong to the instruction there.
 func (df *Dockerfile) moveBefore(s *Step, at int) edit {
-	return edit{del: s.Start, delEnd: s.End, at: at, text: df.stepText(s)}
+	start := df.commentsAbove(s.Start)
+	text := append(append([]string(nil), df.Lines[start-1:s.Start-1]...), df.stepText(s)...)
+	return edit{del: start, delEnd: s.End, at: df.commentsAbove(at), text: text}
+}
+
+var parserDirective = regexp.MustCompile(`(?i)^#\s*(syntax|escape|check)\s*=`)
+
+// commentsAbove returns the first line of the comment block that ends
+// right above line (line itself when there is none). Parser directives
+// stay where they are.
+func (df *Dockerfile) commentsAbove(line int) int {
+	for line > 1 && line-1 <= len(df.Lines) {
+		t := strings.TrimSpace(df.Lines[line-2])
+		if !strings.HasPrefix(t, "#") || parserDirective.MatchString(t) {
+			break
+		}
+		line--
+	}
+	return line
 }
 
 // copyFlags returns the flags of a COPY worth repeating on a manifest COPY.

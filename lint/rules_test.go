@@ -233,3 +233,30 @@ func TestCheckErrorTrue(t *testing.T) {
 		t.Errorf("BuildKit checks are errors with check=error=true: %+v", res.Findings)
 	}
 }
+
+// A moved ARG takes its description comment along and lands above the
+// comments of the step it goes before, so a "# strata:ignore=" stays with
+// its instruction.
+func TestFixMoveKeepsComments(t *testing.T) {
+	src := "# syntax=docker/dockerfile:1\nFROM alpine\n# GIT_SHA the commit being built\nARG GIT_SHA\nRUN apk add --no-cache curl\n" +
+		"# strata:ignore=UnpinnedRemoteInRun\nRUN curl -fsSL https://example.com/latest/tool -o /tool && echo $GIT_SHA > /version\n"
+	want := "# syntax=docker/dockerfile:1\nFROM alpine\nRUN apk add --no-cache curl\n# GIT_SHA the commit being built\nARG GIT_SHA\n" +
+		"# strata:ignore=UnpinnedRemoteInRun\nRUN curl -fsSL https://example.com/latest/tool -o /tool && echo $GIT_SHA > /version\n"
+	res, err := Lint("Dockerfile", []byte(src), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fx := res.Fix()
+	if got := string(fx.Dockerfile); got != want {
+		t.Fatalf("fixed =\n%s\nwant\n%s", got, want)
+	}
+	again, err := Lint("Dockerfile", fx.Dockerfile, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range again.Findings {
+		if f.Rule == "UnpinnedRemoteInRun" || f.Rule == "VolatileArgBeforeRun" {
+			t.Errorf("after the fix: %d: %s %s", f.Start.Line, f.Rule, f.Message)
+		}
+	}
+}
