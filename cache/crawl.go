@@ -333,13 +333,17 @@ func (c *crawler) tag(ctx context.Context, t name.Tag, ref string) {
 	c.count(func(p *Progress, res *RefreshResult) { p.Fetched++; res.Fetched++ })
 }
 
-// reuse copies the entries of an already indexed manifest to ref.
+// reuse copies the entries of an already indexed manifest to ref, and
+// drops ref's entries for platforms that manifest does not have (a tag
+// moved from a multi-platform image to a single-platform one).
 func (c *crawler) reuse(ref, dgst string) bool {
 	src := c.known[dgst]
 	if len(src) == 0 {
 		return false
 	}
+	platforms := make([]string, 0, len(src))
 	for _, m := range src {
+		platforms = append(platforms, m.Platform)
 		if cur, ok := c.x.Get(ref, m.Platform); ok && cur.Digest == m.Digest && cur.TagDigest == m.TagDigest {
 			continue // unchanged: leave the entry as it is
 		}
@@ -347,6 +351,7 @@ func (c *crawler) reuse(ref, dgst string) bool {
 		cp.Ref, cp.Indexed = ref, c.now
 		c.x.Put(&cp)
 	}
+	c.x.Delete(ref, c.now, platforms...)
 	c.count(func(p *Progress, res *RefreshResult) { p.Reused++; res.Reused++ })
 	return true
 }

@@ -227,6 +227,20 @@ func TestRefresh(t *testing.T) {
 		t.Errorf("moved tag: %+v", m)
 	}
 
+	// A tag moved to a manifest already indexed under another tag takes
+	// that manifest's entries and loses the platforms it had before.
+	pushRaw(t, app+":multi", types.OCIConfigJSON, testConfig("amd64", true, bkHistory("RUN /bin/sh -c a", "COPY x /x"), l3), l3) // v1's image
+	res, err = Refresh(ctx, x, RefreshOptions{Registry: host, Repos: []string{"app"}}, opts...)
+	if err != nil || res.Fetched != 0 || res.Reused != 3 {
+		t.Fatalf("fourth refresh: %+v %v", res, err)
+	}
+	if _, ok := x.Get(app+":multi", "linux/arm64"); ok {
+		t.Error("a platform the moved tag no longer has is still indexed")
+	}
+	if m, ok := x.Get(app+":multi", "linux/amd64"); !ok || m.Steps[2].Text != "COPY x /x" {
+		t.Errorf("the moved tag does not hold v1's image: %+v", m)
+	}
+
 	// Named repositories work without the catalog; a missing one is empty.
 	y := NewIndex()
 	res, err = Refresh(ctx, y, RefreshOptions{Registry: host, Repos: []string{"app", "nope", "secret"}}, opts...)
