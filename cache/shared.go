@@ -403,8 +403,9 @@ func contains(list []string, s string) bool {
 }
 
 // indexImage builds the image index holding x: one layer with IndexPath
-// and MergedPath, one image for linux/amd64 and one for linux/arm64, so
-// llb.Image reads it on either.
+// and MergedPath, one image for linux/amd64 and one for linux/arm64, so a
+// pull on either finds it (the strata frontend reads the linux/amd64 image
+// on builders of every architecture: nothing runs in it).
 func indexImage(x *Index, merged []string, name string) (v1.ImageIndex, error) {
 	var data bytes.Buffer
 	if err := x.Encode(&data); err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/frontend/dockerui"
 	"github.com/moby/buildkit/frontend/gateway/client"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/strata-build/strata/cache"
 )
@@ -134,9 +135,14 @@ func chooseImports(ctx context.Context, c client.Client, bc *dockerui.Client, sr
 	return plan.CacheImports(n), nil
 }
 
+// indexPlatform is the platform the index image is read for. Its files are
+// the same on every platform and nothing runs in it, so one fixed platform
+// lets a builder of any architecture, or a client on macOS or Windows, read it.
+var indexPlatform = ocispecs.Platform{OS: "linux", Architecture: "amd64"}
+
 // readIndex solves the index image and reads its index file.
 func readIndex(ctx context.Context, c client.Client, ref string) (*cache.Index, error) {
-	def, err := llb.Image(ref, llb.WithCustomName("[strata] reading cache index "+ref)).Marshal(ctx)
+	def, err := llb.Image(ref, llb.Platform(indexPlatform), llb.WithCustomName("[strata] reading cache index "+ref)).Marshal(ctx)
 	if err != nil {
 		return nil, err
 	}
