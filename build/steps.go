@@ -12,19 +12,24 @@ import (
 // stepCounter follows the status streams and counts the Dockerfile steps
 // that completed in the main solve, and how many of them came from the
 // cache. A streamed push runs prefix solves beside the main one and BuildKit
-// shares their steps, so whether a step was cached is decided by the first
-// completion any solve saw: a step one solve built is "cached" to the solves
-// that reach it later, and a step the cache gave may be reported cached
-// only to the solve that reached it first.
+// shares their steps, so the streams disagree: a step one solve built is
+// "cached" to the solves that reach it later, a step the cache gave may be
+// reported cached only to the solve that reached it first (the others may
+// see it complete uncached in an instant), and a cached step whose layers
+// BuildKit pulls at export completes again, uncached. A step is counted
+// cached when some solve was told so and no solve saw it run before that.
 type stepCounter struct {
 	mu    sync.Mutex
 	done  map[digest.Digest]bool       // vertex of the main solve -> completed
-	first map[digest.Digest]completion // vertex -> its earliest completion in any solve
+	steps map[digest.Digest]*stepTimes // vertex -> what any solve saw
 }
 
-type completion struct {
-	at     time.Time
-	cached bool
+// minRun is the least time a step that really ran can take.
+const minRun = time.Millisecond
+
+type stepTimes struct {
+	cachedAt time.Time // earliest completion reported cached
+	ranFrom  time.Time // earliest start of a completion not reported cached
 }
 
 // observe takes a status of the main solve (main) or of a prefix solve.
@@ -36,18 +41,30 @@ func (s *stepCounter) observe(st *client.SolveStatus, main bool) {
 			continue
 		}
 		if s.done == nil {
-			s.done, s.first = map[digest.Digest]bool{}, map[digest.Digest]completion{}
+			s.done, s.steps = map[digest.Digest]bool{}, map[digest.Digest]*stepTimes{}
 		}
 		if main {
 			s.done[v.Digest] = true
 		}
-		c, seen := s.first[v.Digest]
-		switch {
-		case !seen || v.Completed.Before(c.at):
-			s.first[v.Digest] = completion{at: *v.Completed, cached: v.Cached}
-		case v.Completed.Equal(c.at) && !v.Cached:
-			// The same completion told one solve it ran: it ran.
-			s.first[v.Digest] = completion{at: c.at}
+		t := s.steps[v.Digest]
+		if t == nil {
+			t = &stepTimes{}
+			s.steps[v.Digest] = t
+		}
+		if v.Cached {
+			if t.cachedAt.IsZero() || v.Completed.Before(t.cachedAt) {
+				t.cachedAt = *v.Completed
+			}
+			continue
+		}
+		// BuildKit also completes a step it takes from the cache as
+		// uncached, in microseconds; running takes milliseconds at least
+		// (a snapshot for a COPY, a container for a RUN).
+		if v.Started == nil || v.Completed.Sub(*v.Started) < minRun {
+			continue
+		}
+		if t.ranFrom.IsZero() || v.Started.Before(t.ranFrom) {
+			t.ranFrom = *v.Started
 		}
 	}
 }
@@ -58,7 +75,7 @@ func (s *stepCounter) result() Steps {
 	var r Steps
 	for d := range s.done {
 		r.Total++
-		if s.first[d].cached {
+		if t := s.steps[d]; !t.cachedAt.IsZero() && (t.ranFrom.IsZero() || !t.ranFrom.Before(t.cachedAt)) {
 			r.Cached++
 		}
 	}
