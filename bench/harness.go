@@ -29,6 +29,9 @@ type Run struct {
 	MaxPerBlob  int     `json:"maxUploadsOfOneBlob"`
 	StepsTotal  int     `json:"stepsTotal"`
 	StepsCached int     `json:"stepsCached"`
+	// ChangedSteps is the wall time the steps that ran (not cached) took,
+	// overlaps counted once.
+	ChangedSteps float64 `json:"changedStepsSeconds"`
 }
 
 // Stat is a median with its range.
@@ -52,6 +55,8 @@ type Result struct {
 	// Ratio is Wall.Median divided by the scenario's baseline median on the same link.
 	Ratio    float64 `json:"ratioToBaseline,omitempty"`
 	Baseline string  `json:"baseline,omitempty"`
+	// RatioToLimit is Wall.Median divided by the scenario's physical limit on the same link.
+	RatioToLimit float64 `json:"ratioToLimit,omitempty"`
 }
 
 func stat(runs []Run, f func(Run) float64) Stat {
@@ -159,25 +164,38 @@ func timed(ctx context.Context, progressFile string, name string, args ...string
 		return Run{}, fmt.Errorf("%s %s: %v\n%s", filepath.Base(name), strings.Join(args, " "), err, lastLines(string(dt), 20))
 	}
 	r := Run{Wall: end.Sub(start).Seconds()}
-	lastStep, total, cached, err := readProgress(progressFile)
+	p, err := readProgress(progressFile)
 	if err != nil {
 		return r, err
 	}
-	if !lastStep.IsZero() {
-		r.Tail = end.Sub(lastStep).Seconds()
+	if !p.lastStep.IsZero() {
+		r.Tail = end.Sub(p.lastStep).Seconds()
 	}
-	r.StepsTotal, r.StepsCached = total, cached
+	r.StepsTotal, r.StepsCached, r.ChangedSteps = p.total, p.cached, p.ran
 	return r, nil
 }
 
+// progressSummary is what a rawjson progress stream says about the steps.
+type progressSummary struct {
+	lastStep      time.Time // end of the last Dockerfile step
+	total, cached int
+	ran           float64 // seconds during which a step that was not cached ran
+}
+
+type stepSpan struct {
+	start, end time.Time
+	cached     bool
+}
+
 // readProgress reads a rawjson progress stream.
-func readProgress(path string) (lastStep time.Time, total, cached int, err error) {
+func readProgress(path string) (progressSummary, error) {
+	var p progressSummary
 	f, err := os.Open(path)
 	if err != nil {
-		return
+		return p, err
 	}
 	defer f.Close()
-	done := map[string]bool{}
+	steps := map[string]*stepSpan{}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 64<<20)
 	for sc.Scan() {
@@ -189,19 +207,58 @@ func readProgress(path string) (lastStep time.Time, total, cached int, err error
 			if v.Completed == nil || !build.IsStep(v.Name) {
 				continue
 			}
-			done[v.Digest.String()] = done[v.Digest.String()] || v.Cached
-			if v.Completed.After(lastStep) {
-				lastStep = *v.Completed
+			sp := steps[v.Digest.String()]
+			if sp == nil {
+				sp = &stepSpan{start: *v.Completed, end: *v.Completed}
+				steps[v.Digest.String()] = sp
+			}
+			if v.Started != nil && v.Started.Before(sp.start) {
+				sp.start = *v.Started
+			}
+			if v.Completed.After(sp.end) {
+				sp.end = *v.Completed
+			}
+			sp.cached = sp.cached || v.Cached
+			if v.Completed.After(p.lastStep) {
+				p.lastStep = *v.Completed
 			}
 		}
 	}
-	for _, c := range done {
-		total++
-		if c {
-			cached++
+	var ran []stepSpan
+	for _, sp := range steps {
+		p.total++
+		if sp.cached {
+			p.cached++
+		} else {
+			ran = append(ran, *sp)
 		}
 	}
-	return lastStep, total, cached, sc.Err()
+	p.ran = unionSeconds(ran)
+	return p, sc.Err()
+}
+
+// unionSeconds is the length of the union of the spans.
+func unionSeconds(spans []stepSpan) float64 {
+	sort.Slice(spans, func(i, j int) bool { return spans[i].start.Before(spans[j].start) })
+	var total time.Duration
+	var cur *stepSpan
+	for i := range spans {
+		sp := &spans[i]
+		switch {
+		case cur == nil || sp.start.After(cur.end):
+			if cur != nil {
+				total += cur.end.Sub(cur.start)
+			}
+			c := *sp
+			cur = &c
+		case sp.end.After(cur.end):
+			cur.end = sp.end
+		}
+	}
+	if cur != nil {
+		total += cur.end.Sub(cur.start)
+	}
+	return total.Seconds()
 }
 
 func lastLines(s string, n int) string {

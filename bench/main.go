@@ -36,6 +36,7 @@ type Report struct {
 	Date    time.Time `json:"date"`
 	Config  config    `json:"config"`
 	Results []Result  `json:"results"`
+	Limits  []Limit   `json:"limits"`
 }
 
 func logf(format string, a ...any) { fmt.Fprintf(os.Stderr, format+"\n", a...) }
@@ -98,6 +99,13 @@ func run(ctx context.Context, cfg config, out, doc string) error {
 		if err != nil {
 			return err
 		}
+		mbps, err := measureThroughput(ctx, proxy.Host)
+		if err != nil {
+			proxy.Close()
+			return err
+		}
+		logf("%s: %.0f MB/s measured with a %d MB upload", l.name, mbps, throughputBlobMB)
+		first := len(rep.Results)
 		for _, sc := range scenarios {
 			if cfg.Scenario != "all" && cfg.Scenario != sc.name {
 				continue
@@ -109,6 +117,7 @@ func run(ctx context.Context, cfg config, out, doc string) error {
 			}
 			rep.Results = append(rep.Results, res...)
 		}
+		rep.Limits = append(rep.Limits, limits(rep.Results[first:], l.name, mbps)...)
 		proxy.Close()
 	}
 
