@@ -234,6 +234,10 @@ func (s *RegistryStore) readImage(ctx context.Context, p *remote.Puller, ref nam
 	return x, strings.Fields(string(files[MergedPath])), desc.Digest.String(), nil
 }
 
+// maxSharedIndex is the largest index layer read (uncompressed); 100,000
+// images take about 60 MB.
+var maxSharedIndex int64 = 1 << 30
+
 // layerFiles reads the files of an index layer, from the local copy kept
 // under the user cache directory when its content still hashes to the
 // layer's diff ID, else from the registry (keeping a copy).
@@ -259,9 +263,12 @@ func (s *RegistryStore) layerFiles(l v1.Layer, keepCopy bool) (map[string][]byte
 		return nil, err
 	}
 	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, 1<<30))
+	b, err := io.ReadAll(io.LimitReader(rc, maxSharedIndex+1))
 	if err != nil {
 		return nil, err
+	}
+	if int64(len(b)) > maxSharedIndex {
+		return nil, fmt.Errorf("the index layer holds more than %d MiB: refused", maxSharedIndex>>20)
 	}
 	if local != "" && os.MkdirAll(filepath.Dir(local), 0o755) == nil {
 		pruneBlobs(filepath.Dir(local), s.now().Add(-7*24*time.Hour))
@@ -485,7 +492,7 @@ func layerFromBytes(b []byte) (v1.Layer, error) {
 // untar reads the regular files of a tar stream, at most 1 GiB in all.
 func untar(r io.Reader) (map[string][]byte, error) {
 	files := map[string][]byte{}
-	tr := tar.NewReader(io.LimitReader(r, 1<<30))
+	tr := tar.NewReader(io.LimitReader(r, maxSharedIndex))
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {

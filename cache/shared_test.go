@@ -205,4 +205,19 @@ func TestRegistryStoreDamagedAndNewerIndex(t *testing.T) {
 	if tags, _ := remote.List(appTag.Context()); len(tags) != 1 {
 		t.Errorf("tags beside the app image: %v", tags)
 	}
+
+	// An index larger than strata reads is refused, and never replaced.
+	put(good.Bytes())
+	defer func(n int64) { maxSharedIndex = n }(maxSharedIndex)
+	maxSharedIndex = int64(good.Len() / 2)
+	before, _ = remote.Head(tag)
+	if _, err := st.Load(ctx); err == nil || !strings.Contains(err.Error(), "refused") {
+		t.Fatalf("oversized index: %v, want it refused", err)
+	}
+	if _, err := st.Update(ctx, changes); err == nil {
+		t.Fatal("an update wrote over an oversized index")
+	}
+	if after, err := remote.Head(tag); err != nil || after.Digest != before.Digest {
+		t.Fatalf("the oversized index was replaced: %v %v", after, err)
+	}
 }
