@@ -25,11 +25,8 @@ type ShellCommand struct {
 	InSubst bool     // inside $(...) or backquotes
 	Writes  bool     // stdout is redirected to a file
 	// Outer is, for a command inside $(...), the command whose words hold
-	// the substitution; nil when it is the value of a bare assignment.
+	// the substitution; nil when an assignment or a compound command does.
 	Outer *ShellCommand
-	// Assigned is set on a command inside $(...) that a bare assignment
-	// (NAME=$(...)) stores in a variable.
-	Assigned bool
 }
 
 // Name is the command's base name ("apt-get" for /usr/bin/apt-get).
@@ -133,20 +130,18 @@ type pipeLink struct {
 
 // subst describes the $(...) a walk is inside of; nil at the top level.
 type subst struct {
-	outer    *ShellCommand // the command whose words hold it; nil for a bare assignment
-	assigned bool          // the value of a bare assignment
+	outer *ShellCommand // the command whose words hold it; nil for an assignment or a compound command
 }
 
 func (s *Script) walk(root syntax.Node, line int, in *subst, depth int) {
 	byCall := map[*syntax.CallExpr]*ShellCommand{}
 	var links []pipeLink
 	var current *ShellCommand // the simple command whose words are being walked
-	bare := false             // current statement is a bare assignment
 	syntax.Walk(root, func(n syntax.Node) bool {
 		switch n := n.(type) {
 		case *syntax.CmdSubst:
 			for _, st := range n.Stmts {
-				s.walk(st, line, &subst{outer: current, assigned: bare && current == nil}, depth)
+				s.walk(st, line, &subst{outer: current}, depth)
 			}
 			return false
 		case *syntax.ParamExp:
@@ -154,13 +149,13 @@ func (s *Script) walk(root syntax.Node, line int, in *subst, depth int) {
 				s.Vars[n.Param.Value] = true
 			}
 		case *syntax.Stmt:
-			current, bare = nil, false
+			current = nil
 			call, ok := n.Cmd.(*syntax.CallExpr)
 			if !ok {
 				break
 			}
 			c := s.call(call, line, in, depth)
-			current, bare = c, c == nil && len(call.Assigns) > 0
+			current = c
 			if c == nil {
 				break
 			}
@@ -222,7 +217,7 @@ func (s *Script) call(call *syntax.CallExpr, line int, in *subst, depth int) *Sh
 	}
 	c := &ShellCommand{Args: args, Line: line + int(call.Pos().Line()) - 1}
 	if in != nil {
-		c.InSubst, c.Outer, c.Assigned = true, in.outer, in.assigned
+		c.InSubst, c.Outer = true, in.outer
 	}
 	s.Commands = append(s.Commands, c)
 	switch c.Name() {
