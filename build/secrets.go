@@ -21,7 +21,8 @@ var SecretRules = []string{lint.RuleSecretInContext.Name, linter.RuleSecretsUsed
 
 // checkSecrets lints the Dockerfile against the context this build sends
 // (the files that survive .dockerignore) and returns an error naming the
-// first secret finding. Rules skipped by "# check=skip=", by the
+// first secret finding in a stage the build needs (ARGs before the first
+// FROM count for every build). Rules skipped by "# check=skip=", by the
 // BUILDKIT_DOCKERFILE_CHECK build argument or by .strata.yaml are not
 // checked. A Dockerfile that does not parse, or a context that cannot be
 // read, is left to the build to report.
@@ -47,9 +48,10 @@ func checkSecrets(opt Options, contextDir, dockerfile string) error {
 	if err != nil {
 		return nil
 	}
+	built := builtStages(res.Dockerfile, opt.Target)
 	var bad []lint.Finding
 	for _, f := range res.Findings {
-		if slices.Contains(SecretRules, f.Rule) && !skip[f.Rule] {
+		if slices.Contains(SecretRules, f.Rule) && !skip[f.Rule] && inStages(res.Dockerfile, built, f.Start.Line) {
 			bad = append(bad, f)
 		}
 	}
@@ -82,4 +84,67 @@ func lintConfig(contextDir string) (*lint.Config, error) {
 		return lint.DefaultConfig(), nil
 	}
 	return lint.LoadConfig(path)
+}
+
+// builtStages returns the stages a build of target (the last stage when
+// empty) needs: the target, the stages it is built FROM, and those it
+// copies or mounts from, by name or index. nil means every stage: the
+// target is not one the linter knows (the build reports it).
+func builtStages(df *lint.Dockerfile, target string) map[*lint.Stage]bool {
+	if df == nil || len(df.Stages) == 0 {
+		return nil
+	}
+	byName := func(n string) *lint.Stage {
+		for _, st := range df.Stages {
+			if st.Name != "" && strings.EqualFold(st.Name, n) || fmt.Sprint(st.Index) == n {
+				return st
+			}
+		}
+		return nil
+	}
+	top := df.Stages[len(df.Stages)-1]
+	if target != "" {
+		if top = byName(target); top == nil {
+			return nil
+		}
+	}
+	need := map[*lint.Stage]bool{}
+	var visit func(st *lint.Stage)
+	visit = func(st *lint.Stage) {
+		if st == nil || need[st] {
+			return
+		}
+		need[st] = true
+		visit(st.Parent)
+		for _, step := range st.Steps {
+			if step.From != "" {
+				visit(byName(step.From))
+			}
+			for _, m := range step.Mounts {
+				if m.From != "" {
+					visit(byName(m.From))
+				}
+			}
+		}
+	}
+	visit(top)
+	return need
+}
+
+// inStages reports whether line is before the first FROM (global ARGs) or
+// inside one of the stages (all of them when stages is nil).
+func inStages(df *lint.Dockerfile, stages map[*lint.Stage]bool, line int) bool {
+	if stages == nil || line < df.Stages[0].From.Start {
+		return true
+	}
+	for st := range stages {
+		end := st.From.End
+		if n := len(st.Steps); n > 0 {
+			end = st.Steps[n-1].End
+		}
+		if line >= st.From.Start && line <= end {
+			return true
+		}
+	}
+	return false
 }

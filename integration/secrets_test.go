@@ -21,18 +21,25 @@ import (
 // way out; the check's own skip directives let the build go on.
 func TestSecretFindingsFailTheBuild(t *testing.T) {
 	base := "FROM " + env.Busybox + "\n"
+	// dev copies the whole context; app needs dev, tools needs nothing of it.
+	multi := "FROM " + env.Busybox + " AS dev\nCOPY . /src\n" +
+		"FROM " + env.Busybox + " AS app\nCOPY --from=dev /src /src\n" +
+		"FROM " + env.Busybox + " AS tools\nRUN true\n"
 	cases := []struct {
 		name      string
 		files     map[string]string
 		buildArgs []string
+		target    string
 		rule      string // "" means the build succeeds
 	}{
-		{"env file copied", map[string]string{"Dockerfile": base + "COPY . /app\n", ".env": "API_KEY=1\n", "main.txt": "x"}, nil, "SecretInContext"},
-		{"private key copied", map[string]string{"Dockerfile": base + "COPY keys/ /keys/\n", "keys/id_ed25519": "-----BEGIN OPENSSH PRIVATE KEY-----\n"}, nil, "SecretInContext"},
-		{"token in an ARG", map[string]string{"Dockerfile": base + "ARG API_TOKEN=abc\nRUN true\n"}, nil, "SecretsUsedInArgOrEnv"},
-		{"env file ignored", map[string]string{"Dockerfile": base + "COPY . /app\n", ".env": "API_KEY=1\n", ".dockerignore": ".env\n"}, nil, ""},
-		{"skipped in the Dockerfile", map[string]string{"Dockerfile": "# check=skip=SecretInContext\n" + base + "COPY . /app\n", ".env": "API_KEY=1\n"}, nil, ""},
-		{"skipped by build argument", map[string]string{"Dockerfile": base + "ARG API_TOKEN=abc\nRUN true\n"}, []string{"BUILDKIT_DOCKERFILE_CHECK=skip=SecretsUsedInArgOrEnv"}, ""},
+		{"env file copied", map[string]string{"Dockerfile": base + "COPY . /app\n", ".env": "API_KEY=1\n", "main.txt": "x"}, nil, "", "SecretInContext"},
+		{"private key copied", map[string]string{"Dockerfile": base + "COPY keys/ /keys/\n", "keys/id_ed25519": "-----BEGIN OPENSSH PRIVATE KEY-----\n"}, nil, "", "SecretInContext"},
+		{"token in an ARG", map[string]string{"Dockerfile": base + "ARG API_TOKEN=abc\nRUN true\n"}, nil, "", "SecretsUsedInArgOrEnv"},
+		{"in a stage the target copies from", map[string]string{"Dockerfile": multi, ".env": "API_KEY=1\n"}, nil, "app", "SecretInContext"},
+		{"env file ignored", map[string]string{"Dockerfile": base + "COPY . /app\n", ".env": "API_KEY=1\n", ".dockerignore": ".env\n"}, nil, "", ""},
+		{"skipped in the Dockerfile", map[string]string{"Dockerfile": "# check=skip=SecretInContext\n" + base + "COPY . /app\n", ".env": "API_KEY=1\n"}, nil, "", ""},
+		{"skipped by build argument", map[string]string{"Dockerfile": base + "ARG API_TOKEN=abc\nRUN true\n"}, []string{"BUILDKIT_DOCKERFILE_CHECK=skip=SecretsUsedInArgOrEnv"}, "", ""},
+		{"in a stage the target does not need", map[string]string{"Dockerfile": multi, ".env": "API_KEY=1\n"}, nil, "tools", ""},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -42,6 +49,9 @@ func TestSecretFindingsFailTheBuild(t *testing.T) {
 			args := []string{"build", "--builder", env.Builder.Addr(), "--progress", "plain", "-t", ref, "--push"}
 			for _, a := range tc.buildArgs {
 				args = append(args, "--build-arg", a)
+			}
+			if tc.target != "" {
+				args = append(args, "--target", tc.target)
 			}
 			code, _, stderr := strata(t, append(args, dir)...)
 			r, _ := name.ParseReference(ref, name.Insecure)
