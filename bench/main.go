@@ -5,6 +5,7 @@
 //	go run ./bench                       # every scenario, 5 runs each
 //	go run ./bench -scenario push -runs 1 -step-mb 20
 //	go run ./bench -scenario new-branch -runs 1 -deps-mb 20
+//	go run ./bench -render              # docs/benchmarks.md from bench/results/latest.json
 package main
 
 import (
@@ -51,7 +52,15 @@ func main() {
 	flag.IntVar(&cfg.DepsMB, "deps-mb", 100, "megabytes the dependency step of the one-change scenario writes (half random)")
 	flag.IntVar(&cfg.Work, "work", 6, "rounds of hashing in each heavy step (CPU work)")
 	flag.Float64Var(&cfg.Bandwidth, "bandwidth", 25, "MB/s each way on the limited link")
+	render := flag.Bool("render", false, "write -doc from the results in -out, without running anything")
 	flag.Parse()
+	if *render {
+		if err := renderDoc(*out, *doc); err != nil {
+			logf("bench: %v", err)
+			os.Exit(1)
+		}
+		return
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -138,4 +147,17 @@ func run(ctx context.Context, cfg config, out, doc string) error {
 	}
 	fmt.Print(table(rep))
 	return nil
+}
+
+// renderDoc writes the Markdown of a results file.
+func renderDoc(results, doc string) error {
+	dt, err := os.ReadFile(results)
+	if err != nil {
+		return err
+	}
+	var rep Report
+	if err := json.Unmarshal(dt, &rep); err != nil {
+		return fmt.Errorf("%s: %w", results, err)
+	}
+	return os.WriteFile(doc, []byte(markdown(rep)), 0o644)
 }

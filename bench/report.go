@@ -57,7 +57,10 @@ func markdown(rep Report) string {
 	for _, sc := range order {
 		fmt.Fprintf(&b, "\n## %s\n\n", sc)
 		if d, ok := scenarioDocs[sc]; ok {
-			fmt.Fprintf(&b, d+"\n\n", rep.Config.StepMB, rep.Config.DepsMB, rep.Config.Work)
+			if strings.Contains(d, "%[") {
+				d = fmt.Sprintf(d, rep.Config.StepMB, rep.Config.DepsMB, rep.Config.Work)
+			}
+			b.WriteString(d + "\n\n")
 		}
 		b.WriteString(table(by[sc]))
 		b.WriteString("\n")
