@@ -190,6 +190,12 @@ func imageExportAttrs(opt Options) map[string]string {
 	if _, ok := opt.BuildArgs["SOURCE_DATE_EPOCH"]; ok && opt.Reproducible {
 		attrs["rewrite-timestamp"] = "true"
 	}
+	if opt.Compression != "" {
+		attrs["compression"] = opt.Compression
+		if opt.Compression == "zstd" {
+			attrs["oci-mediatypes"] = "true" // zstd layers have only OCI media types
+		}
+	}
 	return attrs
 }
 

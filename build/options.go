@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -45,7 +46,15 @@ type Options struct {
 	Reproducible bool
 	NoCache      bool   // --no-cache
 	Progress     string // auto|plain|tty|quiet|rawjson
+	// Compression of the layers the build creates: "" or "gzip" (BuildKit's
+	// default), "zstd" (faster to compress; pulled by containerd 1.5+ and
+	// Docker 23+) or "uncompressed". Layers taken from the base image or a
+	// cache keep theirs.
+	Compression string
 }
+
+// Compressions are the values Options.Compression takes.
+var Compressions = []string{"gzip", "zstd", "uncompressed"}
 
 // resolve fills defaults and checks the paths, returning the absolute context
 // and Dockerfile paths.
@@ -137,6 +146,9 @@ func cacheImport(s string) (ref string, attrs map[string]string, err error) {
 // Validate checks the options without contacting a builder, so that bad
 // input is reported before a daemon is started.
 func (o *Options) Validate() error {
+	if o.Compression != "" && !slices.Contains(Compressions, o.Compression) {
+		return errs.WithHint(errs.Usagef("--compression=%s is not a layer compression strata knows", o.Compression), "use "+strings.Join(Compressions, ", "))
+	}
 	_, _, err := o.resolve()
 	return err
 }
