@@ -6,6 +6,7 @@
 //	go run ./bench -scenario push -runs 1 -step-mb 20
 //	go run ./bench -scenario new-branch -runs 1 -deps-mb 20
 //	go run ./bench -render              # docs/benchmarks.md from bench/results/latest.json
+//	go run ./bench -scenario push -compression zstd -out bench/results/push-zstd.json -doc docs/benchmarks-zstd.md
 package main
 
 import (
@@ -30,6 +31,9 @@ type config struct {
 	DepsMB    int     `json:"depsMB"`
 	Work      int     `json:"workRounds"`
 	Bandwidth float64 `json:"bandwidthMBps"`
+	// Compression, when set, is the layer compression of every contender
+	// of the push scenario.
+	Compression string `json:"compression,omitempty"`
 }
 
 // Report is bench/results/latest.json.
@@ -52,6 +56,7 @@ func main() {
 	flag.IntVar(&cfg.DepsMB, "deps-mb", 100, "megabytes the dependency step of the one-change scenario writes (half random)")
 	flag.IntVar(&cfg.Work, "work", 6, "rounds of hashing in each heavy step (CPU work)")
 	flag.Float64Var(&cfg.Bandwidth, "bandwidth", 25, "MB/s each way on the limited link")
+	flag.StringVar(&cfg.Compression, "compression", "", "layer compression of every contender of the push scenario (zstd, uncompressed; default: each tool's gzip)")
 	render := flag.Bool("render", false, "write -doc from the results in -out, without running anything")
 	flag.Parse()
 	if *render {

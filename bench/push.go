@@ -35,6 +35,13 @@ func pushScenario(ctx context.Context, b *bed, cfg config, link string, proxy *t
 		return nil, err
 	}
 	bin := b.env.BinDir
+	// With -compression, every contender compresses new layers that way.
+	outAttrs, strataFlags, suffix := "", []string{}, ""
+	if cfg.Compression != "" {
+		outAttrs = ",compression=" + cfg.Compression + ",oci-mediatypes=true"
+		strataFlags = []string{"--compression", cfg.Compression}
+		suffix = " (" + cfg.Compression + ")"
+	}
 	contenders := []struct {
 		name string
 		args func(addr, ref string) (string, []string)
@@ -43,17 +50,18 @@ func pushScenario(ctx context.Context, b *bed, cfg config, link string, proxy *t
 			return filepath.Join(bin, "buildctl"), []string{"--addr", addr, "build", "--progress", "rawjson", "--frontend", "dockerfile.v0",
 				"--local", "context=" + ctxDir, "--local", "dockerfile=" + ctxDir}
 		}},
-		{"buildctl push=true", func(addr, ref string) (string, []string) {
+		{"buildctl push=true" + suffix, func(addr, ref string) (string, []string) {
 			return filepath.Join(bin, "buildctl"), []string{"--addr", addr, "build", "--progress", "rawjson", "--frontend", "dockerfile.v0",
 				"--local", "context=" + ctxDir, "--local", "dockerfile=" + ctxDir,
-				"--output", "type=image,name=" + ref + ",push=true"}
+				"--output", "type=image,name=" + ref + ",push=true" + outAttrs}
 		}},
-		{"strata build --push", func(addr, ref string) (string, []string) {
-			return filepath.Join(bin, "strata"), []string{"build", "--builder", addr, "--progress", "rawjson", "--no-auto-cache", "-t", ref, "--push",
-				"--metadata-file", filepath.Join(b.dir, "strata-metadata.json"), ctxDir}
+		{"strata build --push" + suffix, func(addr, ref string) (string, []string) {
+			return filepath.Join(bin, "strata"), append([]string{"build", "--builder", addr, "--progress", "rawjson", "--no-auto-cache", "-t", ref, "--push",
+				"--metadata-file", filepath.Join(b.dir, "strata-metadata.json")}, append(strataFlags, ctxDir)...)
 		}},
-		{"strata build --push --reproducible", func(addr, ref string) (string, []string) {
-			return filepath.Join(bin, "strata"), []string{"build", "--builder", addr, "--progress", "rawjson", "--no-auto-cache", "--reproducible", "-t", ref, "--push", ctxDir}
+		{"strata build --push --reproducible" + suffix, func(addr, ref string) (string, []string) {
+			return filepath.Join(bin, "strata"), append([]string{"build", "--builder", addr, "--progress", "rawjson", "--no-auto-cache", "--reproducible", "-t", ref, "--push"},
+				append(strataFlags, ctxDir)...)
 		}},
 	}
 	runs := make([][]Run, len(contenders))
@@ -68,7 +76,7 @@ func pushScenario(ctx context.Context, b *bed, cfg config, link string, proxy *t
 			}
 			runs[c] = append(runs[c], r)
 			logf("push/%s %-22s run %d: %.1fs (tail %.1fs), %d blob uploads, %.1f MB up", link, ct.name, i+1, r.Wall, r.Tail, r.BlobUploads, float64(r.BytesUp)/1e6)
-			if ct.name == "strata build --push" {
+			if ct.name == "strata build --push"+suffix {
 				logLayers(filepath.Join(b.dir, "strata-metadata.json"))
 			}
 		}
