@@ -6,6 +6,7 @@
 //	go run ./bench -scenario push -runs 1 -step-mb 20
 //	go run ./bench -scenario new-branch -runs 1 -deps-mb 20
 //	go run ./bench -render              # docs/benchmarks.md from bench/results/latest.json
+//	go run ./bench -scenario push -reproducible -out bench/results/push-reproducible.json -doc docs/benchmarks-reproducible.md
 //	go run ./bench -scenario push -compression zstd -out bench/results/push-zstd.json -doc docs/benchmarks-zstd.md
 package main
 
@@ -34,6 +35,9 @@ type config struct {
 	// Compression, when set, is the layer compression of every contender
 	// of the push scenario.
 	Compression string `json:"compression,omitempty"`
+	// Reproducible adds strata build --push --reproducible to the push
+	// scenario (about 3 minutes more).
+	Reproducible bool `json:"reproducible,omitempty"`
 }
 
 // Report is bench/results/latest.json.
@@ -57,6 +61,7 @@ func main() {
 	flag.IntVar(&cfg.Work, "work", 6, "rounds of hashing in each heavy step (CPU work)")
 	flag.Float64Var(&cfg.Bandwidth, "bandwidth", 25, "MB/s each way on the limited link")
 	flag.StringVar(&cfg.Compression, "compression", "", "layer compression of every contender of the push scenario (zstd, uncompressed; default: each tool's gzip)")
+	flag.BoolVar(&cfg.Reproducible, "reproducible", false, "add strata build --push --reproducible to the push scenario")
 	render := flag.Bool("render", false, "write -doc from the results in -out, without running anything")
 	flag.Parse()
 	if *render {
@@ -146,7 +151,7 @@ func run(ctx context.Context, cfg config, out, doc string) error {
 		return err
 	}
 	if doc != "" {
-		if err := os.WriteFile(doc, []byte(markdown(rep)), 0o644); err != nil {
+		if err := os.WriteFile(doc, []byte(markdown(rep, out)), 0o644); err != nil {
 			return err
 		}
 	}
@@ -164,5 +169,5 @@ func renderDoc(results, doc string) error {
 	if err := json.Unmarshal(dt, &rep); err != nil {
 		return fmt.Errorf("%s: %w", results, err)
 	}
-	return os.WriteFile(doc, []byte(markdown(rep)), 0o644)
+	return os.WriteFile(doc, []byte(markdown(rep, results)), 0o644)
 }

@@ -59,10 +59,15 @@ func pushScenario(ctx context.Context, b *bed, cfg config, link string, proxy *t
 			return filepath.Join(bin, "strata"), append([]string{"build", "--builder", addr, "--progress", "rawjson", "--no-auto-cache", "-t", ref, "--push",
 				"--metadata-file", filepath.Join(b.dir, "strata-metadata.json")}, append(strataFlags, ctxDir)...)
 		}},
-		{"strata build --push --reproducible" + suffix, func(addr, ref string) (string, []string) {
+	}
+	if cfg.Reproducible {
+		contenders = append(contenders, struct {
+			name string
+			args func(addr, ref string) (string, []string)
+		}{"strata build --push --reproducible" + suffix, func(addr, ref string) (string, []string) {
 			return filepath.Join(bin, "strata"), append([]string{"build", "--builder", addr, "--progress", "rawjson", "--no-auto-cache", "--reproducible", "-t", ref, "--push"},
 				append(strataFlags, ctxDir)...)
-		}},
+		}})
 	}
 	runs := make([][]Run, len(contenders))
 	for i := range cfg.Runs {
