@@ -90,7 +90,7 @@ type snapshot struct {
 	x        *Index
 	mainDesc string          // digest of REF, "" when absent
 	merged   map[string]bool // deltas REF holds
-	deltas   []string        // delta tags present
+	deltas   []string        // delta tags whose entries x holds
 }
 
 // Load implements Store: REF merged with every delta it does not hold yet.
@@ -158,18 +158,24 @@ func (s *RegistryStore) readOnce(ctx context.Context, p *remote.Puller) (*snapsh
 		if !strings.HasPrefix(t, prefix) {
 			continue
 		}
-		snap.deltas = append(snap.deltas, t)
 		if snap.merged[t] {
+			snap.deltas = append(snap.deltas, t)
 			continue
 		}
 		dx, _, _, err := s.readImage(ctx, p, s.ref.Context().Tag(t), false)
 		if isNotFound(err) {
-			continue // deleted by a compaction since the listing
+			// Deleted by a compaction since the listing (a REF read
+			// before holds it), or listed before its writer finished
+			// writing it (that writer compacts until REF holds it).
+			// Either way it is not merged here, so no REF written from
+			// this snapshot may claim to hold it.
+			continue
 		}
 		if err != nil {
 			return nil, err
 		}
 		snap.x.Merge(dx)
+		snap.deltas = append(snap.deltas, t)
 	}
 	sort.Strings(snap.deltas)
 	return snap, nil

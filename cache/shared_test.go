@@ -5,13 +5,19 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -219,5 +225,64 @@ func TestRegistryStoreDamagedAndNewerIndex(t *testing.T) {
 	}
 	if after, err := remote.Head(tag); err != nil || after.Digest != before.Digest {
 		t.Fatalf("the oversized index was replaced: %v %v", after, err)
+	}
+}
+
+// A delta the registry lists but does not serve yet (its writer's tag is
+// still being written) is not counted as merged by another writer's
+// compaction: its entries are merged once it can be read, never lost.
+func TestRegistryStoreDeltaNotYetReadable(t *testing.T) {
+	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	var mu sync.Mutex
+	hidden := map[string]bool{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hide := false
+		for tag := range hidden {
+			hide = hide || r.Method != http.MethodPut && strings.HasSuffix(r.URL.Path, "/manifests/"+tag)
+		}
+		mu.Unlock()
+		if hide {
+			http.Error(w, `{"errors":[{"code":"MANIFEST_UNKNOWN"}]}`, http.StatusNotFound)
+			return
+		}
+		reg.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	ctx := t.Context()
+	st, err := NewRegistryStore(host+"/strata/index:main", WithCacheDir("-"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Writer A's delta is listed but not yet served.
+	a := NewIndex()
+	a.Put(testImage(host+"/app:a", "linux/amd64", "base", "RUN a"))
+	tagA := st.deltaTag()
+	img, err := indexImage(a, nil, tagA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.WriteIndex(st.ref.Context().Tag(tagA), img); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	hidden[tagA] = true
+	mu.Unlock()
+	// Writer B compacts meanwhile.
+	b := NewIndex()
+	b.Put(testImage(host+"/app:b", "linux/amd64", "base", "RUN b"))
+	if _, err := st.Update(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	delete(hidden, tagA)
+	mu.Unlock()
+	x, err := st.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := x.Get(host+"/app:a", "linux/amd64"); !ok || x.Len() != 2 {
+		t.Fatalf("after the compaction: %s; want app:a and app:b", imagesOf(x))
 	}
 }
