@@ -60,6 +60,11 @@ func TestStreamedPush(t *testing.T) {
 	if st.Push.Layers[0].Uploaded != 0 {
 		t.Errorf("the base layer was uploaded (%d bytes) instead of mounted", st.Push.Layers[0].Uploaded)
 	}
+	for _, l := range st.Push.Layers[1:] {
+		if l.Uploaded != l.Size {
+			t.Errorf("layer %s: %d bytes uploaded, want its %d", l.Digest, l.Uploaded, l.Size)
+		}
+	}
 	// The first heavy layer was in the registry before the build ended.
 	first := st.Push.Layers[1]
 	if first.Pushed <= 0 || first.Pushed >= st.Timings.Solve {

@@ -152,12 +152,10 @@ func (p *Pusher) PushBlob(ctx context.Context, desc ocispecs.Descriptor) {
 		}
 		defer func() { <-p.sem }()
 		u.ev.Started = time.Now()
-		before := p.sent.Load()
-		u.ev.Err = p.upload(ctx, desc)
+		var sent atomic.Int64 // this blob's upload bodies, retries included
+		u.ev.Err = p.upload(context.WithValue(ctx, blobBytesKey{}, &sent), desc)
 		u.ev.Done = time.Now()
-		// Concurrent uploads share the counter, so this is approximate per
-		// blob; the total (BytesSent) is exact.
-		u.ev.Uploaded = max(0, min(desc.Size, p.sent.Load()-before))
+		u.ev.Uploaded = sent.Load()
 		if p.events != nil {
 			p.events(u.ev)
 		}
@@ -228,7 +226,12 @@ func (b *storeBlob) Compressed() (io.ReadCloser, error) {
 	}{io.NewSectionReader(ra, 0, ra.Size()), ra}, nil
 }
 
-// countingTransport counts the bytes of blob upload bodies.
+// blobBytesKey carries, in a request's context, the counter of the blob
+// the request uploads.
+type blobBytesKey struct{}
+
+// countingTransport counts the bytes of blob upload bodies: in all, and
+// per blob for requests made under a context with a blobBytesKey counter.
 type countingTransport struct {
 	next http.RoundTripper
 	n    *atomic.Int64
@@ -236,8 +239,9 @@ type countingTransport struct {
 
 func (t *countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.Body != nil && (req.Method == http.MethodPut || req.Method == http.MethodPatch) && isBlobUpload(req.URL.Path) {
+		blob, _ := req.Context().Value(blobBytesKey{}).(*atomic.Int64)
 		req = req.Clone(req.Context())
-		req.Body = &countingBody{ReadCloser: req.Body, n: t.n}
+		req.Body = &countingBody{ReadCloser: req.Body, n: t.n, blob: blob}
 	}
 	return t.next.RoundTrip(req)
 }
@@ -246,11 +250,14 @@ func isBlobUpload(path string) bool { return strings.Contains(path, "/blobs/uplo
 
 type countingBody struct {
 	io.ReadCloser
-	n *atomic.Int64
+	n, blob *atomic.Int64
 }
 
 func (b *countingBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	b.n.Add(int64(n))
+	if b.blob != nil {
+		b.blob.Add(int64(n))
+	}
 	return n, err
 }
