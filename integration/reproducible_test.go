@@ -92,4 +92,11 @@ func TestPushedImageIsCacheSource(t *testing.T) {
 	if st.Steps.Total != 3 || st.Steps.Cached != 3 {
 		t.Fatalf("steps %+v on a fresh builder with --cache-from %s, want all 3 cached", st.Steps, ref)
 	}
+	// Every layer was in the registry already: none sent, each with the
+	// time strata found it there.
+	for _, l := range st.Push.Layers {
+		if l.Uploaded != 0 || l.Pushed <= 0 {
+			t.Errorf("layer %s of a build from cache: %+v, want nothing uploaded and a time", l.Digest, l)
+		}
+	}
 }

@@ -65,6 +65,11 @@ func TestStreamedPush(t *testing.T) {
 			t.Errorf("layer %s: %d bytes uploaded, want its %d", l.Digest, l.Uploaded, l.Size)
 		}
 	}
+	for _, l := range st.Push.Layers {
+		if l.Pushed <= 0 {
+			t.Errorf("layer %s: no time for when the registry had it (%+v)", l.Digest, l)
+		}
+	}
 	// The first heavy layer was in the registry before the build ended.
 	first := st.Push.Layers[1]
 	if first.Pushed <= 0 || first.Pushed >= st.Timings.Solve {

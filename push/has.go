@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -11,7 +12,8 @@ import (
 )
 
 // Has reports whether the repository already holds desc. A blob it holds is
-// recorded as pushed, so PushBlob and PushImage do not send it again.
+// recorded as pushed (and reported to WithEvents, with nothing uploaded), so
+// PushBlob and PushImage do not send it again.
 func (p *Pusher) Has(ctx context.Context, desc ocispecs.Descriptor) (bool, error) {
 	p.mu.Lock()
 	if u, ok := p.blobs[desc.Digest]; ok {
@@ -24,6 +26,7 @@ func (p *Pusher) Has(ctx context.Context, desc ocispecs.Descriptor) (bool, error
 		}
 	}
 	p.mu.Unlock()
+	started := time.Now()
 	c, err := p.headClient(ctx)
 	if err != nil {
 		return false, err
@@ -42,12 +45,17 @@ func (p *Pusher) Has(ctx context.Context, desc ocispecs.Descriptor) (bool, error
 		return false, nil
 	}
 	p.mu.Lock()
-	if _, ok := p.blobs[desc.Digest]; !ok {
+	_, known := p.blobs[desc.Digest]
+	ev := Event{Digest: desc.Digest, Size: desc.Size, Started: started, Done: time.Now()}
+	if !known {
 		done := make(chan struct{})
 		close(done)
-		p.blobs[desc.Digest] = &upload{done: done, ev: Event{Digest: desc.Digest, Size: desc.Size}}
+		p.blobs[desc.Digest] = &upload{done: done, ev: ev}
 	}
 	p.mu.Unlock()
+	if !known && p.events != nil {
+		p.events(ev) // in the registry already: nothing to send
+	}
 	return true, nil
 }
 
