@@ -23,6 +23,7 @@ import (
 	"github.com/tonistiigi/fsutil"
 	"google.golang.org/grpc/codes"
 
+	"github.com/strata-build/strata/buildcontext"
 	"github.com/strata-build/strata/errs"
 	"github.com/strata-build/strata/frontend"
 )
@@ -76,7 +77,14 @@ func Run(ctx context.Context, c *client.Client, opt Options, out io.Writer) (*Re
 	if err := opt.setSourceDateEpoch(contextDir); err != nil {
 		return nil, err
 	}
-	if err := checkSecrets(opt, contextDir, dockerfile); err != nil {
+	// One walk of the context serves the secret check and, in a streamed
+	// push, the sources recorded in the image's history. A context that
+	// cannot be opened is left to the build to report.
+	bc, err := buildcontext.Open(contextDir, dockerfile)
+	if err != nil {
+		bc = nil
+	}
+	if err := checkSecrets(opt, bc, dockerfile); err != nil {
 		return nil, err
 	}
 	so, err := solveOptions(opt, contextDir, dockerfile)
@@ -94,7 +102,7 @@ func Run(ctx context.Context, c *client.Client, opt Options, out io.Writer) (*Re
 	p := newProgress(display)
 	var res *Result
 	if opt.streamed() {
-		res, err = runStreamed(ctx, c, opt, so, contextDir, dockerfile, p)
+		res, err = runStreamed(ctx, c, opt, so, bc, contextDir, dockerfile, p)
 	} else {
 		res, err = runSolve(ctx, c, so, p)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/moby/buildkit/frontend/dockerfile/linter"
 
+	"github.com/strata-build/strata/buildcontext"
 	"github.com/strata-build/strata/errs"
 	"github.com/strata-build/strata/lint"
 )
@@ -25,9 +26,12 @@ var SecretRules = []string{lint.RuleSecretInContext.Name, linter.RuleSecretsUsed
 // FROM count for every build). Rules skipped by "# check=skip=", by the
 // BUILDKIT_DOCKERFILE_CHECK build argument or by .strata.yaml are not
 // checked. A Dockerfile that does not parse, or a context that cannot be
-// read, is left to the build to report.
-func checkSecrets(opt Options, contextDir, dockerfile string) error {
-	cfg, err := lintConfig(contextDir)
+// read (bc nil), is left to the build to report.
+func checkSecrets(opt Options, bc *buildcontext.Context, dockerfile string) error {
+	if bc == nil {
+		return nil
+	}
+	cfg, err := lintConfig(bc.Dir())
 	if err != nil {
 		return err
 	}
@@ -44,7 +48,7 @@ func checkSecrets(opt Options, contextDir, dockerfile string) error {
 			skip[r] = true
 		}
 	}
-	res, err := lint.LintFile(dockerfile, lint.Options{ContextDir: contextDir, Config: cfg})
+	res, err := lint.LintFile(dockerfile, lint.Options{Context: bc, Config: cfg})
 	if err != nil {
 		return nil
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/containerd/containerd/v2/core/content"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/strata-build/strata/buildcontext"
 	"github.com/strata-build/strata/cache"
 )
 
@@ -26,7 +27,7 @@ type sourcesRecorder struct {
 	stage *cache.Stage
 }
 
-func recordSources(ctx context.Context, opt Options, contextDir, dockerfile string) *sourcesRecorder {
+func recordSources(ctx context.Context, opt Options, bc *buildcontext.Context, contextDir, dockerfile string) *sourcesRecorder {
 	r := &sourcesRecorder{done: make(chan struct{})}
 	platform := ""
 	if len(opt.Platforms) == 1 {
@@ -35,7 +36,7 @@ func recordSources(ctx context.Context, opt Options, contextDir, dockerfile stri
 	go func() {
 		defer close(r.done)
 		stages, err := cache.DockerfileStages(ctx, cache.StagesOptions{
-			ContextDir: contextDir, Dockerfile: dockerfile, BuildArgs: opt.BuildArgs, Target: opt.Target, Platform: platform,
+			ContextDir: contextDir, Context: bc, Dockerfile: dockerfile, BuildArgs: opt.BuildArgs, Target: opt.Target, Platform: platform,
 			Resolver: cache.NewRegistryResolver(cache.WithInsecureRegistries(opt.InsecureRegistries...)),
 		})
 		if err != nil || len(stages) == 0 || stages[len(stages)-1].Skipped != "" {

@@ -23,6 +23,7 @@ import (
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/tonistiigi/fsutil"
 
+	"github.com/strata-build/strata/buildcontext"
 	"github.com/strata-build/strata/errs"
 	"github.com/strata-build/strata/frontend"
 	"github.com/strata-build/strata/push"
@@ -49,11 +50,11 @@ type Layer struct {
 // the layers the store lacks, and strata uploads those at once. When the main
 // solve ends, strata uploads what is left, then the manifest and its tags,
 // only after every blob is confirmed present.
-func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.SolveOpt, contextDir, dockerfile string, p *progress) (*Result, error) {
+func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.SolveOpt, bc *buildcontext.Context, contextDir, dockerfile string, p *progress) (*Result, error) {
 	start := time.Now()
 	sourcesCtx, stopSources := context.WithCancel(ctx)
 	defer stopSources()
-	sources := recordSources(sourcesCtx, opt, contextDir, dockerfile)
+	sources := recordSources(sourcesCtx, opt, bc, contextDir, dockerfile)
 	dt, err := os.ReadFile(dockerfile)
 	if err != nil {
 		return nil, errs.Inputf("%s: %v", dockerfile, err)

@@ -22,6 +22,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/strata-build/strata/buildcontext"
 	"github.com/strata-build/strata/errs"
 )
 
@@ -63,6 +64,9 @@ type StagesOptions struct {
 	Target         string            // default: the last stage
 	Platform       string            // default: the host's linux platform
 	Resolver       BaseResolver      // resolves FROM images; required unless every base is scratch
+	// Context is the build context already opened (its walk is shared);
+	// nil opens ContextDir when a COPY first needs it.
+	Context *buildcontext.Context
 }
 
 // DockerfileStages turns the stages the target needs into step tokens,
@@ -71,6 +75,12 @@ type StagesOptions struct {
 // each named stage, with base images resolved by opt.Resolver. Stages come
 // in Dockerfile order, the target last.
 func DockerfileStages(ctx context.Context, opt StagesOptions) ([]Stage, error) {
+	return dockerfileStages(ctx, &opt)
+}
+
+// dockerfileStages is DockerfileStages; the context it opens is left in
+// opt.Context for the caller's next call.
+func dockerfileStages(ctx context.Context, opt *StagesOptions) ([]Stage, error) {
 	if opt.Dockerfile == "" {
 		opt.Dockerfile = filepath.Join(opt.ContextDir, "Dockerfile")
 	}
@@ -151,7 +161,7 @@ func DockerfileStages(ctx context.Context, opt StagesOptions) ([]Stage, error) {
 				continue
 			}
 		}
-		if err := convertStage(ctx, src, name, opt, plat, rec, &st); err != nil {
+		if err := convertStage(ctx, src, name, *opt, plat, rec, &st); err != nil {
 			var ue *unresolvedError
 			if !errors.As(err, &ue) {
 				return nil, errs.Inputf("%s: stage %s: %v", opt.Dockerfile, st.Name, err)

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/strata-build/strata/buildcontext"
 )
 
 // PlanOptions describe one build to plan, with the meaning strata build
@@ -25,6 +27,8 @@ type PlanOptions struct {
 	Target         string            // --target
 	Platforms      []string          // --platform; default the host's linux platform
 	Index          *Index            // the images to choose from
+	// Context is the build context already opened; see StagesOptions.
+	Context *buildcontext.Context
 	// Resolver resolves FROM images; default a RegistryResolver with Options.
 	Resolver BaseResolver
 	// Candidates is how many candidates to keep per stage (default 5).
@@ -118,11 +122,13 @@ func (p *Planner) Plan(ctx context.Context, opt PlanOptions) (*Plan, error) {
 		opt.Dockerfile = filepath.Join(opt.ContextDir, "Dockerfile")
 	}
 	plan := &Plan{Dockerfile: opt.Dockerfile, Target: opt.Target}
+	sopt := StagesOptions{
+		ContextDir: opt.ContextDir, Dockerfile: opt.Dockerfile, DockerfileData: opt.DockerfileData, BuildArgs: opt.BuildArgs,
+		Target: opt.Target, Resolver: opt.Resolver, Context: opt.Context,
+	}
 	for _, pl := range plats {
-		stages, err := DockerfileStages(ctx, StagesOptions{
-			ContextDir: opt.ContextDir, Dockerfile: opt.Dockerfile, DockerfileData: opt.DockerfileData, BuildArgs: opt.BuildArgs,
-			Target: opt.Target, Platform: pl, Resolver: opt.Resolver,
-		})
+		sopt.Platform = pl
+		stages, err := dockerfileStages(ctx, &sopt) // every platform reads the context walked once
 		if err != nil {
 			return nil, err
 		}

@@ -20,8 +20,7 @@ import (
 
 // addSources sets the content digest of the sources of each COPY and ADD
 // step that reads the build context.
-func addSources(opt StagesOptions, s instructions.Stage, steps []Step) error {
-	var bc *buildcontext.Context
+func addSources(opt *StagesOptions, s instructions.Stage, steps []Step) error {
 	for i, c := range matchCommands(s, steps) {
 		var srcs []string
 		var contents []instructions.SourceContent
@@ -40,13 +39,13 @@ func addSources(opt StagesOptions, s instructions.Stage, steps []Step) error {
 		if !ok || remoteSource(paths) {
 			continue
 		}
-		if bc == nil {
+		if opt.Context == nil {
 			var err error
-			if bc, err = buildcontext.Open(opt.ContextDir, opt.Dockerfile); err != nil {
+			if opt.Context, err = buildcontext.Open(opt.ContextDir, opt.Dockerfile); err != nil {
 				return err
 			}
 		}
-		d, err := SourcesDigest(bc, paths[:len(srcs)], contents)
+		d, err := SourcesDigest(opt.Context, paths[:len(srcs)], contents)
 		if err != nil {
 			return err
 		}

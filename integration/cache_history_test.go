@@ -9,9 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/strata-build/strata/cache"
 	"github.com/strata-build/strata/integration/testenv"
@@ -99,14 +97,7 @@ func tokens(steps []cache.Step) []string {
 
 func rawConfig(t *testing.T, ref string) []byte {
 	t.Helper()
-	r, err := name.ParseReference(ref, name.Insecure)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := remote.Image(r)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, img := remoteImage(t, ref)
 	raw, err := img.RawConfigFile()
 	if err != nil {
 		t.Fatal(err)

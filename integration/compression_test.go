@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/zstd"
@@ -31,14 +30,7 @@ func TestPushCompressionZstd(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("exit %d\n%s", code, tail(stderr, 20))
 			}
-			r, err := name.ParseReference(ref, name.Insecure)
-			if err != nil {
-				t.Fatal(err)
-			}
-			img, err := remote.Image(r)
-			if err != nil {
-				t.Fatal(err)
-			}
+			r, img := remoteImage(t, ref)
 			if d, _ := img.Digest(); d.String() != metadataString(t, readMetadata(t, meta), "containerimage.digest") {
 				t.Errorf("pushed %s, the build reported another digest", d)
 			}

@@ -71,6 +71,19 @@ func exitCode(err error) int {
 	return 0
 }
 
+// waitExit waits at most a minute for a strata started by startStrata to
+// end, and returns its exit code; what names the event it should end on.
+func waitExit(t *testing.T, done <-chan error, what string) int {
+	t.Helper()
+	select {
+	case err := <-done:
+		return exitCode(err)
+	case <-time.After(time.Minute):
+		t.Fatalf("strata did not stop on %s", what)
+		return 0
+	}
+}
+
 const slowDockerfile = "FROM %s\nRUN echo started-slow-step && sleep 60\n"
 
 // Losing buildkitd in the middle of a build: strata says the builder was
@@ -88,13 +101,7 @@ func TestBuilderLostMidBuild(t *testing.T) {
 	if err := syscall.Kill(bk.PID(), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	var werr error
-	select {
-	case werr = <-done:
-	case <-time.After(time.Minute):
-		t.Fatal("strata did not notice the builder was lost")
-	}
-	if code := exitCode(werr); code != errs.ExitBuilder {
+	if code := waitExit(t, done, "losing its builder"); code != errs.ExitBuilder {
 		t.Fatalf("exit %d, want %d\n%s", code, errs.ExitBuilder, tail(out.String(), 15))
 	}
 	if last := lastLine(out.String()); !strings.Contains(last, "builder was lost") {
@@ -116,13 +123,7 @@ func TestInterruptedBuild(t *testing.T) {
 	if err := cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}
-	var werr error
-	select {
-	case werr = <-done:
-	case <-time.After(time.Minute):
-		t.Fatal("strata did not stop on SIGINT")
-	}
-	if code := exitCode(werr); code != errs.ExitInterrupted {
+	if code := waitExit(t, done, "SIGINT"); code != errs.ExitInterrupted {
 		t.Fatalf("exit %d, want %d\n%s", code, errs.ExitInterrupted, tail(out.String(), 15))
 	}
 	r, _ := name.ParseReference(ref, name.Insecure)
@@ -199,13 +200,7 @@ func TestTerminatedDuringPush(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	var werr error
-	select {
-	case werr = <-done:
-	case <-time.After(time.Minute):
-		t.Fatal("strata did not stop on SIGTERM")
-	}
-	if code := exitCode(werr); code != errs.ExitInterrupted {
+	if code := waitExit(t, done, "SIGTERM"); code != errs.ExitInterrupted {
 		t.Fatalf("exit %d, want %d\n%s", code, errs.ExitInterrupted, tail(out.String(), 15))
 	}
 	repo, _ := name.NewRepository(env.Registry.Host+"/terminated/app", name.Insecure)

@@ -88,9 +88,8 @@ func writeFiles(t *testing.T, dir string, files map[string]string) {
 	}
 }
 
-// verifyImage pulls every blob of ref back from the registry, checks each
-// digest and size, and returns the image.
-func verifyImage(t *testing.T, ref, wantDigest string) v1.Image {
+// remoteImage reads ref's image from the test bed's registry.
+func remoteImage(t *testing.T, ref string) (name.Reference, v1.Image) {
 	t.Helper()
 	r, err := name.ParseReference(ref, name.Insecure)
 	if err != nil {
@@ -100,6 +99,14 @@ func verifyImage(t *testing.T, ref, wantDigest string) v1.Image {
 	if err != nil {
 		t.Fatalf("read %s back: %v", ref, err)
 	}
+	return r, img
+}
+
+// verifyImage pulls every blob of ref back from the registry, checks each
+// digest and size, and returns the image.
+func verifyImage(t *testing.T, ref, wantDigest string) v1.Image {
+	t.Helper()
+	r, img := remoteImage(t, ref)
 	if err := validate.Image(img); err != nil {
 		t.Fatalf("%s does not validate: %v", ref, err)
 	}
