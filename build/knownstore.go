@@ -5,6 +5,7 @@ import (
 
 	"github.com/containerd/containerd/v2/core/content"
 	cerrdefs "github.com/containerd/errdefs"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // minSkipSize is the smallest blob the store checks the registry for:
@@ -16,9 +17,14 @@ const minSkipSize = 64 << 10
 // target repository already holds is answered "already exists", so BuildKit
 // does not send it over the session (base image layers, layers of a cache
 // hit): only what the registry lacks reaches the client.
+//
+// An uncompressed layer strata converted in an earlier build (see
+// converter) is skipped the same way when every repository holds the layer
+// it became.
 type knownStore struct {
 	content.Store
 	pushers []*pusher
+	conv    *converter
 }
 
 func (s *knownStore) Writer(ctx context.Context, opts ...content.WriterOpt) (content.Writer, error) {
@@ -28,18 +34,29 @@ func (s *knownStore) Writer(ctx context.Context, opts ...content.WriterOpt) (con
 			return nil, err
 		}
 	}
-	if wo.Desc.Digest != "" && wo.Desc.Size >= minSkipSize && s.allHave(ctx, wo) {
-		return nil, cerrdefs.ErrAlreadyExists
+	if wo.Desc.Digest != "" && wo.Desc.Size >= minSkipSize {
+		if s.conv != nil {
+			if e, ok := s.conv.remembered(wo.Desc.Digest); ok {
+				d := ocispecs.Descriptor{MediaType: e.MediaType, Digest: e.Digest, Size: e.Size}
+				if s.allHave(ctx, d) {
+					s.conv.known(wo.Desc.Digest, e)
+					return nil, cerrdefs.ErrAlreadyExists
+				}
+			}
+		}
+		if s.allHave(ctx, wo.Desc) {
+			return nil, cerrdefs.ErrAlreadyExists
+		}
 	}
 	return s.Store.Writer(ctx, opts...)
 }
 
-func (s *knownStore) allHave(ctx context.Context, wo content.WriterOpts) bool {
+func (s *knownStore) allHave(ctx context.Context, desc ocispecs.Descriptor) bool {
 	if len(s.pushers) == 0 {
 		return false
 	}
 	for _, p := range s.pushers {
-		if ok, err := p.Has(ctx, wo.Desc); err != nil || !ok {
+		if ok, err := p.Has(ctx, desc); err != nil || !ok {
 			return false
 		}
 	}

@@ -45,13 +45,52 @@ func (l *layerLog) get(d digest.Digest) *Layer {
 }
 
 func (l *layerLog) built(desc ocispecs.Descriptor) {
+	l.builtAt(desc, time.Now())
+}
+
+// builtAt records that BuildKit exported desc at t.
+func (l *layerLog) builtAt(desc ocispecs.Descriptor, t time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	x := l.get(desc.Digest)
 	x.Size = desc.Size
 	if x.Built == 0 {
-		x.Built = time.Since(l.start).Seconds()
+		x.Built = t.Sub(l.start).Seconds()
 	}
+}
+
+// sized records the uncompressed size of the layer d.
+func (l *layerLog) sized(d digest.Digest, n int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if x := l.get(d); x.Bytes == 0 {
+		x.Bytes = n
+	}
+}
+
+// converted records that strata made desc from a layer BuildKit exported
+// at t, and shows the conversion as a step of the display.
+func (l *layerLog) converted(from ocispecs.Descriptor, t time.Time, cv *conversion, compression string) {
+	if cv.err == nil && cv.desc.Digest != from.Digest {
+		l.builtAt(cv.desc, t)
+		l.mu.Lock()
+		x := l.get(cv.desc.Digest)
+		x.Bytes = cv.size
+		x.Converted = cv.finished.Sub(l.start).Seconds()
+		l.mu.Unlock()
+	}
+	if cv.started.IsZero() || (cv.err == nil && cv.desc.Digest == from.Digest) {
+		return // remembered from an earlier build, or left as the registry has it
+	}
+	what := fmt.Sprintf("%s, %s %s", units.HumanSize(float64(cv.size)), units.HumanSize(float64(cv.desc.Size)), compression)
+	if compression == "uncompressed" {
+		what = units.HumanSize(float64(cv.size))
+	}
+	name := fmt.Sprintf("[strata] layer %s", shortDigest(from.Digest))
+	if cv.err == nil {
+		name = fmt.Sprintf("[strata] layer %s → %s (%s)", shortDigest(from.Digest), shortDigest(cv.desc.Digest), what)
+	}
+	l.p.span(name, cv.started, cv.finished, cv.err)
 }
 
 func (l *layerLog) pushed(ev push.Event) {

@@ -39,10 +39,11 @@ type Options struct {
 	// the image's creation and history times. Empty means the context's last
 	// git commit time, or 0 outside git.
 	SourceDateEpoch string
-	// Reproducible also rewrites the timestamps inside layers to
-	// SOURCE_DATE_EPOCH, so the same inputs give the same layer and image
-	// digests on any builder. BuildKit rewrites every layer again at each
-	// export, which costs CPU time while streaming.
+	// Reproducible also rewrites the timestamps inside new layers to
+	// SOURCE_DATE_EPOCH (those later than it), so the same inputs give the
+	// same layer and image digests on any builder. strata build sets it
+	// unless told not to. In a streamed push strata rewrites each layer
+	// once, as it compresses it; otherwise BuildKit's exporter does.
 	Reproducible bool
 	NoCache      bool   // --no-cache
 	Progress     string // auto|plain|tty|quiet|rawjson

@@ -78,6 +78,12 @@ func normalizeCacheTimes(ctx context.Context, store content.Store, desc ocispecs
 // store. It returns the new manifest's descriptor, or desc unchanged. The
 // layers are untouched, so everything already uploaded stays valid.
 func rewriteConfig(ctx context.Context, store content.Store, desc ocispecs.Descriptor, edit func(cfg map[string]json.RawMessage) (bool, error)) (ocispecs.Descriptor, error) {
+	return rewriteImage(ctx, store, desc, func(_ *ocispecs.Manifest, cfg map[string]json.RawMessage) (bool, error) { return edit(cfg) })
+}
+
+// rewriteImage is rewriteConfig for edits that may change the manifest's
+// layers too.
+func rewriteImage(ctx context.Context, store content.Store, desc ocispecs.Descriptor, edit func(mf *ocispecs.Manifest, cfg map[string]json.RawMessage) (bool, error)) (ocispecs.Descriptor, error) {
 	if desc.MediaType != ocispecs.MediaTypeImageManifest {
 		return desc, nil
 	}
@@ -97,7 +103,7 @@ func rewriteConfig(ctx context.Context, store content.Store, desc ocispecs.Descr
 	if err := json.Unmarshal(cdt, &cfg); err != nil {
 		return desc, err
 	}
-	if changed, err := edit(cfg); err != nil || !changed {
+	if changed, err := edit(&mf, cfg); err != nil || !changed {
 		return desc, err
 	}
 	if cdt, err = json.Marshal(cfg); err != nil {

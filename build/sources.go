@@ -27,6 +27,21 @@ type sourcesRecorder struct {
 	stage *cache.Stage
 }
 
+// waitBounded waits for done, at most sourcesWait. It reports whether done
+// was closed in time, and the context's error if it ended first.
+func waitBounded(ctx context.Context, done <-chan struct{}) (bool, error) {
+	wait := time.NewTimer(sourcesWait)
+	defer wait.Stop()
+	select {
+	case <-done:
+		return true, nil
+	case <-wait.C:
+		return false, nil
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+}
+
 func recordSources(ctx context.Context, opt Options, bc *buildcontext.Context, contextDir, dockerfile string) *sourcesRecorder {
 	r := &sourcesRecorder{done: make(chan struct{})}
 	platform := ""
@@ -53,14 +68,8 @@ func (r *sourcesRecorder) apply(ctx context.Context, store content.Store, desc o
 	// Recording is worth a short wait, not a slow push: a context too large
 	// to hash by the time the build is done, or a base image that cannot
 	// be resolved from here, leaves the history as BuildKit wrote it.
-	wait := time.NewTimer(sourcesWait)
-	defer wait.Stop()
-	select {
-	case <-r.done:
-	case <-wait.C:
-		return desc, nil
-	case <-ctx.Done():
-		return desc, ctx.Err()
+	if ok, err := waitBounded(ctx, r.done); !ok {
+		return desc, err
 	}
 	if r.stage == nil {
 		return desc, nil

@@ -33,11 +33,15 @@ import (
 // Layer is one pushed layer as the metadata file reports it. Times are
 // seconds since the build started.
 type Layer struct {
-	Digest   digest.Digest `json:"digest"`
-	Size     int64         `json:"compressedSize"`
-	Built    float64       `json:"built"`  // when BuildKit exported it to strata
-	Pushed   float64       `json:"pushed"` // when the registry had it
-	Uploaded int64         `json:"uploadedBytes"`
+	Digest digest.Digest `json:"digest"`
+	Size   int64         `json:"compressedSize"`
+	// Bytes is the uncompressed size of a layer strata compressed; 0 for
+	// one BuildKit took from the base image or a cache source as it was.
+	Bytes     int64   `json:"size,omitempty"`
+	Built     float64 `json:"built"`               // when BuildKit exported it to strata
+	Converted float64 `json:"converted,omitempty"` // when strata had compressed it
+	Pushed    float64 `json:"pushed"`              // when the registry had it
+	Uploaded  int64   `json:"uploadedBytes"`
 }
 
 // runStreamed builds opt and pushes its image with layers uploaded while the
@@ -55,6 +59,11 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 	sourcesCtx, stopSources := context.WithCancel(ctx)
 	defer stopSources()
 	sources := recordSources(sourcesCtx, opt, bc, contextDir, dockerfile)
+	platform := ""
+	if len(opt.Platforms) == 1 {
+		platform = opt.Platforms[0]
+	}
+	imported := readImportedRecords(sourcesCtx, so.CacheImports, platform, opt.InsecureRegistries)
 	dt, err := os.ReadFile(dockerfile)
 	if err != nil {
 		return nil, errs.Inputf("%s: %v", dockerfile, err)
@@ -108,6 +117,15 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 	if err != nil {
 		return nil, err
 	}
+	// BuildKit exports the layers it makes uncompressed; strata rewrites
+	// their timestamps and compresses them while the build goes on.
+	var epoch *time.Time
+	if v, ok := opt.BuildArgs["SOURCE_DATE_EPOCH"]; ok && opt.Reproducible {
+		epoch = parseEpoch(v)
+	}
+	memo := openLayerMemo(defaultMemoPath())
+	defer func() { _ = memo.save() }()
+	conv := newConverter(store, opt.Compression, epoch, memo)
 
 	sessCtx, stopSession := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopSession()
@@ -120,7 +138,7 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 		s.Allow(a)
 	}
 	// BuildKit sends only the layers the registry lacks.
-	s.Allow(sessioncontent.NewAttachable(map[string]content.Store{"export": &knownStore{Store: store, pushers: pushers}}))
+	s.Allow(sessioncontent.NewAttachable(map[string]content.Store{"export": &knownStore{Store: store, pushers: pushers, conv: conv}}))
 	sessDone := make(chan error, 1)
 	go func() { sessDone <- s.Run(sessCtx, c.Dialer()) }()
 	defer func() {
@@ -128,9 +146,7 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 		<-sessDone
 	}()
 
-	exportAttrs := imageExportAttrs(opt)
-	exportAttrs["tar"] = "false"
-	exportAttrs["oci-mediatypes"] = "true"
+	exportAttrs := map[string]string{"compression": "uncompressed", "oci-mediatypes": "true", "tar": "false"}
 	withSession := func(so client.SolveOpt, attrs map[string]string) client.SolveOpt {
 		so.SharedSession, so.SessionPreInitialized = s, true
 		so.Exports = []client.ExportEntry{{Type: client.ExporterOCI, Attrs: attrs, OutputStore: store}}
@@ -144,6 +160,19 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 	// Uploads end with this build: a failed build leaves none running.
 	pushCtx, cancelPush := context.WithCancel(ctx)
 	defer cancelPush()
+
+	// convertAndPush converts a layer BuildKit exported at t, then uploads
+	// what it became. An error is reported by the image's conversion.
+	convertAndPush := func(l ocispecs.Descriptor, t time.Time) {
+		conv.start(pushCtx, l, func(cv *conversion) {
+			layers.converted(l, t, cv, conv.compression)
+			if cv.err == nil {
+				for _, ps := range pushers {
+					ps.PushBlob(pushCtx, cv.desc)
+				}
+			}
+		})
+	}
 
 	// The prefix chain: each prefix starts when the one before it has been
 	// exported, and none starts once the main solve has ended.
@@ -176,8 +205,13 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 			if err != nil {
 				return
 			}
+			at := time.Now()
 			for _, l := range ls {
-				layers.built(l)
+				if conv.converts(l) {
+					convertAndPush(l, at)
+					continue
+				}
+				layers.builtAt(l, at)
 				for _, ps := range pushers {
 					ps.PushBlob(pushCtx, l)
 				}
@@ -200,6 +234,20 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 	exported, err := exportedDescriptor(resp.ExporterResponse)
 	desc := exported
 	if err == nil {
+		if ls, lerr := push.Layers(ctx, store, desc); lerr == nil {
+			at := time.Now()
+			for _, l := range ls {
+				if conv.converts(l) {
+					convertAndPush(l, at)
+				}
+			}
+		}
+		desc, err = conv.convertImage(pushCtx, desc)
+	}
+	if err == nil {
+		desc, err = imported.apply(ctx, store, desc)
+	}
+	if err == nil {
 		desc, err = sources.apply(ctx, store, desc)
 	}
 	if epoch, ok := opt.BuildArgs["SOURCE_DATE_EPOCH"]; ok && err == nil {
@@ -213,6 +261,9 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 		if ls, err = push.Layers(ctx, store, desc); err == nil {
 			for _, l := range ls {
 				layers.built(l)
+				if n := conv.sizeOf(l.Digest); n > 0 {
+					layers.sized(l.Digest, n)
+				}
 			}
 		}
 	}

@@ -40,6 +40,9 @@ func TestMain(m *testing.M) {
 		// Builds that push record their images in the index: keep that
 		// out of the user's own index file.
 		os.Setenv(cache.IndexFileEnv, filepath.Join(env.Dir, "index.idx"))
+		// So are the layers strata remembers having compressed, and the
+		// rest of its cache directory.
+		os.Setenv("XDG_CACHE_HOME", filepath.Join(env.Dir, "cache"))
 	}
 	cancel()
 	if err != nil {

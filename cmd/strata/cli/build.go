@@ -101,7 +101,7 @@ sources for later builds.`,
 	f.BoolVar(&opt.Push, "push", false, "push the image to the registry of each --tag")
 	f.BoolVar(&opt.NoCache, "no-cache", false, "do not use cache when building the image")
 	stream := f.Bool("stream", true, "with --push, upload each layer while the rest of the build runs (false: BuildKit pushes after the build)")
-	f.BoolVar(&opt.Reproducible, "reproducible", false, "rewrite file timestamps in layers to SOURCE_DATE_EPOCH, so the same inputs give the same digests on any builder (costs CPU at every export)")
+	f.BoolVar(&opt.Reproducible, "reproducible", true, "rewrite file timestamps in new layers to SOURCE_DATE_EPOCH, so the same inputs give the same digests on any builder (false: keep the build's times)")
 	f.StringVar(&opt.Compression, "compression", "", "compression of the layers the build creates: gzip (default), zstd (faster; needs containerd 1.5+ or Docker 23+ to pull) or uncompressed")
 	f.StringVar(&opt.SourceDateEpoch, "source-date-epoch", "", "SOURCE_DATE_EPOCH in seconds, the image's creation time (default: the context's last git commit time, 0 outside git)")
 	cmd.PreRun = func(*cobra.Command, []string) { opt.NoStream = !*stream }

@@ -1,0 +1,323 @@
+package build
+
+import (
+	"archive/tar"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"runtime"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/containerd/containerd/v2/core/content"
+	"github.com/containerd/containerd/v2/pkg/labels"
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/klauspost/compress/zstd"
+	"github.com/klauspost/pgzip"
+	"github.com/moby/buildkit/util/converter/tarconverter"
+	digest "github.com/opencontainers/go-digest"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// converterVersion names the bytes a conversion produces: it changes when
+// the compressors or their settings do, so remembered conversions of an
+// older strata are not trusted.
+const converterVersion = "1/pgzip-1m-6/zstd-default"
+
+// gzipBlock is pgzip's block size. The compressed bytes depend on it (and
+// on the level), not on how many blocks are compressed at once, so every
+// builder gives the same digest.
+const gzipBlock = 1 << 20
+
+// converter turns the uncompressed layers BuildKit exports into the layers
+// strata pushes: file timestamps later than SOURCE_DATE_EPOCH rewritten to
+// it (as BuildKit's rewrite-timestamp does), then compressed in parallel
+// with github.com/klauspost/compress. Each layer is converted once per
+// process, and the outcome is remembered across builds in a memo so that a
+// layer the registry already holds need not be sent by BuildKit again.
+type converter struct {
+	store       content.Store
+	compression string     // gzip, zstd or uncompressed
+	epoch       *time.Time // nil: timestamps are kept
+	memo        *layerMemo // may be nil
+
+	sem  chan struct{}
+	mu   sync.Mutex
+	jobs map[digest.Digest]*conversion
+}
+
+// conversion is one layer's conversion, running or done.
+type conversion struct {
+	done chan struct{}
+	desc ocispecs.Descriptor // the layer strata pushes
+	diff digest.Digest       // its uncompressed digest, the config's diff_id
+	size int64               // its uncompressed size; 0 when not converted here
+	err  error
+
+	started, finished time.Time // of the conversion itself
+}
+
+func newConverter(store content.Store, compression string, epoch *time.Time, memo *layerMemo) *converter {
+	if compression == "" {
+		compression = "gzip"
+	}
+	return &converter{
+		store: store, compression: compression, epoch: epoch, memo: memo,
+		// Each conversion compresses on every core; two at once keep
+		// the cores busy while one of them reads or writes.
+		sem:  make(chan struct{}, 2),
+		jobs: map[digest.Digest]*conversion{},
+	}
+}
+
+// parseEpoch is SOURCE_DATE_EPOCH as a time, or nil when it is not set.
+func parseEpoch(s string) *time.Time {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return nil
+	}
+	t := time.Unix(n, 0).UTC()
+	return &t
+}
+
+// converts reports whether desc is a layer strata converts: an
+// uncompressed one, when there is something to do to it. Layers BuildKit
+// took from a base image or a cache source keep the bytes they have in
+// the registry.
+func (c *converter) converts(desc ocispecs.Descriptor) bool {
+	switch desc.MediaType {
+	case ocispecs.MediaTypeImageLayer, "application/vnd.docker.image.rootfs.diff.tar":
+		return c.compression != "uncompressed" || c.epoch != nil
+	}
+	return false
+}
+
+// key names desc's conversion in the memo.
+func (c *converter) key(d digest.Digest) string {
+	epoch := "keep"
+	if c.epoch != nil {
+		epoch = strconv.FormatInt(c.epoch.Unix(), 10)
+	}
+	return fmt.Sprintf("%s %s %s %s", converterVersion, c.compression, epoch, d)
+}
+
+// remembered is the conversion of the uncompressed layer d done by an
+// earlier build, if the memo has it.
+func (c *converter) remembered(d digest.Digest) (memoEntry, bool) {
+	if c.memo == nil {
+		return memoEntry{}, false
+	}
+	return c.memo.get(c.key(d))
+}
+
+// known records that the uncompressed layer d became desc, as an earlier
+// build found, so strata need not convert it again.
+func (c *converter) known(d digest.Digest, e memoEntry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.jobs[d]; ok {
+		return
+	}
+	cv := &conversion{done: make(chan struct{}), desc: ocispecs.Descriptor{MediaType: e.MediaType, Digest: e.Digest, Size: e.Size}, diff: e.DiffID, size: e.Bytes}
+	close(cv.done)
+	c.jobs[d] = cv
+}
+
+// sizeOf is the uncompressed size of d, a layer the converter made (or
+// found it had made before), or 0.
+func (c *converter) sizeOf(d digest.Digest) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, cv := range c.jobs {
+		select {
+		case <-cv.done:
+			if cv.err == nil && cv.desc.Digest == d {
+				return cv.size
+			}
+		default:
+		}
+	}
+	return 0
+}
+
+// start converts desc in the background unless that was started before.
+// done, when not nil, is called with the outcome.
+func (c *converter) start(ctx context.Context, desc ocispecs.Descriptor, done func(*conversion)) *conversion {
+	c.mu.Lock()
+	if cv, ok := c.jobs[desc.Digest]; ok {
+		c.mu.Unlock()
+		return cv
+	}
+	cv := &conversion{done: make(chan struct{})}
+	c.jobs[desc.Digest] = cv
+	c.mu.Unlock()
+	go func() {
+		defer close(cv.done)
+		select {
+		case c.sem <- struct{}{}:
+		case <-ctx.Done():
+			cv.err = ctx.Err()
+			return
+		}
+		cv.started = time.Now()
+		cv.desc, cv.diff, cv.size, cv.err = c.convert(ctx, desc)
+		cv.finished = time.Now()
+		<-c.sem
+		if cv.err == nil && c.memo != nil {
+			c.memo.put(c.key(desc.Digest), memoEntry{Digest: cv.desc.Digest, Size: cv.desc.Size, MediaType: cv.desc.MediaType, DiffID: cv.diff, Bytes: cv.size})
+		}
+		if done != nil {
+			done(cv)
+		}
+	}()
+	return cv
+}
+
+// wait returns the outcome of a conversion.
+func (cv *conversion) wait(ctx context.Context) error {
+	select {
+	case <-cv.done:
+		return cv.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// convert writes desc's converted layer into the store and returns its
+// descriptor, uncompressed digest and size.
+func (c *converter) convert(ctx context.Context, desc ocispecs.Descriptor) (ocispecs.Descriptor, digest.Digest, int64, error) {
+	ra, err := c.store.ReaderAt(ctx, desc)
+	if cerrdefs.IsNotFound(err) {
+		// BuildKit did not send it: every repository holds it as it is
+		// (see knownStore), so it stays.
+		return desc, desc.Digest, 0, nil
+	}
+	if err != nil {
+		return ocispecs.Descriptor{}, "", 0, fmt.Errorf("layer %s is not in the local store: %w", desc.Digest, err)
+	}
+	defer ra.Close()
+	var src io.Reader = io.NewSectionReader(ra, 0, ra.Size())
+	if c.epoch != nil {
+		rc := tarconverter.NewReader(src, clampTimes(*c.epoch))
+		defer rc.Close()
+		src = rc
+	}
+	w, err := content.OpenWriter(ctx, c.store, content.WithRef(fmt.Sprintf("strata-convert-%s-%s", c.compression, desc.Digest)))
+	if err != nil {
+		return ocispecs.Descriptor{}, "", 0, err
+	}
+	defer w.Close()
+	if err := w.Truncate(0); err != nil {
+		return ocispecs.Descriptor{}, "", 0, err
+	}
+	mediaType, zw, err := c.compressor(w)
+	if err != nil {
+		return ocispecs.Descriptor{}, "", 0, err
+	}
+	diff := digest.Canonical.Digester()
+	n, err := io.Copy(zw, io.TeeReader(src, diff.Hash()))
+	if err != nil {
+		zw.Close()
+		return ocispecs.Descriptor{}, "", 0, fmt.Errorf("layer %s: %w", desc.Digest, err)
+	}
+	if err := zw.Close(); err != nil {
+		return ocispecs.Descriptor{}, "", 0, fmt.Errorf("layer %s: %w", desc.Digest, err)
+	}
+	out := w.Digest()
+	if err := w.Commit(ctx, 0, out); err != nil && !cerrdefs.IsAlreadyExists(err) {
+		return ocispecs.Descriptor{}, "", 0, err
+	}
+	info, err := c.store.Info(ctx, out)
+	if err != nil {
+		return ocispecs.Descriptor{}, "", 0, err
+	}
+	return ocispecs.Descriptor{MediaType: mediaType, Digest: out, Size: info.Size}, diff.Digest(), n, nil
+}
+
+// compressor wraps w in the converter's compression.
+func (c *converter) compressor(w io.Writer) (string, io.WriteCloser, error) {
+	switch c.compression {
+	case "zstd":
+		zw, err := zstd.NewWriter(w, zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)))
+		return ocispecs.MediaTypeImageLayerZstd, zw, err
+	case "uncompressed":
+		return ocispecs.MediaTypeImageLayer, nopWriteCloser{w}, nil
+	default:
+		zw, err := pgzip.NewWriterLevel(w, pgzip.DefaultCompression)
+		if err != nil {
+			return "", nil, err
+		}
+		if err := zw.SetConcurrency(gzipBlock, max(2, runtime.GOMAXPROCS(0))); err != nil {
+			return "", nil, err
+		}
+		return ocispecs.MediaTypeImageLayerGzip, zw, nil
+	}
+}
+
+type nopWriteCloser struct{ io.Writer }
+
+func (nopWriteCloser) Close() error { return nil }
+
+// clampTimes sets every time in a tar header later than epoch to epoch.
+func clampTimes(epoch time.Time) tarconverter.HeaderConverter {
+	return func(h *tar.Header) {
+		if h.ModTime.After(epoch) {
+			h.ModTime = epoch
+		}
+		if h.AccessTime.After(epoch) {
+			h.AccessTime = epoch
+		}
+		if h.ChangeTime.After(epoch) {
+			h.ChangeTime = epoch
+		}
+	}
+}
+
+// convertImage replaces, in the image manifest desc, every layer the
+// converter converts by the layer it becomes, and its diff_id in the
+// config, converting what was not converted yet. It returns the new
+// manifest's descriptor, or desc when nothing changed.
+func (c *converter) convertImage(ctx context.Context, desc ocispecs.Descriptor) (ocispecs.Descriptor, error) {
+	return rewriteImage(ctx, c.store, desc, func(mf *ocispecs.Manifest, cfg map[string]json.RawMessage) (bool, error) {
+		var rootfs struct {
+			Type    string          `json:"type"`
+			DiffIDs []digest.Digest `json:"diff_ids"`
+		}
+		if err := json.Unmarshal(cfg["rootfs"], &rootfs); err != nil || len(rootfs.DiffIDs) != len(mf.Layers) {
+			return false, fmt.Errorf("image config %s: its rootfs does not list one diff_id per layer", mf.Config.Digest)
+		}
+		changed := false
+		for i, l := range mf.Layers {
+			if !c.converts(l) {
+				continue
+			}
+			cv := c.start(ctx, l, nil)
+			if err := cv.wait(ctx); err != nil {
+				return false, err
+			}
+			if cv.desc.Digest == l.Digest {
+				continue
+			}
+			nl := cv.desc
+			for k, v := range l.Annotations {
+				if k != labels.LabelUncompressed {
+					if nl.Annotations == nil {
+						nl.Annotations = map[string]string{}
+					}
+					nl.Annotations[k] = v
+				}
+			}
+			mf.Layers[i] = nl
+			rootfs.DiffIDs[i] = cv.diff
+			changed = true
+		}
+		if !changed {
+			return false, nil
+		}
+		dt, err := json.Marshal(rootfs)
+		cfg["rootfs"] = dt
+		return err == nil, err
+	})
+}

@@ -1,0 +1,344 @@
+package build
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd/v2/core/content"
+	contentlocal "github.com/containerd/containerd/v2/plugins/content/local"
+	"github.com/klauspost/compress/zstd"
+	digest "github.com/opencontainers/go-digest"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// layerTar is an uncompressed layer with one file of size n stamped at mtime.
+func layerTar(t *testing.T, mtime time.Time, n int) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	body := bytes.Repeat([]byte("strata layer "), n/13+1)[:n]
+	if err := tw.WriteHeader(&tar.Header{Name: "app/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: mtime, Format: tar.FormatPAX, AccessTime: mtime}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.WriteHeader(&tar.Header{Name: "app/data", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(n), ModTime: mtime}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tw.Write(body); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func testStore(t *testing.T) content.Store {
+	t.Helper()
+	s, err := contentlocal.NewStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func putLayer(t *testing.T, s content.Store, dt []byte) ocispecs.Descriptor {
+	t.Helper()
+	d := ocispecs.Descriptor{MediaType: ocispecs.MediaTypeImageLayer, Digest: digest.FromBytes(dt), Size: int64(len(dt))}
+	if err := content.WriteBlob(context.Background(), s, "t-"+d.Digest.String(), bytes.NewReader(dt), d); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// putImage writes an image manifest with config cfg and layers into s.
+func putImage(t *testing.T, s content.Store, cfg []byte, layers ...ocispecs.Descriptor) ocispecs.Descriptor {
+	t.Helper()
+	cfgDesc := ocispecs.Descriptor{MediaType: ocispecs.MediaTypeImageConfig, Digest: digest.FromBytes(cfg), Size: int64(len(cfg))}
+	mf, _ := json.Marshal(ocispecs.Manifest{MediaType: ocispecs.MediaTypeImageManifest, Config: cfgDesc, Layers: layers})
+	mfDesc := ocispecs.Descriptor{MediaType: ocispecs.MediaTypeImageManifest, Digest: digest.FromBytes(mf), Size: int64(len(mf))}
+	for _, b := range []struct {
+		d  ocispecs.Descriptor
+		dt []byte
+	}{{cfgDesc, cfg}, {mfDesc, mf}} {
+		if err := content.WriteBlob(t.Context(), s, b.d.Digest.String(), bytes.NewReader(b.dt), b.d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return mfDesc
+}
+
+func convertOne(t *testing.T, compression string, epoch *time.Time, layer []byte) (*conversion, content.Store) {
+	t.Helper()
+	s := testStore(t)
+	c := newConverter(s, compression, epoch, nil)
+	cv := c.start(t.Context(), putLayer(t, s, layer), nil)
+	if err := cv.wait(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return cv, s
+}
+
+func uncompressed(t *testing.T, s content.Store, cv *conversion) []byte {
+	t.Helper()
+	dt, err := content.ReadBlob(t.Context(), s, cv.desc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r io.Reader = bytes.NewReader(dt)
+	switch cv.desc.MediaType {
+	case ocispecs.MediaTypeImageLayerGzip:
+		if r, err = gzip.NewReader(r); err != nil {
+			t.Fatal(err)
+		}
+	case ocispecs.MediaTypeImageLayerZstd:
+		zr, err := zstd.NewReader(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer zr.Close()
+		r = zr
+	}
+	out, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestConvertRewritesTimesAndCompresses(t *testing.T) {
+	epoch := time.Unix(1700000000, 0).UTC()
+	late := epoch.Add(48 * time.Hour)
+	for _, comp := range []string{"gzip", "zstd", "uncompressed"} {
+		t.Run(comp, func(t *testing.T) {
+			// Two layers that differ only in times later than the epoch
+			// become the same layer.
+			a, sa := convertOne(t, comp, &epoch, layerTar(t, late, 3<<20))
+			b, _ := convertOne(t, comp, &epoch, layerTar(t, late.Add(time.Hour), 3<<20))
+			if a.desc.Digest != b.desc.Digest || a.diff != b.diff {
+				t.Fatalf("same files at different times gave %s and %s", a.desc.Digest, b.desc.Digest)
+			}
+			tarDt := uncompressed(t, sa, a)
+			if got := digest.FromBytes(tarDt); got != a.diff {
+				t.Errorf("diff_id %s, the layer uncompresses to %s", a.diff, got)
+			}
+			if a.size != int64(len(tarDt)) {
+				t.Errorf("size %d, uncompressed %d bytes", a.size, len(tarDt))
+			}
+			tr := tar.NewReader(bytes.NewReader(tarDt))
+			for {
+				h, err := tr.Next()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !h.ModTime.Equal(epoch) || (!h.AccessTime.IsZero() && !h.AccessTime.Equal(epoch)) {
+					t.Errorf("%s: mtime %s atime %s, want %s", h.Name, h.ModTime, h.AccessTime, epoch)
+				}
+			}
+			want := map[string]string{"gzip": ocispecs.MediaTypeImageLayerGzip, "zstd": ocispecs.MediaTypeImageLayerZstd, "uncompressed": ocispecs.MediaTypeImageLayer}[comp]
+			if a.desc.MediaType != want {
+				t.Errorf("media type %s, want %s", a.desc.MediaType, want)
+			}
+			if comp != "uncompressed" && a.desc.Size >= a.size {
+				t.Errorf("compressed %d bytes of %d", a.desc.Size, a.size)
+			}
+		})
+	}
+}
+
+func TestConvertKeepsEarlierTimes(t *testing.T) {
+	epoch := time.Unix(1700000000, 0).UTC()
+	early := epoch.Add(-time.Hour)
+	cv, s := convertOne(t, "gzip", &epoch, layerTar(t, early, 1000))
+	h, err := tar.NewReader(bytes.NewReader(uncompressed(t, s, cv))).Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !h.ModTime.Equal(early) {
+		t.Errorf("mtime %s, want %s kept", h.ModTime, early)
+	}
+	// Without an epoch, times stay and the tar is only compressed.
+	late := time.Now().Truncate(time.Second)
+	in := layerTar(t, late, 1000)
+	cv, s = convertOne(t, "gzip", nil, in)
+	if !bytes.Equal(uncompressed(t, s, cv), in) || cv.diff != digest.FromBytes(in) {
+		t.Error("with no epoch the layer's tar changed")
+	}
+}
+
+// A layer BuildKit did not send (the registry holds it as it is) stays.
+func TestConvertLeavesLayersNotSent(t *testing.T) {
+	epoch := time.Unix(0, 0)
+	c := newConverter(testStore(t), "gzip", &epoch, nil)
+	d := ocispecs.Descriptor{MediaType: ocispecs.MediaTypeImageLayer, Digest: digest.FromString("absent"), Size: 100}
+	cv := c.start(t.Context(), d, nil)
+	if err := cv.wait(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if cv.desc.Digest != d.Digest || cv.diff != d.Digest {
+		t.Fatalf("got %+v, want the layer unchanged", cv.desc)
+	}
+	if c.converts(ocispecs.Descriptor{MediaType: ocispecs.MediaTypeImageLayerGzip}) {
+		t.Error("a compressed layer (base image, cache source) is converted")
+	}
+	if newConverter(nil, "uncompressed", nil, nil).converts(d) {
+		t.Error("uncompressed with no epoch has nothing to do, yet converts")
+	}
+}
+
+func TestConvertImage(t *testing.T) {
+	ctx := t.Context()
+	s := testStore(t)
+	epoch := time.Unix(1700000000, 0).UTC()
+	base := []byte("base layer, compressed in the registry")
+	baseDesc := ocispecs.Descriptor{MediaType: ocispecs.MediaTypeImageLayerGzip, Digest: digest.FromBytes(base), Size: int64(len(base))}
+	l1 := putLayer(t, s, layerTar(t, epoch.Add(time.Hour), 5000))
+	l1.Annotations = map[string]string{"containerd.io/uncompressed": l1.Digest.String(), "keep": "me"}
+	cfg, _ := json.Marshal(map[string]any{
+		"architecture": "amd64", "os": "linux",
+		"rootfs": map[string]any{"type": "layers", "diff_ids": []digest.Digest{digest.FromString("b"), l1.Digest}},
+		"config": map[string]any{"Cmd": []string{"sh"}},
+	})
+	mfDesc := putImage(t, s, cfg, baseDesc, l1)
+	c := newConverter(s, "gzip", &epoch, nil)
+	nd, err := c.convertImage(ctx, mfDesc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got ocispecs.Manifest
+	dt, _ := content.ReadBlob(ctx, s, nd)
+	if err := json.Unmarshal(dt, &got); err != nil {
+		t.Fatal(err)
+	}
+	cv := c.start(ctx, l1, nil)
+	if got.Layers[0].Digest != baseDesc.Digest {
+		t.Errorf("base layer became %s", got.Layers[0].Digest)
+	}
+	if got.Layers[1].Digest != cv.desc.Digest || got.Layers[1].MediaType != ocispecs.MediaTypeImageLayerGzip {
+		t.Errorf("layer 1 is %+v, want %s gzip", got.Layers[1], cv.desc.Digest)
+	}
+	if got.Layers[1].Annotations["keep"] != "me" || got.Layers[1].Annotations["containerd.io/uncompressed"] != "" {
+		t.Errorf("annotations %v", got.Layers[1].Annotations)
+	}
+	var gotCfg struct {
+		RootFS struct {
+			DiffIDs []digest.Digest `json:"diff_ids"`
+		} `json:"rootfs"`
+		Config map[string]any `json:"config"`
+	}
+	cdt, _ := content.ReadBlob(ctx, s, got.Config)
+	if err := json.Unmarshal(cdt, &gotCfg); err != nil {
+		t.Fatal(err)
+	}
+	if gotCfg.RootFS.DiffIDs[1] != cv.diff || gotCfg.RootFS.DiffIDs[0] != digest.FromString("b") {
+		t.Errorf("diff_ids %v", gotCfg.RootFS.DiffIDs)
+	}
+	if gotCfg.Config["Cmd"] == nil {
+		t.Error("the rest of the config was lost")
+	}
+}
+
+func TestLayerMemo(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "strata", "layers.json")
+	m := openLayerMemo(path)
+	e := memoEntry{Digest: digest.FromString("c"), Size: 10, MediaType: ocispecs.MediaTypeImageLayerGzip, DiffID: digest.FromString("u"), Bytes: 20}
+	m.put("k1", e)
+	// Another build saves in between: both are kept.
+	other := openLayerMemo(path)
+	other.put("k2", e)
+	if err := other.save(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.save(); err != nil {
+		t.Fatal(err)
+	}
+	again := openLayerMemo(path)
+	for _, k := range []string{"k1", "k2"} {
+		if got, ok := again.get(k); !ok || got.Digest != e.Digest || got.DiffID != e.DiffID || got.Bytes != 20 {
+			t.Errorf("%s: %+v %v", k, got, ok)
+		}
+	}
+	// A corrupt or wrong entry is not used; a corrupt file starts again.
+	again.put("bad", memoEntry{Digest: "sha256:nothex", Size: 1, DiffID: e.DiffID})
+	if _, ok := again.get("bad"); ok {
+		t.Error("an entry with an invalid digest was used")
+	}
+	if err := os.WriteFile(path, []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := openLayerMemo(path).get("k1"); ok {
+		t.Error("a corrupt memo was read")
+	}
+	if openLayerMemo("") != nil {
+		t.Error("no path should give no memo")
+	}
+}
+
+func TestImportedRecordsFillMissingLayers(t *testing.T) {
+	ctx := t.Context()
+	s := testStore(t)
+	d0, d1, d2 := digest.FromString("l0"), digest.FromString("l1"), digest.FromString("l2")
+	k1, k2, k3 := digest.FromString("k1"), digest.FromString("k2"), digest.FromString("k3")
+	when := time.Unix(1700000000, 0).UTC()
+	enc := func(recs []map[string]any) string {
+		dt, _ := json.Marshal(recs)
+		return base64.StdEncoding.EncodeToString(dt)
+	}
+	// The source holds k1 in layer 1 and k2 in layer 2, over layers the
+	// image shares up to layer 1 only.
+	src := map[string]any{"os": "linux", "architecture": "amd64", "rootfs": map[string]any{"diff_ids": []digest.Digest{d0, d1, digest.FromString("other")}},
+		"moby.buildkit.cache.v0": enc([]map[string]any{
+			{"digest": k1, "layers": []map[string]any{{"layer": 1, "createdAt": when}}},
+			{"digest": k2, "layers": []map[string]any{{"layer": 2, "createdAt": when}}},
+		})}
+	srcDt, _ := json.Marshal(src)
+	sc, ok := parseSourceCache(srcDt)
+	if !ok {
+		t.Fatal("source config not read")
+	}
+	cfg, _ := json.Marshal(map[string]any{"os": "linux", "architecture": "amd64", "rootfs": map[string]any{"type": "layers", "diff_ids": []digest.Digest{d0, d1, d2}},
+		"moby.buildkit.cache.v0": enc([]map[string]any{
+			{"digest": k1, "inputs": [][]map[string]any{{{"link": 1}}}},
+			{"digest": k2},
+			{"digest": k3, "layers": []map[string]any{{"layer": 2, "createdAt": when}}},
+		})})
+	mfDesc := putImage(t, s, cfg)
+	r := &importedRecords{done: make(chan struct{}), sources: []sourceCache{sc}}
+	close(r.done)
+	nd, err := r.apply(ctx, s, mfDesc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got ocispecs.Manifest
+	dt, _ := content.ReadBlob(ctx, s, nd)
+	_ = json.Unmarshal(dt, &got)
+	cdt, _ := content.ReadBlob(ctx, s, got.Config)
+	var c imageConfigCache
+	if err := json.Unmarshal(cdt, &c); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := decodeInlineCache(c.Cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs[0].Results) != 1 || recs[0].Results[0].LayerIndex != 1 || recs[0].raw["inputs"] == nil {
+		t.Errorf("k1: %+v %s, want layer 1 from the source and its inputs kept", recs[0].Results, recs[0].raw["inputs"])
+	}
+	if len(recs[1].Results) != 0 {
+		t.Errorf("k2 got %+v, but the source's layer 2 is not the image's", recs[1].Results)
+	}
+	if len(recs[2].Results) != 1 || recs[2].Results[0].LayerIndex != 2 {
+		t.Errorf("k3: %+v, want its own layer kept", recs[2].Results)
+	}
+}

@@ -1,0 +1,230 @@
+package build
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/containerd/containerd/v2/core/content"
+	"github.com/containerd/platforms"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/moby/buildkit/client"
+	digest "github.com/opencontainers/go-digest"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/strata-build/strata/cache"
+)
+
+// cacheRecord is one record of BuildKit's inline cache metadata, as it is
+// in an image config: a cache key, its inputs, and the image layers that
+// hold its result ("layers": the result is the image's layers 0 to
+// layer). Fields strata does not touch are kept as they are.
+type cacheRecord struct {
+	Digest  digest.Digest
+	Results []cacheResult
+	raw     map[string]json.RawMessage
+}
+
+type cacheResult struct {
+	LayerIndex int       `json:"layer"`
+	CreatedAt  time.Time `json:"createdAt"`
+}
+
+// sourceCache is what a cache source's config says: its diff_ids, and the
+// layer of each of its records' results.
+type sourceCache struct {
+	platform string
+	diffIDs  []digest.Digest
+	results  map[digest.Digest][]cacheResult
+}
+
+// importedRecords reads, beside the build, the inline cache metadata of
+// the registry images the build imports cache from.
+//
+// BuildKit writes a record's result into an image's inline cache only in
+// the compression the image is exported in; strata has BuildKit export
+// uncompressed layers, so the records of steps BuildKit took from a cache
+// source (whose layers stay compressed) would come without their layer,
+// and the image would be a poorer cache source than the one it came from.
+// apply gives such a record back the layer the source gave it, when the
+// source's layers up to it are the image's own (same diff_ids).
+type importedRecords struct {
+	done    chan struct{}
+	mu      sync.Mutex
+	sources []sourceCache
+}
+
+func readImportedRecords(ctx context.Context, imports []client.CacheOptionsEntry, platform string, insecure []string) *importedRecords {
+	r := &importedRecords{done: make(chan struct{})}
+	var refs []string
+	for _, im := range imports {
+		if im.Type == "registry" && im.Attrs["ref"] != "" {
+			refs = append(refs, im.Attrs["ref"])
+		}
+	}
+	p := v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
+	if platform != "" {
+		if pp, err := platforms.Parse(platform); err == nil {
+			p = v1.Platform{OS: pp.OS, Architecture: pp.Architecture, Variant: pp.Variant}
+		}
+	}
+	resolver := cache.NewRegistryResolver(cache.WithInsecureRegistries(insecure...))
+	go func() {
+		defer close(r.done)
+		var wg sync.WaitGroup
+		for _, ref := range refs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, cfg, err := resolver.ResolveBase(ctx, ref, p)
+				if err != nil {
+					return // best effort: the source may be gone or not an image
+				}
+				if sc, ok := parseSourceCache(cfg); ok {
+					r.mu.Lock()
+					r.sources = append(r.sources, sc)
+					r.mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+	}()
+	return r
+}
+
+// imageConfigCache is the part of an image config strata reads here.
+type imageConfigCache struct {
+	OS           string `json:"os"`
+	Architecture string `json:"architecture"`
+	Variant      string `json:"variant,omitempty"`
+	RootFS       struct {
+		DiffIDs []digest.Digest `json:"diff_ids"`
+	} `json:"rootfs"`
+	Cache string `json:"moby.buildkit.cache.v0"`
+}
+
+func (c imageConfigCache) platform() string {
+	return platforms.Format(ocispecs.Platform{OS: c.OS, Architecture: c.Architecture, Variant: c.Variant})
+}
+
+func parseSourceCache(cfg []byte) (sourceCache, bool) {
+	var c imageConfigCache
+	if json.Unmarshal(cfg, &c) != nil || c.Cache == "" {
+		return sourceCache{}, false
+	}
+	records, err := decodeInlineCache(c.Cache)
+	if err != nil {
+		return sourceCache{}, false
+	}
+	sc := sourceCache{platform: c.platform(), diffIDs: c.RootFS.DiffIDs, results: map[digest.Digest][]cacheResult{}}
+	for _, rec := range records {
+		if len(rec.Results) > 0 {
+			sc.results[rec.Digest] = rec.Results
+		}
+	}
+	return sc, true
+}
+
+func decodeInlineCache(b64 string) ([]cacheRecord, error) {
+	dt, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		return nil, err
+	}
+	var raws []map[string]json.RawMessage
+	if err := json.Unmarshal(dt, &raws); err != nil {
+		return nil, err
+	}
+	out := make([]cacheRecord, len(raws))
+	for i, raw := range raws {
+		out[i].raw = raw
+		if err := json.Unmarshal(raw["digest"], &out[i].Digest); err != nil {
+			return nil, err
+		}
+		if v, ok := raw["layers"]; ok {
+			if err := json.Unmarshal(v, &out[i].Results); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}
+
+func encodeInlineCache(records []cacheRecord) (string, error) {
+	raws := make([]map[string]json.RawMessage, len(records))
+	for i, rec := range records {
+		raws[i] = rec.raw
+	}
+	dt, err := json.Marshal(raws)
+	if err != nil {
+		return "", err
+	}
+	return base64.StdEncoding.EncodeToString(dt), nil
+}
+
+// apply fills in the records of the image desc's inline cache that have
+// no layer, from the cache sources, and returns the new manifest's
+// descriptor (desc when nothing changed).
+func (r *importedRecords) apply(ctx context.Context, store content.Store, desc ocispecs.Descriptor) (ocispecs.Descriptor, error) {
+	// A source too slow to read keeps the records as BuildKit wrote them.
+	if ok, err := waitBounded(ctx, r.done); !ok {
+		return desc, err
+	}
+	if len(r.sources) == 0 {
+		return desc, nil
+	}
+	return rewriteConfig(ctx, store, desc, func(cfg map[string]json.RawMessage) (bool, error) {
+		dt, err := json.Marshal(cfg)
+		if err != nil {
+			return false, err
+		}
+		var c imageConfigCache
+		if json.Unmarshal(dt, &c) != nil || c.Cache == "" {
+			return false, nil
+		}
+		records, err := decodeInlineCache(c.Cache)
+		if err != nil {
+			return false, nil // not a format strata knows: leave it
+		}
+		changed := false
+		for i, rec := range records {
+			if len(rec.Results) > 0 || rec.raw["chains"] != nil {
+				continue
+			}
+			for _, src := range r.sources {
+				if src.platform != c.platform() {
+					continue
+				}
+				var found []cacheResult
+				for _, res := range src.results[rec.Digest] {
+					n := res.LayerIndex + 1
+					if n <= len(c.RootFS.DiffIDs) && n <= len(src.diffIDs) && slices.Equal(c.RootFS.DiffIDs[:n], src.diffIDs[:n]) {
+						found = append(found, res)
+					}
+				}
+				if len(found) == 0 {
+					continue
+				}
+				v, err := json.Marshal(found)
+				if err != nil {
+					return false, err
+				}
+				records[i].raw["layers"] = v
+				changed = true
+				break
+			}
+		}
+		if !changed {
+			return false, nil
+		}
+		enc, err := encodeInlineCache(records)
+		if err != nil {
+			return false, err
+		}
+		cfg[inlineCacheKey], err = json.Marshal(enc)
+		return err == nil, err
+	})
+}
