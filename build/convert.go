@@ -2,6 +2,7 @@ package build
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -110,6 +111,23 @@ func (c *converter) remembered(d digest.Digest) (memoEntry, bool) {
 		return memoEntry{}, false
 	}
 	return c.memo.get(c.key(d))
+}
+
+// isTar reports whether the blob d in the store is an uncompressed tar
+// archive: its first header carries the ustar magic. Blobs come through
+// the session with no media type, so this tells a layer from a config or
+// a compressed layer as soon as it arrives.
+func isTar(ctx context.Context, store content.Provider, d digest.Digest) bool {
+	ra, err := store.ReaderAt(ctx, ocispecs.Descriptor{Digest: d})
+	if err != nil {
+		return false
+	}
+	defer ra.Close()
+	var hdr [512]byte
+	if _, err := ra.ReadAt(hdr[:], 0); err != nil {
+		return false
+	}
+	return bytes.Equal(hdr[257:262], []byte("ustar"))
 }
 
 // known records that the uncompressed layer d became desc, as an earlier

@@ -5,6 +5,7 @@ import (
 
 	"github.com/containerd/containerd/v2/core/content"
 	cerrdefs "github.com/containerd/errdefs"
+	digest "github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -25,6 +26,8 @@ type knownStore struct {
 	content.Store
 	pushers []*pusher
 	conv    *converter
+	// committed, when set, is called with every blob written.
+	committed func(digest.Digest)
 }
 
 func (s *knownStore) Writer(ctx context.Context, opts ...content.WriterOpt) (content.Writer, error) {
@@ -48,7 +51,25 @@ func (s *knownStore) Writer(ctx context.Context, opts ...content.WriterOpt) (con
 			return nil, cerrdefs.ErrAlreadyExists
 		}
 	}
-	return s.Store.Writer(ctx, opts...)
+	w, err := s.Store.Writer(ctx, opts...)
+	if err != nil || s.committed == nil {
+		return w, err
+	}
+	return &hookedWriter{Writer: w, done: s.committed}, nil
+}
+
+// hookedWriter calls done with each blob it commits.
+type hookedWriter struct {
+	content.Writer
+	done func(digest.Digest)
+}
+
+func (w *hookedWriter) Commit(ctx context.Context, size int64, expected digest.Digest, opts ...content.Opt) error {
+	if err := w.Writer.Commit(ctx, size, expected, opts...); err != nil {
+		return err
+	}
+	w.done(w.Writer.Digest())
+	return nil
 }
 
 func (s *knownStore) allHave(ctx context.Context, desc ocispecs.Descriptor) bool {

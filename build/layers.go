@@ -28,6 +28,7 @@ type layerLog struct {
 	mu    sync.Mutex
 	m     map[digest.Digest]*Layer
 	order []digest.Digest
+	final []digest.Digest // the pushed image's layers
 }
 
 func newLayerLog(start time.Time, p *progress) *layerLog {
@@ -108,10 +109,31 @@ func (l *layerLog) pushed(ev push.Event) {
 	l.p.span(fmt.Sprintf("[strata] push %s (%s): %s", shortDigest(ev.Digest), units.HumanSize(float64(ev.Size)), what), ev.Started, ev.Done, ev.Err)
 }
 
-// list returns the layers in the order BuildKit produced them.
+// image records the layers of the image pushed, in their order.
+func (l *layerLog) image(ls []ocispecs.Descriptor) {
+	for _, d := range ls {
+		l.built(d)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.final = l.final[:0]
+	for _, d := range ls {
+		l.final = append(l.final, d.Digest)
+	}
+}
+
+// list returns the layers of the image in its order, or, when no image
+// was recorded, in the order BuildKit produced them.
 func (l *layerLog) list() []Layer {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if len(l.final) > 0 {
+		out := make([]Layer, 0, len(l.final))
+		for _, d := range l.final {
+			out = append(out, *l.m[d])
+		}
+		return out
+	}
 	out := make([]Layer, 0, len(l.order))
 	for _, d := range l.order {
 		if x := l.m[d]; x.Built > 0 {

@@ -127,6 +127,23 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 	defer func() { _ = memo.save() }()
 	conv := newConverter(store, opt.Compression, epoch, memo)
 
+	// Uploads end with this build: a failed build leaves none running.
+	pushCtx, cancelPush := context.WithCancel(ctx)
+	defer cancelPush()
+
+	// convertAndPush converts a layer BuildKit exported at t, then uploads
+	// what it became. An error is reported by the image's conversion.
+	convertAndPush := func(l ocispecs.Descriptor, t time.Time) {
+		conv.start(pushCtx, l, func(cv *conversion) {
+			layers.converted(l, t, cv, conv.compression)
+			if cv.err == nil {
+				for _, ps := range pushers {
+					ps.PushBlob(pushCtx, cv.desc)
+				}
+			}
+		})
+	}
+
 	sessCtx, stopSession := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopSession()
 	s, err := session.NewSession(sessCtx, "")
@@ -137,8 +154,17 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 	for _, a := range so.Session {
 		s.Allow(a)
 	}
-	// BuildKit sends only the layers the registry lacks.
-	s.Allow(sessioncontent.NewAttachable(map[string]content.Store{"export": &knownStore{Store: store, pushers: pushers, conv: conv}}))
+	// BuildKit sends only the layers the registry lacks, and each layer is
+	// converted and uploaded as soon as it has arrived, before BuildKit
+	// has finished the export that sent it.
+	committed := func(d digest.Digest) {
+		if isTar(pushCtx, store, d) {
+			if info, err := store.Info(pushCtx, d); err == nil {
+				convertAndPush(ocispecs.Descriptor{MediaType: ocispecs.MediaTypeImageLayer, Digest: d, Size: info.Size}, time.Now())
+			}
+		}
+	}
+	s.Allow(sessioncontent.NewAttachable(map[string]content.Store{"export": &knownStore{Store: store, pushers: pushers, conv: conv, committed: committed}}))
 	sessDone := make(chan error, 1)
 	go func() { sessDone <- s.Run(sessCtx, c.Dialer()) }()
 	defer func() {
@@ -156,23 +182,6 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 	mainAttrs["name"] = strings.Join(opt.Tags, ",")
 	mainOpt := withSession(so, mainAttrs)
 	mainOpt.CacheExports = []client.CacheOptionsEntry{{Type: "inline"}}
-
-	// Uploads end with this build: a failed build leaves none running.
-	pushCtx, cancelPush := context.WithCancel(ctx)
-	defer cancelPush()
-
-	// convertAndPush converts a layer BuildKit exported at t, then uploads
-	// what it became. An error is reported by the image's conversion.
-	convertAndPush := func(l ocispecs.Descriptor, t time.Time) {
-		conv.start(pushCtx, l, func(cv *conversion) {
-			layers.converted(l, t, cv, conv.compression)
-			if cv.err == nil {
-				for _, ps := range pushers {
-					ps.PushBlob(pushCtx, cv.desc)
-				}
-			}
-		})
-	}
 
 	// The prefix chain: each prefix starts when the one before it has been
 	// exported, and none starts once the main solve has ended.
@@ -259,8 +268,8 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 	if err == nil {
 		var ls []ocispecs.Descriptor
 		if ls, err = push.Layers(ctx, store, desc); err == nil {
+			layers.image(ls)
 			for _, l := range ls {
-				layers.built(l)
 				if n := conv.sizeOf(l.Digest); n > 0 {
 					layers.sized(l.Digest, n)
 				}
