@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/strata-build/strata/buildcontext"
 	"github.com/strata-build/strata/cache"
 )
 
@@ -24,7 +25,8 @@ type AutoImport = cache.Import
 
 // Choose plans opt against the index and returns the imports, best first.
 // It never fails the build: problems are warnings and give no imports.
-func (a *AutoCache) Choose(ctx context.Context, opt Options) []AutoImport {
+// The build context it opened is left in opt.BuildContext for the build.
+func (a *AutoCache) Choose(ctx context.Context, opt *Options) []AutoImport {
 	if a == nil || a.Store == nil || a.Max <= 0 {
 		return nil
 	}
@@ -42,8 +44,16 @@ func (a *AutoCache) Choose(ctx context.Context, opt Options) []AutoImport {
 	if err != nil {
 		return nil // Run reports it
 	}
+	bc := opt.BuildContext
+	if bc == nil {
+		if bc, err = buildcontext.Open(contextDir, dockerfile); err == nil {
+			opt.BuildContext = bc
+		} else {
+			bc = nil // the plan reports it
+		}
+	}
 	plan, err := cache.PlanBuild(ctx, cache.PlanOptions{
-		ContextDir: contextDir, Dockerfile: dockerfile, BuildArgs: opt.BuildArgs,
+		ContextDir: contextDir, Context: bc, Dockerfile: dockerfile, BuildArgs: opt.BuildArgs,
 		Target: opt.Target, Platforms: opt.Platforms, Index: x, Options: a.Options,
 	})
 	if err != nil {

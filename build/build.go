@@ -80,9 +80,11 @@ func Run(ctx context.Context, c *client.Client, opt Options, out io.Writer) (*Re
 	// One walk of the context serves the secret check and, in a streamed
 	// push, the sources recorded in the image's history. A context that
 	// cannot be opened is left to the build to report.
-	bc, err := buildcontext.Open(contextDir, dockerfile)
-	if err != nil {
-		bc = nil
+	bc := opt.BuildContext
+	if bc == nil || !sameDir(bc.Dir(), contextDir) {
+		if bc, err = buildcontext.Open(contextDir, dockerfile); err != nil {
+			bc = nil
+		}
 	}
 	if err := checkSecrets(opt, bc, dockerfile); err != nil {
 		return nil, err
@@ -111,6 +113,14 @@ func Run(ctx context.Context, c *client.Client, opt Options, out io.Writer) (*Re
 	}
 	res.Timings.Total = time.Since(start).Seconds()
 	return res, nil
+}
+
+// sameDir reports whether a and b name the same directory once symlinks
+// are resolved.
+func sameDir(a, b string) bool {
+	ra, err1 := filepath.EvalSymlinks(a)
+	rb, err2 := filepath.EvalSymlinks(b)
+	return err1 == nil && err2 == nil && ra == rb
 }
 
 // runSolve runs one solve with BuildKit's own exporters (and push).

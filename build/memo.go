@@ -14,7 +14,7 @@ import (
 )
 
 // memoLimit bounds the conversions the memo keeps; the oldest go first.
-const memoLimit = 20000
+const memoLimit = 5000
 
 // memoEntry is one remembered conversion.
 type memoEntry struct {

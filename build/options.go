@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/strata-build/strata/buildcontext"
 	"github.com/strata-build/strata/errs"
 )
 
@@ -52,6 +53,10 @@ type Options struct {
 	// Docker 23+) or "uncompressed". Layers taken from the base image or a
 	// cache keep theirs.
 	Compression string
+	// BuildContext is the context directory already opened (by the plan of
+	// the automatic cache), so its walk and the digests of COPY sources
+	// are shared; nil opens ContextDir.
+	BuildContext *buildcontext.Context
 }
 
 // Compressions are the values Options.Compression takes.

@@ -51,7 +51,8 @@ type Layer struct {
 // Dockerfile cut after each RUN, COPY or ADD), one after another, every one
 // exported to a client-side OCI store. All solves share one session, so
 // BuildKit runs each step once for all of them; each prefix export sends only
-// the layers the store lacks, and strata uploads those at once. When the main
+// the layers the store lacks, uncompressed, and strata compresses and
+// uploads each as soon as it has arrived (see converter). When the main
 // solve ends, strata uploads what is left, then the manifest and its tags,
 // only after every blob is confirmed present.
 func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.SolveOpt, bc *buildcontext.Context, contextDir, dockerfile string, p *progress) (*Result, error) {

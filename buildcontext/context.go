@@ -42,6 +42,32 @@ type Context struct {
 	once  sync.Once
 	index *index
 	err   error
+
+	memoMu sync.Mutex
+	memo   map[string]string
+}
+
+// Memo returns the value f gave for key before, or calls f and keeps what
+// it returns when it succeeds. Work derived from the walk (the digest of a
+// COPY's sources) is done once for every user of this Context.
+func (c *Context) Memo(key string, f func() (string, error)) (string, error) {
+	c.memoMu.Lock()
+	v, ok := c.memo[key]
+	c.memoMu.Unlock()
+	if ok {
+		return v, nil
+	}
+	v, err := f()
+	if err != nil {
+		return "", err
+	}
+	c.memoMu.Lock()
+	if c.memo == nil {
+		c.memo = map[string]string{}
+	}
+	c.memo[key] = v
+	c.memoMu.Unlock()
+	return v, nil
 }
 
 // Open finds the ignore file for dockerfile the way BuildKit's dockerui does

@@ -88,6 +88,18 @@ func remoteSource(paths []string) bool {
 // the context's .dockerignore. The build side records it in the history
 // comment (SourcesComment) so later plans can match COPY steps by content.
 func SourcesDigest(bc *buildcontext.Context, srcs []string, contents []instructions.SourceContent) (string, error) {
+	key := new(strings.Builder)
+	key.WriteString("sources")
+	for _, src := range srcs {
+		fmt.Fprintf(key, "\x00%s", src)
+	}
+	for _, c := range contents {
+		fmt.Fprintf(key, "\x00heredoc %s %x", c.Path, sha256.Sum256([]byte(c.Data)))
+	}
+	return bc.Memo(key.String(), func() (string, error) { return sourcesDigest(bc, srcs, contents) })
+}
+
+func sourcesDigest(bc *buildcontext.Context, srcs []string, contents []instructions.SourceContent) (string, error) {
 	all, err := bc.Entries()
 	if err != nil {
 		return "", err

@@ -62,7 +62,7 @@ sources for later builds.`,
 				return err
 			}
 			defer c.Close()
-			chosen := ac.Choose(ctx, opt)
+			chosen := ac.Choose(ctx, &opt)
 			for _, im := range chosen {
 				opt.CacheFrom = append(opt.CacheFrom, im.Ref)
 				if opt.Progress != "quiet" && opt.Progress != "rawjson" {
