@@ -60,12 +60,12 @@ func pushScenario(ctx context.Context, b *bed, cfg config, link string, proxy *t
 				"--metadata-file", filepath.Join(b.dir, "strata-metadata.json")}, append(strataFlags, ctxDir)...)
 		}},
 	}
-	if cfg.Reproducible {
+	if cfg.KeepTimes {
 		contenders = append(contenders, struct {
 			name string
 			args func(addr, ref string) (string, []string)
-		}{"strata build --push --reproducible" + suffix, func(addr, ref string) (string, []string) {
-			return filepath.Join(bin, "strata"), append([]string{"build", "--builder", addr, "--progress", "rawjson", "--no-auto-cache", "--reproducible", "-t", ref, "--push"},
+		}{"strata build --push --reproducible=false" + suffix, func(addr, ref string) (string, []string) {
+			return filepath.Join(bin, "strata"), append([]string{"build", "--builder", addr, "--progress", "rawjson", "--no-auto-cache", "--reproducible=false", "-t", ref, "--push"},
 				append(strataFlags, ctxDir)...)
 		}})
 	}
