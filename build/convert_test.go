@@ -7,9 +7,11 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -340,5 +342,41 @@ func TestImportedRecordsFillMissingLayers(t *testing.T) {
 	}
 	if len(recs[2].Results) != 1 || recs[2].Results[0].LayerIndex != 2 {
 		t.Errorf("k3: %+v, want its own layer kept", recs[2].Results)
+	}
+}
+
+// The bytes strata pushes must not depend on the builder's core count.
+func TestConvertIndependentOfCores(t *testing.T) {
+	epoch := time.Unix(1700000000, 0).UTC()
+	random := make([]byte, 3<<19)
+	for i := range random {
+		random[i] = byte(i*7919 + i/13)
+	}
+	repeated := bytes.Repeat([]byte("strata layer "), 100000)
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	for i, body := range [][]byte{random, repeated} {
+		if err := tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("f%d", i), Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(body)), ModTime: epoch.Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	layer := b.Bytes()
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	for _, comp := range []string{"gzip", "zstd"} {
+		var got []digest.Digest
+		for _, procs := range []int{1, 4} {
+			runtime.GOMAXPROCS(procs)
+			cv, _ := convertOne(t, comp, &epoch, layer)
+			got = append(got, cv.desc.Digest)
+		}
+		if got[0] != got[1] {
+			t.Errorf("%s: 1 core gave %s, 4 cores %s", comp, got[0], got[1])
+		}
 	}
 }
