@@ -183,7 +183,7 @@ func (c *converter) start(ctx context.Context, desc ocispecs.Descriptor, done fu
 		cv.desc, cv.diff, cv.size, cv.err = c.convert(ctx, desc)
 		cv.finished = time.Now()
 		<-c.sem
-		if cv.err == nil && c.memo != nil {
+		if cv.err == nil && c.memo != nil && cv.desc.Digest != desc.Digest {
 			c.memo.put(c.key(desc.Digest), memoEntry{Digest: cv.desc.Digest, Size: cv.desc.Size, MediaType: cv.desc.MediaType, DiffID: cv.diff, Bytes: cv.size})
 		}
 		if done != nil {
