@@ -295,9 +295,14 @@ func clampTimes(epoch time.Time) tarconverter.HeaderConverter {
 
 // convertImage replaces, in the image manifest desc, every layer the
 // converter converts by the layer it becomes, and its diff_id in the
-// config, converting what was not converted yet. It returns the new
-// manifest's descriptor, or desc when nothing changed.
-func (c *converter) convertImage(ctx context.Context, desc ocispecs.Descriptor) (ocispecs.Descriptor, error) {
+// config, converting what was not converted yet: start (c.start with no
+// callback when nil) begins each layer's conversion, all before the first
+// is waited for. It returns the new manifest's descriptor, or desc when
+// nothing changed.
+func (c *converter) convertImage(ctx context.Context, desc ocispecs.Descriptor, start func(ocispecs.Descriptor) *conversion) (ocispecs.Descriptor, error) {
+	if start == nil {
+		start = func(l ocispecs.Descriptor) *conversion { return c.start(ctx, l, nil) }
+	}
 	return rewriteImage(ctx, c.store, desc, func(mf *ocispecs.Manifest, cfg map[string]json.RawMessage) (bool, error) {
 		var rootfs struct {
 			Type    string          `json:"type"`
@@ -306,12 +311,18 @@ func (c *converter) convertImage(ctx context.Context, desc ocispecs.Descriptor) 
 		if err := json.Unmarshal(cfg["rootfs"], &rootfs); err != nil || len(rootfs.DiffIDs) != len(mf.Layers) {
 			return false, fmt.Errorf("image config %s: its rootfs does not list one diff_id per layer", mf.Config.Digest)
 		}
+		cvs := make([]*conversion, len(mf.Layers))
+		for i, l := range mf.Layers {
+			if c.converts(l) {
+				cvs[i] = start(l)
+			}
+		}
 		changed := false
 		for i, l := range mf.Layers {
-			if !c.converts(l) {
+			cv := cvs[i]
+			if cv == nil {
 				continue
 			}
-			cv := c.start(ctx, l, nil)
 			if err := cv.wait(ctx); err != nil {
 				return false, err
 			}

@@ -214,7 +214,7 @@ func TestConvertImage(t *testing.T) {
 	})
 	mfDesc := putImage(t, s, cfg, baseDesc, l1)
 	c := newConverter(s, "gzip", &epoch, nil)
-	nd, err := c.convertImage(ctx, mfDesc)
+	nd, err := c.convertImage(ctx, mfDesc, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

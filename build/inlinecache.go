@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"runtime"
 	"slices"
 	"sync"
@@ -129,6 +130,39 @@ func parseSourceCache(cfg []byte) (sourceCache, bool) {
 	return sc, true
 }
 
+// inlineCacheRecords decodes the inline cache metadata of an image config;
+// ok is false when the config has none.
+func inlineCacheRecords(cfg map[string]json.RawMessage) (records []cacheRecord, ok bool, err error) {
+	raw, ok := cfg[inlineCacheKey]
+	if !ok {
+		return nil, false, nil
+	}
+	var b64 string
+	if err := json.Unmarshal(raw, &b64); err != nil {
+		return nil, false, fmt.Errorf("inline cache: %w", err)
+	}
+	records, err = decodeInlineCache(b64)
+	if err != nil {
+		return nil, false, fmt.Errorf("inline cache: %w", err)
+	}
+	return records, true, nil
+}
+
+// setInlineCacheRecords writes records back as the config's inline cache
+// metadata.
+func setInlineCacheRecords(cfg map[string]json.RawMessage, records []cacheRecord) error {
+	raws := make([]map[string]json.RawMessage, len(records))
+	for i, rec := range records {
+		raws[i] = rec.raw
+	}
+	dt, err := json.Marshal(raws)
+	if err != nil {
+		return err
+	}
+	cfg[inlineCacheKey], err = json.Marshal(base64.StdEncoding.EncodeToString(dt))
+	return err
+}
+
 func decodeInlineCache(b64 string) ([]cacheRecord, error) {
 	dt, err := base64.StdEncoding.DecodeString(b64)
 	if err != nil {
@@ -153,18 +187,6 @@ func decodeInlineCache(b64 string) ([]cacheRecord, error) {
 	return out, nil
 }
 
-func encodeInlineCache(records []cacheRecord) (string, error) {
-	raws := make([]map[string]json.RawMessage, len(records))
-	for i, rec := range records {
-		raws[i] = rec.raw
-	}
-	dt, err := json.Marshal(raws)
-	if err != nil {
-		return "", err
-	}
-	return base64.StdEncoding.EncodeToString(dt), nil
-}
-
 // apply fills in the records of the image desc's inline cache that have
 // no layer, from the cache sources, and returns the new manifest's
 // descriptor (desc when nothing changed).
@@ -177,17 +199,17 @@ func (r *importedRecords) apply(ctx context.Context, store content.Store, desc o
 		return desc, nil
 	}
 	return rewriteConfig(ctx, store, desc, func(cfg map[string]json.RawMessage) (bool, error) {
+		records, ok, err := inlineCacheRecords(cfg)
+		if err != nil || !ok {
+			return false, nil // none, or not a format strata knows: leave it
+		}
 		dt, err := json.Marshal(cfg)
 		if err != nil {
 			return false, err
 		}
 		var c imageConfigCache
-		if json.Unmarshal(dt, &c) != nil || c.Cache == "" {
+		if json.Unmarshal(dt, &c) != nil {
 			return false, nil
-		}
-		records, err := decodeInlineCache(c.Cache)
-		if err != nil {
-			return false, nil // not a format strata knows: leave it
 		}
 		changed := false
 		for i, rec := range records {
@@ -220,11 +242,6 @@ func (r *importedRecords) apply(ctx context.Context, store content.Store, desc o
 		if !changed {
 			return false, nil
 		}
-		enc, err := encodeInlineCache(records)
-		if err != nil {
-			return false, err
-		}
-		cfg[inlineCacheKey], err = json.Marshal(enc)
-		return err == nil, err
+		return true, setInlineCacheRecords(cfg, records)
 	})
 }

@@ -3,10 +3,8 @@ package build
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/containerd/containerd/v2/core/content"
@@ -24,31 +22,14 @@ const inlineCacheKey = "moby.buildkit.cache.v0"
 // only uses these times to prefer the newest of several matching records.
 // It returns the new manifest descriptor, or desc unchanged when there is
 // nothing to do.
-func normalizeCacheTimes(ctx context.Context, store content.Store, desc ocispecs.Descriptor, epoch string) (ocispecs.Descriptor, error) {
-	secs, err := strconv.ParseInt(epoch, 10, 64)
-	if err != nil {
-		return desc, nil
-	}
-	stamp := time.Unix(secs, 0).UTC()
+func normalizeCacheTimes(ctx context.Context, store content.Store, desc ocispecs.Descriptor, stamp time.Time) (ocispecs.Descriptor, error) {
 	return rewriteConfig(ctx, store, desc, func(cfg map[string]json.RawMessage) (bool, error) {
-		raw, ok := cfg[inlineCacheKey]
-		if !ok {
-			return false, nil
-		}
-		var b64 string
-		if err := json.Unmarshal(raw, &b64); err != nil {
+		records, ok, err := inlineCacheRecords(cfg)
+		if err != nil || !ok {
 			return false, err
 		}
-		cache, err := base64.StdEncoding.DecodeString(b64)
-		if err != nil {
-			return false, fmt.Errorf("inline cache: %w", err)
-		}
-		var records []map[string]json.RawMessage
-		if err := json.Unmarshal(cache, &records); err != nil {
-			return false, fmt.Errorf("inline cache: %w", err)
-		}
 		for _, r := range records {
-			lraw, ok := r["layers"]
+			lraw, ok := r.raw["layers"]
 			if !ok {
 				continue
 			}
@@ -61,15 +42,11 @@ func normalizeCacheTimes(ctx context.Context, store content.Store, desc ocispecs
 					l["createdAt"] = stamp
 				}
 			}
-			if r["layers"], err = json.Marshal(layers); err != nil {
+			if r.raw["layers"], err = json.Marshal(layers); err != nil {
 				return false, err
 			}
 		}
-		if cache, err = json.Marshal(records); err != nil {
-			return false, err
-		}
-		cfg[inlineCacheKey], err = json.Marshal(base64.StdEncoding.EncodeToString(cache))
-		return err == nil, err
+		return true, setInlineCacheRecords(cfg, records)
 	})
 }
 

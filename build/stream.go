@@ -134,8 +134,8 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 
 	// convertAndPush converts a layer BuildKit exported at t, then uploads
 	// what it became. An error is reported by the image's conversion.
-	convertAndPush := func(l ocispecs.Descriptor, t time.Time) {
-		conv.start(pushCtx, l, func(cv *conversion) {
+	convertAndPush := func(l ocispecs.Descriptor, t time.Time) *conversion {
+		return conv.start(pushCtx, l, func(cv *conversion) {
 			layers.converted(l, t, cv, conv.compression)
 			if cv.err == nil {
 				for _, ps := range pushers {
@@ -244,15 +244,8 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 	exported, err := exportedDescriptor(resp.ExporterResponse)
 	desc := exported
 	if err == nil {
-		if ls, lerr := push.Layers(ctx, store, desc); lerr == nil {
-			at := time.Now()
-			for _, l := range ls {
-				if conv.converts(l) {
-					convertAndPush(l, at)
-				}
-			}
-		}
-		desc, err = conv.convertImage(pushCtx, desc)
+		at := time.Now()
+		desc, err = conv.convertImage(pushCtx, desc, func(l ocispecs.Descriptor) *conversion { return convertAndPush(l, at) })
 	}
 	if err == nil {
 		desc, err = imported.apply(ctx, store, desc)
@@ -260,8 +253,10 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 	if err == nil {
 		desc, err = sources.apply(ctx, store, desc)
 	}
-	if epoch, ok := opt.BuildArgs["SOURCE_DATE_EPOCH"]; ok && err == nil {
-		desc, err = normalizeCacheTimes(ctx, store, desc, epoch)
+	if v, ok := opt.BuildArgs["SOURCE_DATE_EPOCH"]; ok && err == nil {
+		if stamp := parseEpoch(v); stamp != nil {
+			desc, err = normalizeCacheTimes(ctx, store, desc, *stamp)
+		}
 	}
 	if err == nil && desc.Digest != exported.Digest {
 		setExportedDescriptor(ctx, store, resp.ExporterResponse, desc)
