@@ -163,34 +163,54 @@ func (c *converter) sizeOf(d digest.Digest) int64 {
 // start converts desc in the background unless that was started before.
 // done, when not nil, is called with the outcome.
 func (c *converter) start(ctx context.Context, desc ocispecs.Descriptor, done func(*conversion)) *conversion {
-	c.mu.Lock()
-	if cv, ok := c.jobs[desc.Digest]; ok {
-		c.mu.Unlock()
+	cv, ok := c.claim(desc.Digest)
+	if !ok {
 		return cv
 	}
-	cv := &conversion{done: make(chan struct{})}
-	c.jobs[desc.Digest] = cv
-	c.mu.Unlock()
 	go func() {
 		defer close(cv.done)
-		select {
-		case c.sem <- struct{}{}:
-		case <-ctx.Done():
-			cv.err = ctx.Err()
-			return
-		}
-		cv.started = time.Now()
-		cv.desc, cv.diff, cv.size, cv.err = c.convert(ctx, desc)
-		cv.finished = time.Now()
-		<-c.sem
-		if cv.err == nil && c.memo != nil && cv.desc.Digest != desc.Digest {
-			c.memo.put(c.key(desc.Digest), memoEntry{Digest: cv.desc.Digest, Size: cv.desc.Size, MediaType: cv.desc.MediaType, DiffID: cv.diff, Bytes: cv.size})
-		}
+		c.convertInTurn(ctx, desc, cv)
+		c.remember(desc, cv)
 		if done != nil {
 			done(cv)
 		}
 	}()
 	return cv
+}
+
+// claim records a new conversion of the layer d, unless one was recorded
+// before: then it returns that one, and false.
+func (c *converter) claim(d digest.Digest) (*conversion, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cv, ok := c.jobs[d]; ok {
+		return cv, false
+	}
+	cv := &conversion{done: make(chan struct{})}
+	c.jobs[d] = cv
+	return cv, true
+}
+
+// convertInTurn converts desc from the store into cv once one of the
+// converter's turns is free.
+func (c *converter) convertInTurn(ctx context.Context, desc ocispecs.Descriptor, cv *conversion) {
+	select {
+	case c.sem <- struct{}{}:
+	case <-ctx.Done():
+		cv.err = ctx.Err()
+		return
+	}
+	defer func() { <-c.sem }()
+	cv.started = time.Now()
+	cv.desc, cv.diff, cv.size, cv.err = c.convert(ctx, desc)
+	cv.finished = time.Now()
+}
+
+// remember puts a conversion that made a new layer into the memo.
+func (c *converter) remember(desc ocispecs.Descriptor, cv *conversion) {
+	if cv.err == nil && c.memo != nil && cv.desc.Digest != desc.Digest {
+		c.memo.put(c.key(desc.Digest), memoEntry{Digest: cv.desc.Digest, Size: cv.desc.Size, MediaType: cv.desc.MediaType, DiffID: cv.diff, Bytes: cv.size})
+	}
 }
 
 // wait returns the outcome of a conversion.
@@ -216,7 +236,11 @@ func (c *converter) convert(ctx context.Context, desc ocispecs.Descriptor) (ocis
 		return ocispecs.Descriptor{}, "", 0, fmt.Errorf("layer %s is not in the local store: %w", desc.Digest, err)
 	}
 	defer ra.Close()
-	var src io.Reader = io.NewSectionReader(ra, 0, ra.Size())
+	return c.convertFrom(ctx, desc, io.NewSectionReader(ra, 0, ra.Size()))
+}
+
+// convertFrom is convert reading the uncompressed layer desc from src.
+func (c *converter) convertFrom(ctx context.Context, desc ocispecs.Descriptor, src io.Reader) (ocispecs.Descriptor, digest.Digest, int64, error) {
 	if c.epoch != nil {
 		rc := tarconverter.NewReader(src, clampTimes(*c.epoch))
 		defer rc.Close()
@@ -235,7 +259,10 @@ func (c *converter) convert(ctx context.Context, desc ocispecs.Descriptor) (ocis
 		return ocispecs.Descriptor{}, "", 0, err
 	}
 	diff := digest.Canonical.Digester()
-	n, err := io.Copy(zw, io.TeeReader(src, diff.Hash()))
+	// Through Write, not the compressor's ReadFrom: zstd's ReadFrom, on a
+	// read error, leaves a block being written that Close does not wait
+	// for. The bytes are the same either way.
+	n, err := io.CopyBuffer(writerOnly{zw}, io.TeeReader(src, diff.Hash()), make([]byte, 1<<20))
 	if err != nil {
 		zw.Close()
 		return ocispecs.Descriptor{}, "", 0, fmt.Errorf("layer %s: %w", desc.Digest, err)
@@ -277,6 +304,9 @@ func (c *converter) compressor(w io.Writer) (string, io.WriteCloser, error) {
 type nopWriteCloser struct{ io.Writer }
 
 func (nopWriteCloser) Close() error { return nil }
+
+// writerOnly hides every method of a writer but Write.
+type writerOnly struct{ io.Writer }
 
 // clampTimes sets every time in a tar header later than epoch to epoch.
 func clampTimes(epoch time.Time) tarconverter.HeaderConverter {
