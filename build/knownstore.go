@@ -28,6 +28,10 @@ type knownStore struct {
 	conv    *converter
 	// committed, when set, is called with every blob written.
 	committed func(digest.Digest)
+	// stream, when set, is offered each layer being written, to convert
+	// it as it arrives (see streamingWriter); it reports whether it took
+	// the layer.
+	stream func(ocispecs.Descriptor, *layerStream) bool
 }
 
 func (s *knownStore) Writer(ctx context.Context, opts ...content.WriterOpt) (content.Writer, error) {
@@ -52,8 +56,15 @@ func (s *knownStore) Writer(ctx context.Context, opts ...content.WriterOpt) (con
 		}
 	}
 	w, err := s.Store.Writer(ctx, opts...)
-	if err != nil || s.committed == nil {
-		return w, err
+	if err != nil {
+		return nil, err
+	}
+	if s.stream != nil && wo.Desc.Digest != "" && wo.Desc.Size >= minSkipSize {
+		desc := ocispecs.Descriptor{MediaType: ocispecs.MediaTypeImageLayer, Digest: wo.Desc.Digest, Size: wo.Desc.Size}
+		return &streamingWriter{Writer: w, desc: desc, start: s.stream, done: s.committed}, nil
+	}
+	if s.committed == nil {
+		return w, nil
 	}
 	return &hookedWriter{Writer: w, done: s.committed}, nil
 }

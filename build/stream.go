@@ -132,17 +132,19 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 	pushCtx, cancelPush := context.WithCancel(ctx)
 	defer cancelPush()
 
-	// convertAndPush converts a layer BuildKit exported at t, then uploads
-	// what it became. An error is reported by the image's conversion.
-	convertAndPush := func(l ocispecs.Descriptor, t time.Time) *conversion {
-		return conv.start(pushCtx, l, func(cv *conversion) {
-			layers.converted(l, t, cv, conv.compression)
-			if cv.err == nil {
-				for _, ps := range pushers {
-					ps.PushBlob(pushCtx, cv.desc)
-				}
+	// pushConverted uploads what a layer BuildKit exported at t became;
+	// convertAndPush converts the layer first. An error is reported by the
+	// image's conversion.
+	pushConverted := func(l ocispecs.Descriptor, t time.Time, cv *conversion) {
+		layers.converted(l, t, cv, conv.compression)
+		if cv.err == nil {
+			for _, ps := range pushers {
+				ps.PushBlob(pushCtx, cv.desc)
 			}
-		})
+		}
+	}
+	convertAndPush := func(l ocispecs.Descriptor, t time.Time) *conversion {
+		return conv.start(pushCtx, l, func(cv *conversion) { pushConverted(l, t, cv) })
 	}
 
 	sessCtx, stopSession := context.WithCancel(context.WithoutCancel(ctx))
@@ -165,7 +167,12 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 			}
 		}
 	}
-	s.Allow(sessioncontent.NewAttachable(map[string]content.Store{"export": &knownStore{Store: store, pushers: pushers, conv: conv, committed: committed}}))
+	// A layer is converted while it arrives: by the time BuildKit has sent
+	// it, it is compressed too.
+	stream := func(l ocispecs.Descriptor, ls *layerStream) bool {
+		return conv.startStream(pushCtx, l, ls, func(cv *conversion, at time.Time) { pushConverted(l, at, cv) })
+	}
+	s.Allow(sessioncontent.NewAttachable(map[string]content.Store{"export": &knownStore{Store: store, pushers: pushers, conv: conv, committed: committed, stream: stream}}))
 	sessDone := make(chan error, 1)
 	go func() { sessDone <- s.Run(sessCtx, c.Dialer()) }()
 	defer func() {

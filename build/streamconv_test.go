@@ -1,0 +1,175 @@
+package build
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd/v2/core/content"
+	digest "github.com/opencontainers/go-digest"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// streamed writes dt into a knownStore over s in chunks, as the session
+// does, calling between(i) before chunk i; it returns the conversions the
+// store's stream callback reported.
+type streamedLayer struct {
+	mu   sync.Mutex
+	done []*conversion
+	at   []time.Time
+}
+
+func writeStreamed(t *testing.T, conv *converter, s content.Store, dt []byte, chunk int, between func(i int, w content.Writer)) (*streamedLayer, error) {
+	t.Helper()
+	got := &streamedLayer{}
+	ks := &knownStore{Store: s, conv: conv, stream: func(l ocispecs.Descriptor, ls *layerStream) bool {
+		return conv.startStream(t.Context(), l, ls, func(cv *conversion, at time.Time) {
+			got.mu.Lock()
+			defer got.mu.Unlock()
+			got.done = append(got.done, cv)
+			got.at = append(got.at, at)
+		})
+	}}
+	d := digest.FromBytes(dt)
+	w, err := ks.Writer(t.Context(), content.WithRef("t-"+d.String()), content.WithDescriptor(ocispecs.Descriptor{Digest: d, Size: int64(len(dt))}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	for i := 0; i*chunk < len(dt); i++ {
+		if between != nil {
+			between(i, w)
+		}
+		if _, err := w.Write(dt[i*chunk : min(len(dt), (i+1)*chunk)]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return got, w.Commit(t.Context(), int64(len(dt)), d)
+}
+
+func TestStreamedConversionEqualsStoreConversion(t *testing.T) {
+	epoch := time.Unix(1700000000, 0).UTC()
+	dt := layerTar(t, epoch.Add(time.Hour), 3<<20)
+	want, _ := convertOne(t, "gzip", &epoch, dt)
+
+	s := testStore(t)
+	conv := newConverter(s, "gzip", &epoch, nil)
+	d := digest.FromBytes(dt)
+	startedBeforeCommit := false
+	got, err := writeStreamed(t, conv, s, dt, 256<<10, func(i int, _ content.Writer) {
+		if i == 4 {
+			conv.mu.Lock()
+			_, startedBeforeCommit = conv.jobs[d]
+			conv.mu.Unlock()
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !startedBeforeCommit {
+		t.Fatal("the conversion had not started while the layer was being written")
+	}
+	cv := conv.start(t.Context(), ocispecs.Descriptor{MediaType: ocispecs.MediaTypeImageLayer, Digest: d, Size: int64(len(dt))}, nil)
+	if err := cv.wait(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if cv.desc.Digest != want.desc.Digest || cv.diff != want.diff || cv.size != want.size {
+		t.Fatalf("streamed conversion gave %s (diff %s, %d bytes), the store's %s (diff %s, %d bytes)", cv.desc.Digest, cv.diff, cv.size, want.desc.Digest, want.diff, want.size)
+	}
+	if ra, err := s.ReaderAt(t.Context(), cv.desc); err != nil {
+		t.Fatalf("converted layer not in the store: %v", err)
+	} else {
+		ra.Close()
+	}
+	got.mu.Lock()
+	defer got.mu.Unlock()
+	if len(got.done) != 1 || got.done[0] != cv || got.at[0].IsZero() {
+		t.Fatalf("done called %d times (want once, with the conversion and the commit time)", len(got.done))
+	}
+}
+
+func TestStreamedConversionFallsBackWhenTheWriteRestarts(t *testing.T) {
+	epoch := time.Unix(1700000000, 0).UTC()
+	dt := layerTar(t, epoch.Add(time.Hour), 2<<20)
+	want, _ := convertOne(t, "zstd", &epoch, dt)
+
+	s := testStore(t)
+	conv := newConverter(s, "zstd", &epoch, nil)
+	restarted := false
+	_, err := writeStreamed(t, conv, s, dt, 128<<10, func(i int, w content.Writer) {
+		if i == 3 && !restarted {
+			// The transfer starts over, as a resumed write would.
+			restarted = true
+			if err := w.Truncate(0); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := w.Write(dt[:3*128<<10]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cv := conv.start(t.Context(), ocispecs.Descriptor{MediaType: ocispecs.MediaTypeImageLayer, Digest: digest.FromBytes(dt), Size: int64(len(dt))}, nil)
+	if err := cv.wait(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if cv.desc.Digest != want.desc.Digest || cv.diff != want.diff {
+		t.Fatalf("after a restarted write the conversion gave %s (diff %s), want %s (diff %s)", cv.desc.Digest, cv.diff, want.desc.Digest, want.diff)
+	}
+}
+
+func TestStreamedConversionOfAFailedWriteIsForgotten(t *testing.T) {
+	epoch := time.Unix(1700000000, 0).UTC()
+	dt := layerTar(t, epoch.Add(time.Hour), 1<<20)
+	s := testStore(t)
+	conv := newConverter(s, "gzip", &epoch, nil)
+	d := digest.FromBytes(dt)
+	ks := &knownStore{Store: s, conv: conv, stream: func(l ocispecs.Descriptor, ls *layerStream) bool {
+		return conv.startStream(t.Context(), l, ls, func(*conversion, time.Time) { t.Error("done called for a write that was never committed") })
+	}}
+	w, err := ks.Writer(t.Context(), content.WithRef("t-abandoned"), content.WithDescriptor(ocispecs.Descriptor{Digest: d, Size: int64(len(dt))}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(dt[:len(dt)/2]); err != nil {
+		t.Fatal(err)
+	}
+	conv.mu.Lock()
+	cv := conv.jobs[d]
+	conv.mu.Unlock()
+	if cv == nil {
+		t.Fatal("no conversion started for the layer being written")
+	}
+	w.Close() // abandoned, as when the export fails
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := cv.wait(ctx); err == nil {
+		t.Fatal("the conversion of an abandoned write succeeded")
+	}
+	conv.mu.Lock()
+	_, kept := conv.jobs[d]
+	conv.mu.Unlock()
+	if kept {
+		t.Fatal("the failed conversion is still recorded; a new write of the layer would not be converted")
+	}
+}
+
+func TestStreamingWriterLeavesOtherBlobs(t *testing.T) {
+	s := testStore(t)
+	conv := newConverter(s, "gzip", nil, nil)
+	dt := make([]byte, 200<<10) // not a tar: a compressed layer, say
+	for i := range dt {
+		dt[i] = byte(i * 7)
+	}
+	if _, err := writeStreamed(t, conv, s, dt, 64<<10, nil); err != nil {
+		t.Fatal(err)
+	}
+	conv.mu.Lock()
+	defer conv.mu.Unlock()
+	if len(conv.jobs) != 0 {
+		t.Fatalf("%d conversions started for a blob that is not a tar", len(conv.jobs))
+	}
+}
