@@ -2,6 +2,7 @@ package build
 
 import (
 	"context"
+	"sync"
 
 	"github.com/containerd/containerd/v2/core/content"
 	cerrdefs "github.com/containerd/errdefs"
@@ -32,6 +33,9 @@ type knownStore struct {
 	// it as it arrives (see streamingWriter); it reports whether it took
 	// the layer.
 	stream func(ocispecs.Descriptor, *layerStream) bool
+
+	mu      sync.Mutex
+	writing map[digest.Digest]chan struct{} // closed when the blob's write ends
 }
 
 func (s *knownStore) Writer(ctx context.Context, opts ...content.WriterOpt) (content.Writer, error) {
@@ -55,7 +59,7 @@ func (s *knownStore) Writer(ctx context.Context, opts ...content.WriterOpt) (con
 			return nil, cerrdefs.ErrAlreadyExists
 		}
 	}
-	w, err := s.Store.Writer(ctx, opts...)
+	w, err := s.open(ctx, wo.Desc.Digest, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -67,6 +71,70 @@ func (s *knownStore) Writer(ctx context.Context, opts ...content.WriterOpt) (con
 		return w, nil
 	}
 	return &hookedWriter{Writer: w, done: s.committed}, nil
+}
+
+// open opens a writer in the store. Two exports write the same layer at
+// once when a prefix and the main solve end together: the store refuses the
+// second while the first writes, and BuildKit would try again after a random
+// wait of up to two seconds. open waits for the first write to end instead,
+// then tries again: the store then answers that the blob exists.
+func (s *knownStore) open(ctx context.Context, d digest.Digest, opts []content.WriterOpt) (content.Writer, error) {
+	for {
+		w, err := s.Store.Writer(ctx, opts...)
+		if d == "" {
+			return w, err
+		}
+		s.mu.Lock()
+		if err == nil {
+			if s.writing == nil {
+				s.writing = map[digest.Digest]chan struct{}{}
+			}
+			ch, mine := s.writing[d], false
+			if ch == nil {
+				ch, mine = make(chan struct{}), true
+				s.writing[d] = ch
+			}
+			s.mu.Unlock()
+			if !mine {
+				return w, nil
+			}
+			return &releasingWriter{Writer: w, release: func() {
+				s.mu.Lock()
+				delete(s.writing, d)
+				s.mu.Unlock()
+				close(ch)
+			}}, nil
+		}
+		ch := s.writing[d]
+		s.mu.Unlock()
+		if ch == nil || !cerrdefs.IsUnavailable(err) {
+			return nil, err
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// releasingWriter calls release once, when its write ends: committed or not.
+type releasingWriter struct {
+	content.Writer
+	once    sync.Once
+	release func()
+}
+
+func (w *releasingWriter) Commit(ctx context.Context, size int64, expected digest.Digest, opts ...content.Opt) error {
+	err := w.Writer.Commit(ctx, size, expected, opts...)
+	w.once.Do(w.release)
+	return err
+}
+
+func (w *releasingWriter) Close() error {
+	err := w.Writer.Close()
+	w.once.Do(w.release)
+	return err
 }
 
 // hookedWriter calls done with each blob it commits.

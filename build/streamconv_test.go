@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/core/content"
+	cerrdefs "github.com/containerd/errdefs"
 	digest "github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -171,5 +172,47 @@ func TestStreamingWriterLeavesOtherBlobs(t *testing.T) {
 	defer conv.mu.Unlock()
 	if len(conv.jobs) != 0 {
 		t.Fatalf("%d conversions started for a blob that is not a tar", len(conv.jobs))
+	}
+}
+
+func TestSecondWriterOfABlobWaitsForTheFirst(t *testing.T) {
+	s := testStore(t)
+	ks := &knownStore{Store: s}
+	dt := layerTar(t, time.Unix(1700000000, 0), 300<<10)
+	d := digest.FromBytes(dt)
+	opts := []content.WriterOpt{content.WithRef("layer-" + d.String()), content.WithDescriptor(ocispecs.Descriptor{Digest: d, Size: int64(len(dt))})}
+	first, err := ks.Writer(t.Context(), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := first.Write(dt[:1000]); err != nil {
+		t.Fatal(err)
+	}
+	second := make(chan error, 1)
+	go func() {
+		w, err := ks.Writer(t.Context(), opts...)
+		if err == nil {
+			w.Close()
+		}
+		second <- err
+	}()
+	select {
+	case err := <-second:
+		t.Fatalf("the second writer did not wait for the first: %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if _, err := first.Write(dt[1000:]); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Commit(t.Context(), int64(len(dt)), d); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-second:
+		if !cerrdefs.IsAlreadyExists(err) {
+			t.Fatalf("second writer after the first committed: %v, want already exists", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the second writer still waits after the first committed")
 	}
 }
