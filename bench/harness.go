@@ -32,6 +32,11 @@ type Run struct {
 	// ChangedSteps is the wall time the steps that ran (not cached) took,
 	// overlaps counted once.
 	ChangedSteps float64 `json:"changedStepsSeconds"`
+	// LastLayerAlone is, after a streamed push, how long pushing its last
+	// layer of over 1 MB with a config and a manifest of its own took on
+	// the same link: the least any push can leave after the last step.
+	LastLayerAlone   float64 `json:"lastLayerAloneSeconds,omitempty"`
+	LastLayerAloneMB float64 `json:"lastLayerAloneMB,omitempty"`
 }
 
 // Stat is a median with its range.
@@ -57,6 +62,8 @@ type Result struct {
 	Baseline string  `json:"baseline,omitempty"`
 	// RatioToLimit is Wall.Median divided by the scenario's physical limit on the same link.
 	RatioToLimit float64 `json:"ratioToLimit,omitempty"`
+	// LastLayerAlone summarizes the runs' LastLayerAlone, when measured.
+	LastLayerAlone *Stat `json:"lastLayerAloneSeconds,omitempty"`
 }
 
 func stat(runs []Run, f func(Run) float64) Stat {
@@ -76,7 +83,7 @@ func stat(runs []Run, f func(Run) float64) Stat {
 }
 
 func summarize(scenario, link, contender string, runs []Run) Result {
-	return Result{
+	res := Result{
 		Scenario: scenario, Link: link, Contender: contender, Runs: runs,
 		Wall:      stat(runs, func(r Run) float64 { return r.Wall }),
 		Tail:      stat(runs, func(r Run) float64 { return r.Tail }),
@@ -84,6 +91,11 @@ func summarize(scenario, link, contender string, runs []Run) Result {
 		BytesDown: stat(runs, func(r Run) float64 { return float64(r.BytesDown) }),
 		Uploads:   stat(runs, func(r Run) float64 { return float64(r.BlobUploads) }),
 	}
+	if len(runs) > 0 && runs[0].LastLayerAlone > 0 {
+		st := stat(runs, func(r Run) float64 { return r.LastLayerAlone })
+		res.LastLayerAlone = &st
+	}
+	return res
 }
 
 // compare summarizes each contender's runs, with its ratio to the

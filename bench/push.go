@@ -1,11 +1,22 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
 
 	"github.com/strata-build/strata/integration/testenv"
 )
@@ -83,6 +94,12 @@ func pushScenario(ctx context.Context, b *bed, cfg config, link string, proxy *t
 			logf("push/%s %-22s run %d: %.1fs (tail %.1fs), %d blob uploads, %.1f MB up", link, ct.name, i+1, r.Wall, r.Tail, r.BlobUploads, float64(r.BytesUp)/1e6)
 			if ct.name == "strata build --push"+suffix {
 				logLayers(filepath.Join(b.dir, "strata-metadata.json"))
+				secs, mb, err := lastLayerAlone(ctx, b.env.Registry.Host, proxy, ref, fmt.Sprintf("%s-%d", slug(link), i))
+				if err != nil {
+					return nil, err
+				}
+				runs[c][len(runs[c])-1].LastLayerAlone, runs[c][len(runs[c])-1].LastLayerAloneMB = secs, mb
+				logf("    its last layer over 1 MB (%.1f MB) and a manifest alone: %.2fs", mb, secs)
 			}
 		}
 	}
@@ -120,4 +137,60 @@ func logLayers(metaFile string) {
 	for _, l := range m.Strata.Push.Layers {
 		logf("    layer %.19s %6.1f MB exported %5.1fs in registry %5.1fs", l.Digest, float64(l.Size)/1e6, l.Built, l.Pushed)
 	}
+}
+
+// lastLayerAlone pushes the last layer of over 1 MB of the image ref (read
+// from the registry directly), with a config and a manifest of its own, to
+// a new repository through proxy, and returns how long that took and the
+// layer's size in MB: what any push has left to do at best once the last
+// step has made its layer.
+func lastLayerAlone(ctx context.Context, registry string, proxy *testenv.Proxy, ref, suffix string) (float64, float64, error) {
+	src, err := name.ParseReference(strings.Replace(ref, proxy.Host, registry, 1), name.Insecure)
+	if err != nil {
+		return 0, 0, err
+	}
+	img, err := remote.Image(src, remote.WithContext(ctx))
+	if err != nil {
+		return 0, 0, err
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return 0, 0, err
+	}
+	var last v1.Layer
+	for i := len(layers) - 1; i >= 0 && last == nil; i-- {
+		if n, err := layers[i].Size(); err == nil && n > 1<<20 {
+			last = layers[i]
+		}
+	}
+	if last == nil {
+		return 0, 0, fmt.Errorf("%s has no layer over 1 MB", ref)
+	}
+	mt, err := last.MediaType()
+	if err != nil {
+		return 0, 0, err
+	}
+	rc, err := last.Compressed()
+	if err != nil {
+		return 0, 0, err
+	}
+	var buf bytes.Buffer
+	_, err = io.Copy(&buf, rc)
+	rc.Close()
+	if err != nil {
+		return 0, 0, err
+	}
+	alone, err := mutate.AppendLayers(empty.Image, static.NewLayer(buf.Bytes(), mt))
+	if err != nil {
+		return 0, 0, err
+	}
+	dst, err := name.ParseReference(proxy.Host+"/bench/last-layer-alone-"+suffix+":latest", name.Insecure)
+	if err != nil {
+		return 0, 0, err
+	}
+	start := time.Now()
+	if err := remote.Write(dst, alone, remote.WithContext(ctx)); err != nil {
+		return 0, 0, fmt.Errorf("pushing the last layer alone: %w", err)
+	}
+	return time.Since(start).Seconds(), float64(buf.Len()) / 1e6, nil
 }

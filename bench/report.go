@@ -73,6 +73,7 @@ func markdown(rep Report, results string) string {
 					l.Link, l.Seconds, l.BuildSeconds, l.PushBytes/1e6, l.ThroughputMBps)
 			}
 		}
+		writeLastLayerAlone(&b, by[sc].Results)
 		b.WriteString("\n")
 		b.WriteString(chart(by[sc].Results))
 	}
@@ -106,4 +107,22 @@ func chart(rs []Result) string {
 	}
 	b.WriteString("</svg>\n")
 	return b.String()
+}
+
+// writeLastLayerAlone compares each contender's time after the last step
+// with pushing the last layer and a manifest alone on the same link.
+func writeLastLayerAlone(b *strings.Builder, rs []Result) {
+	for _, r := range rs {
+		if r.LastLayerAlone == nil || r.LastLayerAlone.Median <= 0 {
+			continue
+		}
+		alone := r.LastLayerAlone.Median
+		fmt.Fprintf(b, "On %s, pushing the last layer of over 1 MB (%.1f MB) with a config and a manifest alone took %.2f s (median); after the last step, %s took %.2f× that", r.Link, r.Runs[0].LastLayerAloneMB, alone, r.Contender, r.Tail.Median/alone)
+		for _, o := range rs {
+			if o.Link == r.Link && o.Contender != r.Contender && o.Tail.Median > 0.1 {
+				fmt.Fprintf(b, ", %s %.2f×", o.Contender, o.Tail.Median/alone)
+			}
+		}
+		b.WriteString(".\n")
+	}
 }
