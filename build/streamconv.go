@@ -50,8 +50,8 @@ func (s *layerStream) end(err error) {
 }
 
 // startStream converts desc from stream, as it is written into the store,
-// unless a conversion of desc was started before; it reports whether it
-// took the stream. done, when not nil, is called with the outcome and the
+// unless there is nothing to convert or a conversion of desc was started
+// before; it reports whether it took the stream. done, when not nil, is called with the outcome and the
 // time the layer was committed.
 //
 // A streamed conversion does not wait for a turn: the transfer paces it.
@@ -59,6 +59,9 @@ func (s *layerStream) end(err error) {
 // converted from the store instead; when the write fails, the conversion
 // is forgotten, so that a new write of the layer starts another.
 func (c *converter) startStream(ctx context.Context, desc ocispecs.Descriptor, stream *layerStream, done func(*conversion, time.Time)) bool {
+	if !c.converts(desc) {
+		return false
+	}
 	cv, ok := c.claim(desc.Digest)
 	if !ok {
 		return false

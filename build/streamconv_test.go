@@ -216,3 +216,17 @@ func TestSecondWriterOfABlobWaitsForTheFirst(t *testing.T) {
 		t.Fatal("the second writer still waits after the first committed")
 	}
 }
+
+func TestNothingStreamedWhenThereIsNothingToConvert(t *testing.T) {
+	s := testStore(t)
+	conv := newConverter(s, "uncompressed", nil, nil)
+	dt := layerTar(t, time.Unix(1700000000, 0), 300<<10)
+	if _, err := writeStreamed(t, conv, s, dt, 64<<10, nil); err != nil {
+		t.Fatal(err)
+	}
+	conv.mu.Lock()
+	defer conv.mu.Unlock()
+	if len(conv.jobs) != 0 {
+		t.Fatalf("%d conversions started for an uncompressed layer kept as it is", len(conv.jobs))
+	}
+}
