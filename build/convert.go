@@ -130,6 +130,23 @@ func isTar(ctx context.Context, store content.Provider, d digest.Digest) bool {
 	return bytes.Equal(hdr[257:262], []byte("ustar"))
 }
 
+// converted reports whether the uncompressed layer d was converted into
+// another layer in this build.
+func (c *converter) converted(d digest.Digest) bool {
+	c.mu.Lock()
+	cv, ok := c.jobs[d]
+	c.mu.Unlock()
+	if !ok {
+		return false
+	}
+	select {
+	case <-cv.done:
+		return cv.err == nil && cv.desc.Digest != d
+	default:
+		return false
+	}
+}
+
 // known records that the uncompressed layer d became desc, as an earlier
 // build found, so strata need not convert it again.
 func (c *converter) known(d digest.Digest, e memoEntry) {

@@ -22,7 +22,7 @@ const minSkipSize = 64 << 10
 //
 // An uncompressed layer strata converted in an earlier build (see
 // converter) is skipped the same way when every repository holds the layer
-// it became.
+// it became, and one converted in this build is skipped always.
 type knownStore struct {
 	content.Store
 	pushers []*pusher
@@ -46,6 +46,11 @@ func (s *knownStore) Writer(ctx context.Context, opts ...content.WriterOpt) (con
 		}
 	}
 	if wo.Desc.Digest != "" && wo.Desc.Size >= minSkipSize {
+		// A layer converted in this build is not kept (see
+		// runStreamed); what it became is all the push needs.
+		if s.conv != nil && s.conv.converted(wo.Desc.Digest) {
+			return nil, cerrdefs.ErrAlreadyExists
+		}
 		if s.conv != nil {
 			if e, ok := s.conv.remembered(wo.Desc.Digest); ok {
 				d := ocispecs.Descriptor{MediaType: e.MediaType, Digest: e.Digest, Size: e.Size}

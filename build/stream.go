@@ -142,6 +142,13 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 				ps.PushBlob(pushCtx, cv.desc)
 			}
 		}
+		// The uncompressed layer is not needed once converted: the store
+		// answers later exports that it has it (see knownStore). So the
+		// store holds little more than the compressed layers, and
+		// removing it at the end is quick.
+		if cv.err == nil && cv.desc.Digest != l.Digest {
+			_ = store.Delete(context.WithoutCancel(pushCtx), l.Digest)
+		}
 	}
 	convertAndPush := func(l ocispecs.Descriptor, t time.Time) *conversion {
 		return conv.start(pushCtx, l, func(cv *conversion) { pushConverted(l, t, cv) })

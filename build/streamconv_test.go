@@ -230,3 +230,26 @@ func TestNothingStreamedWhenThereIsNothingToConvert(t *testing.T) {
 		t.Fatalf("%d conversions started for an uncompressed layer kept as it is", len(conv.jobs))
 	}
 }
+
+func TestConvertedLayerIsNotSentAgain(t *testing.T) {
+	epoch := time.Unix(1700000000, 0).UTC()
+	s := testStore(t)
+	conv := newConverter(s, "gzip", &epoch, nil)
+	desc := putLayer(t, s, layerTar(t, epoch.Add(time.Hour), 300<<10))
+	if err := conv.start(t.Context(), desc, nil).wait(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	// The push drops the uncompressed layer once converted; a later export
+	// must still be told the store has it.
+	if err := s.Delete(t.Context(), desc.Digest); err != nil {
+		t.Fatal(err)
+	}
+	ks := &knownStore{Store: s, conv: conv}
+	w, err := ks.Writer(t.Context(), content.WithRef("t-again"), content.WithDescriptor(desc))
+	if err == nil {
+		w.Close()
+	}
+	if !cerrdefs.IsAlreadyExists(err) {
+		t.Fatalf("writing a layer converted in this build again: %v, want already exists", err)
+	}
+}
