@@ -58,6 +58,8 @@ type conversion struct {
 	err  error
 
 	started, finished time.Time // of the conversion itself
+
+	settled bool // the outcome is final (under converter.mu); done may not be closed yet
 }
 
 func newConverter(store content.Store, compression string, epoch *time.Time, memo *layerMemo) *converter {
@@ -134,17 +136,17 @@ func isTar(ctx context.Context, store content.Provider, d digest.Digest) bool {
 // another layer in this build.
 func (c *converter) converted(d digest.Digest) bool {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	cv, ok := c.jobs[d]
+	return ok && cv.settled && cv.err == nil && cv.desc.Digest != d
+}
+
+// settle marks cv's outcome final, before done callbacks run: from then on
+// the uncompressed layer may be dropped (see converted).
+func (c *converter) settle(cv *conversion) {
+	c.mu.Lock()
+	cv.settled = true
 	c.mu.Unlock()
-	if !ok {
-		return false
-	}
-	select {
-	case <-cv.done:
-		return cv.err == nil && cv.desc.Digest != d
-	default:
-		return false
-	}
 }
 
 // known records that the uncompressed layer d became desc, as an earlier
@@ -155,7 +157,7 @@ func (c *converter) known(d digest.Digest, e memoEntry) {
 	if _, ok := c.jobs[d]; ok {
 		return
 	}
-	cv := &conversion{done: make(chan struct{}), desc: ocispecs.Descriptor{MediaType: e.MediaType, Digest: e.Digest, Size: e.Size}, diff: e.DiffID, size: e.Bytes}
+	cv := &conversion{done: make(chan struct{}), desc: ocispecs.Descriptor{MediaType: e.MediaType, Digest: e.Digest, Size: e.Size}, diff: e.DiffID, size: e.Bytes, settled: true}
 	close(cv.done)
 	c.jobs[d] = cv
 }
@@ -188,6 +190,7 @@ func (c *converter) start(ctx context.Context, desc ocispecs.Descriptor, done fu
 		defer close(cv.done)
 		c.convertInTurn(ctx, desc, cv)
 		c.remember(desc, cv)
+		c.settle(cv)
 		if done != nil {
 			done(cv)
 		}

@@ -91,6 +91,7 @@ func (c *converter) startStream(ctx context.Context, desc ocispecs.Descriptor, s
 			c.convertInTurn(ctx, desc, cv)
 		}
 		c.remember(desc, cv)
+		c.settle(cv)
 		if done != nil {
 			done(cv, stream.at)
 		}
