@@ -129,7 +129,13 @@ func isTar(ctx context.Context, store content.Provider, d digest.Digest) bool {
 	if _, err := ra.ReadAt(hdr[:], 0); err != nil {
 		return false
 	}
-	return bytes.Equal(hdr[257:262], []byte("ustar"))
+	return isTarHeader(hdr[:])
+}
+
+// isTarHeader reports whether hdr, the first 512 bytes of a blob, is a tar
+// header: it carries the ustar magic.
+func isTarHeader(hdr []byte) bool {
+	return len(hdr) >= 512 && bytes.Equal(hdr[257:262], []byte("ustar"))
 }
 
 // converted reports whether the uncompressed layer d was converted into

@@ -1,7 +1,6 @@
 package build
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -128,7 +127,7 @@ func (w *streamingWriter) feed(p []byte) {
 			return
 		}
 		w.decided = true
-		if !bytes.Equal(w.head[257:262], []byte("ustar")) {
+		if !isTarHeader(w.head) {
 			w.head = nil
 			return
 		}
