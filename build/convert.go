@@ -59,7 +59,8 @@ type conversion struct {
 
 	started, finished time.Time // of the conversion itself
 
-	settled bool // the outcome is final (under converter.mu); done may not be closed yet
+	settled  bool // the outcome is final (under converter.mu); done may not be closed yet
+	streamed bool // converted from the layer's transfer (see startStream)
 }
 
 func newConverter(store content.Store, compression string, epoch *time.Time, memo *layerMemo) *converter {
@@ -145,6 +146,21 @@ func (c *converter) converted(d digest.Digest) bool {
 	defer c.mu.Unlock()
 	cv, ok := c.jobs[d]
 	return ok && cv.settled && cv.err == nil && cv.desc.Digest != d
+}
+
+// awaitStreamed waits for the conversion of d from its transfer, if one is
+// running: once its transfer has ended, it ends at once.
+func (c *converter) awaitStreamed(ctx context.Context, d digest.Digest) {
+	c.mu.Lock()
+	cv, ok := c.jobs[d]
+	c.mu.Unlock()
+	if !ok || !cv.streamed {
+		return
+	}
+	select {
+	case <-cv.done:
+	case <-ctx.Done():
+	}
 }
 
 // settle marks cv's outcome final, before done callbacks run: from then on
@@ -262,11 +278,12 @@ func (c *converter) convert(ctx context.Context, desc ocispecs.Descriptor) (ocis
 		return ocispecs.Descriptor{}, "", 0, fmt.Errorf("layer %s is not in the local store: %w", desc.Digest, err)
 	}
 	defer ra.Close()
-	return c.convertFrom(ctx, desc, io.NewSectionReader(ra, 0, ra.Size()))
+	return c.convertFrom(ctx, desc, io.NewSectionReader(ra, 0, ra.Size()), nil)
 }
 
-// convertFrom is convert reading the uncompressed layer desc from src.
-func (c *converter) convertFrom(ctx context.Context, desc ocispecs.Descriptor, src io.Reader) (ocispecs.Descriptor, digest.Digest, int64, error) {
+// convertFrom is convert reading the uncompressed layer desc from src; the
+// converted bytes also go to tee, when it is not nil.
+func (c *converter) convertFrom(ctx context.Context, desc ocispecs.Descriptor, src io.Reader, tee io.Writer) (ocispecs.Descriptor, digest.Digest, int64, error) {
 	if c.epoch != nil {
 		rc := tarconverter.NewReader(src, clampTimes(*c.epoch))
 		defer rc.Close()
@@ -280,7 +297,11 @@ func (c *converter) convertFrom(ctx context.Context, desc ocispecs.Descriptor, s
 	if err := w.Truncate(0); err != nil {
 		return ocispecs.Descriptor{}, "", 0, err
 	}
-	mediaType, zw, err := c.compressor(w)
+	var dst io.Writer = w
+	if tee != nil {
+		dst = io.MultiWriter(w, tee)
+	}
+	mediaType, zw, err := c.compressor(dst)
 	if err != nil {
 		return ocispecs.Descriptor{}, "", 0, err
 	}

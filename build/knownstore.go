@@ -2,6 +2,7 @@ package build
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"github.com/containerd/containerd/v2/core/content"
@@ -45,6 +46,24 @@ func (s *knownStore) Writer(ctx context.Context, opts ...content.WriterOpt) (con
 			return nil, err
 		}
 	}
+	for {
+		w, err := s.writer(ctx, wo, opts)
+		if err != errWaited {
+			return w, err
+		}
+		// The other write was most likely converted as it arrived:
+		// its outcome says whether this one is needed.
+		if s.conv != nil {
+			s.conv.awaitStreamed(ctx, wo.Desc.Digest)
+		}
+	}
+}
+
+// errWaited says open waited for another write of the blob to end: what
+// that write did (a conversion, most often) decides what to answer now.
+var errWaited = errors.New("waited for the blob's other write")
+
+func (s *knownStore) writer(ctx context.Context, wo content.WriterOpts, opts []content.WriterOpt) (content.Writer, error) {
 	if wo.Desc.Digest != "" && wo.Desc.Size >= minSkipSize {
 		// A layer converted in this build is not kept (see
 		// runStreamed); what it became is all the push needs.
@@ -117,6 +136,7 @@ func (s *knownStore) open(ctx context.Context, d digest.Digest, opts []content.W
 		}
 		select {
 		case <-ch:
+			return nil, errWaited
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}

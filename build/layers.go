@@ -100,11 +100,15 @@ func (l *layerLog) pushed(ev push.Event) {
 	x.Size = ev.Size
 	x.Pushed = ev.Done.Sub(l.start).Seconds()
 	x.Uploaded += ev.Uploaded
+	x.Early = x.Early || ev.Early
 	l.mu.Unlock()
 
 	what := "already in the registry"
 	if ev.Uploaded > 0 {
 		what = "uploaded " + units.HumanSize(float64(ev.Uploaded))
+	}
+	if ev.Early {
+		what += " while compressing"
 	}
 	l.p.span(fmt.Sprintf("[strata] push %s (%s): %s", shortDigest(ev.Digest), units.HumanSize(float64(ev.Size)), what), ev.Started, ev.Done, ev.Err)
 }

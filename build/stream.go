@@ -42,6 +42,9 @@ type Layer struct {
 	Converted float64 `json:"converted,omitempty"` // when strata had compressed it
 	Pushed    float64 `json:"pushed"`              // when the registry had it
 	Uploaded  int64   `json:"uploadedBytes"`
+	// Early says the layer was uploaded while it was compressed, before
+	// its digest was known (into a repository with no tags yet).
+	Early bool `json:"early,omitempty"`
 }
 
 // runStreamed builds opt and pushes its image with layers uploaded while the
@@ -175,9 +178,12 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 		}
 	}
 	// A layer is converted while it arrives: by the time BuildKit has sent
-	// it, it is compressed too.
+	// it, it is compressed too. Into repositories that hold nothing yet, it
+	// is uploaded while it is converted as well (see earlyGate).
+	gate := newEarlyGate(pushCtx, pushers)
+	early := func() *earlyUpload { return gate.start(pushCtx, tmp, pushers) }
 	stream := func(l ocispecs.Descriptor, ls *layerStream) bool {
-		return conv.startStream(pushCtx, l, ls, func(cv *conversion, at time.Time) { pushConverted(l, at, cv) })
+		return conv.startStream(pushCtx, l, ls, early, func(cv *conversion, at time.Time) { pushConverted(l, at, cv) })
 	}
 	s.Allow(sessioncontent.NewAttachable(map[string]content.Store{"export": &knownStore{Store: store, pushers: pushers, conv: conv, committed: committed, stream: stream}}))
 	sessDone := make(chan error, 1)

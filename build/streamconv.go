@@ -50,14 +50,16 @@ func (s *layerStream) end(err error) {
 
 // startStream converts desc from stream, as it is written into the store,
 // unless there is nothing to convert or a conversion of desc was started
-// before; it reports whether it took the stream. done, when not nil, is called with the outcome and the
-// time the layer was committed.
+// before; it reports whether it took the stream. done, when not nil, is
+// called with the outcome and the time the layer was committed. early, when
+// not nil, may give an upload to send the converted bytes to as they are
+// made; it is ended before done is called.
 //
 // A streamed conversion does not wait for a turn: the transfer paces it.
 // When the stream breaks but the layer is committed, the layer is
 // converted from the store instead; when the write fails, the conversion
 // is forgotten, so that a new write of the layer starts another.
-func (c *converter) startStream(ctx context.Context, desc ocispecs.Descriptor, stream *layerStream, done func(*conversion, time.Time)) bool {
+func (c *converter) startStream(ctx context.Context, desc ocispecs.Descriptor, stream *layerStream, early func() *earlyUpload, done func(*conversion, time.Time)) bool {
 	if !c.converts(desc) {
 		return false
 	}
@@ -65,10 +67,21 @@ func (c *converter) startStream(ctx context.Context, desc ocispecs.Descriptor, s
 	if !ok {
 		return false
 	}
+	c.mu.Lock()
+	cv.streamed = true
+	c.mu.Unlock()
+	var up *earlyUpload
+	if early != nil {
+		up = early()
+	}
 	go func() {
 		defer close(cv.done)
 		cv.started = time.Now()
-		cv.desc, cv.diff, cv.size, cv.err = c.convertFrom(ctx, desc, stream.r)
+		var tee io.Writer
+		if up != nil {
+			tee = up
+		}
+		cv.desc, cv.diff, cv.size, cv.err = c.convertFrom(ctx, desc, stream.r, tee)
 		cv.finished = time.Now()
 		// Whatever happened, the writer must not block on a feed nobody
 		// reads any more.
@@ -78,6 +91,15 @@ func (c *converter) startStream(ctx context.Context, desc ocispecs.Descriptor, s
 		case werr = <-stream.committed:
 		case <-ctx.Done():
 			werr = ctx.Err()
+		}
+		// The early upload has the converted bytes only when the
+		// conversion from the stream stands.
+		if up != nil {
+			if werr == nil && cv.err == nil {
+				up.end(&cv.desc)
+			} else {
+				up.end(nil)
+			}
 		}
 		switch {
 		case werr != nil:

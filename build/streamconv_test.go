@@ -2,6 +2,8 @@ package build
 
 import (
 	"context"
+	"errors"
+	"io"
 	"sync"
 	"testing"
 	"time"
@@ -22,10 +24,15 @@ type streamedLayer struct {
 }
 
 func writeStreamed(t *testing.T, conv *converter, s content.Store, dt []byte, chunk int, between func(i int, w content.Writer)) (*streamedLayer, error) {
+	return writeStreamedEarly(t, conv, s, dt, chunk, between, nil)
+}
+
+// writeStreamedEarly is writeStreamed with early uploads from early.
+func writeStreamedEarly(t *testing.T, conv *converter, s content.Store, dt []byte, chunk int, between func(i int, w content.Writer), early func() *earlyUpload) (*streamedLayer, error) {
 	t.Helper()
 	got := &streamedLayer{}
 	ks := &knownStore{Store: s, conv: conv, stream: func(l ocispecs.Descriptor, ls *layerStream) bool {
-		return conv.startStream(t.Context(), l, ls, func(cv *conversion, at time.Time) {
+		return conv.startStream(t.Context(), l, ls, early, func(cv *conversion, at time.Time) {
 			got.mu.Lock()
 			defer got.mu.Unlock()
 			got.done = append(got.done, cv)
@@ -129,7 +136,7 @@ func TestStreamedConversionOfAFailedWriteIsForgotten(t *testing.T) {
 	conv := newConverter(s, "gzip", &epoch, nil)
 	d := digest.FromBytes(dt)
 	ks := &knownStore{Store: s, conv: conv, stream: func(l ocispecs.Descriptor, ls *layerStream) bool {
-		return conv.startStream(t.Context(), l, ls, func(*conversion, time.Time) { t.Error("done called for a write that was never committed") })
+		return conv.startStream(t.Context(), l, ls, nil, func(*conversion, time.Time) { t.Error("done called for a write that was never committed") })
 	}}
 	w, err := ks.Writer(t.Context(), content.WithRef("t-abandoned"), content.WithDescriptor(ocispecs.Descriptor{Digest: d, Size: int64(len(dt))}))
 	if err != nil {
@@ -251,5 +258,75 @@ func TestConvertedLayerIsNotSentAgain(t *testing.T) {
 	}
 	if !cerrdefs.IsAlreadyExists(err) {
 		t.Fatalf("writing a layer converted in this build again: %v, want already exists", err)
+	}
+}
+
+// earlyReader is an early upload with no registry behind it: the test
+// reads what it would send.
+func earlyReader(t *testing.T) (func() *earlyUpload, func() ([]byte, error)) {
+	sp, err := newSpool(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := sp.reader()
+	res := make(chan []byte, 1)
+	errc := make(chan error, 1)
+	go func() {
+		defer r.Close()
+		b, err := io.ReadAll(r)
+		res <- b
+		errc <- err
+	}()
+	return func() *earlyUpload { return &earlyUpload{sp: sp} }, func() ([]byte, error) { return <-res, <-errc }
+}
+
+// An early upload is sent exactly the converted layer, while it is
+// converted; one whose write restarts is dropped, and the layer goes up
+// once converted from the store.
+func TestEarlyUploadGetsTheConvertedLayer(t *testing.T) {
+	epoch := time.Unix(1700000000, 0).UTC()
+	dt := layerTar(t, epoch.Add(time.Hour), 2<<20)
+	s := testStore(t)
+	conv := newConverter(s, "gzip", &epoch, nil)
+	early, sent := earlyReader(t)
+	got, err := writeStreamedEarly(t, conv, s, dt, 256<<10, nil, early)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := sent()
+	if err != nil {
+		t.Fatalf("the early upload was dropped: %v", err)
+	}
+	cv := conv.start(t.Context(), ocispecs.Descriptor{MediaType: ocispecs.MediaTypeImageLayer, Digest: digest.FromBytes(dt), Size: int64(len(dt))}, nil)
+	if err := cv.wait(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if d := digest.FromBytes(b); d != cv.desc.Digest || int64(len(b)) != cv.desc.Size {
+		t.Fatalf("the early upload got %d bytes (%s), the layer is %d bytes (%s)", len(b), d, cv.desc.Size, cv.desc.Digest)
+	}
+	got.mu.Lock()
+	defer got.mu.Unlock()
+	if len(got.done) != 1 {
+		t.Fatalf("done called %d times, want once", len(got.done))
+	}
+
+	s2 := testStore(t)
+	conv2 := newConverter(s2, "gzip", &epoch, nil)
+	early2, sent2 := earlyReader(t)
+	_, err = writeStreamedEarly(t, conv2, s2, dt, 256<<10, func(i int, w content.Writer) {
+		if i == 2 {
+			if err := w.Truncate(0); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := w.Write(dt[:2*256<<10]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}, early2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sent2(); !errors.Is(err, errEarlyDropped) {
+		t.Fatalf("early upload of a restarted write ended with %v, want it dropped", err)
 	}
 }

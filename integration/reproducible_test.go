@@ -142,6 +142,11 @@ func TestRebuiltLayersUploadNothing(t *testing.T) {
 		if l.Uploaded != 0 {
 			t.Errorf("second build uploaded %d bytes of layer %s, which the registry held", l.Uploaded, l.Digest)
 		}
+		// The repository has a tag: no layer is sent before its digest
+		// is known.
+		if l.Early {
+			t.Errorf("second build sent layer %s before its digest was known", l.Digest)
+		}
 		// The layers built here are compressed by strata, now or (the
 		// same bytes, remembered) in the build before.
 		if i > 0 && (l.Bytes <= l.Size || (l.Converted != 0 && l.Converted < l.Built)) {

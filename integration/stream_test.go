@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -25,7 +26,8 @@ RUN echo done > /four
 func TestStreamedPush(t *testing.T) {
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{"Dockerfile": fmt.Sprintf(heavyDockerfile, env.Busybox)})
-	ref := env.Registry.Host + "/stream/app:v1"
+	// A repository with no tags yet: layers go up while they are compressed.
+	ref := fmt.Sprintf("%s/stream/app-%d:v1", env.Registry.Host, time.Now().UnixNano())
 	meta := filepath.Join(t.TempDir(), "m.json")
 	// --no-cache: other tests build the same Dockerfile on this builder.
 	code, _, stderr := strata(t, "build", "--builder", env.Builder.Addr(), "--progress", "plain", "--no-cache", "-t", ref, "--push", "--metadata-file", meta, dir)
@@ -63,6 +65,11 @@ func TestStreamedPush(t *testing.T) {
 	for _, l := range st.Push.Layers[1:] {
 		if l.Uploaded != l.Size {
 			t.Errorf("layer %s: %d bytes uploaded, want its %d", l.Digest, l.Uploaded, l.Size)
+		}
+		// Layers too small to be checked against the registry first
+		// are converted once they have arrived.
+		if !l.Early && l.Bytes >= 64<<10 {
+			t.Errorf("layer %s was not uploaded while it was compressed: %+v", l.Digest, l)
 		}
 	}
 	for _, l := range st.Push.Layers {

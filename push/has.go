@@ -27,16 +27,7 @@ func (p *Pusher) Has(ctx context.Context, desc ocispecs.Descriptor) (bool, error
 	}
 	p.mu.Unlock()
 	started := time.Now()
-	c, err := p.headClient(ctx)
-	if err != nil {
-		return false, err
-	}
-	u := fmt.Sprintf("%s://%s/v2/%s/blobs/%s", p.repo.Scheme(), p.repo.RegistryStr(), p.repo.RepositoryStr(), desc.Digest)
-	req, err := http.NewRequestWithContext(ctx, http.MethodHead, u, nil)
-	if err != nil {
-		return false, err
-	}
-	resp, err := c.Do(req)
+	resp, err := p.get(ctx, http.MethodHead, "blobs/"+desc.Digest.String())
 	if err != nil {
 		return false, err
 	}
@@ -57,6 +48,21 @@ func (p *Pusher) Has(ctx context.Context, desc ocispecs.Descriptor) (bool, error
 		p.events(ev) // in the registry already: nothing to send
 	}
 	return true, nil
+}
+
+// get sends a request without a body for path under the repository's
+// /v2/NAME/.
+func (p *Pusher) get(ctx context.Context, method, path string) (*http.Response, error) {
+	c, err := p.headClient(ctx)
+	if err != nil {
+		return nil, err
+	}
+	u := fmt.Sprintf("%s://%s/v2/%s/%s", p.repo.Scheme(), p.repo.RegistryStr(), p.repo.RepositoryStr(), path)
+	req, err := http.NewRequestWithContext(ctx, method, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	return c.Do(req)
 }
 
 // headClient is an HTTP client authorised to check blobs in the repository.

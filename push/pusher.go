@@ -36,6 +36,7 @@ type Event struct {
 	Started  time.Time
 	Done     time.Time
 	Uploaded int64 // bytes sent; 0 when the registry had the blob or mounted it
+	Early    bool  // sent while it was being made, before its digest was known (see Early)
 	Err      error
 }
 
