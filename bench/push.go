@@ -85,7 +85,7 @@ func pushScenario(ctx context.Context, b *bed, cfg config, link string, proxy *t
 		// Contenders take turns within each round, so drift on the machine
 		// spreads over all of them.
 		for c, ct := range contenders {
-			ref := fmt.Sprintf("%s/bench/push-%d-%d:%s", proxy.Host, c, i, slug(link))
+			ref := fmt.Sprintf("%s/bench/push-%d-%d-%s:latest", proxy.Host, c, i, slug(link))
 			r, err := b.measure(ctx, proxy, func(addr string) (string, []string) { return ct.args(addr, ref) })
 			if err != nil {
 				return nil, err
