@@ -17,6 +17,8 @@ import (
 
 // Transient registry errors are retried per blob: the failed blob is sent
 // again, every blob ends up uploaded exactly once, and the image verifies.
+// The repository is new, so the first PATCHes, which fail, are of layers
+// uploaded while they are compressed: those go up again from the store.
 func TestPushRetriesTransientErrors(t *testing.T) {
 	faults := []*testenv.Fault{
 		{Method: http.MethodHead, PathContains: "/blobs/", Count: 1, Status: http.StatusTooManyRequests, RetryAfter: time.Second},
