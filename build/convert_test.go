@@ -23,19 +23,40 @@ import (
 )
 
 // layerTar is an uncompressed layer with one file of size n stamped at mtime.
-func layerTar(t *testing.T, mtime time.Time, n int) []byte {
+func layerTar(t testing.TB, mtime time.Time, n int) []byte {
+	t.Helper()
+	body := bytes.Repeat([]byte("strata layer "), n/13+1)[:n]
+	return tarOf(t,
+		tarEntry{&tar.Header{Name: "app/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: mtime, Format: tar.FormatPAX, AccessTime: mtime}, nil},
+		tarEntry{&tar.Header{Name: "app/data", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(n), ModTime: mtime}, body})
+}
+
+// filesTar is a layer of one file per body, f0, f1, ...
+func filesTar(t testing.TB, mtime time.Time, bodies ...[]byte) []byte {
+	t.Helper()
+	var es []tarEntry
+	for i, body := range bodies {
+		es = append(es, tarEntry{&tar.Header{Name: fmt.Sprintf("f%d", i), Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(body)), ModTime: mtime}, body})
+	}
+	return tarOf(t, es...)
+}
+
+type tarEntry struct {
+	hdr  *tar.Header
+	body []byte
+}
+
+func tarOf(t testing.TB, es ...tarEntry) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	tw := tar.NewWriter(&b)
-	body := bytes.Repeat([]byte("strata layer "), n/13+1)[:n]
-	if err := tw.WriteHeader(&tar.Header{Name: "app/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: mtime, Format: tar.FormatPAX, AccessTime: mtime}); err != nil {
-		t.Fatal(err)
-	}
-	if err := tw.WriteHeader(&tar.Header{Name: "app/data", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(n), ModTime: mtime}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tw.Write(body); err != nil {
-		t.Fatal(err)
+	for _, e := range es {
+		if err := tw.WriteHeader(e.hdr); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(e.body); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := tw.Close(); err != nil {
 		t.Fatal(err)
@@ -43,7 +64,7 @@ func layerTar(t *testing.T, mtime time.Time, n int) []byte {
 	return b.Bytes()
 }
 
-func testStore(t *testing.T) content.Store {
+func testStore(t testing.TB) content.Store {
 	t.Helper()
 	s, err := contentlocal.NewStore(t.TempDir())
 	if err != nil {
@@ -352,21 +373,7 @@ func TestConvertIndependentOfCores(t *testing.T) {
 	for i := range random {
 		random[i] = byte(i*7919 + i/13)
 	}
-	repeated := bytes.Repeat([]byte("strata layer "), 100000)
-	var b bytes.Buffer
-	tw := tar.NewWriter(&b)
-	for i, body := range [][]byte{random, repeated} {
-		if err := tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("f%d", i), Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(body)), ModTime: epoch.Add(time.Hour)}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write(body); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	layer := b.Bytes()
+	layer := filesTar(t, epoch.Add(time.Hour), random, bytes.Repeat([]byte("strata layer "), 100000))
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
 	for _, comp := range []string{"gzip", "zstd"} {
 		var got []digest.Digest
