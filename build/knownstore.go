@@ -100,46 +100,45 @@ func (s *knownStore) writer(ctx context.Context, wo content.WriterOpts, opts []c
 // open opens a writer in the store. Two exports write the same layer at
 // once when a prefix and the main solve end together: the store refuses the
 // second while the first writes, and BuildKit would try again after a random
-// wait of up to two seconds. open waits for the first write to end instead,
-// then tries again: the store then answers that the blob exists.
+// wait of up to two seconds. open waits for the first write to end instead
+// and returns errWaited: Writer then decides again, and most often answers
+// that the blob exists.
 func (s *knownStore) open(ctx context.Context, d digest.Digest, opts []content.WriterOpt) (content.Writer, error) {
-	for {
-		w, err := s.Store.Writer(ctx, opts...)
-		if d == "" {
-			return w, err
+	w, err := s.Store.Writer(ctx, opts...)
+	if d == "" {
+		return w, err
+	}
+	s.mu.Lock()
+	if err == nil {
+		if s.writing == nil {
+			s.writing = map[digest.Digest]chan struct{}{}
 		}
-		s.mu.Lock()
-		if err == nil {
-			if s.writing == nil {
-				s.writing = map[digest.Digest]chan struct{}{}
-			}
-			ch, mine := s.writing[d], false
-			if ch == nil {
-				ch, mine = make(chan struct{}), true
-				s.writing[d] = ch
-			}
-			s.mu.Unlock()
-			if !mine {
-				return w, nil
-			}
-			return &releasingWriter{Writer: w, release: func() {
-				s.mu.Lock()
-				delete(s.writing, d)
-				s.mu.Unlock()
-				close(ch)
-			}}, nil
+		ch, mine := s.writing[d], false
+		if ch == nil {
+			ch, mine = make(chan struct{}), true
+			s.writing[d] = ch
 		}
-		ch := s.writing[d]
 		s.mu.Unlock()
-		if ch == nil || !cerrdefs.IsUnavailable(err) {
-			return nil, err
+		if !mine {
+			return w, nil
 		}
-		select {
-		case <-ch:
-			return nil, errWaited
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
+		return &releasingWriter{Writer: w, release: func() {
+			s.mu.Lock()
+			delete(s.writing, d)
+			s.mu.Unlock()
+			close(ch)
+		}}, nil
+	}
+	ch := s.writing[d]
+	s.mu.Unlock()
+	if ch == nil || !cerrdefs.IsUnavailable(err) {
+		return nil, err
+	}
+	select {
+	case <-ch:
+		return nil, errWaited
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 }
 

@@ -63,13 +63,10 @@ func (c *converter) startStream(ctx context.Context, desc ocispecs.Descriptor, s
 	if !c.converts(desc) {
 		return false
 	}
-	cv, ok := c.claim(desc.Digest)
+	cv, ok := c.claim(desc.Digest, true)
 	if !ok {
 		return false
 	}
-	c.mu.Lock()
-	cv.streamed = true
-	c.mu.Unlock()
 	var up *earlyUpload
 	if early != nil {
 		up = early()

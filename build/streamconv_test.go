@@ -174,13 +174,19 @@ func TestStreamingWriterLeavesOtherBlobs(t *testing.T) {
 	for i := range dt {
 		dt[i] = byte(i * 7)
 	}
+	noConversionOf(t, conv, s, dt, "a blob that is not a tar")
+}
+
+// noConversionOf writes dt streamed and fails unless no conversion started.
+func noConversionOf(t *testing.T, conv *converter, s content.Store, dt []byte, what string) {
+	t.Helper()
 	if _, err := writeStreamed(t, conv, s, dt, 64<<10, nil); err != nil {
 		t.Fatal(err)
 	}
 	conv.mu.Lock()
 	defer conv.mu.Unlock()
 	if len(conv.jobs) != 0 {
-		t.Fatalf("%d conversions started for a blob that is not a tar", len(conv.jobs))
+		t.Fatalf("%d conversions started for %s", len(conv.jobs), what)
 	}
 }
 
@@ -230,14 +236,7 @@ func TestNothingStreamedWhenThereIsNothingToConvert(t *testing.T) {
 	s := testStore(t)
 	conv := newConverter(s, "uncompressed", nil, nil)
 	dt := layerTar(t, time.Unix(1700000000, 0), 300<<10)
-	if _, err := writeStreamed(t, conv, s, dt, 64<<10, nil); err != nil {
-		t.Fatal(err)
-	}
-	conv.mu.Lock()
-	defer conv.mu.Unlock()
-	if len(conv.jobs) != 0 {
-		t.Fatalf("%d conversions started for an uncompressed layer kept as it is", len(conv.jobs))
-	}
+	noConversionOf(t, conv, s, dt, "an uncompressed layer kept as it is")
 }
 
 func TestConvertedLayerIsNotSentAgain(t *testing.T) {

@@ -19,7 +19,7 @@ import (
 // yet): it then holds none of the layers a build makes, so they can be sent
 // before their digests are known (see Early).
 func (p *Pusher) Empty(ctx context.Context) (bool, error) {
-	resp, err := p.get(ctx, http.MethodGet, "tags/list?n=1")
+	resp, err := p.request(ctx, http.MethodGet, "tags/list?n=1")
 	if err != nil {
 		return false, err
 	}

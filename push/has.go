@@ -27,7 +27,7 @@ func (p *Pusher) Has(ctx context.Context, desc ocispecs.Descriptor) (bool, error
 	}
 	p.mu.Unlock()
 	started := time.Now()
-	resp, err := p.get(ctx, http.MethodHead, "blobs/"+desc.Digest.String())
+	resp, err := p.request(ctx, http.MethodHead, "blobs/"+desc.Digest.String())
 	if err != nil {
 		return false, err
 	}
@@ -50,9 +50,9 @@ func (p *Pusher) Has(ctx context.Context, desc ocispecs.Descriptor) (bool, error
 	return true, nil
 }
 
-// get sends a request without a body for path under the repository's
+// request sends a request without a body for path under the repository's
 // /v2/NAME/.
-func (p *Pusher) get(ctx context.Context, method, path string) (*http.Response, error) {
+func (p *Pusher) request(ctx context.Context, method, path string) (*http.Response, error) {
 	c, err := p.headClient(ctx)
 	if err != nil {
 		return nil, err
