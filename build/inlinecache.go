@@ -12,6 +12,7 @@ import (
 
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/platforms"
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/buildkit/client"
 	digest "github.com/opencontainers/go-digest"
@@ -53,14 +54,18 @@ type sourceCache struct {
 // and the image would be a poorer cache source than the one it came from.
 // apply gives such a record back the layer the source gave it, when the
 // source's layers up to it are the image's own (same diff_ids).
+//
+// It also learns which repository holds each layer of those images, so
+// the push mounts a layer the build reused from there (see source).
 type importedRecords struct {
 	done    chan struct{}
 	mu      sync.Mutex
 	sources []sourceCache
+	layers  map[digest.Digest]name.Repository
 }
 
 func readImportedRecords(ctx context.Context, imports []client.CacheOptionsEntry, platform string, insecure []string) *importedRecords {
-	r := &importedRecords{done: make(chan struct{})}
+	r := &importedRecords{done: make(chan struct{}), layers: map[digest.Digest]name.Repository{}}
 	var refs []string
 	for _, im := range imports {
 		if im.Type == "registry" && im.Attrs["ref"] != "" {
@@ -81,20 +86,41 @@ func readImportedRecords(ctx context.Context, imports []client.CacheOptionsEntry
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				_, cfg, err := resolver.ResolveBase(ctx, ref, p)
+				img, err := resolver.ResolveImage(ctx, ref, p)
 				if err != nil {
 					return // best effort: the source may be gone or not an image
 				}
-				if sc, ok := parseSourceCache(cfg); ok {
-					r.mu.Lock()
+				r.mu.Lock()
+				defer r.mu.Unlock()
+				if nr, err := name.ParseReference(ref, nameOptions(ref, insecure)...); err == nil {
+					for _, l := range img.Layers {
+						if _, ok := r.layers[digest.Digest(l.String())]; !ok {
+							r.layers[digest.Digest(l.String())] = nr.Context()
+						}
+					}
+				}
+				if sc, ok := parseSourceCache(img.Config); ok {
 					r.sources = append(r.sources, sc)
-					r.mu.Unlock()
 				}
 			}()
 		}
 		wg.Wait()
 	}()
 	return r
+}
+
+// source is a repository of a cache source that holds layer d, once the
+// sources have been read.
+func (r *importedRecords) source(ctx context.Context, d digest.Digest) (name.Repository, bool) {
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		return name.Repository{}, false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	repo, ok := r.layers[d]
+	return repo, ok
 }
 
 // imageConfigCache is the part of an image config strata reads here.

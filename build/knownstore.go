@@ -21,6 +21,9 @@ const minSkipSize = 64 << 10
 // does not send it over the session (base image layers, layers of a cache
 // hit): only what the registry lacks reaches the client.
 //
+// A layer a cache source's repository holds (see importedRecords) is
+// mounted into the target repositories, and answered the same way.
+//
 // An uncompressed layer strata converted in an earlier build (see
 // converter) is skipped the same way when every repository holds the layer
 // it became, and one converted in this build is skipped always.
@@ -180,7 +183,12 @@ func (s *knownStore) allHave(ctx context.Context, desc ocispecs.Descriptor) bool
 		return false
 	}
 	for _, p := range s.pushers {
-		if ok, err := p.Has(ctx, desc); err != nil || !ok {
+		ok, err := p.Has(ctx, desc)
+		if err == nil && !ok {
+			// A layer of a cache source: mounted now, it need not be sent.
+			ok, err = p.Mount(ctx, desc)
+		}
+		if err != nil || !ok {
 			return false
 		}
 	}

@@ -101,11 +101,17 @@ func (l *layerLog) pushed(ev push.Event) {
 	x.Pushed = ev.Done.Sub(l.start).Seconds()
 	x.Uploaded += ev.Uploaded
 	x.Early = x.Early || ev.Early
+	if ev.MountedFrom != "" {
+		x.MountedFrom = ev.MountedFrom
+	}
 	l.mu.Unlock()
 
 	what := "already in the registry"
-	if ev.Uploaded > 0 {
+	switch {
+	case ev.Uploaded > 0:
 		what = "uploaded " + units.HumanSize(float64(ev.Uploaded))
+	case ev.MountedFrom != "":
+		what = "mounted from " + ev.MountedFrom
 	}
 	if ev.Early {
 		what += " while compressing"

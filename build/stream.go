@@ -45,6 +45,10 @@ type Layer struct {
 	// Early says the layer was uploaded while it was compressed, before
 	// its digest was known (into a repository with no tags yet).
 	Early bool `json:"early,omitempty"`
+	// MountedFrom is the repository of the same registry the layer was
+	// mounted from, with nothing uploaded (a cache source's, for a layer
+	// the build reused).
+	MountedFrom string `json:"mountedFrom,omitempty"`
 }
 
 // runStreamed builds opt and pushes its image with layers uploaded while the
@@ -117,7 +121,7 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 	}
 
 	layers := newLayerLog(start, p)
-	pushers, tags, err := newPushers(store, opt.Tags, layers.pushed, targetBase(dt, opt.Target), opt.InsecureRegistries)
+	pushers, tags, err := newPushers(store, opt.Tags, layers.pushed, targetBase(dt, opt.Target), imported.source, opt.InsecureRegistries)
 	if err != nil {
 		return nil, err
 	}
@@ -362,10 +366,11 @@ type pusher struct {
 }
 
 // newPushers makes one pusher per repository named by tags.
-// Blobs are mounted from the base image's repository when it is on the same
-// registry.
-func newPushers(store content.Provider, refs []string, events func(push.Event), base string, insecure []string) ([]*pusher, map[string][]name.Tag, error) {
-	popts := []push.Option{push.WithEvents(events), push.WithInsecureRegistries(insecure...)}
+// A blob is mounted from the repository sources names for it, else from
+// the base image's, when that is on the same registry.
+func newPushers(store content.Provider, refs []string, events func(push.Event), base string,
+	sources func(context.Context, digest.Digest) (name.Repository, bool), insecure []string) ([]*pusher, map[string][]name.Tag, error) {
+	popts := []push.Option{push.WithEvents(events), push.WithInsecureRegistries(insecure...), push.WithBlobSources(sources)}
 	if base != "" {
 		if b, err := name.ParseReference(base, nameOptions(base, insecure)...); err == nil {
 			popts = append(popts, push.WithMountFrom(b))

@@ -162,9 +162,25 @@ func NewRegistryResolver(opts ...Option) *RegistryResolver {
 
 // ResolveBase implements BaseResolver.
 func (r *RegistryResolver) ResolveBase(ctx context.Context, ref string, p v1.Platform) (string, []byte, error) {
+	img, err := r.ResolveImage(ctx, ref, p)
+	if err != nil {
+		return "", nil, err
+	}
+	return img.Digest, img.Config, nil
+}
+
+// ResolvedImage is an image as its registry holds it.
+type ResolvedImage struct {
+	Digest string    // of the manifest (for the platform, under an index)
+	Config []byte    // the config, as stored
+	Layers []v1.Hash // the manifest's layer digests, in order
+}
+
+// ResolveImage reads ref's manifest for platform p and its config.
+func (r *RegistryResolver) ResolveImage(ctx context.Context, ref string, p v1.Platform) (ResolvedImage, error) {
 	nr, err := r.o.parseRef(ref)
 	if err != nil {
-		return "", nil, errs.Inputf("image ref %q: %v", ref, err)
+		return ResolvedImage{}, errs.Inputf("image ref %q: %v", ref, err)
 	}
 	ropts := r.o.remote(ctx)
 	if p.OS != "" {
@@ -172,17 +188,25 @@ func (r *RegistryResolver) ResolveBase(ctx context.Context, ref string, p v1.Pla
 	}
 	img, err := remote.Image(nr, ropts...)
 	if err != nil {
-		return "", nil, registryError("resolve "+ref, err)
+		return ResolvedImage{}, registryError("resolve "+ref, err)
 	}
 	d, err := img.Digest()
 	if err != nil {
-		return "", nil, registryError("resolve "+ref, err)
+		return ResolvedImage{}, registryError("resolve "+ref, err)
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		return ResolvedImage{}, registryError("manifest of "+ref, err)
 	}
 	cfg, err := img.RawConfigFile()
 	if err != nil {
-		return "", nil, registryError("config of "+ref, err)
+		return ResolvedImage{}, registryError("config of "+ref, err)
 	}
-	return d.String(), cfg, nil
+	out := ResolvedImage{Digest: d.String(), Config: cfg}
+	for _, l := range m.Layers {
+		out.Layers = append(out.Layers, l.Digest)
+	}
+	return out, nil
 }
 
 // Progress is a crawl's progress.

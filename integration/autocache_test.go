@@ -53,6 +53,15 @@ RUN cat /app/src/* > /app/out
 		}
 		Steps  struct{ Total, Cached int }
 		Pulled struct{ Bytes, Blobs int64 }
+		Push   struct {
+			BytesPushed int64
+			Layers      []struct {
+				Digest      string
+				Size        int64 `json:"compressedSize"`
+				Uploaded    int64 `json:"uploadedBytes"`
+				MountedFrom string
+			}
+		}
 	}
 	if err := json.Unmarshal(m["strata"], &st); err != nil {
 		t.Fatal(err)
@@ -75,6 +84,23 @@ RUN cat /app/src/* > /app/out
 	}
 	if !strings.Contains(stderr, "strata: cache from "+env.Registry.Host+"/autocache/main@") {
 		t.Errorf("the build does not say which cache it chose:\n%s", tail(stderr, 40))
+	}
+	// The reused layers are mounted from the main image's repository, not
+	// uploaded again: the push sends only the layers of the steps that ran.
+	mounted := 0
+	for _, l := range st.Push.Layers {
+		if l.Size >= 2000000 && (l.MountedFrom != "autocache/main" || l.Uploaded != 0) {
+			t.Errorf("the reused dependency layer %+v: want it mounted from autocache/main, nothing uploaded", l)
+		}
+		if l.MountedFrom != "" {
+			mounted++
+		}
+	}
+	if mounted < 3 || st.Push.BytesPushed >= 2000000 {
+		t.Errorf("%d layers mounted, %d bytes pushed: want the 3 reused layers mounted and only the new ones uploaded", mounted, st.Push.BytesPushed)
+	}
+	if !strings.Contains(stderr, "mounted from autocache/main") {
+		t.Errorf("the progress does not say a layer was mounted:\n%s", tail(stderr, 40))
 	}
 
 	// --no-auto-cache builds everything.

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -163,4 +164,50 @@ func TestPushSurvivesOneInFiveRequestsFailing(t *testing.T) {
 		t.Errorf("a blob was uploaded completely %d times, want once", n)
 	}
 	t.Logf("%d requests failed", failed)
+}
+
+// A registry that will not mount a cache source's layer into the target
+// repository (it answers the mount with a plain upload) gets the layer
+// uploaded instead, and the image is complete.
+func TestMountRefusedUploadsInstead(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"Dockerfile": fmt.Sprintf("FROM %s\nRUN head -c 300000 /dev/urandom > /dep\n", env.Busybox)})
+	refuse := &testenv.Fault{Method: http.MethodPost, PathContains: "/blobs/uploads/", QueryContains: "from=mount%2Fsrc", Count: 1 << 30, Status: http.StatusAccepted}
+	proxy, err := testenv.StartProxy(env.Registry.Host, testenv.WithFaults(refuse))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	src := proxy.Host + "/mount/src:v1"
+	if code, _, stderr := strata(t, "build", "--builder", env.Builder.Addr(), "--progress", "plain", "--no-auto-cache", "-t", src, "--push", dir); code != 0 {
+		t.Fatalf("exit %d\n%s", code, tail(stderr, 20))
+	}
+	dst := proxy.Host + "/mount/dst:v1"
+	meta := filepath.Join(t.TempDir(), "m.json")
+	code, _, stderr := strata(t, "build", "--builder", env.Builder.Addr(), "--progress", "plain", "--no-auto-cache",
+		"--cache-from", "type=registry,ref="+src, "-t", dst, "--push", "--metadata-file", meta, dir)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, tail(stderr, 20))
+	}
+	verifyImage(t, dst, metadataString(t, readMetadata(t, meta), "containerimage.digest"))
+	if refuse.Seen() == 0 {
+		t.Fatalf("no layer was mounted from mount/src:\n%s", tail(stderr, 30))
+	}
+	var st struct {
+		Push struct {
+			Layers []struct {
+				Size        int64 `json:"compressedSize"`
+				Uploaded    int64 `json:"uploadedBytes"`
+				MountedFrom string
+			}
+		}
+	}
+	if err := json.Unmarshal(readMetadata(t, meta)["strata"], &st); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range st.Push.Layers {
+		if l.MountedFrom != "" || (l.Size >= 300000 && l.Uploaded != l.Size) {
+			t.Errorf("layer %+v: want the layer uploaded whole, none mounted", l)
+		}
+	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	digest "github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -15,17 +16,9 @@ import (
 // recorded as pushed (and reported to WithEvents, with nothing uploaded), so
 // PushBlob and PushImage do not send it again.
 func (p *Pusher) Has(ctx context.Context, desc ocispecs.Descriptor) (bool, error) {
-	p.mu.Lock()
-	if u, ok := p.blobs[desc.Digest]; ok {
-		p.mu.Unlock()
-		select {
-		case <-u.done:
-			return u.ev.Err == nil, nil
-		case <-ctx.Done():
-			return false, ctx.Err()
-		}
+	if seen, ok, err := p.known(ctx, desc.Digest); seen {
+		return ok, err
 	}
-	p.mu.Unlock()
 	started := time.Now()
 	resp, err := p.request(ctx, http.MethodHead, "blobs/"+desc.Digest.String())
 	if err != nil {
@@ -35,19 +28,43 @@ func (p *Pusher) Has(ctx context.Context, desc ocispecs.Descriptor) (bool, error
 	if resp.StatusCode != http.StatusOK {
 		return false, nil
 	}
+	p.present(Event{Digest: desc.Digest, Size: desc.Size, Started: started, Done: time.Now()}) // nothing to send
+	return true, nil
+}
+
+// known waits for the upload of d this pusher started (or found needless)
+// before, if any: seen says there was one, ok whether the repository holds
+// the blob since.
+func (p *Pusher) known(ctx context.Context, d digest.Digest) (seen, ok bool, err error) {
 	p.mu.Lock()
-	_, known := p.blobs[desc.Digest]
-	ev := Event{Digest: desc.Digest, Size: desc.Size, Started: started, Done: time.Now()}
+	u, seen := p.blobs[d]
+	p.mu.Unlock()
+	if !seen {
+		return false, false, nil
+	}
+	select {
+	case <-u.done:
+		return true, u.ev.Err == nil, nil
+	case <-ctx.Done():
+		return true, false, ctx.Err()
+	}
+}
+
+// present records ev's blob as in the repository with nothing uploaded, so
+// PushBlob and PushImage do not send it, and reports ev to WithEvents
+// unless the blob was recorded before.
+func (p *Pusher) present(ev Event) {
+	p.mu.Lock()
+	_, known := p.blobs[ev.Digest]
 	if !known {
 		done := make(chan struct{})
 		close(done)
-		p.blobs[desc.Digest] = &upload{done: done, ev: ev}
+		p.blobs[ev.Digest] = &upload{done: done, ev: ev}
 	}
 	p.mu.Unlock()
 	if !known && p.events != nil {
-		p.events(ev) // in the registry already: nothing to send
+		p.events(ev)
 	}
-	return true, nil
 }
 
 // request sends a request without a body for path under the repository's

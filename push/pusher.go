@@ -37,7 +37,10 @@ type Event struct {
 	Done     time.Time
 	Uploaded int64 // bytes sent; 0 when the registry had the blob or mounted it
 	Early    bool  // sent while it was being made, before its digest was known (see Early)
-	Err      error
+	// MountedFrom is the repository the registry mounted the blob from
+	// (see WithBlobSources).
+	MountedFrom string
+	Err         error
 }
 
 // Pusher uploads blobs of one store into one repository.
@@ -46,9 +49,11 @@ type Pusher struct {
 	store  content.Provider
 	remote *remote.Pusher
 	mounts []name.Reference // repositories of the same registry to mount blobs from
-	sem    chan struct{}
-	sent   atomic.Int64
-	events func(Event)
+	// sources names, per blob, a repository that holds it (WithBlobSources).
+	sources func(context.Context, digest.Digest) (name.Repository, bool)
+	sem     chan struct{}
+	sent    atomic.Int64
+	events  func(Event)
 
 	mu    sync.Mutex
 	blobs map[digest.Digest]*upload
@@ -59,6 +64,9 @@ type Pusher struct {
 	headOnce sync.Once
 	head     *http.Client
 	headErr  error
+
+	mountMu      sync.Mutex
+	mountClients map[string]*http.Client // by the repository mounted from
 }
 
 type upload struct {
@@ -153,6 +161,15 @@ func (p *Pusher) PushBlob(ctx context.Context, desc ocispecs.Descriptor) {
 		}
 		defer func() { <-p.sem }()
 		u.ev.Started = time.Now()
+		if from, ok := p.sourceOf(ctx, desc.Digest); ok {
+			if mounted, _ := p.mount(ctx, desc.Digest, from); mounted {
+				u.ev.Done, u.ev.MountedFrom = time.Now(), from.RepositoryStr()
+				if p.events != nil {
+					p.events(u.ev)
+				}
+				return
+			}
+		}
 		var sent atomic.Int64 // this blob's upload bodies, retries included
 		u.ev.Err = p.upload(context.WithValue(ctx, blobBytesKey{}, &sent), desc)
 		u.ev.Done = time.Now()

@@ -33,19 +33,20 @@ type Proxy struct {
 	uploads            sync.Map     // digest -> *atomic.Int64, completed uploads per blob
 }
 
-// Fault makes the first Count requests that match Method and a path
-// containing PathContains fail (with Every > 0, only every Every-th of them,
+// Fault makes the first Count requests that match Method, a path
+// containing PathContains and a raw query containing QueryContains fail (with Every > 0, only every Every-th of them,
 // e.g. 5 for one in five): with Status (and Retry-After when set), or, when
 // Reset is set, by closing the connection after reading part of the
 // request body.
 type Fault struct {
-	Method       string
-	PathContains string
-	Count        int
-	Every        int
-	Status       int
-	RetryAfter   time.Duration
-	Reset        bool
+	Method        string
+	PathContains  string
+	QueryContains string
+	Count         int
+	Every         int
+	Status        int
+	RetryAfter    time.Duration
+	Reset         bool
 
 	seen, hits atomic.Int64
 }
@@ -143,7 +144,7 @@ func (p *Proxy) MaxUploadsPerBlob() int {
 
 func (p *Proxy) fault(r *http.Request) *Fault {
 	for _, f := range p.faults {
-		if (f.Method == "" || f.Method == r.Method) && strings.Contains(r.URL.Path, f.PathContains) {
+		if (f.Method == "" || f.Method == r.Method) && strings.Contains(r.URL.Path, f.PathContains) && strings.Contains(r.URL.RawQuery, f.QueryContains) {
 			if n := f.seen.Add(1); f.Every > 0 && n%int64(f.Every) != 0 {
 				continue
 			}
