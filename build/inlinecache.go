@@ -61,15 +61,22 @@ type importedRecords struct {
 	done    chan struct{}
 	mu      sync.Mutex
 	sources []sourceCache
-	layers  map[digest.Digest]name.Repository
+	// Per registry: the repositories of its sources that hold each layer,
+	// and a channel closed once all of its sources have been read.
+	layers map[string]map[digest.Digest][]name.Repository
+	read   map[string]chan struct{}
 }
 
 func readImportedRecords(ctx context.Context, imports []client.CacheOptionsEntry, platform string, insecure []string) *importedRecords {
-	r := &importedRecords{done: make(chan struct{}), layers: map[digest.Digest]name.Repository{}}
-	var refs []string
+	r := &importedRecords{done: make(chan struct{}), layers: map[string]map[digest.Digest][]name.Repository{}, read: map[string]chan struct{}{}}
+	byRegistry := map[string][]name.Reference{}
 	for _, im := range imports {
-		if im.Type == "registry" && im.Attrs["ref"] != "" {
-			refs = append(refs, im.Attrs["ref"])
+		ref := im.Attrs["ref"]
+		if im.Type != "registry" || ref == "" {
+			continue
+		}
+		if nr, err := name.ParseReference(ref, nameOptions(ref, insecure)...); err == nil {
+			byRegistry[nr.Context().RegistryStr()] = append(byRegistry[nr.Context().RegistryStr()], nr)
 		}
 	}
 	p := v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
@@ -79,48 +86,65 @@ func readImportedRecords(ctx context.Context, imports []client.CacheOptionsEntry
 		}
 	}
 	resolver := cache.NewRegistryResolver(cache.WithInsecureRegistries(insecure...))
-	go func() {
-		defer close(r.done)
+	var all sync.WaitGroup
+	for reg, refs := range byRegistry {
+		read := make(chan struct{})
+		r.read[reg] = read
+		layers := map[digest.Digest][]name.Repository{}
+		r.layers[reg] = layers
 		var wg sync.WaitGroup
-		for _, ref := range refs {
+		for _, nr := range refs {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				img, err := resolver.ResolveImage(ctx, ref, p)
+				img, err := resolver.ResolveImage(ctx, nr.String(), p)
 				if err != nil {
 					return // best effort: the source may be gone or not an image
 				}
 				r.mu.Lock()
 				defer r.mu.Unlock()
-				if nr, err := name.ParseReference(ref, nameOptions(ref, insecure)...); err == nil {
-					for _, l := range img.Layers {
-						if _, ok := r.layers[digest.Digest(l.String())]; !ok {
-							r.layers[digest.Digest(l.String())] = nr.Context()
-						}
-					}
+				for _, l := range img.Layers {
+					d := digest.Digest(l.String())
+					layers[d] = append(layers[d], nr.Context())
 				}
 				if sc, ok := parseSourceCache(img.Config); ok {
 					r.sources = append(r.sources, sc)
 				}
 			}()
 		}
-		wg.Wait()
+		all.Add(1)
+		go func() {
+			defer all.Done()
+			wg.Wait()
+			close(read)
+		}()
+	}
+	go func() {
+		all.Wait()
+		close(r.done)
 	}()
 	return r
 }
 
-// source is a repository of a cache source that holds layer d, once the
-// sources have been read.
-func (r *importedRecords) source(ctx context.Context, d digest.Digest) (name.Repository, bool) {
-	select {
-	case <-r.done:
-	case <-ctx.Done():
+// source is a repository of repo's registry, other than repo, that holds
+// layer d in a cache source, once the sources on that registry have been
+// read (for at most sourcesWait).
+func (r *importedRecords) source(ctx context.Context, repo name.Repository, d digest.Digest) (name.Repository, bool) {
+	read, ok := r.read[repo.RegistryStr()]
+	if !ok {
+		return name.Repository{}, false
+	}
+	if ok, _ := waitBounded(ctx, read); !ok {
 		return name.Repository{}, false
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	repo, ok := r.layers[d]
-	return repo, ok
+	for _, from := range r.layers[repo.RegistryStr()][d] {
+		if from.RepositoryStr() != repo.RepositoryStr() {
+			return from, true
+		}
+	}
+	return name.Repository{}, false
 }
 
 // imageConfigCache is the part of an image config strata reads here.

@@ -369,7 +369,7 @@ type pusher struct {
 // A blob is mounted from the repository sources names for it, else from
 // the base image's, when that is on the same registry.
 func newPushers(store content.Provider, refs []string, events func(push.Event), base string,
-	sources func(context.Context, digest.Digest) (name.Repository, bool), insecure []string) ([]*pusher, map[string][]name.Tag, error) {
+	sources func(context.Context, name.Repository, digest.Digest) (name.Repository, bool), insecure []string) ([]*pusher, map[string][]name.Tag, error) {
 	popts := []push.Option{push.WithEvents(events), push.WithInsecureRegistries(insecure...), push.WithBlobSources(sources)}
 	if base != "" {
 		if b, err := name.ParseReference(base, nameOptions(base, insecure)...); err == nil {

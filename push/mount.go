@@ -18,8 +18,9 @@ import (
 // already: an image the build took layers from, such as a cache source.
 // Such a blob is mounted from there (on the same registry) instead of
 // being uploaded, and Mount can do it before the blob is even exported.
-// f may block until it knows; it is called at most once per blob.
-func WithBlobSources(f func(ctx context.Context, d digest.Digest) (name.Repository, bool)) Option {
+// f is given the repository pushed to and the blob; it may block until it
+// knows.
+func WithBlobSources(f func(ctx context.Context, repo name.Repository, d digest.Digest) (name.Repository, bool)) Option {
 	return func(p *Pusher) { p.sources = f }
 }
 
@@ -29,7 +30,7 @@ func (p *Pusher) sourceOf(ctx context.Context, d digest.Digest) (name.Repository
 	if p.sources == nil {
 		return name.Repository{}, false
 	}
-	from, ok := p.sources(ctx, d)
+	from, ok := p.sources(ctx, p.repo, d)
 	if !ok || from.RegistryStr() != p.repo.RegistryStr() || from.RepositoryStr() == p.repo.RepositoryStr() {
 		return name.Repository{}, false
 	}

@@ -50,7 +50,7 @@ type Pusher struct {
 	remote *remote.Pusher
 	mounts []name.Reference // repositories of the same registry to mount blobs from
 	// sources names, per blob, a repository that holds it (WithBlobSources).
-	sources func(context.Context, digest.Digest) (name.Repository, bool)
+	sources func(context.Context, name.Repository, digest.Digest) (name.Repository, bool)
 	sem     chan struct{}
 	sent    atomic.Int64
 	events  func(Event)
