@@ -2,16 +2,17 @@ package integration
 
 import (
 	"encoding/base64"
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"testing"
 
-	"fmt"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
-	"strings"
-	"testing"
 
 	"github.com/strata-build/strata/errs"
 	"github.com/strata-build/strata/integration/testenv"
@@ -100,6 +101,35 @@ func TestPushWithDockerConfigCredentials(t *testing.T) {
 	}
 	if !strings.Contains(written[index], "private/app") {
 		t.Fatalf("the index does not hold the pushed image")
+	}
+
+	// A second repository takes the first image as its cache (from the
+	// index) and mounts its layers from there, with the same credentials.
+	branchMeta := filepath.Join(t.TempDir(), "m.json")
+	code, stdout, stderr = strata(t, "build", "--builder", env.Builder.Addr(), "--progress", "plain", "--index-file", index,
+		"-t", reg.Host+"/private/branch:v1", "--push", "--metadata-file", branchMeta, dir)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, tail(stderr, 20))
+	}
+	written["the second build's output"] = stdout + stderr
+	var st struct {
+		Push struct {
+			Layers []struct {
+				Digest      string
+				MountedFrom string
+			}
+		}
+	}
+	if err := json.Unmarshal(readMetadata(t, branchMeta)["strata"], &st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Push.Layers) == 0 {
+		t.Fatal("the second build reports no layers")
+	}
+	for _, l := range st.Push.Layers {
+		if l.MountedFrom != "private/app" {
+			t.Errorf("layer %s of private/branch: mounted from %q, want private/app", l.Digest, l.MountedFrom)
+		}
 	}
 	for what, text := range written {
 		if strings.Contains(text, "s3cret-sentinel") || strings.Contains(text, auth) {
