@@ -153,6 +153,8 @@ func (p *Pusher) PushBlob(ctx context.Context, desc ocispecs.Descriptor) {
 
 	go func() {
 		defer close(u.done)
+		// Looked up before taking a turn: it may wait for the sources.
+		from, mountable := p.sourceOf(ctx, desc.Digest)
 		select {
 		case p.sem <- struct{}{}:
 		case <-ctx.Done():
@@ -161,7 +163,7 @@ func (p *Pusher) PushBlob(ctx context.Context, desc ocispecs.Descriptor) {
 		}
 		defer func() { <-p.sem }()
 		u.ev.Started = time.Now()
-		if from, ok := p.sourceOf(ctx, desc.Digest); ok {
+		if mountable {
 			if mounted, _ := p.mount(ctx, desc.Digest, from); mounted {
 				u.ev.Done, u.ev.MountedFrom = time.Now(), from.RepositoryStr()
 				if p.events != nil {
