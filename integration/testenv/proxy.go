@@ -34,10 +34,10 @@ type Proxy struct {
 }
 
 // Fault makes the first Count requests that match Method, a path
-// containing PathContains and a raw query containing QueryContains fail (with Every > 0, only every Every-th of them,
-// e.g. 5 for one in five): with Status (and Retry-After when set), or, when
-// Reset is set, by closing the connection after reading part of the
-// request body.
+// containing PathContains and a raw query containing QueryContains fail
+// (with Every > 0, only every Every-th of them, e.g. 5 for one in five):
+// with Status (and Retry-After when set), or, when Reset is set, by closing
+// the connection after reading part of the request body.
 type Fault struct {
 	Method        string
 	PathContains  string
