@@ -43,6 +43,9 @@ type converter struct {
 	compression string     // gzip, zstd or uncompressed
 	epoch       *time.Time // nil: timestamps are kept
 	memo        *layerMemo // may be nil
+	// builder, when not nil, reads layers from buildkitd's content
+	// store (see startFromBuilder).
+	builder *builderBlobs
 
 	sem  chan struct{}
 	mu   sync.Mutex
@@ -61,6 +64,9 @@ type conversion struct {
 
 	settled  bool // the outcome is final (under converter.mu); done may not be closed yet
 	streamed bool // converted from the layer's transfer (see startStream)
+	// fromBuilder: converted reading the layer from the builder (see
+	// startFromBuilder); streamed too.
+	fromBuilder bool
 }
 
 func newConverter(store content.Store, compression string, epoch *time.Time, memo *layerMemo) *converter {
@@ -151,10 +157,22 @@ func (c *converter) converted(d digest.Digest) bool {
 // awaitStreamed waits for the conversion of d from its transfer, if one is
 // running: once its transfer has ended, it ends at once.
 func (c *converter) awaitStreamed(ctx context.Context, d digest.Digest) {
+	c.await(ctx, d, func(cv *conversion) bool { return cv.streamed })
+}
+
+// awaitFromBuilder waits for the conversion of d reading it from the
+// builder, if one is running.
+func (c *converter) awaitFromBuilder(ctx context.Context, d digest.Digest) {
+	c.await(ctx, d, func(cv *conversion) bool { return cv.fromBuilder })
+}
+
+// await waits for the conversion of d, if one of the kind is recorded.
+func (c *converter) await(ctx context.Context, d digest.Digest, kind func(*conversion) bool) {
 	c.mu.Lock()
 	cv, ok := c.jobs[d]
+	ok = ok && kind(cv)
 	c.mu.Unlock()
-	if !ok || !cv.streamed {
+	if !ok {
 		return
 	}
 	select {

@@ -37,6 +37,11 @@ type knownStore struct {
 	// it as it arrives (see streamingWriter); it reports whether it took
 	// the layer.
 	stream func(ocispecs.Descriptor, *layerStream) bool
+	// fromBuilder, when set, is offered each layer not answered
+	// otherwise, to convert it reading it from the builder (see
+	// converter.startFromBuilder); it reports whether it took the layer,
+	// which then need not be sent.
+	fromBuilder func(context.Context, ocispecs.Descriptor) bool
 
 	mu      sync.Mutex
 	writing map[digest.Digest]chan struct{} // closed when the blob's write ends
@@ -68,6 +73,11 @@ var errWaited = errors.New("waited for the blob's other write")
 
 func (s *knownStore) writer(ctx context.Context, wo content.WriterOpts, opts []content.WriterOpt) (content.Writer, error) {
 	if wo.Desc.Digest != "" && wo.Desc.Size >= minSkipSize {
+		// A layer being read from the builder is answered by that
+		// read's outcome.
+		if s.conv != nil {
+			s.conv.awaitFromBuilder(ctx, wo.Desc.Digest)
+		}
 		// A layer converted in this build is not kept (see
 		// runStreamed); what it became is all the push needs.
 		if s.conv != nil && s.conv.converted(wo.Desc.Digest) {
@@ -83,6 +93,9 @@ func (s *knownStore) writer(ctx context.Context, wo content.WriterOpts, opts []c
 			}
 		}
 		if s.allHave(ctx, wo.Desc) {
+			return nil, cerrdefs.ErrAlreadyExists
+		}
+		if s.fromBuilder != nil && s.fromBuilder(ctx, ocispecs.Descriptor{MediaType: ocispecs.MediaTypeImageLayer, Digest: wo.Desc.Digest, Size: wo.Desc.Size}) {
 			return nil, cerrdefs.ErrAlreadyExists
 		}
 	}

@@ -57,9 +57,10 @@ type Layer struct {
 // Beside the main solve, strata solves each prefix of the target stage (the
 // Dockerfile cut after each RUN, COPY or ADD), one after another, every one
 // exported to a client-side OCI store. All solves share one session, so
-// BuildKit runs each step once for all of them; each prefix export sends only
-// the layers the store lacks, uncompressed, and strata compresses and
-// uploads each as soon as it has arrived (see converter). When the main
+// BuildKit runs each step once for all of them; each prefix export offers
+// only the layers the store lacks, uncompressed, and strata reads each from
+// buildkitd's content store (see builderBlobs), compresses it and uploads it
+// as it reads (see converter). When the main
 // solve ends, strata uploads what is left, then the manifest and its tags,
 // only after every blob is confirmed present.
 func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.SolveOpt, bc *buildcontext.Context, contextDir, dockerfile string, p *progress) (*Result, error) {
@@ -189,7 +190,13 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 	stream := func(l ocispecs.Descriptor, ls *layerStream) bool {
 		return conv.startStream(pushCtx, l, ls, early, func(cv *conversion, at time.Time) { pushConverted(l, at, cv) })
 	}
-	s.Allow(sessioncontent.NewAttachable(map[string]content.Store{"export": &knownStore{Store: store, pushers: pushers, conv: conv, committed: committed, stream: stream}}))
+	// Faster still, a layer is read from buildkitd's content store rather
+	// than sent through the session (see builderBlobs).
+	conv.builder = newBuilderBlobs(c.ContentClient())
+	fromBuilder := func(_ context.Context, l ocispecs.Descriptor) bool {
+		return conv.startFromBuilder(pushCtx, l, early, func(cv *conversion, at time.Time) { pushConverted(l, at, cv) })
+	}
+	s.Allow(sessioncontent.NewAttachable(map[string]content.Store{"export": &knownStore{Store: store, pushers: pushers, conv: conv, committed: committed, stream: stream, fromBuilder: fromBuilder}}))
 	sessDone := make(chan error, 1)
 	go func() { sessDone <- s.Run(sessCtx, c.Dialer()) }()
 	defer func() {

@@ -63,21 +63,13 @@ func (c *converter) startStream(ctx context.Context, desc ocispecs.Descriptor, s
 	if !c.converts(desc) {
 		return false
 	}
-	cv, ok := c.claim(desc.Digest, true)
+	cv, up, tee, ok := c.claimStreamed(desc.Digest, early)
 	if !ok {
 		return false
-	}
-	var up *earlyUpload
-	if early != nil {
-		up = early()
 	}
 	go func() {
 		defer close(cv.done)
 		cv.started = time.Now()
-		var tee io.Writer
-		if up != nil {
-			tee = up
-		}
 		cv.desc, cv.diff, cv.size, cv.err = c.convertFrom(ctx, desc, stream.r, tee)
 		cv.finished = time.Now()
 		// Whatever happened, the writer must not block on a feed nobody
@@ -115,6 +107,22 @@ func (c *converter) startStream(ctx context.Context, desc ocispecs.Descriptor, s
 		}
 	}()
 	return true
+}
+
+// claimStreamed claims the conversion of d from a stream, with an early
+// upload from early when it gives one; tee is where the converted bytes
+// go besides the store (the upload, or nil).
+func (c *converter) claimStreamed(d digest.Digest, early func() *earlyUpload) (cv *conversion, up *earlyUpload, tee io.Writer, ok bool) {
+	if cv, ok = c.claim(d, true); !ok {
+		return nil, nil, nil, false
+	}
+	if early != nil {
+		up = early()
+	}
+	if up != nil {
+		tee = up
+	}
+	return cv, up, tee, true
 }
 
 // streamingWriter writes a blob into the store and, once its first bytes
