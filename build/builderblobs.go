@@ -159,7 +159,9 @@ func (r *builderReader) Close() error {
 //
 // A read that fails is done again once, into the store, before the
 // conversion fails; a conversion that failed is forgotten, so that a later
-// export's write of the layer starts another.
+// export's write of the layer starts another. If no export sends the
+// layer after that, its conversion from the store fails with the read's
+// error (see convert).
 func (c *converter) startFromBuilder(ctx context.Context, desc ocispecs.Descriptor, early func() *earlyUpload, done func(*conversion, time.Time)) bool {
 	if c.builder == nil || !c.converts(desc) {
 		return false
@@ -204,6 +206,10 @@ func (c *converter) startFromBuilder(ctx context.Context, desc ocispecs.Descript
 		if cv.err != nil {
 			c.mu.Lock()
 			delete(c.jobs, desc.Digest)
+			if c.unread == nil {
+				c.unread = map[digest.Digest]error{}
+			}
+			c.unread[desc.Digest] = cv.err
 			c.mu.Unlock()
 			return
 		}

@@ -193,6 +193,11 @@ func TestBadBytesFromTheBuilderAreNotPushed(t *testing.T) {
 	if conv.converted(desc.Digest) {
 		t.Fatal("bad bytes were reported converted")
 	}
+	// Until an export sends it, converting it from the store fails with
+	// the read's error: it is not taken for a layer the registry holds.
+	if _, _, _, err := conv.convert(t.Context(), desc); err == nil || !strings.Contains(err.Error(), "the bytes have digest") {
+		t.Fatalf("converting the unread layer from the store: %v, want the read's error", err)
+	}
 	// Forgotten: the layer written through the session converts.
 	if _, err := writeStreamed(t, conv, s, dt, 256<<10, nil); err != nil {
 		t.Fatal(err)

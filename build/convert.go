@@ -50,6 +50,9 @@ type converter struct {
 	sem  chan struct{}
 	mu   sync.Mutex
 	jobs map[digest.Digest]*conversion
+	// unread holds the layers the builder could not give, with why: an
+	// export was told the store had them.
+	unread map[digest.Digest]error
 }
 
 // conversion is one layer's conversion, running or done.
@@ -289,6 +292,12 @@ func (cv *conversion) wait(ctx context.Context) error {
 func (c *converter) convert(ctx context.Context, desc ocispecs.Descriptor) (ocispecs.Descriptor, digest.Digest, int64, error) {
 	ra, err := c.store.ReaderAt(ctx, desc)
 	if cerrdefs.IsNotFound(err) {
+		c.mu.Lock()
+		lost := c.unread[desc.Digest]
+		c.mu.Unlock()
+		if lost != nil {
+			return ocispecs.Descriptor{}, "", 0, lost
+		}
 		// BuildKit did not send it: every repository holds it as it is
 		// (see knownStore), so it stays.
 		return desc, desc.Digest, 0, nil
