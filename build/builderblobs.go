@@ -170,13 +170,10 @@ func (c *converter) startFromBuilder(ctx context.Context, desc ocispecs.Descript
 	if !ok || !isTarHeader(hdr) {
 		return false
 	}
-	cv, up, tee, ok := c.claimStreamed(desc.Digest, early)
+	cv, up, tee, ok := c.claimStreamed(desc.Digest, true, early)
 	if !ok {
 		return false
 	}
-	c.mu.Lock()
-	cv.fromBuilder = true
-	c.mu.Unlock()
 	go func() {
 		defer close(cv.done)
 		cv.started = time.Now()
@@ -213,6 +210,9 @@ func (c *converter) startFromBuilder(ctx context.Context, desc ocispecs.Descript
 			c.mu.Unlock()
 			return
 		}
+		c.mu.Lock()
+		delete(c.unread, desc.Digest)
+		c.mu.Unlock()
 		c.remember(desc, cv)
 		c.settle(cv)
 		if done != nil {

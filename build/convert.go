@@ -225,7 +225,7 @@ func (c *converter) sizeOf(d digest.Digest) int64 {
 // start converts desc in the background unless that was started before.
 // done, when not nil, is called with the outcome.
 func (c *converter) start(ctx context.Context, desc ocispecs.Descriptor, done func(*conversion)) *conversion {
-	cv, ok := c.claim(desc.Digest, false)
+	cv, ok := c.claim(desc.Digest, false, false)
 	if !ok {
 		return cv
 	}
@@ -242,15 +242,15 @@ func (c *converter) start(ctx context.Context, desc ocispecs.Descriptor, done fu
 }
 
 // claim records a new conversion of the layer d, from its transfer when
-// streamed, unless one was recorded before: then it returns that one, and
-// false.
-func (c *converter) claim(d digest.Digest, streamed bool) (*conversion, bool) {
+// streamed (from the builder when fromBuilder too), unless one was
+// recorded before: then it returns that one, and false.
+func (c *converter) claim(d digest.Digest, streamed, fromBuilder bool) (*conversion, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if cv, ok := c.jobs[d]; ok {
 		return cv, false
 	}
-	cv := &conversion{done: make(chan struct{}), streamed: streamed}
+	cv := &conversion{done: make(chan struct{}), streamed: streamed, fromBuilder: fromBuilder}
 	c.jobs[d] = cv
 	return cv, true
 }

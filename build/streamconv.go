@@ -63,7 +63,7 @@ func (c *converter) startStream(ctx context.Context, desc ocispecs.Descriptor, s
 	if !c.converts(desc) {
 		return false
 	}
-	cv, up, tee, ok := c.claimStreamed(desc.Digest, early)
+	cv, up, tee, ok := c.claimStreamed(desc.Digest, false, early)
 	if !ok {
 		return false
 	}
@@ -109,11 +109,12 @@ func (c *converter) startStream(ctx context.Context, desc ocispecs.Descriptor, s
 	return true
 }
 
-// claimStreamed claims the conversion of d from a stream, with an early
+// claimStreamed claims the conversion of d from a stream (one from the
+// builder when fromBuilder), with an early
 // upload from early when it gives one; tee is where the converted bytes
 // go besides the store (the upload, or nil).
-func (c *converter) claimStreamed(d digest.Digest, early func() *earlyUpload) (cv *conversion, up *earlyUpload, tee io.Writer, ok bool) {
-	if cv, ok = c.claim(d, true); !ok {
+func (c *converter) claimStreamed(d digest.Digest, fromBuilder bool, early func() *earlyUpload) (cv *conversion, up *earlyUpload, tee io.Writer, ok bool) {
+	if cv, ok = c.claim(d, true, fromBuilder); !ok {
 		return nil, nil, nil, false
 	}
 	if early != nil {
