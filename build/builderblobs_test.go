@@ -252,7 +252,7 @@ func TestKnownStoreAnswersLayersTheBuilderGives(t *testing.T) {
 	b := newBuilderSetup(t, 3<<20, nil)
 	desc, s, conv := b.desc, b.store, b.conv
 	got := &converted{}
-	ks := &knownStore{Store: s, conv: conv, fromBuilder: func(_ context.Context, l ocispecs.Descriptor) bool {
+	ks := &knownStore{Store: s, conv: conv, fromBuilder: func(l ocispecs.Descriptor) bool {
 		return conv.startFromBuilder(t.Context(), l, nil, got.done)
 	}}
 	offer := func() error {

@@ -41,7 +41,7 @@ type knownStore struct {
 	// otherwise, to convert it reading it from the builder (see
 	// converter.startFromBuilder); it reports whether it took the layer,
 	// which then need not be sent.
-	fromBuilder func(context.Context, ocispecs.Descriptor) bool
+	fromBuilder func(ocispecs.Descriptor) bool
 
 	mu      sync.Mutex
 	writing map[digest.Digest]chan struct{} // closed when the blob's write ends
@@ -95,7 +95,7 @@ func (s *knownStore) writer(ctx context.Context, wo content.WriterOpts, opts []c
 		if s.allHave(ctx, wo.Desc) {
 			return nil, cerrdefs.ErrAlreadyExists
 		}
-		if s.fromBuilder != nil && s.fromBuilder(ctx, ocispecs.Descriptor{MediaType: ocispecs.MediaTypeImageLayer, Digest: wo.Desc.Digest, Size: wo.Desc.Size}) {
+		if s.fromBuilder != nil && s.fromBuilder(ocispecs.Descriptor{MediaType: ocispecs.MediaTypeImageLayer, Digest: wo.Desc.Digest, Size: wo.Desc.Size}) {
 			return nil, cerrdefs.ErrAlreadyExists
 		}
 	}

@@ -193,7 +193,7 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 	// Faster still, a layer is read from buildkitd's content store rather
 	// than sent through the session (see builderBlobs).
 	conv.builder = newBuilderBlobs(c.ContentClient())
-	fromBuilder := func(_ context.Context, l ocispecs.Descriptor) bool {
+	fromBuilder := func(l ocispecs.Descriptor) bool {
 		return conv.startFromBuilder(pushCtx, l, early, func(cv *conversion, at time.Time) { pushConverted(l, at, cv) })
 	}
 	s.Allow(sessioncontent.NewAttachable(map[string]content.Store{"export": &knownStore{Store: store, pushers: pushers, conv: conv, committed: committed, stream: stream, fromBuilder: fromBuilder}}))
