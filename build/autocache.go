@@ -3,7 +3,12 @@ package build
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/strata-build/strata/buildcontext"
 	"github.com/strata-build/strata/cache"
@@ -17,7 +22,23 @@ type AutoCache struct {
 	// Warn receives problems that do not stop the build: an unreachable or
 	// unreadable index only means building without automatic cache.
 	Warn func(string)
+	// Note receives what the choice was made from, for the progress output.
+	Note func(string)
+	// TargetTags, when set, is how many tags of each target repository
+	// (the repositories of --tag) are read into the index before planning:
+	// a fresh runner with no index still finds the images earlier builds
+	// pushed there, by strata or by any other tool. Configs already in the
+	// index are not read again, and the index file keeps what was read.
+	TargetTags int
+	// Source says what the last Choose planned against.
+	Source string
 }
+
+// TargetTagsDefault is how many tags of a target repository a build reads
+// when no shared index is named: enough for the branch tags and the
+// newest versions, few enough that a repository of thousands of tags costs
+// one tag list and a bounded number of small reads.
+const TargetTagsDefault = 32
 
 // AutoImport is one cache import strata chose, why, and what the plan
 // expects it to save.
@@ -37,6 +58,13 @@ func (a *AutoCache) Choose(ctx context.Context, opt *Options) []AutoImport {
 		a.warn("cache index %s: %v; building without automatic cache", a.Store, err)
 		return nil
 	}
+	a.Source = fmt.Sprintf("index %s (%d images)", a.Store, x.Len())
+	if a.TargetTags > 0 {
+		if src := a.readTargets(ctx, x, opt); src != "" {
+			a.Source = src
+		}
+	}
+	a.note("cache sources from %s", a.Source)
 	if x.Len() == 0 {
 		return nil
 	}
@@ -73,6 +101,60 @@ func (a *AutoCache) Record(ctx context.Context, refs []string) {
 	defer cancel()
 	if err := cache.AddImages(ctx, a.Store, refs, a.Options...); err != nil {
 		a.warn("adding %s to the cache index %s: %v", refs[0], a.Store, err)
+	}
+}
+
+// readTargets reads the newest tags of each target repository into x, and
+// keeps what changed in the store. It returns what the plan is made from.
+func (a *AutoCache) readTargets(ctx context.Context, x *cache.Index, opt *Options) string {
+	repos := targetRepos(opt.Tags)
+	if len(repos) == 0 {
+		return ""
+	}
+	before := x.Snapshot()
+	var parts []string
+	for _, r := range repos {
+		opts := append(slices.Clone(a.Options), cache.WithLogger(slog.New(slog.DiscardHandler)))
+		res, err := cache.Refresh(ctx, x, cache.RefreshOptions{Registry: r.RegistryStr(), Repos: []string{r.RepositoryStr()}, MaxTags: a.TargetTags}, opts...)
+		if err != nil {
+			a.warn("reading the tags of %s: %s; planning without them", r, firstLine(err.Error()))
+			continue
+		}
+		part := fmt.Sprintf("%s (%d tags read", r, res.Tags)
+		if res.Unread > 0 {
+			part += fmt.Sprintf(" of %d, newest first", res.Tags+res.Unread)
+		}
+		parts = append(parts, part+")")
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	if changed := x.ChangedSince(before); changed.Len() > 0 {
+		if _, err := a.Store.Update(ctx, changed); err != nil {
+			a.warn("keeping the tags read in %s: %v", a.Store, err)
+		}
+	}
+	return fmt.Sprintf("target repository %s and index %s (%d images)", strings.Join(parts, ", "), a.Store, x.Len())
+}
+
+// targetRepos are the distinct repositories of refs, in order.
+func targetRepos(refs []string) []name.Repository {
+	var out []name.Repository
+	for _, ref := range refs {
+		t, err := name.NewTag(ref, nameOptions(ref, nil)...)
+		if err != nil {
+			continue // Run reports it
+		}
+		if !slices.ContainsFunc(out, func(r name.Repository) bool { return r.String() == t.Context().String() }) {
+			out = append(out, t.Context())
+		}
+	}
+	return out
+}
+
+func (a *AutoCache) note(format string, args ...any) {
+	if a.Note != nil {
+		a.Note(fmt.Sprintf(format, args...))
 	}
 }
 

@@ -44,6 +44,9 @@ type Result struct {
 	Push *PushStats
 	// AutoCache lists the cache sources strata chose from the index.
 	AutoCache []AutoImport
+	// CacheSource says what AutoCache was chosen from: the index, and the
+	// target repositories' tags read for the build.
+	CacheSource string
 }
 
 // Pulled counts the blobs BuildKit pulled from registries for the build:
@@ -74,7 +77,7 @@ func Run(ctx context.Context, c *client.Client, opt Options, out io.Writer) (*Re
 	if err != nil {
 		return nil, err
 	}
-	if err := opt.setSourceDateEpoch(contextDir); err != nil {
+	if err := opt.resolveEpoch(contextDir); err != nil {
 		return nil, err
 	}
 	// One walk of the context serves the secret check and, in a streamed
@@ -188,6 +191,16 @@ func solveOptions(opt Options, contextDir, dockerfile string) (client.SolveOpt, 
 		if so.Exports, err = buildctl.ParseOutput(opt.Outputs); err != nil {
 			return so, errs.WithHint(errs.Usagef("--output: %v", err), "use type=local,dest=DIR or type=image,name=REF[,push=true]")
 		}
+		// Every exporter takes the epoch for the times it writes, unless
+		// the output names its own.
+		for i, e := range so.Exports {
+			if _, ok := e.Attrs[exporterEpoch]; !ok && opt.SourceDateEpoch != "" {
+				if e.Attrs == nil {
+					so.Exports[i].Attrs = map[string]string{}
+				}
+				so.Exports[i].Attrs[exporterEpoch] = opt.SourceDateEpoch
+			}
+		}
 	}
 	if len(opt.Tags) > 0 {
 		attrs := imageExportAttrs(opt)
@@ -201,12 +214,20 @@ func solveOptions(opt Options, contextDir, dockerfile string) (client.SolveOpt, 
 	return so, nil
 }
 
+// exporterEpoch is BuildKit's exporter attribute for SOURCE_DATE_EPOCH.
+const exporterEpoch = "source-date-epoch"
+
 // imageExportAttrs are the attributes every image export of a build shares;
-// layers exported with the same attributes have the same digests.
+// layers exported with the same attributes have the same digests. The
+// epoch goes to the exporter, which sets the image's times with it and
+// leaves every cache key alone.
 func imageExportAttrs(opt Options) map[string]string {
 	attrs := map[string]string{}
-	if _, ok := opt.BuildArgs["SOURCE_DATE_EPOCH"]; ok && opt.Reproducible {
-		attrs["rewrite-timestamp"] = "true"
+	if opt.SourceDateEpoch != "" {
+		attrs[exporterEpoch] = opt.SourceDateEpoch
+		if opt.Reproducible {
+			attrs["rewrite-timestamp"] = "true"
+		}
 	}
 	if opt.Compression != "" {
 		attrs["compression"] = opt.Compression

@@ -30,6 +30,9 @@ func (r *Result) Metadata() map[string]any {
 	if r.AutoCache != nil {
 		st["autoCache"] = r.AutoCache
 	}
+	if r.CacheSource != "" {
+		st["cacheSource"] = r.CacheSource
+	}
 	m["strata"] = st
 	return m
 }

@@ -5,13 +5,13 @@
 package build
 
 import (
-	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/strata-build/strata/buildcontext"
 	"github.com/strata-build/strata/errs"
@@ -36,12 +36,16 @@ type Options struct {
 	// NoStream lets BuildKit push after the build instead of streaming
 	// layers to the registry while the build runs.
 	NoStream bool
-	// SourceDateEpoch (seconds) is passed as SOURCE_DATE_EPOCH, which fixes
-	// the image's creation and history times. Empty means the context's last
-	// git commit time, or 0 outside git.
+	// SourceDateEpoch (seconds) fixes the image's creation and history
+	// times where the image is written (BuildKit's exporter attribute
+	// source-date-epoch, or strata's own converter in a streamed push); it
+	// never reaches the Dockerfile frontend, so cache keys stay those of
+	// docker buildx build. Empty means the SOURCE_DATE_EPOCH build arg when
+	// the user gave one, else the context's last git commit time, or 0
+	// outside git.
 	SourceDateEpoch string
 	// Reproducible also rewrites the timestamps inside new layers to
-	// SOURCE_DATE_EPOCH (those later than it), so the same inputs give the
+	// SourceDateEpoch (those later than it), so the same inputs give the
 	// same layer and image digests on any builder. strata build sets it
 	// unless told not to. In a streamed push strata rewrites each layer
 	// once, as it compresses it; otherwise BuildKit's exporter does.
@@ -165,26 +169,33 @@ func (o *Options) streamed() bool {
 	return o.Push && !o.NoStream && len(o.Outputs) == 0 && len(o.Platforms) <= 1
 }
 
-// setSourceDateEpoch fills BuildArgs["SOURCE_DATE_EPOCH"] unless the user
-// set the build arg.
-func (o *Options) setSourceDateEpoch(contextDir string) error {
-	if _, ok := o.BuildArgs["SOURCE_DATE_EPOCH"]; ok {
-		return nil
-	}
-	epoch := o.SourceDateEpoch
+// epochArg is the build arg that BuildKit's Dockerfile frontend reads as
+// SOURCE_DATE_EPOCH: it stamps every WORKDIR with it, which changes the
+// cache key of the first WORKDIR and of every step after it.
+const epochArg = "SOURCE_DATE_EPOCH"
+
+// resolveEpoch sets SourceDateEpoch when it is empty: to the user's
+// SOURCE_DATE_EPOCH build arg, else to the commit time of the context's git
+// checkout, else 0. The build arg is passed to the frontend only when the
+// user gave it.
+func (o *Options) resolveEpoch(contextDir string) error {
+	epoch, flag := o.SourceDateEpoch, "--source-date-epoch"
 	if epoch == "" {
-		epoch = gitCommitTime(contextDir)
+		if v, ok := o.BuildArgs[epochArg]; ok {
+			epoch, flag = v, "--build-arg "+epochArg
+		} else {
+			epoch = gitCommitTime(contextDir)
+		}
 	}
 	if n, err := strconv.ParseInt(epoch, 10, 64); err != nil || n < 0 {
-		return errs.WithHint(errs.Usagef("--source-date-epoch=%s is not a number of seconds since 1970", epoch), "pass e.g. $(git log -1 --format=%ct)")
+		return errs.WithHint(errs.Usagef("%s=%s is not a number of seconds since 1970", flag, epoch), "pass e.g. $(git log -1 --format=%ct)")
 	}
-	o.BuildArgs = maps.Clone(o.BuildArgs)
-	if o.BuildArgs == nil {
-		o.BuildArgs = map[string]string{}
-	}
-	o.BuildArgs["SOURCE_DATE_EPOCH"] = epoch
+	o.SourceDateEpoch = epoch
 	return nil
 }
+
+// epoch is SourceDateEpoch as a time, or nil before resolveEpoch.
+func (o *Options) epoch() *time.Time { return parseEpoch(o.SourceDateEpoch) }
 
 // gitCommitTime is the commit time of HEAD of the git checkout holding dir,
 // or "0" when dir is not in one (or git is not installed).

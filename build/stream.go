@@ -129,8 +129,8 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 	// BuildKit exports the layers it makes uncompressed; strata rewrites
 	// their timestamps and compresses them while the build goes on.
 	var epoch *time.Time
-	if v, ok := opt.BuildArgs["SOURCE_DATE_EPOCH"]; ok && opt.Reproducible {
-		epoch = parseEpoch(v)
+	if opt.Reproducible {
+		epoch = opt.epoch()
 	}
 	memo := openLayerMemo(defaultMemoPath())
 	defer func() { _ = memo.save() }()
@@ -212,6 +212,11 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 	}
 	mainAttrs := clone(exportAttrs)
 	mainAttrs["name"] = strings.Join(opt.Tags, ",")
+	// The image's created and history times are set by the exporter; the
+	// layers' file times by strata's converter.
+	if opt.SourceDateEpoch != "" {
+		mainAttrs[exporterEpoch] = opt.SourceDateEpoch
+	}
 	mainOpt := withSession(so, mainAttrs)
 	mainOpt.CacheExports = []client.CacheOptionsEntry{{Type: "inline"}}
 
@@ -284,10 +289,8 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 	if err == nil {
 		desc, err = sources.apply(ctx, store, desc)
 	}
-	if v, ok := opt.BuildArgs["SOURCE_DATE_EPOCH"]; ok && err == nil {
-		if stamp := parseEpoch(v); stamp != nil {
-			desc, err = normalizeCacheTimes(ctx, store, desc, *stamp)
-		}
+	if stamp := opt.epoch(); stamp != nil && err == nil {
+		desc, err = normalizeCacheTimes(ctx, store, desc, *stamp)
 	}
 	if err == nil && desc.Digest != exported.Digest {
 		setExportedDescriptor(ctx, store, resp.ExporterResponse, desc)

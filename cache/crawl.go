@@ -1,11 +1,13 @@
 package cache
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -34,6 +36,11 @@ type RefreshOptions struct {
 	// means every repository of the registry's catalog; patterns need the
 	// catalog too, names do not.
 	Repos []string
+	// MaxTags bounds the tags read per repository (0: all). The tags read
+	// are the branch-like ones first (latest, main, master, ...), then the
+	// rest in descending order, so version tags are read newest first.
+	// Tags left unread keep what the index holds for them.
+	MaxTags int
 }
 
 // RefreshResult counts what a refresh did.
@@ -44,6 +51,7 @@ type RefreshResult struct {
 	Reused   int // images already indexed under the same digest
 	Removed  int // refs dropped because their tag is gone
 	Skipped  int // images left out, each with a warning
+	Unread   int // tags not read because of MaxTags
 	Warnings []string
 }
 
@@ -68,7 +76,7 @@ func Refresh(ctx context.Context, x *Index, ro RefreshOptions, opts ...Option) (
 	}
 	// Refs use the registry's canonical name (docker.io is index.docker.io),
 	// as AddImage does.
-	c := &crawler{o: o, x: x, host: reg.RegistryStr(), puller: puller, res: &RefreshResult{}, now: time.Now().UTC(), known: map[string][]*Image{},
+	c := &crawler{o: o, x: x, host: reg.RegistryStr(), puller: puller, res: &RefreshResult{}, now: time.Now().UTC(), known: map[string][]*Image{}, maxTags: ro.MaxTags,
 		sem: make(chan struct{}, o.jobs), indexed: map[string][]string{}}
 	seen := map[string]bool{}
 	for _, m := range x.Images() {
@@ -156,6 +164,8 @@ type crawler struct {
 	puller *remote.Puller
 	now    time.Time
 	known  map[string][]*Image // by the digest the tag pointed to
+	// maxTags bounds the tags read per repository (RefreshOptions.MaxTags).
+	maxTags int
 
 	fromCatalog bool                // the repositories came from the catalog
 	sem         chan struct{}       // bounds the requests in flight to o.jobs
@@ -254,13 +264,20 @@ func (c *crawler) repo(ctx context.Context, repo string) error {
 		c.warn("%s/%s: list tags: %s; skipped", c.host, repo, describe(err))
 		return nil
 	}
-	c.count(func(p *Progress, res *RefreshResult) { p.Tags += len(tags); res.Tags += len(tags) })
 	live := map[string]bool{}
+	for _, tag := range tags {
+		live[c.host+"/"+repo+":"+tag] = true
+	}
+	read := pickTags(tags, c.maxTags)
+	c.count(func(p *Progress, res *RefreshResult) {
+		p.Tags += len(read)
+		res.Tags += len(read)
+		res.Unread += len(tags) - len(read)
+	})
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(c.o.jobs)
-	for _, tag := range tags {
+	for _, tag := range read {
 		ref := c.host + "/" + repo + ":" + tag
-		live[ref] = true
 		g.Go(func() error {
 			c.tag(gctx, r.Tag(tag), ref)
 			c.count(func(p *Progress, _ *RefreshResult) { p.TagsDone++ })
@@ -281,6 +298,60 @@ func (c *crawler) repo(ctx context.Context, repo string) error {
 	}
 	c.count(func(_ *Progress, res *RefreshResult) { res.Removed += len(gone) })
 	return nil
+}
+
+// branchTags are the tags CI pipelines move to the newest build; with
+// MaxTags they are read first.
+var branchTags = []string{"latest", "main", "master", "develop", "dev", "edge", "nightly", "buildcache", "cache"}
+
+// pickTags returns at most n of tags (all when n <= 0): branch-like tags
+// first, then the others in descending natural order (v1.10 before v1.9).
+func pickTags(tags []string, n int) []string {
+	if n <= 0 || len(tags) <= n {
+		return tags
+	}
+	rest := slices.Clone(tags)
+	slices.SortFunc(rest, func(a, b string) int {
+		ia, ib := slices.Index(branchTags, a), slices.Index(branchTags, b)
+		switch {
+		case ia >= 0 && ib >= 0:
+			return cmp.Compare(ia, ib)
+		case ia >= 0:
+			return -1
+		case ib >= 0:
+			return 1
+		}
+		return naturalCompare(b, a)
+	})
+	return rest[:n]
+}
+
+// naturalCompare orders strings with runs of digits compared as numbers.
+func naturalCompare(a, b string) int {
+	for a != "" && b != "" {
+		da, db := digitRun(a), digitRun(b)
+		if da > 0 && db > 0 {
+			na, nb := strings.TrimLeft(a[:da], "0"), strings.TrimLeft(b[:db], "0")
+			if c := cmp.Or(cmp.Compare(len(na), len(nb)), strings.Compare(na, nb)); c != 0 {
+				return c
+			}
+			a, b = a[da:], b[db:]
+			continue
+		}
+		if a[0] != b[0] {
+			return cmp.Compare(a[0], b[0])
+		}
+		a, b = a[1:], b[1:]
+	}
+	return cmp.Compare(len(a), len(b))
+}
+
+func digitRun(s string) int {
+	i := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	return i
 }
 
 // tagDigest is the digest the image's tag pointed to when it was indexed:

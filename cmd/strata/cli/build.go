@@ -53,7 +53,7 @@ sources for later builds.`,
 				return err
 			}
 			ctx := cmd.Context()
-			ac, err := autoCacheFor(s, &index, autoCache, noAutoCache)
+			ac, err := autoCacheFor(s, &index, autoCache, noAutoCache, opt.Progress)
 			if err != nil {
 				return err
 			}
@@ -74,6 +74,9 @@ sources for later builds.`,
 				return err
 			}
 			res.AutoCache = chosen
+			if ac != nil {
+				res.CacheSource = ac.Source
+			}
 			if opt.Push {
 				ac.Record(ctx, opt.Tags)
 			}
@@ -101,9 +104,9 @@ sources for later builds.`,
 	f.BoolVar(&opt.Push, "push", false, "push the image to the registry of each --tag")
 	f.BoolVar(&opt.NoCache, "no-cache", false, "do not use cache when building the image")
 	stream := f.Bool("stream", true, "with --push, upload each layer while the rest of the build runs (false: BuildKit pushes after the build)")
-	f.BoolVar(&opt.Reproducible, "reproducible", true, "rewrite file timestamps in new layers to SOURCE_DATE_EPOCH, so the same inputs give the same digests on any builder (false: keep the build's times)")
+	f.BoolVar(&opt.Reproducible, "reproducible", true, "rewrite file timestamps in new layers to the source date epoch, so the same inputs give the same digests on any builder (false: keep the build's times)")
 	f.StringVar(&opt.Compression, "compression", "", "compression of the layers the build creates: gzip (default), zstd (faster; needs containerd 1.5+ or Docker 23+ to pull) or uncompressed")
-	f.StringVar(&opt.SourceDateEpoch, "source-date-epoch", "", "SOURCE_DATE_EPOCH in seconds, the image's creation time (default: the context's last git commit time, 0 outside git)")
+	f.StringVar(&opt.SourceDateEpoch, "source-date-epoch", "", "the image's creation time in seconds, set where the image is written so no cache key depends on it (default: a SOURCE_DATE_EPOCH build arg, else the context's last git commit time, 0 outside git)")
 	cmd.PreRun = func(*cobra.Command, []string) { opt.NoStream = !*stream }
 	f.StringVar(&opt.Progress, "progress", "auto", "progress output: auto, plain, tty, quiet or rawjson")
 	f.StringVar(&metadataFile, "metadata-file", "", "write the build result metadata (image digest, timings) as JSON to this file")
@@ -116,7 +119,7 @@ sources for later builds.`,
 
 // autoCacheFor opens the index store: for automatic cache selection (at
 // most n images; none with off) and to record the images the build pushes.
-func autoCacheFor(s Streams, f *indexFlags, n int, off bool) (*build.AutoCache, error) {
+func autoCacheFor(s Streams, f *indexFlags, n int, off bool, progress string) (*build.AutoCache, error) {
 	if n < 0 {
 		return nil, errs.Usagef("--auto-cache=%d: want 0 or more", n)
 	}
@@ -133,5 +136,14 @@ func autoCacheFor(s Streams, f *indexFlags, n int, off bool) (*build.AutoCache, 
 		warn(fmt.Sprintf("cache index: %v; building without automatic cache", err))
 		return nil, nil
 	}
-	return &build.AutoCache{Store: st, Max: n, Options: opts, Warn: warn}, nil
+	ac := &build.AutoCache{Store: st, Max: n, Options: opts, Warn: warn}
+	if f.ref == "" {
+		// No shared index: the target repository itself tells what
+		// earlier builds pushed, whoever built them.
+		ac.TargetTags = build.TargetTagsDefault
+	}
+	if progress != "quiet" && progress != "rawjson" {
+		ac.Note = func(msg string) { fmt.Fprintf(s.Err, "strata: %s\n", msg) }
+	}
+	return ac, nil
 }
