@@ -292,3 +292,42 @@ func TestDropGoneRepos(t *testing.T) {
 		t.Errorf("left %v, removed %d", left, c.res.Removed)
 	}
 }
+
+func TestPickTags(t *testing.T) {
+	tags := []string{"v1.9", "feature-x", "latest", "v1.10", "main", "v1.2", "sha-0a1b"}
+	for _, tc := range []struct {
+		n    int
+		want []string
+	}{
+		{0, tags},
+		{7, tags},
+		{3, []string{"latest", "main", "v1.10"}},
+		{5, []string{"latest", "main", "v1.10", "v1.9", "v1.2"}},
+	} {
+		if got := pickTags(tags, tc.n); !slices.Equal(got, tc.want) {
+			t.Errorf("pickTags(%d) = %v, want %v", tc.n, got, tc.want)
+		}
+	}
+}
+
+// A repository with many tags costs one tag list and MaxTags images.
+func TestRefreshMaxTags(t *testing.T) {
+	host := faultyRegistry(t)
+	for i := range 40 {
+		l := layersN(2, fmt.Sprint("many", i))
+		pushRaw(t, fmt.Sprintf("%s/many:v1.%d", host, i), types.OCIConfigJSON, testConfig("amd64", true, bkHistory("RUN /bin/sh -c a"), l), l)
+	}
+	x := NewIndex()
+	res, err := Refresh(t.Context(), x, RefreshOptions{Registry: host, Repos: []string{"many"}, MaxTags: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Tags != 5 || res.Unread != 35 || res.Fetched != 5 || x.Len() != 5 {
+		t.Fatalf("result %+v with %d images indexed, want 5 tags read, 35 unread", res, x.Len())
+	}
+	for _, m := range x.Images() {
+		if !slices.Contains([]string{"v1.39", "v1.38", "v1.37", "v1.36", "v1.35"}, m.Ref[strings.LastIndexByte(m.Ref, ':')+1:]) {
+			t.Errorf("read %s, want the five newest versions", m.Ref)
+		}
+	}
+}

@@ -1,0 +1,93 @@
+package build
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/strata-build/strata/errs"
+)
+
+// The frontend gets the attributes docker buildx build sends: the epoch
+// goes to the exporters only, unless the user passes the build arg.
+func TestEpochReachesExportersNotTheFrontend(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM scratch\nWORKDIR /app\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	for _, tc := range []struct {
+		name      string
+		opt       Options
+		wantArg   string // build-arg:SOURCE_DATE_EPOCH the frontend gets; "" for none
+		wantEpoch string // source-date-epoch of every export
+	}{
+		{name: "default outside git", opt: Options{Tags: []string{"r/a:1"}, Reproducible: true}, wantEpoch: "0"},
+		{name: "flag", opt: Options{Tags: []string{"r/a:1"}, SourceDateEpoch: "1700000000", Outputs: []string{"type=local,dest=" + t.TempDir()}}, wantEpoch: "1700000000"},
+		{name: "user build arg", opt: Options{Tags: []string{"r/a:1"}, BuildArgs: map[string]string{"SOURCE_DATE_EPOCH": "42"}}, wantArg: "42", wantEpoch: "42"},
+		{name: "flag wins over build arg", opt: Options{Tags: []string{"r/a:1"}, SourceDateEpoch: "7", BuildArgs: map[string]string{"SOURCE_DATE_EPOCH": "42"}}, wantArg: "42", wantEpoch: "7"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opt := tc.opt
+			opt.ContextDir = dir
+			ctxDir, df, err := opt.resolve()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := opt.resolveEpoch(ctxDir); err != nil {
+				t.Fatal(err)
+			}
+			so, err := solveOptions(opt, ctxDir, df)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := so.FrontendAttrs["build-arg:SOURCE_DATE_EPOCH"]; got != tc.wantArg {
+				t.Errorf("frontend build-arg:SOURCE_DATE_EPOCH = %q, want %q", got, tc.wantArg)
+			}
+			if len(so.Exports) == 0 {
+				t.Fatal("no exports")
+			}
+			for _, e := range so.Exports {
+				if got := e.Attrs["source-date-epoch"]; got != tc.wantEpoch {
+					t.Errorf("export %s: source-date-epoch = %q, want %q", e.Type, got, tc.wantEpoch)
+				}
+			}
+			if got := so.Exports[len(so.Exports)-1].Attrs["rewrite-timestamp"]; (got == "true") != opt.Reproducible {
+				t.Errorf("image export rewrite-timestamp = %q with Reproducible %v", got, opt.Reproducible)
+			}
+		})
+	}
+}
+
+func TestEpochFromGitAndBadEpochs(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("no git")
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "f"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"init", "-q"}, {"add", "f"}, {"commit", "-q", "-m", "c"}} {
+		cmd := exec.Command("git", append([]string{"-C", dir, "-c", "user.name=t", "-c", "user.email=t@example.com"}, args...)...)
+		cmd.Env = append(os.Environ(), "GIT_COMMITTER_DATE=@1712345678 +0000", "GIT_AUTHOR_DATE=@1712345678 +0000")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	var opt Options
+	if err := opt.resolveEpoch(dir); err != nil || opt.SourceDateEpoch != "1712345678" {
+		t.Errorf("epoch in a checkout = %q, %v; want the commit time", opt.SourceDateEpoch, err)
+	}
+	for _, opt := range []Options{
+		{SourceDateEpoch: "yesterday"},
+		{BuildArgs: map[string]string{"SOURCE_DATE_EPOCH": "-5"}},
+	} {
+		err := opt.resolveEpoch(dir)
+		if !errors.Is(err, errs.ErrUsage) || !strings.Contains(err.Error(), "not a number of seconds") {
+			t.Errorf("resolveEpoch(%+v) = %v, want a usage error", opt, err)
+		}
+	}
+}
