@@ -120,6 +120,9 @@ func (a *AutoCache) readTargets(ctx context.Context, x *cache.Index, opt *Option
 			a.warn("reading the tags of %s: %s; planning without them", r, firstLine(err.Error()))
 			continue
 		}
+		if res.TextOnly != "" {
+			a.note("%s: %s", r, res.TextOnly)
+		}
 		part := fmt.Sprintf("%s (%d tags read", r, res.Tags)
 		if res.Unread > 0 {
 			part += fmt.Sprintf(" of %d, newest first", res.Tags+res.Unread)

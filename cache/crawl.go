@@ -45,13 +45,16 @@ type RefreshOptions struct {
 
 // RefreshResult counts what a refresh did.
 type RefreshResult struct {
-	Repos    int // repositories crawled
-	Tags     int // tags seen
-	Fetched  int // images whose manifest and config were read
-	Reused   int // images already indexed under the same digest
-	Removed  int // refs dropped because their tag is gone
-	Skipped  int // images left out, each with a warning
-	Unread   int // tags not read because of MaxTags
+	Repos   int // repositories crawled
+	Tags    int // tags seen
+	Fetched int // images whose manifest and config were read
+	Reused  int // images already indexed under the same digest
+	Removed int // refs dropped because their tag is gone
+	Skipped int // images left out, each with a warning
+	Unread  int // tags not read because of MaxTags
+	// TextOnly says which COPY steps are compared by text only (their
+	// layer could not be read, or is too large); empty when none.
+	TextOnly string
 	Warnings []string
 }
 
@@ -78,6 +81,7 @@ func Refresh(ctx context.Context, x *Index, ro RefreshOptions, opts ...Option) (
 	// as AddImage does.
 	c := &crawler{o: o, x: x, host: reg.RegistryStr(), puller: puller, res: &RefreshResult{}, now: time.Now().UTC(), known: map[string][]*Image{}, maxTags: ro.MaxTags,
 		sem: make(chan struct{}, o.jobs), indexed: map[string][]string{}}
+	c.files = knownFiles(x)
 	seen := map[string]bool{}
 	for _, m := range x.Images() {
 		if m.Digest != "" {
@@ -109,6 +113,9 @@ func Refresh(ctx context.Context, x *Index, ro RefreshOptions, opts ...Option) (
 		c.dropGoneRepos(repos, ro.Repos)
 	}
 	c.res.Repos = len(repos)
+	if c.res.TextOnly = c.textRanking(); c.res.TextOnly != "" {
+		c.o.log.Warn(c.res.TextOnly)
+	}
 	return c.res, nil
 }
 
@@ -166,6 +173,11 @@ type crawler struct {
 	known  map[string][]*Image // by the digest the tag pointed to
 	// maxTags bounds the tags read per repository (RefreshOptions.MaxTags).
 	maxTags int
+	// files are the files digests of COPY layers, by layer digest (see
+	// layerFiles), and the COPY steps left to text matching.
+	files                   map[string]string
+	bigCopies, failedCopies int
+	firstFilesErr           error
 
 	fromCatalog bool                // the repositories came from the catalog
 	sem         chan struct{}       // bounds the requests in flight to o.jobs

@@ -33,8 +33,14 @@ type Step struct {
 	Text string
 	// Sources is the content digest of a COPY or ADD step's sources when
 	// the image records it (strata's history comment, or the legacy
-	// builder's file:<sha256>); empty when unknown.
+	// builder's file:<sha256>); for a small COPY layer of an image that
+	// records nothing, the digest of its files' contents (FilesPrefix);
+	// empty when unknown.
 	Sources string
+	// Files is FilesDigest of what a Dockerfile's COPY step takes from the
+	// context, compared with the Sources of indexed images that have only
+	// that. It is not stored in the index.
+	Files string `json:"-"`
 	// TextOnly marks a Dockerfile step whose text does not pin what it
 	// does (a RUN with bind mounts): it can match by text, never exactly.
 	// It is not stored in the index.

@@ -105,6 +105,7 @@ func (c *crawler) image(ref string, img v1.Image, p *v1.Platform) (*Image, error
 		return nil, err
 	}
 	m.Digest = d.String()
+	c.layerFiles(img, m)
 	if m.Pushed.Before(reproducibleCutoff) {
 		// Reproducible builds pin created to SOURCE_DATE_EPOCH (often 0):
 		// when strata first saw the image is the better guess.

@@ -87,6 +87,9 @@ type Candidate struct {
 	// BytesToBuild is the size of the image's layers for the matched steps
 	// that will run again; steps with no match have no known size.
 	BytesToBuild int64 `json:"bytesToBuild"`
+	// chain is the image's layers for the matched steps: two images with
+	// the same chain offer BuildKit the same cache for this stage.
+	chain string
 }
 
 // Planner plans builds. It remembers the base images it resolved, so
@@ -254,6 +257,11 @@ func candidate(mt Match, st *Stage, detail bool) Candidate {
 	c := Candidate{Ref: m.Ref, Digest: m.Digest, InlineCache: m.InlineCache, Pushed: m.Pushed}
 	if detail {
 		c.CacheRef = m.CacheRef()
+		var chain strings.Builder
+		for _, l := range m.Layers[:mt.Steps] {
+			chain.WriteString(l.Digest)
+		}
+		c.chain = chain.String()
 	}
 	c.Matched = mt.Steps - st.BaseSteps
 	exact, likely := true, true
@@ -263,13 +271,7 @@ func candidate(mt Match, st *Stage, detail bool) Candidate {
 		if q.TextOnly {
 			kind = MatchText
 		} else if copyStep(q.Text) {
-			switch {
-			case q.Sources != "" && q.Sources == have.Sources:
-			case q.Sources != "" && have.Sources != "":
-				kind = MatchChanged
-			default:
-				kind = MatchText
-			}
+			kind = copyMatch(q, have)
 		}
 		// A step is no surer than the steps before it: cache keys chain.
 		switch {
@@ -295,6 +297,23 @@ func candidate(mt Match, st *Stage, detail bool) Candidate {
 		}
 	}
 	return c
+}
+
+// copyMatch compares a COPY or ADD step with an indexed image's: by the
+// sources digest strata recorded, else by the contents of the files of a
+// small layer, else by text only.
+func copyMatch(q, have Step) string {
+	mine := q.Sources
+	if strings.HasPrefix(have.Sources, FilesPrefix) {
+		mine = q.Files
+	}
+	switch {
+	case mine != "" && mine == have.Sources:
+		return MatchExact
+	case mine != "" && have.Sources != "":
+		return MatchChanged
+	}
+	return MatchText
 }
 
 func copyStep(text string) bool {
@@ -327,15 +346,20 @@ func (p *Plan) Imports(n int) []Import {
 	byRef := map[string]*score{}
 	var order []*score
 	for _, sp := range p.Stages {
-		// One image under several tags is one candidate of the stage.
-		seen := map[string]bool{}
+		// One image under several tags is one candidate of the stage, and
+		// so are images that share the layers of the matched steps: each
+		// would offer BuildKit the same cache.
+		seen, chosen := map[string]bool{}, 0
 		for _, c := range sp.Candidates {
 			// Only images BuildKit can import, whose first step of the
 			// stage can hit; the three best per stage.
-			if !c.InlineCache || c.Matched == 0 || c.Match[0] == MatchChanged || seen[c.CacheRef] || len(seen) >= 3 {
+			if !c.InlineCache || c.Matched == 0 || c.Match[0] == MatchChanged || seen[c.CacheRef] || (c.chain != "" && seen[c.chain]) || chosen >= 3 {
 				continue
 			}
-			seen[c.CacheRef] = true
+			seen[c.CacheRef], chosen = true, chosen+1
+			if c.chain != "" {
+				seen[c.chain] = true
+			}
 			s := byRef[c.CacheRef]
 			if s == nil {
 				s = &score{ref: c.CacheRef, pushed: c.Pushed}

@@ -50,6 +50,12 @@ func addSources(opt *StagesOptions, s instructions.Stage, steps []Step) error {
 			return err
 		}
 		steps[i].Sources = d
+		// A COPY with --exclude leaves out files the plan would count.
+		if cp, ok := c.(*instructions.CopyCommand); ok && len(cp.ExcludePatterns) == 0 {
+			if steps[i].Files, err = contextFilesDigest(opt.Context, paths[:len(srcs)], contents); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

@@ -97,7 +97,7 @@ func (x *Index) AddImage(ctx context.Context, ref string, opts ...Option) ([]*Im
 	if err != nil {
 		return nil, errs.Usagef("image ref %q: %v", ref, err)
 	}
-	c := &crawler{o: o, x: x, host: r.Context().RegistryStr(), res: &RefreshResult{}, now: time.Now().UTC(), known: map[string][]*Image{}}
+	c := &crawler{o: o, x: x, host: r.Context().RegistryStr(), res: &RefreshResult{}, now: time.Now().UTC(), known: map[string][]*Image{}, files: map[string]string{}}
 	if c.puller, err = newPuller(ctx, o); err != nil {
 		return nil, err
 	}
