@@ -15,6 +15,7 @@ import (
 	"github.com/moby/buildkit/client"
 
 	"github.com/strata-build/strata/build"
+	"github.com/strata-build/strata/cache"
 	"github.com/strata-build/strata/builder"
 	"github.com/strata-build/strata/integration/testenv"
 )
@@ -137,6 +138,29 @@ func (b *bed) freshBuilder(ctx context.Context) (*builder.Local, func(), error) 
 // measure runs name with args on a fresh builder (addr given to args), and
 // adds what crossed the proxy during the run.
 func (b *bed) measure(ctx context.Context, proxy *testenv.Proxy, cmd func(addr string) (string, []string)) (Run, error) {
+	return b.measureEnv(ctx, proxy, nil, cmd)
+}
+
+// freshRunner is the environment of a command on a new CI runner: an empty
+// HOME, so no index file, no remembered layers and no docker config.
+func (b *bed) freshRunner() ([]string, error) {
+	home, err := os.MkdirTemp(b.dir, "home-")
+	if err != nil {
+		return nil, err
+	}
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if k != "HOME" && k != "XDG_CACHE_HOME" && k != "XDG_CONFIG_HOME" && k != "DOCKER_CONFIG" && k != cache.IndexFileEnv {
+			env = append(env, kv)
+		}
+	}
+	return append(env, "HOME="+home), nil
+}
+
+// measureEnv is measure with the command's environment (nil: this
+// process's).
+func (b *bed) measureEnv(ctx context.Context, proxy *testenv.Proxy, env []string, cmd func(addr string) (string, []string)) (Run, error) {
 	bk, stop, err := b.freshBuilder(ctx)
 	if err != nil {
 		return Run{}, err
@@ -145,7 +169,7 @@ func (b *bed) measure(ctx context.Context, proxy *testenv.Proxy, cmd func(addr s
 	up0, down0, blobs0 := proxy.BytesUp.Load(), proxy.BytesDown.Load(), proxy.BlobUploads.Load()
 	proxy.ResetUploads()
 	name, args := cmd(bk.Addr())
-	r, err := timed(ctx, filepath.Join(b.dir, "progress.json"), name, args...)
+	r, err := timed(ctx, filepath.Join(b.dir, "progress.json"), env, name, args...)
 	if err != nil {
 		return r, err
 	}
@@ -158,13 +182,14 @@ func (b *bed) measure(ctx context.Context, proxy *testenv.Proxy, cmd func(addr s
 // timed runs a command, with its rawjson progress going to a file, and
 // returns the wall time, the end of the last Dockerfile step, and the step
 // counts read from the progress stream.
-func timed(ctx context.Context, progressFile string, name string, args ...string) (Run, error) {
+func timed(ctx context.Context, progressFile string, env []string, name string, args ...string) (Run, error) {
 	f, err := os.Create(progressFile)
 	if err != nil {
 		return Run{}, err
 	}
 	defer f.Close()
 	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = env
 	cmd.Stderr = f
 	var out strings.Builder
 	cmd.Stdout = &out

@@ -93,7 +93,11 @@ func newBranchScenario(ctx context.Context, b *bed, cfg config, link string, pro
 			if err := copyFile(index, idx); err != nil {
 				return nil, err
 			}
-			r, err := b.measure(ctx, proxy, func(addr string) (string, []string) { return ct.cmd(addr, repo, idx) })
+			env, err := b.freshRunner()
+			if err != nil {
+				return nil, err
+			}
+			r, err := b.measureEnv(ctx, proxy, env, func(addr string) (string, []string) { return ct.cmd(addr, repo, idx) })
 			if err != nil {
 				return nil, err
 			}
@@ -109,7 +113,8 @@ func newBranchScenario(ctx context.Context, b *bed, cfg config, link string, pro
 }
 
 // branchRegistry fills the registry once per benchmark run: the variants
-// are built and pushed by strata, then copied under
+// are built and pushed by plain BuildKit, the oldest first (the one the
+// new build shares is the oldest), then copied under
 // branchRepos repositories of branchTags tags each. It returns every image
 // but the build's own :latest.
 func (b *bed) branchRegistry(ctx context.Context, cfg config) ([]string, error) {
@@ -124,10 +129,12 @@ func (b *bed) branchRegistry(ctx context.Context, cfg config) ([]string, error) 
 			return nil, err
 		}
 		built[v] = fmt.Sprintf("%s/seed/variant%d:v1", reg, v)
-		// Pushed by strata, as in a registry strata's CI jobs fill: with
-		// inline cache and the COPY sources recorded in the history.
-		out, err := exec.CommandContext(ctx, filepath.Join(b.env.BinDir, "strata"), "build", "--builder", b.env.Builder.Addr(), "--progress", "quiet",
-			"--no-auto-cache", "-t", built[v], "--push", dir).CombinedOutput()
+		// Pushed by plain BuildKit with inline cache, as docker buildx
+		// build --cache-to type=inline does: the history records nothing
+		// about what each COPY copied, so the images tie on text.
+		out, err := exec.CommandContext(ctx, filepath.Join(b.env.BinDir, "buildctl"), "--addr", b.env.Builder.Addr(), "build", "--progress", "quiet",
+			"--frontend", "dockerfile.v0", "--local", "context="+dir, "--local", "dockerfile="+dir,
+			"--output", "type=image,name="+built[v]+",push=true", "--export-cache", "type=inline").CombinedOutput()
 		if err != nil {
 			return nil, fmt.Errorf("building variant %d: %v\n%s", v, err, out)
 		}
@@ -154,12 +161,14 @@ func (b *bed) branchRegistry(ctx context.Context, cfg config) ([]string, error) 
 }
 
 // writeApp writes the application context (appDockerfile) with a lockfile
-// and one source file.
+// and one source file, and commits it: the context is a git checkout, as
+// in CI, and each version a new commit.
 func writeApp(dir, base string, cfg config, lock, src string) error {
 	files := map[string]string{
-		"Dockerfile":   fmt.Sprintf(appDockerfile, base, max(1, cfg.DepsMB/10)),
-		"lock.txt":     lock,
-		"src/main.txt": src,
+		"Dockerfile":    fmt.Sprintf(appDockerfile, base, max(1, cfg.DepsMB/10)),
+		".dockerignore": ".git\n",
+		"lock.txt":      lock,
+		"src/main.txt":  src,
 	}
 	for p, c := range files {
 		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755); err != nil {
@@ -167,6 +176,22 @@ func writeApp(dir, base string, cfg config, lock, src string) error {
 		}
 		if err := os.WriteFile(filepath.Join(dir, p), []byte(c), 0o644); err != nil {
 			return err
+		}
+	}
+	return commit(dir, src)
+}
+
+// commit commits everything in dir, making it a git checkout first.
+func commit(dir, msg string) error {
+	for _, args := range [][]string{{"init", "-q"}, {"add", "-A"}, {"commit", "-q", "--allow-empty", "-m", msg}} {
+		if args[0] == "init" {
+			if _, err := os.Stat(filepath.Join(dir, ".git")); err == nil {
+				continue
+			}
+		}
+		cmd := exec.Command("git", append([]string{"-C", dir, "-c", "user.name=bench", "-c", "user.email=bench@example.com", "-c", "commit.gpgsign=false"}, args...)...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("git %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
 	return nil

@@ -20,10 +20,12 @@ COPY src/ ./src/
 RUN cat src/*.txt > app.bin && for i in $(seq 3); do sha256sum app.bin deps/lib1.so >/dev/null; done
 `
 
-// oneChangeScenario: v1 is pushed; v2 differs by one line of source. Each
-// contender builds v2 on a fresh builder, as a new CI runner would.
+// oneChangeScenario: v1 is pushed; v2 differs by one line of source, in a
+// new commit. Each contender builds v2 on a fresh runner (a fresh builder
+// and an empty HOME), with v1 pushed by strata or by plain BuildKit.
 func oneChangeScenario(ctx context.Context, b *bed, cfg config, link string, proxy *testenv.Proxy) ([]Result, error) {
 	ctxDir := filepath.Join(b.dir, "app-"+slug(link))
+	// The context is a git checkout; each version is a new commit.
 	write := func(version string) error {
 		return writeApp(ctxDir, proxy.Host+"/busybox:latest", cfg, "left-pad 1.3.0\nlodash 4.17.21\n", "main "+version+"\n")
 	}
@@ -40,6 +42,17 @@ func oneChangeScenario(ctx context.Context, b *bed, cfg config, link string, pro
 		v1   func(addr, repo string) (string, []string) // prepares the registry
 		v2   func(addr, repo string) (string, []string) // measured
 	}
+	buildkitV1 := func(addr, repo string) (string, []string) {
+		return buildctl(addr, "--output", "type=image,name="+repo+":latest,push=true", "--export-cache", "type=inline")
+	}
+	strataV1 := func(addr, repo string) (string, []string) {
+		return strata(addr, "-t", repo+":v1", "-t", repo+":latest", "--push")
+	}
+	strataV2 := func(addr, repo string) (string, []string) { return strata(addr, "-t", repo+":v2", "--push") }
+	inlineV2 := func(addr, repo string) (string, []string) {
+		return buildctl(addr, "--output", "type=image,name="+repo+":v2,push=true", "--export-cache", "type=inline", "--import-cache", "type=registry,ref="+repo+":latest")
+	}
+	index := func(repo string) string { return repo + "-index:main" }
 	cs := []contender{
 		{"BuildKit, no cache",
 			func(addr, repo string) (string, []string) {
@@ -56,19 +69,16 @@ func oneChangeScenario(ctx context.Context, b *bed, cfg config, link string, pro
 				return buildctl(addr, "--output", "type=image,name="+repo+":v2,push=true", "--import-cache", "type=registry,ref="+repo+":buildcache",
 					"--export-cache", "type=registry,ref="+repo+":buildcache,mode=max")
 			}},
-		{"BuildKit, inline cache from :latest",
+		{"BuildKit, inline cache from :latest", buildkitV1, inlineV2},
+		{"BuildKit, inline cache from :latest (v1 by strata)", strataV1, inlineV2},
+		{"strata, no flags (v1 by strata)", strataV1, strataV2},
+		{"strata, no flags (v1 by BuildKit)", buildkitV1, strataV2},
+		{"strata, shared index (--index)",
 			func(addr, repo string) (string, []string) {
-				return buildctl(addr, "--output", "type=image,name="+repo+":latest,push=true", "--export-cache", "type=inline")
+				return strata(addr, "--index", index(repo), "-t", repo+":v1", "-t", repo+":latest", "--push")
 			},
 			func(addr, repo string) (string, []string) {
-				return buildctl(addr, "--output", "type=image,name="+repo+":v2,push=true", "--export-cache", "type=inline", "--import-cache", "type=registry,ref="+repo+":latest")
-			}},
-		{"strata build --push (no cache flag)",
-			func(addr, repo string) (string, []string) {
-				return strata(addr, "--index-file", filepath.Join(b.dir, "index-"+slug(repo)+".idx"), "-t", repo+":v1", "--push")
-			},
-			func(addr, repo string) (string, []string) {
-				return strata(addr, "--index-file", filepath.Join(b.dir, "index-"+slug(repo)+".idx"), "-t", repo+":v2", "--push")
+				return strata(addr, "--index", index(repo), "-t", repo+":v2", "--push")
 			}},
 	}
 	runs := make([][]Run, len(cs))
@@ -78,18 +88,27 @@ func oneChangeScenario(ctx context.Context, b *bed, cfg config, link string, pro
 			if err := write("v1"); err != nil {
 				return nil, err
 			}
-			if _, err := b.measure(ctx, proxy, func(addr string) (string, []string) { return ct.v1(addr, repo) }); err != nil {
+			// Each build runs on a new runner: a fresh builder and an
+			// empty HOME (no index file, nothing remembered).
+			env, err := b.freshRunner()
+			if err != nil {
+				return nil, err
+			}
+			if _, err := b.measureEnv(ctx, proxy, env, func(addr string) (string, []string) { return ct.v1(addr, repo) }); err != nil {
 				return nil, fmt.Errorf("preparing v1 for %s: %w", ct.name, err)
 			}
 			if err := write("v2"); err != nil {
 				return nil, err
 			}
-			r, err := b.measure(ctx, proxy, func(addr string) (string, []string) { return ct.v2(addr, repo) })
+			if env, err = b.freshRunner(); err != nil {
+				return nil, err
+			}
+			r, err := b.measureEnv(ctx, proxy, env, func(addr string) (string, []string) { return ct.v2(addr, repo) })
 			if err != nil {
 				return nil, err
 			}
 			runs[c] = append(runs[c], r)
-			logf("one-change/%s %-36s run %d: %.1fs, steps %d/%d cached, %.1f MB pulled, %.1f MB pushed", link, ct.name, i+1, r.Wall, r.StepsCached, r.StepsTotal, float64(r.BytesDown)/1e6, float64(r.BytesUp)/1e6)
+			logf("one-change/%s %-50s run %d: %.1fs, steps %d/%d cached, %.1f MB pulled, %.1f MB pushed", link, ct.name, i+1, r.Wall, r.StepsCached, r.StepsTotal, float64(r.BytesDown)/1e6, float64(r.BytesUp)/1e6)
 		}
 	}
 	names := make([]string, len(cs))
