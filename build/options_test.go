@@ -81,6 +81,19 @@ func TestEpochFromGitAndBadEpochs(t *testing.T) {
 	if err := opt.resolveEpoch(dir); err != nil || opt.SourceDateEpoch != "1712345678" {
 		t.Errorf("epoch in a checkout = %q, %v; want the commit time", opt.SourceDateEpoch, err)
 	}
+	// CI checks out shallow clones.
+	shallow := filepath.Join(t.TempDir(), "shallow")
+	if out, err := exec.Command("git", "clone", "-q", "--depth", "1", "file://"+dir, shallow).CombinedOutput(); err != nil {
+		t.Fatalf("git clone: %v\n%s", err, out)
+	}
+	opt = Options{}
+	if err := opt.resolveEpoch(shallow); err != nil || opt.SourceDateEpoch != "1712345678" {
+		t.Errorf("epoch in a shallow clone = %q, %v; want the commit time", opt.SourceDateEpoch, err)
+	}
+	opt = Options{}
+	if err := opt.resolveEpoch(t.TempDir()); err != nil || opt.SourceDateEpoch != "0" {
+		t.Errorf("epoch outside git = %q, %v; want 0", opt.SourceDateEpoch, err)
+	}
 	for _, opt := range []Options{
 		{SourceDateEpoch: "yesterday"},
 		{BuildArgs: map[string]string{"SOURCE_DATE_EPOCH": "-5"}},

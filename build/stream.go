@@ -269,13 +269,15 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 	resp, err := c.Build(ctx, mainOpt, frontend.Name, frontend.Build, p.channel())
 	close(stopChain)
 	solveTime := time.Since(solveStart)
+	// The main export has offered every layer of the image, and each one
+	// it did not take is read, converted or in the registry: a prefix
+	// still solving can only offer the same layers again.
+	cancelChain()
+	<-chainDone
 	if err != nil {
-		cancelChain()
-		<-chainDone
 		_, _, _ = p.wait()
 		return nil, err
 	}
-	<-chainDone
 
 	exported, err := exportedDescriptor(resp.ExporterResponse)
 	desc := exported
