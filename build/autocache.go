@@ -32,6 +32,10 @@ type AutoCache struct {
 	TargetTags int
 	// Source says what the last Choose planned against.
 	Source string
+	// CachedThrough is, after Choose, the Dockerfile line of the target
+	// stage's last step that the chosen imports are expected to give
+	// exactly (0 when none): see Options.CachedThrough.
+	CachedThrough int
 }
 
 // TargetTagsDefault is how many tags of a target repository a build reads
@@ -88,7 +92,28 @@ func (a *AutoCache) Choose(ctx context.Context, opt *Options) []AutoImport {
 		a.warn("planning cache sources: %v; building without automatic cache", err)
 		return nil
 	}
-	return plan.Imports(a.Max)
+	imports := plan.Imports(a.Max)
+	a.CachedThrough = cachedThrough(plan, imports)
+	return imports
+}
+
+// cachedThrough is the line of the target stage's last step that the best
+// of the chosen imports matches exactly, with all the steps before it.
+func cachedThrough(plan *cache.Plan, imports []AutoImport) int {
+	if len(plan.Stages) == 0 {
+		return 0
+	}
+	sp := plan.Stages[len(plan.Stages)-1] // the target: the stages it needs come first
+	best := 0
+	for _, c := range sp.Candidates {
+		if c.Exact > best && c.Exact <= len(sp.Lines) && slices.ContainsFunc(imports, func(im AutoImport) bool { return im.Ref == c.CacheRef }) {
+			best = c.Exact
+		}
+	}
+	if best == 0 {
+		return 0
+	}
+	return sp.Lines[best-1]
 }
 
 // Record adds the pushed images to the index, so the next build anywhere

@@ -57,6 +57,10 @@ type Options struct {
 	// Docker 23+) or "uncompressed". Layers taken from the base image or a
 	// cache keep theirs.
 	Compression string
+	// CachedThrough is the Dockerfile line of the target stage's last step
+	// the cache plan expects to hit (AutoCache.CachedThrough); a streamed
+	// push solves no prefix for the steps up to it. 0: none.
+	CachedThrough int
 	// BuildContext is the context directory already opened (by the plan of
 	// the automatic cache), so its walk and the digests of COPY sources
 	// are shared; nil opens ContextDir.

@@ -10,8 +10,11 @@ import (
 // prefixDockerfiles returns, for each layer-producing step (RUN, COPY, ADD)
 // of the target stage but the last, the Dockerfile cut right after that
 // step. Building such a prefix gives BuildKit the same steps as the full
-// build, so its layers are the full image's leading layers.
-func prefixDockerfiles(dt []byte, target string) ([][]byte, error) {
+// build, so its layers are the full image's leading layers. Steps that
+// start at or before line cachedThrough get no prefix: the plan expects
+// them from the cache, so their layers are in the registry already and a
+// prefix would only cost a solve.
+func prefixDockerfiles(dt []byte, target string, cachedThrough int) ([][]byte, error) {
 	res, err := parser.Parse(bytes.NewReader(dt))
 	if err != nil {
 		return nil, err
@@ -19,38 +22,41 @@ func prefixDockerfiles(dt []byte, target string) ([][]byte, error) {
 	lines := bytes.SplitAfter(dt, []byte("\n"))
 	var (
 		inTarget bool
-		ends     []int // end line of each layer step of the target stage
+		steps    []*parser.Node // the layer steps of the target stage
 	)
 	for _, n := range res.AST.Children {
 		switch strings.ToLower(n.Value) {
 		case "from":
 			if inTarget && target != "" {
 				// The target stage ended; later stages are not built.
-				return cut(lines, ends), nil
+				return cut(lines, steps, cachedThrough), nil
 			}
 			inTarget = target == "" || strings.EqualFold(stageName(n), target)
 			if target == "" {
-				ends = ends[:0] // only the last stage counts
+				steps = steps[:0] // only the last stage counts
 			}
 		case "run", "copy", "add":
 			if inTarget {
-				ends = append(ends, n.EndLine)
+				steps = append(steps, n)
 			}
 		}
 	}
-	return cut(lines, ends), nil
+	return cut(lines, steps, cachedThrough), nil
 }
 
-func cut(lines [][]byte, ends []int) [][]byte {
-	if len(ends) < 2 {
+func cut(lines [][]byte, steps []*parser.Node, cachedThrough int) [][]byte {
+	if len(steps) < 2 {
 		return nil
 	}
-	out := make([][]byte, 0, len(ends)-1)
-	for _, end := range ends[:len(ends)-1] {
-		if end > len(lines) {
+	out := make([][]byte, 0, len(steps)-1)
+	for _, n := range steps[:len(steps)-1] {
+		if n.EndLine > len(lines) {
 			break
 		}
-		out = append(out, bytes.Join(lines[:end], nil))
+		if n.StartLine <= cachedThrough {
+			continue
+		}
+		out = append(out, bytes.Join(lines[:n.EndLine], nil))
 	}
 	return out
 }

@@ -35,7 +35,7 @@ RUN make test
 		{"APP", []string{"COPY --from=deps /deps /deps", "EOF", "COPY . ."}},
 	}
 	for _, tc := range cases {
-		ps, err := prefixDockerfiles([]byte(df), tc.target)
+		ps, err := prefixDockerfiles([]byte(df), tc.target, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -53,6 +53,26 @@ RUN make test
 			if strings.Contains(s, "make test") || strings.Contains(s, "make \\") {
 				t.Errorf("prefix %d goes past its step:\n%s", i, s)
 			}
+		}
+	}
+}
+
+// Steps the plan expects from the cache get no prefix.
+func TestPrefixDockerfilesSkipCachedSteps(t *testing.T) {
+	df := "FROM busybox\nRUN a\nWORKDIR /app\nCOPY lock ./\nRUN b\nCOPY . .\nRUN c\n"
+	for _, tc := range []struct {
+		through int
+		want    int
+	}{{0, 4}, {2, 3}, {5, 1}, {6, 0}, {99, 0}} {
+		ps, err := prefixDockerfiles([]byte(df), "", tc.through)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ps) != tc.want {
+			t.Errorf("cached through line %d: %d prefixes, want %d", tc.through, len(ps), tc.want)
+		}
+		if len(ps) > 0 && !strings.HasSuffix(string(ps[len(ps)-1]), "COPY . .\n") {
+			t.Errorf("cached through line %d: the last prefix is\n%s", tc.through, ps[len(ps)-1])
 		}
 	}
 }

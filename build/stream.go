@@ -77,7 +77,7 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 	if err != nil {
 		return nil, errs.Inputf("%s: %v", dockerfile, err)
 	}
-	prefixes, err := prefixDockerfiles(dt, opt.Target)
+	prefixes, err := prefixDockerfiles(dt, opt.Target, opt.CachedThrough)
 	if err != nil {
 		// The main solve reports the parse error with its location.
 		prefixes = nil

@@ -63,6 +63,9 @@ sources for later builds.`,
 			}
 			defer c.Close()
 			chosen := ac.Choose(ctx, &opt)
+			if ac != nil {
+				opt.CachedThrough = ac.CachedThrough
+			}
 			for _, im := range chosen {
 				opt.CacheFrom = append(opt.CacheFrom, im.Ref)
 				if opt.Progress != "quiet" && opt.Progress != "rawjson" {
