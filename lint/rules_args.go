@@ -103,7 +103,8 @@ func (p *pass) volatileDecl(s *Step) (kind, name string) {
 		}
 	case *instructions.EnvCommand:
 		for _, kv := range c.Env {
-			if p.cfg.Volatile(kv.Key) {
+			// A constant value is the same every build, whatever its name.
+			if p.cfg.Volatile(kv.Key) && strings.Contains(kv.Value, "$") {
 				return "ENV", kv.Key
 			}
 			for _, r := range s.Scope.Vars() {
