@@ -65,7 +65,7 @@ func (d *Discoverer) Discover(dockerfile string) (DiscoveredContext, error) {
 	own := filepath.Dir(abs)
 	root := findRepoRoot(own)
 	if root == "" {
-		return DiscoveredContext{Dir: own, Reason: "the Dockerfile's folder (not in a git repository)"}, nil
+		return DiscoveredContext{Dir: own, Reason: "the Dockerfile's folder: not in a git repository"}, nil
 	}
 	rb := d.repoBuilds(root)
 	for _, b := range rb.builds {
@@ -136,7 +136,7 @@ func contextBySources(dockerfile, root string) (string, string) {
 	}
 	srcs := copySources(dt)
 	if len(srcs) == 0 {
-		return own, "the Dockerfile's folder (it copies nothing from a context)"
+		return own, "the Dockerfile's folder: it copies nothing from a context"
 	}
 	best, bestN := own, -1
 	for dir := own; ; dir = filepath.Dir(dir) {
@@ -157,7 +157,7 @@ func contextBySources(dockerfile, root string) (string, string) {
 		}
 	}
 	if bestN <= 0 {
-		return own, "the Dockerfile's folder (its COPY sources are found in no folder up to the repository root)"
+		return own, "the Dockerfile's folder: its COPY sources are in no folder up to the repository root"
 	}
 	return best, whereSourcesAre(best, own, root) + ", some missing"
 }

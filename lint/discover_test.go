@@ -58,8 +58,8 @@ func TestDiscoverContext(t *testing.T) {
 	}{
 		{"sources at the root", nil, "docker/Dockerfile", ".", "the repository root, where its COPY sources are", nil},
 		{"sources beside it", nil, "services/api/Dockerfile", "services/api", "the Dockerfile's folder, where its COPY sources are", nil},
-		{"copies nothing", nil, "tools/Dockerfile", "tools", "the Dockerfile's folder (it copies nothing from a context)", nil},
-		{"sources nowhere", nil, "lost/Dockerfile", "lost", "the Dockerfile's folder (its COPY sources are found in no folder up to the repository root)", nil},
+		{"copies nothing", nil, "tools/Dockerfile", "tools", "the Dockerfile's folder: it copies nothing from a context", nil},
+		{"sources nowhere", nil, "lost/Dockerfile", "lost", "the Dockerfile's folder: its COPY sources are in no folder up to the repository root", nil},
 		{"compose", map[string]string{"docker/docker-compose.yml": "services:\n  web:\n    build:\n      context: ..\n      dockerfile: docker/Dockerfile\n      args:\n        NODE_ENV: production\n"},
 			"docker/Dockerfile", ".", "named by docker/docker-compose.yml, service web", map[string]string{"NODE_ENV": "production"}},
 		{"compose short form and defaults", map[string]string{"compose.yaml": "services:\n  api:\n    build: ${API_DIR:-./services/api}\n"},

@@ -98,14 +98,19 @@ func (p *pass) dependencyOrder(s *Step, c *ShellCommand, e *ecosystem, install b
 		}
 	}
 	what := strings.Join(src.sources, " ")
-	if src.exact {
-		what = fmt.Sprintf("%d files", len(src.entries))
+	if n := len(src.sourceFiles()); src.exact && n > 0 {
+		what = fmt.Sprintf("%d files from %s", n, what)
+		if n == 1 {
+			what = "1 file from " + strings.Join(src.sources, " ")
+		}
 	}
 	tool := c.Name()
-	if sub := c.Sub(); isPip(c) {
+	if pos := c.Positional(); isPip(c) {
 		tool = "pip install"
-	} else if sub != "" {
-		tool += " " + sub
+	} else if len(pos) > 1 && (pos[0] == "mod" || pos[0] == "chef") {
+		tool += " " + pos[0] + " " + pos[1]
+	} else if len(pos) > 0 {
+		tool += " " + pos[0]
 	}
 	var fx *fix
 	if install {

@@ -38,6 +38,7 @@ func TestLintExitCodes(t *testing.T) {
 		"bad/Dockerfile":          npmProject,
 		"bad/package.json":        "{}",
 		"bad/package-lock.json":   "{}",
+		"bad/index.js":            "x\n",
 		"bad/.dockerignore":       "Dockerfile\n",
 		"good/Dockerfile":         "FROM alpine\nRUN apk add --no-cache curl\n",
 		"broken/Dockerfile":       "FROM alpine\nFOO bar\n",
