@@ -172,7 +172,17 @@ var ecosystems = []*ecosystem{
 			return (c.Name() == "gradle" || c.Name() == "gradlew") && c.Has("dependencies", "downloadDependencies", "resolveDependencies")
 		},
 		build: func(c *ShellCommand) bool {
-			return (c.Name() == "gradle" || c.Name() == "gradlew") && c.Has("build", "assemble", "bootJar", "shadowJar", "installDist", "jar")
+			if c.tool() != "gradle" {
+				return false
+			}
+			// A task may be named with its project path, :app:bootJar.
+			for _, a := range c.Positional() {
+				switch a[strings.LastIndex(a, ":")+1:] {
+				case "build", "assemble", "bootJar", "shadowJar", "installDist", "jar":
+					return true
+				}
+			}
+			return false
 		},
 		frozen: func(*ShellCommand) []string { return nil }},
 }

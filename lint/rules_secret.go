@@ -113,13 +113,20 @@ func credentialValue(name, v string) bool {
 	if len(v) < 4 || strings.HasPrefix(v, "$") || strings.HasPrefix(v, "<") || strings.HasPrefix(v, "{{") || strings.HasPrefix(v, "%") {
 		return false
 	}
-	for _, ph := range []string{"changeme", "change_me", "change-me", "your", "xxx", "placeholder", "example", "secret", "password", "replace", "todo", "dummy", "null", "none", "false", "true"} {
+	for _, ph := range []string{"changeme", "change_me", "change-me", "your", "xxx", "placeholder", "example", "secret", "password", "replace", "todo", "dummy", "insecure", "null", "none", "false", "true"} {
 		if strings.Contains(l, ph) {
 			return false
 		}
 	}
+	switch l {
+	case "test", "admin", "root", "pass", "dev", "local", "user", "guest":
+		return false
+	}
 	return true
 }
+
+// urlPassword finds the password of user:password@host URLs.
+var urlPassword = regexp.MustCompile(`[a-z][a-z0-9+.-]*://[^:/@\s"']+:([^@\s"'/]+)@`)
 
 // secretContent reports what a file's content shows: a secret (yes), no
 // secret that its kind could hold (no), or nothing either way (unknown).
@@ -133,6 +140,11 @@ func secretContent(kind secretKind, head []byte) (secret, public bool) {
 	case envName:
 		for _, m := range credentialLine.FindAllSubmatch(head, -1) {
 			if credentialValue(string(m[1]), string(m[2])) {
+				return true, false
+			}
+		}
+		for _, m := range urlPassword.FindAllSubmatch(head, -1) {
+			if credentialValue("", string(m[1])) {
 				return true, false
 			}
 		}
