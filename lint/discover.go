@@ -10,7 +10,9 @@ import (
 
 // DiscoveredContext is the build context chosen for a Dockerfile and why.
 type DiscoveredContext struct {
-	// Dir is the context directory, absolute.
+	// Dir is the context directory, absolute; "" when no folder can be the
+	// context (the Dockerfile's COPY sources exist nowhere in the
+	// repository), and the Dockerfile is best linted alone.
 	Dir string
 	// Reason says in a few words why Dir was chosen, for users.
 	Reason string
@@ -127,26 +129,39 @@ func isDir(p string) bool {
 
 // contextBySources walks from the Dockerfile's folder up to root and
 // returns the nearest folder in which every COPY and ADD source of the
-// Dockerfile exists; when none has them all, the one that has the most.
+// Dockerfile exists, and the lockfile of a frozen install that a copy of
+// the whole context must bring; when none has them all, the one that has
+// the most. When no folder has any of the sources, the context is not
+// known: Dir is "".
 func contextBySources(dockerfile, root string) (string, string) {
 	own := filepath.Dir(dockerfile)
 	dt, err := os.ReadFile(dockerfile)
 	if err != nil {
 		return own, "the Dockerfile's folder"
 	}
-	srcs := copySources(dt)
-	if len(srcs) == 0 {
+	srcs, locks := copySources(dt)
+	if len(srcs) == 0 && len(locks) == 0 {
 		return own, "the Dockerfile's folder: it copies nothing from a context"
 	}
-	best, bestN := own, -1
+	best, bestN, anySource := own, -1, false
 	for dir := own; ; dir = filepath.Dir(dir) {
-		n := 0
+		n, found := 0, 0
 		for _, s := range srcs {
 			if sourceExists(dir, s) {
 				n++
+				found++
 			}
 		}
-		if n == len(srcs) {
+		for _, alts := range locks {
+			for _, l := range alts {
+				if sourceExists(dir, l) {
+					n++
+					break
+				}
+			}
+		}
+		anySource = anySource || found > 0
+		if n == len(srcs)+len(locks) {
 			return dir, whereSourcesAre(dir, own, root)
 		}
 		if n > bestN {
@@ -156,8 +171,11 @@ func contextBySources(dockerfile, root string) (string, string) {
 			break
 		}
 	}
-	if bestN <= 0 {
-		return own, "the Dockerfile's folder: its COPY sources are in no folder up to the repository root"
+	switch {
+	case len(srcs) > 0 && !anySource:
+		return "", NoContextReason + ": its COPY sources are in no folder up to the repository root"
+	case bestN <= 0:
+		return own, "the Dockerfile's folder"
 	}
 	return best, whereSourcesAre(best, own, root) + ", some missing"
 }
@@ -173,16 +191,28 @@ func whereSourcesAre(dir, own, root string) string {
 }
 
 // copySources returns the context sources of a Dockerfile's COPY and ADD
-// steps that can place it: no variables, not the whole context.
-func copySources(dt []byte) []string {
+// steps that can place it (no variables, not the whole context), and, when
+// a step copies the whole context, the lockfiles its frozen installs need
+// there (each a list of alternatives).
+func copySources(dt []byte) (srcs []string, locks [][]string) {
 	df, err := Parse("Dockerfile", dt, nil)
 	if err != nil {
-		return nil
+		return nil, nil
 	}
 	seen := map[string]bool{}
-	var out []string
+	whole := false
 	for _, st := range df.Stages {
 		for _, s := range st.Steps {
+			if s.Script != nil && whole {
+				for _, c := range s.Script.Commands {
+					for _, e := range ecosystems {
+						if l := e.frozen(c); l != nil && !seen[l[0]] {
+							seen[l[0]] = true
+							locks = append(locks, l)
+						}
+					}
+				}
+			}
 			if !fromContext(s) {
 				continue
 			}
@@ -191,15 +221,18 @@ func copySources(dt []byte) []string {
 					continue
 				}
 				src = path.Clean("/" + filepath.ToSlash(src))[1:]
-				if src == "" || src == "." || src == "*" || seen[src] {
+				if src == "" || src == "." || src == "*" {
+					whole = true
 					continue
 				}
-				seen[src] = true
-				out = append(out, src)
+				if !seen[src] {
+					seen[src] = true
+					srcs = append(srcs, src)
+				}
 			}
 		}
 	}
-	return out
+	return srcs, locks
 }
 
 func sourceExists(dir, src string) bool {

@@ -47,6 +47,9 @@ func TestDiscoverContext(t *testing.T) {
 		"deploy/third/Dockerfile":  "FROM alpine\n",
 		"deploy/fourth/Dockerfile": "FROM alpine\n",
 		"deploy/fifth/Dockerfile":  "FROM alpine\n",
+		"apps/api/Dockerfile":      "FROM node:22\nCOPY . .\nRUN pnpm install --frozen-lockfile\n",
+		"apps/api/package.json":    "{}",
+		"pnpm-lock.yaml":           "",
 	}
 	tests := []struct {
 		name       string
@@ -59,7 +62,8 @@ func TestDiscoverContext(t *testing.T) {
 		{"sources at the root", nil, "docker/Dockerfile", ".", "the repository root, where its COPY sources are", nil},
 		{"sources beside it", nil, "services/api/Dockerfile", "services/api", "the Dockerfile's folder, where its COPY sources are", nil},
 		{"copies nothing", nil, "tools/Dockerfile", "tools", "the Dockerfile's folder: it copies nothing from a context", nil},
-		{"sources nowhere", nil, "lost/Dockerfile", "lost", "the Dockerfile's folder: its COPY sources are in no folder up to the repository root", nil},
+		{"sources nowhere", nil, "lost/Dockerfile", "", NoContextReason + ": its COPY sources are in no folder up to the repository root", nil},
+		{"lockfile of a frozen install places a whole-context copy", nil, "apps/api/Dockerfile", ".", "the repository root, where its COPY sources are", nil},
 		{"compose", map[string]string{"docker/docker-compose.yml": "services:\n  web:\n    build:\n      context: ..\n      dockerfile: docker/Dockerfile\n      args:\n        NODE_ENV: production\n"},
 			"docker/Dockerfile", ".", "named by docker/docker-compose.yml, service web", map[string]string{"NODE_ENV": "production"}},
 		{"compose short form and defaults", map[string]string{"compose.yaml": "services:\n  api:\n    build: ${API_DIR:-./services/api}\n"},
@@ -95,7 +99,11 @@ func TestDiscoverContext(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := filepath.Join(root, filepath.FromSlash(tt.dir)); dc.Dir != want {
+			want := ""
+			if tt.dir != "" {
+				want = filepath.Join(root, filepath.FromSlash(tt.dir))
+			}
+			if dc.Dir != want {
 				t.Errorf("dir %s, want %s", dc.Dir, want)
 			}
 			if dc.Reason != tt.reason {
