@@ -96,7 +96,7 @@ func (cs *copySet) broad() bool {
 // manifestOnly reports whether everything copied is a manifest or lockfile.
 func (cs *copySet) manifestOnly() bool {
 	if cs.exact {
-		return len(cs.sourceFiles()) == 0 && (len(cs.entries) > 0 || len(cs.sources) > 0 && !cs.broad())
+		return !cs.hasSourceFiles() && (len(cs.entries) > 0 || len(cs.sources) > 0 && !cs.broad())
 	}
 	for _, s := range cs.sources {
 		if !manifestPattern(s) {
@@ -163,13 +163,26 @@ func (cs *copySet) brings(names []string) bool {
 func (cs *copySet) sourceFiles() []buildcontext.Entry {
 	var out []buildcontext.Entry
 	for _, e := range cs.entries {
-		base := path.Base(e.Path)
-		if base == ".dockerignore" || strings.HasSuffix(base, ".dockerignore") || isDockerfileName(base) || isManifest(e.Path) {
-			continue
+		if isSourceFile(e.Path) {
+			out = append(out, e)
 		}
-		out = append(out, e)
 	}
 	return out
+}
+
+// hasSourceFiles reports whether sourceFiles would return any.
+func (cs *copySet) hasSourceFiles() bool {
+	for _, e := range cs.entries {
+		if isSourceFile(e.Path) {
+			return true
+		}
+	}
+	return false
+}
+
+func isSourceFile(rel string) bool {
+	base := path.Base(rel)
+	return !strings.HasSuffix(base, ".dockerignore") && !isDockerfileName(base) && !isManifest(rel)
 }
 
 // isDockerfileName reports the names under which Dockerfiles are kept.

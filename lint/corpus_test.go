@@ -140,7 +140,7 @@ type corpusLabel struct {
 	want map[string]bool
 }
 
-func readCorpusLabels(t *testing.T, name string) []corpusLabel {
+func readCorpusLabels(t testing.TB, name string) []corpusLabel {
 	t.Helper()
 	f, err := os.Open(name)
 	if err != nil {
@@ -176,7 +176,7 @@ func readCorpusLabels(t *testing.T, name string) []corpusLabel {
 // buildCorpusRepo lays out a corpus repository in a temporary directory:
 // every path of files.txt, with the content kept in tree/ or else empty,
 // and a .git directory so the repository root can be found.
-func buildCorpusRepo(t *testing.T, dir string) (root string, tracked []string) {
+func buildCorpusRepo(t testing.TB, dir string) (root string, tracked []string) {
 	t.Helper()
 	root = t.TempDir()
 	dt, err := os.ReadFile(filepath.Join(dir, "files.txt"))
@@ -206,4 +206,50 @@ func buildCorpusRepo(t *testing.T, dir string) (root string, tracked []string) {
 		t.Fatal(err)
 	}
 	return root, tracked
+}
+
+// BenchmarkCorpusWithDiscovery lints every labelled corpus Dockerfile the
+// way `strata lint` run at each repository's root does: a fresh Discoverer
+// per run (reading compose, bake and workflow files once per repository
+// and walking each context once), then the context of each Dockerfile,
+// then the rules against it. "discover" measures the first two alone.
+func BenchmarkCorpusWithDiscovery(b *testing.B) {
+	repos, _ := filepath.Glob("testdata/corpus/*/labels")
+	var files []string
+	for _, labels := range repos {
+		root, _ := buildCorpusRepo(b, filepath.Dir(labels))
+		for _, lab := range readCorpusLabels(b, labels) {
+			files = append(files, filepath.Join(root, filepath.FromSlash(lab.file)))
+		}
+	}
+	for _, lint := range []bool{false, true} {
+		name := "discover"
+		if lint {
+			name = "discover+lint"
+		}
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				disc := NewDiscoverer()
+				for _, df := range files {
+					dc, err := disc.Discover(df)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if !lint {
+						continue
+					}
+					opts := Options{ContextReason: dc.Reason, Repo: dc.Repo}
+					if dc.Dir != "" {
+						if opts.Context, err = disc.Open(dc.Dir, df); err != nil {
+							b.Fatal(err)
+						}
+					}
+					if _, err := LintFile(df, opts); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ReportMetric(float64(b.N*len(files))/b.Elapsed().Seconds(), "files/s")
+		})
+	}
 }

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"github.com/strata-build/strata/buildcontext"
 )
 
 // DiscoveredContext is the build context chosen for a Dockerfile and why.
@@ -32,14 +34,36 @@ func DiscoverContext(dockerfile string) (DiscoveredContext, error) {
 }
 
 // Discoverer finds build contexts; it reads each repository's compose, bake
-// and workflow files once, so one Discoverer serves many Dockerfiles.
+// and workflow files once, and walks each context once, so one Discoverer
+// serves many Dockerfiles.
 type Discoverer struct {
-	mu    sync.Mutex
-	repos map[string]*repoBuilds // by repository root
+	mu       sync.Mutex
+	repos    map[string]*repoBuilds           // by repository root
+	contexts map[string]*buildcontext.Context // by directory and ignore file
 }
 
 // NewDiscoverer returns a Discoverer with nothing read yet.
-func NewDiscoverer() *Discoverer { return &Discoverer{repos: map[string]*repoBuilds{}} }
+func NewDiscoverer() *Discoverer {
+	return &Discoverer{repos: map[string]*repoBuilds{}, contexts: map[string]*buildcontext.Context{}}
+}
+
+// Open returns the build context dir as the Dockerfile at dockerfile sees
+// it (buildcontext.Open), shared with earlier Dockerfiles that see the same
+// directory through the same ignore file, so the context is walked once.
+func (d *Discoverer) Open(dir, dockerfile string) (*buildcontext.Context, error) {
+	c, err := buildcontext.Open(dir, dockerfile)
+	if err != nil {
+		return nil, err
+	}
+	key := c.Dir() + "\x00" + c.IgnoreFile()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if prev, ok := d.contexts[key]; ok {
+		return prev, nil
+	}
+	d.contexts[key] = c
+	return c, nil
+}
 
 // repoBuilds is what one repository's build files say.
 type repoBuilds struct {
@@ -101,8 +125,13 @@ func (d *Discoverer) repoBuilds(root string) *repoBuilds {
 	if rb, ok := d.repos[root]; ok {
 		return rb
 	}
-	rb := &repoBuilds{builds: scanBuildFiles(root)}
+	rb := &repoBuilds{}
 	rb.repo, _ = OpenRepo(root)
+	var tracked []string
+	if rb.repo != nil {
+		tracked = rb.repo.files()
+	}
+	rb.builds = scanBuildFiles(root, tracked)
 	d.repos[root] = rb
 	return rb
 }

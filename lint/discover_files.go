@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -24,28 +25,40 @@ const maxBuildFileSize = 1 << 20
 
 // scanBuildFiles reads the compose, bake and GitHub workflow files of the
 // repository at root and returns the builds they declare: compose first,
-// then bake, then workflows, each kind in path order.
-func scanBuildFiles(root string) []namedBuild {
+// then bake, then workflows, each kind in path order. The files are looked
+// for among tracked, the paths git tracks, or when git tracks nothing
+// known, in a walk of the work tree.
+func scanBuildFiles(root string, tracked []string) []namedBuild {
 	var compose, bake []string
-	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return nil
-		}
-		rel, _ := filepath.Rel(root, p)
-		if d.IsDir() {
-			if p != root && (strings.HasPrefix(d.Name(), ".") || skipDirs[d.Name()] || strings.Count(rel, string(filepath.Separator)) >= maxBuildFileDepth) {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		switch n := d.Name(); {
-		case isComposeName(n):
+	add := func(p, name string) {
+		switch {
+		case isComposeName(name):
 			compose = append(compose, p)
-		case strings.HasPrefix(n, "docker-bake") && (strings.HasSuffix(n, ".hcl") || strings.HasSuffix(n, ".json")):
+		case strings.HasPrefix(name, "docker-bake") && (strings.HasSuffix(name, ".hcl") || strings.HasSuffix(name, ".json")):
 			bake = append(bake, p)
 		}
-		return nil
-	})
+	}
+	for _, rel := range tracked {
+		if strings.Count(rel, "/") <= maxBuildFileDepth && !inSkippedDir(rel) {
+			add(filepath.Join(root, filepath.FromSlash(rel)), path.Base(rel))
+		}
+	}
+	if len(tracked) == 0 {
+		_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return nil
+			}
+			rel, _ := filepath.Rel(root, p)
+			if d.IsDir() {
+				if p != root && (strings.HasPrefix(d.Name(), ".") || skipDirs[d.Name()] || strings.Count(rel, string(filepath.Separator)) >= maxBuildFileDepth) {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			add(p, d.Name())
+			return nil
+		})
+	}
 	flows, _ := filepath.Glob(filepath.Join(root, ".github", "workflows", "*.y*ml"))
 	sort.Strings(compose)
 	sort.Strings(bake)
@@ -64,6 +77,18 @@ func scanBuildFiles(root string) []namedBuild {
 }
 
 var skipDirs = map[string]bool{"node_modules": true, "vendor": true, "third_party": true, "target": true, "dist": true, "build": true}
+
+// inSkippedDir reports a path below a hidden or skipped folder, which the
+// walk does not enter either.
+func inSkippedDir(rel string) bool {
+	parts := strings.Split(rel, "/")
+	for _, d := range parts[:len(parts)-1] {
+		if strings.HasPrefix(d, ".") || skipDirs[d] {
+			return true
+		}
+	}
+	return false
+}
 
 func isComposeName(n string) bool {
 	ext := filepath.Ext(n)

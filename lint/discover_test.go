@@ -166,3 +166,35 @@ func TestReadGitIndexRejectsGarbage(t *testing.T) {
 		}
 	}
 }
+
+// TestDiscoverFromGitIndex finds the compose file among the files git
+// tracks, and not in an untracked copy under node_modules.
+func TestDiscoverFromGitIndex(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("no git")
+	}
+	root := writeTree(t, map[string]string{
+		"docker/Dockerfile":                 frontendDockerfile,
+		"frontend/package.json":             "{}",
+		"frontend/yarn.lock":                "",
+		"deploy/compose.yaml":               "services:\n  web:\n    build:\n      context: ..\n      dockerfile: docker/Dockerfile\n",
+		"node_modules/x/docker-compose.yml": "services:\n  x:\n    build: ../../docker\n",
+	})
+	for _, args := range [][]string{{"init", "-q"}, {"add", "docker", "frontend", "deploy"}} {
+		cmd := exec.Command("git", args...)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	dc, err := DiscoverContext(filepath.Join(root, "docker", "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dc.Dir != root || dc.Reason != "named by deploy/compose.yaml, service web" || dc.Repo == nil {
+		t.Errorf("got %+v", dc)
+	}
+	if tracked, ok := dc.Repo.Tracked(filepath.Join(root, "frontend", "package.json")); !tracked || !ok {
+		t.Error("frontend/package.json should be tracked")
+	}
+}

@@ -74,6 +74,15 @@ func OpenRepo(root string) (*Repo, error) {
 	return NewRepo(root, paths), nil
 }
 
+// files returns the tracked paths, slash-separated, in no order.
+func (r *Repo) files() []string {
+	out := make([]string, 0, len(r.tracked))
+	for p := range r.tracked {
+		out = append(out, p)
+	}
+	return out
+}
+
 // Root returns the repository's work tree, absolute.
 func (r *Repo) Root() string { return r.root }
 

@@ -289,7 +289,8 @@ var envConfig = mustRegexp(`(?i)(^|/)(config|conf|settings)/(prod|production)[^/
 func (p *pass) checkEnvConfig(s *Step, cs *copySet) {
 	var hits []string
 	for _, e := range cs.entries {
-		if envConfig.MatchString(e.Path) {
+		// Every match names prod; the cheap test spares most paths the regexp.
+		if containsFold(e.Path, "prod") && envConfig.MatchString(e.Path) {
 			hits = append(hits, e.Path)
 		}
 	}
@@ -324,4 +325,15 @@ func checkNamedSources(p *pass) {
 			p.checkEnvConfig(s, named)
 		}
 	}
+}
+
+// containsFold reports whether s contains the lower-case ASCII word sub,
+// ignoring case.
+func containsFold(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if strings.EqualFold(s[i:i+len(sub)], sub) {
+			return true
+		}
+	}
+	return false
 }

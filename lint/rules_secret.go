@@ -49,35 +49,50 @@ const (
 	rcName                   // a package-manager rc file that may hold a token
 )
 
-var secretNames = []struct {
-	glob string
-	kind secretKind
-}{
-	{".env", envName}, {".env.*", envName}, {"*.env", envName},
-	{"*.pem", keyName}, {"*.key", keyName}, {"id_rsa", keyName}, {"id_dsa", keyName}, {"id_ecdsa", keyName}, {"id_ed25519", keyName},
-	{"*.asc", keyName}, {"*.gpg", keyName},
-	{"*.p12", storeName}, {"*.pfx", storeName}, {"*.jks", storeName}, {"*.keystore", storeName},
-	{".netrc", credName}, {".git-credentials", credName}, {".pypirc", credName}, {"credentials", credName},
-	{"credentials.json", credName}, {".htpasswd", credName},
-	{".npmrc", rcName}, {".yarnrc.yml", rcName}, {".yarnrc", rcName},
+// secretExact, secretSuffix and notSecret sort file names by what they
+// suggest; they are tested with string operations, as every copied file
+// of every context goes through them.
+var secretExact = map[string]secretKind{
+	".env": envName, "id_rsa": keyName, "id_dsa": keyName, "id_ecdsa": keyName, "id_ed25519": keyName,
+	".netrc": credName, ".git-credentials": credName, ".pypirc": credName, "credentials": credName,
+	"credentials.json": credName, ".htpasswd": credName, ".npmrc": rcName, ".yarnrc.yml": rcName, ".yarnrc": rcName,
 }
 
-var notSecret = []string{".env.example", ".env.sample", ".env.template", ".env.dist", ".env.defaults", ".env.test", ".env.ci",
-	"*.pub", "*.crt", "*.cer", "*.env.example", "*.env.sample", "*.env.template"}
+var secretSuffix = []struct {
+	suffix string
+	kind   secretKind
+}{
+	{".env", envName}, {".pem", keyName}, {".key", keyName}, {".asc", keyName}, {".gpg", keyName},
+	{".p12", storeName}, {".pfx", storeName}, {".jks", storeName}, {".keystore", storeName},
+}
+
+var notSecretExact = map[string]bool{".env.example": true, ".env.sample": true, ".env.template": true, ".env.dist": true,
+	".env.defaults": true, ".env.test": true, ".env.ci": true}
+
+var notSecretSuffix = []string{".pub", ".crt", ".cer", ".env.example", ".env.sample", ".env.template"}
 
 func secretName(rel string) secretKind {
 	base := path.Base(rel)
-	for _, n := range notSecret {
-		if ok, _ := path.Match(n, base); ok {
+	if notSecretExact[base] {
+		return notSecretName
+	}
+	for _, suf := range notSecretSuffix {
+		if strings.HasSuffix(base, suf) {
 			return notSecretName
 		}
 	}
 	if strings.HasSuffix(rel, ".aws/credentials") || strings.HasSuffix(rel, ".docker/config.json") {
 		return credName
 	}
-	for _, n := range secretNames {
-		if ok, _ := path.Match(n.glob, base); ok {
-			return n.kind
+	if k, ok := secretExact[base]; ok {
+		return k
+	}
+	if strings.HasPrefix(base, ".env.") {
+		return envName
+	}
+	for _, s := range secretSuffix {
+		if strings.HasSuffix(base, s.suffix) && len(base) > len(s.suffix) {
+			return s.kind
 		}
 	}
 	return notSecretName

@@ -181,6 +181,13 @@ func lintOne(s Streams, o *lintOptions, cfg *lint.Config, disc *lint.Discoverer,
 	if file == stdinName && o.contextDir == "" {
 		opts.DockerfilePath = ""
 	}
+	if opts.ContextDir != "" && !o.fix {
+		// Dockerfiles that share a context share one walk of it (not
+		// with --fix, which may change the ignore file between them).
+		if opts.Context, err = disc.Open(opts.ContextDir, opts.DockerfilePath); err != nil {
+			return nil, err
+		}
+	}
 	res, err := lint.Lint(file, dt, opts)
 	if err != nil || !(o.fix || o.diff) {
 		return res, err
