@@ -58,6 +58,7 @@ func TestCorpus(t *testing.T) {
 	}
 	var misses []corpusMiss
 	files := 0
+	contexts := map[string]int{} // how each context was found
 	disc := NewDiscoverer()
 	for _, labels := range repos {
 		dir := filepath.Dir(labels)
@@ -84,6 +85,16 @@ func TestCorpus(t *testing.T) {
 				}
 			}
 			ctx, _ := filepath.Rel(root, dc.Dir)
+			switch {
+			case dc.Dir == "":
+				contexts["none"]++
+			case strings.HasPrefix(dc.Reason, "named by"):
+				contexts["named by a compose, bake or workflow file"]++
+			case dc.Dir == filepath.Dir(df):
+				contexts["the Dockerfile's folder"]++
+			default:
+				contexts["a folder above, where the COPY sources are"]++
+			}
 			for _, rule := range corpusRules {
 				want := lab.want[rule]
 				msg, got := fired[rule]
@@ -103,7 +114,7 @@ func TestCorpus(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d repositories, %d Dockerfiles", len(repos), files)
+	t.Logf("%d repositories, %d Dockerfiles; contexts: %v", len(repos), files, contexts)
 	t.Logf("| rule | labelled yes | found | false alarms | missed | precision | recall |")
 	for _, r := range corpusRules {
 		s := scores[r]

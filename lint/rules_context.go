@@ -19,7 +19,9 @@ var RuleMissingDockerignore = Rule[func(src string) string]{
 		Description: "A broad COPY (., a top-level directory) with no .dockerignore",
 		URL:         docURL("MissingDockerignore"),
 		Explain: "Without an ignore file, COPY . sends everything: VCS data, dependencies, build outputs, editor files. " +
-			"Any change to any of them invalidates the COPY and everything after it.",
+			"Any change to any of them invalidates the COPY and everything after it. The ignore file is looked for as BuildKit " +
+			"looks for it, <Dockerfile>.dockerignore and then .dockerignore at the root of the build context, so the rule is only " +
+			"as right as the context: see how `strata lint` finds it. Without a context it does not run.",
 		Bad:  "FROM alpine\nCOPY . /app\n",
 		Good: "# with a .dockerignore beside the Dockerfile\nFROM alpine\nCOPY . /app\n",
 	},
