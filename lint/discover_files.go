@@ -10,9 +10,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/hclsyntax"
-	"github.com/zclconf/go-cty/cty"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -252,7 +249,7 @@ func bakeBuilds(root, file string, dt []byte) []namedBuild {
 		}
 		targets = doc.Target
 	} else {
-		targets = bakeHCL(file, dt)
+		targets = bakeHCL(dt)
 	}
 	names := make([]string, 0, len(targets))
 	for n := range targets {
@@ -304,68 +301,4 @@ func bakeInherit(targets map[string]*bakeTarget, name string, depth int) bakeTar
 	}
 	out.Args = t.Args
 	return out
-}
-
-// bakeHCL reads the target blocks of a bake HCL file. Variables with a
-// default are known; an attribute that needs anything else is left unset.
-func bakeHCL(file string, dt []byte) map[string]*bakeTarget {
-	f, diags := hclsyntax.ParseConfig(dt, file, hcl.InitialPos)
-	if diags.HasErrors() {
-		return nil
-	}
-	body, ok := f.Body.(*hclsyntax.Body)
-	if !ok {
-		return nil
-	}
-	vars := map[string]cty.Value{}
-	for _, blk := range body.Blocks {
-		if blk.Type != "variable" || len(blk.Labels) != 1 {
-			continue
-		}
-		if a := blk.Body.Attributes["default"]; a != nil {
-			if v, d := a.Expr.Value(nil); !d.HasErrors() && v.IsWhollyKnown() {
-				vars[blk.Labels[0]] = v
-			}
-		}
-	}
-	ectx := &hcl.EvalContext{Variables: vars}
-	str := func(a *hclsyntax.Attribute) *string {
-		if a == nil {
-			return nil
-		}
-		v, d := a.Expr.Value(ectx)
-		if d.HasErrors() || !v.IsWhollyKnown() || v.IsNull() || v.Type() != cty.String {
-			return nil
-		}
-		s := v.AsString()
-		return &s
-	}
-	targets := map[string]*bakeTarget{}
-	for _, blk := range body.Blocks {
-		if blk.Type != "target" || len(blk.Labels) != 1 {
-			continue
-		}
-		t := &bakeTarget{Context: str(blk.Body.Attributes["context"]), Dockerfile: str(blk.Body.Attributes["dockerfile"])}
-		if a := blk.Body.Attributes["inherits"]; a != nil {
-			if v, d := a.Expr.Value(ectx); !d.HasErrors() && v.IsWhollyKnown() && (v.Type().IsTupleType() || v.Type().IsListType()) {
-				for it := v.ElementIterator(); it.Next(); {
-					if _, e := it.Element(); e.Type() == cty.String {
-						t.Inherits = append(t.Inherits, e.AsString())
-					}
-				}
-			}
-		}
-		if a := blk.Body.Attributes["args"]; a != nil {
-			if v, d := a.Expr.Value(ectx); !d.HasErrors() && v.IsWhollyKnown() && v.Type().IsObjectType() {
-				t.Args = map[string]string{}
-				for k, e := range v.AsValueMap() {
-					if e.Type() == cty.String && !e.IsNull() {
-						t.Args[k] = e.AsString()
-					}
-				}
-			}
-		}
-		targets[blk.Labels[0]] = t
-	}
-	return targets
 }
