@@ -102,6 +102,47 @@ func TestJSONSchemaIsStable(t *testing.T) {
 	}
 }
 
+func TestSARIFCarriesContext(t *testing.T) {
+	rs := sampleResults(t)
+	rs[0].ContextInfo = ContextInfo{Dir: "app", Reason: "named by compose.yaml, service web"}
+	for i := range rs[0].Findings {
+		rs[0].Findings[i].File = rs[0].File
+	}
+	var doc struct {
+		Runs []struct {
+			Results []struct {
+				Locations []struct {
+					PhysicalLocation struct {
+						ArtifactLocation struct {
+							URI string `json:"uri"`
+						} `json:"artifactLocation"`
+					} `json:"physicalLocation"`
+				} `json:"locations"`
+				Properties struct {
+					Context ContextInfo `json:"context"`
+				} `json:"properties"`
+			} `json:"results"`
+		} `json:"runs"`
+	}
+	if err := json.Unmarshal(write(t, "sarif", rs), &doc); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, r := range doc.Runs[0].Results {
+		want := ContextInfo{Reason: NoContextReason}
+		if r.Locations[0].PhysicalLocation.ArtifactLocation.URI == strings.TrimPrefix(toSlash(rs[0].File), "./") {
+			want = rs[0].ContextInfo
+			n++
+		}
+		if r.Properties.Context != want {
+			t.Errorf("result context %+v, want %+v", r.Properties.Context, want)
+		}
+	}
+	if n == 0 {
+		t.Error("no result of the first file")
+	}
+}
+
 func TestGitHubAnnotations(t *testing.T) {
 	out := string(write(t, "github", sampleResults(t)))
 	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
