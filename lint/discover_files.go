@@ -174,6 +174,7 @@ func composeBuilds(root, file string, dt []byte) []namedBuild {
 		var b struct {
 			Context    string    `yaml:"context"`
 			Dockerfile string    `yaml:"dockerfile"`
+			Inline     string    `yaml:"dockerfile_inline"`
 			Args       yaml.Node `yaml:"args"`
 		}
 		switch n.Kind {
@@ -185,6 +186,9 @@ func composeBuilds(root, file string, dt []byte) []namedBuild {
 			}
 		default:
 			continue
+		}
+		if b.Inline != "" {
+			continue // the Dockerfile is in the compose file itself
 		}
 		if b.Context == "" {
 			b.Context = "."

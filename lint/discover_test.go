@@ -68,6 +68,8 @@ func TestDiscoverContext(t *testing.T) {
 			"docker/Dockerfile", ".", "named by docker/docker-compose.yml, service web", map[string]string{"NODE_ENV": "production"}},
 		{"compose short form and defaults", map[string]string{"compose.yaml": "services:\n  api:\n    build: ${API_DIR:-./services/api}\n"},
 			"services/api/Dockerfile", "services/api", "named by compose.yaml, service api", nil},
+		{"compose inline Dockerfile names no file", map[string]string{"compose.yaml": "services:\n  api:\n    build:\n      context: .\n      dockerfile_inline: |\n        FROM alpine\n"},
+			"tools/Dockerfile", "tools", "the Dockerfile's folder: it copies nothing from a context", nil},
 		{"compose variable without default is skipped", map[string]string{"compose.yaml": "services:\n  api:\n    build: ${API_DIR}\n"},
 			"services/api/Dockerfile", "services/api", "the Dockerfile's folder, where its COPY sources are", nil},
 		{"bake hcl", map[string]string{"docker-bake.hcl": "variable \"CTX\" {\n  default = \"deploy\"\n}\ntarget \"base\" {\n  context = CTX\n}\ntarget \"app\" {\n  inherits = [\"base\"]\n  dockerfile = \"app.Dockerfile\"\n  args = { A = \"1\" }\n}\n"},

@@ -42,8 +42,9 @@ The build context is --context; else the one a compose file, docker-bake file or
 GitHub workflow of the repository gives the Dockerfile; else the nearest folder, from
 the Dockerfile's own up to the repository root, in which its COPY and ADD sources
 exist. Each Dockerfile's context, and why, is printed with its findings. Standard
-input has no context unless --context is given: the rules then read the Dockerfile
-alone and report nothing that depends on the context's files at error level.
+input has no context unless --context is given, nor has a Dockerfile whose COPY
+sources exist in no such folder: the rules then read the Dockerfile alone and report
+nothing that depends on the context's files at error level.
 
 Exit codes: 0 nothing at or above --fail-level, 1 findings at or above it,
 2 usage error or a Dockerfile that does not parse (the others are still linted).`,
