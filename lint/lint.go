@@ -153,6 +153,9 @@ type pass struct {
 
 func contextInfo(opts Options, bctx *buildcontext.Context) ContextInfo {
 	if bctx == nil {
+		if opts.ContextReason != "" {
+			return ContextInfo{Reason: opts.ContextReason}
+		}
 		return ContextInfo{Reason: NoContextReason}
 	}
 	ci := ContextInfo{Dir: opts.ContextDir, Reason: opts.ContextReason}

@@ -171,8 +171,9 @@ func lintOne(s Streams, o *lintOptions, cfg *lint.Config, disc *lint.Discoverer,
 			if derr != nil {
 				return nil, &lint.ParseError{File: file, Err: derr}
 			}
+			opts.ContextReason, opts.Repo = dc.Reason, dc.Repo
 			if dc.Dir != "" {
-				opts.ContextDir, opts.ContextReason, opts.Repo = displayPath(dc.Dir), dc.Reason, dc.Repo
+				opts.ContextDir = displayPath(dc.Dir)
 			}
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/strata-build/strata/lint"
 )
 
 func writeFiles(t *testing.T, files map[string]string) string {
@@ -215,5 +217,12 @@ func TestLintDiscoversRootContext(t *testing.T) {
 	_, out, _ := runStrata(t, "", "lint", "--fail-level", "none")
 	if !strings.HasPrefix(out, "docker/Dockerfile: build context . (the repository root, where its COPY sources are)\n") {
 		t.Errorf("text output does not say which context:\n%s", out)
+	}
+	if err := os.WriteFile("docker/stale.Dockerfile", []byte("FROM alpine\nCOPY gone/ /x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, out, _ = runStrata(t, "", "lint", "--fail-level", "none", "docker/stale.Dockerfile")
+	if want := "docker/stale.Dockerfile: no build context (" + lint.NoContextReason + ": its COPY sources are in no folder up to the repository root)\n"; out != want {
+		t.Errorf("text output:\n%s\nwant\n%s", out, want)
 	}
 }
