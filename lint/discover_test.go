@@ -200,3 +200,45 @@ func TestDiscoverFromGitIndex(t *testing.T) {
 		t.Error("frontend/package.json should be tracked")
 	}
 }
+
+// TestSecretsReadGitIndex: with only a context directory, as strata build
+// lints, a committed env file of placeholders passes and an untracked one
+// fails.
+func TestSecretsReadGitIndex(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("no git")
+	}
+	root := writeTree(t, map[string]string{
+		"app/Dockerfile":   "FROM alpine\nCOPY . /app\n",
+		"app/.env":         "API_URL=https://api.example.com\nAPI_KEY=your_api_key\n",
+		"app/main.txt":     "x\n",
+		"other/Dockerfile": "FROM alpine\nCOPY . /app\n",
+		"other/.env":       "API_URL=https://api.example.com\n",
+	})
+	for _, args := range [][]string{{"init", "-q"}, {"add", "app"}} {
+		cmd := exec.Command("git", args...)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	for dir, want := range map[string]int{"app": 0, "other": 1} {
+		ctx := filepath.Join(root, dir)
+		res, err := LintFile(filepath.Join(ctx, "Dockerfile"), Options{ContextDir: ctx})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, f := range res.Findings {
+			if f.Rule == "SecretInContext" && f.Severity == SeverityError {
+				n++
+				if !strings.Contains(f.Message, ".env (not tracked by git)") {
+					t.Errorf("%s: %s", dir, f.Message)
+				}
+			}
+		}
+		if n != want {
+			t.Errorf("%s: %d SecretInContext errors, want %d", dir, n, want)
+		}
+	}
+}

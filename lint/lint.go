@@ -31,7 +31,8 @@ type Options struct {
 	// ContextReason says why ContextDir is the context (see
 	// DiscoverContext); it is shown with the findings.
 	ContextReason string
-	// Repo tells which context files git tracks; nil when unknown.
+	// Repo tells which context files git tracks. When nil, the git index
+	// of the repository the context lies in is read if a rule needs it.
 	Repo *Repo
 }
 
@@ -149,6 +150,20 @@ type pass struct {
 	copies   map[*Step]*copySet
 	ignore   []string // exclude patterns of the ignore file
 	repo     *Repo
+	repoRead bool // repo was looked for
+}
+
+// gitRepo returns the repository the context lies in, reading its index
+// the first time a rule asks; nil outside a repository.
+func (p *pass) gitRepo() *Repo {
+	if p.repo != nil || p.repoRead || p.ctx == nil {
+		return p.repo
+	}
+	p.repoRead = true
+	if root := findRepoRoot(p.ctx.Dir()); root != "" {
+		p.repo, _ = OpenRepo(root)
+	}
+	return p.repo
 }
 
 func contextInfo(opts Options, bctx *buildcontext.Context) ContextInfo {

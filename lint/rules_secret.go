@@ -193,8 +193,8 @@ func (p *pass) secretFile(e buildcontext.Entry) (string, bool) {
 	} else if p.ctx != nil && (kind == rcName || kind == credName) {
 		return "", false
 	}
-	if p.ctx != nil && p.repo != nil {
-		if tracked, ok := p.repo.Tracked(filepath.Join(p.ctx.Dir(), filepath.FromSlash(e.Path))); ok {
+	if repo := p.gitRepo(); repo != nil {
+		if tracked, ok := repo.Tracked(filepath.Join(p.ctx.Dir(), filepath.FromSlash(e.Path))); ok {
 			if tracked {
 				return "", false
 			}
