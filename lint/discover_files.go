@@ -160,7 +160,7 @@ func composeBuilds(root, file string, dt []byte) []namedBuild {
 			Build yaml.Node `yaml:"build"`
 		} `yaml:"services"`
 	}
-	if yaml.Unmarshal(dt, &doc) != nil {
+	if !decodedYAML(yaml.Unmarshal(dt, &doc)) {
 		return nil
 	}
 	names := make([]string, 0, len(doc.Services))

@@ -78,6 +78,8 @@ func TestDiscoverContext(t *testing.T) {
 			"tools/Dockerfile", ".", "named by docker-bake.json, target t", nil},
 		{"build-push-action", map[string]string{".github/workflows/release.yml": "jobs:\n  push:\n    steps:\n      - uses: actions/checkout@v4\n      - uses: docker/build-push-action@v6\n        with:\n          context: .\n          file: ./deploy/other/Dockerfile\n          push: true\n          build-args: |\n            V=2\n"},
 			"deploy/other/Dockerfile", ".", "named by .github/workflows/release.yml, docker/build-push-action", map[string]string{"V": "2"}},
+		{"build-push-action beside values of other types", map[string]string{".github/workflows/release.yml": "jobs:\n  push:\n    steps:\n      - uses: docker/build-push-action@v6\n        with:\n          context: .\n          file: deploy/other/Dockerfile\n          push: true\n          platforms: [linux/amd64, linux/arm64]\n"},
+			"deploy/other/Dockerfile", ".", "named by .github/workflows/release.yml, docker/build-push-action", nil},
 		{"build-push-action without context", map[string]string{".github/workflows/ci.yaml": "jobs:\n  b:\n    steps:\n      - uses: docker/build-push-action@v5\n        with:\n          file: deploy/third/Dockerfile\n"},
 			"deploy/third/Dockerfile", ".", "named by .github/workflows/ci.yaml, docker/build-push-action", nil},
 		{"docker build in a run step", map[string]string{".github/workflows/ci.yml": "jobs:\n  b:\n    defaults:\n      run:\n        working-directory: deploy\n    steps:\n      - run: |\n          docker build --pull -t x:latest --build-arg A=1 -f fourth/Dockerfile ..\n          docker buildx build --push -f=fifth/Dockerfile .\n"},

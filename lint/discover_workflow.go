@@ -1,6 +1,7 @@
 package lint
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -28,7 +29,7 @@ func workflowBuilds(root, file string, dt []byte) []namedBuild {
 			} `yaml:"steps"`
 		} `yaml:"jobs"`
 	}
-	if yaml.Unmarshal(dt, &doc) != nil {
+	if !decodedYAML(yaml.Unmarshal(dt, &doc)) {
 		return nil
 	}
 	name := relTo(root, file)
@@ -74,6 +75,14 @@ func workflowBuilds(root, file string, dt []byte) []namedBuild {
 		}
 	}
 	return out
+}
+
+// decodedYAML reports whether a document decoded, perhaps in part: a value
+// of another type than expected (a list where a string was) is left out
+// and the rest is kept.
+func decodedYAML(err error) bool {
+	var te *yaml.TypeError
+	return err == nil || errors.As(err, &te)
 }
 
 func cmpOr(s, def string) string {
