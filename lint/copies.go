@@ -70,6 +70,12 @@ func (p *pass) copied(s *Step) *copySet {
 			continue
 		}
 		matched, _ := p.ctx.Match(src)
+		if len(matched) == 0 && !strings.ContainsAny(src, "*?[") && !p.onDisk(src) {
+			// The source is not in the context at all: the context is not
+			// the one this Dockerfile is built with, so what the copy
+			// brings is not known.
+			cs.exact = false
+		}
 		cs.entries = append(cs.entries, matched...)
 	}
 	p.copies[s] = cs
@@ -90,12 +96,7 @@ func (cs *copySet) broad() bool {
 // manifestOnly reports whether everything copied is a manifest or lockfile.
 func (cs *copySet) manifestOnly() bool {
 	if cs.exact {
-		for _, e := range cs.entries {
-			if !isManifest(e.Path) {
-				return false
-			}
-		}
-		return len(cs.entries) > 0 || len(cs.sources) > 0 && !cs.broad()
+		return !cs.hasSourceFiles() && (len(cs.entries) > 0 || len(cs.sources) > 0 && !cs.broad())
 	}
 	for _, s := range cs.sources {
 		if !manifestPattern(s) {
@@ -125,9 +126,19 @@ func manifestPattern(src string) bool {
 	return false
 }
 
-// brings reports whether the copy brings a file with one of the base names;
-// unknown counts as yes when the copy is broad and no context is known.
+// brings reports whether the copy brings a file with one of the base
+// names: a source that names it or a glob that covers it, or, for a
+// directory, an entry of the context that it takes; when the context is not
+// known, a directory copy may hold it and counts as yes.
 func (cs *copySet) brings(names []string) bool {
+	for _, s := range cs.sources {
+		base := path.Base(s)
+		for _, n := range names {
+			if ok, _ := path.Match(base, n); ok {
+				return true
+			}
+		}
+	}
 	if cs.exact {
 		for _, e := range cs.entries {
 			for _, n := range names {
@@ -143,13 +154,40 @@ func (cs *copySet) brings(names []string) bool {
 		if s == "." || !strings.Contains(base, ".") && !strings.ContainsAny(base, "*?[") {
 			return true // a directory: it may hold them
 		}
-		for _, n := range names {
-			if ok, _ := path.Match(base, n); ok {
-				return true
-			}
+	}
+	return false
+}
+
+// sourceFiles returns the copied entries that are application source: not
+// the Dockerfile, its ignore file, or a dependency input.
+func (cs *copySet) sourceFiles() []buildcontext.Entry {
+	var out []buildcontext.Entry
+	for _, e := range cs.entries {
+		if isSourceFile(e.Path) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// hasSourceFiles reports whether sourceFiles would return any.
+func (cs *copySet) hasSourceFiles() bool {
+	for _, e := range cs.entries {
+		if isSourceFile(e.Path) {
+			return true
 		}
 	}
 	return false
+}
+
+func isSourceFile(rel string) bool {
+	base := path.Base(rel)
+	return !strings.HasSuffix(base, ".dockerignore") && !isDockerfileName(base) && !isManifest(rel)
+}
+
+// isDockerfileName reports the names under which Dockerfiles are kept.
+func isDockerfileName(n string) bool {
+	return n == "Dockerfile" || n == "Containerfile" || strings.HasPrefix(n, "Dockerfile.") || strings.HasSuffix(n, ".Dockerfile") || strings.HasSuffix(n, ".dockerfile")
 }
 
 // isDir reports whether the copy brings rel as a directory: some entry lies

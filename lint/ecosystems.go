@@ -155,20 +155,64 @@ var ecosystems = []*ecosystem{
 			return (c.Name() == "mvn" || c.Name() == "mvnw") && c.Has("package", "install", "verify", "compile")
 		},
 		frozen: func(*ShellCommand) []string { return nil }},
+	{name: "make", manifests: []string{"Makefile", "GNUmakefile", "makefile", "*.mk"},
+		install: func(c *ShellCommand) bool {
+			if c.tool() != "make" {
+				return false
+			}
+			for _, t := range c.Positional() {
+				if makeDepTargets[strings.ToLower(t)] {
+					return true
+				}
+			}
+			return false
+		}, build: none, frozen: func(*ShellCommand) []string { return nil }},
 	{name: "gradle", manifests: []string{"build.gradle", "build.gradle.kts", "settings.gradle", "settings.gradle.kts", "gradle.properties", "gradlew", "libs.versions.toml", "gradle-wrapper.properties", "gradle-wrapper.jar"}, dirs: []string{"gradle"},
 		install: func(c *ShellCommand) bool {
 			return (c.Name() == "gradle" || c.Name() == "gradlew") && c.Has("dependencies", "downloadDependencies", "resolveDependencies")
 		},
 		build: func(c *ShellCommand) bool {
-			return (c.Name() == "gradle" || c.Name() == "gradlew") && c.Has("build", "assemble", "bootJar", "shadowJar", "installDist", "jar")
+			if c.tool() != "gradle" {
+				return false
+			}
+			// A task may be named with its project path, :app:bootJar.
+			for _, a := range c.Positional() {
+				switch a[strings.LastIndex(a, ":")+1:] {
+				case "build", "assemble", "bootJar", "shadowJar", "installDist", "jar":
+					return true
+				}
+			}
+			return false
 		},
 		frozen: func(*ShellCommand) []string { return nil }},
 }
 
-// isManifest reports whether a context path is a manifest, lockfile or
-// package-manager setting of any ecosystem.
+// depInputs are files and folders that an install reads besides the
+// manifests: patches applied on install (yarn patch, patch-package) and
+// pinned tool versions.
+var depInputs = []string{"*_VERSION", ".nvmrc", ".node-version", ".tool-versions"}
+
+// isDepInput reports a dependency input of any ecosystem.
+func isDepInput(rel, base string) bool {
+	for _, m := range depInputs {
+		if ok, _ := path.Match(m, base); ok {
+			return true
+		}
+	}
+	return rel == "patches" || strings.HasPrefix(rel, "patches/") || strings.Contains(rel, "/patches/") || strings.HasSuffix(rel, "/patches")
+}
+
+// makeDepTargets are make targets that by convention fetch dependencies.
+var makeDepTargets = map[string]bool{"deps": true, "dependencies": true, "install-deps": true, "install-dependencies": true,
+	"deps-install": true, "vendor": true, "download": true, "mod-download": true, "go-mod-download": true, "setup-deps": true, "get-deps": true}
+
+// isManifest reports whether a context path is a manifest, lockfile,
+// package-manager setting or other dependency input of any ecosystem.
 func isManifest(rel string) bool {
 	base := path.Base(rel)
+	if isDepInput(rel, base) {
+		return true
+	}
 	for _, e := range ecosystems {
 		if e.owns(rel, base) {
 			return true

@@ -148,7 +148,10 @@ func render(lines []string, edits []edit, eol string) []byte {
 			}
 		}
 	}
-	for _, t := range inserts[len(lines)+1] {
+	for i, t := range inserts[len(lines)+1] {
+		if i == 0 && b.Len() > 0 && !bytes.HasSuffix(b.Bytes(), []byte(eol)) {
+			b.WriteString(eol) // the last line had no line ending
+		}
 		b.WriteString(t)
 		b.WriteString(eol)
 	}
@@ -170,6 +173,22 @@ func (df *Dockerfile) moveBefore(s *Step, at int) edit {
 	start := df.commentsAbove(s.Start)
 	text := append(append([]string(nil), df.Lines[start-1:s.Start-1]...), df.stepText(s)...)
 	return edit{del: start, delEnd: s.End, at: df.commentsAbove(at), text: text}
+}
+
+// moveBlockBefore moves the consecutive steps first..last to just before
+// line at, with the comments above first.
+func (df *Dockerfile) moveBlockBefore(first, last *Step, at int) edit {
+	start := df.commentsAbove(first.Start)
+	var text []string
+	for _, s := range first.Stage.Steps[first.Index : last.Index+1] {
+		if len(text) == 0 {
+			text = append(text, df.Lines[start-1:s.Start-1]...)
+		} else {
+			text = append(text, df.Lines[first.Stage.Steps[s.Index-1].End:s.Start-1]...)
+		}
+		text = append(text, df.stepText(s)...)
+	}
+	return edit{del: start, delEnd: last.End, at: df.commentsAbove(at), text: text}
 }
 
 var parserDirective = regexp.MustCompile(`(?i)^#\s*(syntax|escape|check)\s*=`)

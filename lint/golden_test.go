@@ -25,7 +25,7 @@ func copyCase(t *testing.T, src string) string {
 		if d.IsDir() {
 			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
 		}
-		if strings.HasPrefix(d.Name(), "expected") || strings.HasPrefix(d.Name(), "fixed") {
+		if strings.HasPrefix(d.Name(), "expected") || strings.HasPrefix(d.Name(), "fixed") || d.Name() == "SOURCE" || d.Name() == "git-tracked" {
 			return nil
 		}
 		dt, err := os.ReadFile(p)
@@ -95,7 +95,12 @@ func TestGolden(t *testing.T) {
 		rule, kind := filepath.Base(filepath.Dir(dir)), filepath.Base(dir)
 		t.Run(rule+"/"+kind, func(t *testing.T) {
 			ctx := copyCase(t, dir)
-			res, err := LintFile(filepath.Join(ctx, "Dockerfile"), Options{ContextDir: ctx})
+			opts := Options{ContextDir: ctx}
+			// git-tracked lists the files git tracks in the case's repository.
+			if dt, err := os.ReadFile(filepath.Join(dir, "git-tracked")); err == nil {
+				opts.Repo = NewRepo(ctx, strings.Fields(string(dt)))
+			}
+			res, err := LintFile(filepath.Join(ctx, "Dockerfile"), opts)
 			if err != nil {
 				t.Fatal(err)
 			}

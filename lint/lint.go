@@ -28,7 +28,23 @@ type Options struct {
 	// given (a frontend has the ignore file but not the files): BuildKit's
 	// CopyIgnoredFile check then runs as BuildKit runs it.
 	IgnorePatterns []string
+	// ContextReason says why ContextDir is the context (see
+	// DiscoverContext); it is shown with the findings.
+	ContextReason string
+	// Repo tells which context files git tracks. When nil, the git index
+	// of the repository the context lies in is read if a rule needs it.
+	Repo *Repo
 }
+
+// ContextInfo says which build context a Dockerfile was linted against,
+// and why; Dir is "" when it was linted alone.
+type ContextInfo struct {
+	Dir    string `json:"dir"`
+	Reason string `json:"reason"`
+}
+
+// NoContextReason is the reason given when a Dockerfile is linted alone.
+const NoContextReason = "none: the rules read the Dockerfile alone"
 
 // Result is what linting one Dockerfile found.
 type Result struct {
@@ -36,6 +52,8 @@ type Result struct {
 	Findings   []Finding // ordered by line, then rule
 	Dockerfile *Dockerfile
 	Context    *buildcontext.Context // nil when linted without a context
+	// ContextInfo names the context as the caller gave it, and why.
+	ContextInfo ContextInfo
 }
 
 // LintFile lints the Dockerfile at path, against the context in opts (none
@@ -75,7 +93,7 @@ func Lint(name string, dt []byte, opts Options) (res *Result, err error) {
 			return nil, err
 		}
 	}
-	p := &pass{df: df, ctx: bctx, cfg: cfg, ignore: opts.IgnorePatterns}
+	p := &pass{df: df, ctx: bctx, cfg: cfg, ignore: opts.IgnorePatterns, repo: opts.Repo}
 	if bctx != nil {
 		p.ignore = bctx.Patterns()
 	}
@@ -92,7 +110,7 @@ func Lint(name string, dt []byte, opts Options) (res *Result, err error) {
 	if cfg.buildKitChecks() {
 		bk.run(p)
 	}
-	res = &Result{File: name, Dockerfile: df, Context: bctx}
+	res = &Result{File: name, Dockerfile: df, Context: bctx, ContextInfo: contextInfo(opts, bctx)}
 	sup := newSuppressions(df)
 	for _, f := range p.findings {
 		if sup.suppressed(f) {
@@ -131,6 +149,38 @@ type pass struct {
 	findings []Finding
 	copies   map[*Step]*copySet
 	ignore   []string // exclude patterns of the ignore file
+	repo     *Repo
+	repoRead bool // repo was looked for
+}
+
+// gitRepo returns the repository the context lies in, reading its index
+// the first time a rule asks; nil outside a repository.
+func (p *pass) gitRepo() *Repo {
+	if p.repo != nil || p.repoRead || p.ctx == nil {
+		return p.repo
+	}
+	p.repoRead = true
+	if root := findRepoRoot(p.ctx.Dir()); root != "" {
+		p.repo, _ = OpenRepo(root)
+	}
+	return p.repo
+}
+
+func contextInfo(opts Options, bctx *buildcontext.Context) ContextInfo {
+	if bctx == nil {
+		if opts.ContextReason != "" {
+			return ContextInfo{Reason: opts.ContextReason}
+		}
+		return ContextInfo{Reason: NoContextReason}
+	}
+	ci := ContextInfo{Dir: opts.ContextDir, Reason: opts.ContextReason}
+	if ci.Dir == "" {
+		ci.Dir = bctx.Dir()
+	}
+	if ci.Reason == "" {
+		ci.Reason = "given"
+	}
+	return ci
 }
 
 func (p *pass) report(r *RuleInfo, s *Step, msg string, fx *fix) {

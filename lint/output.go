@@ -21,19 +21,31 @@ type WriteOptions struct {
 func Write(w io.Writer, format string, results []*Result, opts WriteOptions) error {
 	var all []Finding
 	sources := map[string][]string{}
+	contexts := map[string]ContextInfo{}
 	for _, r := range results {
 		all = append(all, r.Findings...)
 		if r.Dockerfile != nil {
 			sources[r.File] = r.Dockerfile.Lines
 		}
+		if r.ContextInfo.Reason != "" {
+			contexts[r.File] = r.ContextInfo
+		}
 	}
 	switch format {
 	case "text", "":
-		return writeText(w, all, sources, opts)
+		for _, r := range results {
+			if err := writeContext(w, r, opts); err != nil {
+				return err
+			}
+			if err := writeText(w, r.Findings, sources, opts); err != nil {
+				return err
+			}
+		}
+		return nil
 	case "json":
-		return writeJSON(w, all)
+		return writeJSON(w, results, all, contexts)
 	case "sarif":
-		return writeSARIF(w, all)
+		return writeSARIF(w, all, contexts)
 	case "github":
 		return writeGitHub(w, all)
 	case "checkstyle":
@@ -50,6 +62,24 @@ const (
 	ansiYel   = "\x1b[33m"
 	ansiCyan  = "\x1b[36m"
 )
+
+// writeContext prints which build context a Dockerfile was linted
+// against, and why.
+func writeContext(w io.Writer, r *Result, opts WriteOptions) error {
+	ci := r.ContextInfo
+	if ci.Reason == "" {
+		return nil
+	}
+	line := fmt.Sprintf("%s: no build context (%s)", r.File, ci.Reason)
+	if ci.Dir != "" {
+		line = fmt.Sprintf("%s: build context %s (%s)", r.File, ci.Dir, ci.Reason)
+	}
+	if opts.Color {
+		line = ansiDim + line + ansiReset
+	}
+	_, err := fmt.Fprintln(w, line)
+	return err
+}
 
 func writeText(w io.Writer, fs []Finding, sources map[string][]string, opts WriteOptions) error {
 	paint := func(code, s string) string {
@@ -103,18 +133,37 @@ type jsonFinding struct {
 	Message  string `json:"message"`
 	URL      string `json:"url"`
 	Fixable  bool   `json:"fixable"`
+	// Context was added in version 2.
+	Context *ContextInfo `json:"context"`
 }
 
-// JSONVersion is the version of the JSON output schema.
-const JSONVersion = 1
+// jsonFile is one linted Dockerfile and its context (version 2).
+type jsonFile struct {
+	File    string       `json:"file"`
+	Context *ContextInfo `json:"context"`
+}
 
-func writeJSON(w io.Writer, fs []Finding) error {
+// JSONVersion is the version of the JSON output schema. Version 2 added
+// "files" and each finding's "context".
+const JSONVersion = 2
+
+func writeJSON(w io.Writer, results []*Result, fs []Finding, contexts map[string]ContextInfo) error {
+	ctxOf := func(file string) *ContextInfo {
+		if ci, ok := contexts[file]; ok {
+			return &ci
+		}
+		return nil
+	}
 	out := struct {
 		Version  int           `json:"version"`
+		Files    []jsonFile    `json:"files"`
 		Findings []jsonFinding `json:"findings"`
-	}{Version: JSONVersion, Findings: []jsonFinding{}}
+	}{Version: JSONVersion, Files: []jsonFile{}, Findings: []jsonFinding{}}
+	for _, r := range results {
+		out.Files = append(out.Files, jsonFile{r.File, ctxOf(r.File)})
+	}
 	for _, f := range fs {
-		out.Findings = append(out.Findings, jsonFinding{f.Rule, f.Severity.String(), f.File, f.Start.Line, max(f.Start.Column, 1), max(f.End.Line, f.Start.Line), f.Message, f.URL, f.Fixable})
+		out.Findings = append(out.Findings, jsonFinding{f.Rule, f.Severity.String(), f.File, f.Start.Line, max(f.Start.Column, 1), max(f.End.Line, f.Start.Line), f.Message, f.URL, f.Fixable, ctxOf(f.File)})
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -131,7 +180,7 @@ func sarifLevel(s Severity) string {
 	return "note"
 }
 
-func writeSARIF(w io.Writer, fs []Finding) error {
+func writeSARIF(w io.Writer, fs []Finding, contexts map[string]ContextInfo) error {
 	type obj = map[string]any
 	var ids []string
 	index := map[string]int{}
@@ -159,14 +208,18 @@ func writeSARIF(w io.Writer, fs []Finding) error {
 		if f.End.Line >= f.Start.Line && f.End.Line > 0 {
 			region["endLine"] = f.End.Line
 		}
-		results = append(results, obj{
+		res := obj{
 			"ruleId": f.Rule, "ruleIndex": index[f.Rule], "level": sarifLevel(f.Severity),
 			"message": obj{"text": f.Message},
 			"locations": []obj{{"physicalLocation": obj{
 				"artifactLocation": obj{"uri": strings.TrimPrefix(toSlash(f.File), "./")},
 				"region":           region,
 			}}},
-		})
+		}
+		if ci, ok := contexts[f.File]; ok {
+			res["properties"] = obj{"context": ci}
+		}
+		results = append(results, res)
 	}
 	log := obj{
 		"$schema": "https://json.schemastore.org/sarif-2.1.0.json",

@@ -76,10 +76,10 @@ func TestJSONSchemaIsStable(t *testing.T) {
 	if err := json.Unmarshal(out, &doc); err != nil {
 		t.Fatal(err)
 	}
-	if doc.Version != 1 || len(doc.Findings) == 0 {
+	if doc.Version != 2 || len(doc.Findings) == 0 {
 		t.Fatalf("bad document: %s", out)
 	}
-	want := []string{"column", "endLine", "file", "fixable", "line", "message", "rule", "severity", "url"}
+	want := []string{"column", "context", "endLine", "file", "fixable", "line", "message", "rule", "severity", "url"}
 	for _, f := range doc.Findings {
 		if len(f) != len(want) {
 			t.Errorf("finding has keys %v, want exactly %v", f, want)
@@ -90,9 +90,56 @@ func TestJSONSchemaIsStable(t *testing.T) {
 			}
 		}
 	}
+	for _, f := range doc.Findings {
+		ctx, _ := f["context"].(map[string]any)
+		if ctx == nil || ctx["reason"] != NoContextReason || ctx["dir"] != "" {
+			t.Errorf("finding context %v, want none with reason %q", f["context"], NoContextReason)
+		}
+	}
 	empty := write(t, "json", nil)
-	if !strings.Contains(string(empty), `"findings": []`) {
+	if !strings.Contains(string(empty), `"findings": []`) || !strings.Contains(string(empty), `"files": []`) {
 		t.Errorf("no findings must give an empty list, got %s", empty)
+	}
+}
+
+func TestSARIFCarriesContext(t *testing.T) {
+	rs := sampleResults(t)
+	rs[0].ContextInfo = ContextInfo{Dir: "app", Reason: "named by compose.yaml, service web"}
+	for i := range rs[0].Findings {
+		rs[0].Findings[i].File = rs[0].File
+	}
+	var doc struct {
+		Runs []struct {
+			Results []struct {
+				Locations []struct {
+					PhysicalLocation struct {
+						ArtifactLocation struct {
+							URI string `json:"uri"`
+						} `json:"artifactLocation"`
+					} `json:"physicalLocation"`
+				} `json:"locations"`
+				Properties struct {
+					Context ContextInfo `json:"context"`
+				} `json:"properties"`
+			} `json:"results"`
+		} `json:"runs"`
+	}
+	if err := json.Unmarshal(write(t, "sarif", rs), &doc); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, r := range doc.Runs[0].Results {
+		want := ContextInfo{Reason: NoContextReason}
+		if r.Locations[0].PhysicalLocation.ArtifactLocation.URI == strings.TrimPrefix(toSlash(rs[0].File), "./") {
+			want = rs[0].ContextInfo
+			n++
+		}
+		if r.Properties.Context != want {
+			t.Errorf("result context %+v, want %+v", r.Properties.Context, want)
+		}
+	}
+	if n == 0 {
+		t.Error("no result of the first file")
 	}
 }
 
@@ -128,7 +175,8 @@ func TestCheckstyleIsXML(t *testing.T) {
 
 func TestTextShowsSourceAndCaret(t *testing.T) {
 	out := string(write(t, "text", sampleResults(t)))
-	if !strings.Contains(out, "other/Dockerfile:2:1: warning PackageIndexUpdateSeparated:") ||
+	if !strings.Contains(out, "other/Dockerfile: no build context ("+NoContextReason+")\n") ||
+		!strings.Contains(out, "other/Dockerfile:2:1: warning PackageIndexUpdateSeparated:") ||
 		!strings.Contains(out, "   2 | RUN apt-get update\n       | ^\n") {
 		t.Errorf("text output:\n%s", out)
 	}

@@ -103,7 +103,8 @@ func (p *pass) volatileDecl(s *Step) (kind, name string) {
 		}
 	case *instructions.EnvCommand:
 		for _, kv := range c.Env {
-			if p.cfg.Volatile(kv.Key) {
+			// A constant value is the same every build, whatever its name.
+			if p.cfg.Volatile(kv.Key) && strings.Contains(kv.Value, "$") {
 				return "ENV", kv.Key
 			}
 			for _, r := range s.Scope.Vars() {
@@ -151,16 +152,22 @@ func checkVolatileArgs(p *pass) {
 			}
 			var fx *fix
 			var advice string
+			// ARG X then ENV Y=$X move together, or the ARG is left
+			// in scope of the RUN steps the ENV moved past.
+			from := d
+			if prev := p.argFeeding(d); prev != nil {
+				from = prev
+			}
 			if first != nil {
 				advice = fmt.Sprintf("declare it just before line %d where it is first used", first.Start)
 				if single {
-					fx = &fix{edits: []edit{p.df.moveBefore(d, first.Start)}}
+					fx = &fix{edits: []edit{p.df.moveBlockBefore(from, d, first.Start)}}
 				}
 			} else {
 				advice = "nothing in this stage mentions it: declare it at the end of the stage or where it is needed"
 				last := st.Steps[len(st.Steps)-1]
 				if single && last != d {
-					fx = &fix{edits: []edit{p.df.moveBefore(d, last.End+1)}}
+					fx = &fix{edits: []edit{p.df.moveBlockBefore(from, d, last.End+1)}}
 				}
 			}
 			p.report(RuleVolatileArgBeforeRun.Info(), d, RuleVolatileArgBeforeRun.Format(kind, name, runs, advice), fx)
@@ -257,4 +264,24 @@ func readsEnv(sc *Script) bool {
 		}
 	}
 	return false
+}
+
+// argFeeding returns the step just before an ENV when it declares one ARG
+// that the ENV's value reads and that changes every build.
+func (p *pass) argFeeding(d *Step) *Step {
+	env, ok := d.Cmd.(*instructions.EnvCommand)
+	if !ok || d.Index == 0 {
+		return nil
+	}
+	prev := d.Stage.Steps[d.Index-1]
+	arg, ok := prev.Cmd.(*instructions.ArgCommand)
+	if !ok || len(arg.Args) != 1 || !p.cfg.Volatile(arg.Args[0].Key) {
+		return nil
+	}
+	for _, kv := range env.Env {
+		if mentions(kv.Value, arg.Args[0].Key) {
+			return prev
+		}
+	}
+	return nil
 }

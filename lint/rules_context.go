@@ -2,7 +2,6 @@ package lint
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -20,7 +19,9 @@ var RuleMissingDockerignore = Rule[func(src string) string]{
 		Description: "A broad COPY (., a top-level directory) with no .dockerignore",
 		URL:         docURL("MissingDockerignore"),
 		Explain: "Without an ignore file, COPY . sends everything: VCS data, dependencies, build outputs, editor files. " +
-			"Any change to any of them invalidates the COPY and everything after it.",
+			"Any change to any of them invalidates the COPY and everything after it. The ignore file is looked for as BuildKit " +
+			"looks for it, <Dockerfile>.dockerignore and then .dockerignore at the root of the build context, so the rule is only " +
+			"as right as the context: see how `strata lint` finds it. Without a context it does not run.",
 		Bad:  "FROM alpine\nCOPY . /app\n",
 		Good: "# with a .dockerignore beside the Dockerfile\nFROM alpine\nCOPY . /app\n",
 	},
@@ -46,23 +47,6 @@ var RuleContextLeaksIntoCopy = Rule[func(list string, bytes int64) string]{
 	},
 	Format: func(list string, bytes int64) string {
 		return fmt.Sprintf("this COPY takes in %s (%s in all); add them to .dockerignore", list, human(bytes))
-	},
-}
-
-// RuleSecretInContext: rule 9.
-var RuleSecretInContext = Rule[func(list string) string]{
-	RuleInfo: RuleInfo{
-		Name:        "SecretInContext",
-		Severity:    SeverityError,
-		Description: "A .env file, private key or credential file reaches the image through a COPY",
-		URL:         docURL("SecretInContext"),
-		Explain: "A file copied into a layer stays in the image even if a later step deletes it. Exclude it in .dockerignore " +
-			"and pass secrets with RUN --mount=type=secret. `strata build` fails on this finding before it builds anything.",
-		Bad:  "FROM alpine\nCOPY . /app\n# with .env in the context\n",
-		Good: "# .dockerignore: .env\nFROM alpine\nCOPY . /app\n",
-	},
-	Format: func(list string) string {
-		return fmt.Sprintf("this COPY puts %s into the image; exclude them in .dockerignore and use RUN --mount=type=secret", list)
 	},
 }
 
@@ -302,73 +286,13 @@ func human(n int64) string {
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
-var secretNames = []string{".env", ".env.*", "*.pem", "*.key", "id_rsa", "id_dsa", "id_ecdsa", "id_ed25519", "*.p12", "*.pfx", "*.jks",
-	".netrc", ".git-credentials", ".pypirc", "credentials", "credentials.json", ".htpasswd", "*.keystore"}
-
-var notSecret = []string{".env.example", ".env.sample", ".env.template", ".env.dist", ".env.defaults", "*.pub"}
-
-// secretFile reports whether a context file holds a secret, by name and,
-// for ambiguous names, by a look at its first bytes.
-func (p *pass) secretFile(e buildcontext.Entry) bool {
-	base := path.Base(e.Path)
-	for _, n := range notSecret {
-		if ok, _ := path.Match(n, base); ok {
-			return false
-		}
-	}
-	if strings.HasSuffix(e.Path, ".aws/credentials") || strings.HasSuffix(e.Path, ".docker/config.json") {
-		return true
-	}
-	for _, n := range secretNames {
-		if ok, _ := path.Match(n, base); ok {
-			if strings.HasSuffix(base, ".pem") || base == "credentials" {
-				return p.contains(e, "PRIVATE KEY", "aws_secret_access_key", "password")
-			}
-			return true
-		}
-	}
-	if base == ".npmrc" || base == ".yarnrc.yml" {
-		return p.contains(e, "_authToken", "npmAuthToken", "_password")
-	}
-	return false
-}
-
-func (p *pass) contains(e buildcontext.Entry, needles ...string) bool {
-	if p.ctx == nil || !e.Mode.IsRegular() {
-		return false
-	}
-	f, err := os.Open(filepath.Join(p.ctx.Dir(), filepath.FromSlash(e.Path)))
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	head, _ := io.ReadAll(io.LimitReader(f, 64<<10))
-	for _, n := range needles {
-		if strings.Contains(string(head), n) {
-			return true
-		}
-	}
-	return false
-}
-
-func (p *pass) checkSecrets(s *Step, cs *copySet) {
-	var hits []string
-	for _, e := range cs.entries {
-		if p.secretFile(e) {
-			hits = append(hits, e.Path)
-		}
-	}
-	if len(hits) > 0 {
-		p.report(RuleSecretInContext.Info(), s, RuleSecretInContext.Format(list(hits)), nil)
-	}
-}
-
 var envConfig = mustRegexp(`(?i)(^|/)(config|conf|settings)/(prod|production)[^/]*$|(^|/)[^/]*\.(prod|production)\.[^/]+$|(^|/)\.env\.(prod|production)$|(^|/)(prod|production)\.(env|ya?ml|json|toml|ini|conf|properties)$`)
 
 func (p *pass) checkEnvConfig(s *Step, cs *copySet) {
 	var hits []string
 	for _, e := range cs.entries {
-		if envConfig.MatchString(e.Path) {
+		// Every match names prod; the cheap test spares most paths the regexp.
+		if containsFold(e.Path, "prod") && envConfig.MatchString(e.Path) {
 			hits = append(hits, e.Path)
 		}
 	}
@@ -403,4 +327,15 @@ func checkNamedSources(p *pass) {
 			p.checkEnvConfig(s, named)
 		}
 	}
+}
+
+// containsFold reports whether s contains the lower-case ASCII word sub,
+// ignoring case.
+func containsFold(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if strings.EqualFold(s[i:i+len(sub)], sub) {
+			return true
+		}
+	}
+	return false
 }

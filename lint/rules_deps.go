@@ -19,7 +19,9 @@ var RuleSourceCopiedBeforeDependencyInstall = Rule[func(tool string, copyLine in
 		Fixable:     true,
 		Explain: "BuildKit invalidates a COPY when the content it copies changes, and every later step of the stage with it. " +
 			"When the whole source tree is copied before the dependency install, a one-line source change re-runs the install. " +
-			"Copy the manifests and lockfiles first, install, then copy the rest. The rule stays quiet when an earlier " +
+			"Copy the manifests and lockfiles first, install, then copy the rest. Inputs of the install count with the manifests: " +
+			"patch folders (patches/, as yarn patch and patch-package keep them) and version pins (*_VERSION, .nvmrc, " +
+			".node-version, .tool-versions). The rule stays quiet when an earlier " +
 			"manifest-only COPY or a bind mount feeds the install, for cargo-chef and dummy-project builds, and when an " +
 			"allowlist .dockerignore reduces the copy to the manifests.",
 		Bad:  "FROM node:22\nWORKDIR /app\nCOPY . .\nRUN npm ci\nRUN npm run build\n",
@@ -38,7 +40,9 @@ var RuleLockfileNotCopied = Rule[func(cmd, lockfile, why string) string]{
 		Description: "An install that enforces a lockfile runs where the lockfile was not copied in",
 		URL:         docURL("LockfileNotCopied"),
 		Explain: "npm ci, --frozen-lockfile, --immutable, uv sync --frozen and the like fail, or resolve afresh, without their lockfile. " +
-			"The rule follows the files that really reach the build: a lockfile left out by .dockerignore counts as missing.",
+			"The rule judges what the Dockerfile copies: a COPY that names the lockfile or a glob that covers it brings it, and so " +
+			"does a copy of a directory that holds it in the build context (any directory, when the context is not known). A " +
+			"lockfile left out by .dockerignore counts as missing.",
 		Bad:  "FROM node:22\nWORKDIR /app\nCOPY package.json ./\nRUN npm ci\n",
 		Good: "FROM node:22\nWORKDIR /app\nCOPY package.json package-lock.json ./\nRUN npm ci\n",
 	},
@@ -98,14 +102,19 @@ func (p *pass) dependencyOrder(s *Step, c *ShellCommand, e *ecosystem, install b
 		}
 	}
 	what := strings.Join(src.sources, " ")
-	if src.exact {
-		what = fmt.Sprintf("%d files", len(src.entries))
+	if n := len(src.sourceFiles()); src.exact && n > 0 {
+		what = fmt.Sprintf("%d files from %s", n, what)
+		if n == 1 {
+			what = "1 file from " + strings.Join(src.sources, " ")
+		}
 	}
 	tool := c.Name()
-	if sub := c.Sub(); isPip(c) {
+	if pos := c.Positional(); isPip(c) {
 		tool = "pip install"
-	} else if sub != "" {
-		tool += " " + sub
+	} else if len(pos) > 1 && (pos[0] == "mod" || pos[0] == "chef") {
+		tool += " " + pos[0] + " " + pos[1]
+	} else if len(pos) > 0 {
+		tool += " " + pos[0]
 	}
 	var fx *fix
 	if install {

@@ -45,6 +45,9 @@ var (
 	floatingRef = regexp.MustCompile(`(?i)(^|[/=@#_.-])(latest|master|main|head|nightly|trunk|develop|edge)($|[/._-])`)
 	hexRef      = regexp.MustCompile(`^[0-9a-f]{7,64}$`)
 	digit       = regexp.MustCompile(`[0-9]`)
+	// platformWord is an architecture or OS in a download URL, or a
+	// variable that names one: it says which build, not which version.
+	platformWord = regexp.MustCompile(`(?i)\$\{?(TARGET|BUILD)(ARCH|OS|PLATFORM|VARIANT)\}?|\$\{?(ARCH|OS|PLATFORM|DPKG_ARCH|UNAME_M)\}?|amd64|arm64|x86_64|x86-64|aarch64|i[36]86|armv[5-8]l?|armhf|s390x|ppc64le|riscv64|x64|x86|win(32|64)|linux64|macos64`)
 )
 
 var checksumTools = map[string]bool{"sha256sum": true, "sha512sum": true, "sha1sum": true, "shasum": true, "md5sum": true, "gpg": true, "cosign": true, "minisign": true, "b2sum": true}
@@ -165,11 +168,11 @@ func unpinnedURL(raw string) bool {
 	if err != nil {
 		return false
 	}
-	p := u.Path + "?" + u.RawQuery
+	p := platformWord.ReplaceAllString(u.Path+"?"+u.RawQuery, "")
 	if floatingRef.MatchString(u.Path) {
 		return true
 	}
-	return !digit.MatchString(p) && !strings.Contains(raw, "$")
+	return !digit.MatchString(p) && !strings.Contains(p, "$")
 }
 
 func gitPinned(c *ShellCommand, after []*ShellCommand) bool {

@@ -67,6 +67,15 @@ func TestRuleCases(t *testing.T) {
 		{"volume gradle", "FROM gradle:8\nVOLUME /home/gradle/.gradle\n", "VolumeUsedAsBuildCache", []int{2}},
 		{"stable after volatile arg", "FROM debian\nARG CI_PIPELINE_ID\nRUN apt-get update && apt-get install -y curl\n", "StableStepAfterVolatileStep", []int{3}},
 		{"stable first", "FROM debian\nRUN apt-get update && apt-get install -y curl\nCOPY . /app\n", "StableStepAfterVolatileStep", nil},
+		{"constant ENV with a volatile name", "FROM alpine\nENV VERSION=1.2.3 CI_SERVER_URL=https://gitlab.example.com\nRUN apk add curl\n", "VolatileArgBeforeRun", nil},
+		{"ENV from a volatile ARG", "FROM alpine\nARG BUILD_NUMBER\nENV VERSION=1.$BUILD_NUMBER\nRUN apk add curl\n", "VolatileArgBeforeRun", []int{3}},
+		{"architecture does not pin", "FROM debian\nARG TARGETARCH\nRUN curl -fsSLo /usr/local/bin/tool https://example.com/download/linux-${TARGETARCH}/tool\nRUN curl -fsSLO https://example.com/tool-linux-amd64.tar.gz\n", "UnpinnedRemoteInRun", []int{3, 4}},
+		{"version with architecture", "FROM debian\nARG TARGETARCH\nRUN curl -fsSLO https://example.com/v1.4.0/tool-linux-${TARGETARCH}.tar.gz\n", "UnpinnedRemoteInRun", nil},
+		{"yarn flag value is not the subcommand", "FROM node:22\nCOPY . .\nRUN yarn --frozen-lockfile --network-timeout 600000\n", "SourceCopiedBeforeDependencyInstall", []int{3}},
+		{"make dependency target", "FROM golang:1.26\nCOPY . .\nRUN make deps\n", "SourceCopiedBeforeDependencyInstall", []int{3}},
+		{"make build target is not an install", "FROM golang:1.26\nCOPY Makefile go.mod go.sum ./\nRUN make build\n", "SourceCopiedBeforeDependencyInstall", nil},
+		{"patches and version pins are dependency inputs", "FROM node:22\nCOPY package.json yarn.lock .nvmrc NODE_VERSION ./\nCOPY patches ./patches\nRUN yarn install --frozen-lockfile\nCOPY . .\n", "SourceCopiedBeforeDependencyInstall", nil},
+		{"glob covers the lockfile", "FROM node:22\nCOPY package*.json ./\nRUN npm ci\n", "LockfileNotCopied", nil},
 		{"cache mount missing after manifest copy only", "FROM golang:1.26\nCOPY go.mod go.sum ./\nRUN go build ./...\n", "CacheMountMissing", nil},
 	}
 	for _, tt := range tests {
@@ -258,5 +267,53 @@ func TestFixMoveKeepsComments(t *testing.T) {
 		if f.Rule == "UnpinnedRemoteInRun" || f.Rule == "VolatileArgBeforeRun" {
 			t.Errorf("after the fix: %d: %s %s", f.Start.Line, f.Rule, f.Message)
 		}
+	}
+}
+
+func TestMavenProjectListMessage(t *testing.T) {
+	res, err := Lint("Dockerfile", []byte("FROM maven:3\nCOPY . .\nRUN mvn -B -pl modules/api -am package\n"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range res.Findings {
+		if f.Rule == "SourceCopiedBeforeDependencyInstall" {
+			if !strings.HasPrefix(f.Message, "mvn package runs after") {
+				t.Errorf("message %q, want it to name mvn package", f.Message)
+			}
+			return
+		}
+	}
+	t.Errorf("no SourceCopiedBeforeDependencyInstall finding: %v", res.Findings)
+}
+
+func TestSecretContent(t *testing.T) {
+	tests := []struct {
+		name, file, body string
+		secret, public   bool
+	}{
+		{"rsa private key", "deploy.pem", "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n", true, false},
+		{"openssh private key", "id_ed25519", "-----BEGIN OPENSSH PRIVATE KEY-----\nb3Bl\n", true, false},
+		{"pgp public key", "repo.gpg.key", "-----BEGIN PGP PUBLIC KEY BLOCK-----\nmQIN\n", false, true},
+		{"pgp private key", "signing.asc", "-----BEGIN PGP PRIVATE KEY BLOCK-----\nlQcY\n", true, false},
+		{"certificate", "ca.pem", "-----BEGIN CERTIFICATE-----\nMIID\n", false, true},
+		{"public pem", "jwt.pem", "-----BEGIN PUBLIC KEY-----\nMFkw\n", false, true},
+		{"env with a password", ".env", "DB_HOST=db\nDB_PASSWORD=hunter2hunter2\n", true, false},
+		{"env with a placeholder", ".env", "DB_PASSWORD=changeme\nAPI_KEY=your_api_key\nTOKEN=\n", false, false},
+		{"env of public settings", ".env.production", "VITE_API_URL=https://api.example.com\nVITE_PUBLIC_TOKEN=pk_live_abcdef\n", false, false},
+		{"env with a variable", ".env", "SECRET_KEY=${SECRET_KEY}\n", false, false},
+		{"password in a URL", "config.env", "MONGO_URI=mongodb+srv://app:s3cr3tV4lue@cluster.example.net/db\n", true, false},
+		{"placeholder in a URL", "config.env", "DATABASE_URL=postgres://postgres:insecure_password@localhost/app\n", false, false},
+		{"aws key in anything", ".env", "AWS_ACCESS_KEY_ID=AKIAABCDEFGHIJKLMNOP\n", true, false},
+		{"npmrc token", ".npmrc", "//registry.npmjs.org/:_authToken=npm_abcdefghijklmnop\n", true, false},
+		{"npmrc with a variable", ".npmrc", "//registry.npmjs.org/:_authToken=${NPM_TOKEN}\n", false, true},
+		{"netrc", ".netrc", "machine github.com login x password ghp_abc\n", true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			secret, public := secretContent(secretName(tt.file), []byte(tt.body))
+			if secret != tt.secret || public != tt.public {
+				t.Errorf("secretContent = %v, %v; want %v, %v", secret, public, tt.secret, tt.public)
+			}
+		})
 	}
 }

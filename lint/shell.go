@@ -37,11 +37,77 @@ func (c *ShellCommand) Name() string {
 	return path.Base(c.Args[0])
 }
 
-// Sub returns the first argument that is not a flag, lower-cased: the
-// subcommand of tools like npm, go or apt-get.
-func (c *ShellCommand) Sub() string {
-	for _, a := range c.Args[1:] {
+// valueFlags are, per tool, the flags that take the next word as their
+// value, so that value is not read as a subcommand or a name.
+var valueFlags = map[string][]string{
+	"npm":      {"--prefix", "-C", "--registry", "--cache", "--loglevel", "-w", "--workspace", "--omit", "--include", "--userconfig"},
+	"yarn":     {"--network-timeout", "--cwd", "--modules-folder", "--cache-folder", "--mutex", "--registry", "--network-concurrency", "--global-folder", "--link-folder", "--mode"},
+	"pnpm":     {"--filter", "-F", "--dir", "-C", "--store-dir", "--registry", "--reporter", "--loglevel", "--config.dedupe-peer-dependents"},
+	"bun":      {"--cwd", "--registry", "--backend", "--cache-dir"},
+	"go":       {"-C", "-o", "-tags", "-ldflags", "-gcflags", "-p", "-mod", "-modfile", "-pkgdir", "-toolexec", "-overlay", "-asmflags", "-exec"},
+	"cargo":    {"-p", "--package", "--target", "--bin", "--features", "-F", "-j", "--jobs", "--manifest-path", "--profile", "--target-dir", "-Z", "--config", "--color", "--root"},
+	"mvn":      {"-pl", "--projects", "-f", "--file", "-s", "--settings", "-gs", "--global-settings", "-P", "--activate-profiles", "-T", "--threads", "-rf", "--resume-from", "-l", "--log-file", "-t", "--toolchains", "-b", "--builder"},
+	"gradle":   {"-p", "--project-dir", "-x", "--exclude-task", "-b", "--build-file", "-c", "--settings-file", "-g", "--gradle-user-home", "-I", "--init-script", "--max-workers", "--console", "--warning-mode"},
+	"dotnet":   {"-c", "--configuration", "-o", "--output", "-r", "--runtime", "-f", "--framework", "-s", "--source", "-a", "--arch", "--os", "-v", "--verbosity", "--packages"},
+	"pip":      {"-i", "--index-url", "--extra-index-url", "-c", "--constraint", "-t", "--target", "--prefix", "--root", "-f", "--find-links", "--trusted-host", "--cache-dir", "--python", "-C", "--config-settings", "--platform", "--python-version", "--only-binary", "--no-binary", "--progress-bar", "--timeout", "--retries"},
+	"bundle":   {"--jobs", "-j", "--path", "--without", "--with", "--gemfile", "--retry", "--binstubs"},
+	"composer": {"-d", "--working-dir", "--prefer-install"},
+	"uv":       {"--python", "-p", "--index-url", "--extra-index-url", "--directory", "--project", "--group", "--extra", "--package", "--cache-dir", "--only-group", "--no-group"},
+	"poetry":   {"--with", "--without", "--only", "-E", "--extras", "-C", "--directory", "-P", "--project"},
+	"make":     {"-C", "--directory", "-f", "--file", "--makefile", "-j", "--jobs", "-l", "--load-average", "-I", "--include-dir", "-o", "--old-file", "-W", "--what-if"},
+}
+
+// tool is the name under which valueFlags knows a command (mvnw is mvn).
+func (c *ShellCommand) tool() string {
+	n := c.Name()
+	switch {
+	case n == "mvnw" || n == "mvnw.cmd":
+		return "mvn"
+	case n == "gradlew" || n == "gradlew.bat":
+		return "gradle"
+	case strings.HasPrefix(n, "pip"):
+		return "pip"
+	case n == "gmake":
+		return "make"
+	}
+	return n
+}
+
+// words returns the arguments after the name, each marked as a flag (or a
+// flag's value) or not.
+func (c *ShellCommand) words() (words []string, flag []bool) {
+	if len(c.Args) < 2 {
+		return nil, nil
+	}
+	vf := valueFlags[c.tool()]
+	words = c.Args[1:]
+	flag = make([]bool, len(words))
+	for i := 0; i < len(words); i++ {
+		a := words[i]
 		if !strings.HasPrefix(a, "-") {
+			continue
+		}
+		flag[i] = true
+		if strings.Contains(a, "=") || i+1 >= len(words) || strings.HasPrefix(words[i+1], "-") {
+			continue
+		}
+		for _, f := range vf {
+			if a == f {
+				i++
+				flag[i] = true
+				break
+			}
+		}
+	}
+	return words, flag
+}
+
+// Sub returns the first argument that is not a flag or a flag's value,
+// lower-cased: the subcommand of tools like npm, go or apt-get.
+func (c *ShellCommand) Sub() string {
+	words, flag := c.words()
+	for i, a := range words {
+		if !flag[i] {
 			return strings.ToLower(a)
 		}
 	}
@@ -49,11 +115,12 @@ func (c *ShellCommand) Sub() string {
 }
 
 // Positional returns the arguments after the command name that are not
-// flags.
+// flags or their values.
 func (c *ShellCommand) Positional() []string {
+	words, flag := c.words()
 	var out []string
-	for _, a := range c.Args[1:] {
-		if !strings.HasPrefix(a, "-") {
+	for i, a := range words {
+		if !flag[i] {
 			out = append(out, a)
 		}
 	}
@@ -79,20 +146,16 @@ func (c *ShellCommand) Is(name string, words ...string) bool {
 	if c.Name() != name {
 		return false
 	}
-	i := 0
-	for _, a := range c.Args[1:] {
-		if i == len(words) {
-			break
-		}
-		if strings.HasPrefix(a, "-") {
-			continue
-		}
-		if !strings.EqualFold(a, words[i]) {
+	pos := c.Positional()
+	if len(pos) < len(words) {
+		return false
+	}
+	for i, w := range words {
+		if !strings.EqualFold(pos[i], w) {
 			return false
 		}
-		i++
 	}
-	return i == len(words)
+	return true
 }
 
 // wrappers run the command that follows them.

@@ -37,7 +37,14 @@ func newLintCmd(s Streams) *cobra.Command {
 
 PATH is a Dockerfile, a directory (searched for Dockerfile, Dockerfile.*, *.Dockerfile
 and Containerfile), or - for standard input; the default is the current directory.
-The build context is --context, or else each Dockerfile's directory.
+
+The build context is --context; else the one a compose file, docker-bake file or
+GitHub workflow of the repository gives the Dockerfile; else the nearest folder, from
+the Dockerfile's own up to the repository root, in which its COPY and ADD sources
+exist. Each Dockerfile's context, and why, is printed with its findings. Standard
+input has no context unless --context is given, nor has a Dockerfile whose COPY
+sources exist in no such folder: the rules then read the Dockerfile alone and report
+nothing that depends on the context's files at error level.
 
 Exit codes: 0 nothing at or above --fail-level, 1 findings at or above it,
 2 usage error or a Dockerfile that does not parse (the others are still linted).`,
@@ -45,7 +52,7 @@ Exit codes: 0 nothing at or above --fail-level, 1 findings at or above it,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.format, "format", "text", "output format: "+strings.Join(lint.Formats(), "|"))
-	f.StringVar(&o.contextDir, "context", "", "build context directory (default: each Dockerfile's directory)")
+	f.StringVar(&o.contextDir, "context", "", "build context directory (default: discovered for each Dockerfile)")
 	f.StringVar(&o.failLevel, "fail-level", "", "lowest severity that fails the run: error|warning|info|none (default from config, else warning)")
 	f.StringVar(&o.config, "config", "", "config file (default: "+lint.ConfigName+" in the working directory or a parent)")
 	f.BoolVar(&o.fix, "fix", false, "rewrite Dockerfiles (and append .dockerignore entries) for the fixable findings")
@@ -84,8 +91,9 @@ func runLint(s Streams, o *lintOptions, args []string) error {
 	}
 	var results []*lint.Result
 	failed := 0
+	disc := lint.NewDiscoverer()
 	for _, file := range files {
-		res, err := lintOne(s, o, cfg, file)
+		res, err := lintOne(s, o, cfg, disc, file)
 		if err != nil {
 			failed++
 			fmt.Fprintf(s.Err, "%s\n", err)
@@ -144,8 +152,12 @@ func loadLintConfig(o *lintOptions) (*lint.Config, error) {
 
 const stdinName = "-"
 
-func lintOne(s Streams, o *lintOptions, cfg *lint.Config, file string) (*lint.Result, error) {
+func lintOne(s Streams, o *lintOptions, cfg *lint.Config, disc *lint.Discoverer, file string) (*lint.Result, error) {
 	opts := lint.Options{Config: cfg, ContextDir: o.contextDir}
+	if o.contextDir != "" {
+		opts.ContextReason = "--context"
+		opts.Repo = disc.RepoOf(o.contextDir)
+	}
 	var dt []byte
 	var err error
 	if file == stdinName {
@@ -154,8 +166,15 @@ func lintOne(s Streams, o *lintOptions, cfg *lint.Config, file string) (*lint.Re
 	} else {
 		dt, err = os.ReadFile(file)
 		opts.DockerfilePath = file
-		if opts.ContextDir == "" {
-			opts.ContextDir = filepath.Dir(file)
+		if err == nil && opts.ContextDir == "" {
+			dc, derr := disc.Discover(file)
+			if derr != nil {
+				return nil, &lint.ParseError{File: file, Err: derr}
+			}
+			opts.ContextReason, opts.Repo = dc.Reason, dc.Repo
+			if dc.Dir != "" {
+				opts.ContextDir = displayPath(dc.Dir)
+			}
 		}
 	}
 	if err != nil {
@@ -163,6 +182,13 @@ func lintOne(s Streams, o *lintOptions, cfg *lint.Config, file string) (*lint.Re
 	}
 	if file == stdinName && o.contextDir == "" {
 		opts.DockerfilePath = ""
+	}
+	if opts.ContextDir != "" && !o.fix {
+		// Dockerfiles that share a context share one walk of it (not
+		// with --fix, which may change the ignore file between them).
+		if opts.Context, err = disc.Open(opts.ContextDir, opts.DockerfilePath); err != nil {
+			return nil, err
+		}
 	}
 	res, err := lint.Lint(file, dt, opts)
 	if err != nil || !(o.fix || o.diff) {
@@ -208,6 +234,23 @@ func applyFixes(s Streams, o *lintOptions, file string, res *lint.Result, opts l
 	fmt.Fprintf(s.Err, "%s: fixed %d finding(s)\n", file, len(fixed.Applied))
 	opts.Context = nil
 	return lint.Lint(file, fixed.Dockerfile, opts)
+}
+
+// displayPath shows an absolute path relative to the working directory
+// when it lies below it.
+func displayPath(p string) string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return p
+	}
+	if real, err := filepath.EvalSymlinks(wd); err == nil {
+		wd = real
+	}
+	rel, err := filepath.Rel(wd, p)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return p
+	}
+	return rel
 }
 
 func appendIgnore(old []byte, entries []string) []byte {

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/strata-build/strata/lint"
 )
 
 func writeFiles(t *testing.T, files map[string]string) string {
@@ -38,6 +40,7 @@ func TestLintExitCodes(t *testing.T) {
 		"bad/Dockerfile":          npmProject,
 		"bad/package.json":        "{}",
 		"bad/package-lock.json":   "{}",
+		"bad/index.js":            "x\n",
 		"bad/.dockerignore":       "Dockerfile\n",
 		"good/Dockerfile":         "FROM alpine\nRUN apk add --no-cache curl\n",
 		"broken/Dockerfile":       "FROM alpine\nFOO bar\n",
@@ -93,7 +96,7 @@ func TestLintStdinJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &doc); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	if doc.Version != 1 || len(doc.Findings) == 0 || doc.Findings[0].File != "-" || doc.Findings[0].Line != 2 {
+	if doc.Version != 2 || len(doc.Findings) == 0 || doc.Findings[0].File != "-" || doc.Findings[0].Line != 2 {
 		t.Errorf("unexpected: %+v", doc)
 	}
 }
@@ -156,5 +159,70 @@ func TestLintListRules(t *testing.T) {
 	code, out, _ := runStrata(t, "", "lint", "--list-rules")
 	if code != 0 || !strings.Contains(out, "SourceCopiedBeforeDependencyInstall") || !strings.Contains(out, "JSONArgsRecommended") {
 		t.Errorf("exit %d\n%s", code, out)
+	}
+}
+
+// TestLintDiscoversRootContext: strata lint run at the root of a repository
+// whose docker/Dockerfile is built from the root finds what
+// strata lint --context . docker/Dockerfile finds.
+func TestLintDiscoversRootContext(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		".git/HEAD":             "ref: refs/heads/main\n",
+		".dockerignore":         "node_modules\n",
+		"docker/Dockerfile":     "FROM node:22\nWORKDIR /app\nCOPY ./frontend .\nRUN yarn --frozen-lockfile --network-timeout 600000\nRUN yarn build\n",
+		"frontend/package.json": "{}",
+		"frontend/yarn.lock":    "",
+		"frontend/src/index.js": "x\n",
+	})
+	t.Chdir(dir)
+	type finding struct {
+		Rule    string `json:"rule"`
+		File    string `json:"file"`
+		Line    int    `json:"line"`
+		Message string `json:"message"`
+		Context struct {
+			Dir    string `json:"dir"`
+			Reason string `json:"reason"`
+		} `json:"context"`
+	}
+	run := func(args ...string) []finding {
+		t.Helper()
+		_, out, errOut := runStrata(t, "", append([]string{"lint", "--format", "json"}, args...)...)
+		var doc struct {
+			Findings []finding `json:"findings"`
+		}
+		if err := json.Unmarshal([]byte(out), &doc); err != nil {
+			t.Fatalf("%v\n%s\n%s", err, out, errOut)
+		}
+		return doc.Findings
+	}
+	found, given := run(), run("--context", ".", "docker/Dockerfile")
+	if len(found) == 0 || len(found) != len(given) {
+		t.Fatalf("discovered: %+v\ngiven: %+v", found, given)
+	}
+	rules := map[string]bool{}
+	for i := range found {
+		a, b := found[i], given[i]
+		if a.Rule != b.Rule || a.File != b.File || a.Line != b.Line || a.Message != b.Message || a.Context.Dir != b.Context.Dir {
+			t.Errorf("finding %d differs:\ndiscovered %+v\ngiven      %+v", i, a, b)
+		}
+		if a.Context.Reason != "the repository root, where its COPY sources are" || b.Context.Reason != "--context" {
+			t.Errorf("reasons %q, %q", a.Context.Reason, b.Context.Reason)
+		}
+		rules[a.Rule] = true
+	}
+	if !rules["SourceCopiedBeforeDependencyInstall"] || rules["MissingDockerignore"] || rules["LockfileNotCopied"] {
+		t.Errorf("rules found: %v", rules)
+	}
+	_, out, _ := runStrata(t, "", "lint", "--fail-level", "none")
+	if !strings.HasPrefix(out, "docker/Dockerfile: build context . (the repository root, where its COPY sources are)\n") {
+		t.Errorf("text output does not say which context:\n%s", out)
+	}
+	if err := os.WriteFile("docker/stale.Dockerfile", []byte("FROM alpine\nCOPY gone/ /x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, out, _ = runStrata(t, "", "lint", "--fail-level", "none", "docker/stale.Dockerfile")
+	if want := "docker/stale.Dockerfile: no build context (" + lint.NoContextReason + ": its COPY sources are in no folder up to the repository root)\n"; out != want {
+		t.Errorf("text output:\n%s\nwant\n%s", out, want)
 	}
 }

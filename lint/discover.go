@@ -1,0 +1,275 @@
+package lint
+
+import (
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/strata-build/strata/buildcontext"
+)
+
+// DiscoveredContext is the build context chosen for a Dockerfile and why.
+type DiscoveredContext struct {
+	// Dir is the context directory, absolute; "" when no folder can be the
+	// context (the Dockerfile's COPY sources exist nowhere in the
+	// repository), and the Dockerfile is best linted alone.
+	Dir string
+	// Reason says in a few words why Dir was chosen, for users.
+	Reason string
+	// BuildArgs are the build arguments the naming file gives, if any.
+	BuildArgs map[string]string
+	// Repo is the repository the Dockerfile lies in; nil outside one.
+	Repo *Repo
+}
+
+// DiscoverContext finds the build context of a Dockerfile the way its
+// repository builds it: a compose file, a bake file or a GitHub workflow
+// in the repository that names the Dockerfile gives its context; else the
+// nearest folder, from the Dockerfile's own up to the repository root, in
+// which the Dockerfile's COPY and ADD sources exist.
+func DiscoverContext(dockerfile string) (DiscoveredContext, error) {
+	return NewDiscoverer().Discover(dockerfile)
+}
+
+// Discoverer finds build contexts; it reads each repository's compose, bake
+// and workflow files once, and walks each context once, so one Discoverer
+// serves many Dockerfiles.
+type Discoverer struct {
+	mu       sync.Mutex
+	repos    map[string]*repoBuilds           // by repository root
+	contexts map[string]*buildcontext.Context // by directory and ignore file
+}
+
+// NewDiscoverer returns a Discoverer with nothing read yet.
+func NewDiscoverer() *Discoverer {
+	return &Discoverer{repos: map[string]*repoBuilds{}, contexts: map[string]*buildcontext.Context{}}
+}
+
+// Open returns the build context dir as the Dockerfile at dockerfile sees
+// it (buildcontext.Open), shared with earlier Dockerfiles that see the same
+// directory through the same ignore file, so the context is walked once.
+func (d *Discoverer) Open(dir, dockerfile string) (*buildcontext.Context, error) {
+	c, err := buildcontext.Open(dir, dockerfile)
+	if err != nil {
+		return nil, err
+	}
+	key := c.Dir() + "\x00" + c.IgnoreFile()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if prev, ok := d.contexts[key]; ok {
+		return prev, nil
+	}
+	d.contexts[key] = c
+	return c, nil
+}
+
+// repoBuilds is what one repository's build files say.
+type repoBuilds struct {
+	repo   *Repo
+	builds []namedBuild
+}
+
+// namedBuild is one build a compose, bake or workflow file declares.
+type namedBuild struct {
+	dockerfile string // absolute, cleaned
+	context    string // absolute, cleaned
+	why        string
+	args       map[string]string
+}
+
+// Discover finds the build context of one Dockerfile.
+func (d *Discoverer) Discover(dockerfile string) (DiscoveredContext, error) {
+	abs, err := filepath.Abs(dockerfile)
+	if err != nil {
+		return DiscoveredContext{}, err
+	}
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		abs = real
+	}
+	own := filepath.Dir(abs)
+	root := findRepoRoot(own)
+	if root == "" {
+		return DiscoveredContext{Dir: own, Reason: "the Dockerfile's folder: not in a git repository"}, nil
+	}
+	rb := d.repoBuilds(root)
+	for _, b := range rb.builds {
+		if b.dockerfile == abs && isDir(b.context) {
+			return DiscoveredContext{Dir: b.context, Reason: b.why, BuildArgs: b.args, Repo: rb.repo}, nil
+		}
+	}
+	dir, why := contextBySources(abs, root)
+	return DiscoveredContext{Dir: dir, Reason: why, Repo: rb.repo}, nil
+}
+
+// RepoOf returns the repository that dir lies in, nil outside one.
+func (d *Discoverer) RepoOf(dir string) *Repo {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil
+	}
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		abs = real
+	}
+	root := findRepoRoot(abs)
+	if root == "" {
+		return nil
+	}
+	return d.repoBuilds(root).repo
+}
+
+func (d *Discoverer) repoBuilds(root string) *repoBuilds {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if rb, ok := d.repos[root]; ok {
+		return rb
+	}
+	rb := &repoBuilds{}
+	rb.repo, _ = OpenRepo(root)
+	var tracked []string
+	if rb.repo != nil {
+		tracked = rb.repo.files()
+	}
+	rb.builds = scanBuildFiles(root, tracked)
+	d.repos[root] = rb
+	return rb
+}
+
+// findRepoRoot returns the nearest folder at or above dir that holds .git,
+// or "".
+func findRepoRoot(dir string) string {
+	for {
+		if _, err := os.Lstat(filepath.Join(dir, ".git")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return ""
+		}
+		dir = parent
+	}
+}
+
+func isDir(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
+}
+
+// contextBySources walks from the Dockerfile's folder up to root and
+// returns the nearest folder in which every COPY and ADD source of the
+// Dockerfile exists, and the lockfile of a frozen install that a copy of
+// the whole context must bring; when none has them all, the one that has
+// the most. When no folder has any of the sources, the context is not
+// known: Dir is "".
+func contextBySources(dockerfile, root string) (string, string) {
+	own := filepath.Dir(dockerfile)
+	dt, err := os.ReadFile(dockerfile)
+	if err != nil {
+		return own, "the Dockerfile's folder"
+	}
+	srcs, locks := copySources(dt)
+	if len(srcs) == 0 && len(locks) == 0 {
+		return own, "the Dockerfile's folder: it copies nothing from a context"
+	}
+	best, bestN, anySource := own, -1, false
+	for dir := own; ; dir = filepath.Dir(dir) {
+		n, found := 0, 0
+		for _, s := range srcs {
+			if sourceExists(dir, s) {
+				n++
+				found++
+			}
+		}
+		for _, alts := range locks {
+			for _, l := range alts {
+				if sourceExists(dir, l) {
+					n++
+					break
+				}
+			}
+		}
+		anySource = anySource || found > 0
+		if n == len(srcs)+len(locks) {
+			return dir, whereSourcesAre(dir, own, root)
+		}
+		if n > bestN {
+			best, bestN = dir, n
+		}
+		if dir == root || filepath.Dir(dir) == dir {
+			break
+		}
+	}
+	switch {
+	case len(srcs) > 0 && !anySource:
+		return "", NoContextReason + ": its COPY sources are in no folder up to the repository root"
+	case bestN <= 0:
+		return own, "the Dockerfile's folder"
+	}
+	return best, whereSourcesAre(best, own, root) + ", some missing"
+}
+
+func whereSourcesAre(dir, own, root string) string {
+	switch dir {
+	case own:
+		return "the Dockerfile's folder, where its COPY sources are"
+	case root:
+		return "the repository root, where its COPY sources are"
+	}
+	return "the nearest folder up from the Dockerfile where its COPY sources are"
+}
+
+// copySources returns the context sources of a Dockerfile's COPY and ADD
+// steps that can place it (no variables, not the whole context), and, when
+// a step copies the whole context, the lockfiles its frozen installs need
+// there (each a list of alternatives).
+func copySources(dt []byte) (srcs []string, locks [][]string) {
+	df, err := Parse("Dockerfile", dt, nil)
+	if err != nil {
+		return nil, nil
+	}
+	seen := map[string]bool{}
+	whole := false
+	for _, st := range df.Stages {
+		for _, s := range st.Steps {
+			if s.Script != nil && whole {
+				for _, c := range s.Script.Commands {
+					for _, e := range ecosystems {
+						if l := e.frozen(c); l != nil && !seen[l[0]] {
+							seen[l[0]] = true
+							locks = append(locks, l)
+						}
+					}
+				}
+			}
+			if !fromContext(s) {
+				continue
+			}
+			for _, src := range s.Sources {
+				if isURL(src) || strings.Contains(src, "$") {
+					continue
+				}
+				src = path.Clean("/" + filepath.ToSlash(src))[1:]
+				if src == "" || src == "." || src == "*" {
+					whole = true
+					continue
+				}
+				if !seen[src] {
+					seen[src] = true
+					srcs = append(srcs, src)
+				}
+			}
+		}
+	}
+	return srcs, locks
+}
+
+func sourceExists(dir, src string) bool {
+	p := filepath.Join(dir, filepath.FromSlash(src))
+	if strings.ContainsAny(src, "*?[") {
+		m, _ := filepath.Glob(p)
+		return len(m) > 0
+	}
+	_, err := os.Lstat(p)
+	return err == nil
+}

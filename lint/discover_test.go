@@ -1,0 +1,246 @@
+package lint
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func writeTree(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, body := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return real
+}
+
+const frontendDockerfile = "FROM node:22\nWORKDIR /app\nCOPY frontend/package.json frontend/yarn.lock ./\nRUN yarn install --frozen-lockfile\nCOPY frontend .\n"
+
+func TestDiscoverContext(t *testing.T) {
+	repo := map[string]string{
+		".git/HEAD":                "ref: refs/heads/main\n",
+		"docker/Dockerfile":        frontendDockerfile,
+		"frontend/package.json":    "{}",
+		"frontend/yarn.lock":       "",
+		"frontend/src/index.js":    "",
+		"services/api/Dockerfile":  "FROM golang:1.26\nCOPY go.mod go.sum ./\nRUN go mod download\nCOPY . .\n",
+		"services/api/go.mod":      "module x\n",
+		"services/api/go.sum":      "",
+		"tools/Dockerfile":         "FROM alpine\nRUN echo hi\n",
+		"lost/Dockerfile":          "FROM alpine\nCOPY nowhere /x\n",
+		"deploy/app.Dockerfile":    "FROM alpine\nCOPY $X /x\n",
+		"deploy/other/Dockerfile":  "FROM alpine\n",
+		"deploy/third/Dockerfile":  "FROM alpine\n",
+		"deploy/fourth/Dockerfile": "FROM alpine\n",
+		"deploy/fifth/Dockerfile":  "FROM alpine\n",
+		"apps/api/Dockerfile":      "FROM node:22\nCOPY . .\nRUN pnpm install --frozen-lockfile\n",
+		"apps/api/package.json":    "{}",
+		"pnpm-lock.yaml":           "",
+	}
+	tests := []struct {
+		name       string
+		extra      map[string]string
+		dockerfile string
+		dir        string // relative to the repository
+		reason     string
+		args       map[string]string
+	}{
+		{"sources at the root", nil, "docker/Dockerfile", ".", "the repository root, where its COPY sources are", nil},
+		{"sources beside it", nil, "services/api/Dockerfile", "services/api", "the Dockerfile's folder, where its COPY sources are", nil},
+		{"copies nothing", nil, "tools/Dockerfile", "tools", "the Dockerfile's folder: it copies nothing from a context", nil},
+		{"sources nowhere", nil, "lost/Dockerfile", "", NoContextReason + ": its COPY sources are in no folder up to the repository root", nil},
+		{"lockfile of a frozen install places a whole-context copy", nil, "apps/api/Dockerfile", ".", "the repository root, where its COPY sources are", nil},
+		{"compose", map[string]string{"docker/docker-compose.yml": "services:\n  web:\n    build:\n      context: ..\n      dockerfile: docker/Dockerfile\n      args:\n        NODE_ENV: production\n"},
+			"docker/Dockerfile", ".", "named by docker/docker-compose.yml, service web", map[string]string{"NODE_ENV": "production"}},
+		{"compose short form and defaults", map[string]string{"compose.yaml": "services:\n  api:\n    build: ${API_DIR:-./services/api}\n"},
+			"services/api/Dockerfile", "services/api", "named by compose.yaml, service api", nil},
+		{"compose inline Dockerfile names no file", map[string]string{"compose.yaml": "services:\n  api:\n    build:\n      context: .\n      dockerfile_inline: |\n        FROM alpine\n"},
+			"tools/Dockerfile", "tools", "the Dockerfile's folder: it copies nothing from a context", nil},
+		{"compose variable without default is skipped", map[string]string{"compose.yaml": "services:\n  api:\n    build: ${API_DIR}\n"},
+			"services/api/Dockerfile", "services/api", "the Dockerfile's folder, where its COPY sources are", nil},
+		{"bake hcl", map[string]string{"docker-bake.hcl": "variable \"CTX\" {\n  default = \"deploy\"\n}\ntarget \"base\" {\n  context = CTX\n}\ntarget \"app\" {\n  inherits = [\"base\"]\n  dockerfile = \"app.Dockerfile\"\n  args = { A = \"1\" }\n}\n"},
+			"deploy/app.Dockerfile", "deploy", "named by docker-bake.hcl, target app", map[string]string{"A": "1"}},
+		{"bake json", map[string]string{"docker-bake.json": `{"target": {"t": {"context": ".", "dockerfile": "tools/Dockerfile"}}}`},
+			"tools/Dockerfile", ".", "named by docker-bake.json, target t", nil},
+		{"build-push-action", map[string]string{".github/workflows/release.yml": "jobs:\n  push:\n    steps:\n      - uses: actions/checkout@v4\n      - uses: docker/build-push-action@v6\n        with:\n          context: .\n          file: ./deploy/other/Dockerfile\n          push: true\n          build-args: |\n            V=2\n"},
+			"deploy/other/Dockerfile", ".", "named by .github/workflows/release.yml, docker/build-push-action", map[string]string{"V": "2"}},
+		{"build-push-action beside values of other types", map[string]string{".github/workflows/release.yml": "jobs:\n  push:\n    steps:\n      - uses: docker/build-push-action@v6\n        with:\n          context: .\n          file: deploy/other/Dockerfile\n          push: true\n          platforms: [linux/amd64, linux/arm64]\n"},
+			"deploy/other/Dockerfile", ".", "named by .github/workflows/release.yml, docker/build-push-action", nil},
+		{"build-push-action without context", map[string]string{".github/workflows/ci.yaml": "jobs:\n  b:\n    steps:\n      - uses: docker/build-push-action@v5\n        with:\n          file: deploy/third/Dockerfile\n"},
+			"deploy/third/Dockerfile", ".", "named by .github/workflows/ci.yaml, docker/build-push-action", nil},
+		{"docker build in a run step", map[string]string{".github/workflows/ci.yml": "jobs:\n  b:\n    defaults:\n      run:\n        working-directory: deploy\n    steps:\n      - run: |\n          docker build --pull -t x:latest --build-arg A=1 -f fourth/Dockerfile ..\n          docker buildx build --push -f=fifth/Dockerfile .\n"},
+			"deploy/fourth/Dockerfile", ".", "named by .github/workflows/ci.yml, docker build --pull", nil},
+		{"docker buildx build in a run step", map[string]string{".github/workflows/ci.yml": "jobs:\n  b:\n    steps:\n      - working-directory: deploy\n        run: docker buildx build --push -f=fifth/Dockerfile .\n"},
+			"deploy/fifth/Dockerfile", "deploy", "named by .github/workflows/ci.yml, docker buildx build", nil},
+		{"expression in the workflow is skipped", map[string]string{".github/workflows/ci.yml": "jobs:\n  b:\n    steps:\n      - uses: docker/build-push-action@v6\n        with:\n          context: ${{ matrix.dir }}\n          file: docker/Dockerfile\n"},
+			"docker/Dockerfile", ".", "the repository root, where its COPY sources are", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			files := map[string]string{}
+			for k, v := range repo {
+				files[k] = v
+			}
+			for k, v := range tt.extra {
+				files[k] = v
+			}
+			root := writeTree(t, files)
+			dc, err := DiscoverContext(filepath.Join(root, filepath.FromSlash(tt.dockerfile)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := ""
+			if tt.dir != "" {
+				want = filepath.Join(root, filepath.FromSlash(tt.dir))
+			}
+			if dc.Dir != want {
+				t.Errorf("dir %s, want %s", dc.Dir, want)
+			}
+			if dc.Reason != tt.reason {
+				t.Errorf("reason %q, want %q", dc.Reason, tt.reason)
+			}
+			if !reflect.DeepEqual(dc.BuildArgs, tt.args) {
+				t.Errorf("build args %v, want %v", dc.BuildArgs, tt.args)
+			}
+		})
+	}
+}
+
+func TestDiscoverOutsideRepository(t *testing.T) {
+	dir := writeTree(t, map[string]string{"app/Dockerfile": frontendDockerfile, "frontend/package.json": "{}"})
+	dc, err := DiscoverContext(filepath.Join(dir, "app", "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dc.Dir != filepath.Join(dir, "app") || dc.Repo != nil || !strings.Contains(dc.Reason, "not in a git repository") {
+		t.Errorf("got %+v", dc)
+	}
+}
+
+// TestGitIndex reads the index that git writes, in each version.
+func TestGitIndex(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("no git")
+	}
+	for _, version := range []string{"2", "3", "4"} {
+		t.Run("v"+version, func(t *testing.T) {
+			dir := writeTree(t, map[string]string{"a.txt": "", "deep/er/b.env": "", "deep/er/c.env": "", "untracked.key": ""})
+			for _, args := range [][]string{{"init", "-q"}, {"add", "a.txt", "deep"}, {"update-index", "--index-version", version}} {
+				cmd := exec.Command("git", args...)
+				cmd.Dir = dir
+				if out, err := cmd.CombinedOutput(); err != nil {
+					t.Fatalf("git %v: %v\n%s", args, err, out)
+				}
+			}
+			r, err := OpenRepo(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for p, want := range map[string]bool{"a.txt": true, "deep/er/b.env": true, "deep/er/c.env": true, "untracked.key": false} {
+				got, ok := r.Tracked(filepath.Join(dir, filepath.FromSlash(p)))
+				if !ok || got != want {
+					t.Errorf("Tracked(%s) = %v, %v; want %v", p, got, ok, want)
+				}
+			}
+			if _, ok := r.Tracked(filepath.Dir(dir)); ok {
+				t.Error("a path outside the repository must not be known")
+			}
+		})
+	}
+}
+
+func TestReadGitIndexRejectsGarbage(t *testing.T) {
+	for _, dt := range [][]byte{nil, []byte("DIRC"), []byte("DIRC\x00\x00\x00\x02\xff\xff\xff\xff"), []byte("XXXX\x00\x00\x00\x02\x00\x00\x00\x00")} {
+		if _, err := readGitIndex(dt, 20); err == nil {
+			t.Errorf("%q: want an error", dt)
+		}
+	}
+}
+
+// TestDiscoverFromGitIndex finds the compose file among the files git
+// tracks, and not in an untracked copy under node_modules.
+func TestDiscoverFromGitIndex(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("no git")
+	}
+	root := writeTree(t, map[string]string{
+		"docker/Dockerfile":                 frontendDockerfile,
+		"frontend/package.json":             "{}",
+		"frontend/yarn.lock":                "",
+		"deploy/compose.yaml":               "services:\n  web:\n    build:\n      context: ..\n      dockerfile: docker/Dockerfile\n",
+		"node_modules/x/docker-compose.yml": "services:\n  x:\n    build: ../../docker\n",
+	})
+	for _, args := range [][]string{{"init", "-q"}, {"add", "docker", "frontend", "deploy"}} {
+		cmd := exec.Command("git", args...)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	dc, err := DiscoverContext(filepath.Join(root, "docker", "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dc.Dir != root || dc.Reason != "named by deploy/compose.yaml, service web" || dc.Repo == nil {
+		t.Errorf("got %+v", dc)
+	}
+	if tracked, ok := dc.Repo.Tracked(filepath.Join(root, "frontend", "package.json")); !tracked || !ok {
+		t.Error("frontend/package.json should be tracked")
+	}
+}
+
+// TestSecretsReadGitIndex: with only a context directory, as strata build
+// lints, a committed env file of placeholders passes and an untracked one
+// fails.
+func TestSecretsReadGitIndex(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("no git")
+	}
+	root := writeTree(t, map[string]string{
+		"app/Dockerfile":   "FROM alpine\nCOPY . /app\n",
+		"app/.env":         "API_URL=https://api.example.com\nAPI_KEY=your_api_key\n",
+		"app/main.txt":     "x\n",
+		"other/Dockerfile": "FROM alpine\nCOPY . /app\n",
+		"other/.env":       "API_URL=https://api.example.com\n",
+	})
+	for _, args := range [][]string{{"init", "-q"}, {"add", "app"}} {
+		cmd := exec.Command("git", args...)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	for dir, want := range map[string]int{"app": 0, "other": 1} {
+		ctx := filepath.Join(root, dir)
+		res, err := LintFile(filepath.Join(ctx, "Dockerfile"), Options{ContextDir: ctx})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, f := range res.Findings {
+			if f.Rule == "SecretInContext" && f.Severity == SeverityError {
+				n++
+				if !strings.Contains(f.Message, ".env (not tracked by git)") {
+					t.Errorf("%s: %s", dir, f.Message)
+				}
+			}
+		}
+		if n != want {
+			t.Errorf("%s: %d SecretInContext errors, want %d", dir, n, want)
+		}
+	}
+}

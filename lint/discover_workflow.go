@@ -1,0 +1,159 @@
+package lint
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// workflowBuilds reads the builds of a GitHub Actions workflow: steps that
+// use docker/build-push-action (context: and file:, relative to the
+// repository root; no context means the repository itself) and run: steps
+// that call docker build or docker buildx build.
+func workflowBuilds(root, file string, dt []byte) []namedBuild {
+	var doc struct {
+		Jobs map[string]struct {
+			Defaults struct {
+				Run struct {
+					WorkingDirectory string `yaml:"working-directory"`
+				} `yaml:"run"`
+			} `yaml:"defaults"`
+			Steps []struct {
+				Uses             string            `yaml:"uses"`
+				With             map[string]string `yaml:"with"`
+				Run              string            `yaml:"run"`
+				WorkingDirectory string            `yaml:"working-directory"`
+			} `yaml:"steps"`
+		} `yaml:"jobs"`
+	}
+	if !decodedYAML(yaml.Unmarshal(dt, &doc)) {
+		return nil
+	}
+	name := relTo(root, file)
+	var out []namedBuild
+	for _, job := range doc.Jobs {
+		for _, st := range job.Steps {
+			if strings.HasPrefix(st.Uses, "docker/build-push-action@") {
+				ctxPath := st.With["context"]
+				if ctxPath == "" {
+					ctxPath = "."
+				}
+				ctx, ok := resolve(root, ctxPath)
+				if !ok || strings.Contains(ctxPath, "{{") {
+					continue
+				}
+				df := filepath.Join(ctx, "Dockerfile")
+				if f := st.With["file"]; f != "" {
+					if df, ok = resolve(root, f); !ok {
+						continue
+					}
+				}
+				out = append(out, namedBuild{dockerfile: df, context: ctx, args: lineArgs(st.With["build-args"]),
+					why: fmt.Sprintf("named by %s, docker/build-push-action", name)})
+				continue
+			}
+			if st.Run == "" {
+				continue
+			}
+			wd := st.WorkingDirectory
+			if wd == "" {
+				wd = job.Defaults.Run.WorkingDirectory
+			}
+			base, ok := resolve(root, cmpOr(wd, "."))
+			if !ok {
+				continue
+			}
+			for _, c := range ParseScript(st.Run, 1).Commands {
+				if b, ok := dockerBuild(c, base); ok {
+					b.why = fmt.Sprintf("named by %s, %s", name, strings.Join(c.Args[:min(len(c.Args), 3)], " "))
+					out = append(out, b)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// decodedYAML reports whether a document decoded, perhaps in part: a value
+// of another type than expected (a list where a string was) is left out
+// and the rest is kept.
+func decodedYAML(err error) bool {
+	var te *yaml.TypeError
+	return err == nil || errors.As(err, &te)
+}
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func lineArgs(s string) map[string]string {
+	args := map[string]string{}
+	for _, l := range strings.Split(s, "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(l), "="); ok && k != "" {
+			args[k] = v
+		}
+	}
+	if len(args) == 0 {
+		return nil
+	}
+	return args
+}
+
+// dockerBoolFlags are the flags of docker build that take no value.
+var dockerBoolFlags = map[string]bool{"--push": true, "--load": true, "--pull": true, "--no-cache": true, "-q": true, "--quiet": true,
+	"--rm": true, "--force-rm": true, "--squash": true, "--compress": true, "--check": true, "--debug": true}
+
+// dockerBuild reads `docker build [flags] CONTEXT` (also buildx build and
+// podman build): its -f/--file and its context, relative to base.
+func dockerBuild(c *ShellCommand, base string) (namedBuild, bool) {
+	args := c.Args
+	switch {
+	case (c.Name() == "docker" || c.Name() == "podman") && len(args) > 1 && args[1] == "build":
+		args = args[2:]
+	case c.Name() == "docker" && len(args) > 2 && args[1] == "buildx" && args[2] == "build":
+		args = args[3:]
+	case c.Name() == "docker" && len(args) > 1 && args[1] == "image" && len(args) > 2 && args[2] == "build":
+		args = args[3:]
+	default:
+		return namedBuild{}, false
+	}
+	file, ctxArg := "", ""
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			ctxArg = a
+			continue
+		}
+		if k, v, ok := strings.Cut(a, "="); ok {
+			if k == "-f" || k == "--file" {
+				file = v
+			}
+			continue
+		}
+		if dockerBoolFlags[a] || i+1 >= len(args) {
+			continue
+		}
+		if a == "-f" || a == "--file" {
+			file = args[i+1]
+		}
+		i++
+	}
+	ctx, ok := resolve(base, ctxArg)
+	if !ok {
+		return namedBuild{}, false
+	}
+	df := filepath.Join(ctx, "Dockerfile")
+	if file != "" {
+		// docker build reads -f relative to the working directory.
+		if df, ok = resolve(base, file); !ok {
+			return namedBuild{}, false
+		}
+	}
+	return namedBuild{dockerfile: df, context: ctx}, true
+}

@@ -1,0 +1,242 @@
+package lint
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/strata-build/strata/buildcontext"
+)
+
+// RuleSecretInContext: rule 9.
+var RuleSecretInContext = Rule[func(list string) string]{
+	RuleInfo: RuleInfo{
+		Name:        "SecretInContext",
+		Severity:    SeverityError,
+		Description: "A private key, a credential, or a secret-looking file that git does not track reaches the image through a COPY",
+		URL:         docURL("SecretInContext"),
+		Explain: "A file copied into a layer stays in the image even if a later step deletes it. Exclude it in .dockerignore " +
+			"and pass secrets with RUN --mount=type=secret. `strata build` fails on this finding before it builds anything, " +
+			"so the rule reads the files, not only their names: a private key (`-----BEGIN ... PRIVATE KEY-----`), a " +
+			"credential (an auth token in .npmrc, a password in .netrc, an AWS secret key, a `*_PASSWORD=`, `*_TOKEN=` or " +
+			"`*_SECRET=` with a value in an env file) is reported wherever it comes from; a public key (`*.pub`, " +
+			"`-----BEGIN PUBLIC KEY-----`, `-----BEGIN PGP PUBLIC KEY BLOCK-----`, a certificate) never is; an env file " +
+			"or key store without such content is reported only when git does not track it (it exists only where the " +
+			"image is built), since a file committed to the repository is already public to whoever reads it. Without a " +
+			"build context only the names are known, and the finding is a warning.",
+		Bad:  "FROM alpine\nCOPY . /app\n# with an untracked .env, or deploy/id_rsa, in the context\n",
+		Good: "# .dockerignore: .env\nFROM alpine\nCOPY . /app\nRUN --mount=type=secret,id=deploy_key ./deploy.sh\n",
+	},
+	Format: func(list string) string {
+		return fmt.Sprintf("this COPY puts %s into the image; exclude them in .dockerignore and use RUN --mount=type=secret", list)
+	},
+}
+
+// secretKind says what a file name suggests.
+type secretKind int
+
+const (
+	notSecretName secretKind = iota
+	keyName                  // key material: secret only with a private key in it
+	storeName                // a binary key store
+	envName                  // an env file
+	credName                 // a credential file
+	rcName                   // a package-manager rc file that may hold a token
+)
+
+// secretExact, secretSuffix and notSecret sort file names by what they
+// suggest; they are tested with string operations, as every copied file
+// of every context goes through them.
+var secretExact = map[string]secretKind{
+	".env": envName, "id_rsa": keyName, "id_dsa": keyName, "id_ecdsa": keyName, "id_ed25519": keyName,
+	".netrc": credName, ".git-credentials": credName, ".pypirc": credName, "credentials": credName,
+	"credentials.json": credName, ".htpasswd": credName, ".npmrc": rcName, ".yarnrc.yml": rcName, ".yarnrc": rcName,
+}
+
+var secretSuffix = []struct {
+	suffix string
+	kind   secretKind
+}{
+	{".env", envName}, {".pem", keyName}, {".key", keyName}, {".asc", keyName}, {".gpg", keyName},
+	{".p12", storeName}, {".pfx", storeName}, {".jks", storeName}, {".keystore", storeName},
+}
+
+var notSecretExact = map[string]bool{".env.example": true, ".env.sample": true, ".env.template": true, ".env.dist": true,
+	".env.defaults": true, ".env.test": true, ".env.ci": true}
+
+var notSecretSuffix = []string{".pub", ".crt", ".cer", ".env.example", ".env.sample", ".env.template"}
+
+func secretName(rel string) secretKind {
+	base := path.Base(rel)
+	if notSecretExact[base] {
+		return notSecretName
+	}
+	for _, suf := range notSecretSuffix {
+		if strings.HasSuffix(base, suf) {
+			return notSecretName
+		}
+	}
+	if strings.HasSuffix(rel, ".aws/credentials") || strings.HasSuffix(rel, ".docker/config.json") {
+		return credName
+	}
+	if k, ok := secretExact[base]; ok {
+		return k
+	}
+	if strings.HasPrefix(base, ".env.") {
+		return envName
+	}
+	for _, s := range secretSuffix {
+		if strings.HasSuffix(base, s.suffix) && len(base) > len(s.suffix) {
+			return s.kind
+		}
+	}
+	return notSecretName
+}
+
+var (
+	privateKey   = regexp.MustCompile(`-----BEGIN ((RSA|DSA|EC|OPENSSH|ENCRYPTED|PGP) )?PRIVATE KEY( BLOCK)?-----`)
+	publicKey    = regexp.MustCompile(`-----BEGIN ((RSA |PGP )?PUBLIC KEY( BLOCK)?|CERTIFICATE)-----|^(ssh|ecdsa-sha2)-[a-z0-9-]+ AAAA`)
+	tokenPattern = regexp.MustCompile(`AKIA[0-9A-Z]{16}|ghp_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{40,}|xox[bpas]-[A-Za-z0-9-]{10,}|sk_live_[A-Za-z0-9]{16,}|glpat-[A-Za-z0-9_-]{20}`)
+	// credentialLine is an assignment of a value to a name that says it is a secret.
+	credentialLine = regexp.MustCompile(`(?im)^\s*(?:export\s+)?([A-Za-z0-9_.]*(?:SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE_KEY|API_KEY|APIKEY|ACCESS_KEY|AUTH_KEY|CLIENT_KEY)[A-Za-z0-9_.]*)\s*[=:]\s*(.*)$`)
+	rcToken        = regexp.MustCompile(`(?m)(_authToken|_auth|_password|npmAuthToken)\s*[=:]\s*["']?([^\s"'$][^\s"']*)`)
+	credFile       = regexp.MustCompile(`(?im)aws_secret_access_key\s*=\s*\S|^\s*machine\s+\S+.*\bpassword\s+\S|password\s+\S|https?://[^:/\s]+:[^@\s]+@|"auths?"\s*:\s*\{?\s*"[^"]*"?\s*:?\s*\{?\s*"auth"\s*:\s*"[^"]+"|"private_key"\s*:\s*"|:\$(apr1|2[aby]|5|6)\$|^[^:\s]+:\{SHA\}`)
+)
+
+// publicNames are prefixes of variables that build tools put into the
+// client bundle: they are public by design.
+var publicNames = []string{"VITE_", "NEXT_PUBLIC_", "REACT_APP_", "PUBLIC_", "NUXT_PUBLIC_", "EXPO_PUBLIC_", "GATSBY_", "VUE_APP_"}
+
+// credentialValue reports whether an assigned value is a real secret, not
+// empty, a reference to another variable or a placeholder.
+func credentialValue(name, v string) bool {
+	for _, p := range publicNames {
+		if strings.HasPrefix(strings.ToUpper(name), p) {
+			return false
+		}
+	}
+	if i := strings.Index(v, " #"); i >= 0 {
+		v = v[:i]
+	}
+	v = strings.Trim(strings.TrimSpace(v), `"'`)
+	l := strings.ToLower(v)
+	if len(v) < 4 || strings.HasPrefix(v, "$") || strings.HasPrefix(v, "<") || strings.HasPrefix(v, "{{") || strings.HasPrefix(v, "%") {
+		return false
+	}
+	for _, ph := range []string{"changeme", "change_me", "change-me", "your", "xxx", "placeholder", "example", "secret", "password", "replace", "todo", "dummy", "insecure", "null", "none", "false", "true"} {
+		if strings.Contains(l, ph) {
+			return false
+		}
+	}
+	switch l {
+	case "test", "admin", "root", "pass", "dev", "local", "user", "guest":
+		return false
+	}
+	return true
+}
+
+// urlPassword finds the password of user:password@host URLs.
+var urlPassword = regexp.MustCompile(`[a-z][a-z0-9+.-]*://[^:/@\s"']+:([^@\s"'/]+)@`)
+
+// secretContent reports what a file's content shows: a secret (yes), no
+// secret that its kind could hold (no), or nothing either way (unknown).
+func secretContent(kind secretKind, head []byte) (secret, public bool) {
+	if privateKey.Match(head) || tokenPattern.Match(head) {
+		return true, false
+	}
+	switch kind {
+	case keyName:
+		return false, publicKey.Match(head) || bytes.Contains(head, []byte("PUBLIC KEY"))
+	case envName:
+		for _, m := range credentialLine.FindAllSubmatch(head, -1) {
+			if credentialValue(string(m[1]), string(m[2])) {
+				return true, false
+			}
+		}
+		for _, m := range urlPassword.FindAllSubmatch(head, -1) {
+			if credentialValue("", string(m[1])) {
+				return true, false
+			}
+		}
+	case rcName:
+		return rcToken.Match(head), !rcToken.Match(head)
+	case credName:
+		return credFile.Match(head), false
+	}
+	return false, false
+}
+
+// secretFile says whether a copied file holds a secret, and why: by
+// content when the file can be read, else by name and by whether git
+// tracks it (a committed file is public to whoever reads the repository).
+func (p *pass) secretFile(e buildcontext.Entry) (string, bool) {
+	kind := secretName(e.Path)
+	if kind == notSecretName {
+		return "", false
+	}
+	if head, ok := p.head(e); ok {
+		secret, public := secretContent(kind, head)
+		switch {
+		case secret:
+			return e.Path, true
+		case public:
+			return "", false
+		}
+		if kind == credName || kind == rcName {
+			return "", false
+		}
+	} else if p.ctx != nil && (kind == rcName || kind == credName) {
+		return "", false
+	}
+	if repo := p.gitRepo(); repo != nil {
+		if tracked, ok := repo.Tracked(filepath.Join(p.ctx.Dir(), filepath.FromSlash(e.Path))); ok {
+			if tracked {
+				return "", false
+			}
+			return e.Path + " (not tracked by git)", true
+		}
+	}
+	if kind == rcName {
+		return "", false
+	}
+	return e.Path, true
+}
+
+// head returns the first 64 KiB of a context file.
+func (p *pass) head(e buildcontext.Entry) ([]byte, bool) {
+	if p.ctx == nil || !e.Mode.IsRegular() {
+		return nil, false
+	}
+	f, err := os.Open(filepath.Join(p.ctx.Dir(), filepath.FromSlash(e.Path)))
+	if err != nil {
+		return nil, false
+	}
+	defer f.Close()
+	head, err := io.ReadAll(io.LimitReader(f, 64<<10))
+	return head, err == nil
+}
+
+func (p *pass) checkSecrets(s *Step, cs *copySet) {
+	var hits []string
+	for _, e := range cs.entries {
+		if hit, ok := p.secretFile(e); ok {
+			hits = append(hits, hit)
+		}
+	}
+	if len(hits) == 0 {
+		return
+	}
+	p.report(RuleSecretInContext.Info(), s, RuleSecretInContext.Format(list(hits)), nil)
+	if p.ctx == nil {
+		// Only the names are known: neither the content nor whether git
+		// tracks the file can be checked, so this cannot fail a build.
+		f := &p.findings[len(p.findings)-1]
+		f.Severity = SeverityWarning
+		f.Message += " (only the name was checked: lint with the build context to read the file)"
+	}
+}

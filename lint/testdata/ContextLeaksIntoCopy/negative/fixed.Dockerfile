@@ -1,5 +1,0 @@
-FROM node:22
-WORKDIR /app
-COPY package-lock.json package.json ./
-RUN npm ci
-COPY . .

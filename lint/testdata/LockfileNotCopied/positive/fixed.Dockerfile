@@ -1,9 +1,0 @@
-FROM node:22
-WORKDIR /app
-COPY package.json ./
-RUN npm ci
-
-FROM node:22 AS yarn
-COPY package.json ./
-RUN yarn install --frozen-lockfile
-COPY . .
