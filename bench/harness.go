@@ -15,8 +15,8 @@ import (
 	"github.com/moby/buildkit/client"
 
 	"github.com/strata-build/strata/build"
-	"github.com/strata-build/strata/cache"
 	"github.com/strata-build/strata/builder"
+	"github.com/strata-build/strata/cache"
 	"github.com/strata-build/strata/integration/testenv"
 )
 
