@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/moby/buildkit/client"
@@ -15,8 +16,8 @@ import (
 type Endpoint struct {
 	// Addr is the address BuildKit's client dials.
 	Addr string
-	// Source says where Addr came from: --builder, BUILDKIT_HOST or
-	// strata's local daemon.
+	// Source says where Addr came from: --builder, BUILDKIT_HOST, a
+	// buildx builder, or strata's local daemon.
 	Source string
 	// Local is set for strata's own daemon.
 	Local bool
@@ -27,13 +28,17 @@ type Endpoint struct {
 }
 
 // Resolve picks the daemon to build on: addr when given, else BUILDKIT_HOST,
-// else strata's own local daemon, started when it does not answer. t
+// else BUILDX_BUILDER, else strata's own local daemon, started when it does
+// not answer. An address without a scheme names a docker buildx builder. t
 // authenticates to a daemon reached over TLS; when it is empty the
-// BUILDKIT_TLS_* variables are used.
+// BUILDKIT_TLS_* variables are used, then a buildx builder's own settings.
 func Resolve(ctx context.Context, addr string, t TLS) (*Endpoint, error) {
 	source := "--builder"
 	if addr == "" {
 		addr, source = os.Getenv("BUILDKIT_HOST"), "BUILDKIT_HOST"
+	}
+	if addr == "" {
+		addr, source = os.Getenv("BUILDX_BUILDER"), "BUILDX_BUILDER"
 	}
 	if addr == "" {
 		if !t.IsZero() {
@@ -42,7 +47,19 @@ func Resolve(ctx context.Context, addr string, t TLS) (*Endpoint, error) {
 		return resolveLocal(ctx)
 	}
 	t = t.OrEnv()
-	source += "=" + addr
+	if !strings.Contains(addr, "://") {
+		bx, err := LookupBuildx(addr)
+		if err != nil {
+			return nil, err
+		}
+		source = fmt.Sprintf("%s=%s (buildx builder, %s driver)", source, addr, bx.Driver)
+		addr = bx.Addr
+		if t.IsZero() {
+			t = bx.TLS
+		}
+	} else {
+		source += "=" + addr
+	}
 	opts, err := t.ClientOpts(addr, time.Now())
 	if err != nil {
 		return nil, err

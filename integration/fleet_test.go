@@ -121,3 +121,30 @@ func TestMutualTLSErrors(t *testing.T) {
 		})
 	}
 }
+
+// A docker buildx builder made with the remote driver and the certificates
+// as driver options is reached by its name.
+func TestBuildxBuilderName(t *testing.T) {
+	m := mtlsBuilder(t)
+	t.Setenv("BUILDKIT_HOST", "")
+	cfg := newBuildx(t, "plain-remote")
+	run(t, buildx(t, cfg, "create", "--name", "fleet", "--driver", "remote",
+		"--driver-opt", fmt.Sprintf("cacert=%s,cert=%s,key=%s", m.CA.CertFile, m.ClientCert, m.ClientKey), m.Addr))
+	t.Setenv("DOCKER_CONFIG", cfg)
+	dir := fleetContext(t, "buildx")
+	ref := env.Registry.Host + "/fleet/buildx:v1"
+	if code, _, stderr := strata(t, "build", "--builder", "fleet", "--progress", "plain", "-t", ref, "--push", dir); code != 0 {
+		t.Fatalf("exit %d\n%s", code, tail(stderr, 20))
+	}
+	verifyImage(t, ref, "")
+
+	t.Setenv("BUILDX_BUILDER", "plain-remote")
+	code, _, stderr := strata(t, "build", "--progress", "plain", dir)
+	if code != 0 {
+		t.Fatalf("BUILDX_BUILDER: exit %d\n%s", code, tail(stderr, 20))
+	}
+	code, _, stderr = strata(t, "build", "--builder", "nosuch", dir)
+	if code != 3 || !strings.Contains(stderr, "buildx knows: fleet, plain-remote") {
+		t.Fatalf("unknown builder: exit %d, %q", code, stderr)
+	}
+}

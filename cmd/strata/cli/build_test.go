@@ -49,6 +49,7 @@ func TestBuildBadInput(t *testing.T) {
 		{"TLS without a builder", []string{"build", "--tlscacert", filepath.Join(dir, "ca.pem"), dir}, "", errs.ExitUsage, "TLS flags are given but no builder"},
 		{"empty --tlsdir", []string{"build", "--builder", "tcp://127.0.0.1:1", "--tlsdir", tlsDir, dir}, "", errs.ExitUsage, "holds neither ca.pem nor ca.crt"},
 		{"missing --tlscacert", []string{"builder", "status", "--builder", "tcp://127.0.0.1:1", "--tlscacert", filepath.Join(tlsDir, "ca.pem")}, "", errs.ExitUsage, "--tlscacert: " + filepath.Join(tlsDir, "ca.pem") + ": no such file"},
+		{"unknown buildx builder", []string{"build", "--builder", "fleet", dir}, "", errs.ExitBuilder, "nor a buildx builder in"},
 		{"unreachable builder in status", []string{"builder", "status", "--builder", "tcp://127.0.0.1:1"}, "", errs.ExitBuilder, "--builder=tcp://127.0.0.1:1 does not answer"},
 	}
 	for _, tc := range cases {

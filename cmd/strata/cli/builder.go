@@ -79,8 +79,8 @@ func newBuilderStatusCmd(s Streams, local func() (*builder.Local, error)) *cobra
 		Use:   "status",
 		Short: "Show whether the local buildkitd runs, and its address, pid and workers",
 		Long: `Show whether strata's local buildkitd runs, and its address, pid and workers.
-With --builder (an address, and the TLS flags it needs), show that builder
-instead: it exits 3 with the cause when the
+With --builder (an address or a docker buildx builder name, and the TLS flags
+it needs), show that builder instead: it exits 3 with the cause when the
 builder does not answer, so it checks a fleet's address and certificates.`,
 		Example: `  strata builder status
   strata builder status --builder tcp://buildkitd.internal:1234 --tlsdir /etc/buildkit/certs`,

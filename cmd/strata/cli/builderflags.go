@@ -18,7 +18,7 @@ type builderFlags struct {
 
 func (b *builderFlags) add(cmd *cobra.Command, defaultHelp string) {
 	f := cmd.Flags()
-	f.StringVar(&b.addr, "builder", "", "BuildKit address (unix:///run/buildkit/buildkitd.sock, tcp://host:1234, docker-container://NAME, kube-pod://POD) "+defaultHelp)
+	f.StringVar(&b.addr, "builder", "", "BuildKit address (unix:///run/buildkit/buildkitd.sock, tcp://host:1234, docker-container://NAME, kube-pod://POD) or the name of a docker buildx builder "+defaultHelp)
 	f.StringVar(&b.tls.CACert, "tlscacert", "", "CA certificate that signed the builder's certificate (env "+builder.EnvTLSCACert+")")
 	f.StringVar(&b.tls.Cert, "tlscert", "", "client certificate for a builder that requires mutual TLS (env "+builder.EnvTLSCert+")")
 	f.StringVar(&b.tls.Key, "tlskey", "", "key of --tlscert (env "+builder.EnvTLSKey+")")
