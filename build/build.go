@@ -294,6 +294,10 @@ func classify(ctx context.Context, err error, push bool) error {
 	msg := err.Error()
 	lower := strings.ToLower(msg)
 	if errors.Is(err, errs.ErrRegistry) {
+		var h *errs.Hint
+		if errors.As(err, &h) {
+			return err // it says what to do already
+		}
 		return errs.WithHint(err, registryHint(lower))
 	}
 	for _, kind := range []error{errs.ErrUsage, errs.ErrInput, errs.ErrBuilder, errs.ErrInterrupted} {
