@@ -30,8 +30,8 @@ type Endpoint struct {
 // Resolve picks the daemon to build on: addr when given, else BUILDKIT_HOST,
 // else BUILDX_BUILDER, else strata's own local daemon, started when it does
 // not answer. An address without a scheme names a docker buildx builder. t
-// authenticates to a daemon reached over TLS; when it is empty the
-// BUILDKIT_TLS_* variables are used, then a buildx builder's own settings.
+// authenticates to a daemon reached over TLS; when it is empty, a buildx
+// builder's own settings are used, else the BUILDKIT_TLS_* variables.
 func Resolve(ctx context.Context, addr string, t TLS) (*Endpoint, error) {
 	source := "--builder"
 	if addr == "" {
@@ -46,7 +46,6 @@ func Resolve(ctx context.Context, addr string, t TLS) (*Endpoint, error) {
 		}
 		return resolveLocal(ctx)
 	}
-	t = t.OrEnv()
 	if !strings.Contains(addr, "://") {
 		bx, err := LookupBuildx(addr)
 		if err != nil {
@@ -60,6 +59,7 @@ func Resolve(ctx context.Context, addr string, t TLS) (*Endpoint, error) {
 	} else {
 		source += "=" + addr
 	}
+	t = t.OrEnv()
 	opts, err := t.ClientOpts(addr, time.Now())
 	if err != nil {
 		return nil, err

@@ -203,3 +203,29 @@ func TestTLSFromEnv(t *testing.T) {
 		t.Errorf("flags given: %+v, want the flags alone", got)
 	}
 }
+
+// A buildx remote builder brings its own certificates; BUILDKIT_TLS_*
+// left in the environment for another builder does not replace them.
+func TestResolveBuildxTLSOverEnv(t *testing.T) {
+	p := newPKI(t)
+	addr := mtlsServer(t, p, p.serverCert, p.serverKey)
+	cfg := t.TempDir()
+	inst := filepath.Join(cfg, "buildx", "instances")
+	if err := os.MkdirAll(inst, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rec := `{"Name":"fleet","Driver":"remote","Nodes":[{"Name":"fleet0","Endpoint":"` + addr + `",` +
+		`"DriverOpts":{"cacert":"` + p.ca.CertFile + `","cert":"` + p.clientCert + `","key":"` + p.clientKey + `"}}]}`
+	if err := os.WriteFile(filepath.Join(inst, "fleet"), []byte(rec), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("BUILDX_CONFIG", "")
+	t.Setenv("DOCKER_CONFIG", cfg)
+	t.Setenv(builder.EnvTLSCACert, p.otherCA.CertFile)
+	_, err := builder.Resolve(t.Context(), "fleet", builder.TLS{})
+	// The test server speaks TLS and gRPC but not BuildKit's API: getting
+	// that far means the handshake with the builder's own files worked.
+	if err == nil || !strings.Contains(err.Error(), "Unimplemented") || !strings.Contains(err.Error(), "--builder=fleet (buildx builder, remote driver)") {
+		t.Fatalf("got %v, want the handshake to pass and the BuildKit API to be missing", err)
+	}
+}
