@@ -44,6 +44,7 @@ func (w *AuthWatch) RoundTrip(r *http.Request) (*http.Response, error) {
 		w.note(func() { w.service, w.failure = r.URL.Host, "answers "+resp.Status })
 	case token:
 		w.note(func() { w.service, w.failure = "", "" })
+	case err != nil:
 	case resp.StatusCode == http.StatusUnauthorized && strings.HasPrefix(r.Header.Get("Authorization"), "Bearer "):
 		p := challengeParams(resp.Header.Get("WWW-Authenticate"))
 		w.note(func() { w.reason, w.scope = p["error"], p["scope"] })

@@ -41,6 +41,11 @@ func TestAuthWatchCause(t *testing.T) {
 	down := httptest.NewServer(http.NotFoundHandler())
 	downURL := down.URL
 	down.Close()
+	// A registry that does not answer is not an auth failure.
+	req, _ := http.NewRequest(http.MethodGet, downURL+"/v2/", nil)
+	if _, err := WatchAuth(http.DefaultTransport).RoundTrip(req); err == nil {
+		t.Fatal("a closed server answered")
+	}
 	failed := &transport.Error{StatusCode: http.StatusUnauthorized, Errors: []transport.Diagnostic{{Code: transport.UnauthorizedErrorCode, Message: "authentication required"}}}
 
 	for _, tc := range []struct {
