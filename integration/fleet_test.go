@@ -77,6 +77,11 @@ func TestBuildOverMutualTLS(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "state:   running") || !strings.Contains(stdout, "version: v0.33.1") {
 		t.Fatalf("builder status: exit %d\n%s", code, stdout)
 	}
+	// Flags replace the environment; the certificate also names localhost.
+	if code, stdout, stderr := strata(t, "builder", "status", "--builder", m.Addr, "--tlscacert", m.CA.CertFile,
+		"--tlscert", m.ClientCert, "--tlskey", m.ClientKey, "--tlsservername", "localhost"); code != 0 {
+		t.Fatalf("--tlsservername localhost: exit %d\n%s%s", code, stdout, stderr)
+	}
 }
 
 // A TLS-only builder reached without certificates, with the wrong CA or
