@@ -294,6 +294,10 @@ func classify(ctx context.Context, err error, push bool) error {
 	msg := err.Error()
 	lower := strings.ToLower(msg)
 	if errors.Is(err, errs.ErrRegistry) {
+		var h *errs.Hint
+		if errors.As(err, &h) {
+			return err // it says what to do already
+		}
 		return errs.WithHint(err, registryHint(lower))
 	}
 	for _, kind := range []error{errs.ErrUsage, errs.ErrInput, errs.ErrBuilder, errs.ErrInterrupted} {
@@ -334,9 +338,13 @@ func registryHint(lower string) string {
 		return false
 	}
 	switch {
+	case has("insufficient_scope"):
+		// A token the registry gave, without the right to push: the
+		// credentials work, their rights do not reach this repository.
+		return "the credentials in the docker config may not push to this repository: grant the account push there, or check the image name"
 	case has("unauthorized", "authentication required", "authorization failed"):
 		return "log in with 'docker login REGISTRY' (strata reads the docker config and its credential helpers)"
-	case has("forbidden", "denied", "insufficient_scope"):
+	case has("forbidden", "denied"):
 		return "the credentials may not push to this repository; check the image name and the account's rights"
 	case has("connection refused", "no such host", "i/o timeout", "network is unreachable"):
 		return "check the registry address in --tag and that the registry is running and reachable from the builder"

@@ -4,45 +4,109 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
+	"time"
 
 	"github.com/moby/buildkit/client"
 
 	"github.com/strata-build/strata/errs"
 )
 
+// Endpoint is the builder strata builds on, as Resolve chose it.
+type Endpoint struct {
+	// Addr is the address BuildKit's client dials.
+	Addr string
+	// Source says where Addr came from: --builder, BUILDKIT_HOST, a
+	// buildx builder, or strata's local daemon.
+	Source string
+	// Local is set for strata's own daemon.
+	Local bool
+	// Probed is what the builder answered when Resolve checked it (nil
+	// for the local daemon).
+	Probed *Status
+	opts   []client.ClientOpt
+}
+
 // Resolve picks the daemon to build on: addr when given, else BUILDKIT_HOST,
-// else strata's own local daemon, started when it does not answer.
-// It returns the address and whether it is the local daemon.
-func Resolve(ctx context.Context, addr string) (string, bool, error) {
+// else BUILDX_BUILDER, else strata's own local daemon, started when it does
+// not answer. An address without a scheme names a docker buildx builder. t
+// authenticates to a daemon reached over TLS; when it is empty, a buildx
+// builder's own settings are used, else the BUILDKIT_TLS_* variables.
+func Resolve(ctx context.Context, addr string, t TLS) (*Endpoint, error) {
 	source := "--builder"
 	if addr == "" {
 		addr, source = os.Getenv("BUILDKIT_HOST"), "BUILDKIT_HOST"
 	}
-	if addr != "" {
-		if _, err := Probe(ctx, addr, 0); err != nil {
-			return "", false, errs.WithHint(fmt.Errorf("%w: %s=%s does not answer: %v", errs.ErrBuilder, source, addr, err),
-				"start buildkitd there, or unset it to let strata start a local one")
-		}
-		return addr, false, nil
+	if addr == "" {
+		addr, source = os.Getenv("BUILDX_BUILDER"), "BUILDX_BUILDER"
 	}
+	if addr == "" {
+		if !t.IsZero() {
+			return nil, errs.WithHint(errs.Usagef("TLS flags are given but no builder"), "name the builder with --builder tcp://HOST:PORT")
+		}
+		return resolveLocal(ctx)
+	}
+	if !strings.Contains(addr, "://") {
+		bx, err := LookupBuildx(addr)
+		if err != nil {
+			return nil, err
+		}
+		source = fmt.Sprintf("%s=%s (buildx builder, %s driver)", source, addr, bx.Driver)
+		addr = bx.Addr
+		if t.IsZero() {
+			t = bx.TLS
+		}
+	} else {
+		source += "=" + addr
+	}
+	t = t.OrEnv()
+	opts, err := t.ClientOpts(addr, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	e := &Endpoint{Addr: addr, Source: source, opts: opts}
+	if e.Probed, err = e.Status(ctx); err != nil {
+		return nil, explain(ctx, e, t, err)
+	}
+	return e, nil
+}
+
+func resolveLocal(ctx context.Context) (*Endpoint, error) {
 	dir, err := DefaultDir()
 	if err != nil {
-		return "", false, err
+		return nil, err
 	}
 	l := &Local{Dir: dir}
 	a, err := l.Ensure(ctx)
-	return a, true, err
+	if err != nil {
+		return nil, err
+	}
+	return &Endpoint{Addr: a, Source: "strata's local buildkitd", Local: true}, nil
+}
+
+// Status asks the builder for its version and workers, within ProbeTimeout.
+func (e *Endpoint) Status(ctx context.Context) (*Status, error) {
+	return Probe(ctx, e.Addr, 0, e.opts...)
+}
+
+// Client returns a BuildKit client for the builder.
+func (e *Endpoint) Client(ctx context.Context) (*client.Client, error) {
+	c, err := client.New(ctx, e.Addr, e.opts...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", errs.ErrBuilder, e.Addr, err)
+	}
+	return c, nil
 }
 
 // Connect resolves the daemon as Resolve does and returns a client for it.
-func Connect(ctx context.Context, addr string) (*client.Client, string, error) {
-	a, _, err := Resolve(ctx, addr)
+func Connect(ctx context.Context, addr string, t TLS) (*client.Client, *Endpoint, error) {
+	e, err := Resolve(ctx, addr, t)
 	if err != nil {
-		return nil, "", err
+		return nil, nil, err
 	}
-	c, err := client.New(ctx, a)
+	c, err := e.Client(ctx)
 	if err != nil {
-		return nil, "", fmt.Errorf("%w: %s: %v", errs.ErrBuilder, a, err)
+		return nil, nil, err
 	}
-	return c, a, nil
+	return c, e, nil
 }

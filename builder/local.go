@@ -93,12 +93,12 @@ func (l *Local) Status(ctx context.Context) (*Status, error) {
 // would be replaced, its builds lost, if it were given up on too soon.
 const ProbeTimeout = 30 * time.Second
 
-// Probe connects to addr and asks for its version and workers, within
-// ProbeTimeout (or ctx's deadline when sooner).
-func Probe(ctx context.Context, addr string, pid int) (*Status, error) {
+// Probe connects to addr with opts and asks for its version and workers,
+// within ProbeTimeout (or ctx's deadline when sooner).
+func Probe(ctx context.Context, addr string, pid int, opts ...client.ClientOpt) (*Status, error) {
 	ctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
 	defer cancel()
-	c, err := client.New(ctx, addr)
+	c, err := client.New(ctx, addr, opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -14,8 +14,8 @@ const (
 	ExitOK          = 0   // success; for lint: nothing at or above the failure level
 	ExitFailed      = 1   // the build failed, or lint found problems at or above the failure level
 	ExitUsage       = 2   // bad flags or bad input: missing Dockerfile or context, unparsable file
-	ExitBuilder     = 3   // no builder: BUILDKIT_HOST unreachable, buildkitd or runc missing, daemon lost
-	ExitRegistry    = 4   // the registry refused a push, asked for credentials or could not be reached
+	ExitBuilder     = 3   // no builder: BUILDKIT_HOST unreachable or refusing the TLS handshake, buildkitd or runc missing, daemon lost
+	ExitRegistry    = 4   // the registry (or its token service) refused a push, asked for credentials or could not be reached
 	ExitInterrupted = 130 // cancelled by SIGINT or SIGTERM
 )
 

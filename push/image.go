@@ -105,6 +105,9 @@ func (p *Pusher) putManifest(ctx context.Context, desc ocispecs.Descriptor, dt [
 	}
 	for _, r := range refs {
 		if err := p.remote.Put(ctx, r, raw); err != nil {
+			if cause := p.auth.Cause(err, p.repo.RegistryStr()); cause != nil {
+				return cause
+			}
 			return fmt.Errorf("%w: manifest %s to %s: %v", errs.ErrRegistry, desc.Digest, r, err)
 		}
 	}

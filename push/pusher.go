@@ -59,6 +59,7 @@ type Pusher struct {
 	blobs map[digest.Digest]*upload
 
 	transport http.RoundTripper
+	auth      *regnet.AuthWatch // under transport: why bearer auth failed
 	insecure  []string
 
 	headOnce sync.Once
@@ -118,7 +119,8 @@ func New(repo name.Repository, store content.Provider, opts ...Option) (*Pusher,
 	// Requests that can be sent again are retried one by one (a HEAD, a
 	// manifest, an upload's start or commit); an upload whose body failed
 	// is retried whole by go-containerregistry, below.
-	p.transport = regnet.Retry(regnet.Guard(regnet.Transport(0), p.insecure), 4, 250*time.Millisecond)
+	p.auth = regnet.WatchAuth(regnet.Retry(regnet.Guard(regnet.Transport(0), p.insecure), 4, 250*time.Millisecond))
+	p.transport = p.auth
 	rp, err := remote.NewPusher(
 		remote.WithAuthFromKeychain(authn.DefaultKeychain),
 		remote.WithTransport(&countingTransport{next: p.transport, n: &p.sent}),
@@ -214,6 +216,9 @@ func (p *Pusher) upload(ctx context.Context, desc ocispecs.Descriptor) error {
 		layer = &remote.MountableLayer{Layer: l, Reference: p.mounts[0]}
 	}
 	if err := p.remote.Upload(ctx, p.repo, layer); err != nil {
+		if cause := p.auth.Cause(err, p.repo.RegistryStr()); cause != nil {
+			return cause
+		}
 		return fmt.Errorf("%w: blob %s (%d bytes) to %s: %v", errs.ErrRegistry, desc.Digest, desc.Size, p.repo, err)
 	}
 	return nil

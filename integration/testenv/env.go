@@ -52,12 +52,20 @@ func Start(ctx context.Context) (_ *Env, err error) {
 	return e, nil
 }
 
+// BuildkitdOption configures a buildkitd before StartBuildkitd starts it.
+type BuildkitdOption func(l *builder.Local) error
+
 // StartBuildkitd starts another buildkitd with fresh state in Dir/name; Close stops it.
-func (e *Env) StartBuildkitd(ctx context.Context, name string) (*builder.Local, error) {
+func (e *Env) StartBuildkitd(ctx context.Context, name string, opts ...BuildkitdOption) (*builder.Local, error) {
 	l := &builder.Local{
 		Dir:          filepath.Join(e.Dir, name),
 		Binary:       filepath.Join(e.BinDir, "buildkitd"),
 		StartTimeout: 60 * time.Second,
+	}
+	for _, o := range opts {
+		if err := o(l); err != nil {
+			return nil, err
+		}
 	}
 	if err := l.Start(ctx); err != nil {
 		return nil, err

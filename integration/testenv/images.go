@@ -86,7 +86,8 @@ func BusyboxLayer() ([]byte, error) {
 
 // PushBusybox pushes a busybox image for the host platform to ref (e.g.
 // 127.0.0.1:5000/busybox:latest) and returns its manifest digest.
-func PushBusybox(ctx context.Context, ref string) (string, error) {
+// opts add to how it is pushed (remote.WithAuth for a registry that asks).
+func PushBusybox(ctx context.Context, ref string, opts ...remote.Option) (string, error) {
 	data, err := BusyboxLayer()
 	if err != nil {
 		return "", err
@@ -116,16 +117,16 @@ func PushBusybox(ctx context.Context, ref string) (string, error) {
 	if img, err = mutate.ConfigFile(img, cf); err != nil {
 		return "", err
 	}
-	return PushImage(ctx, ref, img)
+	return PushImage(ctx, ref, img, opts...)
 }
 
 // PushImage pushes img to ref over plain HTTP (the test registry) and returns its digest.
-func PushImage(ctx context.Context, ref string, img v1.Image) (string, error) {
+func PushImage(ctx context.Context, ref string, img v1.Image, opts ...remote.Option) (string, error) {
 	r, err := name.ParseReference(ref, name.Insecure)
 	if err != nil {
 		return "", err
 	}
-	if err := remote.Write(r, img, remote.WithContext(ctx)); err != nil {
+	if err := remote.Write(r, img, append([]remote.Option{remote.WithContext(ctx)}, opts...)...); err != nil {
 		return "", fmt.Errorf("push %s: %w", ref, err)
 	}
 	d, err := img.Digest()

@@ -7,7 +7,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/strata-build/strata/build"
-	"github.com/strata-build/strata/builder"
 	"github.com/strata-build/strata/cache"
 	"github.com/strata-build/strata/errs"
 )
@@ -19,7 +18,7 @@ func newBuildCmd(s Streams) *cobra.Command {
 		opt          build.Options
 		buildArgs    []string
 		metadataFile string
-		builderAddr  string
+		bf           builderFlags
 		index        indexFlags
 		autoCache    int
 		noAutoCache  bool
@@ -29,15 +28,22 @@ func newBuildCmd(s Streams) *cobra.Command {
 		Short: "Build a Dockerfile on BuildKit",
 		Long: `Build the Dockerfile in PATH (the build context) on BuildKit.
 
-The builder is --builder, else BUILDKIT_HOST, else strata's own buildkitd,
-started on first use with its state under ~/.cache/strata/buildkitd and reused
-afterwards ('strata builder status|stop' manages it). Registry credentials come
+The builder is --builder, else BUILDKIT_HOST, else BUILDX_BUILDER, else
+strata's own buildkitd, started on first use with its state under
+~/.cache/strata/buildkitd and reused afterwards ('strata builder status|stop'
+manages it). --builder takes a BuildKit address or the name of a docker buildx
+builder (remote or docker-container driver). A builder on tcp:// that requires
+mutual TLS takes --tlscacert, --tlscert and --tlskey (or --tlsdir), or the
+BUILDKIT_TLS_CA_CERT, BUILDKIT_TLS_CERT and BUILDKIT_TLS_KEY variables (or
+BUILDKIT_TLS_DIR); a buildx remote builder brings its own. Registry credentials come
 from the docker config (~/.docker/config.json and its credential helpers).
 Images strata exports carry inline cache metadata, so they serve as cache
 sources for later builds.`,
 		Example: `  strata build -t registry.example.com/app:v1 --push .
   strata build -f docker/Dockerfile --target test --build-arg GO_VERSION=1.26 .
-  strata build --output type=local,dest=out .`,
+  strata build --output type=local,dest=out .
+  strata build --builder tcp://buildkitd.internal:1234 --tlsdir /etc/buildkit/certs -t registry.example.com/app:v1 --push .
+  strata build --builder fleet -t registry.example.com/app:v1 --push .`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opt.ContextDir = "."
@@ -57,7 +63,7 @@ sources for later builds.`,
 			if err != nil {
 				return err
 			}
-			c, _, err := builder.Connect(ctx, builderAddr)
+			c, _, err := bf.connect(ctx)
 			if err != nil {
 				return err
 			}
@@ -116,7 +122,7 @@ sources for later builds.`,
 	f.IntVar(&autoCache, "auto-cache", 3, "import cache from at most N images of the index that share the most steps with this build")
 	f.BoolVar(&noAutoCache, "no-auto-cache", false, "do not choose cache sources from the index (--cache-from still applies; pushed images are still added to it)")
 	index.add(cmd)
-	f.StringVar(&builderAddr, "builder", "", "BuildKit address, e.g. unix:///run/buildkit/buildkitd.sock or tcp://host:1234 (default: BUILDKIT_HOST, else strata's local buildkitd)")
+	bf.add(cmd, "(default: BUILDKIT_HOST, else BUILDX_BUILDER, else strata's local buildkitd)")
 	return cmd
 }
 

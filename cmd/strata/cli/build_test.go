@@ -25,6 +25,10 @@ func TestBuildBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("STRATA_BUILDER_DIR", filepath.Join(t.TempDir(), "never-started"))
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	t.Setenv("BUILDX_CONFIG", "")
+	t.Setenv("BUILDX_BUILDER", "")
+	tlsDir := t.TempDir()
 	cases := []struct {
 		name string
 		args []string
@@ -42,6 +46,11 @@ func TestBuildBadInput(t *testing.T) {
 		{"unreachable BUILDKIT_HOST", []string{"build", dir}, "unix://" + filepath.Join(dir, "no.sock"), errs.ExitBuilder, "BUILDKIT_HOST=unix://"},
 		{"unreachable --builder", []string{"build", "--builder", "tcp://127.0.0.1:1", dir}, "", errs.ExitBuilder, "--builder=tcp://127.0.0.1:1 does not answer"},
 		{"unknown command", []string{"frobnicate"}, "", errs.ExitUsage, "unknown command"},
+		{"TLS without a builder", []string{"build", "--tlscacert", filepath.Join(dir, "ca.pem"), dir}, "", errs.ExitUsage, "TLS flags are given but no builder"},
+		{"empty --tlsdir", []string{"build", "--builder", "tcp://127.0.0.1:1", "--tlsdir", tlsDir, dir}, "", errs.ExitUsage, "holds neither ca.pem nor ca.crt"},
+		{"missing --tlscacert", []string{"builder", "status", "--builder", "tcp://127.0.0.1:1", "--tlscacert", filepath.Join(tlsDir, "ca.pem")}, "", errs.ExitUsage, "--tlscacert: " + filepath.Join(tlsDir, "ca.pem") + ": no such file"},
+		{"unknown buildx builder", []string{"build", "--builder", "fleet", dir}, "", errs.ExitBuilder, "nor a buildx builder in"},
+		{"unreachable builder in status", []string{"builder", "status", "--builder", "tcp://127.0.0.1:1"}, "", errs.ExitBuilder, "--builder=tcp://127.0.0.1:1 does not answer"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

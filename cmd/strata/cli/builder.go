@@ -32,25 +32,7 @@ or STRATA_BUILDER_DIR when set.`,
 		}
 		return &builder.Local{Dir: dir}, nil
 	}
-	cmd.AddCommand(&cobra.Command{
-		Use:   "status",
-		Short: "Show whether the local buildkitd runs, and its address, pid and workers",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			l, err := local()
-			if err != nil {
-				return err
-			}
-			st, err := l.Status(cmd.Context())
-			if err != nil {
-				fmt.Fprintf(s.Out, "state:   stopped\ndir:     %s\n", l.Dir)
-				return nil
-			}
-			fmt.Fprintf(s.Out, "state:   running\naddress: %s\npid:     %d\nversion: %s\nworkers: %s\nlog:     %s\n",
-				st.Addr, st.PID, st.Version, strings.Join(st.Workers, ", "), l.LogFile())
-			return nil
-		},
-	})
+	cmd.AddCommand(newBuilderStatusCmd(s, local))
 	cmd.AddCommand(&cobra.Command{
 		Use:   "start",
 		Short: "Start the local buildkitd if it is not running, and print its address",
@@ -88,5 +70,46 @@ or STRATA_BUILDER_DIR when set.`,
 			return nil
 		},
 	})
+	return cmd
+}
+
+func newBuilderStatusCmd(s Streams, local func() (*builder.Local, error)) *cobra.Command {
+	var bf builderFlags
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show whether the local buildkitd runs, and its address, pid and workers",
+		Long: `Show whether strata's local buildkitd runs, and its address, pid and workers.
+With --builder (an address or a docker buildx builder name, and the TLS flags
+it needs), show that builder instead: it exits 3 with the cause when the
+builder does not answer, so it checks a fleet's address and certificates.`,
+		Example: `  strata builder status
+  strata builder status --builder tcp://buildkitd.internal:1234 --tlsdir /etc/buildkit/certs`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if bf.given() {
+				e, err := builder.Resolve(cmd.Context(), bf.addr, bf.tls)
+				if err != nil {
+					return err
+				}
+				st := e.Probed
+				fmt.Fprintf(s.Out, "state:   running\naddress: %s\nversion: %s\nworkers: %s\n",
+					st.Addr, st.Version, strings.Join(st.Workers, ", "))
+				return nil
+			}
+			l, err := local()
+			if err != nil {
+				return err
+			}
+			st, err := l.Status(cmd.Context())
+			if err != nil {
+				fmt.Fprintf(s.Out, "state:   stopped\ndir:     %s\n", l.Dir)
+				return nil
+			}
+			fmt.Fprintf(s.Out, "state:   running\naddress: %s\npid:     %d\nversion: %s\nworkers: %s\nlog:     %s\n",
+				st.Addr, st.PID, st.Version, strings.Join(st.Workers, ", "), l.LogFile())
+			return nil
+		},
+	}
+	bf.add(cmd, "(default: strata's local buildkitd)")
 	return cmd
 }
