@@ -35,9 +35,9 @@ func fromConnection(code codes.Code, msg string) error {
 	return fmt.Errorf("failed to solve: %w", grpcerrors.FromGRPC(status.Error(code, msg)))
 }
 
-// dialError is the error of a dial to addr that nothing answers.
-func dialError(network, addr string) error {
-	return &net.OpError{Op: "dial", Net: network, Addr: &net.TCPAddr{IP: net.ParseIP(strings.Split(addr, ":")[0]), Port: 443},
+// dialError is the error of a dial to addr (IP:port) that nothing answers.
+func dialError(addr string) error {
+	return &net.OpError{Op: "dial", Net: "tcp", Addr: must(net.ResolveTCPAddr("tcp", addr)),
 		Err: &os.SyscallError{Syscall: "connect", Err: syscall.ECONNREFUSED}}
 }
 
@@ -88,7 +88,7 @@ func TestClassify(t *testing.T) {
 		{
 			name: "push: registry not there",
 			err: fromDaemon(fmt.Errorf("failed to push %s: %w", pushed, fmt.Errorf("failed to do request: %w",
-				&url.Error{Op: "Head", URL: "https://registry.example.com/v2/team/app/blobs/sha256:0a1b", Err: dialError("tcp", "10.0.0.5:443")}))),
+				&url.Error{Op: "Head", URL: "https://registry.example.com/v2/team/app/blobs/sha256:0a1b", Err: dialError("10.0.0.5:443")}))),
 			push: true, want: errs.ErrRegistry, hint: "check the registry address",
 		},
 		{
@@ -129,7 +129,7 @@ func TestClassify(t *testing.T) {
 		{
 			name: "strata's push: registry not there",
 			err: fmt.Errorf("%w: blob %s (%d bytes) to %s: %v", errs.ErrRegistry, "sha256:0a1b", 1234, "registry.example.com/team/app",
-				&url.Error{Op: "Get", URL: "https://registry.example.com/v2/", Err: dialError("tcp", "10.0.0.5:443")}),
+				&url.Error{Op: "Get", URL: "https://registry.example.com/v2/", Err: dialError("10.0.0.5:443")}),
 			push: true, want: errs.ErrRegistry, hint: "check the registry address",
 		},
 		{
