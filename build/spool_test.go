@@ -7,12 +7,14 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
 // Readers follow the writer: each gets every byte, in order, however the
-// writes and reads interleave, and a slow reader does not hold the writer
-// up.
+// writes and reads interleave; one gets bytes while the writing goes on,
+// and one that reads nothing until the writing has ended does not hold the
+// writer up.
 func TestSpoolReadersFollowTheWriter(t *testing.T) {
 	sp, err := newSpool(t.TempDir())
 	if err != nil {
@@ -23,16 +25,25 @@ func TestSpoolReadersFollowTheWriter(t *testing.T) {
 	for i := range want {
 		want[i] = byte(rng.Uint32())
 	}
+	first := 1 + rng.IntN(200<<10)   // the size of the first write
+	following := make(chan struct{}) // reader 0 has the first write's bytes
+	written := make(chan struct{})   // the writer is done
 	readers := []io.ReadCloser{sp.reader(), sp.reader()}
 	got := make([][]byte, len(readers))
 	var wg sync.WaitGroup
 	for i, r := range readers {
 		wg.Go(func() {
 			defer r.Close()
+			if i == 1 {
+				<-written // a reader that is slower than the whole writing
+			}
 			buf := make([]byte, 1000+i*7000)
 			for {
 				n, err := r.Read(buf)
 				got[i] = append(got[i], buf[:n]...)
+				if i == 0 && len(got[i]) >= first && len(got[i])-n < first {
+					close(following)
+				}
 				if err == io.EOF {
 					return
 				}
@@ -40,20 +51,38 @@ func TestSpoolReadersFollowTheWriter(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				if i == 1 {
-					time.Sleep(time.Microsecond) // a slow reader
-				}
 			}
 		})
 	}
-	for p := want; len(p) > 0; {
-		n := min(len(p), 1+rng.IntN(200<<10))
-		if _, err := sp.Write(p[:n]); err != nil {
+	wrote := make(chan error, 1)
+	go func() {
+		defer close(written)
+		for p, n := want, first; len(p) > 0; n = min(len(p), 1+rng.IntN(200<<10)) {
+			if _, err := sp.Write(p[:n]); err != nil {
+				wrote <- err
+				return
+			}
+			if len(p) == len(want) {
+				select {
+				case <-following:
+				case <-time.After(30 * time.Second):
+					wrote <- errors.New("a reader got none of the bytes while the writing went on")
+					return
+				}
+			}
+			p = p[n:]
+		}
+		sp.close(nil)
+		wrote <- nil
+	}()
+	select {
+	case err := <-wrote:
+		if err != nil {
 			t.Fatal(err)
 		}
-		p = p[n:]
+	case <-time.After(30 * time.Second):
+		t.Fatal("the writer is held up by its readers")
 	}
-	sp.close(nil)
 	wg.Wait()
 	for i := range got {
 		if !bytes.Equal(got[i], want) {
@@ -88,22 +117,24 @@ func TestSpoolEndedWithError(t *testing.T) {
 	}
 	r.Close()
 
-	waiting := sp2(t)
-	res := make(chan error, 1)
-	go func() {
-		_, err := waiting.Read(make([]byte, 10))
-		res <- err
-	}()
-	time.Sleep(20 * time.Millisecond)
-	waiting.Close()
-	select {
-	case err := <-res:
-		if err == nil {
-			t.Fatal("a closed reader read without error")
+	synctest.Test(t, func(t *testing.T) {
+		waiting := sp2(t)
+		res := make(chan error, 1)
+		go func() {
+			_, err := waiting.Read(make([]byte, 10))
+			res <- err
+		}()
+		synctest.Wait() // the reader waits for bytes
+		waiting.Close()
+		select {
+		case err := <-res:
+			if err == nil {
+				t.Fatal("a closed reader read without error")
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("a reader waiting for bytes did not return when closed")
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("a reader waiting for bytes did not return when closed")
-	}
+	})
 }
 
 // sp2 is a reader of a spool that gets no bytes.

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/containerd/containerd/v2/core/content"
@@ -20,9 +21,23 @@ import (
 // does, calling between(i) before chunk i; it returns the conversions the
 // store's stream callback reported.
 type streamedLayer struct {
-	mu   sync.Mutex
-	done []*conversion
-	at   []time.Time
+	mu      sync.Mutex
+	done    []*conversion
+	at      []time.Time
+	changed chan struct{} // closed and replaced when a conversion is done
+}
+
+// wait waits until n conversions are done.
+func (l *streamedLayer) wait(n int) {
+	for {
+		l.mu.Lock()
+		finished, changed := len(l.done) >= n, l.changed
+		l.mu.Unlock()
+		if finished {
+			return
+		}
+		<-changed
+	}
 }
 
 func writeStreamed(t testing.TB, conv *converter, s content.Store, dt []byte, chunk int, between func(i int, w content.Writer)) (*streamedLayer, error) {
@@ -32,13 +47,15 @@ func writeStreamed(t testing.TB, conv *converter, s content.Store, dt []byte, ch
 // writeStreamedEarly is writeStreamed with early uploads from early.
 func writeStreamedEarly(t testing.TB, conv *converter, s content.Store, dt []byte, chunk int, between func(i int, w content.Writer), early func() *earlyUpload) (*streamedLayer, error) {
 	t.Helper()
-	got := &streamedLayer{}
+	got := &streamedLayer{changed: make(chan struct{})}
 	ks := &knownStore{Store: s, conv: conv, stream: func(l ocispecs.Descriptor, ls *layerStream) bool {
 		return conv.startStream(t.Context(), l, ls, early, func(cv *conversion, at time.Time) {
 			got.mu.Lock()
 			defer got.mu.Unlock()
 			got.done = append(got.done, cv)
 			got.at = append(got.at, at)
+			close(got.changed)
+			got.changed = make(chan struct{})
 		})
 	}}
 	d := digest.FromBytes(dt)
@@ -191,45 +208,48 @@ func noConversionOf(t *testing.T, conv *converter, s content.Store, dt []byte, w
 }
 
 func TestSecondWriterOfABlobWaitsForTheFirst(t *testing.T) {
-	s := testStore(t)
-	ks := &knownStore{Store: s}
-	dt := layerTar(t, time.Unix(1700000000, 0), 300<<10)
-	d := digest.FromBytes(dt)
-	opts := []content.WriterOpt{content.WithRef("layer-" + d.String()), content.WithDescriptor(ocispecs.Descriptor{Digest: d, Size: int64(len(dt))})}
-	first, err := ks.Writer(t.Context(), opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := first.Write(dt[:1000]); err != nil {
-		t.Fatal(err)
-	}
-	second := make(chan error, 1)
-	go func() {
-		w, err := ks.Writer(t.Context(), opts...)
-		if err == nil {
-			w.Close()
+	synctest.Test(t, func(t *testing.T) {
+		s := testStore(t)
+		ks := &knownStore{Store: s}
+		dt := layerTar(t, time.Unix(1700000000, 0), 300<<10)
+		d := digest.FromBytes(dt)
+		opts := []content.WriterOpt{content.WithRef("layer-" + d.String()), content.WithDescriptor(ocispecs.Descriptor{Digest: d, Size: int64(len(dt))})}
+		first, err := ks.Writer(t.Context(), opts...)
+		if err != nil {
+			t.Fatal(err)
 		}
-		second <- err
-	}()
-	select {
-	case err := <-second:
-		t.Fatalf("the second writer did not wait for the first: %v", err)
-	case <-time.After(100 * time.Millisecond):
-	}
-	if _, err := first.Write(dt[1000:]); err != nil {
-		t.Fatal(err)
-	}
-	if err := first.Commit(t.Context(), int64(len(dt)), d); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-second:
-		if !cerrdefs.IsAlreadyExists(err) {
-			t.Fatalf("second writer after the first committed: %v, want already exists", err)
+		if _, err := first.Write(dt[:1000]); err != nil {
+			t.Fatal(err)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the second writer still waits after the first committed")
-	}
+		second := make(chan error, 1)
+		go func() {
+			w, err := ks.Writer(t.Context(), opts...)
+			if err == nil {
+				w.Close()
+			}
+			second <- err
+		}()
+		synctest.Wait() // the second writer has returned, or waits
+		select {
+		case err := <-second:
+			t.Fatalf("the second writer did not wait for the first: %v", err)
+		default:
+		}
+		if _, err := first.Write(dt[1000:]); err != nil {
+			t.Fatal(err)
+		}
+		if err := first.Commit(t.Context(), int64(len(dt)), d); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-second:
+			if !cerrdefs.IsAlreadyExists(err) {
+				t.Fatalf("second writer after the first committed: %v, want already exists", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the second writer still waits after the first committed")
+		}
+	})
 }
 
 func TestNothingStreamedWhenThereIsNothingToConvert(t *testing.T) {
@@ -351,14 +371,6 @@ func BenchmarkStreamedWrite(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		for {
-			got.mu.Lock()
-			n := len(got.done)
-			got.mu.Unlock()
-			if n == 1 {
-				break
-			}
-			time.Sleep(time.Millisecond)
-		}
+		got.wait(1)
 	}
 }

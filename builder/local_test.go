@@ -1,0 +1,231 @@
+package builder_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/strata-build/strata/builder"
+	"github.com/strata-build/strata/errs"
+	"github.com/strata-build/strata/integration/testenv"
+)
+
+func TestDefaultDir(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("STRATA_BUILDER_DIR", dir)
+	if got, err := builder.DefaultDir(); err != nil || got != dir {
+		t.Errorf("DefaultDir with STRATA_BUILDER_DIR=%s: %s, %v", dir, got, err)
+	}
+
+	t.Setenv("STRATA_BUILDER_DIR", "")
+	cache := t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", cache)
+	if got, err := builder.DefaultDir(); err != nil || got != filepath.Join(cache, "strata", "buildkitd") {
+		t.Errorf("DefaultDir: %s, %v, want it in the user cache directory %s", got, err, cache)
+	}
+
+	t.Setenv("XDG_CACHE_HOME", "")
+	t.Setenv("HOME", "")
+	if _, err := builder.DefaultDir(); !errors.Is(err, errs.ErrBuilder) {
+		t.Errorf("DefaultDir with no cache directory: %v, want a builder error", err)
+	}
+}
+
+// A pid file that names no running process, or holds no number, means no
+// daemon, and stopping it is not an error.
+func TestLocalWithoutADaemon(t *testing.T) {
+	for _, content := range []string{"", "not a pid\n", "-1\n", strconv.Itoa(exitedPID(t)) + "\n"} {
+		l := &builder.Local{Dir: t.TempDir()}
+		if err := os.WriteFile(filepath.Join(l.Dir, "buildkitd.pid"), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if pid := l.PID(); pid != 0 {
+			t.Errorf("pid file %q: PID %d, want 0", content, pid)
+		}
+		if err := l.Stop(time.Second); err != nil {
+			t.Errorf("pid file %q: Stop: %v", content, err)
+		}
+		if _, err := l.Status(t.Context()); err == nil {
+			t.Errorf("pid file %q: Status of a daemon that is not there succeeded", content)
+		}
+	}
+}
+
+// exitedPID is the id of a process that has exited.
+func exitedPID(t *testing.T) int {
+	t.Helper()
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Skipf("no 'true' to run: %v", err)
+	}
+	return cmd.Process.Pid
+}
+
+// Start says what is missing before it tries to run anything: root, then
+// runc.
+func TestStartWithoutWhatItNeeds(t *testing.T) {
+	t.Setenv("PATH", t.TempDir()) // no runc, no buildkitd
+	l := &builder.Local{Dir: t.TempDir(), Binary: "/nonexistent/buildkitd"}
+	err := l.Start(t.Context())
+	want := "apt-get install -y runc"
+	if os.Geteuid() != 0 {
+		want = "run as root"
+	}
+	var h *errs.Hint
+	if !errors.Is(err, errs.ErrBuilder) || !errors.As(err, &h) || !strings.Contains(h.Hint, want) {
+		t.Fatalf("Start: %v, want a builder error with the hint %q", err, want)
+	}
+	if _, err := os.Stat(l.LogFile()); err == nil {
+		t.Error("Start made a log: it went further than it should")
+	}
+}
+
+// buildkitd is the daemon binary of the test bed, or the test is skipped:
+// starting one needs root, runc and the binary, and takes seconds.
+func buildkitd(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts buildkitd; skipped with -short")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("starting buildkitd with the runc worker needs root")
+	}
+	if _, err := exec.LookPath("runc"); err != nil {
+		t.Skip("runc is not in PATH")
+	}
+	dir, err := testenv.BinDir()
+	if err != nil {
+		t.Skipf("no binary directory: %v", err)
+	}
+	bin := filepath.Join(dir, "buildkitd")
+	if _, err := os.Stat(bin); err != nil {
+		t.Skipf("no buildkitd in %s (set STRATA_BIN_DIR, or run 'make build'): %v", dir, err)
+	}
+	return bin
+}
+
+// newLocal is a Local in a temporary directory, stopped at the end.
+func newLocal(t *testing.T, bin string) *builder.Local {
+	t.Helper()
+	// A short directory: a unix socket's path is limited to 108 bytes.
+	dir, err := os.MkdirTemp("", "strata-builder-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &builder.Local{Dir: dir, Binary: bin, StartTimeout: 2 * time.Minute}
+	t.Cleanup(func() {
+		if err := l.Stop(10 * time.Second); err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+		os.RemoveAll(dir)
+	})
+	return l
+}
+
+// A Local starts, answers with its version and workers, is reused while
+// it answers, is started again once it is gone, and stops.
+func TestLocalStartProbeRestart(t *testing.T) {
+	bin := buildkitd(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	l := newLocal(t, bin)
+	if err := l.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	first := l.PID()
+	if first == 0 {
+		t.Fatal("no PID once started")
+	}
+	st, err := l.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Addr != l.Addr() || st.PID != first || st.Version == "" || len(st.Workers) == 0 {
+		t.Errorf("status %+v: want %s, PID %d, a version and a worker", st, l.Addr(), first)
+	}
+
+	addr, err := l.Ensure(ctx)
+	if err != nil || addr != l.Addr() {
+		t.Fatalf("Ensure of a daemon that answers: %s, %v", addr, err)
+	}
+	if pid := l.PID(); pid != first {
+		t.Errorf("Ensure replaced a daemon that answers: PID %d, was %d", pid, first)
+	}
+
+	// The daemon dies: the next Ensure starts another.
+	if err := syscall.Kill(first, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, first)
+	if _, err := l.Status(ctx); err == nil {
+		t.Fatal("Status of a killed daemon succeeded")
+	}
+	if _, err := l.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	second := l.PID()
+	if second == 0 || second == first {
+		t.Fatalf("after the daemon died Ensure left PID %d (was %d)", second, first)
+	}
+	if _, err := l.Status(ctx); err != nil {
+		t.Fatalf("the restarted daemon does not answer: %v", err)
+	}
+
+	if err := l.Stop(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if pid := l.PID(); pid != 0 {
+		t.Errorf("PID %d after Stop", pid)
+	}
+	if syscall.Kill(second, 0) == nil {
+		t.Errorf("process %d still runs after Stop", second)
+	}
+}
+
+// A daemon that cannot start (here a flag it does not know) is a builder
+// error that points at its log, and leaves no pid file behind.
+func TestLocalThatExitsAtStart(t *testing.T) {
+	bin := buildkitd(t)
+	l := newLocal(t, bin)
+	l.Args = []string{"--no-such-flag"}
+	err := l.Start(t.Context())
+	var h *errs.Hint
+	if !errors.Is(err, errs.ErrBuilder) || !errors.As(err, &h) || !strings.Contains(h.Hint, l.LogFile()) {
+		t.Fatalf("Start: %v, want a builder error pointing at %s", err, l.LogFile())
+	}
+	if !strings.Contains(err.Error(), "no-such-flag") {
+		t.Errorf("the error does not quote the daemon's last words: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(l.Dir, "buildkitd.pid")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the pid file of the daemon that exited is left: %v", err)
+	}
+}
+
+// waitGone waits until pid has exited, with a pidfd (Linux 5.3): it turns
+// readable when the process ends, its sockets closed.
+func waitGone(t *testing.T, pid int) {
+	t.Helper()
+	const sysPidfdOpen = 434
+	fd, _, e := syscall.Syscall(sysPidfdOpen, uintptr(pid), 0, 0)
+	if e == syscall.ESRCH {
+		return // gone and reaped
+	}
+	if e != 0 {
+		t.Fatalf("pidfd_open %d: %v", pid, e)
+	}
+	defer syscall.Close(int(fd))
+	var set syscall.FdSet
+	set.Bits[fd/64] |= 1 << (fd % 64)
+	tv := syscall.Timeval{Sec: 30}
+	n, err := syscall.Select(int(fd)+1, &set, nil, nil, &tv)
+	if err != nil || n != 1 {
+		t.Fatalf("waiting for process %d to end: %d, %v", pid, n, err)
+	}
+}
