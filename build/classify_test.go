@@ -78,12 +78,12 @@ func TestClassify(t *testing.T) {
 			push: true, want: errs.ErrRegistry, hint: "docker login",
 		},
 		{
-			// What a push with no credentials gets: the anonymous token
-			// has no push scope.
+			// The token has no push scope: the account (or an anonymous
+			// one) may not push there.
 			name: "push: insufficient scope",
 			err: fromDaemon(fmt.Errorf("failed to push %s: %w", pushed, fmt.Errorf("push access denied, repository does not exist or may require authorization: %w",
 				fmt.Errorf("server message: %s: %w", "insufficient_scope", docker.ErrInvalidAuthorization)))),
-			push: true, want: errs.ErrRegistry, hint: "docker login",
+			push: true, want: errs.ErrRegistry, hint: "may not push to this repository",
 		},
 		{
 			name: "push: registry not there",

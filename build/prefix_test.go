@@ -35,7 +35,7 @@ RUN make test
 		{"APP", []string{"COPY --from=deps /deps /deps", "EOF", "COPY . ."}},
 	}
 	for _, tc := range cases {
-		ps, err := prefixDockerfiles([]byte(df), tc.target, 0)
+		ps, err := prefixDockerfiles([]byte(df), tc.target, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -64,7 +64,7 @@ func TestPrefixDockerfilesSkipCachedSteps(t *testing.T) {
 		through int
 		want    int
 	}{{0, 4}, {2, 3}, {5, 1}, {6, 0}, {99, 0}} {
-		ps, err := prefixDockerfiles([]byte(df), "", tc.through)
+		ps, err := prefixDockerfiles([]byte(df), "", prefixSkipper(tc.through, nil))
 		if err != nil {
 			t.Fatal(err)
 		}

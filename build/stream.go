@@ -130,7 +130,7 @@ func prepareStream(ctx context.Context, opt Options, so client.SolveOpt, bc *bui
 	if opt.NoCache {
 		cachedThrough = 0 // every step runs
 	}
-	if sp.prefixes, err = prefixDockerfiles(dt, opt.Target, cachedThrough); err != nil {
+	if sp.prefixes, err = prefixDockerfiles(dt, opt.Target, prefixSkipper(cachedThrough, bc)); err != nil {
 		// The main solve reports the parse error with its location.
 		sp.prefixes = nil
 	}

@@ -61,7 +61,7 @@ func TestResolveWithABuilderThatDoesNotAnswer(t *testing.T) {
 	} {
 		t.Run(tc.source, func(t *testing.T) {
 			t.Setenv("BUILDKIT_HOST", tc.env)
-			_, _, err := builder.Resolve(t.Context(), tc.flag)
+			_, err := builder.Resolve(t.Context(), tc.flag, builder.TLS{})
 			if !errors.Is(err, errs.ErrBuilder) {
 				t.Fatalf("Resolve: %v, want a builder error", err)
 			}

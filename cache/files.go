@@ -121,7 +121,7 @@ func contextFilesDigest(bc *buildcontext.Context, srcs []string, contents []inst
 		for _, src := range srcs {
 			pattern := strings.Trim(path.Clean("/"+filepath.ToSlash(src)), "/")
 			for _, e := range all {
-				if seen[e.Path] || !sourceMatch(pattern, e.Path) {
+				if seen[e.Path] || !SourceMatch(pattern, e.Path) {
 					continue
 				}
 				seen[e.Path] = true

@@ -115,7 +115,7 @@ func sourcesDigest(bc *buildcontext.Context, srcs []string, contents []instructi
 		fmt.Fprintf(h, "src %s\n", src)
 		pattern := strings.Trim(path.Clean("/"+filepath.ToSlash(src)), "/")
 		for _, e := range all {
-			if !sourceMatch(pattern, e.Path) {
+			if !SourceMatch(pattern, e.Path) {
 				continue
 			}
 			if err := hashEntry(h, bc, e); err != nil {
@@ -130,10 +130,10 @@ func sourcesDigest(bc *buildcontext.Context, srcs []string, contents []instructi
 	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// sourceMatch reports whether a context entry is taken by a source
+// SourceMatch reports whether a context entry is taken by a source
 // pattern: the path itself, a file under a directory it names, or a
 // wildcard match of the path or one of its parent directories.
-func sourceMatch(pattern, p string) bool {
+func SourceMatch(pattern, p string) bool {
 	if pattern == "" || pattern == "." {
 		return true
 	}
