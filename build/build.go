@@ -318,6 +318,10 @@ func classify(ctx context.Context, err error, push bool) error {
 		// BuildKit's own push (and pulls of base images) report registry
 		// errors as text.
 		return errs.WithHint(fmt.Errorf("%w: %s", errs.ErrRegistry, firstLine(msg)), registryHint(lower))
+	case strings.Contains(lower, "failed to resolve source metadata") && strings.Contains(lower, "failed to do request"):
+		// A base image's registry that cannot be reached (BuildKit
+		// resolves every FROM before the first step).
+		return errs.WithHint(fmt.Errorf("%w: %s", errs.ErrRegistry, firstLine(msg)), registryHint(lower))
 	case strings.Contains(lower, "failed to calculate checksum") && strings.Contains(lower, "not found"):
 		// A COPY/ADD source missing from the context as BuildKit sees it.
 		return errs.WithHint(fmt.Errorf("%w: %s", errs.ErrBuildFailed, firstLine(msg)),

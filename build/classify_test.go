@@ -103,6 +103,12 @@ func TestClassify(t *testing.T) {
 			push: true, want: errs.ErrRegistry, hint: "kept failing after retries",
 		},
 		{
+			name: "base image: registry not there",
+			err: fromDaemon(fmt.Errorf("failed to resolve source metadata for registry.example.com/team/base:v1: %w", fmt.Errorf("failed to do request: %w",
+				&url.Error{Op: "Head", URL: "https://registry.example.com/v2/team/base/manifests/v1", Err: dialError("10.0.0.5:443")}))),
+			want: errs.ErrRegistry, hint: "check the registry address",
+		},
+		{
 			name: "base image: token refused",
 			err: fromDaemon(fmt.Errorf("failed to resolve source metadata for registry.example.com/team/base:v1: %w", fmt.Errorf("failed to authorize: %w",
 				fmt.Errorf("failed to fetch oauth token: %w", remoteerrors.ErrUnexpectedStatus{Status: "401 Unauthorized", StatusCode: 401, RequestURL: tokenURL, RequestMethod: http.MethodGet})))),
