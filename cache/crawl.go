@@ -207,7 +207,7 @@ func (c *crawler) repos(ctx context.Context, reg name.Registry, patterns []strin
 	c.fromCatalog = true
 	all, err := c.puller.Catalog(ctx, reg)
 	if err != nil {
-		return nil, errs.WithHint(fmt.Errorf("%w: list repositories of %s: %v", errs.ErrRegistry, c.host, oneLine(err.Error())),
+		return nil, errs.WithHint(fmt.Errorf("%w: list repositories of %s: %v", errs.ErrRegistry, c.host, errs.FirstLine(err.Error())),
 			"this registry may not offer its catalog: name repositories with --repo")
 	}
 	if len(patterns) == 0 {
@@ -450,7 +450,7 @@ func newPuller(ctx context.Context, o *options) (*remote.Puller, error) {
 // describe is a one-line account of a registry error, with what to do
 // about missing credentials.
 func describe(err error) string {
-	msg := oneLine(err.Error())
+	msg := errs.FirstLine(err.Error())
 	var te *transport.Error
 	if errors.As(err, &te) && (te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden) {
 		msg += " (log in with 'docker login' to index it)"

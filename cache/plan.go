@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/docker/go-units"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/strata-build/strata/buildcontext"
@@ -400,14 +401,10 @@ func (p *Plan) CacheImports(n int) []string {
 
 // HumanBytes formats a byte count as docker does (kB, MB, GB; powers of 1000).
 func HumanBytes(n int64) string {
-	const unit = 1000
-	if n < unit {
+	if n < 1000 {
 		return fmt.Sprintf("%d B", n)
 	}
-	f, i := float64(n), 0
-	for f >= unit && i < 4 {
-		f /= unit
-		i++
-	}
-	return fmt.Sprintf("%.1f %s", f, []string{"B", "kB", "MB", "GB", "TB"}[i])
+	return units.CustomSize("%.1f %s", float64(n), 1000, sizeUnits)
 }
+
+var sizeUnits = []string{"B", "kB", "MB", "GB", "TB"}

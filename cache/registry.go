@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -141,15 +140,7 @@ func registryError(what string, err error) error {
 			hint = "check the repository and tag names"
 		}
 	}
-	return errs.WithHint(fmt.Errorf("%w: %s: %v", errs.ErrRegistry, what, oneLine(err.Error())), hint)
-}
-
-func oneLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
-	}
-	return s
+	return errs.WithHint(fmt.Errorf("%w: %s: %v", errs.ErrRegistry, what, errs.FirstLine(err.Error())), hint)
 }
 
 // RegistryResolver resolves base images from their registries.

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -351,7 +352,7 @@ func (s *RegistryStore) compact(ctx context.Context, mine string) (*Index, bool,
 	}
 	snap.x.Prune(start.Add(-tombstoneTTL))
 	merged := append([]string(nil), snap.deltas...)
-	if !contains(merged, mine) {
+	if !slices.Contains(merged, mine) {
 		// The listing did not show my delta yet; read it directly.
 		return snap.x, false, nil
 	}
@@ -373,7 +374,7 @@ func (s *RegistryStore) compact(ctx context.Context, mine string) (*Index, bool,
 	if err != nil && !isNotFound(err) {
 		return nil, false, err
 	}
-	if !contains(held, mine) {
+	if !slices.Contains(held, mine) {
 		return snap.x, false, nil
 	}
 	s.collect(ctx, held)
@@ -404,15 +405,6 @@ func (s *RegistryStore) collect(ctx context.Context, held []string) {
 			_ = remote.Delete(s.ref.Context().Digest(desc.Digest.String()), s.o.remote(ctx)...)
 		}
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // indexImage builds the image index holding x: one layer with IndexPath
