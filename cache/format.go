@@ -275,3 +275,12 @@ func (d *decoder) byte() byte {
 	}
 	return b
 }
+
+// The shared index is kept in a registry as a small image (see package
+// store); this is what every reader of it, the frontend included, relies on.
+const (
+	// IndexPath is the index file in the image's one layer.
+	IndexPath = "index.strata"
+	// IndexLabel marks the image that holds a shared index; the crawler skips it.
+	IndexLabel = "dev.strata.cache.index"
+)

@@ -1,4 +1,4 @@
-package cache
+package plan
 
 import (
 	"bytes"
@@ -16,6 +16,8 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	digest "github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/strata-build/strata/cache"
 )
 
 // staticResolver answers every base image with one config.
@@ -59,7 +61,7 @@ func TestStagesMatchCapturedConfigs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want, err := NormalizeHistory(cf.History, len(cf.RootFS.DiffIDs))
+			want, err := cache.NormalizeHistory(cf.History, len(cf.RootFS.DiffIDs))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -173,17 +175,6 @@ func TestResolverFromMeta(t *testing.T) {
 	}
 }
 
-func TestPlatformString(t *testing.T) {
-	for in, want := range map[[3]string]string{
-		{"linux", "arm64", "v8"}: "linux/arm64", {"linux", "aarch64", ""}: "linux/arm64", {"linux", "arm", "v7"}: "linux/arm/v7",
-		{"linux", "amd64", ""}: "linux/amd64", {"", "amd64", ""}: "",
-	} {
-		if got := platformString(in[0], in[1], in[2]); got != want {
-			t.Errorf("platformString%v = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestRecordSources(t *testing.T) {
 	dir := "testdata/history/copy"
 	args := map[string]string{"BASE": "localhost:5000/busybox:latest"}
@@ -204,7 +195,7 @@ func TestRecordSources(t *testing.T) {
 	for _, h := range img.History {
 		hist = append(hist, v1.History{CreatedBy: h.CreatedBy, Comment: h.Comment, EmptyLayer: h.EmptyLayer})
 	}
-	steps, err := NormalizeHistory(hist, len(st.Steps))
+	steps, err := cache.NormalizeHistory(hist, len(st.Steps))
 	if err != nil {
 		t.Fatal(err)
 	}
