@@ -88,13 +88,13 @@ func TestIndexReplaceDeleteMerge(t *testing.T) {
 	}
 	x.Delete("r/a:1", t0.Add(3*time.Hour))
 	x.Prune(t0.Add(4 * time.Hour))
-	if len(x.All()) != 0 {
-		t.Errorf("tombstone not pruned: %v", x.All())
+	if len(x.all()) != 0 {
+		t.Errorf("tombstone not pruned: %v", x.all())
 	}
 	snap := x.Snapshot()
 	x.Put(testImage("r/b:1", "linux/amd64", "x"))
-	if ch := x.ChangedSince(snap); len(ch.All()) != 1 {
-		t.Errorf("ChangedSince: %d", len(ch.All()))
+	if ch := x.ChangedSince(snap); len(ch.all()) != 1 {
+		t.Errorf("ChangedSince: %d", len(ch.all()))
 	}
 }
 
@@ -137,8 +137,8 @@ func TestEncodeDecode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(x.All(), y.All()) {
-		t.Errorf("round trip:\n%+v\n%+v", x.All()[0], y.All()[0])
+	if !reflect.DeepEqual(x.all(), y.all()) {
+		t.Errorf("round trip:\n%+v\n%+v", x.all()[0], y.all()[0])
 	}
 	data := buf.Bytes()
 	for _, bad := range [][]byte{nil, []byte("STRATAIX"), data[:len(data)-1], append([]byte{}, data[:len(data)-5]...)} {

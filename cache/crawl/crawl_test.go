@@ -153,7 +153,7 @@ func TestRefresh(t *testing.T) {
 
 func TestPlainHTTPOnlyForLoopback(t *testing.T) {
 	var seen []string
-	o := regopts.New([]Option{WithInsecureRegistries("10.0.0.5:5000"), WithTransport(roundTripFunc(func(r *http.Request) (*http.Response, error) {
+	o := regopts.New([]Option{WithInsecureRegistries("10.0.0.5:5000"), withTransport(roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		seen = append(seen, r.URL.String())
 		return nil, io.EOF
 	}))})

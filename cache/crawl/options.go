@@ -34,9 +34,9 @@ func WithJobs(n int) Option {
 	}
 }
 
-// WithTransport sets the HTTP transport under strata's own (default: a
+// withTransport sets the HTTP transport under strata's own (default: a
 // clone of http.DefaultTransport sized for the job count).
-func WithTransport(rt http.RoundTripper) Option { return func(o *regopts.Options) { o.Base = rt } }
+func withTransport(rt http.RoundTripper) Option { return func(o *regopts.Options) { o.Base = rt } }
 
 // WithLogger sends warnings (skipped images) to l; the default discards them.
 func WithLogger(l *slog.Logger) Option { return func(o *regopts.Options) { o.Log = l } }

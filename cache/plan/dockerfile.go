@@ -50,8 +50,8 @@ type Stage struct {
 	Skipped string
 }
 
-// OwnSteps returns the steps the stage's instructions add to its base.
-func (s *Stage) OwnSteps() []cache.Step { return s.Steps[s.BaseSteps:] }
+// ownSteps returns the steps the stage's instructions add to its base.
+func (s *Stage) ownSteps() []cache.Step { return s.Steps[s.BaseSteps:] }
 
 // StagesOptions select what DockerfileStages reads.
 type StagesOptions struct {
@@ -186,10 +186,10 @@ func dockerfileStages(ctx context.Context, opt *StagesOptions) ([]Stage, error) 
 		if st.BaseSteps > len(st.Steps) {
 			st.BaseSteps = len(st.Steps)
 		}
-		st.Lines = ownLines(stages[i], st.OwnSteps())
-		markTextOnly(stages[i], st.OwnSteps())
+		st.Lines = ownLines(stages[i], st.ownSteps())
+		markTextOnly(stages[i], st.ownSteps())
 		if opt.ContextDir != "" && st.Skipped == "" {
-			if err := addSources(opt, stages[i], st.OwnSteps()); err != nil {
+			if err := addSources(opt, stages[i], st.ownSteps()); err != nil {
 				return nil, err
 			}
 		}

@@ -87,7 +87,7 @@ func TestStagesMatchCapturedConfigs(t *testing.T) {
 					t.Errorf("step %d: %q, image has %q", i, got.Steps[i].Token, want[i].Token)
 				}
 			}
-			for i, s := range got.OwnSteps() {
+			for i, s := range got.ownSteps() {
 				fromContext := (strings.HasPrefix(s.Text, "COPY ") || strings.HasPrefix(s.Text, "ADD ")) && s.Text != "COPY /deps /deps"
 				if fromContext != (s.Sources != "") {
 					t.Errorf("own step %d %q: sources %q", i, s.Text, s.Sources)
@@ -125,7 +125,7 @@ COPY --from=build /a /a
 		t.Fatalf("stages %v", names)
 	}
 	build := stages[1]
-	if build.BaseStage != 1 || build.BaseSteps != 2 || len(build.OwnSteps()) != 2 || build.BaseDigest == "" {
+	if build.BaseStage != 1 || build.BaseSteps != 2 || len(build.ownSteps()) != 2 || build.BaseDigest == "" {
 		t.Errorf("build stage: %+v", build)
 	}
 	stages, err = DockerfileStages(context.Background(), StagesOptions{ContextDir: dir, Target: "unused"})
@@ -217,7 +217,7 @@ func TestBindMountRunIsTextOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	own := stages[len(stages)-1].OwnSteps()
+	own := stages[len(stages)-1].ownSteps()
 	if len(own) != 2 || !own[0].TextOnly || own[1].TextOnly {
 		t.Errorf("steps %+v", own)
 	}
@@ -253,7 +253,7 @@ func FuzzDockerfileStages(f *testing.F) {
 			return
 		}
 		for _, s := range stages {
-			if s.BaseSteps > len(s.Steps) || len(s.Lines) != len(s.OwnSteps()) {
+			if s.BaseSteps > len(s.Steps) || len(s.Lines) != len(s.ownSteps()) {
 				t.Fatalf("stage %+v", s)
 			}
 		}
@@ -267,7 +267,7 @@ func TestTargetStageArg(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := stages[0].OwnSteps()[0].Text; got != "RUN |1 TARGETSTAGE=final /bin/sh -c echo $TARGETSTAGE" {
+	if got := stages[0].ownSteps()[0].Text; got != "RUN |1 TARGETSTAGE=final /bin/sh -c echo $TARGETSTAGE" {
 		t.Errorf("deps step %q", got)
 	}
 }
@@ -279,7 +279,7 @@ func TestUnnamedStagesArePlanned(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(stages) != 2 || stages[0].Name != "0" || stages[0].Skipped != "" || len(stages[0].OwnSteps()) != 1 || stages[0].OwnSteps()[0].Text != "RUN /bin/sh -c echo zero > /z" {
+	if len(stages) != 2 || stages[0].Name != "0" || stages[0].Skipped != "" || len(stages[0].ownSteps()) != 1 || stages[0].ownSteps()[0].Text != "RUN /bin/sh -c echo zero > /z" {
 		t.Fatalf("stages %+v", stages)
 	}
 	if got, ok := nameStage([]byte("FROM a \\\n  b\nRUN x\n"), instructions.Stage{Location: []parser.Range{{Start: parser.Position{Line: 1}, End: parser.Position{Line: 2}}}}, "n"); !ok || string(got) != "FROM a \\\n  b AS n\nRUN x\n" {

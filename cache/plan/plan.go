@@ -180,7 +180,7 @@ func PlanBuild(ctx context.Context, opt PlanOptions) (*Plan, error) {
 
 func planStage(x *cache.Index, st *Stage, limit int) StagePlan {
 	sp := StagePlan{Stage: st.Name, Platform: st.Platform, Base: st.Base, BaseDigest: st.BaseDigest, Skipped: st.Skipped, Lines: st.Lines}
-	own := st.OwnSteps()
+	own := st.ownSteps()
 	for _, s := range own {
 		sp.Steps = append(sp.Steps, s.Text)
 	}

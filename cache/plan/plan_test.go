@@ -99,7 +99,7 @@ func TestPlanGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	var sources []string
-	for _, s := range stages[len(stages)-1].OwnSteps()[1:] {
+	for _, s := range stages[len(stages)-1].ownSteps()[1:] {
 		sources = append(sources, s.Sources)
 	}
 	opt.Index = planIndex(t, sources)

@@ -46,7 +46,7 @@ func addSources(opt *StagesOptions, s instructions.Stage, steps []cache.Step) er
 				return err
 			}
 		}
-		d, err := SourcesDigest(opt.Context, paths[:len(srcs)], contents)
+		d, err := sourcesDigest(opt.Context, paths[:len(srcs)], contents)
 		if err != nil {
 			return err
 		}
@@ -88,13 +88,13 @@ func remoteSource(paths []string) bool {
 	return false
 }
 
-// SourcesDigest is the content digest of what a COPY or ADD of srcs (paths
+// sourcesDigest is the content digest of what a COPY or ADD of srcs (paths
 // or wildcards relative to the context, as expanded in the history text)
 // and inline heredoc contents takes from the build context: every file's
 // path, mode, size and content (a symlink's target), in path order, after
 // the context's .dockerignore. The build side records it in the history
 // comment (SourcesComment) so later plans can match COPY steps by content.
-func SourcesDigest(bc *buildcontext.Context, srcs []string, contents []instructions.SourceContent) (string, error) {
+func sourcesDigest(bc *buildcontext.Context, srcs []string, contents []instructions.SourceContent) (string, error) {
 	key := new(strings.Builder)
 	key.WriteString("sources")
 	for _, src := range srcs {
@@ -103,10 +103,10 @@ func SourcesDigest(bc *buildcontext.Context, srcs []string, contents []instructi
 	for _, c := range contents {
 		fmt.Fprintf(key, "\x00heredoc %s %x", c.Path, sha256.Sum256([]byte(c.Data)))
 	}
-	return bc.Memo(key.String(), func() (string, error) { return sourcesDigest(bc, srcs, contents) })
+	return bc.Memo(key.String(), func() (string, error) { return hashSources(bc, srcs, contents) })
 }
 
-func sourcesDigest(bc *buildcontext.Context, srcs []string, contents []instructions.SourceContent) (string, error) {
+func hashSources(bc *buildcontext.Context, srcs []string, contents []instructions.SourceContent) (string, error) {
 	all, err := bc.Entries()
 	if err != nil {
 		return "", err

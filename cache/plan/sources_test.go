@@ -35,7 +35,7 @@ func TestSourcesDigest(t *testing.T) {
 	}
 	digest := func(bc *buildcontext.Context, srcs []string, contents ...instructions.SourceContent) string {
 		t.Helper()
-		d, err := SourcesDigest(bc, srcs, contents)
+		d, err := sourcesDigest(bc, srcs, contents)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,8 +15,8 @@ import (
 // IndexFileEnv overrides the default index file.
 const IndexFileEnv = "STRATA_INDEX_FILE"
 
-// DefaultIndexFile is $STRATA_INDEX_FILE, else <user cache dir>/strata/index/default.idx.
-func DefaultIndexFile() (string, error) {
+// defaultIndexFile is $STRATA_INDEX_FILE, else <user cache dir>/strata/index/default.idx.
+func defaultIndexFile() (string, error) {
 	if p := os.Getenv(IndexFileEnv); p != "" {
 		return p, nil
 	}
@@ -49,20 +49,16 @@ func LoadFile(path string) (x *cache.Index, warning error, err error) {
 	return x, nil, nil
 }
 
-// UpdateFile merges x into the index at path under an exclusive lock and
-// writes the result atomically (a temporary file renamed over the old
-// one), so concurrent strata processes never lose each other's entries
-// and readers never see half a file. It returns the merged index.
-func UpdateFile(path string, x *cache.Index) (*cache.Index, error) {
-	return updateFile(path, func(cur *cache.Index) *cache.Index { cur.Merge(x); return cur })
-}
-
-// ReplaceFile writes x over the index at path under the same lock.
+// ReplaceFile writes x over the index at path, under the lock updateFile takes.
 func ReplaceFile(path string, x *cache.Index) error {
 	_, err := updateFile(path, func(*cache.Index) *cache.Index { return x })
 	return err
 }
 
+// updateFile changes the index at path under an exclusive lock and writes
+// the result atomically (a temporary file renamed over the old one), so
+// concurrent strata processes never lose each other's entries and readers
+// never see half a file. It returns the index written.
 func updateFile(path string, change func(cur *cache.Index) *cache.Index) (*cache.Index, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, errs.Inputf("index directory: %v", err)

@@ -12,8 +12,8 @@ func WithClock(now func() time.Time) crawl.Option {
 	return func(o *regopts.Options) { o.Now = now }
 }
 
-// WithCacheDir sets where copies of shared index blobs are kept (default
+// withCacheDir sets where copies of shared index blobs are kept (default
 // the user cache directory; "-" keeps none).
-func WithCacheDir(dir string) crawl.Option {
+func withCacheDir(dir string) crawl.Option {
 	return func(o *regopts.Options) { o.CacheDir = dir }
 }

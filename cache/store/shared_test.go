@@ -31,7 +31,7 @@ func TestRegistryStoreDeltasAndCollection(t *testing.T) {
 	ctx := t.Context()
 	clock := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 	cacheDir := t.TempDir()
-	st, err := NewRegistryStore(host+"/strata/index:main", WithClock(func() time.Time { return clock }), WithCacheDir(cacheDir))
+	st, err := NewRegistryStore(host+"/strata/index:main", WithClock(func() time.Time { return clock }), withCacheDir(cacheDir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func TestRegistryStoreDamagedAndNewerIndex(t *testing.T) {
 	damaged[len(damaged)/2] ^= 0xff
 	put(damaged)
 
-	st, err := NewRegistryStore(ref, WithCacheDir("-"))
+	st, err := NewRegistryStore(ref, withCacheDir("-"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +199,7 @@ func TestRegistryStoreDamagedAndNewerIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	appDigest, _ := app.Digest()
-	other, err := NewRegistryStore(appTag.String(), WithCacheDir("-"))
+	other, err := NewRegistryStore(appTag.String(), withCacheDir("-"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +255,7 @@ func TestRegistryStoreDeltaNotYetReadable(t *testing.T) {
 	t.Cleanup(srv.Close)
 	host := strings.TrimPrefix(srv.URL, "http://")
 	ctx := t.Context()
-	st, err := NewRegistryStore(host+"/strata/index:main", WithCacheDir("-"))
+	st, err := NewRegistryStore(host+"/strata/index:main", withCacheDir("-"))
 	if err != nil {
 		t.Fatal(err)
 	}

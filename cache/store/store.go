@@ -58,7 +58,7 @@ func (s *FileStore) Update(_ context.Context, changes *cache.Index) (*cache.Inde
 }
 
 // OpenStore returns the store for the --index and --index-file flags:
-// the shared index at ref when set, else the file (default DefaultIndexFile).
+// the shared index at ref when set, else the file (default defaultIndexFile).
 func OpenStore(ref, file string, warn func(string), opts ...crawl.Option) (Store, error) {
 	if ref != "" && file != "" {
 		return nil, errs.WithHint(errs.Usagef("--index and --index-file are exclusive"), "keep the index either in the registry or in a file")
@@ -68,7 +68,7 @@ func OpenStore(ref, file string, warn func(string), opts ...crawl.Option) (Store
 	}
 	if file == "" {
 		var err error
-		if file, err = DefaultIndexFile(); err != nil {
+		if file, err = defaultIndexFile(); err != nil {
 			return nil, err
 		}
 	}
