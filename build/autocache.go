@@ -15,6 +15,7 @@ import (
 	"github.com/strata-build/strata/cache/crawl"
 	"github.com/strata-build/strata/cache/plan"
 	"github.com/strata-build/strata/cache/store"
+	"github.com/strata-build/strata/errs"
 )
 
 // AutoCache chooses cache sources from the index of registry images.
@@ -145,7 +146,7 @@ func (a *AutoCache) readTargets(ctx context.Context, x *cache.Index, opt *Option
 		opts := append(slices.Clone(a.Options), crawl.WithLogger(slog.New(slog.DiscardHandler)))
 		res, err := crawl.Refresh(ctx, x, crawl.RefreshOptions{Registry: r.RegistryStr(), Repos: []string{r.RepositoryStr()}, MaxTags: a.TargetTags}, opts...)
 		if err != nil {
-			a.warn("reading the tags of %s: %s; planning without them", r, firstLine(err.Error()))
+			a.warn("reading the tags of %s: %s; planning without them", r, errs.FirstLine(err.Error()))
 			continue
 		}
 		if res.TextOnly != "" {
