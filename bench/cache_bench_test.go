@@ -17,6 +17,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/strata-build/strata/cache"
+	"github.com/strata-build/strata/cache/crawl"
+	"github.com/strata-build/strata/cache/plan"
+	"github.com/strata-build/strata/cache/store"
 	"github.com/strata-build/strata/integration/testenv"
 )
 
@@ -76,7 +79,7 @@ func fnv(s string) uint64 {
 func syntheticIndex(tb testing.TB, dir string, repos, tags int) *cache.Index {
 	tb.Helper()
 	writeContext(tb, dir)
-	stages, err := cache.DockerfileStages(context.Background(), cache.StagesOptions{ContextDir: dir, Resolver: staticResolver{}})
+	stages, err := plan.DockerfileStages(context.Background(), plan.StagesOptions{ContextDir: dir, Resolver: staticResolver{}})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -123,7 +126,7 @@ func writeContext(tb testing.TB, dir string) {
 
 func saveIndex(tb testing.TB, x *cache.Index, path string) int64 {
 	tb.Helper()
-	if err := cache.ReplaceFile(path, x); err != nil {
+	if err := store.ReplaceFile(path, x); err != nil {
 		tb.Fatal(err)
 	}
 	st, err := os.Stat(path)
@@ -134,7 +137,7 @@ func saveIndex(tb testing.TB, x *cache.Index, path string) int64 {
 }
 
 func loadIndex(tb testing.TB, path string) *cache.Index {
-	x, warn, err := cache.LoadFile(path)
+	x, warn, err := store.LoadFile(path)
 	if err != nil || warn != nil {
 		tb.Fatal(err, warn)
 	}
@@ -171,25 +174,25 @@ func BenchmarkCachePlan10k(b *testing.B) {
 	path := filepath.Join(dir, "index.idx")
 	saveIndex(b, syntheticIndex(b, dir, 100, 100), path)
 	ctx := context.Background()
-	var plan, load time.Duration
+	var planning, load time.Duration
 	b.ResetTimer()
 	for range b.N {
 		t := time.Now()
 		x := loadIndex(b, path)
 		load += time.Since(t)
 		t = time.Now()
-		p, err := cache.PlanBuild(ctx, cache.PlanOptions{ContextDir: dir, Index: x, Resolver: staticResolver{}})
+		p, err := plan.PlanBuild(ctx, plan.PlanOptions{ContextDir: dir, Index: x, Resolver: staticResolver{}})
 		if err != nil {
 			b.Fatal(err)
 		}
-		plan += time.Since(t)
+		planning += time.Since(t)
 		if refs := p.CacheImports(3); len(refs) != 3 {
 			b.Fatalf("imports %v", refs)
 		}
 	}
-	b.ReportMetric(float64(plan.Microseconds())/1000/float64(b.N), "plan-ms")
-	b.ReportMetric(float64(plan)/float64(load), "plan/load")
-	b.ReportMetric(float64(plan)/float64(b.N)/float64(50*time.Millisecond), "plan/50ms-target")
+	b.ReportMetric(float64(planning.Microseconds())/1000/float64(b.N), "plan-ms")
+	b.ReportMetric(float64(planning)/float64(load), "plan/load")
+	b.ReportMetric(float64(planning)/float64(b.N)/float64(50*time.Millisecond), "plan/50ms-target")
 }
 
 func BenchmarkCacheRefresh1000(b *testing.B) {
@@ -239,13 +242,13 @@ func BenchmarkCacheRefresh1000(b *testing.B) {
 	for range b.N {
 		x := cache.NewIndex()
 		t := time.Now()
-		res, err := cache.Refresh(ctx, x, cache.RefreshOptions{Registry: reg.Host})
+		res, err := crawl.Refresh(ctx, x, crawl.RefreshOptions{Registry: reg.Host})
 		if err != nil || x.Len() != repos*tags || res.Fetched != repos*tags {
 			b.Fatalf("refresh: %d images, %+v, %v", x.Len(), res, err)
 		}
 		full += time.Since(t)
 		t = time.Now()
-		res, err = cache.Refresh(ctx, x, cache.RefreshOptions{Registry: reg.Host})
+		res, err = crawl.Refresh(ctx, x, crawl.RefreshOptions{Registry: reg.Host})
 		if err != nil || res.Fetched != 0 || res.Reused != repos*tags {
 			b.Fatalf("incremental refresh: %+v, %v", res, err)
 		}
@@ -289,17 +292,17 @@ func BenchmarkCachePlanShallow100k(b *testing.B) {
 	ctx := context.Background()
 	x.Longest("linux/amd64", nil)
 	b.ResetTimer()
-	var plan time.Duration
+	var planning time.Duration
 	for range b.N {
 		t := time.Now()
-		p, err := cache.PlanBuild(ctx, cache.PlanOptions{ContextDir: dir, Index: x, Resolver: staticResolver{}})
+		p, err := plan.PlanBuild(ctx, plan.PlanOptions{ContextDir: dir, Index: x, Resolver: staticResolver{}})
 		if err != nil {
 			b.Fatal(err)
 		}
-		plan += time.Since(t)
+		planning += time.Since(t)
 		if c := p.Stages[0].Candidates; len(c) != 5 || c[0].Matched != 2 {
 			b.Fatalf("candidates %+v", c)
 		}
 	}
-	b.ReportMetric(float64(plan.Microseconds())/1000/float64(b.N), "plan-ms")
+	b.ReportMetric(float64(planning.Microseconds())/1000/float64(b.N), "plan-ms")
 }

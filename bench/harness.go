@@ -16,7 +16,7 @@ import (
 
 	"github.com/strata-build/strata/build"
 	"github.com/strata-build/strata/builder"
-	"github.com/strata-build/strata/cache"
+	"github.com/strata-build/strata/cache/store"
 	"github.com/strata-build/strata/integration/testenv"
 )
 
@@ -151,7 +151,7 @@ func (b *bed) freshRunner() ([]string, error) {
 	var env []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
-		if k != "HOME" && k != "XDG_CACHE_HOME" && k != "XDG_CONFIG_HOME" && k != "DOCKER_CONFIG" && k != cache.IndexFileEnv {
+		if k != "HOME" && k != "XDG_CACHE_HOME" && k != "XDG_CONFIG_HOME" && k != "DOCKER_CONFIG" && k != store.IndexFileEnv {
 			env = append(env, kv)
 		}
 	}

@@ -21,7 +21,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/strata-build/strata/cache"
+	"github.com/strata-build/strata/cache/store"
 	"github.com/strata-build/strata/integration/testenv"
 )
 
@@ -103,7 +103,7 @@ func run(ctx context.Context, cfg config, out, doc string) error {
 	defer os.RemoveAll(dir)
 	b := &bed{env: env, dir: dir}
 	// Pushed images are recorded in the index; keep the user's own file out of it.
-	os.Setenv(cache.IndexFileEnv, filepath.Join(dir, "default.idx"))
+	os.Setenv(store.IndexFileEnv, filepath.Join(dir, "default.idx"))
 
 	links := []struct {
 		name string

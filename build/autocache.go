@@ -12,13 +12,17 @@ import (
 
 	"github.com/strata-build/strata/buildcontext"
 	"github.com/strata-build/strata/cache"
+	"github.com/strata-build/strata/cache/crawl"
+	"github.com/strata-build/strata/cache/plan"
+	"github.com/strata-build/strata/cache/store"
+	"github.com/strata-build/strata/errs"
 )
 
 // AutoCache chooses cache sources from the index of registry images.
 type AutoCache struct {
-	Store   cache.Store    // where the index lives (a file, or a registry artifact)
+	Store   store.Store    // where the index lives (a file, or a registry artifact)
 	Max     int            // how many cache imports at most
-	Options []cache.Option // registry access for resolving base images
+	Options []crawl.Option // registry access for resolving base images
 	// Warn receives problems that do not stop the build: an unreachable or
 	// unreadable index only means building without automatic cache.
 	Warn func(string)
@@ -46,7 +50,7 @@ const TargetTagsDefault = 32
 
 // AutoImport is one cache import strata chose, why, and what the plan
 // expects it to save.
-type AutoImport = cache.Import
+type AutoImport = plan.Import
 
 // Choose plans opt against the index and returns the imports, best first.
 // It never fails the build: problems are warnings and give no imports.
@@ -84,7 +88,7 @@ func (a *AutoCache) Choose(ctx context.Context, opt *Options) []AutoImport {
 			bc = nil // the plan reports it
 		}
 	}
-	plan, err := cache.PlanBuild(ctx, cache.PlanOptions{
+	plan, err := plan.PlanBuild(ctx, plan.PlanOptions{
 		ContextDir: contextDir, Context: bc, Dockerfile: dockerfile, BuildArgs: opt.BuildArgs,
 		Target: opt.Target, Platforms: opt.Platforms, Index: x, Options: a.Options,
 	})
@@ -99,7 +103,7 @@ func (a *AutoCache) Choose(ctx context.Context, opt *Options) []AutoImport {
 
 // cachedThrough is the line of the target stage's last step that the best
 // of the chosen imports matches exactly, with all the steps before it.
-func cachedThrough(plan *cache.Plan, imports []AutoImport) int {
+func cachedThrough(plan *plan.Plan, imports []AutoImport) int {
 	if len(plan.Stages) == 0 {
 		return 0
 	}
@@ -124,7 +128,7 @@ func (a *AutoCache) Record(ctx context.Context, refs []string) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	if err := cache.AddImages(ctx, a.Store, refs, a.Options...); err != nil {
+	if err := store.AddImages(ctx, a.Store, refs, a.Options...); err != nil {
 		a.warn("adding %s to the cache index %s: %v", refs[0], a.Store, err)
 	}
 }
@@ -139,10 +143,10 @@ func (a *AutoCache) readTargets(ctx context.Context, x *cache.Index, opt *Option
 	before := x.Snapshot()
 	var parts []string
 	for _, r := range repos {
-		opts := append(slices.Clone(a.Options), cache.WithLogger(slog.New(slog.DiscardHandler)))
-		res, err := cache.Refresh(ctx, x, cache.RefreshOptions{Registry: r.RegistryStr(), Repos: []string{r.RepositoryStr()}, MaxTags: a.TargetTags}, opts...)
+		opts := append(slices.Clone(a.Options), crawl.WithLogger(slog.New(slog.DiscardHandler)))
+		res, err := crawl.Refresh(ctx, x, crawl.RefreshOptions{Registry: r.RegistryStr(), Repos: []string{r.RepositoryStr()}, MaxTags: a.TargetTags}, opts...)
 		if err != nil {
-			a.warn("reading the tags of %s: %s; planning without them", r, firstLine(err.Error()))
+			a.warn("reading the tags of %s: %s; planning without them", r, errs.FirstLine(err.Error()))
 			continue
 		}
 		if res.TextOnly != "" {

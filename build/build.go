@@ -310,24 +310,24 @@ func classify(ctx context.Context, err error, push bool) error {
 		strings.Contains(lower, "connection refused") && strings.Contains(lower, "buildkit"),
 		strings.Contains(lower, "error reading from server: eof"),
 		strings.Contains(lower, "transport is closing"):
-		return errs.WithHint(fmt.Errorf("%w: the builder was lost: %s", errs.ErrBuilder, firstLine(msg)),
+		return errs.WithHint(fmt.Errorf("%w: the builder was lost: %s", errs.ErrBuilder, errs.FirstLine(msg)),
 			"check the buildkitd log; 'strata builder status' shows the local one")
 	case push && strings.Contains(lower, "failed to push"),
 		strings.Contains(lower, "unauthorized"), strings.Contains(lower, "authorization failed"),
 		strings.Contains(lower, "insufficient_scope"), strings.Contains(lower, "denied"):
 		// BuildKit's own push (and pulls of base images) report registry
 		// errors as text.
-		return errs.WithHint(fmt.Errorf("%w: %s", errs.ErrRegistry, firstLine(msg)), registryHint(lower))
+		return errs.WithHint(fmt.Errorf("%w: %s", errs.ErrRegistry, errs.FirstLine(msg)), registryHint(lower))
 	case strings.Contains(lower, "failed to resolve source metadata") && strings.Contains(lower, "failed to do request"):
 		// A base image's registry that cannot be reached (BuildKit
 		// resolves every FROM before the first step).
-		return errs.WithHint(fmt.Errorf("%w: %s", errs.ErrRegistry, firstLine(msg)), registryHint(lower))
+		return errs.WithHint(fmt.Errorf("%w: %s", errs.ErrRegistry, errs.FirstLine(msg)), registryHint(lower))
 	case strings.Contains(lower, "failed to calculate checksum") && strings.Contains(lower, "not found"):
 		// A COPY/ADD source missing from the context as BuildKit sees it.
-		return errs.WithHint(fmt.Errorf("%w: %s", errs.ErrBuildFailed, firstLine(msg)),
+		return errs.WithHint(fmt.Errorf("%w: %s", errs.ErrBuildFailed, errs.FirstLine(msg)),
 			"COPY and ADD read only the build context: check the path and .dockerignore; '..' and symlinks cannot reach outside the context")
 	}
-	return fmt.Errorf("%w: %s", errs.ErrBuildFailed, firstLine(msg))
+	return fmt.Errorf("%w: %s", errs.ErrBuildFailed, errs.FirstLine(msg))
 }
 
 // registryHint picks the advice for a registry error from its words (not
@@ -357,12 +357,4 @@ func registryHint(lower string) string {
 	default:
 		return "check the image name and the registry's state"
 	}
-}
-
-func firstLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i]
-	}
-	return s
 }

@@ -18,7 +18,8 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/strata-build/strata/cache"
+	"github.com/strata-build/strata/cache/crawl"
+	"github.com/strata-build/strata/cache/plan"
 )
 
 // cacheRecord is one record of BuildKit's inline cache metadata, as it is
@@ -85,7 +86,7 @@ func readImportedRecords(ctx context.Context, imports []client.CacheOptionsEntry
 			p = v1.Platform{OS: pp.OS, Architecture: pp.Architecture, Variant: pp.Variant}
 		}
 	}
-	resolver := cache.NewRegistryResolver(cache.WithInsecureRegistries(insecure...))
+	resolver := plan.NewRegistryResolver(crawl.WithInsecureRegistries(insecure...))
 	var all sync.WaitGroup
 	for reg, refs := range byRegistry {
 		read := make(chan struct{})

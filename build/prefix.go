@@ -8,7 +8,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 
 	"github.com/strata-build/strata/buildcontext"
-	"github.com/strata-build/strata/cache"
+	"github.com/strata-build/strata/cache/plan"
 )
 
 // prefixDockerfiles returns, for each layer-producing step (RUN, COPY, ADD)
@@ -90,7 +90,7 @@ func copySize(n *parser.Node, bc *buildcontext.Context) int64 {
 		}
 		pattern := strings.Trim(path.Clean("/"+src), "/")
 		for _, e := range entries {
-			if cache.SourceMatch(pattern, e.Path) {
+			if plan.SourceMatch(pattern, e.Path) {
 				total += e.Size
 			}
 		}

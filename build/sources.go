@@ -9,7 +9,8 @@ import (
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/strata-build/strata/buildcontext"
-	"github.com/strata-build/strata/cache"
+	"github.com/strata-build/strata/cache/crawl"
+	"github.com/strata-build/strata/cache/plan"
 )
 
 // sourcesWait bounds how long the push waits, once the build is done, for
@@ -24,7 +25,7 @@ const sourcesWait = 10 * time.Second
 // BuildKit wrote it.
 type sourcesRecorder struct {
 	done  chan struct{}
-	stage *cache.Stage
+	stage *plan.Stage
 }
 
 // waitBounded waits for done, at most sourcesWait. It reports whether done
@@ -50,9 +51,9 @@ func recordSources(ctx context.Context, opt Options, bc *buildcontext.Context, c
 	}
 	go func() {
 		defer close(r.done)
-		stages, err := cache.DockerfileStages(ctx, cache.StagesOptions{
+		stages, err := plan.DockerfileStages(ctx, plan.StagesOptions{
 			ContextDir: contextDir, Context: bc, Dockerfile: dockerfile, BuildArgs: opt.BuildArgs, Target: opt.Target, Platform: platform,
-			Resolver: cache.NewRegistryResolver(cache.WithInsecureRegistries(opt.InsecureRegistries...)),
+			Resolver: plan.NewRegistryResolver(crawl.WithInsecureRegistries(opt.InsecureRegistries...)),
 		})
 		if err != nil || len(stages) == 0 || stages[len(stages)-1].Skipped != "" {
 			return
@@ -79,7 +80,7 @@ func (r *sourcesRecorder) apply(ctx context.Context, store content.Store, desc o
 		if err := json.Unmarshal(cfg["history"], &hist); err != nil {
 			return false, nil // not an image config strata understands: leave it
 		}
-		if cache.RecordSources(hist, r.stage) == 0 {
+		if plan.RecordSources(hist, r.stage) == 0 {
 			return false, nil
 		}
 		dt, err := json.Marshal(hist)

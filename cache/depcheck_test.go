@@ -6,9 +6,9 @@ import (
 	"testing"
 )
 
-// TestDependencies keeps the cache package a library the frontend can
-// embed: BuildKit's Dockerfile conversion and a registry client, but not
-// BuildKit's daemon client, solver or workers, nor strata's build side.
+// TestDependencies keeps the cache package what its packages share: the
+// index and its format, with neither BuildKit nor a registry client, nor
+// strata's build side.
 func TestDependencies(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs go list")
@@ -29,6 +29,8 @@ func TestDependencies(t *testing.T) {
 		"github.com/strata-build/strata/cmd",
 		"github.com/docker/docker",
 		"github.com/distribution/distribution",
+		"github.com/moby/buildkit",
+		"github.com/google/go-containerregistry/pkg/v1/remote",
 	}
 	for _, dep := range strings.Fields(string(out)) {
 		for _, f := range exact {

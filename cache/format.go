@@ -36,17 +36,17 @@ const (
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
-// ErrFormat marks an index file that is corrupt or written by an
+// errFormat marks an index file that is corrupt or written by an
 // incompatible version; callers rebuild it.
-var ErrFormat = errors.New("index file format")
+var errFormat = errors.New("index file format")
 
-// ErrNewerFormat marks an index written by a newer strata (it wraps
-// ErrFormat): readers leave it alone rather than overwrite it.
-var ErrNewerFormat = fmt.Errorf("%w, newer than this strata", ErrFormat)
+// ErrNewerFormat marks an index written by a newer strata: readers leave
+// it alone rather than overwrite it.
+var ErrNewerFormat = fmt.Errorf("%w, newer than this strata", errFormat)
 
 // Encode writes the index (tombstones included) in the file format.
 func (x *Index) Encode(w io.Writer) error {
-	imgs := x.All()
+	imgs := x.all()
 	strs := make(map[string]uint64, len(imgs)*8)
 	table := make([]string, 0, len(imgs)*8)
 	id := func(s string) uint64 {
@@ -125,19 +125,19 @@ func fromUnixNano(v int64) time.Time {
 }
 
 // Decode reads an index in the file format. A corrupt file or another
-// version is an error wrapping ErrFormat.
+// version is an error; for a newer version it wraps ErrNewerFormat.
 func Decode(data []byte) (*Index, error) {
 	if len(data) < len(fileMagic)+2+4 || string(data[:len(fileMagic)]) != fileMagic {
-		return nil, fmt.Errorf("%w: not a strata index", ErrFormat)
+		return nil, fmt.Errorf("%w: not a strata index", errFormat)
 	}
 	if v := binary.BigEndian.Uint16(data[len(fileMagic):]); v > fileVersion {
 		return nil, fmt.Errorf("%w: version %d, this strata reads version %d", ErrNewerFormat, v, fileVersion)
 	} else if v != fileVersion {
-		return nil, fmt.Errorf("%w: version %d, this strata reads version %d", ErrFormat, v, fileVersion)
+		return nil, fmt.Errorf("%w: version %d, this strata reads version %d", errFormat, v, fileVersion)
 	}
 	payload, sum := data[:len(data)-4], binary.BigEndian.Uint32(data[len(data)-4:])
 	if crc32.Checksum(payload, crcTable) != sum {
-		return nil, fmt.Errorf("%w: checksum mismatch (truncated or damaged)", ErrFormat)
+		return nil, fmt.Errorf("%w: checksum mismatch (truncated or damaged)", errFormat)
 	}
 	body := payload[len(fileMagic)+2:]
 	// One copy of the whole file as a string; every string of the table
@@ -201,7 +201,7 @@ func Decode(data []byte) (*Index, error) {
 		d.fail("trailing data")
 	}
 	if d.err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrFormat, d.err)
+		return nil, fmt.Errorf("%w: %v", errFormat, d.err)
 	}
 	return x, nil
 }
@@ -275,3 +275,12 @@ func (d *decoder) byte() byte {
 	}
 	return b
 }
+
+// The shared index is kept in a registry as a small image (see package
+// store); this is what every reader of it, the frontend included, relies on.
+const (
+	// IndexPath is the index file in the image's one layer.
+	IndexPath = "index.strata"
+	// IndexLabel marks the image that holds a shared index; the crawler skips it.
+	IndexLabel = "dev.strata.cache.index"
+)

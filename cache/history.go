@@ -1,15 +1,3 @@
-// Package cache chooses cache sources for Dockerfile builds from the images
-// already in a registry.
-//
-// Both sides of a match are turned into the same step tokens: the history
-// of every indexed image (NormalizeHistory) and the stages of a Dockerfile
-// after build-arg and variable expansion (DockerfileStages). The tokens of
-// every indexed image go into a trie (Index); Planner.Plan finds the images
-// sharing the longest prefix of steps with each stage and ranks them.
-//
-// The index only chooses which refs BuildKit imports cache from; BuildKit
-// decides every cache hit by its own keys, so a wrong match costs time,
-// never a wrong build.
 package cache
 
 import (
@@ -37,7 +25,7 @@ type Step struct {
 	// records nothing, the digest of its files' contents (FilesPrefix);
 	// empty when unknown.
 	Sources string
-	// Files is FilesDigest of what a Dockerfile's COPY step takes from the
+	// Files is the FilesHash of what a Dockerfile's COPY step takes from the
 	// context, compared with the Sources of indexed images that have only
 	// that. It is not stored in the index.
 	Files string `json:"-"`

@@ -106,7 +106,7 @@ func (x *Index) Delete(ref string, at time.Time, keep ...string) {
 // Merge puts every entry of other into x (newer entries win, tombstones
 // included) and returns how many changed x.
 func (x *Index) Merge(other *Index) int {
-	imgs := other.All()
+	imgs := other.all()
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	n := 0
@@ -138,8 +138,8 @@ func (x *Index) Prune(before time.Time) {
 	x.built = false
 }
 
-// All returns every entry, tombstones included, in insertion order.
-func (x *Index) All() []*Image {
+// all returns every entry, tombstones included, in insertion order.
+func (x *Index) all() []*Image {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	return slices.Clone(x.images)
@@ -334,7 +334,7 @@ func (x *Index) Snapshot() map[string]*Image {
 // taken: what a writer sends to a shared store.
 func (x *Index) ChangedSince(snap map[string]*Image) *Index {
 	out := NewIndex()
-	for _, m := range x.All() {
+	for _, m := range x.all() {
 		if snap[m.ID()] != m {
 			out.Put(m)
 		}

@@ -7,6 +7,7 @@ package errs
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Exit codes shared by every strata command. They are documented in the README.
@@ -85,4 +86,14 @@ func Usagef(format string, a ...any) error {
 // Inputf returns a bad-input error with a formatted message.
 func Inputf(format string, a ...any) error {
 	return fmt.Errorf("%w: %s", ErrInput, fmt.Sprintf(format, a...))
+}
+
+// FirstLine is the first line of a message, without surrounding space:
+// how a multi-line error (a registry's or a daemon's) reads in one line.
+func FirstLine(msg string) string {
+	msg = strings.TrimSpace(msg)
+	if i := strings.IndexByte(msg, '\n'); i >= 0 {
+		msg = strings.TrimSpace(msg[:i])
+	}
+	return msg
 }

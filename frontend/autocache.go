@@ -20,6 +20,7 @@ import (
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/strata-build/strata/cache"
+	"github.com/strata-build/strata/cache/plan"
 )
 
 // Automatic cache in the frontend: given the shared index (the image
@@ -124,10 +125,10 @@ func chooseImports(ctx context.Context, c client.Client, bc *dockerui.Client, sr
 			plats = []string{platforms.Format(w[0].Platforms[0])}
 		}
 	}
-	var p cache.Planner
-	plan, err := p.Plan(ctx, cache.PlanOptions{
+	var p plan.Planner
+	plan, err := p.Plan(ctx, plan.PlanOptions{
 		Dockerfile: src.Filename, DockerfileData: src.Data, BuildArgs: bc.BuildArgs,
-		Target: bc.Target, Platforms: plats, Index: x, Resolver: cache.ResolverFromMeta(c),
+		Target: bc.Target, Platforms: plats, Index: x, Resolver: plan.ResolverFromMeta(c),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("planning cache sources: %w", err)

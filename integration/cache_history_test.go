@@ -12,10 +12,11 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/strata-build/strata/cache"
+	"github.com/strata-build/strata/cache/plan"
 	"github.com/strata-build/strata/integration/testenv"
 )
 
-// TestCacheHistoryMatchesBuildKit builds each case of cache/testdata/history
+// TestCacheHistoryMatchesBuildKit builds each case of cache/plan/testdata/history
 // with strata on the real buildkitd, and checks that the steps strata
 // derives from the Dockerfile are exactly the steps of the pushed image's
 // history. With STRATA_UPDATE_TESTDATA=1 it stores the configs as testdata
@@ -25,7 +26,7 @@ func TestCacheHistoryMatchesBuildKit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(root, "cache", "testdata", "history")
+	dir := filepath.Join(root, "cache", "plan", "testdata", "history")
 	cases, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -65,8 +66,8 @@ func TestCacheHistoryMatchesBuildKit(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			stages, err := cache.DockerfileStages(context.Background(), cache.StagesOptions{
-				ContextDir: ctxDir, BuildArgs: buildArgs, Resolver: cache.NewRegistryResolver(),
+			stages, err := plan.DockerfileStages(context.Background(), plan.StagesOptions{
+				ContextDir: ctxDir, BuildArgs: buildArgs, Resolver: plan.NewRegistryResolver(),
 			})
 			if err != nil {
 				t.Fatal(err)

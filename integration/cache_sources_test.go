@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/strata-build/strata/cache"
+	"github.com/strata-build/strata/cache/crawl"
 )
 
 // TestCacheRecordedSourcesMatchExactly checks that strata build --push
@@ -27,7 +28,7 @@ func TestCacheRecordedSourcesMatchExactly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if bytes.Count(raw, []byte(cache.SourcesMarker)) != 1 || !bytes.Contains(raw, []byte(cache.InlineCacheKey)) {
+	if bytes.Count(raw, []byte(cache.SourcesMarker)) != 1 || !bytes.Contains(raw, []byte(crawl.InlineCacheKey)) {
 		t.Fatalf("pushed config does not record one COPY's sources beside the inline cache:\n%s", raw)
 	}
 

@@ -15,6 +15,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/strata-build/strata/cache"
+	"github.com/strata-build/strata/cache/plan"
+	"github.com/strata-build/strata/cache/store"
 )
 
 const planDockerfile = `FROM %s
@@ -27,9 +29,9 @@ type planJSON struct {
 	Stages []struct {
 		Stage      string
 		Steps      []string
-		Candidates []cache.Candidate
+		Candidates []plan.Candidate
 	}
-	Imports []cache.Import
+	Imports []plan.Import
 }
 
 // TestCacheIndexNeverCausesWrongBuild builds and pushes v1, indexes it,
@@ -59,20 +61,20 @@ func TestCacheIndexNeverCausesWrongBuild(t *testing.T) {
 	}
 
 	// Same content: every step matches, the COPY by the files of its layer.
-	plan := runPlan(t, dir, indexFile)
-	c := plan.Stages[0].Candidates
+	got := runPlan(t, dir, indexFile)
+	c := got.Stages[0].Candidates
 	if len(c) != 1 || c[0].Ref != ref || c[0].Matched != 3 || strings.Join(c[0].Match, ",") != "exact,exact,exact" || !c[0].InlineCache {
-		t.Fatalf("plan of unchanged context: %+v", plan)
+		t.Fatalf("plan of unchanged context: %+v", got)
 	}
 
 	writeFiles(t, dir, map[string]string{"data.txt": "v2, new content\n"})
-	plan = runPlan(t, dir, indexFile)
-	c = plan.Stages[0].Candidates
-	if len(c) != 1 || c[0].Matched != 3 || c[0].Exact != 1 || c[0].Match[1] != cache.MatchChanged {
-		t.Fatalf("plan after the change: %+v", plan)
+	got = runPlan(t, dir, indexFile)
+	c = got.Stages[0].Candidates
+	if len(c) != 1 || c[0].Matched != 3 || c[0].Exact != 1 || c[0].Match[1] != plan.MatchChanged {
+		t.Fatalf("plan after the change: %+v", got)
 	}
-	if len(plan.Imports) != 1 || !strings.HasPrefix(plan.Imports[0].Ref, env.Registry.Host+"/cache/wrong@sha256:") {
-		t.Fatalf("imports: %+v", plan.Imports)
+	if len(got.Imports) != 1 || !strings.HasPrefix(got.Imports[0].Ref, env.Registry.Host+"/cache/wrong@sha256:") {
+		t.Fatalf("imports: %+v", got.Imports)
 	}
 
 	fresh, err := env.StartBuildkitd(context.Background(), "fresh-"+t.Name())
@@ -81,7 +83,7 @@ func TestCacheIndexNeverCausesWrongBuild(t *testing.T) {
 	}
 	outDir := t.TempDir()
 	meta := filepath.Join(t.TempDir(), "meta.json")
-	code, _, stderr = strata(t, "build", "--builder", fresh.Addr(), "--progress", "plain", "--cache-from", plan.Imports[0].Ref,
+	code, _, stderr = strata(t, "build", "--builder", fresh.Addr(), "--progress", "plain", "--cache-from", got.Imports[0].Ref,
 		"--metadata-file", meta, "--output", "type=local,dest="+outDir, dir)
 	if code != 0 {
 		t.Fatalf("build v2: exit %d: %s", code, tail(stderr, 30))
@@ -98,9 +100,9 @@ func TestCacheIndexNeverCausesWrongBuild(t *testing.T) {
 			t.Errorf("step %q (vertex %s) was not run:\n%s", step, id, stderr)
 		}
 	}
-	got, err := os.ReadFile(filepath.Join(outDir, "out"))
-	if err != nil || string(got) != "setup\nv2, new content\n" {
-		t.Fatalf("output %q, %v", got, err)
+	data, err := os.ReadFile(filepath.Join(outDir, "out"))
+	if err != nil || string(data) != "setup\nv2, new content\n" {
+		t.Fatalf("output %q, %v", data, err)
 	}
 }
 
@@ -131,7 +133,7 @@ func TestCacheSharedIndexConcurrentWriters(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			st, err := cache.NewRegistryStore(ref)
+			st, err := store.NewRegistryStore(ref)
 			if err != nil {
 				errc <- err
 				return
@@ -153,7 +155,7 @@ func TestCacheSharedIndexConcurrentWriters(t *testing.T) {
 	for err := range errc {
 		t.Fatal(err)
 	}
-	st, err := cache.NewRegistryStore(ref)
+	st, err := store.NewRegistryStore(ref)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +168,7 @@ func TestCacheSharedIndexConcurrentWriters(t *testing.T) {
 	}
 
 	// A writer after the grace period collects the merged deltas.
-	later, err := cache.NewRegistryStore(ref, cache.WithClock(func() time.Time { return time.Now().Add(time.Hour) }))
+	later, err := store.NewRegistryStore(ref, store.WithClock(func() time.Time { return time.Now().Add(time.Hour) }))
 	if err != nil {
 		t.Fatal(err)
 	}

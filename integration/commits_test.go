@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strata-build/strata/cache"
+	"github.com/strata-build/strata/cache/store"
 )
 
 // commitsDockerfile has a WORKDIR before its dependency step: BuildKit's
@@ -48,7 +48,7 @@ func gitCommit(t *testing.T, dir string, at time.Time, msg string) {
 // index and cache directory, as on a new CI runner.
 func freshRunner(t *testing.T, name string) string {
 	t.Helper()
-	t.Setenv(cache.IndexFileEnv, filepath.Join(t.TempDir(), "index.idx"))
+	t.Setenv(store.IndexFileEnv, filepath.Join(t.TempDir(), "index.idx"))
 	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	bk, err := env.StartBuildkitd(t.Context(), fmt.Sprintf("%s-%d", name, time.Now().UnixNano()))
 	if err != nil {

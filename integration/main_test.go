@@ -20,7 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
-	"github.com/strata-build/strata/cache"
+	"github.com/strata-build/strata/cache/store"
 	"github.com/strata-build/strata/cmd/strata/cli"
 	"github.com/strata-build/strata/integration/testenv"
 )
@@ -39,7 +39,7 @@ func TestMain(m *testing.M) {
 	if err == nil {
 		// Builds that push record their images in the index: keep that
 		// out of the user's own index file.
-		os.Setenv(cache.IndexFileEnv, filepath.Join(env.Dir, "index.idx"))
+		os.Setenv(store.IndexFileEnv, filepath.Join(env.Dir, "index.idx"))
 		// So are the layers strata remembers having compressed, and the
 		// rest of its cache directory.
 		os.Setenv("XDG_CACHE_HOME", filepath.Join(env.Dir, "cache"))

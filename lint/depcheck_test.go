@@ -32,6 +32,7 @@ func TestDependencies(t *testing.T) {
 		"github.com/docker/cli",
 		"github.com/distribution/distribution",
 		"google.golang.org/grpc",
+		"github.com/strata-build/strata/cache",
 	}
 	for _, dep := range strings.Fields(string(out)) {
 		for _, f := range forbidden {

@@ -7,7 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/strata-build/strata/build"
-	"github.com/strata-build/strata/cache"
+	"github.com/strata-build/strata/cache/crawl"
 	"github.com/strata-build/strata/errs"
 )
 
@@ -135,7 +135,7 @@ func autoCacheFor(s Streams, f *indexFlags, n int, off bool, progress string) (*
 	if off {
 		n = 0 // choose nothing; pushed images are still recorded
 	}
-	opts := []cache.Option{cache.WithInsecureRegistries(f.insecure...)}
+	opts := []crawl.Option{crawl.WithInsecureRegistries(f.insecure...)}
 	warn := func(msg string) { fmt.Fprintf(s.Err, "strata: warning: %s\n", msg) }
 	st, err := f.store(s, opts...)
 	if err != nil {

@@ -17,6 +17,8 @@ import (
 	"golang.org/x/term"
 
 	"github.com/strata-build/strata/cache"
+	"github.com/strata-build/strata/cache/crawl"
+	"github.com/strata-build/strata/cache/store"
 	"github.com/strata-build/strata/errs"
 )
 
@@ -31,12 +33,12 @@ type indexFlags struct {
 
 func (f *indexFlags) add(c *cobra.Command) {
 	c.Flags().StringVar(&f.ref, "index", "", "keep the index in the registry at this tag, shared by every runner (e.g. registry.example.com/strata/index:main)")
-	c.Flags().StringVar(&f.file, "index-file", "", "index file (default $"+cache.IndexFileEnv+", else ~/.cache/strata/index/default.idx)")
+	c.Flags().StringVar(&f.file, "index-file", "", "index file (default $"+store.IndexFileEnv+", else ~/.cache/strata/index/default.idx)")
 	c.Flags().StringArrayVar(&f.insecure, "insecure-registry", nil, "allow plain HTTP to this registry host (localhost, 127.0.0.1 and ::1 always are) (repeatable)")
 }
 
-func (f *indexFlags) store(s Streams, opts ...cache.Option) (cache.Store, error) {
-	return cache.OpenStore(f.ref, f.file, func(msg string) { fmt.Fprintf(s.Err, "warning: %s\n", msg) }, opts...)
+func (f *indexFlags) store(s Streams, opts ...crawl.Option) (store.Store, error) {
+	return store.OpenStore(f.ref, f.file, func(msg string) { fmt.Fprintf(s.Err, "warning: %s\n", msg) }, opts...)
 }
 
 func newIndexCmd(s Streams) *cobra.Command {
@@ -58,7 +60,7 @@ itself, where every CI runner shares it.`,
 func newIndexRefreshCmd(s Streams) *cobra.Command {
 	var (
 		f        indexFlags
-		ro       cache.RefreshOptions
+		ro       crawl.RefreshOptions
 		jobs     int
 		progress string
 	)
@@ -89,9 +91,9 @@ and for hosts named with --insecure-registry.`,
 				return err
 			}
 			ctx := c.Context()
-			opts := []cache.Option{cache.WithInsecureRegistries(f.insecure...), cache.WithJobs(jobs)}
+			opts := []crawl.Option{crawl.WithInsecureRegistries(f.insecure...), crawl.WithJobs(jobs)}
 			if mode != "quiet" {
-				opts = append(opts, cache.WithLogger(slog.New(newWarnHandler(s.Err, mode))))
+				opts = append(opts, crawl.WithLogger(slog.New(newWarnHandler(s.Err, mode))))
 			}
 			st, err := f.store(s, opts...)
 			if err != nil {
@@ -102,14 +104,14 @@ and for hosts named with --insecure-registry.`,
 				return err
 			}
 			before := x.Snapshot()
-			ch := make(chan cache.Progress, 16)
+			ch := make(chan crawl.Progress, 16)
 			stop := showProgress(ctx, s.Err, mode, ch)
-			res, err := cache.Refresh(ctx, x, ro, append(opts, cache.WithProgress(ch))...)
+			res, err := crawl.Refresh(ctx, x, ro, append(opts, crawl.WithProgress(ch))...)
 			if err != nil {
 				stop(nil)
 				return err
 			}
-			stop(&cache.Progress{Repos: res.Repos, ReposDone: res.Repos, Tags: res.Tags, TagsDone: res.Tags,
+			stop(&crawl.Progress{Repos: res.Repos, ReposDone: res.Repos, Tags: res.Tags, TagsDone: res.Tags,
 				Fetched: res.Fetched, Reused: res.Reused, Skipped: res.Skipped})
 			merged, err := st.Update(ctx, x.ChangedSince(before))
 			if err != nil {
@@ -138,12 +140,12 @@ func newIndexAddCmd(s Streams) *cobra.Command {
 		Short: "Add images to the index (strata build does this after each push)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(c *cobra.Command, refs []string) error {
-			opts := []cache.Option{cache.WithInsecureRegistries(f.insecure...)}
+			opts := []crawl.Option{crawl.WithInsecureRegistries(f.insecure...)}
 			st, err := f.store(s, opts...)
 			if err != nil {
 				return err
 			}
-			return cache.AddImages(c.Context(), st, refs, opts...)
+			return store.AddImages(c.Context(), st, refs, opts...)
 		},
 	}
 	f.add(cmd)
@@ -160,7 +162,7 @@ func newIndexLsCmd(s Streams) *cobra.Command {
 		Short: "List the images in the index",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			st, err := f.store(s, cache.WithInsecureRegistries(f.insecure...))
+			st, err := f.store(s, crawl.WithInsecureRegistries(f.insecure...))
 			if err != nil {
 				return err
 			}
@@ -210,14 +212,14 @@ func progressMode(mode string, w io.Writer) (string, error) {
 // showProgress prints crawl progress until stop is called: one rewritten
 // status line on a terminal, a line every two seconds for plain; stop
 // prints the final counts when given them.
-func showProgress(ctx context.Context, w io.Writer, mode string, ch <-chan cache.Progress) (stop func(final *cache.Progress)) {
-	done := make(chan *cache.Progress, 1)
+func showProgress(ctx context.Context, w io.Writer, mode string, ch <-chan crawl.Progress) (stop func(final *crawl.Progress)) {
+	done := make(chan *crawl.Progress, 1)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		var printed time.Time
-		line := func(p cache.Progress) string {
+		line := func(p crawl.Progress) string {
 			return fmt.Sprintf("repositories %d/%d  tags %d/%d  fetched %d  unchanged %d  skipped %d",
 				p.ReposDone, p.Repos, p.TagsDone, p.Tags, p.Fetched, p.Reused, p.Skipped)
 		}
@@ -251,7 +253,7 @@ func showProgress(ctx context.Context, w io.Writer, mode string, ch <-chan cache
 			}
 		}
 	}()
-	return func(final *cache.Progress) { done <- final; wg.Wait() }
+	return func(final *crawl.Progress) { done <- final; wg.Wait() }
 }
 
 // warnHandler prints warnings as "warning: MESSAGE" lines; on a terminal

@@ -4,7 +4,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/strata-build/strata/build"
-	"github.com/strata-build/strata/cache"
+	"github.com/strata-build/strata/cache/crawl"
+	"github.com/strata-build/strata/cache/plan"
 	"github.com/strata-build/strata/errs"
 )
 
@@ -13,7 +14,7 @@ var _ = register(newPlanCmd)
 func newPlanCmd(s Streams) *cobra.Command {
 	var (
 		f          indexFlags
-		opt        cache.PlanOptions
+		opt        plan.PlanOptions
 		buildArgs  []string
 		asJSON     bool
 		imports    int
@@ -47,7 +48,7 @@ chooses which images to offer it.`,
 			}
 			opt.BuildArgs = build.ParseKeyValues(buildArgs)
 			opt.Candidates = candidates
-			opt.Options = []cache.Option{cache.WithInsecureRegistries(f.insecure...)}
+			opt.Options = []crawl.Option{crawl.WithInsecureRegistries(f.insecure...)}
 			st, err := f.store(s, opt.Options...)
 			if err != nil {
 				return err
@@ -55,7 +56,7 @@ chooses which images to offer it.`,
 			if opt.Index, err = st.Load(c.Context()); err != nil {
 				return err
 			}
-			plan, err := cache.PlanBuild(c.Context(), opt)
+			plan, err := plan.PlanBuild(c.Context(), opt)
 			if err != nil {
 				return err
 			}

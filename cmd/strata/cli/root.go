@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/sirupsen/logrus"
@@ -101,16 +100,7 @@ func Main(args []string, in io.Reader, out, errOut io.Writer) int {
 		err = fmt.Errorf("%w: %v", errs.ErrInterrupted, err)
 	}
 	if err != nil && !errors.Is(err, errs.ErrFindings) {
-		fmt.Fprintf(errOut, "strata: %s\n", oneLine(err.Error()))
+		fmt.Fprintf(errOut, "strata: %s\n", errs.FirstLine(err.Error()))
 	}
 	return errs.Code(err)
-}
-
-// oneLine folds a multi-line error into one line.
-func oneLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = strings.TrimSpace(s[:i])
-	}
-	return s
 }

@@ -1,4 +1,4 @@
-package cache
+package plan
 
 import (
 	"bytes"
@@ -16,6 +16,8 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	digest "github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/strata-build/strata/cache"
 )
 
 // staticResolver answers every base image with one config.
@@ -59,7 +61,7 @@ func TestStagesMatchCapturedConfigs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want, err := NormalizeHistory(cf.History, len(cf.RootFS.DiffIDs))
+			want, err := cache.NormalizeHistory(cf.History, len(cf.RootFS.DiffIDs))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -85,7 +87,7 @@ func TestStagesMatchCapturedConfigs(t *testing.T) {
 					t.Errorf("step %d: %q, image has %q", i, got.Steps[i].Token, want[i].Token)
 				}
 			}
-			for i, s := range got.OwnSteps() {
+			for i, s := range got.ownSteps() {
 				fromContext := (strings.HasPrefix(s.Text, "COPY ") || strings.HasPrefix(s.Text, "ADD ")) && s.Text != "COPY /deps /deps"
 				if fromContext != (s.Sources != "") {
 					t.Errorf("own step %d %q: sources %q", i, s.Text, s.Sources)
@@ -123,7 +125,7 @@ COPY --from=build /a /a
 		t.Fatalf("stages %v", names)
 	}
 	build := stages[1]
-	if build.BaseStage != 1 || build.BaseSteps != 2 || len(build.OwnSteps()) != 2 || build.BaseDigest == "" {
+	if build.BaseStage != 1 || build.BaseSteps != 2 || len(build.ownSteps()) != 2 || build.BaseDigest == "" {
 		t.Errorf("build stage: %+v", build)
 	}
 	stages, err = DockerfileStages(context.Background(), StagesOptions{ContextDir: dir, Target: "unused"})
@@ -173,17 +175,6 @@ func TestResolverFromMeta(t *testing.T) {
 	}
 }
 
-func TestPlatformString(t *testing.T) {
-	for in, want := range map[[3]string]string{
-		{"linux", "arm64", "v8"}: "linux/arm64", {"linux", "aarch64", ""}: "linux/arm64", {"linux", "arm", "v7"}: "linux/arm/v7",
-		{"linux", "amd64", ""}: "linux/amd64", {"", "amd64", ""}: "",
-	} {
-		if got := platformString(in[0], in[1], in[2]); got != want {
-			t.Errorf("platformString%v = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestRecordSources(t *testing.T) {
 	dir := "testdata/history/copy"
 	args := map[string]string{"BASE": "localhost:5000/busybox:latest"}
@@ -204,7 +195,7 @@ func TestRecordSources(t *testing.T) {
 	for _, h := range img.History {
 		hist = append(hist, v1.History{CreatedBy: h.CreatedBy, Comment: h.Comment, EmptyLayer: h.EmptyLayer})
 	}
-	steps, err := NormalizeHistory(hist, len(st.Steps))
+	steps, err := cache.NormalizeHistory(hist, len(st.Steps))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +217,7 @@ func TestBindMountRunIsTextOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	own := stages[len(stages)-1].OwnSteps()
+	own := stages[len(stages)-1].ownSteps()
 	if len(own) != 2 || !own[0].TextOnly || own[1].TextOnly {
 		t.Errorf("steps %+v", own)
 	}
@@ -262,7 +253,7 @@ func FuzzDockerfileStages(f *testing.F) {
 			return
 		}
 		for _, s := range stages {
-			if s.BaseSteps > len(s.Steps) || len(s.Lines) != len(s.OwnSteps()) {
+			if s.BaseSteps > len(s.Steps) || len(s.Lines) != len(s.ownSteps()) {
 				t.Fatalf("stage %+v", s)
 			}
 		}
@@ -276,7 +267,7 @@ func TestTargetStageArg(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := stages[0].OwnSteps()[0].Text; got != "RUN |1 TARGETSTAGE=final /bin/sh -c echo $TARGETSTAGE" {
+	if got := stages[0].ownSteps()[0].Text; got != "RUN |1 TARGETSTAGE=final /bin/sh -c echo $TARGETSTAGE" {
 		t.Errorf("deps step %q", got)
 	}
 }
@@ -288,7 +279,7 @@ func TestUnnamedStagesArePlanned(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(stages) != 2 || stages[0].Name != "0" || stages[0].Skipped != "" || len(stages[0].OwnSteps()) != 1 || stages[0].OwnSteps()[0].Text != "RUN /bin/sh -c echo zero > /z" {
+	if len(stages) != 2 || stages[0].Name != "0" || stages[0].Skipped != "" || len(stages[0].ownSteps()) != 1 || stages[0].ownSteps()[0].Text != "RUN /bin/sh -c echo zero > /z" {
 		t.Fatalf("stages %+v", stages)
 	}
 	if got, ok := nameStage([]byte("FROM a \\\n  b\nRUN x\n"), instructions.Stage{Location: []parser.Range{{Start: parser.Position{Line: 1}, End: parser.Position{Line: 2}}}}, "n"); !ok || string(got) != "FROM a \\\n  b AS n\nRUN x\n" {

@@ -1,4 +1,4 @@
-package cache
+package plan
 
 import (
 	"bytes"
@@ -13,13 +13,15 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/strata-build/strata/cache"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
 // imageFromTestdata makes an index entry from a captured config, with
 // made-up layer digests and sizes.
-func imageFromTestdata(t testing.TB, ref, config string) *Image {
+func imageFromTestdata(t testing.TB, ref, config string) *cache.Image {
 	t.Helper()
 	raw, err := os.ReadFile(config)
 	if err != nil {
@@ -29,14 +31,14 @@ func imageFromTestdata(t testing.TB, ref, config string) *Image {
 	if err != nil {
 		t.Fatal(err)
 	}
-	steps, err := NormalizeHistory(cf.History, len(cf.RootFS.DiffIDs))
+	steps, err := cache.NormalizeHistory(cf.History, len(cf.RootFS.DiffIDs))
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &Image{Ref: ref, Digest: fakeDigest(ref), Platform: "linux/" + cf.Architecture, Steps: steps, InlineCache: true,
+	m := &cache.Image{Ref: ref, Digest: fakeDigest(ref), Platform: "linux/" + cf.Architecture, Steps: steps, InlineCache: true,
 		Pushed: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Indexed: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
 	for i, d := range cf.RootFS.DiffIDs {
-		m.Layers = append(m.Layers, Layer{Digest: fakeDigest(fmt.Sprint(ref, i)), DiffID: d.String(), Size: int64(1000 * (i + 1))})
+		m.Layers = append(m.Layers, cache.Layer{Digest: fakeDigest(fmt.Sprint(ref, i)), DiffID: d.String(), Size: int64(1000 * (i + 1))})
 	}
 	return m
 }
@@ -50,8 +52,8 @@ func fakeDigest(s string) string {
 }
 
 // planIndex is the index the golden plans run against.
-func planIndex(t testing.TB, copySources []string) *Index {
-	x := NewIndex()
+func planIndex(t testing.TB, copySources []string) *cache.Index {
+	x := cache.NewIndex()
 	cfg := "testdata/history/copy/config.json"
 	full := imageFromTestdata(t, "localhost:5000/app:v1", cfg)
 	x.Put(full)
@@ -97,7 +99,7 @@ func TestPlanGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	var sources []string
-	for _, s := range stages[len(stages)-1].OwnSteps()[1:] {
+	for _, s := range stages[len(stages)-1].ownSteps()[1:] {
 		sources = append(sources, s.Sources)
 	}
 	opt.Index = planIndex(t, sources)
@@ -108,7 +110,7 @@ func TestPlanGolden(t *testing.T) {
 		{"copy", func(*PlanOptions) {}},
 		{"copy-target-deps", func(o *PlanOptions) { o.Target = "deps" }},
 		{"copy-riscv64", func(o *PlanOptions) { o.Platforms = []string{"linux/riscv64"} }},
-		{"copy-empty-index", func(o *PlanOptions) { o.Index = NewIndex() }},
+		{"copy-empty-index", func(o *PlanOptions) { o.Index = cache.NewIndex() }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := opt

@@ -1,4 +1,4 @@
-package cache
+package crawl
 
 import (
 	"bytes"
@@ -7,15 +7,15 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/containerd/platforms"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/strata-build/strata/cache"
 )
 
 // descriptor reads the image or every platform of the image index d.
-func (c *crawler) descriptor(ref string, d *remote.Descriptor) ([]*Image, error) {
+func (c *crawler) descriptor(ref string, d *remote.Descriptor) ([]*cache.Image, error) {
 	switch {
 	case d.MediaType.IsIndex():
 		return c.index(ref, d)
@@ -28,13 +28,13 @@ func (c *crawler) descriptor(ref string, d *remote.Descriptor) ([]*Image, error)
 		if err != nil {
 			return nil, err
 		}
-		return []*Image{m}, nil
+		return []*cache.Image{m}, nil
 	default:
 		return nil, fmt.Errorf("manifest media type %q is not an image", d.MediaType)
 	}
 }
 
-func (c *crawler) index(ref string, d *remote.Descriptor) ([]*Image, error) {
+func (c *crawler) index(ref string, d *remote.Descriptor) ([]*cache.Image, error) {
 	idx, err := d.ImageIndex()
 	if err != nil {
 		return nil, err
@@ -43,7 +43,7 @@ func (c *crawler) index(ref string, d *remote.Descriptor) ([]*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []*Image
+	var out []*cache.Image
 	silent := false
 	for _, desc := range im.Manifests {
 		if desc.MediaType == buildkitCacheConfig {
@@ -54,7 +54,7 @@ func (c *crawler) index(ref string, d *remote.Descriptor) ([]*Image, error) {
 		}
 		img, err := idx.Image(desc.Digest)
 		if err == nil {
-			var m *Image
+			var m *cache.Image
 			if m, err = c.image(ref, img, desc.Platform); err == nil {
 				out = append(out, m)
 			}
@@ -75,7 +75,7 @@ func (c *crawler) index(ref string, d *remote.Descriptor) ([]*Image, error) {
 }
 
 // image reads one platform's manifest and config into an index entry.
-func (c *crawler) image(ref string, img v1.Image, p *v1.Platform) (*Image, error) {
+func (c *crawler) image(ref string, img v1.Image, p *v1.Platform) (*cache.Image, error) {
 	mf, err := img.Manifest()
 	if err != nil {
 		return nil, err
@@ -98,7 +98,7 @@ func (c *crawler) image(ref string, img v1.Image, p *v1.Platform) (*Image, error
 		return nil, err
 	}
 	if p != nil && m.Platform == "" {
-		m.Platform = platformString(p.OS, p.Architecture, p.Variant)
+		m.Platform = cache.Platform(p.OS, p.Architecture, p.Variant)
 	}
 	d, err := img.Digest()
 	if err != nil {
@@ -129,43 +129,34 @@ const buildkitCacheConfig = "application/vnd.buildkit.cacheconfig.v0"
 var errSkipSilently = errors.New("strata index artifact")
 
 // imageFromConfig builds an index entry from a raw config and its manifest.
-func imageFromConfig(ref string, raw []byte, mf *v1.Manifest) (*Image, error) {
+func imageFromConfig(ref string, raw []byte, mf *v1.Manifest) (*cache.Image, error) {
 	cf, err := v1.ParseConfigFile(bytes.NewReader(raw))
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	if _, ok := cf.Config.Labels[IndexLabel]; ok {
+	if _, ok := cf.Config.Labels[cache.IndexLabel]; ok {
 		return nil, errSkipSilently
 	}
 	if len(cf.RootFS.DiffIDs) != len(mf.Layers) {
-		return nil, &ErrHistory{Reason: fmt.Sprintf("config lists %d layers, the manifest %d", len(cf.RootFS.DiffIDs), len(mf.Layers))}
+		return nil, &cache.ErrHistory{Reason: fmt.Sprintf("config lists %d layers, the manifest %d", len(cf.RootFS.DiffIDs), len(mf.Layers))}
 	}
-	steps, err := NormalizeHistory(cf.History, len(mf.Layers))
+	steps, err := cache.NormalizeHistory(cf.History, len(mf.Layers))
 	if err != nil {
 		return nil, err
 	}
 	var top map[string]json.RawMessage
 	_ = json.Unmarshal(raw, &top)
 	_, inline := top[InlineCacheKey]
-	m := &Image{
+	m := &cache.Image{
 		Ref:         ref,
-		Platform:    platformString(cf.OS, cf.Architecture, cf.Variant),
+		Platform:    cache.Platform(cf.OS, cf.Architecture, cf.Variant),
 		Steps:       steps,
 		InlineCache: inline,
 		Pushed:      cf.Created.UTC(),
 	}
-	m.Layers = make([]Layer, len(mf.Layers))
+	m.Layers = make([]cache.Layer, len(mf.Layers))
 	for i, l := range mf.Layers {
-		m.Layers[i] = Layer{Digest: l.Digest.String(), DiffID: cf.RootFS.DiffIDs[i].String(), Size: l.Size}
+		m.Layers[i] = cache.Layer{Digest: l.Digest.String(), DiffID: cf.RootFS.DiffIDs[i].String(), Size: l.Size}
 	}
 	return m, nil
-}
-
-// platformString is the normalised os/arch[/variant] (arm64/v8 is arm64),
-// as both sides of a match write it.
-func platformString(os, arch, variant string) string {
-	if os == "" || arch == "" {
-		return ""
-	}
-	return platforms.Format(platforms.Normalize(ocispecs.Platform{OS: os, Architecture: arch, Variant: variant}))
 }

@@ -1,4 +1,4 @@
-package cache
+package store
 
 import (
 	"errors"
@@ -8,14 +8,15 @@ import (
 
 	"github.com/gofrs/flock"
 
+	"github.com/strata-build/strata/cache"
 	"github.com/strata-build/strata/errs"
 )
 
 // IndexFileEnv overrides the default index file.
 const IndexFileEnv = "STRATA_INDEX_FILE"
 
-// DefaultIndexFile is $STRATA_INDEX_FILE, else <user cache dir>/strata/index/default.idx.
-func DefaultIndexFile() (string, error) {
+// defaultIndexFile is $STRATA_INDEX_FILE, else <user cache dir>/strata/index/default.idx.
+func defaultIndexFile() (string, error) {
 	if p := os.Getenv(IndexFileEnv); p != "" {
 		return p, nil
 	}
@@ -29,40 +30,36 @@ func DefaultIndexFile() (string, error) {
 // LoadFile reads the index at path. A missing file is an empty index. A
 // corrupt or incompatible file is also an empty index, with a warning
 // (non-nil) saying it will be rebuilt; err is for files that cannot be read.
-func LoadFile(path string) (x *Index, warning error, err error) {
+func LoadFile(path string) (x *cache.Index, warning error, err error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return NewIndex(), nil, nil
+		return cache.NewIndex(), nil, nil
 	}
 	if err != nil {
 		return nil, nil, errs.Inputf("read index %s: %v", path, err)
 	}
-	x, derr := Decode(data)
-	if errors.Is(derr, ErrNewerFormat) {
+	x, derr := cache.Decode(data)
+	if errors.Is(derr, cache.ErrNewerFormat) {
 		// Left as it is: rebuilding would take the newer strata's index away.
 		return nil, nil, errs.WithHint(fmt.Errorf("%w: index %s: %w", errs.ErrInput, path, derr), "upgrade strata, or pass another --index-file")
 	}
 	if derr != nil {
-		return NewIndex(), fmt.Errorf("index %s is unusable (%v); it will be rebuilt", path, derr), nil
+		return cache.NewIndex(), fmt.Errorf("index %s is unusable (%v); it will be rebuilt", path, derr), nil
 	}
 	return x, nil, nil
 }
 
-// UpdateFile merges x into the index at path under an exclusive lock and
-// writes the result atomically (a temporary file renamed over the old
-// one), so concurrent strata processes never lose each other's entries
-// and readers never see half a file. It returns the merged index.
-func UpdateFile(path string, x *Index) (*Index, error) {
-	return updateFile(path, func(cur *Index) *Index { cur.Merge(x); return cur })
-}
-
-// ReplaceFile writes x over the index at path under the same lock.
-func ReplaceFile(path string, x *Index) error {
-	_, err := updateFile(path, func(*Index) *Index { return x })
+// ReplaceFile writes x over the index at path, under the lock updateFile takes.
+func ReplaceFile(path string, x *cache.Index) error {
+	_, err := updateFile(path, func(*cache.Index) *cache.Index { return x })
 	return err
 }
 
-func updateFile(path string, change func(cur *Index) *Index) (*Index, error) {
+// updateFile changes the index at path under an exclusive lock and writes
+// the result atomically (a temporary file renamed over the old one), so
+// concurrent strata processes never lose each other's entries and readers
+// never see half a file. It returns the index written.
+func updateFile(path string, change func(cur *cache.Index) *cache.Index) (*cache.Index, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, errs.Inputf("index directory: %v", err)
 	}
@@ -79,7 +76,7 @@ func updateFile(path string, change func(cur *Index) *Index) (*Index, error) {
 	return out, writeAtomic(path, out)
 }
 
-func writeAtomic(path string, x *Index) error {
+func writeAtomic(path string, x *cache.Index) error {
 	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return errs.Inputf("write index: %v", err)

@@ -1,10 +1,12 @@
-package cache
+package plan
 
 import (
 	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/strata-build/strata/cache"
 )
 
 // WriteText prints the plan for people: per stage its steps, the ranked
@@ -41,7 +43,7 @@ func (p *Plan) WriteText(w io.Writer, imports int) error {
 				cacheNote = "no inline cache: BuildKit cannot import it"
 			}
 			fmt.Fprintf(&b, "  #%d %s  %d of %d steps (%d exact)  reusable %s  to build %s  %s\n",
-				k+1, c.Ref, c.Matched, len(sp.Steps), c.Exact, HumanBytes(c.BytesReusable), HumanBytes(c.BytesToBuild), cacheNote)
+				k+1, c.Ref, c.Matched, len(sp.Steps), c.Exact, cache.HumanBytes(c.BytesReusable), cache.HumanBytes(c.BytesToBuild), cacheNote)
 			fmt.Fprintf(&b, "     %s  match: %s\n", shortDigest(c.Digest), strings.Join(c.Match, " "))
 		}
 	}

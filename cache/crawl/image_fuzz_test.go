@@ -1,4 +1,4 @@
-package cache
+package crawl
 
 import (
 	"crypto/sha256"
@@ -8,6 +8,9 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/strata-build/strata/cache"
+	"github.com/strata-build/strata/cache/internal/cachetest"
 )
 
 // FuzzImageFromConfig feeds arbitrary image configs, as a registry may
@@ -16,11 +19,11 @@ import (
 // returns an entry with one layer and one step per manifest layer.
 func FuzzImageFromConfig(f *testing.F) {
 	layers := [][]byte{[]byte("a"), []byte("b")}
-	f.Add(testConfig("amd64", true, bkHistory("RUN /bin/sh -c make # buildkit", "COPY . /app # buildkit"), layers), uint8(2))
-	f.Add(testConfig("arm64", false, []v1.History{{CreatedBy: "/bin/sh -c #(nop) ADD file:abc in / "}, {CreatedBy: "/bin/sh -c #(nop)  CMD [\"sh\"]", EmptyLayer: true}}, layers[:1]), uint8(1))
+	f.Add(cachetest.Config("amd64", true, cachetest.History("RUN /bin/sh -c make # buildkit", "COPY . /app # buildkit"), layers), uint8(2))
+	f.Add(cachetest.Config("arm64", false, []v1.History{{CreatedBy: "/bin/sh -c #(nop) ADD file:abc in / "}, {CreatedBy: "/bin/sh -c #(nop)  CMD [\"sh\"]", EmptyLayer: true}}, layers[:1]), uint8(1))
 	f.Add([]byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`), uint8(0))
 	f.Add([]byte(`{"os":"linux","rootfs":{"diff_ids":["sha256:00"]},"history":[{"created_by":"x","empty_layer":true}]}`), uint8(1))
-	f.Add([]byte(`{"config":{"Labels":{"`+IndexLabel+`":"1"}}}`), uint8(0))
+	f.Add([]byte(`{"config":{"Labels":{"`+cache.IndexLabel+`":"1"}}}`), uint8(0))
 	f.Add([]byte(`{"created":"not a time"}`), uint8(3))
 	f.Add([]byte(`[]`), uint8(1))
 	f.Fuzz(func(t *testing.T, raw []byte, n uint8) {
@@ -34,7 +37,7 @@ func FuzzImageFromConfig(f *testing.F) {
 			if m != nil {
 				t.Fatal("an entry and an error")
 			}
-			var he *ErrHistory
+			var he *cache.ErrHistory
 			if !errors.As(err, &he) && !errors.Is(err, errSkipSilently) && !strings.HasPrefix(err.Error(), "config:") {
 				t.Fatalf("unexpected kind of error: %v", err)
 			}

@@ -1,10 +1,12 @@
-package cache
+package store
 
 import (
 	"context"
 	"fmt"
 	"time"
 
+	"github.com/strata-build/strata/cache"
+	"github.com/strata-build/strata/cache/crawl"
 	"github.com/strata-build/strata/errs"
 )
 
@@ -12,10 +14,10 @@ import (
 // registry itself (RegistryStore).
 type Store interface {
 	// Load reads the whole index.
-	Load(ctx context.Context) (*Index, error)
+	Load(ctx context.Context) (*cache.Index, error)
 	// Update merges changes into the stored index without losing entries
 	// other writers add at the same time, and returns the merged index.
-	Update(ctx context.Context, changes *Index) (*Index, error)
+	Update(ctx context.Context, changes *cache.Index) (*cache.Index, error)
 	// String names the store for messages.
 	String() string
 }
@@ -35,7 +37,7 @@ type FileStore struct {
 func (s *FileStore) String() string { return s.Path }
 
 // Load implements Store.
-func (s *FileStore) Load(context.Context) (*Index, error) {
+func (s *FileStore) Load(context.Context) (*cache.Index, error) {
 	x, warning, err := LoadFile(s.Path)
 	if err != nil {
 		return nil, err
@@ -47,8 +49,8 @@ func (s *FileStore) Load(context.Context) (*Index, error) {
 }
 
 // Update implements Store.
-func (s *FileStore) Update(_ context.Context, changes *Index) (*Index, error) {
-	return updateFile(s.Path, func(cur *Index) *Index {
+func (s *FileStore) Update(_ context.Context, changes *cache.Index) (*cache.Index, error) {
+	return updateFile(s.Path, func(cur *cache.Index) *cache.Index {
 		cur.Merge(changes)
 		cur.Prune(time.Now().Add(-tombstoneTTL))
 		return cur
@@ -56,8 +58,8 @@ func (s *FileStore) Update(_ context.Context, changes *Index) (*Index, error) {
 }
 
 // OpenStore returns the store for the --index and --index-file flags:
-// the shared index at ref when set, else the file (default DefaultIndexFile).
-func OpenStore(ref, file string, warn func(string), opts ...Option) (Store, error) {
+// the shared index at ref when set, else the file (default defaultIndexFile).
+func OpenStore(ref, file string, warn func(string), opts ...crawl.Option) (Store, error) {
 	if ref != "" && file != "" {
 		return nil, errs.WithHint(errs.Usagef("--index and --index-file are exclusive"), "keep the index either in the registry or in a file")
 	}
@@ -66,7 +68,7 @@ func OpenStore(ref, file string, warn func(string), opts ...Option) (Store, erro
 	}
 	if file == "" {
 		var err error
-		if file, err = DefaultIndexFile(); err != nil {
+		if file, err = defaultIndexFile(); err != nil {
 			return nil, err
 		}
 	}
@@ -76,10 +78,10 @@ func OpenStore(ref, file string, warn func(string), opts ...Option) (Store, erro
 // AddImages reads refs from their registries (every platform) and merges
 // them into the store. strata build calls it after a successful push, so
 // the new image becomes a candidate for the next plan.
-func AddImages(ctx context.Context, st Store, refs []string, opts ...Option) error {
-	x := NewIndex()
+func AddImages(ctx context.Context, st Store, refs []string, opts ...crawl.Option) error {
+	x := cache.NewIndex()
 	for _, ref := range refs {
-		if _, err := x.AddImage(ctx, ref, opts...); err != nil {
+		if _, err := crawl.AddImage(ctx, x, ref, opts...); err != nil {
 			return err
 		}
 	}
@@ -87,35 +89,4 @@ func AddImages(ctx context.Context, st Store, refs []string, opts ...Option) err
 		return fmt.Errorf("update index %s: %w", st, err)
 	}
 	return nil
-}
-
-// AddImage reads ref (every platform of an image index) from its registry
-// and puts it into x. It returns the entries added.
-func (x *Index) AddImage(ctx context.Context, ref string, opts ...Option) ([]*Image, error) {
-	o := makeOptions(opts)
-	r, err := o.parseRef(ref)
-	if err != nil {
-		return nil, errs.Usagef("image ref %q: %v", ref, err)
-	}
-	c := &crawler{o: o, x: x, host: r.Context().RegistryStr(), res: &RefreshResult{}, now: time.Now().UTC(), known: map[string][]*Image{}, files: map[string]string{}}
-	if c.puller, err = newPuller(ctx, o); err != nil {
-		return nil, err
-	}
-	desc, err := c.puller.Get(ctx, r)
-	if err != nil {
-		return nil, registryError("read "+ref, err)
-	}
-	name := r.Context().Name() + ":" + r.Identifier()
-	if _, ok := r.(interface{ TagStr() string }); !ok {
-		name = r.Context().Name() + "@" + r.Identifier()
-	}
-	imgs, err := c.descriptor(name, desc)
-	if err != nil {
-		return nil, err
-	}
-	for _, m := range imgs {
-		m.TagDigest = desc.Digest.String()
-		x.Put(m)
-	}
-	return imgs, nil
 }

@@ -1,4 +1,4 @@
-package cache
+package plan
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/containerd/platforms"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/buildkit/frontend/dockerfile/dockerfile2llb"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
@@ -20,9 +21,8 @@ import (
 	"github.com/moby/buildkit/frontend/dockerui"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-
 	"github.com/strata-build/strata/buildcontext"
+	"github.com/strata-build/strata/cache"
 	"github.com/strata-build/strata/errs"
 )
 
@@ -41,7 +41,7 @@ type Stage struct {
 	BaseDiffIDs []string
 	// Steps are the layer steps of the stage's image: the base's first
 	// (BaseSteps of them), then the stage's own.
-	Steps     []Step
+	Steps     []cache.Step
 	BaseSteps int
 	// Lines are the Dockerfile lines of the stage's own steps.
 	Lines []int
@@ -50,8 +50,8 @@ type Stage struct {
 	Skipped string
 }
 
-// OwnSteps returns the steps the stage's instructions add to its base.
-func (s *Stage) OwnSteps() []Step { return s.Steps[s.BaseSteps:] }
+// ownSteps returns the steps the stage's instructions add to its base.
+func (s *Stage) ownSteps() []cache.Step { return s.Steps[s.BaseSteps:] }
 
 // StagesOptions select what DockerfileStages reads.
 type StagesOptions struct {
@@ -141,7 +141,7 @@ func dockerfileStages(ctx context.Context, opt *StagesOptions) ([]Stage, error) 
 		if !reach[i] {
 			continue
 		}
-		st := Stage{Index: i, Name: stages[i].Name, Platform: platformString(plat.OS, plat.Architecture, plat.Variant), Base: bases[i], BaseStage: -1}
+		st := Stage{Index: i, Name: stages[i].Name, Platform: cache.Platform(plat.OS, plat.Architecture, plat.Variant), Base: bases[i], BaseStage: -1}
 		if st.Name == "" {
 			st.Name = strconv.Itoa(i)
 		}
@@ -186,10 +186,10 @@ func dockerfileStages(ctx context.Context, opt *StagesOptions) ([]Stage, error) 
 		if st.BaseSteps > len(st.Steps) {
 			st.BaseSteps = len(st.Steps)
 		}
-		st.Lines = ownLines(stages[i], st.OwnSteps())
-		markTextOnly(stages[i], st.OwnSteps())
+		st.Lines = ownLines(stages[i], st.ownSteps())
+		markTextOnly(stages[i], st.ownSteps())
 		if opt.ContextDir != "" && st.Skipped == "" {
-			if err := addSources(opt, stages[i], st.OwnSteps()); err != nil {
+			if err := addSources(opt, stages[i], st.ownSteps()); err != nil {
 				return nil, err
 			}
 		}
@@ -199,7 +199,7 @@ func dockerfileStages(ctx context.Context, opt *StagesOptions) ([]Stage, error) 
 	return out, nil
 }
 
-func countBaseSteps(rec *recordingResolver, base string, steps []Step) int {
+func countBaseSteps(rec *recordingResolver, base string, steps []cache.Step) int {
 	if r, ok := rec.lookup(base); ok {
 		return r.steps
 	}
@@ -233,13 +233,13 @@ func convertStage(ctx context.Context, dt []byte, target string, opt StagesOptio
 	}
 	// A stage may run on another platform (FROM --platform=$BUILDPLATFORM).
 	if img := res.Image; img.OS != "" && img.Architecture != "" {
-		st.Platform = platformString(img.OS, img.Architecture, img.Variant)
+		st.Platform = cache.Platform(img.OS, img.Architecture, img.Variant)
 	}
 	history := make([]v1.History, len(res.Image.History))
 	for i, h := range res.Image.History {
 		history[i] = v1.History{CreatedBy: h.CreatedBy, Comment: h.Comment, EmptyLayer: h.EmptyLayer}
 	}
-	st.Steps, err = NormalizeHistory(history, -1)
+	st.Steps, err = cache.NormalizeHistory(history, -1)
 	return err
 }
 
@@ -379,7 +379,7 @@ func layerCommands(s instructions.Stage) []instructions.Command {
 // matchCommands pairs each own step with the command that made it: a
 // WORKDIR of "/" makes no layer, so commands are skipped until the keyword
 // matches.
-func matchCommands(s instructions.Stage, steps []Step) []instructions.Command {
+func matchCommands(s instructions.Stage, steps []cache.Step) []instructions.Command {
 	cmds := layerCommands(s)
 	out := make([]instructions.Command, len(steps))
 	j := 0
@@ -398,7 +398,7 @@ func matchCommands(s instructions.Stage, steps []Step) []instructions.Command {
 
 // markTextOnly flags RUN steps with bind mounts: what they read is not
 // in the history text, so matching the text says nothing about the result.
-func markTextOnly(s instructions.Stage, steps []Step) {
+func markTextOnly(s instructions.Stage, steps []cache.Step) {
 	for i, c := range matchCommands(s, steps) {
 		run, ok := c.(*instructions.RunCommand)
 		if !ok {
@@ -421,7 +421,7 @@ func runMounts(run *instructions.RunCommand) []*instructions.Mount {
 	return instructions.GetMounts(run)
 }
 
-func ownLines(s instructions.Stage, steps []Step) []int {
+func ownLines(s instructions.Stage, steps []cache.Step) []int {
 	lines := make([]int, len(steps))
 	for i, c := range matchCommands(s, steps) {
 		if c != nil {

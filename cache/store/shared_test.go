@@ -1,4 +1,4 @@
-package cache
+package store
 
 import (
 	"bytes"
@@ -21,22 +21,25 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/strata-build/strata/cache"
+	"github.com/strata-build/strata/cache/internal/cachetest"
 )
 
 func TestRegistryStoreDeltasAndCollection(t *testing.T) {
-	host := faultyRegistry(t)
+	host := cachetest.FaultyRegistry(t)
 	ctx := t.Context()
 	clock := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 	cacheDir := t.TempDir()
-	st, err := NewRegistryStore(host+"/strata/index:main", WithClock(func() time.Time { return clock }), WithCacheDir(cacheDir))
+	st, err := NewRegistryStore(host+"/strata/index:main", WithClock(func() time.Time { return clock }), withCacheDir(cacheDir))
 	if err != nil {
 		t.Fatal(err)
 	}
 	update := func(refs ...string) {
 		t.Helper()
-		x := NewIndex()
+		x := cache.NewIndex()
 		for _, r := range refs {
-			m := testImage(host+"/app:"+r, "linux/amd64", "base", "RUN "+r)
+			m := cachetest.Image(host+"/app:"+r, "linux/amd64", "base", "RUN "+r)
 			m.Indexed = clock
 			x.Put(m)
 		}
@@ -66,7 +69,7 @@ func TestRegistryStoreDeltasAndCollection(t *testing.T) {
 	load(2)
 	// A slow compaction that read before b's update overwrites REF: b's
 	// delta still holds its entries.
-	if err := remote.Put(mainRef, rawManifest{mt: old.MediaType, body: old.Manifest}); err != nil {
+	if err := remote.Put(mainRef, cachetest.RawManifest{MT: old.MediaType, Body: old.Manifest}); err != nil {
 		t.Fatal(err)
 	}
 	load(2)
@@ -88,7 +91,7 @@ func TestRegistryStoreDeltasAndCollection(t *testing.T) {
 		t.Errorf("deltas left after collection: %v", deltas)
 	}
 	// What REF alone holds (what a frontend reads) is complete.
-	p, _ := newPuller(ctx, st.o)
+	p, _ := st.o.Puller(ctx)
 	x, held, _, err := st.readImage(ctx, p, st.ref, true)
 	if err != nil || x.Len() != 3 || len(held) != 3 {
 		t.Errorf("REF holds %s images and %d deltas, %v", imagesOf(x), len(held), err)
@@ -115,7 +118,7 @@ func TestRegistryStoreDeltasAndCollection(t *testing.T) {
 	}
 }
 
-func imagesOf(x *Index) string {
+func imagesOf(x *cache.Index) string {
 	if x == nil {
 		return "no index"
 	}
@@ -125,13 +128,13 @@ func imagesOf(x *Index) string {
 // A damaged REF is read as empty and written anew by the next update; one
 // written by a newer strata is an error, and is left as it is.
 func TestRegistryStoreDamagedAndNewerIndex(t *testing.T) {
-	host := faultyRegistry(t)
+	host := cachetest.FaultyRegistry(t)
 	ctx := t.Context()
 	ref := host + "/strata/index:damaged"
 	tag, _ := name.NewTag(ref)
 	var good bytes.Buffer
-	x := NewIndex()
-	x.Put(testImage(host+"/app:old", "linux/amd64", "base", "RUN old"))
+	x := cache.NewIndex()
+	x.Put(cachetest.Image(host+"/app:old", "linux/amd64", "base", "RUN old"))
 	if err := x.Encode(&good); err != nil {
 		t.Fatal(err)
 	}
@@ -149,15 +152,15 @@ func TestRegistryStoreDamagedAndNewerIndex(t *testing.T) {
 	damaged[len(damaged)/2] ^= 0xff
 	put(damaged)
 
-	st, err := NewRegistryStore(ref, WithCacheDir("-"))
+	st, err := NewRegistryStore(ref, withCacheDir("-"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if x, err := st.Load(ctx); err != nil || x.Len() != 0 {
 		t.Fatalf("damaged index: %s, %v; want empty and no error", imagesOf(x), err)
 	}
-	changes := NewIndex()
-	changes.Put(testImage(host+"/app:new", "linux/amd64", "base", "RUN new"))
+	changes := cache.NewIndex()
+	changes.Put(cachetest.Image(host+"/app:new", "linux/amd64", "base", "RUN new"))
 	if _, err := st.Update(ctx, changes); err != nil {
 		t.Fatal(err)
 	}
@@ -166,16 +169,17 @@ func TestRegistryStoreDamagedAndNewerIndex(t *testing.T) {
 	}
 
 	newer := bytes.Clone(good.Bytes())
-	binary.BigEndian.PutUint16(newer[len(fileMagic):], fileVersion+1)
+	magic := len("STRATAIX") // the format version follows the file's magic
+	binary.BigEndian.PutUint16(newer[magic:], binary.BigEndian.Uint16(newer[magic:])+1)
 	put(newer)
 	before, err := remote.Head(tag)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Load(ctx); !errors.Is(err, ErrNewerFormat) || !strings.Contains(err.Error(), "upgrade strata") {
+	if _, err := st.Load(ctx); !errors.Is(err, cache.ErrNewerFormat) || !strings.Contains(err.Error(), "upgrade strata") {
 		t.Fatalf("newer index: %v, want ErrNewerFormat with a hint", err)
 	}
-	if _, err := st.Update(ctx, changes); !errors.Is(err, ErrNewerFormat) {
+	if _, err := st.Update(ctx, changes); !errors.Is(err, cache.ErrNewerFormat) {
 		t.Fatalf("update over a newer index: %v, want ErrNewerFormat", err)
 	}
 	if after, err := remote.Head(tag); err != nil || after.Digest != before.Digest {
@@ -195,7 +199,7 @@ func TestRegistryStoreDamagedAndNewerIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	appDigest, _ := app.Digest()
-	other, err := NewRegistryStore(appTag.String(), WithCacheDir("-"))
+	other, err := NewRegistryStore(appTag.String(), withCacheDir("-"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,13 +255,13 @@ func TestRegistryStoreDeltaNotYetReadable(t *testing.T) {
 	t.Cleanup(srv.Close)
 	host := strings.TrimPrefix(srv.URL, "http://")
 	ctx := t.Context()
-	st, err := NewRegistryStore(host+"/strata/index:main", WithCacheDir("-"))
+	st, err := NewRegistryStore(host+"/strata/index:main", withCacheDir("-"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Writer A's delta is listed but not yet served.
-	a := NewIndex()
-	a.Put(testImage(host+"/app:a", "linux/amd64", "base", "RUN a"))
+	a := cache.NewIndex()
+	a.Put(cachetest.Image(host+"/app:a", "linux/amd64", "base", "RUN a"))
 	tagA := st.deltaTag()
 	img, err := indexImage(a, nil, tagA)
 	if err != nil {
@@ -270,8 +274,8 @@ func TestRegistryStoreDeltaNotYetReadable(t *testing.T) {
 	hidden[tagA] = true
 	mu.Unlock()
 	// Writer B compacts meanwhile.
-	b := NewIndex()
-	b.Put(testImage(host+"/app:b", "linux/amd64", "base", "RUN b"))
+	b := cache.NewIndex()
+	b.Put(cachetest.Image(host+"/app:b", "linux/amd64", "base", "RUN b"))
 	if _, err := st.Update(ctx, b); err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package cache
+package crawl
 
 import (
 	"cmp"
@@ -17,14 +17,13 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/strata-build/strata/cache"
+	"github.com/strata-build/strata/cache/internal/regopts"
 	"github.com/strata-build/strata/errs"
 )
 
 // InlineCacheKey is the config field where BuildKit keeps inline cache metadata.
 const InlineCacheKey = "moby.buildkit.cache.v0"
-
-// IndexLabel marks the image that holds a shared index; the crawler skips it.
-const IndexLabel = "dev.strata.cache.index"
 
 // maxConfigSize bounds the image configs the crawler reads.
 const maxConfigSize = 8 << 20
@@ -64,28 +63,28 @@ type RefreshResult struct {
 // gone drop out. An image that cannot be read (bad history, unknown media
 // type, 401/404/5xx) is skipped with a warning; only failing to reach the
 // registry or list its repositories is an error.
-func Refresh(ctx context.Context, x *Index, ro RefreshOptions, opts ...Option) (*RefreshResult, error) {
-	o := makeOptions(opts)
-	reg, err := o.registry(ro.Registry)
+func Refresh(ctx context.Context, x *cache.Index, ro RefreshOptions, opts ...Option) (*RefreshResult, error) {
+	o := regopts.New(opts)
+	reg, err := o.Registry(ro.Registry)
 	if err != nil {
 		return nil, errs.Usagef("--registry %q: %v", ro.Registry, err)
 	}
-	if _, err := transport.Ping(ctx, reg, o.base); err != nil {
-		return nil, registryError("reach "+ro.Registry, err)
+	if _, err := transport.Ping(ctx, reg, o.Base); err != nil {
+		return nil, regopts.Error("reach "+ro.Registry, err)
 	}
-	puller, err := newPuller(ctx, o)
+	puller, err := o.Puller(ctx)
 	if err != nil {
 		return nil, err
 	}
 	// Refs use the registry's canonical name (docker.io is index.docker.io),
 	// as AddImage does.
-	c := &crawler{o: o, x: x, host: reg.RegistryStr(), puller: puller, res: &RefreshResult{}, now: time.Now().UTC(), known: map[string][]*Image{}, maxTags: ro.MaxTags,
-		sem: make(chan struct{}, o.jobs), indexed: map[string][]string{}}
+	c := &crawler{o: o, x: x, host: reg.RegistryStr(), puller: puller, res: &RefreshResult{}, now: time.Now().UTC(), known: map[string][]*cache.Image{}, maxTags: ro.MaxTags,
+		sem: make(chan struct{}, o.Jobs), indexed: map[string][]string{}}
 	c.files = knownFiles(x)
 	seen := map[string]bool{}
 	for _, m := range x.Images() {
 		if m.Digest != "" {
-			c.known[m.tagDigest()] = append(c.known[m.tagDigest()], m)
+			c.known[tagDigest(m)] = append(c.known[tagDigest(m)], m)
 		}
 		if repo, ok := c.repoOf(m.Ref); ok && !seen[m.Ref] {
 			seen[m.Ref] = true
@@ -99,7 +98,7 @@ func Refresh(ctx context.Context, x *Index, ro RefreshOptions, opts ...Option) (
 	c.progress.Repos = len(repos)
 	c.report()
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(o.jobs)
+	g.SetLimit(o.Jobs)
 	for _, repo := range repos {
 		g.Go(func() error { return c.repo(gctx, repo) })
 	}
@@ -114,7 +113,7 @@ func Refresh(ctx context.Context, x *Index, ro RefreshOptions, opts ...Option) (
 	}
 	c.res.Repos = len(repos)
 	if c.res.TextOnly = c.textRanking(); c.res.TextOnly != "" {
-		c.o.log.Warn(c.res.TextOnly)
+		c.o.Log.Warn(c.res.TextOnly)
 	}
 	return c.res, nil
 }
@@ -165,12 +164,12 @@ func selected(repo string, patterns []string) bool {
 }
 
 type crawler struct {
-	o      *options
-	x      *Index
+	o      *regopts.Options
+	x      *cache.Index
 	host   string
 	puller *remote.Puller
 	now    time.Time
-	known  map[string][]*Image // by the digest the tag pointed to
+	known  map[string][]*cache.Image // by the digest the tag pointed to
 	// maxTags bounds the tags read per repository (RefreshOptions.MaxTags).
 	maxTags int
 	// files are the files digests of COPY layers, by layer digest (see
@@ -180,7 +179,7 @@ type crawler struct {
 	firstFilesErr           error
 
 	fromCatalog bool                // the repositories came from the catalog
-	sem         chan struct{}       // bounds the requests in flight to o.jobs
+	sem         chan struct{}       // bounds the requests in flight to o.Jobs
 	indexed     map[string][]string // refs of this registry in the index, by repository
 
 	mu       sync.Mutex
@@ -207,7 +206,7 @@ func (c *crawler) repos(ctx context.Context, reg name.Registry, patterns []strin
 	c.fromCatalog = true
 	all, err := c.puller.Catalog(ctx, reg)
 	if err != nil {
-		return nil, errs.WithHint(fmt.Errorf("%w: list repositories of %s: %v", errs.ErrRegistry, c.host, oneLine(err.Error())),
+		return nil, errs.WithHint(fmt.Errorf("%w: list repositories of %s: %v", errs.ErrRegistry, c.host, errs.FirstLine(err.Error())),
 			"this registry may not offer its catalog: name repositories with --repo")
 	}
 	if len(patterns) == 0 {
@@ -230,7 +229,7 @@ func (c *crawler) repos(ctx context.Context, reg name.Registry, patterns []strin
 
 func (c *crawler) warn(format string, a ...any) {
 	msg := fmt.Sprintf(format, a...)
-	c.o.log.Warn(msg)
+	c.o.Log.Warn(msg)
 	c.mu.Lock()
 	c.res.Skipped++
 	c.progress.Skipped++
@@ -239,11 +238,11 @@ func (c *crawler) warn(format string, a ...any) {
 }
 
 func (c *crawler) report() {
-	if c.o.progress == nil {
+	if c.o.Progress == nil {
 		return
 	}
 	select {
-	case c.o.progress <- c.progress:
+	case c.o.Progress <- c.progress:
 	default:
 	}
 }
@@ -257,7 +256,7 @@ func (c *crawler) count(f func(p *Progress, r *RefreshResult)) {
 
 func (c *crawler) repo(ctx context.Context, repo string) error {
 	defer c.count(func(p *Progress, _ *RefreshResult) { p.ReposDone++ })
-	r, err := c.o.repo(c.host + "/" + repo)
+	r, err := c.o.Repo(c.host + "/" + repo)
 	if err != nil {
 		c.warn("%s/%s: bad repository name: %v", c.host, repo, err)
 		return nil
@@ -287,7 +286,7 @@ func (c *crawler) repo(ctx context.Context, repo string) error {
 		res.Unread += len(tags) - len(read)
 	})
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(c.o.jobs)
+	g.SetLimit(c.o.Jobs)
 	for _, tag := range read {
 		ref := c.host + "/" + repo + ":" + tag
 		g.Go(func() error {
@@ -368,7 +367,7 @@ func digitRun(s string) int {
 
 // tagDigest is the digest the image's tag pointed to when it was indexed:
 // the image index for a multi-platform tag, else the manifest.
-func (m *Image) tagDigest() string {
+func tagDigest(m *cache.Image) string {
 	if m.TagDigest != "" {
 		return m.TagDigest
 	}
@@ -439,21 +438,44 @@ func (c *crawler) reuse(ref, dgst string) bool {
 	return true
 }
 
-func newPuller(ctx context.Context, o *options) (*remote.Puller, error) {
-	p, err := remote.NewPuller(o.remote(ctx)...)
-	if err != nil {
-		return nil, registryError("registry client", err)
-	}
-	return p, nil
-}
-
 // describe is a one-line account of a registry error, with what to do
 // about missing credentials.
 func describe(err error) string {
-	msg := oneLine(err.Error())
+	msg := errs.FirstLine(err.Error())
 	var te *transport.Error
 	if errors.As(err, &te) && (te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden) {
 		msg += " (log in with 'docker login' to index it)"
 	}
 	return msg
+}
+
+// AddImage reads ref (every platform of an image index) from its registry
+// and puts it into x. It returns the entries added.
+func AddImage(ctx context.Context, x *cache.Index, ref string, opts ...Option) ([]*cache.Image, error) {
+	o := regopts.New(opts)
+	r, err := o.ParseRef(ref)
+	if err != nil {
+		return nil, errs.Usagef("image ref %q: %v", ref, err)
+	}
+	c := &crawler{o: o, x: x, host: r.Context().RegistryStr(), res: &RefreshResult{}, now: time.Now().UTC(), known: map[string][]*cache.Image{}, files: map[string]string{}}
+	if c.puller, err = o.Puller(ctx); err != nil {
+		return nil, err
+	}
+	desc, err := c.puller.Get(ctx, r)
+	if err != nil {
+		return nil, regopts.Error("read "+ref, err)
+	}
+	name := r.Context().Name() + ":" + r.Identifier()
+	if _, ok := r.(interface{ TagStr() string }); !ok {
+		name = r.Context().Name() + "@" + r.Identifier()
+	}
+	imgs, err := c.descriptor(name, desc)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range imgs {
+		m.TagDigest = desc.Digest.String()
+		x.Put(m)
+	}
+	return imgs, nil
 }

@@ -1,14 +1,10 @@
-package cache
+package crawl
 
 import (
-	"bytes"
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -16,137 +12,43 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/strata-build/strata/cache"
+	"github.com/strata-build/strata/cache/internal/cachetest"
+	"github.com/strata-build/strata/cache/internal/regopts"
 )
 
-// rawManifest is a manifest pushed as bytes.
-type rawManifest struct {
-	mt   types.MediaType
-	body []byte
-}
-
-func (r rawManifest) RawManifest() ([]byte, error)        { return r.body, nil }
-func (r rawManifest) MediaType() (types.MediaType, error) { return r.mt, nil }
-func (r rawManifest) Digest() (v1.Hash, error) {
-	h, _, err := v1.SHA256(bytes.NewReader(r.body))
-	return h, err
-}
-func (r rawManifest) Size() (int64, error) { return int64(len(r.body)), nil }
-func (r rawManifest) descriptor(p *v1.Platform) v1.Descriptor {
-	d, _ := r.Digest()
-	return v1.Descriptor{MediaType: r.mt, Digest: d, Size: int64(len(r.body)), Platform: p}
-}
-
-// testConfig is an image config with history, optionally with inline cache.
-func testConfig(arch string, inline bool, history []v1.History, layers [][]byte) []byte {
-	cfg := map[string]any{"architecture": arch, "os": "linux", "created": "2026-01-01T00:00:00Z", "history": history}
-	var diffs []string
-	for _, l := range layers {
-		diffs = append(diffs, fmt.Sprintf("sha256:%x", sha256.Sum256(l)))
-	}
-	cfg["rootfs"] = map[string]any{"type": "layers", "diff_ids": diffs}
-	if inline {
-		cfg[InlineCacheKey] = "e30="
-	}
-	b, _ := json.Marshal(cfg)
-	return b
-}
-
-// pushRaw pushes a config, uncompressed layers and a manifest made of them,
-// and returns the manifest.
-func pushRaw(t testing.TB, ref string, configMT types.MediaType, config []byte, layers [][]byte) rawManifest {
-	t.Helper()
-	r, err := name.ParseReference(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl := static.NewLayer(config, configMT)
-	if err := remote.WriteLayer(r.Context(), cl); err != nil {
-		t.Fatal(err)
-	}
-	cd, _ := cl.Digest()
-	mf := v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1, Config: v1.Descriptor{MediaType: configMT, Digest: cd, Size: int64(len(config))}}
-	for _, b := range layers {
-		l := static.NewLayer(b, types.OCIUncompressedLayer)
-		if err := remote.WriteLayer(r.Context(), l); err != nil {
-			t.Fatal(err)
-		}
-		d, _ := l.Digest()
-		mf.Layers = append(mf.Layers, v1.Descriptor{MediaType: types.OCIUncompressedLayer, Digest: d, Size: int64(len(b))})
-	}
-	body, _ := json.Marshal(mf)
-	m := rawManifest{mt: types.OCIManifestSchema1, body: body}
-	if err := remote.Put(r, m); err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
-func bkHistory(steps ...string) []v1.History {
-	h := []v1.History{{CreatedBy: "base root filesystem"}}
-	for _, s := range steps {
-		h = append(h, v1.History{CreatedBy: s + " # buildkit", Comment: "buildkit.dockerfile.v0"})
-	}
-	return h
-}
-
-func layersN(n int, salt string) [][]byte {
-	var out [][]byte
-	for i := range n {
-		out = append(out, []byte(fmt.Sprint(salt, i)))
-	}
-	return out
-}
-
-// faultyRegistry wraps the in-process registry with failures for some paths.
-func faultyRegistry(t testing.TB) (host string) {
-	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch {
-		case strings.Contains(r.URL.Path, "/manifests/boom") && r.Method != http.MethodPut:
-			http.Error(w, "boom", http.StatusInternalServerError)
-		case strings.HasPrefix(r.URL.Path, "/v2/secret/"):
-			w.WriteHeader(http.StatusUnauthorized)
-		default:
-			reg.ServeHTTP(w, r)
-		}
-	}))
-	t.Cleanup(srv.Close)
-	return strings.TrimPrefix(srv.URL, "http://")
-}
-
 func TestRefresh(t *testing.T) {
-	host := faultyRegistry(t)
+	host := cachetest.FaultyRegistry(t)
 	ctx := t.Context()
 	app := host + "/app"
-	l3 := layersN(3, "app")
-	pushRaw(t, app+":v1", types.OCIConfigJSON, testConfig("amd64", true, bkHistory("RUN /bin/sh -c a", "COPY x /x"), l3), l3)
-	pushRaw(t, app+":v2", types.OCIConfigJSON, testConfig("amd64", true, bkHistory("RUN /bin/sh -c a", "COPY x /x"), l3), l3)
-	pushRaw(t, app+":bad", types.OCIConfigJSON, testConfig("amd64", true, bkHistory("RUN /bin/sh -c a"), l3), l3)
-	pushRaw(t, app+":nohistory", types.OCIConfigJSON, testConfig("amd64", true, nil, l3), l3)
+	l3 := cachetest.Layers(3, "app")
+	cachetest.PushRaw(t, app+":v1", types.OCIConfigJSON, cachetest.Config("amd64", true, cachetest.History("RUN /bin/sh -c a", "COPY x /x"), l3), l3)
+	cachetest.PushRaw(t, app+":v2", types.OCIConfigJSON, cachetest.Config("amd64", true, cachetest.History("RUN /bin/sh -c a", "COPY x /x"), l3), l3)
+	cachetest.PushRaw(t, app+":bad", types.OCIConfigJSON, cachetest.Config("amd64", true, cachetest.History("RUN /bin/sh -c a"), l3), l3)
+	cachetest.PushRaw(t, app+":nohistory", types.OCIConfigJSON, cachetest.Config("amd64", true, nil, l3), l3)
 	legacy := []v1.History{{CreatedBy: "/bin/sh -c #(nop) ADD file:aa in / "}, {CreatedBy: "/bin/sh -c #(nop)  CMD [\"sh\"]", EmptyLayer: true}, {CreatedBy: "/bin/sh -c make"}}
-	pushRaw(t, app+":legacy", types.DockerConfigJSON, testConfig("amd64", false, legacy, layersN(2, "legacy")), layersN(2, "legacy"))
-	pushRaw(t, app+":helm", "application/vnd.cncf.helm.config.v1+json", []byte(`{}`), layersN(1, "chart"))
-	pushRaw(t, app+":buildcache", buildkitCacheConfig, []byte(`{}`), layersN(1, "cache")) // skipped silently
-	pushRaw(t, app+":boom", types.OCIConfigJSON, testConfig("amd64", true, bkHistory(), layersN(1, "boom")), layersN(1, "boom"))
-	huge := bkHistory("RUN /bin/sh -c " + strings.Repeat("z", 1<<20))
-	pushRaw(t, host+"/other:huge", types.OCIConfigJSON, testConfig("amd64", true, huge, layersN(2, "huge")), layersN(2, "huge"))
+	cachetest.PushRaw(t, app+":legacy", types.DockerConfigJSON, cachetest.Config("amd64", false, legacy, cachetest.Layers(2, "legacy")), cachetest.Layers(2, "legacy"))
+	cachetest.PushRaw(t, app+":helm", "application/vnd.cncf.helm.config.v1+json", []byte(`{}`), cachetest.Layers(1, "chart"))
+	cachetest.PushRaw(t, app+":buildcache", buildkitCacheConfig, []byte(`{}`), cachetest.Layers(1, "cache")) // skipped silently
+	cachetest.PushRaw(t, app+":boom", types.OCIConfigJSON, cachetest.Config("amd64", true, cachetest.History(), cachetest.Layers(1, "boom")), cachetest.Layers(1, "boom"))
+	huge := cachetest.History("RUN /bin/sh -c " + strings.Repeat("z", 1<<20))
+	cachetest.PushRaw(t, host+"/other:huge", types.OCIConfigJSON, cachetest.Config("amd64", true, huge, cachetest.Layers(2, "huge")), cachetest.Layers(2, "huge"))
 
-	amd := pushRaw(t, app+":tmp-amd", types.OCIConfigJSON, testConfig("amd64", true, bkHistory("RUN /bin/sh -c m"), layersN(2, "ma")), layersN(2, "ma"))
-	arm := pushRaw(t, app+":tmp-arm", types.OCIConfigJSON, testConfig("arm64", true, bkHistory("RUN /bin/sh -c m"), layersN(2, "mb")), layersN(2, "mb"))
-	att := pushRaw(t, app+":tmp-att", "application/vnd.in-toto+json", []byte(`{}`), layersN(1, "att"))
+	amd := cachetest.PushRaw(t, app+":tmp-amd", types.OCIConfigJSON, cachetest.Config("amd64", true, cachetest.History("RUN /bin/sh -c m"), cachetest.Layers(2, "ma")), cachetest.Layers(2, "ma"))
+	arm := cachetest.PushRaw(t, app+":tmp-arm", types.OCIConfigJSON, cachetest.Config("arm64", true, cachetest.History("RUN /bin/sh -c m"), cachetest.Layers(2, "mb")), cachetest.Layers(2, "mb"))
+	att := cachetest.PushRaw(t, app+":tmp-att", "application/vnd.in-toto+json", []byte(`{}`), cachetest.Layers(1, "att"))
 	im := v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{
-		amd.descriptor(&v1.Platform{OS: "linux", Architecture: "amd64"}),
-		arm.descriptor(&v1.Platform{OS: "linux", Architecture: "arm64"}),
-		att.descriptor(&v1.Platform{OS: "unknown", Architecture: "unknown"}),
+		amd.Descriptor(&v1.Platform{OS: "linux", Architecture: "amd64"}),
+		arm.Descriptor(&v1.Platform{OS: "linux", Architecture: "arm64"}),
+		att.Descriptor(&v1.Platform{OS: "unknown", Architecture: "unknown"}),
 	}}
 	body, _ := json.Marshal(im)
 	r, _ := name.ParseReference(app + ":multi")
-	if err := remote.Put(r, rawManifest{mt: types.OCIImageIndex, body: body}); err != nil {
+	if err := remote.Put(r, cachetest.RawManifest{MT: types.OCIImageIndex, Body: body}); err != nil {
 		t.Fatal(err)
 	}
 	for _, tag := range []string{"tmp-amd", "tmp-arm", "tmp-att"} {
@@ -155,8 +57,8 @@ func TestRefresh(t *testing.T) {
 		}
 	}
 
-	x := NewIndex()
-	noRetry := func(o *options) { o.extra = append(o.extra, remote.WithRetryBackoff(remote.Backoff{Steps: 1})) }
+	x := cache.NewIndex()
+	noRetry := func(o *regopts.Options) { o.Extra = append(o.Extra, remote.WithRetryBackoff(remote.Backoff{Steps: 1})) }
 	opts := []Option{WithKeychain(authn.NewMultiKeychain()), WithJobs(4), noRetry}
 	res, err := Refresh(ctx, x, RefreshOptions{Registry: host}, opts...)
 	if err != nil {
@@ -204,12 +106,12 @@ func TestRefresh(t *testing.T) {
 		t.Fatalf("second refresh: %+v %v", res, err)
 	}
 	// A moved tag is fetched again, a deleted one drops out.
-	pushRaw(t, app+":v2", types.OCIConfigJSON, testConfig("amd64", true, bkHistory("RUN /bin/sh -c b"), layersN(2, "v2")), layersN(2, "v2"))
+	cachetest.PushRaw(t, app+":v2", types.OCIConfigJSON, cachetest.Config("amd64", true, cachetest.History("RUN /bin/sh -c b"), cachetest.Layers(2, "v2")), cachetest.Layers(2, "v2"))
 	if err := remote.Delete(r.Context().Tag("legacy")); err != nil {
 		t.Fatal(err)
 	}
 	// The multi-platform tag becomes a single-platform image: its other platform drops out.
-	pushRaw(t, app+":multi", types.OCIConfigJSON, testConfig("arm64", true, bkHistory("RUN /bin/sh -c m"), layersN(2, "mb")), layersN(2, "mb"))
+	cachetest.PushRaw(t, app+":multi", types.OCIConfigJSON, cachetest.Config("arm64", true, cachetest.History("RUN /bin/sh -c m"), cachetest.Layers(2, "mb")), cachetest.Layers(2, "mb"))
 	res, err = Refresh(ctx, x, RefreshOptions{Registry: host, Repos: []string{"app"}}, opts...)
 	if err != nil || res.Fetched != 2 || res.Removed != 1 {
 		t.Fatalf("third refresh: %+v %v", res, err)
@@ -229,7 +131,7 @@ func TestRefresh(t *testing.T) {
 
 	// A tag moved to a manifest already indexed under another tag takes
 	// that manifest's entries and loses the platforms it had before.
-	pushRaw(t, app+":multi", types.OCIConfigJSON, testConfig("amd64", true, bkHistory("RUN /bin/sh -c a", "COPY x /x"), l3), l3) // v1's image
+	cachetest.PushRaw(t, app+":multi", types.OCIConfigJSON, cachetest.Config("amd64", true, cachetest.History("RUN /bin/sh -c a", "COPY x /x"), l3), l3) // v1's image
 	res, err = Refresh(ctx, x, RefreshOptions{Registry: host, Repos: []string{"app"}}, opts...)
 	if err != nil || res.Fetched != 0 || res.Reused != 3 {
 		t.Fatalf("fourth refresh: %+v %v", res, err)
@@ -242,7 +144,7 @@ func TestRefresh(t *testing.T) {
 	}
 
 	// Named repositories work without the catalog; a missing one is empty.
-	y := NewIndex()
+	y := cache.NewIndex()
 	res, err = Refresh(ctx, y, RefreshOptions{Registry: host, Repos: []string{"app", "nope", "secret"}}, opts...)
 	if err != nil || y.Len() != 3 || res.Skipped != 5 || !strings.Contains(strings.Join(res.Warnings, "\n"), "secret") {
 		t.Errorf("named repos: %d images, %+v, %v", y.Len(), res, err)
@@ -251,13 +153,13 @@ func TestRefresh(t *testing.T) {
 
 func TestPlainHTTPOnlyForLoopback(t *testing.T) {
 	var seen []string
-	o := makeOptions([]Option{WithInsecureRegistries("10.0.0.5:5000"), WithTransport(roundTripFunc(func(r *http.Request) (*http.Response, error) {
+	o := regopts.New([]Option{WithInsecureRegistries("10.0.0.5:5000"), withTransport(roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		seen = append(seen, r.URL.String())
 		return nil, io.EOF
 	}))})
 	for _, u := range []string{"http://192.168.1.2/v2/", "http://10.0.0.5:5000/v2/"} {
 		req, _ := http.NewRequest(http.MethodGet, u, nil)
-		_, _ = o.base.RoundTrip(req)
+		_, _ = o.Base.RoundTrip(req)
 	}
 	if want := []string{"https://192.168.1.2/v2/", "http://10.0.0.5:5000/v2/"}; !slices.Equal(seen, want) {
 		t.Errorf("requests went out as %v, want %v", seen, want)
@@ -269,12 +171,12 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 func TestDropGoneRepos(t *testing.T) {
-	x := NewIndex()
+	x := cache.NewIndex()
 	for _, ref := range []string{"r.example/team/a:1", "r.example/team/b:1", "r.example/other/c:1", "elsewhere/team/d:1"} {
-		x.Put(testImage(ref, "linux/amd64", "base"))
-		x.Put(testImage(ref, "linux/arm64", "base"))
+		x.Put(cachetest.Image(ref, "linux/amd64", "base"))
+		x.Put(cachetest.Image(ref, "linux/arm64", "base"))
 	}
-	c := &crawler{x: x, host: "r.example", res: &RefreshResult{}, now: t0.Add(time.Hour), indexed: map[string][]string{}}
+	c := &crawler{x: x, host: "r.example", res: &RefreshResult{}, now: cachetest.T0.Add(time.Hour), indexed: map[string][]string{}}
 	for _, m := range x.Images() {
 		if repo, ok := c.repoOf(m.Ref); ok && !slices.Contains(c.indexed[repo], m.Ref) {
 			c.indexed[repo] = append(c.indexed[repo], m.Ref)
@@ -312,12 +214,12 @@ func TestPickTags(t *testing.T) {
 
 // A repository with many tags costs one tag list and MaxTags images.
 func TestRefreshMaxTags(t *testing.T) {
-	host := faultyRegistry(t)
+	host := cachetest.FaultyRegistry(t)
 	for i := range 40 {
-		l := layersN(2, fmt.Sprint("many", i))
-		pushRaw(t, fmt.Sprintf("%s/many:v1.%d", host, i), types.OCIConfigJSON, testConfig("amd64", true, bkHistory("RUN /bin/sh -c a"), l), l)
+		l := cachetest.Layers(2, fmt.Sprint("many", i))
+		cachetest.PushRaw(t, fmt.Sprintf("%s/many:v1.%d", host, i), types.OCIConfigJSON, cachetest.Config("amd64", true, cachetest.History("RUN /bin/sh -c a"), l), l)
 	}
-	x := NewIndex()
+	x := cache.NewIndex()
 	res, err := Refresh(t.Context(), x, RefreshOptions{Registry: host, Repos: []string{"many"}, MaxTags: 5})
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package cache
+package plan
 
 import (
 	"os"
@@ -35,7 +35,7 @@ func TestSourcesDigest(t *testing.T) {
 	}
 	digest := func(bc *buildcontext.Context, srcs []string, contents ...instructions.SourceContent) string {
 		t.Helper()
-		d, err := SourcesDigest(bc, srcs, contents)
+		d, err := sourcesDigest(bc, srcs, contents)
 		if err != nil {
 			t.Fatal(err)
 		}

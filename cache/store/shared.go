@@ -1,4 +1,4 @@
-package cache
+package store
 
 import (
 	"archive/tar"
@@ -10,9 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -23,20 +23,22 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/strata-build/strata/cache"
+	"github.com/strata-build/strata/cache/crawl"
+	"github.com/strata-build/strata/cache/internal/regopts"
 	"github.com/strata-build/strata/errs"
 )
 
 // The shared index lives in a registry repository as small images, so
 // every CI runner shares it with nothing new to run, and a BuildKit
-// frontend can read it with llb.Image(ref) and ReadFile(IndexPath):
+// frontend can read it with llb.Image(ref) and ReadFile(cache.IndexPath):
 //
 //   - REF (e.g. registry/strata/index:main) is the compacted index, an
 //     image index with a linux/amd64 and a linux/arm64 image sharing one
-//     layer holding IndexPath and MergedPath.
+//     layer holding cache.IndexPath and mergedPath.
 //   - Every update first pushes its own changes as a delta under a tag of
 //     its own, TAG-delta-<nanoseconds>-<random>, which no other writer
 //     touches: once pushed, they cannot be lost.
@@ -50,26 +52,25 @@ import (
 //     compaction that takes longer than maxCompaction from read to write
 //     is abandoned, so no stale compaction can drop a delta already gone.
 const (
-	IndexPath     = "index.strata"
-	MergedPath    = "merged.txt"
+	mergedPath    = "merged.txt"
 	deltaInfix    = "-delta-"
 	deltaGrace    = 10 * time.Minute
 	maxCompaction = time.Minute
 	compactTries  = 8
 )
 
-// RegistryStore keeps the index in a registry (see the package notes on
+// RegistryStore keeps the index in a registry (see the notes on
 // the shared index).
 type RegistryStore struct {
 	ref name.Tag
-	o   *options
+	o   *regopts.Options
 	now func() time.Time
 }
 
 // NewRegistryStore returns the shared index at ref (a tag).
-func NewRegistryStore(ref string, opts ...Option) (*RegistryStore, error) {
-	o := makeOptions(opts)
-	r, err := o.parseRef(ref)
+func NewRegistryStore(ref string, opts ...crawl.Option) (*RegistryStore, error) {
+	o := regopts.New(opts)
+	r, err := o.ParseRef(ref)
 	if err != nil {
 		return nil, errs.Usagef("--index %q: %v", ref, err)
 	}
@@ -80,21 +81,21 @@ func NewRegistryStore(ref string, opts ...Option) (*RegistryStore, error) {
 	if len(t.TagStr())+len(deltaInfix)+26 > 128 {
 		return nil, errs.Usagef("--index tag %q is too long; keep it under 100 characters", t.TagStr())
 	}
-	return &RegistryStore{ref: t, o: o, now: o.now}, nil
+	return &RegistryStore{ref: t, o: o, now: o.Now}, nil
 }
 
 func (s *RegistryStore) String() string { return s.ref.String() }
 
 // snapshot is the shared index as one reader saw it.
 type snapshot struct {
-	x        *Index
+	x        *cache.Index
 	mainDesc string          // digest of REF, "" when absent
 	merged   map[string]bool // deltas REF holds
 	deltas   []string        // delta tags whose entries x holds
 }
 
 // Load implements Store: REF merged with every delta it does not hold yet.
-func (s *RegistryStore) Load(ctx context.Context) (*Index, error) {
+func (s *RegistryStore) Load(ctx context.Context) (*cache.Index, error) {
 	snap, err := s.read(ctx)
 	if err != nil {
 		return nil, err
@@ -111,7 +112,7 @@ const readTries = 4
 // REF still has the digest read at the start once the deltas are read, the
 // snapshot lost nothing; if it moved, read starts again.
 func (s *RegistryStore) read(ctx context.Context) (*snapshot, error) {
-	p, err := newPuller(ctx, s.o)
+	p, err := s.o.Puller(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -123,9 +124,9 @@ func (s *RegistryStore) read(ctx context.Context) (*snapshot, error) {
 		now := ""
 		desc, err := p.Head(ctx, s.ref)
 		switch {
-		case isNotFound(err):
+		case regopts.IsNotFound(err):
 		case err != nil:
-			return nil, registryError("read index "+s.ref.String(), err)
+			return nil, regopts.Error("read index "+s.ref.String(), err)
 		default:
 			now = desc.Digest.String()
 		}
@@ -137,10 +138,10 @@ func (s *RegistryStore) read(ctx context.Context) (*snapshot, error) {
 }
 
 func (s *RegistryStore) readOnce(ctx context.Context, p *remote.Puller) (*snapshot, error) {
-	snap := &snapshot{x: NewIndex(), merged: map[string]bool{}}
+	snap := &snapshot{x: cache.NewIndex(), merged: map[string]bool{}}
 	x, merged, dgst, err := s.readImage(ctx, p, s.ref, true)
 	switch {
-	case isNotFound(err):
+	case regopts.IsNotFound(err):
 	case err != nil:
 		return nil, err
 	default:
@@ -150,8 +151,8 @@ func (s *RegistryStore) readOnce(ctx context.Context, p *remote.Puller) (*snapsh
 		}
 	}
 	tags, err := p.List(ctx, s.ref.Context())
-	if err != nil && !isNotFound(err) {
-		return nil, registryError("list "+s.ref.Context().String(), err)
+	if err != nil && !regopts.IsNotFound(err) {
+		return nil, regopts.Error("list "+s.ref.Context().String(), err)
 	}
 	prefix := s.ref.TagStr() + deltaInfix
 	for _, t := range tags {
@@ -163,7 +164,7 @@ func (s *RegistryStore) readOnce(ctx context.Context, p *remote.Puller) (*snapsh
 			continue
 		}
 		dx, _, _, err := s.readImage(ctx, p, s.ref.Context().Tag(t), false)
-		if isNotFound(err) {
+		if regopts.IsNotFound(err) {
 			// Deleted by a compaction since the listing (a REF read
 			// before holds it), or listed before its writer finished
 			// writing it (that writer compacts until REF holds it).
@@ -181,19 +182,14 @@ func (s *RegistryStore) readOnce(ctx context.Context, p *remote.Puller) (*snapsh
 	return snap, nil
 }
 
-func isNotFound(err error) bool {
-	var te *transport.Error
-	return errors.As(err, &te) && te.StatusCode == http.StatusNotFound
-}
-
 // readImage reads an index image: the index and the deltas it holds.
-func (s *RegistryStore) readImage(ctx context.Context, p *remote.Puller, ref name.Reference, keepCopy bool) (*Index, []string, string, error) {
+func (s *RegistryStore) readImage(ctx context.Context, p *remote.Puller, ref name.Reference, keepCopy bool) (*cache.Index, []string, string, error) {
 	desc, err := p.Get(ctx, ref)
 	if err != nil {
-		if isNotFound(err) {
+		if regopts.IsNotFound(err) {
 			return nil, nil, "", err
 		}
-		return nil, nil, "", registryError("read index "+ref.String(), err)
+		return nil, nil, "", regopts.Error("read index "+ref.String(), err)
 	}
 	var img v1.Image
 	if desc.MediaType.IsIndex() {
@@ -207,15 +203,15 @@ func (s *RegistryStore) readImage(ctx context.Context, p *remote.Puller, ref nam
 			}
 		}
 		if err != nil {
-			return nil, nil, "", registryError("read index "+ref.String(), err)
+			return nil, nil, "", regopts.Error("read index "+ref.String(), err)
 		}
 	} else if img, err = desc.Image(); err != nil {
-		return nil, nil, "", registryError("read index "+ref.String(), err)
+		return nil, nil, "", regopts.Error("read index "+ref.String(), err)
 	}
 	// Only an image strata wrote (labelled) is ever rebuilt over: any other
 	// image at the tag is an error, and stays as it is.
-	if cf, err := img.ConfigFile(); err != nil || cf.Config.Labels[IndexLabel] == "" {
-		return nil, nil, "", errs.WithHint(fmt.Errorf("%w: %s is not a strata index (no %s label)", errs.ErrUsage, ref, IndexLabel),
+	if cf, err := img.ConfigFile(); err != nil || cf.Config.Labels[cache.IndexLabel] == "" {
+		return nil, nil, "", errs.WithHint(fmt.Errorf("%w: %s is not a strata index (no %s label)", errs.ErrUsage, ref, cache.IndexLabel),
 			"name a tag only strata writes, e.g. REGISTRY/strata/index:main")
 	}
 	layers, err := img.Layers()
@@ -226,18 +222,18 @@ func (s *RegistryStore) readImage(ctx context.Context, p *remote.Puller, ref nam
 	if err != nil {
 		return nil, nil, "", fmt.Errorf("%w: index %s: %v", errs.ErrRegistry, ref, err)
 	}
-	x, err := Decode(files[IndexPath])
-	if errors.Is(err, ErrNewerFormat) {
+	x, err := cache.Decode(files[cache.IndexPath])
+	if errors.Is(err, cache.ErrNewerFormat) {
 		return nil, nil, "", errs.WithHint(fmt.Errorf("%w: index %s: %w", errs.ErrRegistry, ref, err), "upgrade strata to use it")
 	}
 	if err != nil {
 		// Damaged: read as empty, so the next update (a build's, or
 		// 'strata index refresh') writes REF anew from the deltas and
 		// what it adds, instead of every reader failing on it for good.
-		s.o.log.Warn("shared index is unusable; it will be rebuilt", "ref", ref.String(), "err", err)
-		return NewIndex(), nil, desc.Digest.String(), nil
+		s.o.Log.Warn("shared index is unusable; it will be rebuilt", "ref", ref.String(), "err", err)
+		return cache.NewIndex(), nil, desc.Digest.String(), nil
 	}
-	return x, strings.Fields(string(files[MergedPath])), desc.Digest.String(), nil
+	return x, strings.Fields(string(files[mergedPath])), desc.Digest.String(), nil
 }
 
 // maxSharedIndex is the largest index layer read (uncompressed); 100,000
@@ -253,9 +249,9 @@ func (s *RegistryStore) layerFiles(l v1.Layer, keepCopy bool) (map[string][]byte
 		return nil, err
 	}
 	local := ""
-	if dir, err := os.UserCacheDir(); err == nil && s.o.cacheDir != "-" && keepCopy {
-		if s.o.cacheDir != "" {
-			dir = s.o.cacheDir
+	if dir, err := os.UserCacheDir(); err == nil && s.o.CacheDir != "-" && keepCopy {
+		if s.o.CacheDir != "" {
+			dir = s.o.CacheDir
 		}
 		local = filepath.Join(dir, "strata", "index", "blobs", diffID.Hex)
 		if b, err := os.ReadFile(local); err == nil {
@@ -300,14 +296,14 @@ func pruneBlobs(dir string, before time.Time) {
 }
 
 // Update implements Store: push changes as a delta, then compact.
-func (s *RegistryStore) Update(ctx context.Context, changes *Index) (*Index, error) {
+func (s *RegistryStore) Update(ctx context.Context, changes *cache.Index) (*cache.Index, error) {
 	// Nothing is pushed beside a REF strata cannot use (another image, a
 	// newer format).
-	p, err := newPuller(ctx, s.o)
+	p, err := s.o.Puller(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if _, _, _, err := s.readImage(ctx, p, s.ref, true); err != nil && !isNotFound(err) {
+	if _, _, _, err := s.readImage(ctx, p, s.ref, true); err != nil && !regopts.IsNotFound(err) {
 		return nil, err
 	}
 	tag := s.deltaTag()
@@ -315,10 +311,10 @@ func (s *RegistryStore) Update(ctx context.Context, changes *Index) (*Index, err
 	if err != nil {
 		return nil, err
 	}
-	if err := remote.WriteIndex(s.ref.Context().Tag(tag), img, s.o.remote(ctx)...); err != nil {
-		return nil, registryError("push index delta "+tag, err)
+	if err := remote.WriteIndex(s.ref.Context().Tag(tag), img, s.o.Remote(ctx)...); err != nil {
+		return nil, regopts.Error("push index delta "+tag, err)
 	}
-	var last *Index
+	var last *cache.Index
 	for try := 0; try < compactTries; try++ {
 		x, done, err := s.compact(ctx, tag)
 		if err != nil {
@@ -340,7 +336,7 @@ func (s *RegistryStore) deltaTag() string {
 
 // compact writes REF with every delta merged, and reports whether REF,
 // read back, holds mine.
-func (s *RegistryStore) compact(ctx context.Context, mine string) (*Index, bool, error) {
+func (s *RegistryStore) compact(ctx context.Context, mine string) (*cache.Index, bool, error) {
 	start := s.now()
 	snap, err := s.read(ctx)
 	if err != nil {
@@ -351,7 +347,7 @@ func (s *RegistryStore) compact(ctx context.Context, mine string) (*Index, bool,
 	}
 	snap.x.Prune(start.Add(-tombstoneTTL))
 	merged := append([]string(nil), snap.deltas...)
-	if !contains(merged, mine) {
+	if !slices.Contains(merged, mine) {
 		// The listing did not show my delta yet; read it directly.
 		return snap.x, false, nil
 	}
@@ -362,18 +358,18 @@ func (s *RegistryStore) compact(ctx context.Context, mine string) (*Index, bool,
 	if s.now().Sub(start) > maxCompaction {
 		return snap.x, true, nil // too slow to be safe; readers merge the deltas
 	}
-	if err := remote.WriteIndex(s.ref, img, s.o.remote(ctx)...); err != nil {
-		return nil, false, registryError("push index "+s.ref.String(), err)
+	if err := remote.WriteIndex(s.ref, img, s.o.Remote(ctx)...); err != nil {
+		return nil, false, regopts.Error("push index "+s.ref.String(), err)
 	}
-	p, err := newPuller(ctx, s.o)
+	p, err := s.o.Puller(ctx)
 	if err != nil {
 		return nil, false, err
 	}
 	_, held, _, err := s.readImage(ctx, p, s.ref, true)
-	if err != nil && !isNotFound(err) {
+	if err != nil && !regopts.IsNotFound(err) {
 		return nil, false, err
 	}
-	if !contains(held, mine) {
+	if !slices.Contains(held, mine) {
 		return snap.x, false, nil
 	}
 	s.collect(ctx, held)
@@ -396,30 +392,21 @@ func (s *RegistryStore) collect(ctx context.Context, held []string) {
 		// Deleting the tag is enough where registries allow it; others
 		// delete the manifest by digest, which takes its tags along.
 		ref := s.ref.Context().Tag(t)
-		desc, err := remote.Head(ref, s.o.remote(ctx)...)
+		desc, err := remote.Head(ref, s.o.Remote(ctx)...)
 		if err != nil {
 			continue
 		}
-		if remote.Delete(ref, s.o.remote(ctx)...) != nil {
-			_ = remote.Delete(s.ref.Context().Digest(desc.Digest.String()), s.o.remote(ctx)...)
+		if remote.Delete(ref, s.o.Remote(ctx)...) != nil {
+			_ = remote.Delete(s.ref.Context().Digest(desc.Digest.String()), s.o.Remote(ctx)...)
 		}
 	}
 }
 
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
-// indexImage builds the image index holding x: one layer with IndexPath
-// and MergedPath, one image for linux/amd64 and one for linux/arm64, so a
+// indexImage builds the image index holding x: one layer with cache.IndexPath
+// and mergedPath, one image for linux/amd64 and one for linux/arm64, so a
 // pull on either finds it (the strata frontend reads the linux/amd64 image
 // on builders of every architecture: nothing runs in it).
-func indexImage(x *Index, merged []string, name string) (v1.ImageIndex, error) {
+func indexImage(x *cache.Index, merged []string, name string) (v1.ImageIndex, error) {
 	var data bytes.Buffer
 	if err := x.Encode(&data); err != nil {
 		return nil, err
@@ -429,7 +416,7 @@ func indexImage(x *Index, merged []string, name string) (v1.ImageIndex, error) {
 
 // encodedIndexImage is indexImage of an index already encoded.
 func encodedIndexImage(data []byte, merged []string, name string) (v1.ImageIndex, error) {
-	tarball, err := tarFiles(map[string][]byte{IndexPath: data, MergedPath: []byte(strings.Join(merged, "\n") + "\n")})
+	tarball, err := tarFiles(map[string][]byte{cache.IndexPath: data, mergedPath: []byte(strings.Join(merged, "\n") + "\n")})
 	if err != nil {
 		return nil, err
 	}
@@ -453,9 +440,9 @@ func encodedIndexImage(data []byte, merged []string, name string) (v1.ImageIndex
 		}
 		cf = cf.DeepCopy()
 		cf.OS, cf.Architecture = "linux", arch
-		cf.Config.Labels = map[string]string{IndexLabel: "1"}
+		cf.Config.Labels = map[string]string{cache.IndexLabel: "1"}
 		if name != "" {
-			cf.Config.Labels[IndexLabel+".delta"] = name
+			cf.Config.Labels[cache.IndexLabel+".delta"] = name
 		}
 		if img, err = mutate.ConfigFile(img, cf); err != nil {
 			return nil, err

@@ -1,4 +1,4 @@
-package cache
+package plan
 
 import (
 	"crypto/sha256"
@@ -15,12 +15,13 @@ import (
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/strata-build/strata/buildcontext"
+	"github.com/strata-build/strata/cache"
 	"github.com/strata-build/strata/errs"
 )
 
 // addSources sets the content digest of the sources of each COPY and ADD
 // step that reads the build context.
-func addSources(opt *StagesOptions, s instructions.Stage, steps []Step) error {
+func addSources(opt *StagesOptions, s instructions.Stage, steps []cache.Step) error {
 	for i, c := range matchCommands(s, steps) {
 		var srcs []string
 		var contents []instructions.SourceContent
@@ -45,7 +46,7 @@ func addSources(opt *StagesOptions, s instructions.Stage, steps []Step) error {
 				return err
 			}
 		}
-		d, err := SourcesDigest(opt.Context, paths[:len(srcs)], contents)
+		d, err := sourcesDigest(opt.Context, paths[:len(srcs)], contents)
 		if err != nil {
 			return err
 		}
@@ -87,13 +88,13 @@ func remoteSource(paths []string) bool {
 	return false
 }
 
-// SourcesDigest is the content digest of what a COPY or ADD of srcs (paths
+// sourcesDigest is the content digest of what a COPY or ADD of srcs (paths
 // or wildcards relative to the context, as expanded in the history text)
 // and inline heredoc contents takes from the build context: every file's
 // path, mode, size and content (a symlink's target), in path order, after
 // the context's .dockerignore. The build side records it in the history
 // comment (SourcesComment) so later plans can match COPY steps by content.
-func SourcesDigest(bc *buildcontext.Context, srcs []string, contents []instructions.SourceContent) (string, error) {
+func sourcesDigest(bc *buildcontext.Context, srcs []string, contents []instructions.SourceContent) (string, error) {
 	key := new(strings.Builder)
 	key.WriteString("sources")
 	for _, src := range srcs {
@@ -102,10 +103,10 @@ func SourcesDigest(bc *buildcontext.Context, srcs []string, contents []instructi
 	for _, c := range contents {
 		fmt.Fprintf(key, "\x00heredoc %s %x", c.Path, sha256.Sum256([]byte(c.Data)))
 	}
-	return bc.Memo(key.String(), func() (string, error) { return sourcesDigest(bc, srcs, contents) })
+	return bc.Memo(key.String(), func() (string, error) { return hashSources(bc, srcs, contents) })
 }
 
-func sourcesDigest(bc *buildcontext.Context, srcs []string, contents []instructions.SourceContent) (string, error) {
+func hashSources(bc *buildcontext.Context, srcs []string, contents []instructions.SourceContent) (string, error) {
 	all, err := bc.Entries()
 	if err != nil {
 		return "", err
@@ -199,14 +200,75 @@ func RecordSources(history []ocispecs.History, st *Stage) int {
 			continue
 		}
 		s := st.Steps[layer]
-		if s.Sources == "" || strings.Contains(h.Comment, SourcesMarker) {
+		if s.Sources == "" || strings.Contains(h.Comment, cache.SourcesMarker) {
 			continue
 		}
-		if text, _ := NormalizeCreatedBy(h.CreatedBy); text != s.Text {
+		if text, _ := cache.NormalizeCreatedBy(h.CreatedBy); text != s.Text {
 			continue
 		}
-		h.Comment = SourcesComment(h.Comment, s.Sources)
+		h.Comment = cache.SourcesComment(h.Comment, s.Sources)
 		n++
 	}
 	return n
+}
+
+// contextFilesDigest is the FilesHash of what a COPY of srcs and inline
+// heredoc contents takes from the build context.
+func contextFilesDigest(bc *buildcontext.Context, srcs []string, contents []instructions.SourceContent) (string, error) {
+	key := new(strings.Builder)
+	key.WriteString("files")
+	for _, src := range srcs {
+		fmt.Fprintf(key, "\x00%s", src)
+	}
+	for _, c := range contents {
+		fmt.Fprintf(key, "\x00heredoc %s %x", c.Path, sha256.Sum256([]byte(c.Data)))
+	}
+	return bc.Memo(key.String(), func() (string, error) {
+		all, err := bc.Entries()
+		if err != nil {
+			return "", err
+		}
+		var f cache.FilesHash
+		seen := map[string]bool{}
+		for _, src := range srcs {
+			pattern := strings.Trim(path.Clean("/"+filepath.ToSlash(src)), "/")
+			for _, e := range all {
+				if seen[e.Path] || !SourceMatch(pattern, e.Path) {
+					continue
+				}
+				seen[e.Path] = true
+				if err := addEntry(&f, bc, e); err != nil {
+					return "", err
+				}
+			}
+		}
+		for _, c := range contents {
+			if err := f.AddFile(strings.NewReader(c.Data)); err != nil {
+				return "", err
+			}
+		}
+		return f.Digest(), nil
+	})
+}
+
+func addEntry(f *cache.FilesHash, bc *buildcontext.Context, e buildcontext.Entry) error {
+	full := filepath.Join(bc.Dir(), filepath.FromSlash(e.Path))
+	switch {
+	case e.Mode&os.ModeSymlink != 0:
+		target, err := os.Readlink(full)
+		if err != nil {
+			return errs.Inputf("read link %s: %v", e.Path, err)
+		}
+		f.AddLink(target)
+	case e.Mode.IsRegular():
+		r, err := os.Open(full)
+		if err != nil {
+			return errs.Inputf("read %s: %v", e.Path, err)
+		}
+		defer r.Close()
+		if err := f.AddFile(r); err != nil {
+			return errs.Inputf("read %s: %v", e.Path, err)
+		}
+	}
+	return nil
 }

@@ -1,4 +1,4 @@
-package cache
+package plan
 
 import (
 	"cmp"
@@ -13,6 +13,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/strata-build/strata/buildcontext"
+	"github.com/strata-build/strata/cache"
+	"github.com/strata-build/strata/cache/crawl"
 )
 
 // PlanOptions describe one build to plan, with the meaning strata build
@@ -26,7 +28,7 @@ type PlanOptions struct {
 	BuildArgs      map[string]string // --build-arg
 	Target         string            // --target
 	Platforms      []string          // --platform; default the host's linux platform
-	Index          *Index            // the images to choose from
+	Index          *cache.Index      // the images to choose from
 	// Context is the build context already opened; see StagesOptions.
 	Context *buildcontext.Context
 	// Resolver resolves FROM images; default a RegistryResolver with Options.
@@ -34,7 +36,7 @@ type PlanOptions struct {
 	// Candidates is how many candidates to keep per stage (default 5).
 	Candidates int
 	// Options configure registry access for the default resolver.
-	Options []Option
+	Options []crawl.Option
 }
 
 // Plan is the ranked cache candidates of each stage of one build.
@@ -108,7 +110,7 @@ type resolvedBase struct {
 // Plan plans the build described by opt against opt.Index.
 func (p *Planner) Plan(ctx context.Context, opt PlanOptions) (*Plan, error) {
 	if opt.Index == nil {
-		opt.Index = NewIndex()
+		opt.Index = cache.NewIndex()
 	}
 	if opt.Resolver == nil {
 		opt.Resolver = NewRegistryResolver(opt.Options...)
@@ -176,9 +178,9 @@ func PlanBuild(ctx context.Context, opt PlanOptions) (*Plan, error) {
 	return p.Plan(ctx, opt)
 }
 
-func planStage(x *Index, st *Stage, limit int) StagePlan {
+func planStage(x *cache.Index, st *Stage, limit int) StagePlan {
 	sp := StagePlan{Stage: st.Name, Platform: st.Platform, Base: st.Base, BaseDigest: st.BaseDigest, Skipped: st.Skipped, Lines: st.Lines}
-	own := st.OwnSteps()
+	own := st.ownSteps()
 	for _, s := range own {
 		sp.Steps = append(sp.Steps, s.Text)
 	}
@@ -189,12 +191,12 @@ func planStage(x *Index, st *Stage, limit int) StagePlan {
 	for i, s := range st.Steps {
 		toks[i] = s.Token
 	}
-	keep := func(m *Image) bool { return sameBase(m, st.BaseDiffIDs) }
+	keep := func(m *cache.Image) bool { return sameBase(m, st.BaseDiffIDs) }
 	// Rank on the scores alone and keep the best; only they get the
 	// per-step detail (a large index can offer many equal candidates).
 	type ranked struct {
 		c  Candidate
-		mt Match
+		mt cache.Match
 	}
 	var best []ranked
 	for _, mt := range x.Matches(st.Platform, toks, st.BaseSteps+1, limit*4, keep) {
@@ -239,7 +241,7 @@ func boolCmp(a, b bool) int {
 }
 
 // sameBase reports whether m starts with the base image's layers.
-func sameBase(m *Image, diffIDs []string) bool {
+func sameBase(m *cache.Image, diffIDs []string) bool {
 	if len(m.Layers) < len(diffIDs) {
 		return false
 	}
@@ -252,7 +254,7 @@ func sameBase(m *Image, diffIDs []string) bool {
 }
 
 // candidate scores a match; with detail it also says how each step matched.
-func candidate(mt Match, st *Stage, detail bool) Candidate {
+func candidate(mt cache.Match, st *Stage, detail bool) Candidate {
 	m := mt.Image
 	c := Candidate{Ref: m.Ref, Digest: m.Digest, InlineCache: m.InlineCache, Pushed: m.Pushed}
 	if detail {
@@ -302,9 +304,9 @@ func candidate(mt Match, st *Stage, detail bool) Candidate {
 // copyMatch compares a COPY or ADD step with an indexed image's: by the
 // sources digest strata recorded, else by the contents of the files of a
 // small layer, else by text only.
-func copyMatch(q, have Step) string {
+func copyMatch(q, have cache.Step) string {
 	mine := q.Sources
-	if strings.HasPrefix(have.Sources, FilesPrefix) {
+	if strings.HasPrefix(have.Sources, cache.FilesPrefix) {
 		mine = q.Files
 	}
 	switch {
@@ -382,7 +384,7 @@ func (p *Plan) Imports(n int) []Import {
 			break
 		}
 		out = append(out, Import{Ref: s.ref, Reason: fmt.Sprintf("shares steps with stage %s; %s reusable, %s likely",
-			strings.Join(s.stages, ", "), HumanBytes(s.exact), HumanBytes(s.likely)),
+			strings.Join(s.stages, ", "), cache.HumanBytes(s.exact), cache.HumanBytes(s.likely)),
 			StepsMatched: s.matched, StepsExact: s.steps, BytesReusable: s.exact, BytesLikely: s.likely})
 	}
 	return out
@@ -396,18 +398,4 @@ func (p *Plan) CacheImports(n int) []string {
 		refs = append(refs, im.Ref)
 	}
 	return refs
-}
-
-// HumanBytes formats a byte count as docker does (kB, MB, GB; powers of 1000).
-func HumanBytes(n int64) string {
-	const unit = 1000
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	f, i := float64(n), 0
-	for f >= unit && i < 4 {
-		f /= unit
-		i++
-	}
-	return fmt.Sprintf("%.1f %s", f, []string{"B", "kB", "MB", "GB", "TB"}[i])
 }

@@ -1,4 +1,4 @@
-package cache
+package plan
 
 import (
 	"bytes"
@@ -8,11 +8,12 @@ import (
 	"sync"
 
 	"github.com/distribution/reference"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/buildkit/client/llb/sourceresolver"
 	digest "github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/strata-build/strata/cache"
 )
 
 // resolved is what the recording resolver learnt about one base image.
@@ -110,7 +111,7 @@ func (r *recordingResolver) ResolveImageConfig(ctx context.Context, ref string, 
 	if err != nil {
 		return fail(fmt.Errorf("config: %w", err))
 	}
-	steps, err := NormalizeHistory(cf.History, len(cf.RootFS.DiffIDs))
+	steps, err := cache.NormalizeHistory(cf.History, len(cf.RootFS.DiffIDs))
 	if err != nil {
 		return fail(err)
 	}
