@@ -6,19 +6,16 @@ import (
 	"testing"
 )
 
-// TestDependencies keeps the cache package what its packages share: the
-// index and its format, with neither BuildKit nor a registry client, nor
-// strata's build side.
+// TestDependencies keeps the cache packages libraries the frontend can
+// embed: crawl, plan and store may use BuildKit's Dockerfile conversion and
+// a registry client, but not BuildKit's daemon client, solver or workers,
+// nor strata's build side; the root package, what they share (the index
+// and its format), uses neither BuildKit nor a registry client.
 func TestDependencies(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs go list")
 	}
-	out, err := exec.Command("go", "list", "-deps", ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go list: %v\n%s", err, out)
-	}
-	exact := []string{"github.com/moby/buildkit/client"}
-	prefixes := []string{
+	libraries := []string{
 		"github.com/moby/buildkit/control",
 		"github.com/moby/buildkit/worker",
 		"github.com/moby/buildkit/solver/llbsolver/ops",
@@ -29,19 +26,34 @@ func TestDependencies(t *testing.T) {
 		"github.com/strata-build/strata/cmd",
 		"github.com/docker/docker",
 		"github.com/distribution/distribution",
-		"github.com/moby/buildkit",
-		"github.com/google/go-containerregistry/pkg/v1/remote",
 	}
-	for _, dep := range strings.Fields(string(out)) {
-		for _, f := range exact {
-			if dep == f {
-				t.Errorf("cache depends on %s", dep)
+	for _, tc := range []struct {
+		pkg      string
+		exact    []string
+		prefixes []string
+	}{
+		{".", nil, append([]string{"github.com/moby/buildkit", "github.com/google/go-containerregistry/pkg/v1/remote"}, libraries...)},
+		{"./crawl", []string{"github.com/moby/buildkit/client"}, libraries},
+		{"./plan", []string{"github.com/moby/buildkit/client"}, libraries},
+		{"./store", []string{"github.com/moby/buildkit/client"}, libraries},
+	} {
+		t.Run(tc.pkg, func(t *testing.T) {
+			out, err := exec.Command("go", "list", "-deps", tc.pkg).CombinedOutput()
+			if err != nil {
+				t.Fatalf("go list: %v\n%s", err, out)
 			}
-		}
-		for _, f := range prefixes {
-			if dep == f || strings.HasPrefix(dep, f+"/") {
-				t.Errorf("cache depends on %s", dep)
+			for _, dep := range strings.Fields(string(out)) {
+				for _, f := range tc.exact {
+					if dep == f {
+						t.Errorf("%s depends on %s", tc.pkg, dep)
+					}
+				}
+				for _, f := range tc.prefixes {
+					if dep == f || strings.HasPrefix(dep, f+"/") {
+						t.Errorf("%s depends on %s", tc.pkg, dep)
+					}
+				}
 			}
-		}
+		})
 	}
 }
