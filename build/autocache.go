@@ -72,7 +72,9 @@ func (a *AutoCache) Choose(ctx context.Context, opt *Options) []AutoImport {
 			a.Source = src
 		}
 	}
-	a.note("cache sources from %s", a.Source)
+	if x.Len() > 0 {
+		a.note("cache sources from %s", a.Source)
+	}
 	if x.Len() == 0 {
 		return nil
 	}
