@@ -90,7 +90,7 @@ func (a *AutoCache) Choose(ctx context.Context, opt *Options) []AutoImport {
 			bc = nil // the plan reports it
 		}
 	}
-	plan, err := plan.PlanBuild(ctx, plan.PlanOptions{
+	pl, err := plan.PlanBuild(ctx, plan.PlanOptions{
 		ContextDir: contextDir, Context: bc, Dockerfile: dockerfile, BuildArgs: opt.BuildArgs,
 		Target: opt.Target, Platforms: opt.Platforms, Index: x, Options: a.Options,
 	})
@@ -98,18 +98,18 @@ func (a *AutoCache) Choose(ctx context.Context, opt *Options) []AutoImport {
 		a.warn("planning cache sources: %v; building without automatic cache", err)
 		return nil
 	}
-	imports := plan.Imports(a.Max)
-	a.CachedThrough = cachedThrough(plan, imports)
+	imports := pl.Imports(a.Max)
+	a.CachedThrough = cachedThrough(pl, imports)
 	return imports
 }
 
 // cachedThrough is the line of the target stage's last step that the best
 // of the chosen imports matches exactly, with all the steps before it.
-func cachedThrough(plan *plan.Plan, imports []AutoImport) int {
-	if len(plan.Stages) == 0 {
+func cachedThrough(pl *plan.Plan, imports []AutoImport) int {
+	if len(pl.Stages) == 0 {
 		return 0
 	}
-	sp := plan.Stages[len(plan.Stages)-1] // the target: the stages it needs come first
+	sp := pl.Stages[len(pl.Stages)-1] // the target: the stages it needs come first
 	best := 0
 	for _, c := range sp.Candidates {
 		if c.Exact > best && c.Exact <= len(sp.Lines) && slices.ContainsFunc(imports, func(im AutoImport) bool { return im.Ref == c.CacheRef }) {
