@@ -40,6 +40,9 @@ type AutoCache struct {
 	// stage's last step that the chosen imports are expected to give
 	// exactly (0 when none): see Options.CachedThrough.
 	CachedThrough int
+	// Stage is, after Choose, the target stage as the plan read it (nil
+	// when there was no plan): see Options.PlannedStage.
+	Stage *plan.Stage
 }
 
 // TargetTagsDefault is how many tags of a target repository a build reads
@@ -100,6 +103,7 @@ func (a *AutoCache) Choose(ctx context.Context, opt *Options) []AutoImport {
 	}
 	imports := pl.Imports(a.Max)
 	a.CachedThrough = cachedThrough(pl, imports)
+	a.Stage = pl.TargetStage()
 	return imports
 }
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/strata-build/strata/buildcontext"
+	"github.com/strata-build/strata/cache/plan"
 	"github.com/strata-build/strata/errs"
 )
 
@@ -61,6 +62,11 @@ type Options struct {
 	// the cache plan expects to hit (AutoCache.CachedThrough); a streamed
 	// push solves no prefix for the steps up to it. 0: none.
 	CachedThrough int
+	// PlannedStage is the target stage as the cache plan read it
+	// (AutoCache.Stage), with its COPY sources digests: a streamed push
+	// records them from it instead of reading the Dockerfile and hashing
+	// the context again. nil: it reads them itself.
+	PlannedStage *plan.Stage
 	// BuildContext is the context directory already opened (by the plan of
 	// the automatic cache), so its walk and the digests of COPY sources
 	// are shared; nil opens ContextDir.

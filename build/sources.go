@@ -45,6 +45,11 @@ func waitBounded(ctx context.Context, done <-chan struct{}) (bool, error) {
 
 func recordSources(ctx context.Context, opt Options, bc *buildcontext.Context, contextDir, dockerfile string) *sourcesRecorder {
 	r := &sourcesRecorder{done: make(chan struct{})}
+	if st := opt.PlannedStage; st != nil && st.Skipped == "" {
+		r.stage = st
+		close(r.done)
+		return r
+	}
 	platform := ""
 	if len(opt.Platforms) == 1 {
 		platform = opt.Platforms[0]

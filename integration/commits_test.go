@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-build/strata/cache"
 	"github.com/strata-build/strata/cache/store"
 )
 
@@ -104,6 +105,10 @@ func TestCacheSurvivesCommits(t *testing.T) {
 		t.Errorf("v2 on a fresh runner: steps %+v, want 4 of 6 cached\n%s", st.Steps, tail(stderr, 40))
 	}
 	v2 := verifyImage(t, repo+":v2", metadataString(t, m, "containerimage.digest"))
+	// Both COPY steps' sources are recorded, from the stage the plan read.
+	if n := strings.Count(string(rawConfig(t, repo+":v2")), cache.SourcesMarker); n != 2 {
+		t.Errorf("v2's history records %d COPY sources, want 2", n)
+	}
 	l1, _ := v1.Layers()
 	l2, _ := v2.Layers()
 	if len(l1) != 7 || len(l2) != 7 {

@@ -44,7 +44,16 @@ type Plan struct {
 	Dockerfile string      `json:"dockerfile"`
 	Target     string      `json:"target,omitempty"`
 	Stages     []StagePlan `json:"stages"`
+	// target is the stage the build produces, as read for a plan of one
+	// platform (see TargetStage).
+	target *Stage
 }
+
+// TargetStage is the stage the build produces as the plan read it, COPY
+// sources digests included, when the plan is for one platform; nil
+// otherwise. A build can record those sources without reading the
+// Dockerfile and hashing the context again.
+func (p *Plan) TargetStage() *Stage { return p.target }
 
 // StagePlan is one stage on one platform.
 type StagePlan struct {
@@ -139,6 +148,9 @@ func (p *Planner) Plan(ctx context.Context, opt PlanOptions) (*Plan, error) {
 		}
 		for i := range stages {
 			plan.Stages = append(plan.Stages, planStage(opt.Index, &stages[i], opt.Candidates))
+		}
+		if len(plats) == 1 && len(stages) > 0 {
+			plan.target = &stages[len(stages)-1]
 		}
 	}
 	return plan, nil

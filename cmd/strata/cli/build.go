@@ -70,7 +70,7 @@ sources for later builds.`,
 			defer c.Close()
 			chosen := ac.Choose(ctx, &opt)
 			if ac != nil {
-				opt.CachedThrough = ac.CachedThrough
+				opt.CachedThrough, opt.PlannedStage = ac.CachedThrough, ac.Stage
 			}
 			for _, im := range chosen {
 				opt.CacheFrom = append(opt.CacheFrom, im.Ref)
