@@ -81,21 +81,63 @@ func DockerfileStages(ctx context.Context, opt StagesOptions) ([]Stage, error) {
 // dockerfileStages is DockerfileStages; the context it opens is left in
 // opt.Context for the caller's next call.
 func dockerfileStages(ctx context.Context, opt *StagesOptions) ([]Stage, error) {
-	if opt.Dockerfile == "" {
-		opt.Dockerfile = filepath.Join(opt.ContextDir, "Dockerfile")
-	}
-	dt := opt.DockerfileData
-	if dt == nil {
-		var err error
-		if dt, err = os.ReadFile(opt.Dockerfile); err != nil {
-			return nil, errs.WithHint(errs.Inputf("read Dockerfile: %v", err), "pass its path with -f")
-		}
-	}
-	plat, err := parsePlatform(opt.Platform)
+	df, err := parseDockerfile(opt)
 	if err != nil {
 		return nil, err
 	}
-	ast, err := parser.Parse(bytes.NewReader(dt))
+	rec := &recordingResolver{r: opt.Resolver, seen: map[string]resolved{}, config: map[string]cachedConfig{}}
+	var out []Stage
+	byIndex := map[int]int{}
+	for i := range df.stages {
+		if !df.reach[i] {
+			continue
+		}
+		st, err := df.readStage(ctx, opt, rec, i, func(j int) (Stage, bool) {
+			k, ok := byIndex[j]
+			if !ok {
+				return Stage{}, false
+			}
+			return out[k], true
+		})
+		if err != nil {
+			return nil, err
+		}
+		byIndex[i] = len(out)
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// parsedDockerfile is a Dockerfile parsed for one platform: its stages,
+// each stage's base with variables expanded, the target and the stages it
+// needs.
+type parsedDockerfile struct {
+	dt     []byte
+	plat   ocispecs.Platform
+	stages []instructions.Stage
+	bases  []string
+	target int
+	reach  map[int]bool
+}
+
+// parseDockerfile reads and parses opt's Dockerfile; it sets TARGETSTAGE
+// in opt.BuildArgs, as BuildKit gives it to every stage.
+func parseDockerfile(opt *StagesOptions) (*parsedDockerfile, error) {
+	if opt.Dockerfile == "" {
+		opt.Dockerfile = filepath.Join(opt.ContextDir, "Dockerfile")
+	}
+	df := &parsedDockerfile{dt: opt.DockerfileData}
+	if df.dt == nil {
+		var err error
+		if df.dt, err = os.ReadFile(opt.Dockerfile); err != nil {
+			return nil, errs.WithHint(errs.Inputf("read Dockerfile: %v", err), "pass its path with -f")
+		}
+	}
+	var err error
+	if df.plat, err = parsePlatform(opt.Platform); err != nil {
+		return nil, err
+	}
+	ast, err := parser.Parse(bytes.NewReader(df.dt))
 	if err != nil {
 		return nil, errs.Inputf("parse %s: %v", opt.Dockerfile, err)
 	}
@@ -106,97 +148,90 @@ func dockerfileStages(ctx context.Context, opt *StagesOptions) ([]Stage, error) 
 	if len(stages) == 0 {
 		return nil, errs.Inputf("%s has no FROM", opt.Dockerfile)
 	}
-	target := len(stages) - 1
+	df.stages, df.target = stages, len(stages)-1
 	if opt.Target != "" {
 		i, ok := instructions.HasStage(stages, opt.Target)
 		if !ok {
 			return nil, errs.WithHint(errs.Usagef("target stage %q not found in %s", opt.Target, opt.Dockerfile), "pass a stage name from the Dockerfile to --target")
 		}
-		target = i
+		df.target = i
 	}
 	lex := shell.NewLex(ast.EscapeToken)
-	global := globalArgs(lex, plat, opt.BuildArgs, metaArgs, stages[target].Name)
-	bases := make([]string, len(stages))
+	global := globalArgs(lex, df.plat, opt.BuildArgs, metaArgs, stages[df.target].Name)
+	df.bases = make([]string, len(stages))
 	for i := range stages {
 		res, err := lex.ProcessWordWithMatches(stages[i].BaseName, global)
 		if err != nil {
 			return nil, errs.Inputf("%s:%d: FROM %s: %v", opt.Dockerfile, line(stages[i].Location), stages[i].BaseName, err)
 		}
-		bases[i] = res.Result
+		df.bases[i] = res.Result
 	}
-	reach := reachable(stages, bases, target)
+	df.reach = reachable(stages, df.bases, df.target)
 	// Each stage is converted as a target of its own; TARGETSTAGE must still
 	// name the build's real target, as BuildKit gives it to every stage.
 	if _, set := opt.BuildArgs["TARGETSTAGE"]; !set {
 		args := make(map[string]string, len(opt.BuildArgs)+1)
 		maps.Copy(args, opt.BuildArgs)
-		args["TARGETSTAGE"] = cmp.Or(stages[target].Name, "default")
+		args["TARGETSTAGE"] = cmp.Or(stages[df.target].Name, "default")
 		opt.BuildArgs = args
 	}
+	return df, nil
+}
 
-	rec := &recordingResolver{r: opt.Resolver, seen: map[string]resolved{}, config: map[string]cachedConfig{}}
-	var out []Stage
-	byIndex := map[int]int{}
-	for i := range stages {
-		if !reach[i] {
-			continue
-		}
-		st := Stage{Index: i, Name: stages[i].Name, Platform: cache.Platform(plat.OS, plat.Architecture, plat.Variant), Base: bases[i], BaseStage: -1}
-		if st.Name == "" {
-			st.Name = strconv.Itoa(i)
-		}
-		if j, ok := stageRef(stages, bases[i], i); ok {
-			st.BaseStage = j
-		}
-		src, name := dt, stages[i].Name
-		if name == "" && i != len(stages)-1 {
-			// BuildKit targets stages by name only: name this one in a copy
-			// of the Dockerfile. Names do not show in the history.
-			var ok bool
-			name = fmt.Sprintf("strata-stage-%d", i)
-			if src, ok = nameStage(dt, stages[i], name); !ok {
-				st.Skipped = "unnamed stage: name it (FROM ... AS NAME) to plan it"
-				byIndex[i] = len(out)
-				out = append(out, st)
-				continue
-			}
-		}
-		if err := convertStage(ctx, src, name, *opt, plat, rec, &st); err != nil {
-			var ue *unresolvedError
-			if !errors.As(err, &ue) {
-				return nil, errs.Inputf("%s: stage %s: %v", opt.Dockerfile, st.Name, err)
-			}
-			st.Skipped = ue.Error()
-		}
-		switch {
-		case st.BaseStage >= 0:
-			if k, ok := byIndex[st.BaseStage]; ok {
-				base := out[k]
-				st.BaseDigest, st.BaseDiffIDs, st.BaseSteps = base.BaseDigest, base.BaseDiffIDs, len(base.Steps)
-				if base.Skipped != "" && st.Skipped == "" {
-					st.BaseSteps = min(len(st.Steps), countBaseSteps(rec, base.Base, base.Steps))
-				}
-			}
-		case bases[i] != "scratch":
-			if r, ok := rec.lookup(bases[i]); ok {
-				st.BaseDigest, st.BaseDiffIDs = r.digest, r.diffIDs
-				st.BaseSteps = r.steps
-			}
-		}
-		if st.BaseSteps > len(st.Steps) {
-			st.BaseSteps = len(st.Steps)
-		}
-		st.Lines = ownLines(stages[i], st.ownSteps())
-		markTextOnly(stages[i], st.ownSteps())
-		if opt.ContextDir != "" && st.Skipped == "" {
-			if err := addSources(opt, stages[i], st.ownSteps()); err != nil {
-				return nil, err
-			}
-		}
-		byIndex[i] = len(out)
-		out = append(out, st)
+// readStage converts stage i and reads its steps, base and sources; read
+// returns a stage read before it (for FROM <stage>).
+func (df *parsedDockerfile) readStage(ctx context.Context, opt *StagesOptions, rec *recordingResolver, i int, read func(int) (Stage, bool)) (Stage, error) {
+	stages, bases, plat := df.stages, df.bases, df.plat
+	st := Stage{Index: i, Name: stages[i].Name, Platform: cache.Platform(plat.OS, plat.Architecture, plat.Variant), Base: bases[i], BaseStage: -1}
+	if st.Name == "" {
+		st.Name = strconv.Itoa(i)
 	}
-	return out, nil
+	if j, ok := stageRef(stages, bases[i], i); ok {
+		st.BaseStage = j
+	}
+	src, name := df.dt, stages[i].Name
+	if name == "" && i != len(stages)-1 {
+		// BuildKit targets stages by name only: name this one in a copy
+		// of the Dockerfile. Names do not show in the history.
+		var ok bool
+		name = fmt.Sprintf("strata-stage-%d", i)
+		if src, ok = nameStage(df.dt, stages[i], name); !ok {
+			st.Skipped = "unnamed stage: name it (FROM ... AS NAME) to plan it"
+			return st, nil
+		}
+	}
+	if err := convertStage(ctx, src, name, *opt, plat, rec, &st); err != nil {
+		var ue *unresolvedError
+		if !errors.As(err, &ue) {
+			return st, errs.Inputf("%s: stage %s: %v", opt.Dockerfile, st.Name, err)
+		}
+		st.Skipped = ue.Error()
+	}
+	switch {
+	case st.BaseStage >= 0:
+		if base, ok := read(st.BaseStage); ok {
+			st.BaseDigest, st.BaseDiffIDs, st.BaseSteps = base.BaseDigest, base.BaseDiffIDs, len(base.Steps)
+			if base.Skipped != "" && st.Skipped == "" {
+				st.BaseSteps = min(len(st.Steps), countBaseSteps(rec, base.Base, base.Steps))
+			}
+		}
+	case bases[i] != "scratch":
+		if r, ok := rec.lookup(bases[i]); ok {
+			st.BaseDigest, st.BaseDiffIDs = r.digest, r.diffIDs
+			st.BaseSteps = r.steps
+		}
+	}
+	if st.BaseSteps > len(st.Steps) {
+		st.BaseSteps = len(st.Steps)
+	}
+	st.Lines = ownLines(stages[i], st.ownSteps())
+	markTextOnly(stages[i], st.ownSteps())
+	if opt.ContextDir != "" && st.Skipped == "" {
+		if err := addSources(opt, stages[i], st.ownSteps()); err != nil {
+			return st, err
+		}
+	}
+	return st, nil
 }
 
 func countBaseSteps(rec *recordingResolver, base string, steps []cache.Step) int {
