@@ -13,16 +13,20 @@ import (
 
 var _ = register(newBuildCmd)
 
+// buildCmd is strata build's flags and what it does with them.
+type buildCmd struct {
+	opt          build.Options
+	buildArgs    []string
+	metadataFile string
+	bf           builderFlags
+	index        indexFlags
+	autoCache    int
+	noAutoCache  bool
+	stream       bool
+}
+
 func newBuildCmd(s Streams) *cobra.Command {
-	var (
-		opt          build.Options
-		buildArgs    []string
-		metadataFile string
-		bf           builderFlags
-		index        indexFlags
-		autoCache    int
-		noAutoCache  bool
-	)
+	b := &buildCmd{}
 	cmd := &cobra.Command{
 		Use:   "build [OPTIONS] PATH",
 		Short: "Build a Dockerfile on BuildKit",
@@ -45,65 +49,20 @@ sources for later builds.`,
   strata build --builder tcp://buildkitd.internal:1234 --tlsdir /etc/buildkit/certs -t registry.example.com/app:v1 --push .
   strata build --builder fleet -t registry.example.com/app:v1 --push .`,
 		Args: cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			opt.ContextDir = "."
-			if len(args) == 1 {
-				opt.ContextDir = args[0]
-			}
-			if opt.ContextDir == "-" {
-				return errs.WithHint(errs.Usagef("a context from standard input is not supported"), "pass a directory as PATH")
-			}
-			opt.BuildArgs = build.ParseKeyValues(buildArgs)
-			opt.InsecureRegistries = index.insecure
-			if err := opt.Validate(); err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			ac, err := autoCacheFor(s, &index, autoCache, noAutoCache, opt.Progress)
-			if err != nil {
-				return err
-			}
-			c, _, err := bf.connect(ctx)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			chosen := ac.Choose(ctx, &opt)
-			if ac != nil {
-				opt.CachedThrough, opt.PlannedStage = ac.CachedThrough, ac.Stage
-			}
-			for _, im := range chosen {
-				opt.CacheFrom = append(opt.CacheFrom, im.Ref)
-				if opt.Progress != "quiet" && opt.Progress != "rawjson" {
-					fmt.Fprintf(s.Err, "strata: cache from %s: %s\n", im.Ref, im.Reason)
-				}
-			}
-			res, err := build.Run(ctx, c, opt, s.Err)
-			if err != nil {
-				return err
-			}
-			res.AutoCache = chosen
-			if ac != nil {
-				res.CacheSource = ac.Source
-			}
-			if opt.Push {
-				ac.Record(ctx, opt.Tags)
-			}
-			if metadataFile != "" {
-				if err := build.WriteMetadata(metadataFile, res); err != nil {
-					return err
-				}
-			}
-			if d := res.ExporterResponse["containerimage.digest"]; d != "" && opt.Progress != "quiet" {
-				fmt.Fprintln(s.Out, d)
-			}
-			return nil
-		},
+		RunE: func(cmd *cobra.Command, args []string) error { return b.run(cmd, s, args) },
 	}
+	b.addFlags(cmd)
+	return cmd
+}
+
+// addFlags defines strata build's flags, with docker buildx build's names
+// and meanings.
+func (b *buildCmd) addFlags(cmd *cobra.Command) {
+	opt := &b.opt
 	f := cmd.Flags()
 	f.StringVarP(&opt.Dockerfile, "file", "f", "", "name of the Dockerfile (default: PATH/Dockerfile)")
 	f.StringArrayVarP(&opt.Tags, "tag", "t", nil, `image name and optionally a tag, "name:tag" (repeatable)`)
-	f.StringArrayVar(&buildArgs, "build-arg", nil, "set a build-time variable, KEY=VALUE or KEY to take it from the environment (repeatable)")
+	f.StringArrayVar(&b.buildArgs, "build-arg", nil, "set a build-time variable, KEY=VALUE or KEY to take it from the environment (repeatable)")
 	f.StringVar(&opt.Target, "target", "", "build this stage")
 	f.StringSliceVar(&opt.Platforms, "platform", nil, "target platforms, e.g. linux/amd64,linux/arm64")
 	f.StringArrayVar(&opt.Secrets, "secret", nil, "secret to expose to the build: id=ID[,src=PATH|,env=VAR] (repeatable)")
@@ -112,18 +71,75 @@ sources for later builds.`,
 	f.StringArrayVar(&opt.CacheFrom, "cache-from", nil, "extra cache source: REF or type=registry,ref=REF (repeatable)")
 	f.BoolVar(&opt.Push, "push", false, "push the image to the registry of each --tag")
 	f.BoolVar(&opt.NoCache, "no-cache", false, "do not use cache when building the image")
-	stream := f.Bool("stream", true, "with --push, upload each layer while the rest of the build runs (false: BuildKit pushes after the build)")
+	f.BoolVar(&b.stream, "stream", true, "with --push, upload each layer while the rest of the build runs (false: BuildKit pushes after the build)")
 	f.BoolVar(&opt.Reproducible, "reproducible", true, "rewrite file timestamps in new layers to the source date epoch, so the same inputs give the same digests on any builder (false: keep the build's times)")
 	f.StringVar(&opt.Compression, "compression", "", "compression of the layers the build creates: gzip (default), zstd (faster; needs containerd 1.5+ or Docker 23+ to pull) or uncompressed")
 	f.StringVar(&opt.SourceDateEpoch, "source-date-epoch", "", "the image's creation time in seconds, set where the image is written so no cache key depends on it (default: a SOURCE_DATE_EPOCH build arg, else the context's last git commit time, 0 outside git)")
-	cmd.PreRun = func(*cobra.Command, []string) { opt.NoStream = !*stream }
 	f.StringVar(&opt.Progress, "progress", "auto", "progress output: auto, plain, tty, quiet or rawjson")
-	f.StringVar(&metadataFile, "metadata-file", "", "write the build result metadata (image digest, timings) as JSON to this file")
-	f.IntVar(&autoCache, "auto-cache", 3, "import cache from at most N images of the index that share the most steps with this build")
-	f.BoolVar(&noAutoCache, "no-auto-cache", false, "do not choose cache sources from the index (--cache-from still applies; pushed images are still added to it)")
-	index.add(cmd)
-	bf.add(cmd, "(default: BUILDKIT_HOST, else BUILDX_BUILDER, else strata's local buildkitd)")
-	return cmd
+	f.StringVar(&b.metadataFile, "metadata-file", "", "write the build result metadata (image digest, timings) as JSON to this file")
+	f.IntVar(&b.autoCache, "auto-cache", 3, "import cache from at most N images of the index that share the most steps with this build")
+	f.BoolVar(&b.noAutoCache, "no-auto-cache", false, "do not choose cache sources from the index (--cache-from still applies; pushed images are still added to it)")
+	b.index.add(cmd)
+	b.bf.add(cmd, "(default: BUILDKIT_HOST, else BUILDX_BUILDER, else strata's local buildkitd)")
+}
+
+// run builds, and pushes with --push: the builder reached, the automatic
+// cache chosen, build.Run, then the index and the metadata file updated.
+func (b *buildCmd) run(cmd *cobra.Command, s Streams, args []string) error {
+	opt := b.opt
+	opt.NoStream = !b.stream
+	opt.ContextDir = "."
+	if len(args) == 1 {
+		opt.ContextDir = args[0]
+	}
+	if opt.ContextDir == "-" {
+		return errs.WithHint(errs.Usagef("a context from standard input is not supported"), "pass a directory as PATH")
+	}
+	opt.BuildArgs = build.ParseKeyValues(b.buildArgs)
+	opt.InsecureRegistries = b.index.insecure
+	if err := opt.Validate(); err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	ac, err := autoCacheFor(s, &b.index, b.autoCache, b.noAutoCache, opt.Progress)
+	if err != nil {
+		return err
+	}
+	c, _, err := b.bf.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	chosen := ac.Choose(ctx, &opt)
+	if ac != nil {
+		opt.CachedThrough, opt.PlannedStage = ac.CachedThrough, ac.Stage
+	}
+	for _, im := range chosen {
+		opt.CacheFrom = append(opt.CacheFrom, im.Ref)
+		if opt.Progress != "quiet" && opt.Progress != "rawjson" {
+			fmt.Fprintf(s.Err, "strata: cache from %s: %s\n", im.Ref, im.Reason)
+		}
+	}
+	res, err := build.Run(ctx, c, opt, s.Err)
+	if err != nil {
+		return err
+	}
+	res.AutoCache = chosen
+	if ac != nil {
+		res.CacheSource = ac.Source
+	}
+	if opt.Push {
+		ac.Record(ctx, opt.Tags)
+	}
+	if b.metadataFile != "" {
+		if err := build.WriteMetadata(b.metadataFile, res); err != nil {
+			return err
+		}
+	}
+	if d := res.ExporterResponse["containerimage.digest"]; d != "" && opt.Progress != "quiet" {
+		fmt.Fprintln(s.Out, d)
+	}
+	return nil
 }
 
 // autoCacheFor opens the index store: for automatic cache selection (at
