@@ -16,6 +16,7 @@ import (
 	"github.com/strata-build/strata/cache/plan"
 	"github.com/strata-build/strata/cache/store"
 	"github.com/strata-build/strata/errs"
+	"github.com/strata-build/strata/regnet"
 )
 
 // AutoCache chooses cache sources from the index of registry images.
@@ -179,7 +180,7 @@ func (a *AutoCache) readTargets(ctx context.Context, x *cache.Index, opt *Option
 func targetRepos(refs []string) []name.Repository {
 	var out []name.Repository
 	for _, ref := range refs {
-		t, err := name.NewTag(ref, nameOptions(ref, nil)...)
+		t, err := name.NewTag(ref, regnet.NameOptions(ref, nil)...)
 		if err != nil {
 			continue // Run reports it
 		}

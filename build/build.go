@@ -129,8 +129,17 @@ func sameDir(a, b string) bool {
 // runSolve runs one solve with BuildKit's own exporters (and push).
 func runSolve(ctx context.Context, c *client.Client, so client.SolveOpt, p *progress) (*Result, error) {
 	solveStart := time.Now()
-	ch := p.channel()
-	resp, err := c.Build(ctx, so, frontend.Name, frontend.Build, ch)
+	resp, err := c.Build(ctx, so, frontend.Name, frontend.Build, p.Main())
+	if err != nil {
+		return p.result(nil, 0, err)
+	}
+	return p.result(resp.ExporterResponse, time.Since(solveStart), nil)
+}
+
+// result waits for the display to end and returns the build's result: the
+// exporter's response, the solve's time and what the progress counted; or
+// err, the build's error, else the display's.
+func (p *progress) result(resp map[string]string, solve time.Duration, err error) (*Result, error) {
 	warnings, steps, perr := p.wait()
 	if err != nil {
 		return nil, err
@@ -139,11 +148,11 @@ func runSolve(ctx context.Context, c *client.Client, so client.SolveOpt, p *prog
 		return nil, perr
 	}
 	return &Result{
-		ExporterResponse: resp.ExporterResponse,
+		ExporterResponse: resp,
 		Warnings:         warnings,
 		Steps:            steps,
 		Pulled:           p.pulls.total(),
-		Timings:          Timings{Solve: time.Since(solveStart).Seconds()},
+		Timings:          Timings{Solve: solve.Seconds()},
 	}, nil
 }
 

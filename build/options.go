@@ -207,6 +207,16 @@ func (o *Options) resolveEpoch(contextDir string) error {
 // epoch is SourceDateEpoch as a time, or nil before resolveEpoch.
 func (o *Options) epoch() *time.Time { return parseEpoch(o.SourceDateEpoch) }
 
+// parseEpoch is SOURCE_DATE_EPOCH as a time, or nil when it is not set.
+func parseEpoch(s string) *time.Time {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return nil
+	}
+	t := time.Unix(n, 0).UTC()
+	return &t
+}
+
 // gitCommitTime is the commit time of HEAD of the git checkout holding dir,
 // or "0" when dir is not in one (or git is not installed).
 func gitCommitTime(dir string) string {

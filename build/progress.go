@@ -38,14 +38,14 @@ func newProgress(d progressui.Display) *progress {
 	return p
 }
 
-// channel returns a status channel for the main solve: shown, and its
+// Main returns a status channel for the main solve: shown, and its
 // Dockerfile steps counted. The solve closes it when it ends.
-func (p *progress) channel() chan *client.SolveStatus { return p.stream(true) }
+func (p *progress) Main() chan *client.SolveStatus { return p.stream(true) }
 
-// quietChannel returns a status channel for a prefix solve: not shown (its
-// steps are the main solve's, which the display shows), but observed for
-// steps BuildKit reported cached only there. The solve closes it.
-func (p *progress) quietChannel() chan *client.SolveStatus { return p.stream(false) }
+// Quiet returns a status channel for a prefix solve: not shown (its steps
+// are the main solve's, which the display shows), but observed for steps
+// BuildKit reported cached only there. The solve closes it.
+func (p *progress) Quiet() chan *client.SolveStatus { return p.stream(false) }
 
 func (p *progress) stream(main bool) chan *client.SolveStatus {
 	in := make(chan *client.SolveStatus)
@@ -71,27 +71,13 @@ func (p *progress) send(st *client.SolveStatus) {
 	}
 }
 
-// vertex shows one of strata's own steps.
-type vertex struct {
-	p *progress
-	v client.Vertex
-}
-
-func (p *progress) vertex(name string) *vertex {
-	now := time.Now()
-	v := &vertex{p: p, v: client.Vertex{Digest: digest.FromString(name + now.String()), Name: name, Started: &now}}
-	p.send(&client.SolveStatus{Vertexes: []*client.Vertex{&v.v}})
-	return v
-}
-
-func (v *vertex) done(err error) {
-	now := time.Now()
-	c := v.v
-	c.Completed = &now
-	if err != nil {
-		c.Error = err.Error()
-	}
-	v.p.send(&client.SolveStatus{Vertexes: []*client.Vertex{&c}})
+// Begin shows one of strata's own steps, starting now; the returned func
+// ends it.
+func (p *progress) Begin(name string) func(error) {
+	started := time.Now()
+	v := client.Vertex{Digest: digest.FromString(name + started.String()), Name: name, Started: &started}
+	p.send(&client.SolveStatus{Vertexes: []*client.Vertex{&v}})
+	return func(err error) { p.Span(name, started, time.Now(), err) }
 }
 
 // pullCounter adds up the blobs BuildKit pulled from registries (base
@@ -141,8 +127,8 @@ func (p *progress) wait() ([]client.VertexWarning, Steps, error) {
 	return p.warnings, p.steps.result(), p.err
 }
 
-// span shows a step of strata's own that ran from started to done.
-func (p *progress) span(name string, started, done time.Time, err error) {
+// Span shows a step of strata's own that ran from started to done.
+func (p *progress) Span(name string, started, done time.Time, err error) {
 	v := client.Vertex{Digest: digest.FromString(name + started.String()), Name: name, Started: &started, Completed: &done}
 	if err != nil {
 		v.Error = err.Error()

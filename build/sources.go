@@ -3,7 +3,6 @@ package build
 import (
 	"context"
 	"encoding/json"
-	"time"
 
 	"github.com/containerd/containerd/v2/core/content"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
@@ -11,11 +10,8 @@ import (
 	"github.com/strata-build/strata/buildcontext"
 	"github.com/strata-build/strata/cache/crawl"
 	"github.com/strata-build/strata/cache/plan"
+	"github.com/strata-build/strata/stream"
 )
-
-// sourcesWait bounds how long the push waits, once the build is done, for
-// the sources digests still being worked out.
-const sourcesWait = 10 * time.Second
 
 // sourcesRecorder works out, beside the build, the content digest of the
 // sources of each COPY and ADD step of the target stage, so the image
@@ -26,21 +22,6 @@ const sourcesWait = 10 * time.Second
 type sourcesRecorder struct {
 	done  chan struct{}
 	stage *plan.Stage
-}
-
-// waitBounded waits for done, at most sourcesWait. It reports whether done
-// was closed in time, and the context's error if it ended first.
-func waitBounded(ctx context.Context, done <-chan struct{}) (bool, error) {
-	wait := time.NewTimer(sourcesWait)
-	defer wait.Stop()
-	select {
-	case <-done:
-		return true, nil
-	case <-wait.C:
-		return false, nil
-	case <-ctx.Done():
-		return false, ctx.Err()
-	}
 }
 
 func recordSources(ctx context.Context, opt Options, bc *buildcontext.Context, contextDir, dockerfile string) *sourcesRecorder {
@@ -68,19 +49,19 @@ func recordSources(ctx context.Context, opt Options, bc *buildcontext.Context, c
 	return r
 }
 
-// apply writes the recorded sources into the history of the image desc,
+// Ready is closed once the sources are worked out. Recording is worth a
+// short wait, not a slow push: a context too large to hash by the time the
+// build is done, or a base image that cannot be resolved from here, leaves
+// the history as BuildKit wrote it.
+func (r *sourcesRecorder) Ready() <-chan struct{} { return r.done }
+
+// Apply writes the recorded sources into the history of the image desc,
 // and returns the new manifest's descriptor (desc when nothing changed).
-func (r *sourcesRecorder) apply(ctx context.Context, store content.Store, desc ocispecs.Descriptor) (ocispecs.Descriptor, error) {
-	// Recording is worth a short wait, not a slow push: a context too large
-	// to hash by the time the build is done, or a base image that cannot
-	// be resolved from here, leaves the history as BuildKit wrote it.
-	if ok, err := waitBounded(ctx, r.done); !ok {
-		return desc, err
-	}
+func (r *sourcesRecorder) Apply(ctx context.Context, store content.Store, desc ocispecs.Descriptor) (ocispecs.Descriptor, error) {
 	if r.stage == nil {
 		return desc, nil
 	}
-	return rewriteConfig(ctx, store, desc, func(cfg map[string]json.RawMessage) (bool, error) {
+	return stream.RewriteConfig(ctx, store, desc, func(cfg map[string]json.RawMessage) (bool, error) {
 		var hist []ocispecs.History
 		if err := json.Unmarshal(cfg["history"], &hist); err != nil {
 			return false, nil // not an image config strata understands: leave it

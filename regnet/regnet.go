@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
 )
 
 // PlainHTTP reports whether plain HTTP may be used for host (host or
@@ -71,4 +73,14 @@ func Transport(conns int) *http.Transport {
 		t.MaxConnsPerHost = conns
 	}
 	return t
+}
+
+// NameOptions are the go-containerregistry name options for ref (a
+// reference or repository): name.Insecure where PlainHTTP allows it.
+func NameOptions(ref string, insecure []string) []name.Option {
+	host, _, _ := strings.Cut(ref, "/")
+	if PlainHTTP(host, insecure) {
+		return []name.Option{name.Insecure}
+	}
+	return nil
 }

@@ -1,4 +1,4 @@
-package build
+package stream
 
 import (
 	"archive/tar"

@@ -1,4 +1,4 @@
-package build
+package stream
 
 import (
 	"context"
@@ -20,6 +20,7 @@ import (
 
 	"github.com/strata-build/strata/cache/crawl"
 	"github.com/strata-build/strata/cache/plan"
+	"github.com/strata-build/strata/regnet"
 )
 
 // cacheRecord is one record of BuildKit's inline cache metadata, as it is
@@ -76,7 +77,7 @@ func readImportedRecords(ctx context.Context, imports []client.CacheOptionsEntry
 		if im.Type != "registry" || ref == "" {
 			continue
 		}
-		if nr, err := name.ParseReference(ref, nameOptions(ref, insecure)...); err == nil {
+		if nr, err := name.ParseReference(ref, regnet.NameOptions(ref, insecure)...); err == nil {
 			byRegistry[nr.Context().RegistryStr()] = append(byRegistry[nr.Context().RegistryStr()], nr)
 		}
 	}
@@ -129,7 +130,7 @@ func readImportedRecords(ctx context.Context, imports []client.CacheOptionsEntry
 
 // source is a repository of repo's registry, other than repo, that holds
 // layer d in a cache source, once the sources on that registry have been
-// read (for at most sourcesWait).
+// read (for at most editWait).
 func (r *importedRecords) source(ctx context.Context, repo name.Repository, d digest.Digest) (name.Repository, bool) {
 	read, ok := r.read[repo.RegistryStr()]
 	if !ok {
@@ -249,7 +250,7 @@ func (r *importedRecords) apply(ctx context.Context, store content.Store, desc o
 	if len(r.sources) == 0 {
 		return desc, nil
 	}
-	return rewriteConfig(ctx, store, desc, func(cfg map[string]json.RawMessage) (bool, error) {
+	return RewriteConfig(ctx, store, desc, func(cfg map[string]json.RawMessage) (bool, error) {
 		records, ok, err := inlineCacheRecords(cfg)
 		if err != nil || !ok {
 			return false, nil // none, or not a format strata knows: leave it

@@ -1,4 +1,4 @@
-package build
+package stream
 
 import (
 	"bytes"
@@ -23,7 +23,7 @@ const inlineCacheKey = "moby.buildkit.cache.v0"
 // It returns the new manifest descriptor, or desc unchanged when there is
 // nothing to do.
 func normalizeCacheTimes(ctx context.Context, store content.Store, desc ocispecs.Descriptor, stamp time.Time) (ocispecs.Descriptor, error) {
-	return rewriteConfig(ctx, store, desc, func(cfg map[string]json.RawMessage) (bool, error) {
+	return RewriteConfig(ctx, store, desc, func(cfg map[string]json.RawMessage) (bool, error) {
 		records, ok, err := inlineCacheRecords(cfg)
 		if err != nil || !ok {
 			return false, err
@@ -50,15 +50,15 @@ func normalizeCacheTimes(ctx context.Context, store content.Store, desc ocispecs
 	})
 }
 
-// rewriteConfig lets edit change the config of the image manifest desc and,
+// RewriteConfig lets edit change the config of the image manifest desc and,
 // when it reports a change, writes the new config and manifest into the
 // store. It returns the new manifest's descriptor, or desc unchanged. The
 // layers are untouched, so everything already uploaded stays valid.
-func rewriteConfig(ctx context.Context, store content.Store, desc ocispecs.Descriptor, edit func(cfg map[string]json.RawMessage) (bool, error)) (ocispecs.Descriptor, error) {
+func RewriteConfig(ctx context.Context, store content.Store, desc ocispecs.Descriptor, edit func(cfg map[string]json.RawMessage) (bool, error)) (ocispecs.Descriptor, error) {
 	return rewriteImage(ctx, store, desc, func(_ *ocispecs.Manifest, cfg map[string]json.RawMessage) (bool, error) { return edit(cfg) })
 }
 
-// rewriteImage is rewriteConfig for edits that may change the manifest's
+// rewriteImage is RewriteConfig for edits that may change the manifest's
 // layers too.
 func rewriteImage(ctx context.Context, store content.Store, desc ocispecs.Descriptor, edit func(mf *ocispecs.Manifest, cfg map[string]json.RawMessage) (bool, error)) (ocispecs.Descriptor, error) {
 	if desc.MediaType != ocispecs.MediaTypeImageManifest {

@@ -1,11 +1,10 @@
-package build
+package stream
 
 import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"strings"
 
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -77,14 +76,14 @@ func newPushers(store content.Provider, refs []string, events func(push.Event), 
 	sources func(context.Context, name.Repository, digest.Digest) (name.Repository, bool), insecure []string) ([]*pusher, map[string][]name.Tag, error) {
 	popts := []push.Option{push.WithEvents(events), push.WithInsecureRegistries(insecure...), push.WithBlobSources(sources)}
 	if base != "" {
-		if b, err := name.ParseReference(base, nameOptions(base, insecure)...); err == nil {
+		if b, err := name.ParseReference(base, regnet.NameOptions(base, insecure)...); err == nil {
 			popts = append(popts, push.WithMountFrom(b))
 		}
 	}
 	byRepo := map[string][]name.Tag{}
 	var pushers []*pusher
 	for _, r := range refs {
-		t, err := name.NewTag(r, nameOptions(r, insecure)...)
+		t, err := name.NewTag(r, regnet.NameOptions(r, insecure)...)
 		if err != nil {
 			return nil, nil, errs.WithHint(errs.Usagef("--tag %s: %v", r, err), "use REGISTRY/REPOSITORY[:TAG]")
 		}
@@ -99,16 +98,6 @@ func newPushers(store content.Provider, refs []string, events func(push.Event), 
 		byRepo[repo] = append(byRepo[repo], t)
 	}
 	return pushers, byRepo, nil
-}
-
-// nameOptions allows plain HTTP where regnet does: registries on the
-// loopback interface, as BuildKit and docker do, and those named insecure.
-func nameOptions(ref string, insecure []string) []name.Option {
-	host, _, _ := strings.Cut(ref, "/")
-	if regnet.PlainHTTP(host, insecure) {
-		return []name.Option{name.Insecure}
-	}
-	return nil
 }
 
 func tagNames(ts []name.Tag) []string {

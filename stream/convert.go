@@ -1,4 +1,4 @@
-package build
+package stream
 
 import (
 	"archive/tar"
@@ -83,16 +83,6 @@ func newConverter(store content.Store, compression string, epoch *time.Time, mem
 		sem:  make(chan struct{}, 2),
 		jobs: map[digest.Digest]*conversion{},
 	}
-}
-
-// parseEpoch is SOURCE_DATE_EPOCH as a time, or nil when it is not set.
-func parseEpoch(s string) *time.Time {
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		return nil
-	}
-	t := time.Unix(n, 0).UTC()
-	return &t
 }
 
 // converts reports whether desc is a layer strata converts: an

@@ -1,4 +1,4 @@
-package build
+package stream
 
 import (
 	"encoding/json"
@@ -50,9 +50,9 @@ func openLayerMemo(path string) *layerMemo {
 	return m
 }
 
-// defaultMemoPath is the memo's file in the user cache directory, or ""
+// DefaultMemoPath is the memo's file in the user cache directory, or ""
 // when there is none.
-func defaultMemoPath() string {
+func DefaultMemoPath() string {
 	dir, err := os.UserCacheDir()
 	if err != nil {
 		return ""

@@ -1,4 +1,4 @@
-package build
+package stream
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,13 +22,100 @@ import (
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/tonistiigi/fsutil"
 
-	"github.com/strata-build/strata/buildcontext"
 	"github.com/strata-build/strata/errs"
 	"github.com/strata-build/strata/frontend"
 	"github.com/strata-build/strata/push"
 )
 
-// runStreamed builds opt and pushes its image with layers uploaded while the
+// Config is what one streamed push needs beside the solve options.
+type Config struct {
+	// Tags are the references pushed to, in order; their repositories
+	// get the image's blobs.
+	Tags     []string
+	Insecure []string // registries reached over plain HTTP
+	// Platform is the one platform built ("" for the builder's): the
+	// cache sources' records are read for it.
+	Platform string
+	// Compression of the layers the build creates: gzip ("" too), zstd
+	// or uncompressed.
+	Compression string
+	// Epoch, when not nil, is SOURCE_DATE_EPOCH: the image's created,
+	// history and cache record times.
+	Epoch *time.Time
+	// ClampFileTimes sets file times later than Epoch in new layers to
+	// Epoch.
+	ClampFileTimes bool
+	// Dockerfile is the Dockerfile's path; a copy of its
+	// <Dockerfile>.dockerignore goes beside each prefix.
+	Dockerfile string
+	// Prefixes are the Dockerfiles cut after each step whose layer goes
+	// up before the build ends, in order.
+	Prefixes [][]byte
+	// Base is the target stage's base image: layers are mounted from its
+	// repository when it is on the same registry.
+	Base string
+	// Edits change the image once its layers are converted and its cache
+	// records restored, before it is pushed (the COPY sources recorded in
+	// its history).
+	Edits []ImageEdit
+	// MemoPath is the file remembering conversions across builds; ""
+	// for none.
+	MemoPath string
+}
+
+// An ImageEdit changes the image before it is pushed. Edits are best
+// effort: one not ready within editWait of the build's end is skipped.
+type ImageEdit interface {
+	// Ready is closed once the edit can be applied.
+	Ready() <-chan struct{}
+	// Apply rewrites the image manifest desc in store and returns the
+	// new manifest's descriptor (desc when nothing changed).
+	Apply(ctx context.Context, store content.Store, desc ocispecs.Descriptor) (ocispecs.Descriptor, error)
+}
+
+// editWait bounds how long the push waits, once the build is done, for
+// what is still being worked out beside it (an edit, the cache sources'
+// records).
+const editWait = 10 * time.Second
+
+// waitBounded waits for done, at most editWait. It reports whether done
+// was closed in time, and the context's error if it ended first.
+func waitBounded(ctx context.Context, done <-chan struct{}) (bool, error) {
+	wait := time.NewTimer(editWait)
+	defer wait.Stop()
+	select {
+	case <-done:
+		return true, nil
+	case <-wait.C:
+		return false, nil
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+}
+
+// Progress is where a push reports.
+type Progress interface {
+	// Main is the main solve's status channel, shown to the user.
+	Main() chan *client.SolveStatus
+	// Quiet is a prefix solve's status channel: counted, not shown.
+	Quiet() chan *client.SolveStatus
+	// Span reports something strata did, from start to end.
+	Span(name string, start, end time.Time, err error)
+	// Begin reports something strata starts now; the returned func ends it.
+	Begin(name string) func(error)
+}
+
+// Result is what a streamed push did.
+type Result struct {
+	// ExporterResponse is the main export's response, describing the
+	// image pushed.
+	ExporterResponse map[string]string
+	SolveTime        time.Duration // the main solve's
+	BytesSent        int64         // uploaded to every repository
+	Layers           []Layer       // the image's layers
+}
+
+// Push builds so on c and pushes its image with layers uploaded while the
 // build still runs.
 //
 // Beside the main solve, strata solves each prefix of the target stage (the
@@ -42,10 +130,10 @@ import (
 //
 // The phases, in order: prepare (prefixes, store, pushers, converter), open
 // the session, solve (the main solve and the prefix chain beside it),
-// finish the image (convert what is left, restore cache records, record
-// COPY sources, set times), push and tag.
-func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.SolveOpt, bc *buildcontext.Context, contextDir, dockerfile string, p *progress) (*Result, error) {
-	sp, err := prepareStream(ctx, opt, so, bc, contextDir, dockerfile, p)
+// finish the image (convert what is left, restore cache records, apply the
+// edits, set times), push and tag.
+func Push(ctx context.Context, c *client.Client, so client.SolveOpt, cfg Config, p Progress) (*Result, error) {
+	sp, err := prepare(ctx, cfg, so, p)
 	if err != nil {
 		return nil, err
 	}
@@ -55,43 +143,29 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 	}
 	resp, solveTime, err := sp.solve(ctx, c, so)
 	if err != nil {
-		_, _, _ = p.wait()
 		return nil, err
 	}
 	desc, err := sp.finishImage(ctx, resp.ExporterResponse)
-	if err == nil {
-		err = sp.pushAndTag(desc)
-	}
-	warnings, steps, perr := p.wait()
 	if err != nil {
 		return nil, err
 	}
-	if perr != nil {
-		return nil, perr
+	if err := sp.pushAndTag(desc); err != nil {
+		return nil, err
 	}
 	var sent int64
 	for _, ps := range sp.pushers {
 		sent += ps.BytesSent()
 	}
-	return &Result{
-		ExporterResponse: resp.ExporterResponse,
-		Warnings:         warnings,
-		Steps:            steps,
-		Pulled:           p.pulls.total(),
-		Timings:          Timings{Solve: solveTime.Seconds()},
-		Push:             &PushStats{BytesPushed: sent, Layers: sp.layers.list(), Streamed: true},
-	}, nil
+	return &Result{ExporterResponse: resp.ExporterResponse, SolveTime: solveTime, BytesSent: sent, Layers: sp.layers.list()}, nil
 }
 
 // streamedPush is the state of one streamed push, shared by its phases.
 type streamedPush struct {
-	opt      Options
-	p        *progress
+	cfg      Config
+	p        Progress
 	tmp      string // the push's temporary directory
 	store    content.Store
-	prefixes [][]byte                 // the prefix Dockerfiles, solved in order
 	dirs     filesync.StaticDirSource // the session's local mounts, prefixes included
-	sources  *sourcesRecorder         // the COPY sources recorded in the history
 	imported *importedRecords         // the cache sources' records and layers
 	layers   *layerLog                // what happened to each layer, for progress and metadata
 	pushers  []*pusher                // one per target repository
@@ -105,35 +179,18 @@ type streamedPush struct {
 	cleanup []func()
 }
 
-// prepareStream is the first phase: the prefixes and their Dockerfiles, the
-// client-side store, the pushers and the converter.
-func prepareStream(ctx context.Context, opt Options, so client.SolveOpt, bc *buildcontext.Context, contextDir, dockerfile string, p *progress) (_ *streamedPush, err error) {
-	sp := &streamedPush{opt: opt, p: p, layers: newLayerLog(time.Now(), p)}
+// prepare is the first phase: the prefixes' Dockerfiles, the client-side
+// store, the pushers and the converter.
+func prepare(ctx context.Context, cfg Config, so client.SolveOpt, p Progress) (_ *streamedPush, err error) {
+	sp := &streamedPush{cfg: cfg, p: p, layers: newLayerLog(time.Now(), p)}
 	defer func() {
 		if err != nil {
 			sp.close()
 		}
 	}()
-	sourcesCtx, stopSources := context.WithCancel(ctx)
-	sp.cleanup = append(sp.cleanup, stopSources)
-	sp.sources = recordSources(sourcesCtx, opt, bc, contextDir, dockerfile)
-	platform := ""
-	if len(opt.Platforms) == 1 {
-		platform = opt.Platforms[0]
-	}
-	sp.imported = readImportedRecords(sourcesCtx, so.CacheImports, platform, opt.InsecureRegistries)
-	dt, err := os.ReadFile(dockerfile)
-	if err != nil {
-		return nil, errs.Inputf("%s: %v", dockerfile, err)
-	}
-	cachedThrough := opt.CachedThrough
-	if opt.NoCache {
-		cachedThrough = 0 // every step runs
-	}
-	if sp.prefixes, err = prefixDockerfiles(dt, opt.Target, prefixSkipper(cachedThrough, bc)); err != nil {
-		// The main solve reports the parse error with its location.
-		sp.prefixes = nil
-	}
+	importsCtx, stopImports := context.WithCancel(ctx)
+	sp.cleanup = append(sp.cleanup, stopImports)
+	sp.imported = readImportedRecords(importsCtx, so.CacheImports, cfg.Platform, cfg.Insecure)
 	if sp.tmp, err = os.MkdirTemp("", "strata-push-"); err != nil {
 		return nil, err
 	}
@@ -141,21 +198,21 @@ func prepareStream(ctx context.Context, opt Options, so client.SolveOpt, bc *bui
 	if sp.store, err = contentlocal.NewStore(filepath.Join(sp.tmp, "store")); err != nil {
 		return nil, err
 	}
-	if err := sp.writePrefixes(so, dockerfile); err != nil {
+	if err := sp.writePrefixes(so); err != nil {
 		return nil, err
 	}
-	if sp.pushers, sp.tags, err = newPushers(sp.store, opt.Tags, sp.layers.pushed, targetBase(dt, opt.Target), sp.imported.source, opt.InsecureRegistries); err != nil {
+	if sp.pushers, sp.tags, err = newPushers(sp.store, cfg.Tags, sp.layers.pushed, cfg.Base, sp.imported.source, cfg.Insecure); err != nil {
 		return nil, err
 	}
 	// BuildKit exports the layers it makes uncompressed; strata rewrites
 	// their timestamps and compresses them while the build goes on.
-	var epoch *time.Time
-	if opt.Reproducible {
-		epoch = opt.epoch()
-	}
-	sp.memo = openLayerMemo(defaultMemoPath())
+	sp.memo = openLayerMemo(cfg.MemoPath)
 	sp.cleanup = append(sp.cleanup, func() { _ = sp.memo.save() })
-	sp.conv = newConverter(sp.store, opt.Compression, epoch, sp.memo)
+	var clamp *time.Time
+	if cfg.ClampFileTimes {
+		clamp = cfg.Epoch
+	}
+	sp.conv = newConverter(sp.store, cfg.Compression, clamp, sp.memo)
 	var cancelPush context.CancelFunc
 	sp.pushCtx, cancelPush = context.WithCancel(ctx)
 	sp.cleanup = append(sp.cleanup, cancelPush)
@@ -167,7 +224,8 @@ func prepareStream(ctx context.Context, opt Options, so client.SolveOpt, bc *bui
 
 // writePrefixes writes each prefix Dockerfile into a directory of its own,
 // a local mount of the session beside the build's own.
-func (sp *streamedPush) writePrefixes(so client.SolveOpt, dockerfile string) error {
+func (sp *streamedPush) writePrefixes(so client.SolveOpt) error {
+	dockerfile := sp.cfg.Dockerfile
 	sp.dirs = filesync.StaticDirSource{}
 	for k, v := range so.LocalMounts {
 		sp.dirs[k] = v
@@ -179,7 +237,7 @@ func (sp *streamedPush) writePrefixes(so client.SolveOpt, dockerfile string) err
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return errs.Inputf("%s.dockerignore: %v", dockerfile, err)
 	}
-	for i, dt := range sp.prefixes {
+	for i, dt := range sp.cfg.Prefixes {
 		dir := filepath.Join(sp.tmp, fmt.Sprintf("prefix-%d", i+1))
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return err
@@ -300,11 +358,11 @@ func (sp *streamedPush) withSession(so client.SolveOpt, attrs map[string]string)
 // solve is the third phase: the main solve, with the prefix chain beside it.
 func (sp *streamedPush) solve(ctx context.Context, c *client.Client, so client.SolveOpt) (*client.SolveResponse, time.Duration, error) {
 	mainAttrs := clone(exportAttrs)
-	mainAttrs["name"] = strings.Join(sp.opt.Tags, ",")
+	mainAttrs["name"] = strings.Join(sp.cfg.Tags, ",")
 	// The image's created and history times are set by the exporter; the
 	// layers' file times by strata's converter.
-	if sp.opt.SourceDateEpoch != "" {
-		mainAttrs[exporterEpoch] = sp.opt.SourceDateEpoch
+	if sp.cfg.Epoch != nil {
+		mainAttrs["source-date-epoch"] = strconv.FormatInt(sp.cfg.Epoch.Unix(), 10)
 	}
 	mainOpt := sp.withSession(so, mainAttrs)
 	mainOpt.CacheExports = []client.CacheOptionsEntry{{Type: "inline"}}
@@ -319,7 +377,7 @@ func (sp *streamedPush) solve(ctx context.Context, c *client.Client, so client.S
 	}()
 
 	solveStart := time.Now()
-	resp, err := c.Build(ctx, mainOpt, frontend.Name, frontend.Build, sp.p.channel())
+	resp, err := c.Build(ctx, mainOpt, frontend.Name, frontend.Build, sp.p.Main())
 	close(stopChain)
 	solveTime := time.Since(solveStart)
 	// The main export has offered every layer of the image, and each one
@@ -334,7 +392,7 @@ func (sp *streamedPush) solve(ctx context.Context, c *client.Client, so client.S
 // been exported, none once stop is closed, and converts and uploads each
 // prefix's new layers.
 func (sp *streamedPush) prefixChain(ctx context.Context, c *client.Client, so client.SolveOpt, stop <-chan struct{}) {
-	for i := range sp.prefixes {
+	for i := range sp.cfg.Prefixes {
 		select {
 		case <-stop:
 			return
@@ -345,7 +403,7 @@ func (sp *streamedPush) prefixChain(ctx context.Context, c *client.Client, so cl
 		popt := sp.withSession(so, clone(exportAttrs))
 		popt.FrontendAttrs = attrs
 		popt.CacheImports = so.CacheImports
-		resp, err := c.Build(ctx, popt, frontend.Name, frontend.Build, sp.p.quietChannel())
+		resp, err := c.Build(ctx, popt, frontend.Name, frontend.Build, sp.p.Quiet())
 		if err != nil {
 			return // the main solve reports build errors; its export covers the rest
 		}
@@ -385,11 +443,17 @@ func (sp *streamedPush) finishImage(ctx context.Context, resp map[string]string)
 	if err == nil {
 		desc, err = sp.imported.apply(ctx, sp.store, desc)
 	}
-	if err == nil {
-		desc, err = sp.sources.apply(ctx, sp.store, desc)
+	for _, edit := range sp.cfg.Edits {
+		var ready bool
+		if err == nil {
+			ready, err = waitBounded(ctx, edit.Ready())
+		}
+		if ready {
+			desc, err = edit.Apply(ctx, sp.store, desc)
+		}
 	}
-	if stamp := sp.opt.epoch(); stamp != nil && err == nil {
-		desc, err = normalizeCacheTimes(ctx, sp.store, desc, *stamp)
+	if sp.cfg.Epoch != nil && err == nil {
+		desc, err = normalizeCacheTimes(ctx, sp.store, desc, *sp.cfg.Epoch)
 	}
 	if err != nil {
 		return desc, err
@@ -414,19 +478,19 @@ func (sp *streamedPush) finishImage(ctx context.Context, resp map[string]string)
 // manifest included, before any tag moves.
 func (sp *streamedPush) pushAndTag(desc ocispecs.Descriptor) error {
 	var err error
-	vs := make([]*vertex, 0, len(sp.pushers))
+	ends := make([]func(error), 0, len(sp.pushers))
 	for _, ps := range sp.pushers {
 		if err != nil {
 			break
 		}
-		vs = append(vs, sp.p.vertex(fmt.Sprintf("[strata] pushing %s", strings.Join(tagNames(sp.tags[ps.repo]), ", "))))
+		ends = append(ends, sp.p.Begin(fmt.Sprintf("[strata] pushing %s", strings.Join(tagNames(sp.tags[ps.repo]), ", "))))
 		err = ps.PushContent(sp.pushCtx, desc)
 	}
-	for i, v := range vs {
+	for i, end := range ends {
 		if err == nil {
 			err = sp.pushers[i].Tag(sp.pushCtx, desc, sp.tags[sp.pushers[i].repo])
 		}
-		v.done(err)
+		end(err)
 	}
 	return err
 }

@@ -1,4 +1,4 @@
-package build
+package stream
 
 import (
 	"fmt"
@@ -13,25 +13,18 @@ import (
 	"github.com/strata-build/strata/push"
 )
 
-// PushStats describe what strata uploaded.
-type PushStats struct {
-	Streamed    bool    `json:"streamed"`
-	BytesPushed int64   `json:"bytesPushed"`
-	Layers      []Layer `json:"layers"`
-}
-
 // layerLog records when each layer was exported by BuildKit and when the
 // registry had it, and shows each upload as a step of the display.
 type layerLog struct {
 	start time.Time
-	p     *progress
+	p     Progress
 	mu    sync.Mutex
 	m     map[digest.Digest]*Layer
 	order []digest.Digest
 	final []digest.Digest // the pushed image's layers
 }
 
-func newLayerLog(start time.Time, p *progress) *layerLog {
+func newLayerLog(start time.Time, p Progress) *layerLog {
 	return &layerLog{start: start, p: p, m: map[digest.Digest]*Layer{}}
 }
 
@@ -91,7 +84,7 @@ func (l *layerLog) converted(from ocispecs.Descriptor, t time.Time, cv *conversi
 	if cv.err == nil {
 		name = fmt.Sprintf("[strata] layer %s → %s (%s)", shortDigest(from.Digest), shortDigest(cv.desc.Digest), what)
 	}
-	l.p.span(name, cv.started, cv.finished, cv.err)
+	l.p.Span(name, cv.started, cv.finished, cv.err)
 }
 
 func (l *layerLog) pushed(ev push.Event) {
@@ -116,7 +109,7 @@ func (l *layerLog) pushed(ev push.Event) {
 	if ev.Early {
 		what += " while compressing"
 	}
-	l.p.span(fmt.Sprintf("[strata] push %s (%s): %s", shortDigest(ev.Digest), units.HumanSize(float64(ev.Size)), what), ev.Started, ev.Done, ev.Err)
+	l.p.Span(fmt.Sprintf("[strata] push %s (%s): %s", shortDigest(ev.Digest), units.HumanSize(float64(ev.Size)), what), ev.Started, ev.Done, ev.Err)
 }
 
 // image records the layers of the image pushed, in their order.

@@ -1,0 +1,12 @@
+// Package stream pushes the image of a BuildKit build while the build
+// still runs: each layer is read as soon as BuildKit has made it,
+// compressed on every core and uploaded, so that by the time the build
+// ends little but the manifest is left to push.
+//
+// Push reads top to bottom as its phases (push.go): prepare the prefixes,
+// the client-side store and the pushers; open the session; solve the
+// build and, beside it, the chain of prefixes; finish the image; push and
+// tag. A layer's bytes come from one of three sources (the client-side
+// store, the export's transfer through the session, buildkitd's content
+// store) and go through one conversion lifecycle (convert.go).
+package stream
