@@ -150,81 +150,61 @@ func (r *builderReader) Close() error {
 	return nil
 }
 
-// startFromBuilder converts desc reading it from the builder, unless the
-// builder cannot give it, it is not an uncompressed tar, there is nothing
-// to convert or a conversion of desc was started before; it reports whether
-// it took the layer. When it did, the export offering desc need not send
-// it. done and early are as for startStream; done gets the time the layer
-// was read.
-//
-// A read that fails is done again once, into the store, before the
-// conversion fails; a conversion that failed is forgotten, so that a later
-// export's write of the layer starts another. If no export sends the
-// layer after that, its conversion from the store fails with the read's
-// error (see convert).
-func (c *converter) startFromBuilder(ctx context.Context, desc ocispecs.Descriptor, early func() *earlyUpload, done func(*conversion, time.Time)) bool {
-	if c.builder == nil || !c.converts(desc) {
-		return false
+// builderSource reads a layer from buildkitd's content store (see
+// builderBlobs). The export offering the layer need not send it. A read
+// that fails is done again once, into the store, before the source counts
+// the layer lost: then a later export's write of the layer starts another
+// conversion, and if none sends it, its conversion from the store fails
+// with the read's error (see convert).
+type builderSource struct{ b *builderBlobs }
+
+// fromBuilder is the builder as the source of desc, when it can give it: it
+// holds desc, and desc is an uncompressed tar.
+func (c *converter) fromBuilder(ctx context.Context, desc ocispecs.Descriptor) (layerSource, bool) {
+	if c.builder == nil {
+		return nil, false
 	}
 	hdr, ok := c.builder.head(ctx, desc.Digest)
 	if !ok || !isTarHeader(hdr) {
-		return false
+		return nil, false
 	}
-	cv, up, tee, ok := c.claimStreamed(desc.Digest, true, early)
-	if !ok {
-		return false
+	return builderSource{c.builder}, true
+}
+
+func (builderSource) paced() bool { return true }
+
+func (s builderSource) read(ctx context.Context, c *converter, desc ocispecs.Descriptor, cv *conversion, tee io.Writer) (time.Time, error) {
+	cv.started = time.Now()
+	r := s.b.open(ctx, desc)
+	defer r.Close()
+	cv.desc, cv.diff, cv.size, cv.err = c.convertFrom(ctx, desc, r, tee)
+	if cv.err == nil {
+		// The conversion may stop at the archive's end: the rest is
+		// read, so the digest is checked.
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			cv.err = err
+		}
 	}
-	go func() {
-		defer close(cv.done)
-		cv.started = time.Now()
-		r := c.builder.open(ctx, desc)
-		cv.desc, cv.diff, cv.size, cv.err = c.convertFrom(ctx, desc, r, tee)
-		if cv.err == nil {
-			// The conversion may stop at the archive's end: the rest
-			// is read, so the digest is checked.
-			if _, err := io.Copy(io.Discard, r); err != nil {
-				cv.err = err
-			}
-		}
-		r.Close()
-		at := time.Now()
-		cv.finished = at
-		if up != nil {
-			if cv.err == nil {
-				up.end(&cv.desc)
-			} else {
-				up.end(nil)
-			}
-		}
-		if cv.err != nil {
-			cv.err = c.fetchAndConvert(ctx, desc, cv)
-			at = time.Now()
-		}
-		if cv.err != nil {
-			c.mu.Lock()
-			delete(c.jobs, desc.Digest)
-			if c.unread == nil {
-				c.unread = map[digest.Digest]error{}
-			}
-			c.unread[desc.Digest] = cv.err
-			c.mu.Unlock()
-			return
-		}
+	cv.finished = time.Now()
+	return cv.finished, nil
+}
+
+func (s builderSource) again(ctx context.Context, c *converter, desc ocispecs.Descriptor, cv *conversion) (time.Time, error) {
+	if err := c.fetchAndConvert(ctx, s.b, desc, cv); err != nil {
 		c.mu.Lock()
-		delete(c.unread, desc.Digest)
-		c.mu.Unlock()
-		c.remember(desc, cv)
-		c.settle(cv)
-		if done != nil {
-			done(cv, at)
+		if c.unread == nil {
+			c.unread = map[digest.Digest]error{}
 		}
-	}()
-	return true
+		c.unread[desc.Digest] = err
+		c.mu.Unlock()
+		return time.Time{}, err
+	}
+	return time.Now(), nil
 }
 
 // fetchAndConvert copies desc from the builder into the store, then
 // converts it from there into cv.
-func (c *converter) fetchAndConvert(ctx context.Context, desc ocispecs.Descriptor, cv *conversion) error {
+func (c *converter) fetchAndConvert(ctx context.Context, b *builderBlobs, desc ocispecs.Descriptor, cv *conversion) error {
 	w, err := content.OpenWriter(ctx, c.store, content.WithRef("strata-fetch-"+desc.Digest.String()), content.WithDescriptor(desc))
 	if cerrdefs.IsAlreadyExists(err) {
 		c.convertInTurn(ctx, desc, cv)
@@ -237,7 +217,7 @@ func (c *converter) fetchAndConvert(ctx context.Context, desc ocispecs.Descripto
 	if err := w.Truncate(0); err != nil {
 		return err
 	}
-	if err := c.builder.fetch(ctx, desc, w); err != nil {
+	if err := b.fetch(ctx, desc, w); err != nil {
 		return err
 	}
 	if err := w.Commit(ctx, desc.Size, desc.Digest); err != nil && !cerrdefs.IsAlreadyExists(err) {

@@ -70,6 +70,13 @@ func newBuilderSetup(t *testing.T, n int, serve func(content.Store) content.Stor
 	return b
 }
 
+// startFromBuilder converts desc reading it from the builder, as a
+// knownStore offered desc does; it reports whether it did.
+func startFromBuilder(t *testing.T, conv *converter, desc ocispecs.Descriptor, early func() *earlyUpload, done func(*conversion, time.Time)) bool {
+	ks := &knownStore{conv: conv, layers: taker{t.Context(), conv, early, done}}
+	return ks.fromBuilder(t.Context(), desc)
+}
+
 // converted collects what startFromBuilder's done reports.
 type converted struct {
 	mu  sync.Mutex
@@ -95,7 +102,7 @@ func TestConversionFromTheBuilderEqualsStoreConversion(t *testing.T) {
 	desc, s, conv := b.desc, b.store, b.conv
 	want, _ := convertOne(t, "gzip", &b.epoch, b.dt)
 	got := &converted{}
-	if !conv.startFromBuilder(t.Context(), desc, nil, got.done) {
+	if !startFromBuilder(t, conv, desc, nil, got.done) {
 		t.Fatal("the layer was not taken from the builder")
 	}
 	cv := conv.start(t.Context(), desc, nil) // the same conversion
@@ -129,7 +136,7 @@ func TestBuilderIsNotAskedForWhatItCannotGive(t *testing.T) {
 	conv := newConverter(testStore(t), "gzip", &epoch, nil)
 	conv.builder = newBuilderBlobs(builderContent(t, remote))
 	for _, d := range []ocispecs.Descriptor{cfgDesc, absent} {
-		if conv.startFromBuilder(t.Context(), d, nil, nil) {
+		if startFromBuilder(t, conv, d, nil, nil) {
 			t.Errorf("%s was taken from the builder", d.Digest)
 		}
 		conv.mu.Lock()
@@ -147,7 +154,7 @@ func TestBuilderIsNotAskedForWhatItCannotGive(t *testing.T) {
 	desc := putLayer(t, testStore(t), dt)
 	conv = newConverter(testStore(t), "gzip", &epoch, nil)
 	conv.builder = newBuilderBlobs(builderContent(t, nil))
-	if conv.startFromBuilder(t.Context(), desc, nil, nil) {
+	if startFromBuilder(t, conv, desc, nil, nil) {
 		t.Fatal("a layer was taken from a builder with no content API")
 	}
 	if !conv.builder.off.Load() {
@@ -183,7 +190,7 @@ func TestBadBytesFromTheBuilderAreNotPushed(t *testing.T) {
 	b := newBuilderSetup(t, 2<<20, func(s content.Store) content.Store { return corruptStore{s} })
 	epoch, dt, desc, s, conv := b.epoch, b.dt, b.desc, b.store, b.conv
 	got := &converted{}
-	if !conv.startFromBuilder(t.Context(), desc, nil, got.done) {
+	if !startFromBuilder(t, conv, desc, nil, got.done) {
 		t.Fatal("the layer was not taken from the builder")
 	}
 	conv.awaitFromBuilder(t.Context(), desc.Digest)
@@ -198,7 +205,9 @@ func TestBadBytesFromTheBuilderAreNotPushed(t *testing.T) {
 	if _, _, _, err := conv.convert(t.Context(), desc); err == nil || !strings.Contains(err.Error(), "the bytes have digest") {
 		t.Fatalf("converting the unread layer from the store: %v, want the read's error", err)
 	}
-	// Forgotten: the layer written through the session converts.
+	// Forgotten: the layer written through the session converts (the
+	// builder is not asked again here).
+	conv.builder = nil
 	if _, err := writeStreamed(t, conv, s, dt, 256<<10, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -252,9 +261,7 @@ func TestKnownStoreAnswersLayersTheBuilderGives(t *testing.T) {
 	b := newBuilderSetup(t, 3<<20, nil)
 	desc, s, conv := b.desc, b.store, b.conv
 	got := &converted{}
-	ks := &knownStore{Store: s, conv: conv, fromBuilder: func(l ocispecs.Descriptor) bool {
-		return conv.startFromBuilder(t.Context(), l, nil, got.done)
-	}}
+	ks := &knownStore{Store: s, conv: conv, layers: taker{t.Context(), conv, nil, got.done}}
 	offer := func() error {
 		w, err := ks.Writer(t.Context(), content.WithRef("t-"+desc.Digest.String()), content.WithDescriptor(ocispecs.Descriptor{Digest: desc.Digest, Size: desc.Size}))
 		if err == nil {

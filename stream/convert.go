@@ -44,7 +44,7 @@ type converter struct {
 	epoch       *time.Time // nil: timestamps are kept
 	memo        *layerMemo // may be nil
 	// builder, when not nil, reads layers from buildkitd's content
-	// store (see startFromBuilder).
+	// store (see builderSource).
 	builder *builderBlobs
 
 	sem  chan struct{}
@@ -65,11 +65,8 @@ type conversion struct {
 
 	started, finished time.Time // of the conversion itself
 
-	settled  bool // the outcome is final (under converter.mu); done may not be closed yet
-	streamed bool // converted from the layer's transfer (see startStream)
-	// fromBuilder: converted reading the layer from the builder (see
-	// startFromBuilder); streamed too.
-	fromBuilder bool
+	settled bool        // the outcome is final (under converter.mu); done may not be closed yet
+	src     layerSource // where the bytes are read; nil when remembered
 }
 
 func newConverter(store content.Store, compression string, epoch *time.Time, memo *layerMemo) *converter {
@@ -147,23 +144,28 @@ func (c *converter) converted(d digest.Digest) bool {
 	return ok && cv.settled && cv.err == nil && cv.desc.Digest != d
 }
 
-// awaitStreamed waits for the conversion of d from its transfer, if one is
-// running: once its transfer has ended, it ends at once.
+// awaitStreamed waits for the conversion of d from a transfer (the
+// session's or the builder's), if one is running: once its transfer has
+// ended, it ends at once.
 func (c *converter) awaitStreamed(ctx context.Context, d digest.Digest) {
-	c.await(ctx, d, func(cv *conversion) bool { return cv.streamed })
+	c.await(ctx, d, func(src layerSource) bool { return src.paced() })
 }
 
 // awaitFromBuilder waits for the conversion of d reading it from the
 // builder, if one is running.
 func (c *converter) awaitFromBuilder(ctx context.Context, d digest.Digest) {
-	c.await(ctx, d, func(cv *conversion) bool { return cv.fromBuilder })
+	c.await(ctx, d, func(src layerSource) bool {
+		_, ok := src.(builderSource)
+		return ok
+	})
 }
 
-// await waits for the conversion of d, if one of the kind is recorded.
-func (c *converter) await(ctx context.Context, d digest.Digest, kind func(*conversion) bool) {
+// await waits for the conversion of d, if one from a source of the kind is
+// recorded.
+func (c *converter) await(ctx context.Context, d digest.Digest, kind func(layerSource) bool) {
 	c.mu.Lock()
 	cv, ok := c.jobs[d]
-	ok = ok && kind(cv)
+	ok = ok && cv.src != nil && kind(cv.src)
 	c.mu.Unlock()
 	if !ok {
 		return
@@ -210,39 +212,6 @@ func (c *converter) sizeOf(d digest.Digest) int64 {
 		}
 	}
 	return 0
-}
-
-// start converts desc in the background unless that was started before.
-// done, when not nil, is called with the outcome.
-func (c *converter) start(ctx context.Context, desc ocispecs.Descriptor, done func(*conversion)) *conversion {
-	cv, ok := c.claim(desc.Digest, false, false)
-	if !ok {
-		return cv
-	}
-	go func() {
-		defer close(cv.done)
-		c.convertInTurn(ctx, desc, cv)
-		c.remember(desc, cv)
-		c.settle(cv)
-		if done != nil {
-			done(cv)
-		}
-	}()
-	return cv
-}
-
-// claim records a new conversion of the layer d, from its transfer when
-// streamed (from the builder when fromBuilder too), unless one was
-// recorded before: then it returns that one, and false.
-func (c *converter) claim(d digest.Digest, streamed, fromBuilder bool) (*conversion, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if cv, ok := c.jobs[d]; ok {
-		return cv, false
-	}
-	cv := &conversion{done: make(chan struct{}), streamed: streamed, fromBuilder: fromBuilder}
-	c.jobs[d] = cv
-	return cv, true
 }
 
 // convertInTurn converts desc from the store into cv once one of the

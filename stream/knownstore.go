@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/containerd/containerd/v2/core/content"
 	cerrdefs "github.com/containerd/errdefs"
@@ -31,17 +32,11 @@ type knownStore struct {
 	content.Store
 	pushers []*pusher
 	conv    *converter
-	// committed, when set, is called with every blob written.
-	committed func(digest.Digest)
-	// stream, when set, is offered each layer being written, to convert
-	// it as it arrives (see streamingWriter); it reports whether it took
-	// the layer.
-	stream func(ocispecs.Descriptor, *layerStream) bool
-	// fromBuilder, when set, is offered each layer not answered
-	// otherwise, to convert it reading it from the builder (see
-	// converter.startFromBuilder); it reports whether it took the layer,
-	// which then need not be sent.
-	fromBuilder func(ocispecs.Descriptor) bool
+	// layers, when not nil, converts and uploads the layers exports
+	// offer: each layer not answered otherwise, read from the builder;
+	// each layer as it is written (see streamingWriter); each blob
+	// written whole, once it is committed.
+	layers layerTaker
 
 	mu      sync.Mutex
 	writing map[digest.Digest]chan struct{} // closed when the blob's write ends
@@ -79,7 +74,8 @@ func (s *knownStore) writer(ctx context.Context, wo content.WriterOpts, opts []c
 			s.conv.awaitFromBuilder(ctx, wo.Desc.Digest)
 		}
 		// A layer converted in this build is not kept (see
-		// runStreamed); what it became is all the push needs.
+		// streamedPush.pushConverted); what it became is all the push
+		// needs.
 		if s.conv != nil && s.conv.converted(wo.Desc.Digest) {
 			return nil, cerrdefs.ErrAlreadyExists
 		}
@@ -95,22 +91,58 @@ func (s *knownStore) writer(ctx context.Context, wo content.WriterOpts, opts []c
 		if s.allHave(ctx, wo.Desc) {
 			return nil, cerrdefs.ErrAlreadyExists
 		}
-		if s.fromBuilder != nil && s.fromBuilder(ocispecs.Descriptor{MediaType: ocispecs.MediaTypeImageLayer, Digest: wo.Desc.Digest, Size: wo.Desc.Size}) {
+		if s.fromBuilder(ctx, layerDescriptor(wo.Desc)) {
 			return nil, cerrdefs.ErrAlreadyExists
 		}
 	}
 	w, err := s.open(ctx, wo.Desc.Digest, opts)
-	if err != nil {
-		return nil, err
+	if err != nil || s.layers == nil {
+		return w, err
 	}
-	if s.stream != nil && wo.Desc.Digest != "" && wo.Desc.Size >= minSkipSize {
-		desc := ocispecs.Descriptor{MediaType: ocispecs.MediaTypeImageLayer, Digest: wo.Desc.Digest, Size: wo.Desc.Size}
-		return &streamingWriter{Writer: w, desc: desc, start: s.stream, done: s.committed}, nil
+	if wo.Desc.Digest != "" && wo.Desc.Size >= minSkipSize {
+		return &streamingWriter{Writer: w, desc: layerDescriptor(wo.Desc), ks: s}, nil
 	}
-	if s.committed == nil {
-		return w, nil
+	return &hookedWriter{Writer: w, s: s}, nil
+}
+
+// layerDescriptor is d as an uncompressed layer: blobs come through the
+// session with no media type.
+func layerDescriptor(d ocispecs.Descriptor) ocispecs.Descriptor {
+	return ocispecs.Descriptor{MediaType: ocispecs.MediaTypeImageLayer, Digest: d.Digest, Size: d.Size}
+}
+
+// fromBuilder reports whether desc is converted reading it from the
+// builder, so the export need not send it.
+func (s *knownStore) fromBuilder(ctx context.Context, desc ocispecs.Descriptor) bool {
+	if s.layers == nil || s.conv == nil || !s.conv.converts(desc) {
+		return false
 	}
-	return &hookedWriter{Writer: w, done: s.committed}, nil
+	src, ok := s.conv.fromBuilder(ctx, desc)
+	return ok && s.layers.take(desc, src)
+}
+
+// stream reports whether desc is converted as it is written, from ls.
+func (s *knownStore) stream(desc ocispecs.Descriptor, ls *layerStream) bool {
+	return s.conv != nil && s.conv.converts(desc) && s.layers.take(desc, transferSource{ls})
+}
+
+// committed converts d, a blob just written whole into the store, when it
+// is an uncompressed layer not converted otherwise.
+func (s *knownStore) committed(ctx context.Context, d digest.Digest) {
+	if !isTar(ctx, s.Store, d) {
+		return
+	}
+	if info, err := s.Store.Info(ctx, d); err == nil {
+		s.layers.take(ocispecs.Descriptor{MediaType: ocispecs.MediaTypeImageLayer, Digest: d, Size: info.Size}, storeSource{at: time.Now()})
+	}
+}
+
+// A layerTaker converts and uploads layers.
+type layerTaker interface {
+	// take starts the conversion of desc from src, then its upload; it
+	// reports whether it started one (not when desc's conversion was
+	// started before).
+	take(desc ocispecs.Descriptor, src layerSource) bool
 }
 
 // open opens a writer in the store. Two exports write the same layer at
@@ -177,17 +209,17 @@ func (w *releasingWriter) Close() error {
 	return err
 }
 
-// hookedWriter calls done with each blob it commits.
+// hookedWriter tells its store of each blob it commits.
 type hookedWriter struct {
 	content.Writer
-	done func(digest.Digest)
+	s *knownStore
 }
 
 func (w *hookedWriter) Commit(ctx context.Context, size int64, expected digest.Digest, opts ...content.Opt) error {
 	if err := w.Writer.Commit(ctx, size, expected, opts...); err != nil {
 		return err
 	}
-	w.done(w.Writer.Digest())
+	w.s.committed(ctx, w.Writer.Digest())
 	return nil
 }
 

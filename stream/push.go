@@ -18,7 +18,6 @@ import (
 	"github.com/moby/buildkit/session"
 	sessioncontent "github.com/moby/buildkit/session/content"
 	"github.com/moby/buildkit/session/filesync"
-	digest "github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/tonistiigi/fsutil"
 
@@ -282,34 +281,26 @@ func (sp *streamedPush) pushConverted(l ocispecs.Descriptor, t time.Time, cv *co
 	}
 }
 
-// convertAndPush converts a layer exported at t, then uploads it.
+// take converts desc from src, then uploads the layer it became.
+func (sp *streamedPush) take(desc ocispecs.Descriptor, src layerSource) bool {
+	_, ok := sp.convert(desc, src)
+	return ok
+}
+
+// convert starts the conversion of desc from src, unless one was started
+// before (then it returns that one, and false), and the upload of what it
+// became; into repositories that hold nothing yet, a layer read from a
+// transfer is uploaded while it is converted as well (see earlyGate).
+func (sp *streamedPush) convert(desc ocispecs.Descriptor, src layerSource) (*conversion, bool) {
+	early := func() *earlyUpload { return sp.gate.start(sp.pushCtx, sp.tmp, sp.pushers) }
+	return sp.conv.begin(sp.pushCtx, desc, src, early, func(cv *conversion, at time.Time) { sp.pushConverted(desc, at, cv) })
+}
+
+// convertAndPush converts a layer the store holds, exported at t, then
+// uploads it.
 func (sp *streamedPush) convertAndPush(l ocispecs.Descriptor, t time.Time) *conversion {
-	return sp.conv.start(sp.pushCtx, l, func(cv *conversion) { sp.pushConverted(l, t, cv) })
-}
-
-// committed converts a layer an export has written whole into the store.
-func (sp *streamedPush) committed(d digest.Digest) {
-	if isTar(sp.pushCtx, sp.store, d) {
-		if info, err := sp.store.Info(sp.pushCtx, d); err == nil {
-			sp.convertAndPush(ocispecs.Descriptor{MediaType: ocispecs.MediaTypeImageLayer, Digest: d, Size: info.Size}, time.Now())
-		}
-	}
-}
-
-// early starts the early upload of a layer being converted, when the gate
-// allows it.
-func (sp *streamedPush) early() *earlyUpload { return sp.gate.start(sp.pushCtx, sp.tmp, sp.pushers) }
-
-// streamLayer converts a layer while the export sends it through the
-// session: by the time BuildKit has sent it, it is compressed too.
-func (sp *streamedPush) streamLayer(l ocispecs.Descriptor, ls *layerStream) bool {
-	return sp.conv.startStream(sp.pushCtx, l, ls, sp.early, func(cv *conversion, at time.Time) { sp.pushConverted(l, at, cv) })
-}
-
-// fromBuilder converts a layer reading it from buildkitd's content store,
-// faster than through the session (see builderBlobs).
-func (sp *streamedPush) fromBuilder(l ocispecs.Descriptor) bool {
-	return sp.conv.startFromBuilder(sp.pushCtx, l, sp.early, func(cv *conversion, at time.Time) { sp.pushConverted(l, at, cv) })
+	cv, _ := sp.convert(l, storeSource{at: t})
+	return cv
 }
 
 // openSession is the second phase: one session for every solve, serving
@@ -330,8 +321,7 @@ func (sp *streamedPush) openSession(c *client.Client, so client.SolveOpt) error 
 	// converted and uploaded as soon as it has arrived, before BuildKit has
 	// finished the export that sent it.
 	s.Allow(sessioncontent.NewAttachable(map[string]content.Store{"export": &knownStore{
-		Store: sp.store, pushers: sp.pushers, conv: sp.conv,
-		committed: sp.committed, stream: sp.streamLayer, fromBuilder: sp.fromBuilder,
+		Store: sp.store, pushers: sp.pushers, conv: sp.conv, layers: sp,
 	}}))
 	sessDone := make(chan error, 1)
 	go func() { sessDone <- s.Run(sessCtx, c.Dialer()) }()

@@ -48,91 +48,41 @@ func (s *layerStream) end(err error) {
 	})
 }
 
-// startStream converts desc from stream, as it is written into the store,
-// unless there is nothing to convert or a conversion of desc was started
-// before; it reports whether it took the stream. done, when not nil, is
-// called with the outcome and the time the layer was committed. early, when
-// not nil, may give an upload to send the converted bytes to as they are
-// made; it is ended before done is called.
-//
-// A streamed conversion does not wait for a turn: the transfer paces it.
-// When the stream breaks but the layer is committed, the layer is
-// converted from the store instead; when the write fails, the conversion
-// is forgotten, so that a new write of the layer starts another.
-func (c *converter) startStream(ctx context.Context, desc ocispecs.Descriptor, stream *layerStream, early func() *earlyUpload, done func(*conversion, time.Time)) bool {
-	if !c.converts(desc) {
-		return false
+// transferSource reads a layer as the export writes it into the store,
+// through the session: by the time BuildKit has sent it, it is converted
+// too. The transfer paces the conversion. When the transfer breaks but
+// the layer is committed, the layer is converted from the store instead;
+// when the write fails, the source has lost the layer.
+type transferSource struct{ stream *layerStream }
+
+func (transferSource) paced() bool { return true }
+
+func (s transferSource) read(ctx context.Context, c *converter, desc ocispecs.Descriptor, cv *conversion, tee io.Writer) (time.Time, error) {
+	cv.started = time.Now()
+	cv.desc, cv.diff, cv.size, cv.err = c.convertFrom(ctx, desc, s.stream.r, tee)
+	cv.finished = time.Now()
+	// Whatever happened, the writer must not block on a feed nobody
+	// reads any more.
+	s.stream.r.CloseWithError(errStreamBroken)
+	select {
+	case err := <-s.stream.committed:
+		return s.stream.at, err
+	case <-ctx.Done():
+		return time.Time{}, ctx.Err()
 	}
-	cv, up, tee, ok := c.claimStreamed(desc.Digest, false, early)
-	if !ok {
-		return false
-	}
-	go func() {
-		defer close(cv.done)
-		cv.started = time.Now()
-		cv.desc, cv.diff, cv.size, cv.err = c.convertFrom(ctx, desc, stream.r, tee)
-		cv.finished = time.Now()
-		// Whatever happened, the writer must not block on a feed nobody
-		// reads any more.
-		stream.r.CloseWithError(errStreamBroken)
-		var werr error
-		select {
-		case werr = <-stream.committed:
-		case <-ctx.Done():
-			werr = ctx.Err()
-		}
-		// The early upload has the converted bytes only when the
-		// conversion from the stream stands.
-		if up != nil {
-			if werr == nil && cv.err == nil {
-				up.end(&cv.desc)
-			} else {
-				up.end(nil)
-			}
-		}
-		switch {
-		case werr != nil:
-			cv.err = werr
-			c.mu.Lock()
-			delete(c.jobs, desc.Digest)
-			c.mu.Unlock()
-			return
-		case cv.err != nil:
-			c.convertInTurn(ctx, desc, cv)
-		}
-		c.remember(desc, cv)
-		c.settle(cv)
-		if done != nil {
-			done(cv, stream.at)
-		}
-	}()
-	return true
 }
 
-// claimStreamed claims the conversion of d from a stream (one from the
-// builder when fromBuilder), with an early
-// upload from early when it gives one; tee is where the converted bytes
-// go besides the store (the upload, or nil).
-func (c *converter) claimStreamed(d digest.Digest, fromBuilder bool, early func() *earlyUpload) (cv *conversion, up *earlyUpload, tee io.Writer, ok bool) {
-	if cv, ok = c.claim(d, true, fromBuilder); !ok {
-		return nil, nil, nil, false
-	}
-	if early != nil {
-		up = early()
-	}
-	if up != nil {
-		tee = up
-	}
-	return cv, up, tee, true
+func (s transferSource) again(ctx context.Context, c *converter, desc ocispecs.Descriptor, cv *conversion) (time.Time, error) {
+	c.convertInTurn(ctx, desc, cv)
+	return s.stream.at, nil
 }
 
 // streamingWriter writes a blob into the store and, once its first bytes
 // show an uncompressed tar, feeds it to the layer's conversion as well.
 type streamingWriter struct {
 	content.Writer
-	desc  ocispecs.Descriptor
-	start func(ocispecs.Descriptor, *layerStream) bool
-	done  func(digest.Digest) // called with every blob committed
+	desc ocispecs.Descriptor
+	ks   *knownStore // offered the layer's stream, and told of its commit
 
 	head    []byte       // the first bytes, until the tar header is complete
 	decided bool         // whether the blob was looked at
@@ -160,7 +110,7 @@ func (w *streamingWriter) feed(p []byte) {
 			return
 		}
 		s := newLayerStream()
-		if !w.start(w.desc, s) {
+		if !w.ks.stream(w.desc, s) {
 			w.head = nil
 			return
 		}
@@ -201,9 +151,7 @@ func (w *streamingWriter) Commit(ctx context.Context, size int64, expected diges
 	if err != nil {
 		return err
 	}
-	if w.done != nil {
-		w.done(w.Writer.Digest())
-	}
+	w.ks.committed(ctx, w.Writer.Digest())
 	return nil
 }
 
