@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"runtime"
 	"strconv"
 	"sync"
@@ -25,7 +26,7 @@ import (
 // converterVersion names the bytes a conversion produces: it changes when
 // the compressors or their settings do, so remembered conversions of an
 // older strata are not trusted.
-const converterVersion = "1/pgzip-1m-6/zstd-default"
+const converterVersion = "2/pgzip-1m-6/zstd-default/estargz-kgzip-6"
 
 // gzipBlock is pgzip's block size. The compressed bytes depend on it (and
 // on the level), not on how many blocks are compressed at once, so every
@@ -40,7 +41,7 @@ const gzipBlock = 1 << 20
 // layer the registry already holds need not be sent by BuildKit again.
 type converter struct {
 	store       content.Store
-	compression string     // gzip, zstd or uncompressed
+	compression string     // estargz, gzip, zstd or uncompressed
 	epoch       *time.Time // nil: timestamps are kept
 	memo        *layerMemo // may be nil
 	// builder, when not nil, reads layers from buildkitd's content
@@ -71,7 +72,7 @@ type conversion struct {
 
 func newConverter(store content.Store, compression string, epoch *time.Time, memo *layerMemo) *converter {
 	if compression == "" {
-		compression = "gzip"
+		compression = "estargz"
 	}
 	return &converter{
 		store: store, compression: compression, epoch: epoch, memo: memo,
@@ -192,7 +193,7 @@ func (c *converter) known(d digest.Digest, e memoEntry) {
 	if _, ok := c.jobs[d]; ok {
 		return
 	}
-	cv := &conversion{done: make(chan struct{}), desc: ocispecs.Descriptor{MediaType: e.MediaType, Digest: e.Digest, Size: e.Size}, diff: e.DiffID, size: e.Bytes, settled: true}
+	cv := &conversion{done: make(chan struct{}), desc: e.descriptor(), diff: e.DiffID, size: e.Bytes, settled: true}
 	close(cv.done)
 	c.jobs[d] = cv
 }
@@ -232,7 +233,7 @@ func (c *converter) convertInTurn(ctx context.Context, desc ocispecs.Descriptor,
 // remember puts a conversion that made a new layer into the memo.
 func (c *converter) remember(desc ocispecs.Descriptor, cv *conversion) {
 	if cv.err == nil && c.memo != nil && cv.desc.Digest != desc.Digest {
-		c.memo.put(c.key(desc.Digest), memoEntry{Digest: cv.desc.Digest, Size: cv.desc.Size, MediaType: cv.desc.MediaType, DiffID: cv.diff, Bytes: cv.size})
+		c.memo.put(c.key(desc.Digest), memoEntry{Digest: cv.desc.Digest, Size: cv.desc.Size, MediaType: cv.desc.MediaType, Annotations: cv.desc.Annotations, DiffID: cv.diff, Bytes: cv.size})
 	}
 }
 
@@ -288,9 +289,43 @@ func (c *converter) convertFrom(ctx context.Context, desc ocispecs.Descriptor, s
 	if tee != nil {
 		dst = io.MultiWriter(w, tee)
 	}
-	mediaType, zw, err := c.compressor(dst)
+	out, err := c.compress(dst, src)
+	if err != nil {
+		return ocispecs.Descriptor{}, "", 0, fmt.Errorf("layer %s: %w", desc.Digest, err)
+	}
+	dgst := w.Digest()
+	if err := w.Commit(ctx, 0, dgst); err != nil && !cerrdefs.IsAlreadyExists(err) {
+		return ocispecs.Descriptor{}, "", 0, err
+	}
+	info, err := c.store.Info(ctx, dgst)
 	if err != nil {
 		return ocispecs.Descriptor{}, "", 0, err
+	}
+	return ocispecs.Descriptor{MediaType: out.mediaType, Digest: dgst, Size: info.Size, Annotations: out.annotations}, out.diff, out.size, nil
+}
+
+// compressed is what compress made of a layer.
+type compressed struct {
+	mediaType   string
+	diff        digest.Digest // of the uncompressed bytes the layer holds
+	size        int64         // their size
+	annotations map[string]string
+}
+
+// compress writes the tar read from src into dst in the converter's
+// compression.
+func (c *converter) compress(dst io.Writer, src io.Reader) (compressed, error) {
+	if c.compression == "estargz" {
+		l := newEstargzLayer(dst)
+		if err := l.append(src); err != nil {
+			return compressed{}, err
+		}
+		diff, n, annotations, err := l.close()
+		return compressed{ocispecs.MediaTypeImageLayerGzip, diff, n, annotations}, err
+	}
+	mediaType, zw, err := c.compressor(dst)
+	if err != nil {
+		return compressed{}, err
 	}
 	diff := digest.Canonical.Digester()
 	// Through Write, not the compressor's ReadFrom: zstd's ReadFrom, on a
@@ -299,20 +334,12 @@ func (c *converter) convertFrom(ctx context.Context, desc ocispecs.Descriptor, s
 	n, err := io.CopyBuffer(writerOnly{zw}, io.TeeReader(src, diff.Hash()), make([]byte, 1<<20))
 	if err != nil {
 		zw.Close()
-		return ocispecs.Descriptor{}, "", 0, fmt.Errorf("layer %s: %w", desc.Digest, err)
+		return compressed{}, err
 	}
 	if err := zw.Close(); err != nil {
-		return ocispecs.Descriptor{}, "", 0, fmt.Errorf("layer %s: %w", desc.Digest, err)
+		return compressed{}, err
 	}
-	out := w.Digest()
-	if err := w.Commit(ctx, 0, out); err != nil && !cerrdefs.IsAlreadyExists(err) {
-		return ocispecs.Descriptor{}, "", 0, err
-	}
-	info, err := c.store.Info(ctx, out)
-	if err != nil {
-		return ocispecs.Descriptor{}, "", 0, err
-	}
-	return ocispecs.Descriptor{MediaType: mediaType, Digest: out, Size: info.Size}, diff.Digest(), n, nil
+	return compressed{mediaType, diff.Digest(), n, nil}, nil
 }
 
 // compressor wraps w in the converter's compression.
@@ -394,6 +421,7 @@ func (c *converter) convertImage(ctx context.Context, desc ocispecs.Descriptor, 
 				continue
 			}
 			nl := cv.desc
+			nl.Annotations = maps.Clone(cv.desc.Annotations)
 			for k, v := range l.Annotations {
 				if k != labels.LabelUncompressed {
 					if nl.Annotations == nil {

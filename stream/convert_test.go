@@ -12,11 +12,15 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/containerd/containerd/v2/core/content"
 	contentlocal "github.com/containerd/containerd/v2/plugins/content/local"
+	"github.com/containerd/stargz-snapshotter/estargz"
 	"github.com/klauspost/compress/zstd"
 	digest "github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
@@ -140,7 +144,7 @@ func uncompressed(t *testing.T, s content.Store, cv *conversion) []byte {
 func TestConvertRewritesTimesAndCompresses(t *testing.T) {
 	epoch := time.Unix(1700000000, 0).UTC()
 	late := epoch.Add(48 * time.Hour)
-	for _, comp := range []string{"gzip", "zstd", "uncompressed"} {
+	for _, comp := range []string{"estargz", "gzip", "zstd", "uncompressed"} {
 		t.Run(comp, func(t *testing.T) {
 			// Two layers that differ only in times later than the epoch
 			// become the same layer.
@@ -169,7 +173,7 @@ func TestConvertRewritesTimesAndCompresses(t *testing.T) {
 					t.Errorf("%s: mtime %s atime %s, want %s", h.Name, h.ModTime, h.AccessTime, epoch)
 				}
 			}
-			want := map[string]string{"gzip": ocispecs.MediaTypeImageLayerGzip, "zstd": ocispecs.MediaTypeImageLayerZstd, "uncompressed": ocispecs.MediaTypeImageLayer}[comp]
+			want := map[string]string{"estargz": ocispecs.MediaTypeImageLayerGzip, "gzip": ocispecs.MediaTypeImageLayerGzip, "zstd": ocispecs.MediaTypeImageLayerZstd, "uncompressed": ocispecs.MediaTypeImageLayer}[comp]
 			if a.desc.MediaType != want {
 				t.Errorf("media type %s, want %s", a.desc.MediaType, want)
 			}
@@ -375,7 +379,7 @@ func TestConvertIndependentOfCores(t *testing.T) {
 	}
 	layer := filesTar(t, epoch.Add(time.Hour), random, bytes.Repeat([]byte("strata layer "), 100000))
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
-	for _, comp := range []string{"gzip", "zstd"} {
+	for _, comp := range []string{"estargz", "gzip", "zstd"} {
 		var got []digest.Digest
 		for _, procs := range []int{1, 4} {
 			runtime.GOMAXPROCS(procs)
@@ -385,5 +389,94 @@ func TestConvertIndependentOfCores(t *testing.T) {
 		if got[0] != got[1] {
 			t.Errorf("%s: 1 core gave %s, 4 cores %s", comp, got[0], got[1])
 		}
+	}
+}
+
+// An eStargz layer is one the stargz snapshotter can mount lazily: its
+// table of contents matches the digest annotated, and each file can be
+// read on its own from its chunks.
+func TestEstargzLayerIsLazilyReadable(t *testing.T) {
+	epoch := time.Unix(1700000000, 0).UTC()
+	big := bytes.Repeat([]byte("a dependency of the build "), 400000) // 10 MB: three chunks
+	small := []byte("the one file a later step reads\n")
+	cv, s := convertOne(t, "estargz", &epoch, filesTar(t, epoch, big, small))
+	dt, err := content.ReadBlob(t.Context(), s, cv.desc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := estargz.Open(io.NewSectionReader(bytes.NewReader(dt), 0, int64(len(dt))))
+	if err != nil {
+		t.Fatalf("not an eStargz layer: %v", err)
+	}
+	toc, err := digest.Parse(cv.desc.Annotations[estargz.TOCJSONDigestAnnotation])
+	if err != nil {
+		t.Fatalf("TOC digest annotation: %v", err)
+	}
+	if _, err := r.VerifyTOC(toc); err != nil {
+		t.Fatalf("the table of contents does not match its annotation: %v", err)
+	}
+	if got := cv.desc.Annotations[estargz.StoreUncompressedSizeAnnotation]; got != strconv.FormatInt(cv.size, 10) {
+		t.Errorf("uncompressed size annotation %s, want %d", got, cv.size)
+	}
+	for i, want := range [][]byte{big, small} {
+		f, err := r.OpenFile(fmt.Sprintf("f%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(f)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("file %d: %d bytes (%v), want %d", i, len(got), err, len(want))
+		}
+	}
+	// Unpacked as gzip, the layer holds the files and nothing else.
+	tr := tar.NewReader(bytes.NewReader(uncompressed(t, s, cv)))
+	var names []string
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, h.Name)
+	}
+	if !slices.Equal(names, []string{"f0", "f1"}) {
+		t.Errorf("unpacked, the layer holds %v, want [f0 f1]", names)
+	}
+	if ents := len(cv.desc.Annotations); ents != 2 {
+		t.Errorf("%d annotations, want the TOC digest and the uncompressed size", ents)
+	}
+}
+
+// BenchmarkConvert compresses a 40 MB layer of many small files and a few
+// large ones, in each compression, from the store.
+func BenchmarkConvert(b *testing.B) {
+	epoch := time.Unix(1700000000, 0).UTC()
+	var bodies [][]byte
+	for i := range 2000 {
+		bodies = append(bodies, []byte(strings.Repeat(fmt.Sprintf("module %d exports a function\n", i), 100+i%300)))
+	}
+	noise := make([]byte, 8<<20)
+	for i := range noise {
+		noise[i] = byte((i*7919 + i/13) ^ (i >> 7))
+	}
+	bodies = append(bodies, noise, bytes.Repeat([]byte("a large text file of a dependency "), 400000))
+	layer := filesTar(b, epoch, bodies...)
+	for _, comp := range []string{"estargz", "gzip", "zstd"} {
+		b.Run(comp, func(b *testing.B) {
+			b.SetBytes(int64(len(layer)))
+			for b.Loop() {
+				s := testStore(b)
+				c := newConverter(s, comp, &epoch, nil)
+				d := digest.FromBytes(layer)
+				if err := content.WriteBlob(b.Context(), s, "l", bytes.NewReader(layer), ocispecs.Descriptor{Digest: d, Size: int64(len(layer))}); err != nil {
+					b.Fatal(err)
+				}
+				if err := c.start(b.Context(), ocispecs.Descriptor{MediaType: ocispecs.MediaTypeImageLayer, Digest: d, Size: int64(len(layer))}, nil).wait(b.Context()); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

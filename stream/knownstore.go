@@ -81,8 +81,7 @@ func (s *knownStore) writer(ctx context.Context, wo content.WriterOpts, opts []c
 		}
 		if s.conv != nil {
 			if e, ok := s.conv.remembered(wo.Desc.Digest); ok {
-				d := ocispecs.Descriptor{MediaType: e.MediaType, Digest: e.Digest, Size: e.Size}
-				if s.allHave(ctx, d) {
+				if s.allHave(ctx, e.descriptor()) {
 					s.conv.known(wo.Desc.Digest, e)
 					return nil, cerrdefs.ErrAlreadyExists
 				}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // memoLimit bounds the conversions the memo keeps; the oldest go first.
@@ -18,12 +19,18 @@ const memoLimit = 5000
 
 // memoEntry is one remembered conversion.
 type memoEntry struct {
-	Digest    digest.Digest `json:"digest"`
-	Size      int64         `json:"size"`
-	MediaType string        `json:"mediaType"`
-	DiffID    digest.Digest `json:"diffID"`
-	Bytes     int64         `json:"bytes"` // uncompressed
-	Used      int64         `json:"used"`  // unix seconds
+	Digest      digest.Digest     `json:"digest"`
+	Size        int64             `json:"size"`
+	MediaType   string            `json:"mediaType"`
+	Annotations map[string]string `json:"annotations,omitempty"` // an eStargz layer's
+	DiffID      digest.Digest     `json:"diffID"`
+	Bytes       int64             `json:"bytes"` // uncompressed
+	Used        int64             `json:"used"`  // unix seconds
+}
+
+// descriptor is the layer e names.
+func (e memoEntry) descriptor() ocispecs.Descriptor {
+	return ocispecs.Descriptor{MediaType: e.MediaType, Digest: e.Digest, Size: e.Size, Annotations: e.Annotations}
 }
 
 // layerMemo remembers, across builds on this machine, which layer each
