@@ -1,6 +1,7 @@
 package build
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -238,11 +239,15 @@ func imageExportAttrs(opt Options) map[string]string {
 			attrs["rewrite-timestamp"] = "true"
 		}
 	}
-	if opt.Compression != "" {
-		attrs["compression"] = opt.Compression
-		if opt.Compression == "zstd" {
-			attrs["oci-mediatypes"] = "true" // zstd layers have only OCI media types
-		}
+	attrs["compression"] = cmp.Or(opt.Compression, "estargz")
+	switch attrs["compression"] {
+	case "zstd":
+		attrs["oci-mediatypes"] = "true" // zstd layers have only OCI media types
+	case "estargz":
+		// The stargz snapshotter finds an eStargz layer's table of
+		// contents by the annotation BuildKit writes only into OCI
+		// manifests.
+		attrs["oci-mediatypes"] = "true"
 	}
 	return attrs
 }

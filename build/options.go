@@ -53,10 +53,11 @@ type Options struct {
 	Reproducible bool
 	NoCache      bool   // --no-cache
 	Progress     string // auto|plain|tty|quiet|rawjson
-	// Compression of the layers the build creates: "" or "gzip" (BuildKit's
-	// default), "zstd" (faster to compress; pulled by containerd 1.5+ and
-	// Docker 23+) or "uncompressed". Layers taken from the base image or a
-	// cache keep theirs.
+	// Compression of the layers the build creates: "" or "estargz" (gzip
+	// that the stargz snapshotter can also pull lazily, file by file; any
+	// other puller reads it as gzip), "gzip", "zstd" (faster to compress;
+	// pulled by containerd 1.5+ and Docker 23+) or "uncompressed". Layers
+	// taken from the base image or a cache keep theirs.
 	Compression string
 	// CachedThrough is the Dockerfile line of the target stage's last step
 	// the cache plan expects to hit (AutoCache.CachedThrough); a streamed
@@ -74,7 +75,7 @@ type Options struct {
 }
 
 // Compressions are the values Options.Compression takes.
-var Compressions = []string{"gzip", "zstd", "uncompressed"}
+var Compressions = []string{"estargz", "gzip", "zstd", "uncompressed"}
 
 // resolve fills defaults and checks the paths, returning the absolute context
 // and Dockerfile paths.

@@ -73,7 +73,7 @@ func (b *buildCmd) addFlags(cmd *cobra.Command) {
 	f.BoolVar(&opt.NoCache, "no-cache", false, "do not use cache when building the image")
 	f.BoolVar(&b.stream, "stream", true, "with --push, upload each layer while the rest of the build runs (false: BuildKit pushes after the build)")
 	f.BoolVar(&opt.Reproducible, "reproducible", true, "rewrite file timestamps in new layers to the source date epoch, so the same inputs give the same digests on any builder (false: keep the build's times)")
-	f.StringVar(&opt.Compression, "compression", "", "compression of the layers the build creates: gzip (default), zstd (faster; needs containerd 1.5+ or Docker 23+ to pull) or uncompressed")
+	f.StringVar(&opt.Compression, "compression", "", "compression of the layers the build creates: estargz (default; gzip that a stargz-snapshotter builder pulls lazily), gzip, zstd (faster; needs containerd 1.5+ or Docker 23+ to pull) or uncompressed")
 	f.StringVar(&opt.SourceDateEpoch, "source-date-epoch", "", "the image's creation time in seconds, set where the image is written so no cache key depends on it (default: a SOURCE_DATE_EPOCH build arg, else the context's last git commit time, 0 outside git)")
 	f.StringVar(&opt.Progress, "progress", "auto", "progress output: auto, plain, tty, quiet or rawjson")
 	f.StringVar(&b.metadataFile, "metadata-file", "", "write the build result metadata (image digest, timings) as JSON to this file")
@@ -81,6 +81,8 @@ func (b *buildCmd) addFlags(cmd *cobra.Command) {
 	f.BoolVar(&b.noAutoCache, "no-auto-cache", false, "do not choose cache sources from the index (--cache-from still applies; pushed images are still added to it)")
 	b.index.add(cmd)
 	b.bf.add(cmd, "(default: BUILDKIT_HOST, else BUILDX_BUILDER, else strata's local buildkitd)")
+	_ = cmd.RegisterFlagCompletionFunc("compression", cobra.FixedCompletions(build.Compressions, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("progress", cobra.FixedCompletions([]string{"auto", "plain", "tty", "quiet", "rawjson"}, cobra.ShellCompDirectiveNoFileComp))
 }
 
 // run builds, and pushes with --push: the builder reached, the automatic

@@ -71,3 +71,14 @@ func TestBuildBadInput(t *testing.T) {
 		})
 	}
 }
+
+// Shell completion offers the values --compression and --progress take.
+func TestBuildFlagCompletion(t *testing.T) {
+	for flag, want := range map[string]string{"--compression": "estargz\ngzip\nzstd\nuncompressed\n", "--progress": "auto\nplain\ntty\nquiet\nrawjson\n"} {
+		var out, errOut bytes.Buffer
+		Main([]string{"__complete", "build", flag, ""}, strings.NewReader(""), &out, &errOut)
+		if got, _, _ := strings.Cut(out.String(), ":"); got != want {
+			t.Errorf("completing %s gave %q, want %q", flag, got, want)
+		}
+	}
+}
