@@ -141,6 +141,23 @@ func uncompressed(t *testing.T, s content.Store, cv *conversion) []byte {
 	return out
 }
 
+// tarHeaders are the headers of the tar archive dt, up to its end.
+func tarHeaders(t *testing.T, dt []byte) []*tar.Header {
+	t.Helper()
+	var hs []*tar.Header
+	tr := tar.NewReader(bytes.NewReader(dt))
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return hs
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs = append(hs, h)
+	}
+}
+
 func TestConvertRewritesTimesAndCompresses(t *testing.T) {
 	epoch := time.Unix(1700000000, 0).UTC()
 	late := epoch.Add(48 * time.Hour)
@@ -160,15 +177,7 @@ func TestConvertRewritesTimesAndCompresses(t *testing.T) {
 			if a.size != int64(len(tarDt)) {
 				t.Errorf("size %d, uncompressed %d bytes", a.size, len(tarDt))
 			}
-			tr := tar.NewReader(bytes.NewReader(tarDt))
-			for {
-				h, err := tr.Next()
-				if err == io.EOF {
-					break
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
+			for _, h := range tarHeaders(t, tarDt) {
 				if !h.ModTime.Equal(epoch) || (!h.AccessTime.IsZero() && !h.AccessTime.Equal(epoch)) {
 					t.Errorf("%s: mtime %s atime %s, want %s", h.Name, h.ModTime, h.AccessTime, epoch)
 				}
@@ -429,16 +438,8 @@ func TestEstargzLayerIsLazilyReadable(t *testing.T) {
 		}
 	}
 	// Unpacked as gzip, the layer holds the files and nothing else.
-	tr := tar.NewReader(bytes.NewReader(uncompressed(t, s, cv)))
 	var names []string
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, h := range tarHeaders(t, uncompressed(t, s, cv)) {
 		names = append(names, h.Name)
 	}
 	if !slices.Equal(names, []string{"f0", "f1"}) {
