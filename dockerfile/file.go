@@ -17,9 +17,9 @@ type File struct {
 	Name   string         // where it was read from, for errors
 	Source []byte         // its content
 	AST    *parser.Result // BuildKit's parse, shared with the linter
-	// MetaArgs are the ARGs before the first FROM.
-	MetaArgs []instructions.ArgCommand
-	Stages   []*Stage
+	Stages []*Stage
+	// metaArgs are the ARGs before the first FROM.
+	metaArgs []instructions.ArgCommand
 }
 
 // Stage is one FROM and its instructions, as BuildKit's instructions
@@ -72,7 +72,7 @@ func Parse(name string, dt []byte) (f *File, err error) {
 	if len(stages) == 0 {
 		return nil, errs.Inputf("%s has no FROM", name)
 	}
-	f = &File{Name: name, Source: dt, AST: res, MetaArgs: metaArgs}
+	f = &File{Name: name, Source: dt, AST: res, metaArgs: metaArgs}
 	f.addStages(res.AST.Children, stages)
 	return f, nil
 }
@@ -144,9 +144,9 @@ func mountFroms(run *instructions.RunCommand) []string {
 	return froms
 }
 
-// Target is the stage a build of target produces: the last stage when
+// target is the stage a build of target produces: the last stage when
 // target is empty, else the stage of that name.
-func (f *File) Target(target string) (*Stage, error) {
+func (f *File) target(target string) (*Stage, error) {
 	if target == "" {
 		return f.Stages[len(f.Stages)-1], nil
 	}

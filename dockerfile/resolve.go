@@ -41,7 +41,7 @@ func BuildPlatform() ocispecs.Platform {
 // FROM expanded with the ARGs before the first FROM, the build args and
 // the platform args BuildKit defines, and the stages the target needs.
 func (f *File) Resolve(target string, args Args) (*Build, error) {
-	t, err := f.Target(target)
+	t, err := f.target(target)
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +92,7 @@ func (f *File) globalArgs(lex *shell.Lex, args Args, target string) (shell.EnvGe
 		}
 		env = append(env, kv[0]+"="+v)
 	}
-	for _, cmd := range f.MetaArgs {
+	for _, cmd := range f.metaArgs {
 		for _, kv := range cmd.Args {
 			if v, ok := args.BuildArgs[kv.Key]; ok {
 				env = append(env, kv.Key+"="+v)
@@ -128,9 +128,6 @@ func (b *Build) reach() {
 		todo = append(todo, st.deps...)
 	}
 }
-
-// Needs reports whether the build needs stage st.
-func (b *Build) Needs(st *Stage) bool { return b.needs[st.Index] }
 
 // Stages are the stages the build needs in Dockerfile order, the target
 // last (COPY --from may read a later stage).
