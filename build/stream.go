@@ -122,18 +122,12 @@ func prepareStream(ctx context.Context, opt Options, so client.SolveOpt, bc *bui
 		platform = opt.Platforms[0]
 	}
 	sp.imported = readImportedRecords(sourcesCtx, so.CacheImports, platform, opt.InsecureRegistries)
-	dt, err := os.ReadFile(dockerfile)
-	if err != nil {
-		return nil, errs.Inputf("%s: %v", dockerfile, err)
-	}
+	target := opt.streamTarget()
 	cachedThrough := opt.CachedThrough
 	if opt.NoCache {
 		cachedThrough = 0 // every step runs
 	}
-	if sp.prefixes, err = prefixDockerfiles(dt, opt.Target, prefixSkipper(cachedThrough, bc)); err != nil {
-		// The main solve reports the parse error with its location.
-		sp.prefixes = nil
-	}
+	sp.prefixes = prefixDockerfiles(target, prefixSkipper(cachedThrough, bc))
 	if sp.tmp, err = os.MkdirTemp("", "strata-push-"); err != nil {
 		return nil, err
 	}
@@ -144,7 +138,7 @@ func prepareStream(ctx context.Context, opt Options, so client.SolveOpt, bc *bui
 	if err := sp.writePrefixes(so, dockerfile); err != nil {
 		return nil, err
 	}
-	if sp.pushers, sp.tags, err = newPushers(sp.store, opt.Tags, sp.layers.pushed, targetBase(dt, opt.Target), sp.imported.source, opt.InsecureRegistries); err != nil {
+	if sp.pushers, sp.tags, err = newPushers(sp.store, opt.Tags, sp.layers.pushed, targetBase(target), sp.imported.source, opt.InsecureRegistries); err != nil {
 		return nil, err
 	}
 	// BuildKit exports the layers it makes uncompressed; strata rewrites
