@@ -110,9 +110,9 @@ func (f *File) addStages(nodes []*parser.Node, stages []instructions.Stage) {
 			for _, from := range mountFroms(c) {
 				refs[cur] = append(refs[cur], ref{from: from, mount: true})
 			}
-		case *instructions.AddCommand:
+		case *instructions.AddCommand: // a layer step that reads no stage
 		default:
-			continue
+			continue // not RUN, COPY or ADD
 		}
 		cur.Steps = append(cur.Steps, &Step{Command: c, Node: n, Start: n.StartLine, End: n.EndLine})
 	}
