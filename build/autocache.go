@@ -58,7 +58,8 @@ type AutoImport = plan.Import
 
 // Choose plans opt against the index and returns the imports, best first.
 // It never fails the build: problems are warnings and give no imports.
-// The build context it opened is left in opt.BuildContext for the build.
+// The build context it opened is left in opt.BuildContext for the build,
+// and the Dockerfile it parsed in opt for Run.
 func (a *AutoCache) Choose(ctx context.Context, opt *Options) []AutoImport {
 	if a == nil || a.Store == nil || a.Max <= 0 {
 		return nil
@@ -94,8 +95,13 @@ func (a *AutoCache) Choose(ctx context.Context, opt *Options) []AutoImport {
 			bc = nil // the plan reports it
 		}
 	}
+	df, err := opt.readDockerfile(dockerfile)
+	if err != nil {
+		a.warn("planning cache sources: %v; building without automatic cache", err)
+		return nil
+	}
 	pl, err := plan.PlanBuild(ctx, plan.PlanOptions{
-		ContextDir: contextDir, Context: bc, Dockerfile: dockerfile, BuildArgs: opt.BuildArgs,
+		ContextDir: contextDir, Context: bc, Dockerfile: dockerfile, Parsed: df, BuildArgs: opt.BuildArgs,
 		Target: opt.Target, Platforms: opt.Platforms, Index: x, Options: a.Options,
 	})
 	if err != nil {

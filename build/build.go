@@ -90,7 +90,10 @@ func Run(ctx context.Context, c *client.Client, opt Options, out io.Writer) (*Re
 			bc = nil
 		}
 	}
-	if err := checkSecrets(opt, bc, dockerfile); err != nil {
+	// The Dockerfile is parsed once for the build; one that does not parse
+	// is left to the build to report, with its location.
+	df, _ := opt.readDockerfile(dockerfile)
+	if err := checkSecrets(opt, bc, df); err != nil {
 		return nil, err
 	}
 	so, err := solveOptions(opt, contextDir, dockerfile)

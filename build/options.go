@@ -15,6 +15,7 @@ import (
 
 	"github.com/strata-build/strata/buildcontext"
 	"github.com/strata-build/strata/cache/plan"
+	"github.com/strata-build/strata/dockerfile"
 	"github.com/strata-build/strata/errs"
 )
 
@@ -72,6 +73,8 @@ type Options struct {
 	// the automatic cache), so its walk and the digests of COPY sources
 	// are shared; nil opens ContextDir.
 	BuildContext *buildcontext.Context
+	// parsed is the Dockerfile parsed, once a build (see readDockerfile).
+	parsed *dockerfile.File
 }
 
 // Compressions are the values Options.Compression takes.

@@ -1,49 +1,27 @@
 package build
 
 import (
-	"bytes"
 	"path"
 	"strings"
 
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 
 	"github.com/strata-build/strata/buildcontext"
 	"github.com/strata-build/strata/cache/plan"
+	"github.com/strata-build/strata/dockerfile"
 )
 
-// prefixDockerfiles returns, for each layer-producing step (RUN, COPY, ADD)
-// of the target stage but the last, the Dockerfile cut right after that
-// step. Building such a prefix gives BuildKit the same steps as the full
-// build, so its layers are the full image's leading layers. A step gets no
-// prefix when skip says so (see prefixSkipper).
-func prefixDockerfiles(dt []byte, target string, skip func(*parser.Node) bool) ([][]byte, error) {
-	res, err := parser.Parse(bytes.NewReader(dt))
-	if err != nil {
-		return nil, err
+// prefixDockerfiles returns the prefixes of the target stage (see
+// dockerfile.Build.Prefixes): for each layer step but the last, the
+// Dockerfile cut right after it. A step gets no prefix when skip says so
+// (see prefixSkipper); none does when target is nil (the Dockerfile does
+// not parse, or names no such target: the main solve reports it).
+func prefixDockerfiles(target *dockerfile.Build, skip func(*dockerfile.Step) bool) [][]byte {
+	if target == nil {
+		return nil
 	}
-	lines := bytes.SplitAfter(dt, []byte("\n"))
-	var (
-		inTarget bool
-		steps    []*parser.Node // the layer steps of the target stage
-	)
-	for _, n := range res.AST.Children {
-		switch strings.ToLower(n.Value) {
-		case "from":
-			if inTarget && target != "" {
-				// The target stage ended; later stages are not built.
-				return cut(lines, steps, skip), nil
-			}
-			inTarget = target == "" || strings.EqualFold(stageName(n), target)
-			if target == "" {
-				steps = steps[:0] // only the last stage counts
-			}
-		case "run", "copy", "add":
-			if inTarget {
-				steps = append(steps, n)
-			}
-		}
-	}
-	return cut(lines, steps, skip), nil
+	return target.Prefixes(skip)
 }
 
 // smallCopy is the most a COPY's sources may hold for its prefix to be
@@ -55,12 +33,13 @@ const smallCopy = 1 << 20
 // layers are in the registry already), and COPY steps of small context
 // files (their layers go up with the image at once). A prefix of such a
 // step would only cost a solve beside the build's own. bc may be nil.
-func prefixSkipper(cachedThrough int, bc *buildcontext.Context) func(*parser.Node) bool {
-	return func(n *parser.Node) bool {
-		if n.StartLine <= cachedThrough {
+func prefixSkipper(cachedThrough int, bc *buildcontext.Context) func(*dockerfile.Step) bool {
+	return func(s *dockerfile.Step) bool {
+		if s.Start <= cachedThrough {
 			return true
 		}
-		return bc != nil && strings.EqualFold(n.Value, "copy") && copySize(n, bc) <= smallCopy
+		_, isCopy := s.Command.(*instructions.CopyCommand)
+		return bc != nil && isCopy && copySize(s.Node, bc) <= smallCopy
 	}
 }
 
@@ -98,66 +77,12 @@ func copySize(n *parser.Node, bc *buildcontext.Context) int64 {
 	return total
 }
 
-func cut(lines [][]byte, steps []*parser.Node, skip func(*parser.Node) bool) [][]byte {
-	if len(steps) < 2 {
-		return nil
-	}
-	out := make([][]byte, 0, len(steps)-1)
-	for _, n := range steps[:len(steps)-1] {
-		if n.EndLine > len(lines) {
-			break
-		}
-		if skip != nil && skip(n) {
-			continue
-		}
-		out = append(out, bytes.Join(lines[:n.EndLine], nil))
-	}
-	return out
-}
-
-// stageName returns the name after AS in a FROM instruction.
-func stageName(n *parser.Node) string {
-	var words []string
-	for c := n.Next; c != nil; c = c.Next {
-		words = append(words, c.Value)
-	}
-	if len(words) == 3 && strings.EqualFold(words[1], "as") {
-		return words[2]
-	}
-	return ""
-}
-
 // targetBase returns the image the target stage is built on, following
-// FROM <stage> to the stage's own base; "" when it is scratch, unknown or
-// uses a variable.
-func targetBase(dt []byte, target string) string {
-	res, err := parser.Parse(bytes.NewReader(dt))
-	if err != nil {
+// FROM <stage> to the stage's own base; "" when it is scratch or target
+// is nil.
+func targetBase(target *dockerfile.Build) string {
+	if target == nil {
 		return ""
 	}
-	bases := map[string]string{} // stage name -> its FROM
-	last := ""
-	for _, n := range res.AST.Children {
-		if !strings.EqualFold(n.Value, "from") || n.Next == nil {
-			continue
-		}
-		from := n.Next.Value
-		if b, ok := bases[strings.ToLower(from)]; ok {
-			from = b
-		}
-		last = from
-		if name := stageName(n); name != "" {
-			bases[strings.ToLower(name)] = from
-			if strings.EqualFold(name, target) {
-				break
-			}
-		}
-	}
-	if target != "" {
-		last = bases[strings.ToLower(target)]
-	}
-	if last == "" || strings.EqualFold(last, "scratch") || strings.Contains(last, "$") {
-		return ""
-	}
-	return last
+	return target.TargetBase()
 }

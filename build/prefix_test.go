@@ -3,7 +3,21 @@ package build
 import (
 	"strings"
 	"testing"
+
+	"github.com/strata-build/strata/dockerfile"
 )
+
+// resolved is df read for a build of target; nil when there is no such
+// target.
+func resolved(t *testing.T, df, target string) *dockerfile.Build {
+	t.Helper()
+	f, err := dockerfile.Parse("Dockerfile", []byte(df))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := f.Resolve(target, dockerfile.Args{})
+	return b
+}
 
 func TestPrefixDockerfiles(t *testing.T) {
 	df := `# syntax=docker/dockerfile:1
@@ -35,10 +49,7 @@ RUN make test
 		{"APP", []string{"COPY --from=deps /deps /deps", "EOF", "COPY . ."}},
 	}
 	for _, tc := range cases {
-		ps, err := prefixDockerfiles([]byte(df), tc.target, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		ps := prefixDockerfiles(resolved(t, df, tc.target), nil)
 		if len(ps) != len(tc.want) {
 			t.Fatalf("target %q: %d prefixes, want %d", tc.target, len(ps), len(tc.want))
 		}
@@ -64,10 +75,7 @@ func TestPrefixDockerfilesSkipCachedSteps(t *testing.T) {
 		through int
 		want    int
 	}{{0, 4}, {2, 3}, {5, 1}, {6, 0}, {99, 0}} {
-		ps, err := prefixDockerfiles([]byte(df), "", prefixSkipper(tc.through, nil))
-		if err != nil {
-			t.Fatal(err)
-		}
+		ps := prefixDockerfiles(resolved(t, df, ""), prefixSkipper(tc.through, nil))
 		if len(ps) != tc.want {
 			t.Errorf("cached through line %d: %d prefixes, want %d", tc.through, len(ps), tc.want)
 		}
@@ -88,7 +96,7 @@ func TestTargetBase(t *testing.T) {
 		"v":     "",
 		"none":  "",
 	} {
-		if got := targetBase([]byte(df), target); got != want {
+		if got := targetBase(resolved(t, df, target)); got != want {
 			t.Errorf("targetBase(%q) = %q, want %q", target, got, want)
 		}
 	}

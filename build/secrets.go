@@ -10,6 +10,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/linter"
 
 	"github.com/strata-build/strata/buildcontext"
+	"github.com/strata-build/strata/dockerfile"
 	"github.com/strata-build/strata/errs"
 	"github.com/strata-build/strata/lint"
 )
@@ -25,10 +26,10 @@ var SecretRules = []string{lint.RuleSecretInContext.Name, linter.RuleSecretsUsed
 // first secret finding in a stage the build needs (ARGs before the first
 // FROM count for every build). Rules skipped by "# check=skip=", by the
 // BUILDKIT_DOCKERFILE_CHECK build argument or by .strata.yaml are not
-// checked. A Dockerfile that does not parse, or a context that cannot be
-// read (bc nil), is left to the build to report.
-func checkSecrets(opt Options, bc *buildcontext.Context, dockerfile string) error {
-	if bc == nil {
+// checked. A Dockerfile that does not parse (df nil), or a context that
+// cannot be read (bc nil), is left to the build to report.
+func checkSecrets(opt Options, bc *buildcontext.Context, df *dockerfile.File) error {
+	if bc == nil || df == nil {
 		return nil
 	}
 	cfg, err := lintConfig(bc.Dir())
@@ -48,14 +49,14 @@ func checkSecrets(opt Options, bc *buildcontext.Context, dockerfile string) erro
 			skip[r] = true
 		}
 	}
-	res, err := lint.LintFile(dockerfile, lint.Options{Context: bc, Config: cfg})
+	res, err := lint.Lint(df.Name, df.Source, lint.Options{Context: bc, Config: cfg, DockerfilePath: df.Name, Parsed: df.AST})
 	if err != nil {
 		return nil
 	}
-	built := builtStages(res.Dockerfile, opt.Target)
+	built := builtStages(df, opt)
 	var bad []lint.Finding
 	for _, f := range res.Findings {
-		if slices.Contains(SecretRules, f.Rule) && !skip[f.Rule] && inStages(res.Dockerfile, built, f.Start.Line) {
+		if slices.Contains(SecretRules, f.Rule) && !skip[f.Rule] && inStages(df, built, f.Start.Line) {
 			bad = append(bad, f)
 		}
 	}
@@ -90,63 +91,35 @@ func lintConfig(contextDir string) (*lint.Config, error) {
 	return lint.LoadConfig(path)
 }
 
-// builtStages returns the stages a build of target (the last stage when
-// empty) needs: the target, the stages it is built FROM, and those it
-// copies or mounts from, by name or index. nil means every stage: the
-// target is not one the linter knows (the build reports it).
-func builtStages(df *lint.Dockerfile, target string) map[*lint.Stage]bool {
-	if df == nil || len(df.Stages) == 0 {
-		return nil
+// builtStages returns the stages a build of opt's target needs on any of
+// its platforms. nil means every stage: the target is not in the
+// Dockerfile, or a FROM or a platform cannot be read (the build reports it).
+func builtStages(df *dockerfile.File, opt Options) map[*dockerfile.Stage]bool {
+	plats := opt.Platforms
+	if len(plats) == 0 {
+		plats = []string{""}
 	}
-	byName := func(n string) *lint.Stage {
-		for _, st := range df.Stages {
-			if st.Name != "" && strings.EqualFold(st.Name, n) || fmt.Sprint(st.Index) == n {
-				return st
-			}
-		}
-		return nil
-	}
-	top := df.Stages[len(df.Stages)-1]
-	if target != "" {
-		if top = byName(target); top == nil {
+	need := map[*dockerfile.Stage]bool{}
+	for _, p := range plats {
+		b, err := opt.resolveTarget(df, p)
+		if err != nil {
 			return nil
 		}
-	}
-	need := map[*lint.Stage]bool{}
-	var visit func(st *lint.Stage)
-	visit = func(st *lint.Stage) {
-		if st == nil || need[st] {
-			return
-		}
-		need[st] = true
-		visit(st.Parent)
-		for _, step := range st.Steps {
-			if step.From != "" {
-				visit(byName(step.From))
-			}
-			for _, m := range step.Mounts {
-				if m.From != "" {
-					visit(byName(m.From))
-				}
-			}
+		for _, st := range b.Stages() {
+			need[st] = true
 		}
 	}
-	visit(top)
 	return need
 }
 
 // inStages reports whether line is before the first FROM (global ARGs) or
 // inside one of the stages (all of them when stages is nil).
-func inStages(df *lint.Dockerfile, stages map[*lint.Stage]bool, line int) bool {
-	if stages == nil || line < df.Stages[0].From.Start {
+func inStages(df *dockerfile.File, stages map[*dockerfile.Stage]bool, line int) bool {
+	if stages == nil || line < df.Stages[0].Start {
 		return true
 	}
 	for st := range stages {
-		end := st.From.End
-		if n := len(st.Steps); n > 0 {
-			end = st.Steps[n-1].End
-		}
-		if line >= st.From.Start && line <= end {
+		if line >= st.Start && line <= st.End {
 			return true
 		}
 	}

@@ -38,7 +38,7 @@ func recordSources(ctx context.Context, opt Options, bc *buildcontext.Context, c
 	go func() {
 		defer close(r.done)
 		stages, err := plan.DockerfileStages(ctx, plan.StagesOptions{
-			ContextDir: contextDir, Context: bc, Dockerfile: dockerfile, BuildArgs: opt.BuildArgs, Target: opt.Target, Platform: platform,
+			ContextDir: contextDir, Context: bc, Dockerfile: dockerfile, Parsed: opt.parsed, BuildArgs: opt.BuildArgs, Target: opt.Target, Platform: platform,
 			Resolver: plan.NewRegistryResolver(crawl.WithInsecureRegistries(opt.InsecureRegistries...)),
 		})
 		if err != nil || len(stages) == 0 || stages[len(stages)-1].Skipped != "" {

@@ -2,12 +2,10 @@ package build
 
 import (
 	"context"
-	"os"
 
 	"github.com/moby/buildkit/client"
 
 	"github.com/strata-build/strata/buildcontext"
-	"github.com/strata-build/strata/errs"
 	"github.com/strata-build/strata/stream"
 )
 
@@ -16,18 +14,10 @@ import (
 // worth a solve of their own, and the COPY sources recorded in the image's
 // history, are worked out here.
 func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.SolveOpt, bc *buildcontext.Context, contextDir, dockerfile string, p *progress) (*Result, error) {
-	dt, err := os.ReadFile(dockerfile)
-	if err != nil {
-		return nil, errs.Inputf("%s: %v", dockerfile, err)
-	}
+	target := opt.streamTarget()
 	cachedThrough := opt.CachedThrough
 	if opt.NoCache {
 		cachedThrough = 0 // every step runs
-	}
-	prefixes, err := prefixDockerfiles(dt, opt.Target, prefixSkipper(cachedThrough, bc))
-	if err != nil {
-		// The main solve reports the parse error with its location.
-		prefixes = nil
 	}
 	sourcesCtx, stopSources := context.WithCancel(ctx)
 	defer stopSources()
@@ -38,8 +28,8 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 		Epoch:          opt.epoch(),
 		ClampFileTimes: opt.Reproducible,
 		Dockerfile:     dockerfile,
-		Prefixes:       prefixes,
-		Base:           targetBase(dt, opt.Target),
+		Prefixes:       prefixDockerfiles(target, prefixSkipper(cachedThrough, bc)),
+		Base:           targetBase(target),
 		Edits:          []stream.ImageEdit{recordSources(sourcesCtx, opt, bc, contextDir, dockerfile)},
 		MemoPath:       stream.DefaultMemoPath(),
 	}

@@ -1,6 +1,7 @@
 package lint
 
 import (
+	"bytes"
 	"flag"
 	"fmt"
 	"io/fs"
@@ -8,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -105,6 +108,7 @@ func TestGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			golden(t, filepath.Join(dir, "expected.txt"), render1(res.Findings))
+			checkParsedAlike(t, filepath.Join(ctx, "Dockerfile"), opts, res)
 			n := 0
 			for _, f := range res.Findings {
 				if f.Rule == rule {
@@ -139,6 +143,26 @@ func TestGolden(t *testing.T) {
 		if !covered[name]["positive"] || !covered[name]["negative"] {
 			t.Errorf("rule %s lacks a positive or negative golden case", name)
 		}
+	}
+}
+
+// checkParsedAlike lints path again with the caller's parse of it, as a
+// build passes it, and checks the findings are the same.
+func checkParsedAlike(t *testing.T, path string, opts Options, want *Result) {
+	t.Helper()
+	dt, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opts.Parsed, err = parser.Parse(bytes.NewReader(dt)); err != nil {
+		return
+	}
+	res, err := LintFile(path, opts)
+	if err != nil {
+		t.Fatalf("with the Dockerfile parsed: %v", err)
+	}
+	if got := render1(res.Findings); got != render1(want.Findings) {
+		t.Errorf("with the Dockerfile parsed:\n%s", got)
 	}
 }
 

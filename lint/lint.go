@@ -7,6 +7,8 @@ import (
 	"os"
 	"slices"
 
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
+
 	"github.com/strata-build/strata/buildcontext"
 )
 
@@ -34,6 +36,9 @@ type Options struct {
 	// Repo tells which context files git tracks. When nil, the git index
 	// of the repository the context lies in is read if a rule needs it.
 	Repo *Repo
+	// Parsed is BuildKit's parse of the Dockerfile when the caller has it
+	// (a build parses its Dockerfile once); nil parses it.
+	Parsed *parser.Result
 }
 
 // ContextInfo says which build context a Dockerfile was linted against,
@@ -83,7 +88,7 @@ func Lint(name string, dt []byte, opts Options) (res *Result, err error) {
 		cfg = DefaultConfig()
 	}
 	bk := newBuildKitChecks(dt)
-	df, err := Parse(name, dt, bk.linter)
+	df, err := parse(name, dt, opts.Parsed, bk.linter)
 	if err != nil {
 		return nil, err
 	}

@@ -163,15 +163,21 @@ func (e *ParseError) Unwrap() []error { return []error{errs.ErrInput, e.Err} }
 
 // Parse reads a Dockerfile with BuildKit's parser. lint receives BuildKit's
 // parse-time checks; it may be nil.
-func Parse(name string, dt []byte, lint *linter.Linter) (df *Dockerfile, err error) {
+func Parse(name string, dt []byte, lint *linter.Linter) (*Dockerfile, error) {
+	return parse(name, dt, nil, lint)
+}
+
+// parse is Parse; res is BuildKit's parse of dt when the caller has it.
+func parse(name string, dt []byte, res *parser.Result, lint *linter.Linter) (df *Dockerfile, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			df, err = nil, &ParseError{File: name, Err: fmt.Errorf("%w while parsing: %v", errInternal, r)}
 		}
 	}()
-	res, err := parser.Parse(bytes.NewReader(dt))
-	if err != nil {
-		return nil, parseErr(name, err)
+	if res == nil {
+		if res, err = parser.Parse(bytes.NewReader(dt)); err != nil {
+			return nil, parseErr(name, err)
+		}
 	}
 	df = &Dockerfile{Name: name, Source: dt, AST: res.AST, Warnings: res.Warnings, lex: shell.NewLex(res.EscapeToken), sh: newShellParser()}
 	df.Lines = strings.Split(strings.ReplaceAll(string(dt), "\r\n", "\n"), "\n")

@@ -2,12 +2,10 @@ package plan
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"maps"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,12 +15,12 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/dockerfile2llb"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
-	"github.com/moby/buildkit/frontend/dockerfile/shell"
 	"github.com/moby/buildkit/frontend/dockerui"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/strata-build/strata/buildcontext"
 	"github.com/strata-build/strata/cache"
+	"github.com/strata-build/strata/dockerfile"
 	"github.com/strata-build/strata/errs"
 )
 
@@ -67,6 +65,9 @@ type StagesOptions struct {
 	// Context is the build context already opened (its walk is shared);
 	// nil opens ContextDir when a COPY first needs it.
 	Context *buildcontext.Context
+	// Parsed is the Dockerfile already parsed (a build parses it once);
+	// nil reads DockerfileData, else Dockerfile.
+	Parsed *dockerfile.File
 }
 
 // DockerfileStages turns the stages the target needs into step tokens,
@@ -78,8 +79,8 @@ func DockerfileStages(ctx context.Context, opt StagesOptions) ([]Stage, error) {
 	return dockerfileStages(ctx, &opt)
 }
 
-// dockerfileStages is DockerfileStages; the context it opens is left in
-// opt.Context for the caller's next call.
+// dockerfileStages is DockerfileStages; the context it opens and the
+// Dockerfile it parses are left in opt for the caller's next call.
 func dockerfileStages(ctx context.Context, opt *StagesOptions) ([]Stage, error) {
 	df, err := parseDockerfile(opt)
 	if err != nil {
@@ -88,11 +89,8 @@ func dockerfileStages(ctx context.Context, opt *StagesOptions) ([]Stage, error) 
 	rec := &recordingResolver{r: opt.Resolver, seen: map[string]resolved{}, config: map[string]cachedConfig{}}
 	var out []Stage
 	byIndex := map[int]int{}
-	for i := range df.stages {
-		if !df.reach[i] {
-			continue
-		}
-		st, err := df.readStage(ctx, opt, rec, i, func(j int) (Stage, bool) {
+	for _, st := range df.build.Stages() {
+		s, err := df.readStage(ctx, opt, rec, st, func(j int) (Stage, bool) {
 			k, ok := byIndex[j]
 			if !ok {
 				return Stage{}, false
@@ -102,100 +100,72 @@ func dockerfileStages(ctx context.Context, opt *StagesOptions) ([]Stage, error) 
 		if err != nil {
 			return nil, err
 		}
-		byIndex[i] = len(out)
-		out = append(out, st)
+		byIndex[st.Index] = len(out)
+		out = append(out, s)
 	}
 	return out, nil
 }
 
-// parsedDockerfile is a Dockerfile parsed for one platform: its stages,
-// each stage's base with variables expanded, the target and the stages it
-// needs.
+// parsedDockerfile is a Dockerfile read for one build on one platform.
 type parsedDockerfile struct {
-	dt     []byte
-	plat   ocispecs.Platform
-	stages []instructions.Stage
-	bases  []string
-	target int
-	reach  map[int]bool
+	plat  ocispecs.Platform
+	build *dockerfile.Build
 }
 
-// parseDockerfile reads and parses opt's Dockerfile; it sets TARGETSTAGE
-// in opt.BuildArgs, as BuildKit gives it to every stage.
+// parseDockerfile parses opt's Dockerfile unless opt.Parsed has it, and
+// reads it for opt's target and platform; it sets TARGETSTAGE in
+// opt.BuildArgs, as BuildKit gives it to every stage.
 func parseDockerfile(opt *StagesOptions) (*parsedDockerfile, error) {
 	if opt.Dockerfile == "" {
 		opt.Dockerfile = filepath.Join(opt.ContextDir, "Dockerfile")
 	}
-	df := &parsedDockerfile{dt: opt.DockerfileData}
-	if df.dt == nil {
-		var err error
-		if df.dt, err = os.ReadFile(opt.Dockerfile); err != nil {
-			return nil, errs.WithHint(errs.Inputf("read Dockerfile: %v", err), "pass its path with -f")
+	var err error
+	if opt.Parsed == nil {
+		if opt.DockerfileData != nil {
+			opt.Parsed, err = dockerfile.Parse(opt.Dockerfile, opt.DockerfileData)
+		} else {
+			opt.Parsed, err = dockerfile.ReadFile(opt.Dockerfile)
+		}
+		if err != nil {
+			return nil, err
 		}
 	}
-	var err error
+	df := &parsedDockerfile{}
 	if df.plat, err = parsePlatform(opt.Platform); err != nil {
 		return nil, err
 	}
-	ast, err := parser.Parse(bytes.NewReader(df.dt))
-	if err != nil {
-		return nil, errs.Inputf("parse %s: %v", opt.Dockerfile, err)
+	if df.build, err = opt.Parsed.Resolve(opt.Target, dockerfile.Args{BuildArgs: opt.BuildArgs, Platform: df.plat}); err != nil {
+		return nil, err
 	}
-	stages, metaArgs, err := instructions.Parse(ast.AST, nil)
-	if err != nil {
-		return nil, errs.Inputf("parse %s: %v", opt.Dockerfile, err)
-	}
-	if len(stages) == 0 {
-		return nil, errs.Inputf("%s has no FROM", opt.Dockerfile)
-	}
-	df.stages, df.target = stages, len(stages)-1
-	if opt.Target != "" {
-		i, ok := instructions.HasStage(stages, opt.Target)
-		if !ok {
-			return nil, errs.WithHint(errs.Usagef("target stage %q not found in %s", opt.Target, opt.Dockerfile), "pass a stage name from the Dockerfile to --target")
-		}
-		df.target = i
-	}
-	lex := shell.NewLex(ast.EscapeToken)
-	global := globalArgs(lex, df.plat, opt.BuildArgs, metaArgs, stages[df.target].Name)
-	df.bases = make([]string, len(stages))
-	for i := range stages {
-		res, err := lex.ProcessWordWithMatches(stages[i].BaseName, global)
-		if err != nil {
-			return nil, errs.Inputf("%s:%d: FROM %s: %v", opt.Dockerfile, line(stages[i].Location), stages[i].BaseName, err)
-		}
-		df.bases[i] = res.Result
-	}
-	df.reach = reachable(stages, df.bases, df.target)
 	// Each stage is converted as a target of its own; TARGETSTAGE must still
 	// name the build's real target, as BuildKit gives it to every stage.
 	if _, set := opt.BuildArgs["TARGETSTAGE"]; !set {
 		args := make(map[string]string, len(opt.BuildArgs)+1)
 		maps.Copy(args, opt.BuildArgs)
-		args["TARGETSTAGE"] = cmp.Or(stages[df.target].Name, "default")
+		args["TARGETSTAGE"] = df.build.TargetStageArg()
 		opt.BuildArgs = args
 	}
 	return df, nil
 }
 
-// readStage converts stage i and reads its steps, base and sources; read
+// readStage converts stage in and reads its steps, base and sources; read
 // returns a stage read before it (for FROM <stage>).
-func (df *parsedDockerfile) readStage(ctx context.Context, opt *StagesOptions, rec *recordingResolver, i int, read func(int) (Stage, bool)) (Stage, error) {
-	stages, bases, plat := df.stages, df.bases, df.plat
-	st := Stage{Index: i, Name: stages[i].Name, Platform: cache.Platform(plat.OS, plat.Architecture, plat.Variant), Base: bases[i], BaseStage: -1}
+func (df *parsedDockerfile) readStage(ctx context.Context, opt *StagesOptions, rec *recordingResolver, in *dockerfile.Stage, read func(int) (Stage, bool)) (Stage, error) {
+	b, plat := df.build, df.plat
+	st := Stage{Index: in.Index, Name: in.Name, Platform: cache.Platform(plat.OS, plat.Architecture, plat.Variant), Base: b.Base(in), BaseStage: -1}
 	if st.Name == "" {
-		st.Name = strconv.Itoa(i)
+		st.Name = strconv.Itoa(in.Index)
 	}
-	if j, ok := stageRef(stages, bases[i], i); ok {
-		st.BaseStage = j
+	if base := b.BaseStage(in); base != nil {
+		st.BaseStage = base.Index
 	}
-	src, name := df.dt, stages[i].Name
-	if name == "" && i != len(stages)-1 {
+	src, name := b.File.Source, in.Name
+	if name == "" && in.Index != len(b.File.Stages)-1 {
 		// BuildKit targets stages by name only: name this one in a copy
 		// of the Dockerfile. Names do not show in the history.
 		var ok bool
-		name = fmt.Sprintf("strata-stage-%d", i)
-		if src, ok = nameStage(df.dt, stages[i], name); !ok {
+		name = fmt.Sprintf("strata-stage-%d", in.Index)
+		if src, ok = nameStage(src, in.Stage, name); !ok {
 			st.Skipped = "unnamed stage: name it (FROM ... AS NAME) to plan it"
 			return st, nil
 		}
@@ -215,8 +185,8 @@ func (df *parsedDockerfile) readStage(ctx context.Context, opt *StagesOptions, r
 				st.BaseSteps = min(len(st.Steps), countBaseSteps(rec, base.Base, base.Steps))
 			}
 		}
-	case bases[i] != "scratch":
-		if r, ok := rec.lookup(bases[i]); ok {
+	case st.Base != "scratch":
+		if r, ok := rec.lookup(st.Base); ok {
 			st.BaseDigest, st.BaseDiffIDs = r.digest, r.diffIDs
 			st.BaseSteps = r.steps
 		}
@@ -224,10 +194,10 @@ func (df *parsedDockerfile) readStage(ctx context.Context, opt *StagesOptions, r
 	if st.BaseSteps > len(st.Steps) {
 		st.BaseSteps = len(st.Steps)
 	}
-	st.Lines = ownLines(stages[i], st.ownSteps())
-	markTextOnly(stages[i], st.ownSteps())
+	st.Lines = ownLines(in.Stage, st.ownSteps())
+	markTextOnly(in.Stage, st.ownSteps())
 	if opt.ContextDir != "" && st.Skipped == "" {
-		if err := addSources(opt, stages[i], st.ownSteps()); err != nil {
+		if err := addSources(opt, in.Stage, st.ownSteps()); err != nil {
 			return st, err
 		}
 	}
@@ -249,8 +219,7 @@ func convertStage(ctx context.Context, dt []byte, target string, opt StagesOptio
 			err = fmt.Errorf("BuildKit's Dockerfile conversion failed: %v", p)
 		}
 	}()
-	host := platforms.Normalize(platforms.DefaultSpec())
-	host.OS = "linux"
+	host := dockerfile.BuildPlatform()
 	res, err := dockerfile2llb.Dockerfile2LLB(ctx, dt, dockerfile2llb.ConvertOpt{
 		Config: dockerui.Config{
 			BuildArgs:      opt.BuildArgs,
@@ -307,9 +276,7 @@ func nameStage(dt []byte, s instructions.Stage, name string) ([]byte, bool) {
 
 func parsePlatform(p string) (ocispecs.Platform, error) {
 	if p == "" {
-		d := platforms.DefaultSpec()
-		d.OS = "linux"
-		return platforms.Normalize(d), nil
+		return dockerfile.BuildPlatform(), nil
 	}
 	if strings.Contains(p, ",") {
 		return ocispecs.Platform{}, errs.WithHint(errs.Usagef("plan one platform at a time, got %q", p), "pass a single --platform")
@@ -319,77 +286,6 @@ func parsePlatform(p string) (ocispecs.Platform, error) {
 		return ocispecs.Platform{}, errs.Usagef("--platform %q: %v", p, err)
 	}
 	return platforms.Normalize(v), nil
-}
-
-// globalArgs are the args FROM lines may use: the platform args BuildKit
-// defines, then the ARGs before the first FROM with --build-arg overrides.
-func globalArgs(lex *shell.Lex, p ocispecs.Platform, buildArgs map[string]string, meta []instructions.ArgCommand, target string) shell.EnvGetter {
-	host := platforms.Normalize(platforms.DefaultSpec())
-	host.OS = "linux"
-	if target == "" {
-		target = "default"
-	}
-	env := []string{
-		"BUILDPLATFORM=" + platforms.Format(host), "BUILDOS=" + host.OS, "BUILDARCH=" + host.Architecture, "BUILDVARIANT=" + host.Variant,
-		"TARGETPLATFORM=" + platforms.FormatAll(p), "TARGETOS=" + p.OS, "TARGETARCH=" + p.Architecture, "TARGETVARIANT=" + p.Variant,
-		"TARGETSTAGE=" + target,
-	}
-	for _, cmd := range meta {
-		for _, kv := range cmd.Args {
-			if v, ok := buildArgs[kv.Key]; ok {
-				env = append(env, kv.Key+"="+v)
-			} else if kv.Value != nil {
-				v, _, _ := lex.ProcessWord(*kv.Value, shell.EnvsFromSlice(env))
-				env = append(env, kv.Key+"="+v)
-			}
-		}
-	}
-	return shell.EnvsFromSlice(env)
-}
-
-// stageRef reports whether name refers to an earlier stage (by name or index).
-func stageRef(stages []instructions.Stage, name string, before int) (int, bool) {
-	if i, ok := instructions.HasStage(stages[:before], strings.ToLower(name)); ok {
-		return i, true
-	}
-	if n, err := strconv.Atoi(name); err == nil && n >= 0 && n < before {
-		return n, true
-	}
-	return -1, false
-}
-
-// reachable marks the stages the target needs through FROM, COPY --from
-// and RUN --mount from=.
-func reachable(stages []instructions.Stage, bases []string, target int) map[int]bool {
-	seen := map[int]bool{}
-	var visit func(i int)
-	visit = func(i int) {
-		if seen[i] {
-			return
-		}
-		seen[i] = true
-		if j, ok := stageRef(stages, bases[i], i); ok {
-			visit(j)
-		}
-		for _, c := range stages[i].Commands {
-			var froms []string
-			switch c := c.(type) {
-			case *instructions.CopyCommand:
-				froms = append(froms, c.From)
-			case *instructions.RunCommand:
-				for _, m := range runMounts(c) {
-					froms = append(froms, m.From)
-				}
-			}
-			for _, f := range froms {
-				if j, ok := stageRef(stages, f, i); ok && f != "" {
-					visit(j)
-				}
-			}
-		}
-	}
-	visit(target)
-	return seen
 }
 
 func line(r []parser.Range) int {
@@ -433,27 +329,20 @@ func matchCommands(s instructions.Stage, steps []cache.Step) []instructions.Comm
 
 // markTextOnly flags RUN steps with bind mounts: what they read is not
 // in the history text, so matching the text says nothing about the result.
+// The mounts are as written: dockerfile.Parse reads them so, and leaves
+// those it cannot read as bind mounts, the worst case here.
 func markTextOnly(s instructions.Stage, steps []cache.Step) {
 	for i, c := range matchCommands(s, steps) {
 		run, ok := c.(*instructions.RunCommand)
 		if !ok {
 			continue
 		}
-		for _, m := range runMounts(run) {
+		for _, m := range instructions.GetMounts(run) {
 			if m.Type == instructions.MountTypeBind {
 				steps[i].TextOnly = true
 			}
 		}
 	}
-}
-
-// runMounts returns a RUN's --mount flags. BuildKit reads them when the
-// command is expanded; the values as written are what matters here.
-func runMounts(run *instructions.RunCommand) []*instructions.Mount {
-	if err := run.Expand(func(w string) (string, error) { return w, nil }); err != nil {
-		return []*instructions.Mount{{Type: instructions.MountTypeBind}} // unreadable: assume the worst
-	}
-	return instructions.GetMounts(run)
 }
 
 func ownLines(s instructions.Stage, steps []cache.Step) []int {

@@ -15,6 +15,7 @@ import (
 	"github.com/strata-build/strata/buildcontext"
 	"github.com/strata-build/strata/cache"
 	"github.com/strata-build/strata/cache/crawl"
+	"github.com/strata-build/strata/dockerfile"
 )
 
 // PlanOptions describe one build to plan, with the meaning strata build
@@ -31,6 +32,8 @@ type PlanOptions struct {
 	Index          *cache.Index      // the images to choose from
 	// Context is the build context already opened; see StagesOptions.
 	Context *buildcontext.Context
+	// Parsed is the Dockerfile already parsed; see StagesOptions.
+	Parsed *dockerfile.File
 	// Resolver resolves FROM images; default a RegistryResolver with Options.
 	Resolver BaseResolver
 	// Candidates is how many candidates to keep per stage (default 5).
@@ -138,11 +141,12 @@ func (p *Planner) Plan(ctx context.Context, opt PlanOptions) (*Plan, error) {
 	plan := &Plan{Dockerfile: opt.Dockerfile, Target: opt.Target}
 	sopt := StagesOptions{
 		ContextDir: opt.ContextDir, Dockerfile: opt.Dockerfile, DockerfileData: opt.DockerfileData, BuildArgs: opt.BuildArgs,
-		Target: opt.Target, Resolver: opt.Resolver, Context: opt.Context,
+		Target: opt.Target, Resolver: opt.Resolver, Context: opt.Context, Parsed: opt.Parsed,
 	}
 	for _, pl := range plats {
 		sopt.Platform = pl
-		stages, err := dockerfileStages(ctx, &sopt) // every platform reads the context walked once
+		// Every platform reads the Dockerfile parsed and the context walked once.
+		stages, err := dockerfileStages(ctx, &sopt)
 		if err != nil {
 			return nil, err
 		}

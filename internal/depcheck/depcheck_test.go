@@ -67,6 +67,8 @@ func TestDependencies(t *testing.T) {
 		{pkg: "cache/store", why: "the cache libraries stay embeddable in the frontend",
 			exact: []string{"github.com/moby/buildkit/client"}, prefixes: builderSide},
 		{pkg: "lint", why: "lint never reaches the builder or a registry", prefixes: registryAndClient},
+		{pkg: "dockerfile", why: "the Dockerfile model is read by lint, the cache and the build alike",
+			prefixes: append([]string{strata + "lint", strata + "buildcontext", strata + "build"}, registryAndClient...)},
 		{pkg: "stream", why: "the streamed push takes what it needs as a Config; it runs the frontend, which uses the rest on its own",
 			direct: true, prefixes: []string{strata + "build", strata + "builder", strata + "buildcontext", strata + "lint", strata + "cmd"}},
 	} {
