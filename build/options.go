@@ -5,6 +5,7 @@
 package build
 
 import (
+	"cmp"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/moby/buildkit/session/sshforward"
 
 	"github.com/strata-build/strata/buildcontext"
 	"github.com/strata-build/strata/cache/plan"
@@ -26,9 +29,9 @@ type Options struct {
 	BuildArgs  map[string]string // --build-arg
 	Target     string            // --target
 	Platforms  []string          // --platform
-	Secrets    []string          // --secret id=ID[,src=PATH|,env=VAR]
-	SSH        []string          // --ssh default|ID[=SOCKET|KEY,...]
-	Outputs    []string          // --output type=TYPE[,k=v...] (buildctl syntax)
+	Secrets    []Secret          // --secret (ParseSecret)
+	SSH        []SSH             // --ssh (ParseSSH)
+	Outputs    []Output          // --output (ParseOutput)
 	CacheFrom  []string          // --cache-from REF or type=registry,ref=REF
 	Push       bool              // push Tags to their registries
 	// InsecureRegistries may be reached over plain HTTP by strata's own
@@ -120,6 +123,9 @@ func (o *Options) resolve() (contextDir, dockerfile string, err error) {
 	default:
 		return "", "", errs.Usagef("--progress=%s is not one of auto, plain, tty, quiet, rawjson", o.Progress)
 	}
+	if err := o.check(); err != nil {
+		return "", "", err
+	}
 	return contextDir, dockerfile, nil
 }
 
@@ -164,13 +170,41 @@ func cacheImport(s string) (ref string, attrs map[string]string, err error) {
 }
 
 // Validate checks the options without contacting a builder, so that bad
-// input is reported before a daemon is started.
+// input is reported before a daemon is started. Run checks them again.
 func (o *Options) Validate() error {
+	_, _, err := o.resolve()
+	return err
+}
+
+// check finds what no builder could build: an unknown compression, a
+// secret with no id, two SSH agents under one id, an output that cannot
+// be written, a cache source that does not parse.
+func (o *Options) check() error {
 	if o.Compression != "" && !slices.Contains(Compressions, o.Compression) {
 		return errs.WithHint(errs.Usagef("--compression=%s is not a layer compression strata knows", o.Compression), "use "+strings.Join(Compressions, ", "))
 	}
-	_, _, err := o.resolve()
-	return err
+	for _, s := range o.Secrets {
+		if s.ID == "" {
+			return errs.WithHint(errs.Usagef("--secret: secret missing ID"), secretHint)
+		}
+	}
+	ids := map[string]bool{}
+	for _, s := range o.SSH {
+		id := cmp.Or(s.ID, sshforward.DefaultID)
+		if ids[id] {
+			return errs.Usagef("--ssh: duplicate agent ID %q", id)
+		}
+		ids[id] = true
+	}
+	if _, err := exports(o.Outputs); err != nil {
+		return errs.WithHint(errs.Usagef("--output: %v", err), outputHint)
+	}
+	for _, cf := range o.CacheFrom {
+		if _, _, err := cacheImport(cf); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // streamed reports whether layers are uploaded by strata while the build
