@@ -62,11 +62,11 @@ type Options struct {
 	// cache keep theirs.
 	Compression string
 	// CachedThrough is the Dockerfile line of the target stage's last step
-	// the cache plan expects to hit (AutoCache.CachedThrough); a streamed
+	// the cache plan expects to hit (Choice.CachedThrough); a streamed
 	// push solves no prefix for the steps up to it. 0: none.
 	CachedThrough int
 	// PlannedStage is the target stage as the cache plan read it
-	// (AutoCache.Stage), with its COPY sources digests: a streamed push
+	// (Choice.Stage), with its COPY sources digests: a streamed push
 	// records them from it instead of reading the Dockerfile and hashing
 	// the context again. nil: it reads them itself.
 	PlannedStage *plan.Stage

@@ -103,24 +103,12 @@ func (b *buildCmd) run(cmd *cobra.Command, s Streams, args []string) error {
 		return err
 	}
 	defer c.Close()
-	chosen := ac.Choose(ctx, &opt)
-	if ac != nil {
-		opt.CachedThrough, opt.PlannedStage = ac.CachedThrough, ac.Stage
-	}
-	for _, im := range chosen {
-		opt.CacheFrom = append(opt.CacheFrom, im.Ref)
-		if opt.Progress != "quiet" && opt.Progress != "rawjson" {
-			fmt.Fprintf(s.Err, "strata: cache from %s: %s\n", im.Ref, im.Reason)
-		}
-	}
-	res, err := build.Run(ctx, c, opt, s.Err)
+	choice := ac.Choose(ctx, opt)
+	res, err := build.Run(ctx, c, choice.Apply(opt), s.Err)
 	if err != nil {
 		return err
 	}
-	res.AutoCache = chosen
-	if ac != nil {
-		res.CacheSource = ac.Source
-	}
+	res.AutoCache, res.CacheSource = choice.Imports, choice.Source
 	if opt.Push {
 		ac.Record(ctx, opt.Tags)
 	}
