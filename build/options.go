@@ -76,8 +76,8 @@ type Options struct {
 	BuildContext *buildcontext.Context
 }
 
-// Compressions are the values Options.Compression takes.
-var Compressions = []string{"gzip", "zstd", "uncompressed"}
+// compressions are the values Options.Compression takes.
+var compressions = []string{"gzip", "zstd", "uncompressed"}
 
 // resolve fills defaults and checks the paths, returning the absolute context
 // and Dockerfile paths.
@@ -180,8 +180,8 @@ func (o *Options) Validate() error {
 // secret with no id, two SSH agents under one id, an output that cannot
 // be written, a cache source that does not parse.
 func (o *Options) check() error {
-	if o.Compression != "" && !slices.Contains(Compressions, o.Compression) {
-		return errs.WithHint(errs.Usagef("--compression=%s is not a layer compression strata knows", o.Compression), "use "+strings.Join(Compressions, ", "))
+	if o.Compression != "" && !slices.Contains(compressions, o.Compression) {
+		return errs.WithHint(errs.Usagef("--compression=%s is not a layer compression strata knows", o.Compression), "use "+strings.Join(compressions, ", "))
 	}
 	for _, s := range o.Secrets {
 		if s.ID == "" {
