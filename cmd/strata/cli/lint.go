@@ -1,10 +1,8 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -85,7 +83,7 @@ func runLint(s Streams, o *lintOptions, args []string) error {
 			return errs.Inputf("--context %s is not a readable directory", o.contextDir)
 		}
 	}
-	files, err := findDockerfiles(args)
+	files, err := lint.FindDockerfiles(args...)
 	if err != nil {
 		return err
 	}
@@ -150,38 +148,31 @@ func loadLintConfig(o *lintOptions) (*lint.Config, error) {
 	return cfg, nil
 }
 
-const stdinName = "-"
-
 func lintOne(s Streams, o *lintOptions, cfg *lint.Config, disc *lint.Discoverer, file string) (*lint.Result, error) {
+	dt, err := lint.ReadDockerfile(file, s.In)
+	if err != nil {
+		return nil, err
+	}
 	opts := lint.Options{Config: cfg, ContextDir: o.contextDir}
 	if o.contextDir != "" {
 		opts.ContextReason = "--context"
 		opts.Repo = disc.RepoOf(o.contextDir)
 	}
-	var dt []byte
-	var err error
-	if file == stdinName {
-		dt, err = io.ReadAll(io.LimitReader(s.In, 64<<20))
+	switch {
+	case file == lint.Stdin && o.contextDir != "":
 		opts.DockerfilePath = filepath.Join(o.contextDir, "Dockerfile")
-	} else {
-		dt, err = os.ReadFile(file)
+	case file != lint.Stdin:
 		opts.DockerfilePath = file
-		if err == nil && opts.ContextDir == "" {
-			dc, derr := disc.Discover(file)
-			if derr != nil {
-				return nil, &lint.ParseError{File: file, Err: derr}
+		if opts.ContextDir == "" {
+			dc, err := disc.Discover(file)
+			if err != nil {
+				return nil, &lint.ParseError{File: file, Err: err}
 			}
 			opts.ContextReason, opts.Repo = dc.Reason, dc.Repo
 			if dc.Dir != "" {
 				opts.ContextDir = displayPath(dc.Dir)
 			}
 		}
-	}
-	if err != nil {
-		return nil, &lint.ParseError{File: file, Err: err}
-	}
-	if file == stdinName && o.contextDir == "" {
-		opts.DockerfilePath = ""
 	}
 	if opts.ContextDir != "" && !o.fix {
 		// Dockerfiles that share a context share one walk of it (not
@@ -212,7 +203,7 @@ func applyFixes(s Streams, o *lintOptions, file string, res *lint.Result, opts l
 		ignoreOld, _ = os.ReadFile(ignoreFile)
 	}
 	ignoreNew := appendIgnore(ignoreOld, fixed.IgnoreAppend)
-	if o.diff || file == stdinName {
+	if o.diff || file == lint.Stdin {
 		fmt.Fprint(s.Out, lint.UnifiedDiff(file, dt, fixed.Dockerfile))
 		if ignoreFile != "" {
 			name := ignoreFile
@@ -279,59 +270,6 @@ func appendIgnore(old []byte, entries []string) []byte {
 		out = append(out, e+"\n"...)
 	}
 	return out
-}
-
-// findDockerfiles expands PATH arguments into Dockerfiles.
-func findDockerfiles(args []string) ([]string, error) {
-	if len(args) == 0 {
-		args = []string{"."}
-	}
-	var files []string
-	for _, a := range args {
-		if a == stdinName {
-			files = append(files, a)
-			continue
-		}
-		fi, err := os.Stat(a)
-		if err != nil {
-			return nil, errs.Inputf("%s: %v", a, errors.Unwrap(err))
-		}
-		if !fi.IsDir() {
-			files = append(files, a)
-			continue
-		}
-		found := 0
-		err = filepath.WalkDir(a, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if d.IsDir() {
-				if p != a && (strings.HasPrefix(d.Name(), ".") || d.Name() == "node_modules" || d.Name() == "vendor" || d.Name() == "testdata") {
-					return filepath.SkipDir
-				}
-				return nil
-			}
-			if isDockerfileName(d.Name()) {
-				files = append(files, p)
-				found++
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, errs.Inputf("%s: %v", a, err)
-		}
-		if found == 0 {
-			return nil, errs.Inputf("no Dockerfile in %s", a)
-		}
-	}
-	return files, nil
-}
-
-func isDockerfileName(n string) bool {
-	if strings.HasSuffix(n, ".dockerignore") {
-		return false
-	}
-	return n == "Dockerfile" || n == "Containerfile" || strings.HasPrefix(n, "Dockerfile.") || strings.HasSuffix(n, ".Dockerfile") || strings.HasSuffix(n, ".dockerfile")
 }
 
 func lintHas(list []string, s string) bool {
