@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -71,7 +72,7 @@ func runLint(s Streams, o *lintOptions, args []string) error {
 		}
 		return nil
 	}
-	if !lintHas(lint.Formats(), o.format) {
+	if !slices.Contains(lint.Formats(), o.format) {
 		return errs.Usagef("unknown --format %q (want %s)", o.format, strings.Join(lint.Formats(), ", "))
 	}
 	cfg, err := loadLintConfig(o)
@@ -111,28 +112,17 @@ func runLint(s Streams, o *lintOptions, args []string) error {
 		return errs.Inputf("%d of %d Dockerfiles could not be linted", failed, len(files))
 	}
 	for _, r := range results {
-		for _, f := range r.Findings {
-			if f.Severity >= cfg.FailLevel {
-				return errs.ErrFindings
-			}
+		if lint.Failed(r.Findings, cfg.FailLevel) {
+			return errs.ErrFindings
 		}
 	}
 	return nil
 }
 
 func loadLintConfig(o *lintOptions) (*lint.Config, error) {
-	cfg := lint.DefaultConfig()
-	path := o.config
-	if path == "" {
-		if wd, err := os.Getwd(); err == nil {
-			path = lint.FindConfig(wd)
-		}
-	}
-	if path != "" {
-		var err error
-		if cfg, err = lint.LoadConfig(path); err != nil {
-			return nil, err
-		}
+	cfg, err := lint.ResolveConfig(o.config, ".")
+	if err != nil {
+		return nil, err
 	}
 	if o.failLevel != "" {
 		lvl, err := lint.ParseSeverity(o.failLevel)
@@ -156,30 +146,11 @@ func lintOne(s Streams, o *lintOptions, cfg *lint.Config, disc *lint.Discoverer,
 	opts := lint.Options{Config: cfg, ContextDir: o.contextDir}
 	if o.contextDir != "" {
 		opts.ContextReason = "--context"
-		opts.Repo = disc.RepoOf(o.contextDir)
 	}
-	switch {
-	case file == lint.Stdin && o.contextDir != "":
-		opts.DockerfilePath = filepath.Join(o.contextDir, "Dockerfile")
-	case file != lint.Stdin:
-		opts.DockerfilePath = file
-		if opts.ContextDir == "" {
-			dc, err := disc.Discover(file)
-			if err != nil {
-				return nil, &lint.ParseError{File: file, Err: err}
-			}
-			opts.ContextReason, opts.Repo = dc.Reason, dc.Repo
-			if dc.Dir != "" {
-				opts.ContextDir = displayPath(dc.Dir)
-			}
-		}
-	}
-	if opts.ContextDir != "" && !o.fix {
-		// Dockerfiles that share a context share one walk of it (not
-		// with --fix, which may change the ignore file between them).
-		if opts.Context, err = disc.Open(opts.ContextDir, opts.DockerfilePath); err != nil {
-			return nil, err
-		}
+	// Dockerfiles that share a context share one walk of it (not with
+	// --fix, which may change the ignore file between them).
+	if opts, err = disc.OptionsFor(file, opts, !o.fix); err != nil {
+		return nil, err
 	}
 	res, err := lint.Lint(file, dt, opts)
 	if err != nil || !(o.fix || o.diff) {
@@ -227,23 +198,6 @@ func applyFixes(s Streams, o *lintOptions, file string, res *lint.Result, opts l
 	return lint.Lint(file, fixed.Dockerfile, opts)
 }
 
-// displayPath shows an absolute path relative to the working directory
-// when it lies below it.
-func displayPath(p string) string {
-	wd, err := os.Getwd()
-	if err != nil {
-		return p
-	}
-	if real, err := filepath.EvalSymlinks(wd); err == nil {
-		wd = real
-	}
-	rel, err := filepath.Rel(wd, p)
-	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-		return p
-	}
-	return rel
-}
-
 func appendIgnore(old []byte, entries []string) []byte {
 	if len(entries) == 0 {
 		return old
@@ -270,15 +224,6 @@ func appendIgnore(old []byte, entries []string) []byte {
 		out = append(out, e+"\n"...)
 	}
 	return out
-}
-
-func lintHas(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func lintColor(w io.Writer) bool {
