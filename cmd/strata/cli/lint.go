@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -156,74 +155,20 @@ func lintOne(s Streams, o *lintOptions, cfg *lint.Config, disc *lint.Discoverer,
 	if err != nil || !(o.fix || o.diff) {
 		return res, err
 	}
-	return applyFixes(s, o, file, res, opts, dt)
-}
-
-func applyFixes(s Streams, o *lintOptions, file string, res *lint.Result, opts lint.Options, dt []byte) (*lint.Result, error) {
-	fixed := res.Fix()
-	if len(fixed.Applied) == 0 {
+	rw := res.Rewrite()
+	if rw == nil {
 		return res, nil
 	}
-	ignoreFile := ""
-	var ignoreOld []byte
-	if len(fixed.IgnoreAppend) > 0 && res.Context != nil {
-		ignoreFile = res.Context.IgnoreFile()
-		if ignoreFile == "" {
-			ignoreFile = filepath.Join(res.Context.Dir(), ".dockerignore")
-		}
-		ignoreOld, _ = os.ReadFile(ignoreFile)
-	}
-	ignoreNew := appendIgnore(ignoreOld, fixed.IgnoreAppend)
 	if o.diff || file == lint.Stdin {
-		fmt.Fprint(s.Out, lint.UnifiedDiff(file, dt, fixed.Dockerfile))
-		if ignoreFile != "" {
-			name := ignoreFile
-			if rel, err := filepath.Rel(".", ignoreFile); err == nil && !strings.HasPrefix(rel, "..") {
-				name = rel
-			}
-			fmt.Fprint(s.Out, lint.UnifiedDiff(filepath.ToSlash(name), ignoreOld, ignoreNew))
-		}
+		fmt.Fprint(s.Out, rw.Diff())
 		return res, nil
 	}
-	if err := os.WriteFile(file, fixed.Dockerfile, 0o644); err != nil {
-		return nil, errs.Inputf("write %s: %v", file, err)
+	if err := rw.Write(); err != nil {
+		return nil, err
 	}
-	if ignoreFile != "" {
-		if err := os.WriteFile(ignoreFile, ignoreNew, 0o644); err != nil {
-			return nil, errs.Inputf("write %s: %v", ignoreFile, err)
-		}
-	}
-	fmt.Fprintf(s.Err, "%s: fixed %d finding(s)\n", file, len(fixed.Applied))
+	fmt.Fprintf(s.Err, "%s: fixed %d finding(s)\n", file, len(rw.Applied))
 	opts.Context = nil
-	return lint.Lint(file, fixed.Dockerfile, opts)
-}
-
-func appendIgnore(old []byte, entries []string) []byte {
-	if len(entries) == 0 {
-		return old
-	}
-	out := append([]byte(nil), old...)
-	if len(out) > 0 && out[len(out)-1] != '\n' {
-		out = append(out, '\n')
-	}
-	have := map[string]bool{}
-	for _, l := range strings.Split(string(old), "\n") {
-		have[strings.TrimSpace(l)] = true
-	}
-	var add []string
-	for _, e := range entries {
-		if !have[e] {
-			add = append(add, e)
-		}
-	}
-	if len(add) == 0 {
-		return old
-	}
-	out = append(out, "# added by strata lint --fix\n"...)
-	for _, e := range add {
-		out = append(out, e+"\n"...)
-	}
-	return out
+	return lint.Lint(file, rw.Dockerfile.New, opts)
 }
 
 func lintColor(w io.Writer) bool {
