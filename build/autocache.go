@@ -15,6 +15,7 @@ import (
 	"github.com/strata-build/strata/cache/crawl"
 	"github.com/strata-build/strata/cache/plan"
 	"github.com/strata-build/strata/cache/store"
+	"github.com/strata-build/strata/dockerfile"
 	"github.com/strata-build/strata/errs"
 	"github.com/strata-build/strata/regnet"
 )
@@ -35,15 +36,48 @@ type AutoCache struct {
 	// pushed there, by strata or by any other tool. Configs already in the
 	// index are not read again, and the index file keeps what was read.
 	TargetTags int
-	// Source says what the last Choose planned against.
+}
+
+// Choice is what AutoCache.Choose decided for one build. Apply puts it in
+// the build's Options.
+type Choice struct {
+	// Imports are the cache imports, best first.
+	Imports []AutoImport
+	// Source says what the imports were chosen from: the index, and the
+	// target repositories' tags read for the build ("" when the index
+	// could not be loaded).
 	Source string
-	// CachedThrough is, after Choose, the Dockerfile line of the target
-	// stage's last step that the chosen imports are expected to give
-	// exactly (0 when none): see Options.CachedThrough.
+	// CachedThrough is the Dockerfile line of the target stage's last step
+	// that the imports are expected to give exactly (0 when none): see
+	// Options.CachedThrough.
 	CachedThrough int
-	// Stage is, after Choose, the target stage as the plan read it (nil
-	// when there was no plan): see Options.PlannedStage.
+	// Stage is the target stage as the plan read it (nil when there was no
+	// plan): see Options.PlannedStage.
 	Stage *plan.Stage
+	// Context is the build context the plan walked (nil when none), for
+	// the build to share: see Options.BuildContext.
+	Context *buildcontext.Context
+	// Dockerfile is the Dockerfile as the plan parsed it (nil when none),
+	// for the build to read instead of parsing it again.
+	Dockerfile *dockerfile.File
+}
+
+// Apply returns opt with the choice in it: the imports added to CacheFrom,
+// CachedThrough and PlannedStage set from the plan, BuildContext from the
+// context it walked, if any.
+func (c Choice) Apply(opt Options) Options {
+	opt.CacheFrom = slices.Clip(opt.CacheFrom) // appends never reach the caller's array
+	for _, im := range c.Imports {
+		opt.CacheFrom = append(opt.CacheFrom, im.Ref)
+	}
+	opt.CachedThrough, opt.PlannedStage = c.CachedThrough, c.Stage
+	if c.Context != nil {
+		opt.BuildContext = c.Context
+	}
+	if c.Dockerfile != nil {
+		opt.parsed = c.Dockerfile
+	}
+	return opt
 }
 
 // TargetTagsDefault is how many tags of a target repository a build reads
@@ -56,62 +90,60 @@ const TargetTagsDefault = 32
 // expects it to save.
 type AutoImport = plan.Import
 
-// Choose plans opt against the index and returns the imports, best first.
-// It never fails the build: problems are warnings and give no imports.
-// The build context it opened is left in opt.BuildContext for the build,
-// and the Dockerfile it parsed in opt for Run.
-func (a *AutoCache) Choose(ctx context.Context, opt *Options) []AutoImport {
+// Choose plans opt against the index and returns what it chose. It never
+// fails the build: problems are warnings and give no imports.
+func (a *AutoCache) Choose(ctx context.Context, opt Options) Choice {
 	if a == nil || a.Store == nil || a.Max <= 0 {
-		return nil
+		return Choice{}
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	x, err := a.Store.Load(ctx)
 	if err != nil {
 		a.warn("cache index %s: %v; building without automatic cache", a.Store, err)
-		return nil
+		return Choice{}
 	}
-	a.Source = fmt.Sprintf("index %s (%d images)", a.Store, x.Len())
+	c := Choice{Source: fmt.Sprintf("index %s (%d images)", a.Store, x.Len())}
 	if a.TargetTags > 0 {
-		if src := a.readTargets(ctx, x, opt); src != "" {
-			a.Source = src
+		if src := a.readTargets(ctx, x, opt.Tags); src != "" {
+			c.Source = src
 		}
 	}
-	if x.Len() > 0 {
-		a.note("cache sources from %s", a.Source)
-	}
 	if x.Len() == 0 {
-		return nil
+		return c
 	}
+	a.note("cache sources from %s", c.Source)
 	contextDir, dockerfile, err := opt.resolve()
 	if err != nil {
-		return nil // Run reports it
+		return c // Run reports it
 	}
-	bc := opt.BuildContext
-	if bc == nil {
-		if bc, err = buildcontext.Open(contextDir, dockerfile); err == nil {
-			opt.BuildContext = bc
-		} else {
-			bc = nil // the plan reports it
+	c.Context = opt.BuildContext
+	if c.Context == nil {
+		if c.Context, err = buildcontext.Open(contextDir, dockerfile); err != nil {
+			c.Context = nil // the plan reports it
 		}
 	}
 	df, err := opt.readDockerfile(dockerfile)
 	if err != nil {
 		a.warn("planning cache sources: %v; building without automatic cache", err)
-		return nil
+		return c
 	}
+	c.Dockerfile = df
 	pl, err := plan.PlanBuild(ctx, plan.PlanOptions{
-		ContextDir: contextDir, Context: bc, Dockerfile: dockerfile, Parsed: df, BuildArgs: opt.BuildArgs,
+		ContextDir: contextDir, Context: c.Context, Dockerfile: dockerfile, Parsed: df, BuildArgs: opt.BuildArgs,
 		Target: opt.Target, Platforms: opt.Platforms, Index: x, Options: a.Options,
 	})
 	if err != nil {
 		a.warn("planning cache sources: %v; building without automatic cache", err)
-		return nil
+		return c
 	}
-	imports := pl.Imports(a.Max)
-	a.CachedThrough = cachedThrough(pl, imports)
-	a.Stage = pl.TargetStage()
-	return imports
+	c.Imports = pl.Imports(a.Max)
+	c.CachedThrough = cachedThrough(pl, c.Imports)
+	c.Stage = pl.TargetStage()
+	for _, im := range c.Imports {
+		a.note("cache from %s: %s", im.Ref, im.Reason)
+	}
+	return c
 }
 
 // cachedThrough is the line of the target stage's last step that the best
@@ -146,10 +178,10 @@ func (a *AutoCache) Record(ctx context.Context, refs []string) {
 	}
 }
 
-// readTargets reads the newest tags of each target repository into x, and
+// readTargets reads the newest tags of the repositories of tags into x, and
 // keeps what changed in the store. It returns what the plan is made from.
-func (a *AutoCache) readTargets(ctx context.Context, x *cache.Index, opt *Options) string {
-	repos := targetRepos(opt.Tags)
+func (a *AutoCache) readTargets(ctx context.Context, x *cache.Index, tags []string) string {
+	repos := targetRepos(tags)
 	if len(repos) == 0 {
 		return ""
 	}

@@ -1,9 +1,17 @@
 package build
 
 import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/strata-build/strata/cache"
 	"github.com/strata-build/strata/cache/plan"
+	"github.com/strata-build/strata/cache/store"
 )
 
 // The prefixes skipped are those the chosen imports are expected to give
@@ -32,5 +40,52 @@ func TestCachedThrough(t *testing.T) {
 		if got := cachedThrough(pl, ims); got != tc.want {
 			t.Errorf("imports %v: cached through line %d, want %d", tc.imports, got, tc.want)
 		}
+	}
+}
+
+// Choose reads the options it is given and writes none of them: what it
+// chose comes back in the Choice, which Apply puts in a copy.
+func TestChooseReturnsItsChoice(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range map[string]string{"Dockerfile": "FROM scratch\nCOPY f /f\n", "f": "x"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := &store.FileStore{Path: filepath.Join(t.TempDir(), "index")}
+	ac := &AutoCache{Store: st, Max: 3}
+	opt := Options{ContextDir: dir, CacheFrom: make([]string, 1, 4)}
+	if c := ac.Choose(context.Background(), opt); c.Source == "" || c.Imports != nil || c.Context != nil {
+		t.Errorf("empty index: chose %+v", c)
+	}
+	changes := cache.NewIndex()
+	changes.Put(&cache.Image{Ref: "localhost:5000/other:v1", Digest: "sha256:" + strings.Repeat("1", 64), Platform: "linux/amd64", Indexed: time.Now()})
+	if _, err := st.Update(context.Background(), changes); err != nil {
+		t.Fatal(err)
+	}
+	var notes []string
+	ac.Note = func(s string) { notes = append(notes, s) }
+	c := ac.Choose(context.Background(), opt)
+	if c.Context == nil || c.Context.Dir() == "" || !strings.Contains(c.Source, "(1 images)") || len(notes) != 1 {
+		t.Errorf("chose %+v, noted %q", c, notes)
+	}
+	if opt.BuildContext != nil || opt.PlannedStage != nil || opt.parsed != nil {
+		t.Errorf("Choose wrote the options: %+v", opt)
+	}
+	if c.Dockerfile == nil {
+		t.Error("the choice does not carry the Dockerfile the plan parsed")
+	}
+
+	c.Imports = []AutoImport{{Ref: "r/a@sha256:1"}}
+	c.CachedThrough = 2
+	got := c.Apply(opt)
+	if !slices.Equal(got.CacheFrom, []string{"", "r/a@sha256:1"}) || got.CachedThrough != 2 || got.BuildContext != c.Context || got.PlannedStage != c.Stage || got.parsed != c.Dockerfile {
+		t.Errorf("Apply = %+v", got)
+	}
+	if opt.CacheFrom[:2][1] != "" {
+		t.Error("Apply appended into the caller's CacheFrom")
+	}
+	if got := (Choice{}).Apply(Options{BuildContext: c.Context}); got.BuildContext != c.Context {
+		t.Error("an empty choice dropped the caller's build context")
 	}
 }

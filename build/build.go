@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -15,9 +16,9 @@ import (
 	"github.com/docker/cli/cli/config/configfile"
 	"github.com/docker/cli/cli/config/credentials"
 	"github.com/moby/buildkit/client"
-	buildctl "github.com/moby/buildkit/cmd/buildctl/build"
 	"github.com/moby/buildkit/session"
 	"github.com/moby/buildkit/session/auth/authprovider"
+	"github.com/moby/buildkit/session/secrets/secretsprovider"
 	"github.com/moby/buildkit/session/sshforward/sshprovider"
 	"github.com/moby/buildkit/util/grpcerrors"
 	"github.com/moby/buildkit/util/progress/progressui"
@@ -200,19 +201,14 @@ func solveOptions(opt Options, contextDir, dockerfile string) (client.SolveOpt, 
 		so.CacheImports = append(so.CacheImports, client.CacheOptionsEntry{Type: typ, Attrs: a})
 	}
 
-	if len(opt.Outputs) > 0 {
-		if so.Exports, err = buildctl.ParseOutput(opt.Outputs); err != nil {
-			return so, errs.WithHint(errs.Usagef("--output: %v", err), "use type=local,dest=DIR or type=image,name=REF[,push=true]")
-		}
-		// Every exporter takes the epoch for the times it writes, unless
-		// the output names its own.
-		for i, e := range so.Exports {
-			if _, ok := e.Attrs[exporterEpoch]; !ok && opt.SourceDateEpoch != "" {
-				if e.Attrs == nil {
-					so.Exports[i].Attrs = map[string]string{}
-				}
-				so.Exports[i].Attrs[exporterEpoch] = opt.SourceDateEpoch
-			}
+	if so.Exports, err = exports(opt.Outputs); err != nil {
+		return so, errs.WithHint(errs.Usagef("--output: %v", err), outputHint)
+	}
+	// Every exporter takes the epoch for the times it writes, unless the
+	// output names its own.
+	for _, e := range so.Exports {
+		if _, ok := e.Attrs[exporterEpoch]; !ok && opt.SourceDateEpoch != "" {
+			e.Attrs[exporterEpoch] = opt.SourceDateEpoch
 		}
 	}
 	if len(opt.Tags) > 0 {
@@ -283,16 +279,20 @@ func attachables(opt Options) ([]session.Attachable, error) {
 		AuthConfigProvider: authprovider.LoadAuthConfig(dockerConfig),
 	})}
 	if len(opt.Secrets) > 0 {
-		sp, err := buildctl.ParseSecret(opt.Secrets)
-		if err != nil {
-			return nil, errs.WithHint(errs.Inputf("--secret: %v", err), "use id=ID,src=PATH or id=ID,env=VAR")
+		sources := make([]secretsprovider.Source, len(opt.Secrets))
+		for i, s := range opt.Secrets {
+			sources[i] = secretsprovider.Source{ID: s.ID, FilePath: s.Src, Env: s.Env}
 		}
-		as = append(as, sp)
+		store, err := secretsprovider.NewStore(sources)
+		if err != nil {
+			return nil, errs.WithHint(errs.Inputf("--secret: %v", err), secretHint)
+		}
+		as = append(as, secretsprovider.NewSecretProvider(store))
 	}
 	if len(opt.SSH) > 0 {
-		configs, err := buildctl.ParseSSH(opt.SSH)
-		if err != nil {
-			return nil, errs.Inputf("--ssh: %v", err)
+		configs := make([]sshprovider.AgentConfig, len(opt.SSH))
+		for i, s := range opt.SSH {
+			configs[i] = sshprovider.AgentConfig{ID: s.ID, Paths: slices.Clone(s.Paths)}
 		}
 		sp, err := sshprovider.NewSSHAgentProvider(configs)
 		if err != nil {
@@ -302,6 +302,12 @@ func attachables(opt Options) ([]session.Attachable, error) {
 	}
 	return as, nil
 }
+
+// How to write --secret and --output, for errors about them.
+const (
+	secretHint = "use id=ID,src=PATH or id=ID,env=VAR"
+	outputHint = "use type=local,dest=DIR or type=image,name=REF[,push=true]"
+)
 
 // classify maps a solve error to strata's error kinds.
 func classify(ctx context.Context, err error, push bool) error {

@@ -6,9 +6,10 @@ import (
 	"github.com/strata-build/strata/dockerfile"
 )
 
-// readDockerfile parses the Dockerfile at path once a build: AutoCache.Choose
-// leaves its parse in o, and Run, the secret gate, the plan of the
-// recorded sources and the prefix solves read that one.
+// readDockerfile parses the Dockerfile at path once a build: the parse
+// AutoCache.Choose made comes in o (see Choice.Apply), and Run, the secret
+// gate, the plan of the recorded sources and the prefix solves read that
+// one.
 func (o *Options) readDockerfile(path string) (*dockerfile.File, error) {
 	if o.parsed != nil && o.parsed.Name == path {
 		return o.parsed, nil

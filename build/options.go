@@ -5,6 +5,7 @@
 package build
 
 import (
+	"cmp"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/moby/buildkit/session/sshforward"
 
 	"github.com/strata-build/strata/buildcontext"
 	"github.com/strata-build/strata/cache/plan"
@@ -27,9 +30,9 @@ type Options struct {
 	BuildArgs  map[string]string // --build-arg
 	Target     string            // --target
 	Platforms  []string          // --platform
-	Secrets    []string          // --secret id=ID[,src=PATH|,env=VAR]
-	SSH        []string          // --ssh default|ID[=SOCKET|KEY,...]
-	Outputs    []string          // --output type=TYPE[,k=v...] (buildctl syntax)
+	Secrets    []Secret          // --secret (ParseSecret)
+	SSH        []SSH             // --ssh (ParseSSH)
+	Outputs    []Output          // --output (ParseOutput)
 	CacheFrom  []string          // --cache-from REF or type=registry,ref=REF
 	Push       bool              // push Tags to their registries
 	// InsecureRegistries may be reached over plain HTTP by strata's own
@@ -61,11 +64,11 @@ type Options struct {
 	// taken from the base image or a cache keep theirs.
 	Compression string
 	// CachedThrough is the Dockerfile line of the target stage's last step
-	// the cache plan expects to hit (AutoCache.CachedThrough); a streamed
+	// the cache plan expects to hit (Choice.CachedThrough); a streamed
 	// push solves no prefix for the steps up to it. 0: none.
 	CachedThrough int
 	// PlannedStage is the target stage as the cache plan read it
-	// (AutoCache.Stage), with its COPY sources digests: a streamed push
+	// (Choice.Stage), with its COPY sources digests: a streamed push
 	// records them from it instead of reading the Dockerfile and hashing
 	// the context again. nil: it reads them itself.
 	PlannedStage *plan.Stage
@@ -77,8 +80,11 @@ type Options struct {
 	parsed *dockerfile.File
 }
 
-// Compressions are the values Options.Compression takes.
-var Compressions = []string{"estargz", "gzip", "zstd", "uncompressed"}
+// compressions are the values Options.Compression takes.
+var compressions = []string{"estargz", "gzip", "zstd", "uncompressed"}
+
+// Compressions are the values Options.Compression takes, the default first.
+func Compressions() []string { return slices.Clone(compressions) }
 
 // resolve fills defaults and checks the paths, returning the absolute context
 // and Dockerfile paths.
@@ -124,6 +130,9 @@ func (o *Options) resolve() (contextDir, dockerfile string, err error) {
 	default:
 		return "", "", errs.Usagef("--progress=%s is not one of auto, plain, tty, quiet, rawjson", o.Progress)
 	}
+	if err := o.check(); err != nil {
+		return "", "", err
+	}
 	return contextDir, dockerfile, nil
 }
 
@@ -168,13 +177,41 @@ func cacheImport(s string) (ref string, attrs map[string]string, err error) {
 }
 
 // Validate checks the options without contacting a builder, so that bad
-// input is reported before a daemon is started.
+// input is reported before a daemon is started. Run checks them again.
 func (o *Options) Validate() error {
-	if o.Compression != "" && !slices.Contains(Compressions, o.Compression) {
-		return errs.WithHint(errs.Usagef("--compression=%s is not a layer compression strata knows", o.Compression), "use "+strings.Join(Compressions, ", "))
-	}
 	_, _, err := o.resolve()
 	return err
+}
+
+// check finds what no builder could build: an unknown compression, a
+// secret with no id, two SSH agents under one id, an output that cannot
+// be written, a cache source that does not parse.
+func (o *Options) check() error {
+	if o.Compression != "" && !slices.Contains(compressions, o.Compression) {
+		return errs.WithHint(errs.Usagef("--compression=%s is not a layer compression strata knows", o.Compression), "use "+strings.Join(compressions, ", "))
+	}
+	for _, s := range o.Secrets {
+		if s.ID == "" {
+			return errs.WithHint(errs.Usagef("--secret: secret missing ID"), secretHint)
+		}
+	}
+	ids := map[string]bool{}
+	for _, s := range o.SSH {
+		id := cmp.Or(s.ID, sshforward.DefaultID)
+		if ids[id] {
+			return errs.Usagef("--ssh: duplicate agent ID %q", id)
+		}
+		ids[id] = true
+	}
+	if _, err := exports(o.Outputs); err != nil {
+		return errs.WithHint(errs.Usagef("--output: %v", err), outputHint)
+	}
+	for _, cf := range o.CacheFrom {
+		if _, _, err := cacheImport(cf); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // streamed reports whether layers are uploaded by strata while the build

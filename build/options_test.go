@@ -26,7 +26,7 @@ func TestEpochReachesExportersNotTheFrontend(t *testing.T) {
 		wantEpoch string // source-date-epoch of every export
 	}{
 		{name: "default outside git", opt: Options{Tags: []string{"r/a:1"}, Reproducible: true}, wantEpoch: "0"},
-		{name: "flag", opt: Options{Tags: []string{"r/a:1"}, SourceDateEpoch: "1700000000", Outputs: []string{"type=local,dest=" + t.TempDir()}}, wantEpoch: "1700000000"},
+		{name: "flag", opt: Options{Tags: []string{"r/a:1"}, SourceDateEpoch: "1700000000", Outputs: []Output{{Type: "local", Dest: t.TempDir()}}}, wantEpoch: "1700000000"},
 		{name: "user build arg", opt: Options{Tags: []string{"r/a:1"}, BuildArgs: map[string]string{"SOURCE_DATE_EPOCH": "42"}}, wantArg: "42", wantEpoch: "42"},
 		{name: "flag wins over build arg", opt: Options{Tags: []string{"r/a:1"}, SourceDateEpoch: "7", BuildArgs: map[string]string{"SOURCE_DATE_EPOCH": "42"}}, wantArg: "42", wantEpoch: "7"},
 	} {

@@ -32,7 +32,7 @@ func checkSecrets(opt Options, bc *buildcontext.Context, df *dockerfile.File) er
 	if bc == nil || df == nil {
 		return nil
 	}
-	cfg, err := lintConfig(bc.Dir())
+	cfg, err := lint.ResolveConfig("", bc.Dir()) // .strata.yaml from the context upward, else the defaults
 	if err != nil {
 		return err
 	}
@@ -79,16 +79,6 @@ func checkSecrets(opt Options, bc *buildcontext.Context, df *dockerfile.File) er
 		hint = "pass secrets with --secret and RUN --mount=type=secret; " + hint
 	}
 	return errs.WithHint(fmt.Errorf("%w: %s:%d: %s: %s%s", errs.ErrBuildFailed, file, f.Start.Line, f.Rule, f.Message, more), hint)
-}
-
-// lintConfig is the .strata.yaml found from the context directory upward,
-// else the defaults.
-func lintConfig(contextDir string) (*lint.Config, error) {
-	path := lint.FindConfig(contextDir)
-	if path == "" {
-		return lint.DefaultConfig(), nil
-	}
-	return lint.LoadConfig(path)
 }
 
 // builtStages returns the stages a build of opt's target needs on any of

@@ -119,6 +119,18 @@ func FindConfig(dir string) string {
 	}
 }
 
+// ResolveConfig loads the config at file; when file is "", the one
+// FindConfig finds from dir up; when there is none, the defaults.
+func ResolveConfig(file, dir string) (*Config, error) {
+	if file == "" {
+		file = FindConfig(dir)
+	}
+	if file == "" {
+		return DefaultConfig(), nil
+	}
+	return LoadConfig(file)
+}
+
 // Volatile reports whether an ARG or ENV named name changes every build.
 func (c *Config) Volatile(name string) bool {
 	up := strings.ToUpper(name)

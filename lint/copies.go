@@ -185,11 +185,6 @@ func isSourceFile(rel string) bool {
 	return !strings.HasSuffix(base, ".dockerignore") && !isDockerfileName(base) && !isManifest(rel)
 }
 
-// isDockerfileName reports the names under which Dockerfiles are kept.
-func isDockerfileName(n string) bool {
-	return n == "Dockerfile" || n == "Containerfile" || strings.HasPrefix(n, "Dockerfile.") || strings.HasSuffix(n, ".Dockerfile") || strings.HasSuffix(n, ".dockerfile")
-}
-
 // isDir reports whether the copy brings rel as a directory: some entry lies
 // below it.
 func (cs *copySet) isDir(rel string) bool {

@@ -103,6 +103,63 @@ func (d *Discoverer) Discover(dockerfile string) (DiscoveredContext, error) {
 	return DiscoveredContext{Dir: dir, Reason: why, Repo: rb.repo}, nil
 }
 
+// OptionsFor completes opts for linting file, a path or Stdin: the
+// Dockerfile's path, which finds its ignore file; when opts names no
+// context, the context discovered for file and why (Stdin has none), shown
+// relative to the working directory when it lies below it; the repository
+// of the context. With share, the context is opened through d, walked once
+// for every Dockerfile that sees it the same way; a caller that rewrites
+// ignore files between Dockerfiles leaves each to be walked afresh.
+func (d *Discoverer) OptionsFor(file string, opts Options, share bool) (Options, error) {
+	opts.DockerfilePath = file
+	if file == Stdin {
+		opts.DockerfilePath = ""
+		if opts.ContextDir != "" {
+			opts.DockerfilePath = filepath.Join(opts.ContextDir, "Dockerfile")
+		}
+	}
+	switch {
+	case opts.ContextDir != "":
+		if opts.Repo == nil {
+			opts.Repo = d.RepoOf(opts.ContextDir)
+		}
+	case file != Stdin:
+		dc, err := d.Discover(file)
+		if err != nil {
+			return opts, &ParseError{File: file, Err: err}
+		}
+		opts.ContextReason, opts.Repo = dc.Reason, dc.Repo
+		if dc.Dir != "" {
+			opts.ContextDir = displayPath(dc.Dir)
+		}
+	}
+	if share && opts.ContextDir != "" {
+		c, err := d.Open(opts.ContextDir, opts.DockerfilePath)
+		if err != nil {
+			return opts, err
+		}
+		opts.Context = c
+	}
+	return opts, nil
+}
+
+// displayPath shows an absolute path relative to the working directory
+// when it lies below it.
+func displayPath(p string) string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return p
+	}
+	if real, err := filepath.EvalSymlinks(wd); err == nil {
+		wd = real
+	}
+	rel, err := filepath.Rel(wd, p)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return p
+	}
+	return rel
+}
+
 // RepoOf returns the repository that dir lies in, nil outside one.
 func (d *Discoverer) RepoOf(dir string) *Repo {
 	abs, err := filepath.Abs(dir)

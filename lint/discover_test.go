@@ -244,3 +244,48 @@ func TestSecretsReadGitIndex(t *testing.T) {
 		}
 	}
 }
+
+// OptionsFor gives each Dockerfile the context strata lint lints it
+// against: the caller's, else the discovered one, and none for standard
+// input without one.
+func TestOptionsFor(t *testing.T) {
+	root := writeTree(t, map[string]string{
+		".git/HEAD":             "ref: refs/heads/main\n",
+		"docker/Dockerfile":     frontendDockerfile,
+		"docker/app.Dockerfile": frontendDockerfile,
+		"frontend/package.json": "{}",
+		"frontend/yarn.lock":    "",
+	})
+	t.Chdir(root)
+	d := NewDiscoverer()
+	df := filepath.Join(root, "docker", "Dockerfile")
+	for _, tc := range []struct {
+		name             string
+		file             string
+		in               Options
+		share            bool
+		dir, dfPath, why string
+		repo, opened     bool
+	}{
+		{"discovered, shown relative", df, Options{}, true, ".", df, "the repository root, where its COPY sources are", true, true},
+		{"discovered, not shared", df, Options{}, false, ".", df, "the repository root, where its COPY sources are", true, false},
+		{"the caller's", df, Options{ContextDir: "frontend", ContextReason: "--context"}, true, "frontend", df, "--context", true, true},
+		{"standard input alone", Stdin, Options{}, true, "", "", "", false, false},
+		{"standard input with a context", Stdin, Options{ContextDir: "frontend"}, true, "frontend", filepath.Join("frontend", "Dockerfile"), "", true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := d.OptionsFor(tc.file, tc.in, tc.share)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.ContextDir != tc.dir || got.DockerfilePath != tc.dfPath || got.ContextReason != tc.why || (got.Repo != nil) != tc.repo || (got.Context != nil) != tc.opened {
+				t.Errorf("OptionsFor(%s) = dir %q, Dockerfile %q, reason %q, repo %v, context %v", tc.file, got.ContextDir, got.DockerfilePath, got.ContextReason, got.Repo != nil, got.Context != nil)
+			}
+		})
+	}
+	a, _ := d.OptionsFor(df, Options{}, true)
+	b, _ := d.OptionsFor(filepath.Join(root, "docker", "app.Dockerfile"), Options{}, true)
+	if a.Context == nil || a.Context != b.Context {
+		t.Error("two Dockerfiles of one context walk it twice")
+	}
+}

@@ -40,3 +40,17 @@ func ExampleResult_Fix() {
 	// FROM alpine
 	// RUN apk update && apk add curl
 }
+
+// Show what --fix would write, as --diff does; Write would write it.
+func ExampleResult_Rewrite() {
+	res, _ := lint.Lint("Dockerfile", []byte("FROM alpine\nRUN apk update\nRUN apk add curl\n"), lint.Options{})
+	fmt.Print(res.Rewrite().Diff())
+	// Output:
+	// --- a/Dockerfile
+	// +++ b/Dockerfile
+	// @@ -1,3 +1,2 @@
+	//  FROM alpine
+	// -RUN apk update
+	// -RUN apk add curl
+	// +RUN apk update && apk add curl
+}

@@ -128,6 +128,24 @@ func TestFindConfig(t *testing.T) {
 	if got := FindConfig(nested); got != root+"/"+ConfigName {
 		t.Errorf("FindConfig = %q", got)
 	}
+	if err := os.WriteFile(root+"/other.yaml", []byte("failLevel: info\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		file, dir string
+		want      Severity
+	}{
+		{"", nested, SeverityError},                  // found from dir up
+		{root + "/other.yaml", nested, SeverityInfo}, // named
+		{"", t.TempDir(), DefaultConfig().FailLevel}, // none: the defaults
+	} {
+		if cfg, err := ResolveConfig(tc.file, tc.dir); err != nil || cfg.FailLevel != tc.want {
+			t.Errorf("ResolveConfig(%q, %q) = %+v, %v; want fail level %v", tc.file, tc.dir, cfg, err, tc.want)
+		}
+	}
+	if _, err := ResolveConfig(root+"/missing.yaml", nested); err == nil {
+		t.Error("ResolveConfig of a missing file: no error")
+	}
 }
 
 func TestShellCommands(t *testing.T) {

@@ -17,6 +17,9 @@ var _ = register(newBuildCmd)
 type buildCmd struct {
 	opt          build.Options
 	buildArgs    []string
+	secrets      []string
+	ssh          []string
+	outputs      []string
 	metadataFile string
 	bf           builderFlags
 	index        indexFlags
@@ -65,9 +68,9 @@ func (b *buildCmd) addFlags(cmd *cobra.Command) {
 	f.StringArrayVar(&b.buildArgs, "build-arg", nil, "set a build-time variable, KEY=VALUE or KEY to take it from the environment (repeatable)")
 	f.StringVar(&opt.Target, "target", "", "build this stage")
 	f.StringSliceVar(&opt.Platforms, "platform", nil, "target platforms, e.g. linux/amd64,linux/arm64")
-	f.StringArrayVar(&opt.Secrets, "secret", nil, "secret to expose to the build: id=ID[,src=PATH|,env=VAR] (repeatable)")
-	f.StringArrayVar(&opt.SSH, "ssh", nil, "SSH agent socket or keys to expose: default|ID[=SOCKET|KEY[,KEY]] (repeatable)")
-	f.StringArrayVarP(&opt.Outputs, "output", "o", nil, "extra output: type=local,dest=DIR | type=tar,dest=FILE | type=oci,dest=FILE | type=image,name=REF[,push=true]")
+	f.StringArrayVar(&b.secrets, "secret", nil, "secret to expose to the build: id=ID[,src=PATH|,env=VAR] (repeatable)")
+	f.StringArrayVar(&b.ssh, "ssh", nil, "SSH agent socket or keys to expose: default|ID[=SOCKET|KEY[,KEY]] (repeatable)")
+	f.StringArrayVarP(&b.outputs, "output", "o", nil, "extra output: type=local,dest=DIR | type=tar,dest=FILE | type=oci,dest=FILE | type=image,name=REF[,push=true]")
 	f.StringArrayVar(&opt.CacheFrom, "cache-from", nil, "extra cache source: REF or type=registry,ref=REF (repeatable)")
 	f.BoolVar(&opt.Push, "push", false, "push the image to the registry of each --tag")
 	f.BoolVar(&opt.NoCache, "no-cache", false, "do not use cache when building the image")
@@ -81,25 +84,15 @@ func (b *buildCmd) addFlags(cmd *cobra.Command) {
 	f.BoolVar(&b.noAutoCache, "no-auto-cache", false, "do not choose cache sources from the index (--cache-from still applies; pushed images are still added to it)")
 	b.index.add(cmd)
 	b.bf.add(cmd, "(default: BUILDKIT_HOST, else BUILDX_BUILDER, else strata's local buildkitd)")
-	_ = cmd.RegisterFlagCompletionFunc("compression", cobra.FixedCompletions(build.Compressions, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("compression", cobra.FixedCompletions(build.Compressions(), cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("progress", cobra.FixedCompletions([]string{"auto", "plain", "tty", "quiet", "rawjson"}, cobra.ShellCompDirectiveNoFileComp))
 }
 
 // run builds, and pushes with --push: the builder reached, the automatic
 // cache chosen, build.Run, then the index and the metadata file updated.
 func (b *buildCmd) run(cmd *cobra.Command, s Streams, args []string) error {
-	opt := b.opt
-	opt.NoStream = !b.stream
-	opt.ContextDir = "."
-	if len(args) == 1 {
-		opt.ContextDir = args[0]
-	}
-	if opt.ContextDir == "-" {
-		return errs.WithHint(errs.Usagef("a context from standard input is not supported"), "pass a directory as PATH")
-	}
-	opt.BuildArgs = build.ParseKeyValues(b.buildArgs)
-	opt.InsecureRegistries = b.index.insecure
-	if err := opt.Validate(); err != nil {
+	opt, err := b.options(cmd, args)
+	if err != nil {
 		return err
 	}
 	ctx := cmd.Context()
@@ -112,24 +105,12 @@ func (b *buildCmd) run(cmd *cobra.Command, s Streams, args []string) error {
 		return err
 	}
 	defer c.Close()
-	chosen := ac.Choose(ctx, &opt)
-	if ac != nil {
-		opt.CachedThrough, opt.PlannedStage = ac.CachedThrough, ac.Stage
-	}
-	for _, im := range chosen {
-		opt.CacheFrom = append(opt.CacheFrom, im.Ref)
-		if opt.Progress != "quiet" && opt.Progress != "rawjson" {
-			fmt.Fprintf(s.Err, "strata: cache from %s: %s\n", im.Ref, im.Reason)
-		}
-	}
-	res, err := build.Run(ctx, c, opt, s.Err)
+	choice := ac.Choose(ctx, opt)
+	res, err := build.Run(ctx, c, choice.Apply(opt), s.Err)
 	if err != nil {
 		return err
 	}
-	res.AutoCache = chosen
-	if ac != nil {
-		res.CacheSource = ac.Source
-	}
+	res.AutoCache, res.CacheSource = choice.Imports, choice.Source
 	if opt.Push {
 		ac.Record(ctx, opt.Tags)
 	}
@@ -142,6 +123,50 @@ func (b *buildCmd) run(cmd *cobra.Command, s Streams, args []string) error {
 		fmt.Fprintln(s.Out, d)
 	}
 	return nil
+}
+
+// options are the build's options from the flags and PATH, checked.
+func (b *buildCmd) options(cmd *cobra.Command, args []string) (build.Options, error) {
+	opt := b.opt
+	opt.NoStream = !b.stream
+	opt.ContextDir = "."
+	if len(args) == 1 {
+		opt.ContextDir = args[0]
+	}
+	if opt.ContextDir == "-" {
+		return opt, errs.WithHint(errs.Usagef("a context from standard input is not supported"), "pass a directory as PATH")
+	}
+	opt.BuildArgs = build.ParseKeyValues(b.buildArgs)
+	opt.InsecureRegistries = b.index.insecure
+	var err error
+	if opt.Secrets, err = parseEach(cmd, "secret", b.secrets, build.ParseSecret); err != nil {
+		return opt, err
+	}
+	parseSSH := func(v string) (build.SSH, error) { return build.ParseSSH(v), nil }
+	if opt.SSH, err = parseEach(cmd, "ssh", b.ssh, parseSSH); err != nil {
+		return opt, err
+	}
+	if opt.Outputs, err = parseEach(cmd, "output", b.outputs, build.ParseOutput); err != nil {
+		return opt, err
+	}
+	return opt, opt.Validate()
+}
+
+// parseEach parses the values of a repeatable flag, skipping empty ones as
+// docker buildx does; a value that does not parse is a usage error.
+func parseEach[T any](cmd *cobra.Command, flag string, values []string, parse func(string) (T, error)) ([]T, error) {
+	var out []T
+	for _, v := range values {
+		if v == "" {
+			continue
+		}
+		t, err := parse(v)
+		if err != nil {
+			return nil, usageError(cmd, fmt.Errorf("--%s %q: %w", flag, v, err))
+		}
+		out = append(out, t)
+	}
+	return out, nil
 }
 
 // autoCacheFor opens the index store: for automatic cache selection (at

@@ -1,12 +1,10 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -73,7 +71,7 @@ func runLint(s Streams, o *lintOptions, args []string) error {
 		}
 		return nil
 	}
-	if !lintHas(lint.Formats(), o.format) {
+	if !slices.Contains(lint.Formats(), o.format) {
 		return errs.Usagef("unknown --format %q (want %s)", o.format, strings.Join(lint.Formats(), ", "))
 	}
 	cfg, err := loadLintConfig(o)
@@ -85,7 +83,7 @@ func runLint(s Streams, o *lintOptions, args []string) error {
 			return errs.Inputf("--context %s is not a readable directory", o.contextDir)
 		}
 	}
-	files, err := findDockerfiles(args)
+	files, err := lint.FindDockerfiles(args...)
 	if err != nil {
 		return err
 	}
@@ -113,28 +111,17 @@ func runLint(s Streams, o *lintOptions, args []string) error {
 		return errs.Inputf("%d of %d Dockerfiles could not be linted", failed, len(files))
 	}
 	for _, r := range results {
-		for _, f := range r.Findings {
-			if f.Severity >= cfg.FailLevel {
-				return errs.ErrFindings
-			}
+		if lint.Failed(r.Findings, cfg.FailLevel) {
+			return errs.ErrFindings
 		}
 	}
 	return nil
 }
 
 func loadLintConfig(o *lintOptions) (*lint.Config, error) {
-	cfg := lint.DefaultConfig()
-	path := o.config
-	if path == "" {
-		if wd, err := os.Getwd(); err == nil {
-			path = lint.FindConfig(wd)
-		}
-	}
-	if path != "" {
-		var err error
-		if cfg, err = lint.LoadConfig(path); err != nil {
-			return nil, err
-		}
+	cfg, err := lint.ResolveConfig(o.config, ".")
+	if err != nil {
+		return nil, err
 	}
 	if o.failLevel != "" {
 		lvl, err := lint.ParseSeverity(o.failLevel)
@@ -150,197 +137,38 @@ func loadLintConfig(o *lintOptions) (*lint.Config, error) {
 	return cfg, nil
 }
 
-const stdinName = "-"
-
 func lintOne(s Streams, o *lintOptions, cfg *lint.Config, disc *lint.Discoverer, file string) (*lint.Result, error) {
+	dt, err := lint.ReadDockerfile(file, s.In)
+	if err != nil {
+		return nil, err
+	}
 	opts := lint.Options{Config: cfg, ContextDir: o.contextDir}
 	if o.contextDir != "" {
 		opts.ContextReason = "--context"
-		opts.Repo = disc.RepoOf(o.contextDir)
 	}
-	var dt []byte
-	var err error
-	if file == stdinName {
-		dt, err = io.ReadAll(io.LimitReader(s.In, 64<<20))
-		opts.DockerfilePath = filepath.Join(o.contextDir, "Dockerfile")
-	} else {
-		dt, err = os.ReadFile(file)
-		opts.DockerfilePath = file
-		if err == nil && opts.ContextDir == "" {
-			dc, derr := disc.Discover(file)
-			if derr != nil {
-				return nil, &lint.ParseError{File: file, Err: derr}
-			}
-			opts.ContextReason, opts.Repo = dc.Reason, dc.Repo
-			if dc.Dir != "" {
-				opts.ContextDir = displayPath(dc.Dir)
-			}
-		}
-	}
-	if err != nil {
-		return nil, &lint.ParseError{File: file, Err: err}
-	}
-	if file == stdinName && o.contextDir == "" {
-		opts.DockerfilePath = ""
-	}
-	if opts.ContextDir != "" && !o.fix {
-		// Dockerfiles that share a context share one walk of it (not
-		// with --fix, which may change the ignore file between them).
-		if opts.Context, err = disc.Open(opts.ContextDir, opts.DockerfilePath); err != nil {
-			return nil, err
-		}
+	// Dockerfiles that share a context share one walk of it (not with
+	// --fix, which may change the ignore file between them).
+	if opts, err = disc.OptionsFor(file, opts, !o.fix); err != nil {
+		return nil, err
 	}
 	res, err := lint.Lint(file, dt, opts)
 	if err != nil || !(o.fix || o.diff) {
 		return res, err
 	}
-	return applyFixes(s, o, file, res, opts, dt)
-}
-
-func applyFixes(s Streams, o *lintOptions, file string, res *lint.Result, opts lint.Options, dt []byte) (*lint.Result, error) {
-	fixed := res.Fix()
-	if len(fixed.Applied) == 0 {
+	rw := res.Rewrite()
+	if rw == nil {
 		return res, nil
 	}
-	ignoreFile := ""
-	var ignoreOld []byte
-	if len(fixed.IgnoreAppend) > 0 && res.Context != nil {
-		ignoreFile = res.Context.IgnoreFile()
-		if ignoreFile == "" {
-			ignoreFile = filepath.Join(res.Context.Dir(), ".dockerignore")
-		}
-		ignoreOld, _ = os.ReadFile(ignoreFile)
-	}
-	ignoreNew := appendIgnore(ignoreOld, fixed.IgnoreAppend)
-	if o.diff || file == stdinName {
-		fmt.Fprint(s.Out, lint.UnifiedDiff(file, dt, fixed.Dockerfile))
-		if ignoreFile != "" {
-			name := ignoreFile
-			if rel, err := filepath.Rel(".", ignoreFile); err == nil && !strings.HasPrefix(rel, "..") {
-				name = rel
-			}
-			fmt.Fprint(s.Out, lint.UnifiedDiff(filepath.ToSlash(name), ignoreOld, ignoreNew))
-		}
+	if o.diff || file == lint.Stdin {
+		fmt.Fprint(s.Out, rw.Diff())
 		return res, nil
 	}
-	if err := os.WriteFile(file, fixed.Dockerfile, 0o644); err != nil {
-		return nil, errs.Inputf("write %s: %v", file, err)
+	if err := rw.Write(); err != nil {
+		return nil, err
 	}
-	if ignoreFile != "" {
-		if err := os.WriteFile(ignoreFile, ignoreNew, 0o644); err != nil {
-			return nil, errs.Inputf("write %s: %v", ignoreFile, err)
-		}
-	}
-	fmt.Fprintf(s.Err, "%s: fixed %d finding(s)\n", file, len(fixed.Applied))
+	fmt.Fprintf(s.Err, "%s: fixed %d finding(s)\n", file, len(rw.Applied))
 	opts.Context = nil
-	return lint.Lint(file, fixed.Dockerfile, opts)
-}
-
-// displayPath shows an absolute path relative to the working directory
-// when it lies below it.
-func displayPath(p string) string {
-	wd, err := os.Getwd()
-	if err != nil {
-		return p
-	}
-	if real, err := filepath.EvalSymlinks(wd); err == nil {
-		wd = real
-	}
-	rel, err := filepath.Rel(wd, p)
-	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-		return p
-	}
-	return rel
-}
-
-func appendIgnore(old []byte, entries []string) []byte {
-	if len(entries) == 0 {
-		return old
-	}
-	out := append([]byte(nil), old...)
-	if len(out) > 0 && out[len(out)-1] != '\n' {
-		out = append(out, '\n')
-	}
-	have := map[string]bool{}
-	for _, l := range strings.Split(string(old), "\n") {
-		have[strings.TrimSpace(l)] = true
-	}
-	var add []string
-	for _, e := range entries {
-		if !have[e] {
-			add = append(add, e)
-		}
-	}
-	if len(add) == 0 {
-		return old
-	}
-	out = append(out, "# added by strata lint --fix\n"...)
-	for _, e := range add {
-		out = append(out, e+"\n"...)
-	}
-	return out
-}
-
-// findDockerfiles expands PATH arguments into Dockerfiles.
-func findDockerfiles(args []string) ([]string, error) {
-	if len(args) == 0 {
-		args = []string{"."}
-	}
-	var files []string
-	for _, a := range args {
-		if a == stdinName {
-			files = append(files, a)
-			continue
-		}
-		fi, err := os.Stat(a)
-		if err != nil {
-			return nil, errs.Inputf("%s: %v", a, errors.Unwrap(err))
-		}
-		if !fi.IsDir() {
-			files = append(files, a)
-			continue
-		}
-		found := 0
-		err = filepath.WalkDir(a, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if d.IsDir() {
-				if p != a && (strings.HasPrefix(d.Name(), ".") || d.Name() == "node_modules" || d.Name() == "vendor" || d.Name() == "testdata") {
-					return filepath.SkipDir
-				}
-				return nil
-			}
-			if isDockerfileName(d.Name()) {
-				files = append(files, p)
-				found++
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, errs.Inputf("%s: %v", a, err)
-		}
-		if found == 0 {
-			return nil, errs.Inputf("no Dockerfile in %s", a)
-		}
-	}
-	return files, nil
-}
-
-func isDockerfileName(n string) bool {
-	if strings.HasSuffix(n, ".dockerignore") {
-		return false
-	}
-	return n == "Dockerfile" || n == "Containerfile" || strings.HasPrefix(n, "Dockerfile.") || strings.HasSuffix(n, ".Dockerfile") || strings.HasSuffix(n, ".dockerfile")
-}
-
-func lintHas(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
+	return lint.Lint(file, rw.Dockerfile.New, opts)
 }
 
 func lintColor(w io.Writer) bool {
