@@ -105,11 +105,14 @@ func (b *buildCmd) run(cmd *cobra.Command, s Streams, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, _, err := b.bf.connect(ctx)
+	c, e, err := b.bf.connect(ctx)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	if h := e.LazyPullHint(); h != "" && opt.Progress != "quiet" && opt.Progress != "rawjson" {
+		fmt.Fprintf(s.Err, "strata: lazy pulls are off: %s\n", h)
+	}
 	chosen := ac.Choose(ctx, &opt)
 	if ac != nil {
 		opt.CachedThrough, opt.PlannedStage = ac.CachedThrough, ac.Stage

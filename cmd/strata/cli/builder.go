@@ -2,6 +2,8 @@ package cli
 
 import (
 	"fmt"
+	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -47,6 +49,9 @@ or STRATA_BUILDER_DIR when set.`,
 				return err
 			}
 			fmt.Fprintln(s.Out, addr)
+			if st, err := l.Status(cmd.Context()); err == nil && st.NotStargz != "" {
+				fmt.Fprintf(s.Err, "strata: lazy pulls are off: %s\n", st.NotStargz)
+			}
 			return nil
 		},
 	})
@@ -92,8 +97,9 @@ builder does not answer, so it checks a fleet's address and certificates.`,
 					return err
 				}
 				st := e.Probed
-				fmt.Fprintf(s.Out, "state:   running\naddress: %s\nversion: %s\nworkers: %s\n",
-					st.Addr, st.Version, strings.Join(st.Workers, ", "))
+				printFields(s.Out, "state", "running", "address", st.Addr, "version", st.Version,
+					"workers", strings.Join(st.Workers, ", "), "snapshotter", st.Snapshotter,
+					"lazy pulls", lazyPulls(st.Snapshotter, e.LazyPullHint()))
 				return nil
 			}
 			l, err := local()
@@ -102,14 +108,41 @@ builder does not answer, so it checks a fleet's address and certificates.`,
 			}
 			st, err := l.Status(cmd.Context())
 			if err != nil {
-				fmt.Fprintf(s.Out, "state:   stopped\ndir:     %s\n", l.Dir)
+				printFields(s.Out, "state", "stopped", "dir", l.Dir)
 				return nil
 			}
-			fmt.Fprintf(s.Out, "state:   running\naddress: %s\npid:     %d\nversion: %s\nworkers: %s\nlog:     %s\n",
-				st.Addr, st.PID, st.Version, strings.Join(st.Workers, ", "), l.LogFile())
+			printFields(s.Out, "state", "running", "address", st.Addr, "pid", strconv.Itoa(st.PID), "version", st.Version,
+				"workers", strings.Join(st.Workers, ", "), "snapshotter", st.Snapshotter,
+				"lazy pulls", lazyPulls(st.Snapshotter, st.NotStargz), "cache", st.Emptied, "log", l.LogFile())
 			return nil
 		},
 	}
 	bf.add(cmd, "(default: strata's local buildkitd)")
 	return cmd
+}
+
+// lazyPulls is the status line about lazy pulls: on with the stargz
+// snapshotter, else off and why.
+func lazyPulls(snapshotter, whyNot string) string {
+	switch {
+	case snapshotter == builder.SnapshotterStargz:
+		return "on: eStargz layers are pulled only as far as steps read them"
+	case whyNot != "":
+		return "off: " + whyNot
+	}
+	return ""
+}
+
+// printFields writes name, value pairs as aligned "name: value" lines,
+// leaving out empty values.
+func printFields(w io.Writer, kv ...string) {
+	width := 0
+	for i := 0; i < len(kv); i += 2 {
+		width = max(width, len(kv[i]))
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] != "" {
+			fmt.Fprintf(w, "%-*s %s\n", width+1, kv[i]+":", kv[i+1])
+		}
+	}
 }
