@@ -75,11 +75,10 @@ func Resolve(ctx context.Context, addr string, t TLS) (*Endpoint, error) {
 }
 
 func resolveLocal(ctx context.Context) (*Endpoint, error) {
-	dir, err := DefaultDir()
+	l, err := DefaultLocal()
 	if err != nil {
 		return nil, err
 	}
-	l := &Local{Dir: dir}
 	a, err := l.Ensure(ctx)
 	if err != nil {
 		return nil, err

@@ -51,6 +51,21 @@ func DefaultDir() (string, error) {
 	return filepath.Join(cache, "strata", "buildkitd"), nil
 }
 
+// SnapshotterEnv names the snapshotter of strata's own buildkitd (e.g.
+// overlayfs) in place of strata's choice; it takes effect when the daemon
+// next starts.
+const SnapshotterEnv = "STRATA_BUILDER_SNAPSHOTTER"
+
+// DefaultLocal is strata's own buildkitd: its state in DefaultDir, its
+// snapshotter SnapshotterEnv when set.
+func DefaultLocal() (*Local, error) {
+	dir, err := DefaultDir()
+	if err != nil {
+		return nil, err
+	}
+	return &Local{Dir: dir, Snapshotter: os.Getenv(SnapshotterEnv)}, nil
+}
+
 // Socket is the unix socket the daemon listens on.
 func (l *Local) Socket() string { return filepath.Join(l.Dir, "buildkitd.sock") }
 

@@ -38,6 +38,20 @@ func TestDefaultDir(t *testing.T) {
 	}
 }
 
+// strata's own builder lives in DefaultDir, with the snapshotter
+// STRATA_BUILDER_SNAPSHOTTER names, or strata's choice.
+func TestDefaultLocal(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("STRATA_BUILDER_DIR", dir)
+	for _, sn := range []string{"", "overlayfs"} {
+		t.Setenv(builder.SnapshotterEnv, sn)
+		l, err := builder.DefaultLocal()
+		if err != nil || l.Dir != dir || l.Snapshotter != sn {
+			t.Errorf("%s=%q: %+v, %v", builder.SnapshotterEnv, sn, l, err)
+		}
+	}
+}
+
 // A pid file that names no running process, or holds no number, means no
 // daemon, and stopping it is not an error.
 func TestLocalWithoutADaemon(t *testing.T) {

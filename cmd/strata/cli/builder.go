@@ -21,19 +21,16 @@ func newBuilderCmd(s Streams) *cobra.Command {
 		Short: "Show, start or stop strata's local buildkitd",
 		Long: `strata starts its own buildkitd when no --builder or BUILDKIT_HOST is given.
 Its state (root, socket, pid file, log) lives under ~/.cache/strata/buildkitd,
-or STRATA_BUILDER_DIR when set.`,
+or STRATA_BUILDER_DIR when set. It uses the stargz snapshotter (lazy pulls
+of eStargz layers) where FUSE and overlayfs work, else BuildKit's own choice
+(overlayfs, else native); STRATA_BUILDER_SNAPSHOTTER names another, from the
+next start on.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return cmd.Help()
 		},
 	}
-	local := func() (*builder.Local, error) {
-		dir, err := builder.DefaultDir()
-		if err != nil {
-			return nil, err
-		}
-		return &builder.Local{Dir: dir}, nil
-	}
+	local := builder.DefaultLocal
 	cmd.AddCommand(newBuilderStatusCmd(s, local))
 	cmd.AddCommand(&cobra.Command{
 		Use:   "start",
