@@ -51,7 +51,7 @@ func (p fuseProbe) check() error {
 	}
 	fd, err := unix.Open(p.device, unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("cannot open %s: %v (a container needs the device, e.g. --device /dev/fuse)", p.device, err)
+		return fmt.Errorf("cannot open %s: %v (a container needs the device: --privileged gives it)", p.device, err)
 	}
 	mp, err := os.MkdirTemp(p.dir, "fuse-probe-")
 	if err != nil {
