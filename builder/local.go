@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -311,15 +312,29 @@ func startFailure(err error) string {
 }
 
 // Stop ends the daemon: SIGTERM, then SIGKILL after the grace period.
-// Stopping a daemon that is not running is not an error.
+// Stopping a daemon that is not running is not an error; the mounts one
+// that died left under Dir are detached.
 func (l *Local) Stop(grace time.Duration) error {
 	pid := l.PID()
 	if pid == 0 {
-		return nil
+		if l.listening() {
+			return nil // a daemon without a pid file: its mounts are its own
+		}
+		return unmountUnder(l.Dir)
 	}
 	err := l.end(pid, grace)
 	_ = os.Remove(l.pidFile())
 	return err
+}
+
+// listening reports whether something accepts connections on the socket.
+func (l *Local) listening() bool {
+	c, err := net.DialTimeout("unix", l.Socket(), time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
 }
 
 // end stops the daemon pid and detaches the mounts it left under Dir.
