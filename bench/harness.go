@@ -118,6 +118,8 @@ type bed struct {
 	env *testenv.Env
 	dir string
 	n   int
+	// snapshotter of the fresh builders; empty for the test bed's default.
+	snapshotter string
 
 	branchImages []string // the new-branch scenario's registry, filled once
 }
@@ -125,7 +127,11 @@ type bed struct {
 // freshBuilder starts a buildkitd with empty state, like a new CI runner.
 func (b *bed) freshBuilder(ctx context.Context) (*builder.Local, func(), error) {
 	b.n++
-	l, err := b.env.StartBuildkitd(ctx, fmt.Sprintf("bench-%d", b.n))
+	var opts []testenv.BuildkitdOption
+	if b.snapshotter != "" {
+		opts = append(opts, testenv.WithSnapshotter(b.snapshotter))
+	}
+	l, err := b.env.StartBuildkitd(ctx, fmt.Sprintf("bench-%d", b.n), opts...)
 	if err != nil {
 		return nil, nil, err
 	}

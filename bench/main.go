@@ -8,6 +8,7 @@
 //	go run ./bench -render              # docs/benchmarks.md from bench/results/latest.json
 //	go run ./bench -scenario push -keep-times -out bench/results/push-keep-times.json -doc docs/benchmarks-keep-times.md
 //	go run ./bench -scenario push -compression zstd -out bench/results/push-zstd.json -doc docs/benchmarks-zstd.md
+//	go run ./bench -scenario one-change -snapshotter stargz -out bench/results/one-change-stargz.json -doc ""
 package main
 
 import (
@@ -35,6 +36,9 @@ type config struct {
 	// Compression, when set, is the layer compression of every contender
 	// of the push scenario.
 	Compression string `json:"compression,omitempty"`
+	// Snapshotter, when set, is the snapshotter of every fresh builder
+	// (stargz pulls eStargz layers lazily); default BuildKit's auto.
+	Snapshotter string `json:"snapshotter,omitempty"`
 	// KeepTimes adds strata build --push --reproducible=false to the push
 	// scenario (about 3 minutes more): what rewriting timestamps costs.
 	KeepTimes bool `json:"keepTimes,omitempty"`
@@ -61,6 +65,7 @@ func main() {
 	flag.IntVar(&cfg.Work, "work", 6, "rounds of hashing in each heavy step (CPU work)")
 	flag.Float64Var(&cfg.Bandwidth, "bandwidth", 25, "MB/s each way on the limited link")
 	flag.StringVar(&cfg.Compression, "compression", "", "layer compression of every contender of the push scenario (zstd, uncompressed; default: each tool's gzip)")
+	flag.StringVar(&cfg.Snapshotter, "snapshotter", "", "snapshotter of every fresh builder: stargz, overlayfs, native (default: BuildKit's auto)")
 	flag.BoolVar(&cfg.KeepTimes, "keep-times", false, "add strata build --push --reproducible=false to the push scenario")
 	render := flag.Bool("render", false, "write -doc from the results in -out, without running anything")
 	flag.Parse()
@@ -101,7 +106,7 @@ func run(ctx context.Context, cfg config, out, doc string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	b := &bed{env: env, dir: dir}
+	b := &bed{env: env, dir: dir, snapshotter: cfg.Snapshotter}
 	// Pushed images are recorded in the index; keep the user's own file out of it.
 	os.Setenv(store.IndexFileEnv, filepath.Join(dir, "default.idx"))
 

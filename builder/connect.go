@@ -24,6 +24,8 @@ type Endpoint struct {
 	// Probed is what the builder answered when Resolve checked it (nil
 	// for the local daemon).
 	Probed *Status
+	// driver is the buildx driver of a builder named by its buildx name.
+	driver string
 	opts   []client.ClientOpt
 }
 
@@ -46,13 +48,14 @@ func Resolve(ctx context.Context, addr string, t TLS) (*Endpoint, error) {
 		}
 		return resolveLocal(ctx)
 	}
+	var driver string
 	if !strings.Contains(addr, "://") {
 		bx, err := LookupBuildx(addr)
 		if err != nil {
 			return nil, err
 		}
 		source = fmt.Sprintf("%s=%s (buildx builder, %s driver)", source, addr, bx.Driver)
-		addr = bx.Addr
+		addr, driver = bx.Addr, bx.Driver
 		if t.IsZero() {
 			t = bx.TLS
 		}
@@ -64,7 +67,7 @@ func Resolve(ctx context.Context, addr string, t TLS) (*Endpoint, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Endpoint{Addr: addr, Source: source, opts: opts}
+	e := &Endpoint{Addr: addr, Source: source, driver: driver, opts: opts}
 	if e.Probed, err = e.Status(ctx); err != nil {
 		return nil, explain(ctx, e, t, err)
 	}
@@ -72,11 +75,10 @@ func Resolve(ctx context.Context, addr string, t TLS) (*Endpoint, error) {
 }
 
 func resolveLocal(ctx context.Context) (*Endpoint, error) {
-	dir, err := DefaultDir()
+	l, err := DefaultLocal()
 	if err != nil {
 		return nil, err
 	}
-	l := &Local{Dir: dir}
 	a, err := l.Ensure(ctx)
 	if err != nil {
 		return nil, err

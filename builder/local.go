@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,8 +30,12 @@ type Local struct {
 	Dir string
 	// Binary is the buildkitd executable; found with FindBinary when empty.
 	Binary string
-	// Args are extra buildkitd flags.
+	// Args are extra buildkitd flags; a snapshotter they name wins.
 	Args []string
+	// Snapshotter is the OCI worker's snapshotter (overlayfs, native,
+	// stargz, auto...). Empty: stargz where FUSE and overlayfs work, else
+	// auto, and auto too when buildkitd does not start with stargz.
+	Snapshotter string
 	// StartTimeout bounds how long Start waits for the daemon to answer.
 	StartTimeout time.Duration
 }
@@ -45,6 +50,21 @@ func DefaultDir() (string, error) {
 		return "", fmt.Errorf("%w: no cache directory for the local buildkitd: %v", errs.ErrBuilder, err)
 	}
 	return filepath.Join(cache, "strata", "buildkitd"), nil
+}
+
+// SnapshotterEnv names the snapshotter of strata's own buildkitd (e.g.
+// overlayfs) in place of strata's choice; it takes effect when the daemon
+// next starts.
+const SnapshotterEnv = "STRATA_BUILDER_SNAPSHOTTER"
+
+// DefaultLocal is strata's own buildkitd: its state in DefaultDir, its
+// snapshotter SnapshotterEnv when set.
+func DefaultLocal() (*Local, error) {
+	dir, err := DefaultDir()
+	if err != nil {
+		return nil, err
+	}
+	return &Local{Dir: dir, Snapshotter: os.Getenv(SnapshotterEnv)}, nil
 }
 
 // Socket is the unix socket the daemon listens on.
@@ -79,13 +99,38 @@ type Status struct {
 	Addr    string
 	PID     int
 	Version string
+	// Workers are "ID (snapshotter)", the default worker first.
 	Workers []string
+	// Snapshotter is the default worker's snapshotter, as its
+	// org.mobyproject.buildkit.worker.snapshotter label says.
+	Snapshotter string
+	// NotStargz says why strata's own daemon does not use the stargz
+	// snapshotter; empty for other builders and when it does.
+	NotStargz string
+	// Emptied says why strata emptied its own daemon's stargz cache at
+	// its last start, when it did.
+	Emptied string
 }
 
 // Status reports whether the daemon answers, and with what.
 func (l *Local) Status(ctx context.Context) (*Status, error) {
-	return Probe(ctx, l.Addr(), l.PID())
+	st, err := Probe(ctx, l.Addr(), l.PID())
+	if err != nil {
+		return nil, err
+	}
+	saved := l.savedSnapshotter()
+	st.Emptied = saved.Emptied
+	if st.Snapshotter != SnapshotterStargz {
+		st.NotStargz = saved.NotStargz
+		if st.NotStargz == "" {
+			st.NotStargz = "it was started before strata chose the snapshotter; 'strata builder stop' and the next build start it again"
+		}
+	}
+	return st, nil
 }
+
+// snapshotterLabel is the worker label that names its snapshotter.
+const snapshotterLabel = "org.mobyproject.buildkit.worker.snapshotter"
 
 // ProbeTimeout is how long a builder may take to answer before it counts
 // as not answering: a daemon that is not there fails at once, but one busy
@@ -115,8 +160,12 @@ func Probe(ctx context.Context, addr string, pid int, opts ...client.ClientOpt) 
 	if err != nil {
 		return nil, err
 	}
-	for _, w := range ws {
-		st.Workers = append(st.Workers, fmt.Sprintf("%s (%s)", w.ID, w.Labels["org.mobyproject.buildkit.worker.snapshotter"]))
+	for i, w := range ws {
+		sn := w.Labels[snapshotterLabel]
+		if i == 0 {
+			st.Snapshotter = sn
+		}
+		st.Workers = append(st.Workers, fmt.Sprintf("%s (%s)", w.ID, sn))
 	}
 	return st, nil
 }
@@ -130,7 +179,10 @@ func (l *Local) Ensure(ctx context.Context) (string, error) {
 }
 
 // Start launches buildkitd in its own session so that it outlives this
-// process, and waits until it answers.
+// process, and waits until it answers. With no snapshotter named (in
+// Snapshotter or Args), it starts with stargz where FUSE and overlayfs
+// work, and when buildkitd does not start that way, once more with
+// BuildKit's auto choice; Status says which and why.
 func (l *Local) Start(ctx context.Context) error {
 	if os.Geteuid() != 0 {
 		return errs.WithHint(fmt.Errorf("%w: strata starts buildkitd with the runc worker, which needs root", errs.ErrBuilder),
@@ -153,19 +205,50 @@ func (l *Local) Start(ctx context.Context) error {
 	if err := os.MkdirAll(l.Dir, 0o700); err != nil {
 		return fmt.Errorf("%w: %v", errs.ErrBuilder, err)
 	}
+	// A daemon that was killed leaves its FUSE mounts.
+	if err := unmountUnder(l.Dir); err != nil {
+		return errs.WithHint(fmt.Errorf("%w: mounts left by an earlier buildkitd under %s: %v", errs.ErrBuilder, l.Dir, err),
+			"unmount them with 'umount -l', deepest first")
+	}
+	choice := l.chooseSnapshotter()
+	if choice.Name == SnapshotterStargz {
+		var err error
+		if choice.Emptied, err = l.emptyLazyState(); err != nil {
+			return errs.WithHint(fmt.Errorf("%w: the stargz cache in %s: %v", errs.ErrBuilder, l.stargzWorkerDir(), err),
+				"remove that directory; the next start begins with an empty cache")
+		}
+	}
+	err := l.launch(ctx, bin, choice.Name)
+	if err != nil && choice.Name == SnapshotterStargz && !l.namesSnapshotter() && !errors.Is(err, errs.ErrInterrupted) {
+		failed := filepath.Join(l.Dir, "buildkitd-stargz.log")
+		_ = os.Rename(l.LogFile(), failed)
+		choice = snapshotterChoice{Name: SnapshotterAuto, Emptied: choice.Emptied,
+			NotStargz: fmt.Sprintf("buildkitd did not start with the stargz snapshotter (%s; its log: %s)", startFailure(err), failed)}
+		err = l.launch(ctx, bin, choice.Name)
+	}
+	if err != nil {
+		return err
+	}
+	return l.saveSnapshotter(choice)
+}
+
+// launch starts buildkitd with the snapshotter and waits until it answers.
+func (l *Local) launch(ctx context.Context, bin, snapshotter string) error {
 	_ = os.Remove(l.Socket())
 	logf, err := os.OpenFile(l.LogFile(), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errs.ErrBuilder, err)
 	}
 	defer logf.Close()
-	args := append([]string{
-		"--root", filepath.Join(l.Dir, "root"),
+	args := []string{
+		"--root", l.root(),
 		"--addr", l.Addr(),
 		"--oci-worker=true", "--containerd-worker=false",
-		"--oci-worker-snapshotter=auto", // overlayfs where the kernel allows it, native otherwise
-	}, l.Args...)
-	cmd := exec.Command(bin, args...)
+	}
+	if _, ok := flagValue(l.Args, snapshotterFlag); !ok {
+		args = append(args, snapshotterFlag+"="+snapshotter)
+	}
+	cmd := exec.Command(bin, append(args, l.Args...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -178,7 +261,12 @@ func (l *Local) Start(ctx context.Context) error {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
+	return l.waitAnswer(ctx, pid, exited)
+}
 
+// waitAnswer waits until the daemon pid answers, exits, or runs out of
+// StartTimeout; one that does not answer is stopped.
+func (l *Local) waitAnswer(ctx context.Context, pid int, exited <-chan error) error {
 	timeout := l.StartTimeout
 	if timeout == 0 {
 		timeout = 60 * time.Second
@@ -194,10 +282,10 @@ func (l *Local) Start(ctx context.Context) error {
 			return errs.WithHint(fmt.Errorf("%w: buildkitd exited at start (%v): %s", errs.ErrBuilder, err, lastLine(l.LogFile())),
 				"see "+l.LogFile())
 		case <-ctx.Done():
-			_ = stopPID(pid, 10*time.Second)
+			_ = l.end(pid, 10*time.Second)
 			return fmt.Errorf("%w: starting buildkitd: %v", errs.ErrInterrupted, ctx.Err())
 		case <-deadline.C:
-			_ = stopPID(pid, 10*time.Second)
+			_ = l.end(pid, 10*time.Second)
 			return errs.WithHint(fmt.Errorf("%w: buildkitd did not answer within %s", errs.ErrBuilder, timeout), "see "+l.LogFile())
 		case <-tick.C:
 			if _, err := os.Stat(l.Socket()); err != nil {
@@ -213,15 +301,48 @@ func (l *Local) Start(ctx context.Context) error {
 	}
 }
 
+// startFailure is the cause of a failed start, without the hint that
+// points at the log.
+func startFailure(err error) string {
+	var h *errs.Hint
+	if errors.As(err, &h) {
+		err = h.Err
+	}
+	return strings.TrimPrefix(err.Error(), errs.ErrBuilder.Error()+": ")
+}
+
 // Stop ends the daemon: SIGTERM, then SIGKILL after the grace period.
-// Stopping a daemon that is not running is not an error.
+// Stopping a daemon that is not running is not an error; the mounts one
+// that died left under Dir are detached.
 func (l *Local) Stop(grace time.Duration) error {
 	pid := l.PID()
 	if pid == 0 {
-		return nil
+		if l.listening() {
+			return nil // a daemon without a pid file: its mounts are its own
+		}
+		return unmountUnder(l.Dir)
 	}
-	err := stopPID(pid, grace)
+	err := l.end(pid, grace)
 	_ = os.Remove(l.pidFile())
+	return err
+}
+
+// listening reports whether something accepts connections on the socket.
+func (l *Local) listening() bool {
+	c, err := net.DialTimeout("unix", l.Socket(), time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
+// end stops the daemon pid and detaches the mounts it left under Dir.
+func (l *Local) end(pid int, grace time.Duration) error {
+	err := stopPID(pid, grace)
+	if uerr := unmountUnder(l.Dir); err == nil {
+		err = uerr
+	}
 	return err
 }
 

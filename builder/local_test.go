@@ -38,6 +38,20 @@ func TestDefaultDir(t *testing.T) {
 	}
 }
 
+// strata's own builder lives in DefaultDir, with the snapshotter
+// STRATA_BUILDER_SNAPSHOTTER names, or strata's choice.
+func TestDefaultLocal(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("STRATA_BUILDER_DIR", dir)
+	for _, sn := range []string{"", "overlayfs"} {
+		t.Setenv(builder.SnapshotterEnv, sn)
+		l, err := builder.DefaultLocal()
+		if err != nil || l.Dir != dir || l.Snapshotter != sn {
+			t.Errorf("%s=%q: %+v, %v", builder.SnapshotterEnv, sn, l, err)
+		}
+	}
+}
+
 // A pid file that names no running process, or holds no number, means no
 // daemon, and stopping it is not an error.
 func TestLocalWithoutADaemon(t *testing.T) {
@@ -227,5 +241,63 @@ func waitGone(t *testing.T, pid int) {
 	n, err := syscall.Select(int(fd)+1, &set, nil, nil, &tv)
 	if err != nil || n != 1 {
 		t.Fatalf("waiting for process %d to end: %d, %v", pid, n, err)
+	}
+}
+
+// stargzHere skips the test where the stargz snapshotter cannot work.
+func stargzHere(t *testing.T, l *builder.Local) {
+	t.Helper()
+	if err := builder.StargzSupported(filepath.Join(l.Dir, "root")); err != nil {
+		t.Skipf("no stargz snapshotter here: %v", err)
+	}
+}
+
+// With no snapshotter named, a Local starts with stargz where FUSE and
+// overlayfs work, and its status says so.
+func TestLocalChoosesStargz(t *testing.T) {
+	bin := buildkitd(t)
+	l := newLocal(t, bin)
+	stargzHere(t, l)
+	if err := l.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	st, err := l.Status(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Snapshotter != builder.SnapshotterStargz || st.NotStargz != "" {
+		t.Errorf("status %+v: want the stargz snapshotter", st)
+	}
+}
+
+// A buildkitd that does not start with stargz (here: a stargz setting of
+// the wrong type, which only the stargz snapshotter reads) is started
+// again with BuildKit's auto choice, and the status says why; the failed
+// start's log is kept.
+func TestLocalFallsBackFromStargz(t *testing.T) {
+	bin := buildkitd(t)
+	l := newLocal(t, bin)
+	stargzHere(t, l)
+	cfg := filepath.Join(l.Dir, "buildkitd.toml")
+	if err := os.WriteFile(cfg, []byte("[worker.oci.stargzSnapshotter]\nprefetch_size = \"large\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l.Args = []string{"--config", cfg}
+	if err := l.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	st, err := l.Status(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := filepath.Join(l.Dir, "buildkitd-stargz.log")
+	if st.Snapshotter == builder.SnapshotterStargz || st.Snapshotter == "" {
+		t.Errorf("snapshotter %q, want BuildKit's auto choice", st.Snapshotter)
+	}
+	if !strings.Contains(st.NotStargz, "did not start with the stargz snapshotter") || !strings.Contains(st.NotStargz, failed) {
+		t.Errorf("why not stargz: %q, want the failed start and its log %s", st.NotStargz, failed)
+	}
+	if dt, err := os.ReadFile(failed); err != nil || !strings.Contains(string(dt), "stargz") {
+		t.Errorf("the failed start's log: %v\n%s", err, dt)
 	}
 }

@@ -81,11 +81,7 @@ func TestEmbeddedBuilder(t *testing.T) {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); syscall.Kill(pid, 0) == nil; time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the killed buildkitd did not exit")
-		}
-	}
+	waitExited(t, pid)
 	if code, out := strataBin(t, vars, "build", "--progress", "plain", dir); code != 0 || !strings.Contains(out, "CACHED") {
 		t.Fatalf("build after buildkitd was killed: exit %d, want a build on a new daemon that kept the cache on disk\n%s", code, out)
 	}
@@ -98,5 +94,15 @@ func TestEmbeddedBuilder(t *testing.T) {
 	}
 	if local.PID() != 0 {
 		t.Fatal("buildkitd still running after 'strata builder stop'")
+	}
+}
+
+// waitExited waits until the killed process pid has exited.
+func waitExited(t *testing.T, pid int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); syscall.Kill(pid, 0) == nil; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the killed process %d did not exit", pid)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package integration
 import (
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -74,8 +75,18 @@ func TestBuildOverMutualTLS(t *testing.T) {
 	}
 	verifyImage(t, ref2, "")
 	code, stdout, _ := strata(t, "builder", "status", "--builder", m.Addr)
-	if code != 0 || !strings.Contains(stdout, "state:   running") || !strings.Contains(stdout, "version: v0.33.1") {
+	if code != 0 || !regexp.MustCompile(`(?m)^state: +running$`).MatchString(stdout) || !regexp.MustCompile(`(?m)^version: +v0\.33\.1$`).MatchString(stdout) {
 		t.Fatalf("builder status: exit %d\n%s", code, stdout)
+	}
+	// The status names the snapshotter and, unless it is stargz, how to turn lazy pulls on.
+	sn := regexp.MustCompile(`(?m)^snapshotter: +(\S+)$`).FindStringSubmatch(stdout)
+	switch {
+	case sn == nil:
+		t.Errorf("builder status names no snapshotter:\n%s", stdout)
+	case sn[1] == "stargz" && !strings.Contains(stdout, "lazy pulls:  on"):
+		t.Errorf("builder status of a stargz builder does not say lazy pulls are on:\n%s", stdout)
+	case sn[1] != "stargz" && !strings.Contains(stdout, "lazy pulls:  off: --builder="+m.Addr+" uses the "+sn[1]+" snapshotter"):
+		t.Errorf("builder status does not say how to turn lazy pulls on:\n%s", stdout)
 	}
 	// Flags replace the environment; the certificate also names localhost.
 	if code, stdout, stderr := strata(t, "builder", "status", "--builder", m.Addr, "--tlscacert", m.CA.CertFile,

@@ -55,12 +55,31 @@ func Start(ctx context.Context) (_ *Env, err error) {
 // BuildkitdOption configures a buildkitd before StartBuildkitd starts it.
 type BuildkitdOption func(l *builder.Local) error
 
+// SnapshotterEnv names the snapshotter of the test bed's daemons (e.g.
+// stargz). Unset, they use BuildKit's auto choice: overlayfs where the
+// kernel allows it.
+const SnapshotterEnv = "STRATA_TEST_SNAPSHOTTER"
+
+// WithSnapshotter starts buildkitd with the named snapshotter; "" is the
+// choice strata makes for its own builder (stargz where FUSE works).
+func WithSnapshotter(name string) BuildkitdOption {
+	return func(l *builder.Local) error {
+		l.Snapshotter = name
+		return nil
+	}
+}
+
 // StartBuildkitd starts another buildkitd with fresh state in Dir/name; Close stops it.
 func (e *Env) StartBuildkitd(ctx context.Context, name string, opts ...BuildkitdOption) (*builder.Local, error) {
+	sn := os.Getenv(SnapshotterEnv)
+	if sn == "" {
+		sn = builder.SnapshotterAuto
+	}
 	l := &builder.Local{
 		Dir:          filepath.Join(e.Dir, name),
 		Binary:       filepath.Join(e.BinDir, "buildkitd"),
 		StartTimeout: 60 * time.Second,
+		Snapshotter:  sn,
 	}
 	for _, o := range opts {
 		if err := o(l); err != nil {

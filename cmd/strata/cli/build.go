@@ -100,11 +100,14 @@ func (b *buildCmd) run(cmd *cobra.Command, s Streams, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, _, err := b.bf.connect(ctx)
+	c, e, err := b.bf.connect(ctx)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	if h := e.LazyPullHint(); h != "" && opt.Progress != "quiet" && opt.Progress != "rawjson" {
+		fmt.Fprintf(s.Err, "strata: lazy pulls are off: %s\n", h)
+	}
 	choice := ac.Choose(ctx, opt)
 	res, err := build.Run(ctx, c, choice.Apply(opt), s.Err)
 	if err != nil {

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"fmt"
+	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,19 +21,16 @@ func newBuilderCmd(s Streams) *cobra.Command {
 		Short: "Show, start or stop strata's local buildkitd",
 		Long: `strata starts its own buildkitd when no --builder or BUILDKIT_HOST is given.
 Its state (root, socket, pid file, log) lives under ~/.cache/strata/buildkitd,
-or STRATA_BUILDER_DIR when set.`,
+or STRATA_BUILDER_DIR when set. It uses the stargz snapshotter (lazy pulls
+of eStargz layers) where FUSE and overlayfs work, else BuildKit's own choice
+(overlayfs, else native); STRATA_BUILDER_SNAPSHOTTER names another, from the
+next start on.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return cmd.Help()
 		},
 	}
-	local := func() (*builder.Local, error) {
-		dir, err := builder.DefaultDir()
-		if err != nil {
-			return nil, err
-		}
-		return &builder.Local{Dir: dir}, nil
-	}
+	local := builder.DefaultLocal
 	cmd.AddCommand(newBuilderStatusCmd(s, local))
 	cmd.AddCommand(&cobra.Command{
 		Use:   "start",
@@ -47,6 +46,9 @@ or STRATA_BUILDER_DIR when set.`,
 				return err
 			}
 			fmt.Fprintln(s.Out, addr)
+			if st, err := l.Status(cmd.Context()); err == nil && st.NotStargz != "" {
+				fmt.Fprintf(s.Err, "strata: lazy pulls are off: %s\n", st.NotStargz)
+			}
 			return nil
 		},
 	})
@@ -92,8 +94,9 @@ builder does not answer, so it checks a fleet's address and certificates.`,
 					return err
 				}
 				st := e.Probed
-				fmt.Fprintf(s.Out, "state:   running\naddress: %s\nversion: %s\nworkers: %s\n",
-					st.Addr, st.Version, strings.Join(st.Workers, ", "))
+				printFields(s.Out, "state", "running", "address", st.Addr, "version", st.Version,
+					"workers", strings.Join(st.Workers, ", "), "snapshotter", st.Snapshotter,
+					"lazy pulls", lazyPulls(st.Snapshotter, e.LazyPullHint()))
 				return nil
 			}
 			l, err := local()
@@ -102,14 +105,41 @@ builder does not answer, so it checks a fleet's address and certificates.`,
 			}
 			st, err := l.Status(cmd.Context())
 			if err != nil {
-				fmt.Fprintf(s.Out, "state:   stopped\ndir:     %s\n", l.Dir)
+				printFields(s.Out, "state", "stopped", "dir", l.Dir)
 				return nil
 			}
-			fmt.Fprintf(s.Out, "state:   running\naddress: %s\npid:     %d\nversion: %s\nworkers: %s\nlog:     %s\n",
-				st.Addr, st.PID, st.Version, strings.Join(st.Workers, ", "), l.LogFile())
+			printFields(s.Out, "state", "running", "address", st.Addr, "pid", strconv.Itoa(st.PID), "version", st.Version,
+				"workers", strings.Join(st.Workers, ", "), "snapshotter", st.Snapshotter,
+				"lazy pulls", lazyPulls(st.Snapshotter, st.NotStargz), "cache", st.Emptied, "log", l.LogFile())
 			return nil
 		},
 	}
 	bf.add(cmd, "(default: strata's local buildkitd)")
 	return cmd
+}
+
+// lazyPulls is the status line about lazy pulls: on with the stargz
+// snapshotter, else off and why.
+func lazyPulls(snapshotter, whyNot string) string {
+	switch {
+	case snapshotter == builder.SnapshotterStargz:
+		return "on: eStargz layers are pulled only as far as steps read them"
+	case whyNot != "":
+		return "off: " + whyNot
+	}
+	return ""
+}
+
+// printFields writes name, value pairs as aligned "name: value" lines,
+// leaving out empty values.
+func printFields(w io.Writer, kv ...string) {
+	width := 0
+	for i := 0; i < len(kv); i += 2 {
+		width = max(width, len(kv[i]))
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] != "" {
+			fmt.Fprintf(w, "%-*s %s\n", width+1, kv[i]+":", kv[i+1])
+		}
+	}
 }

@@ -1,0 +1,4 @@
+package builder
+
+// StargzSupported is stargzSupported, for the external tests.
+var StargzSupported = stargzSupported

@@ -1,0 +1,170 @@
+package integration
+
+import (
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/strata-build/strata/builder"
+	"github.com/strata-build/strata/integration/testenv"
+)
+
+// lazyBigMB is the size of the file the base image holds beside the small
+// one the build reads: random, so its layer is as large compressed.
+const lazyBigMB = 16
+
+// stargzBuilder starts a fresh buildkitd as strata starts its own: with
+// the stargz snapshotter where FUSE and overlayfs work. The test is
+// skipped where they do not.
+func stargzBuilder(t *testing.T, name string) *builder.Local {
+	t.Helper()
+	bk, err := env.StartBuildkitd(t.Context(), fmt.Sprintf("%s-%d", name, time.Now().UnixNano()), testenv.WithSnapshotter(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = bk.Stop(20 * time.Second) })
+	st, err := bk.Status(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Snapshotter != builder.SnapshotterStargz {
+		t.Skipf("strata's builder uses %s here: %s", st.Snapshotter, st.NotStargz)
+	}
+	return bk
+}
+
+// lazyBuild builds, on bk, a Dockerfile FROM repo (of the test bed's
+// registry, reached through proxy) whose one RUN reads the base image's
+// small file and runs cmd, and fails the test when it does not build.
+func lazyBuild(t *testing.T, bk *builder.Local, proxy *testenv.Proxy, repo, cmd string) {
+	t.Helper()
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"Dockerfile": fmt.Sprintf("FROM %s/%s\nRUN cat /small/file && %s\n", proxy.Host, repo, cmd)})
+	code, _, stderr := strata(t, "build", "--builder", bk.Addr(), "--progress", "plain", "--no-auto-cache", dir)
+	if code != 0 {
+		t.Fatalf("build FROM %s: exit %d\n%s", repo, code, tail(stderr, 30))
+	}
+	if !strings.Contains(stderr, "read-me-lazily") {
+		t.Errorf("the RUN did not print the small file's content\n%s", tail(stderr, 30))
+	}
+	if strings.Contains(stderr, "lazy pulls are off") {
+		t.Errorf("a stargz builder got the hint to turn lazy pulls on\n%s", tail(stderr, 30))
+	}
+}
+
+// pulledBuildingFrom builds FROM repo on a fresh stargz builder that
+// reaches the registry through a proxy, and returns the bytes it pulled,
+// the builder and the proxy.
+func pulledBuildingFrom(t *testing.T, repo string) (int64, *builder.Local, *testenv.Proxy) {
+	t.Helper()
+	proxy, err := testenv.StartProxy(env.Registry.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(proxy.Close)
+	bk := stargzBuilder(t, "lazy-pull")
+	lazyBuild(t, bk, proxy, repo, "true")
+	return proxy.BytesDown.Load(), bk, proxy
+}
+
+// TestLazyPullOnStargzBuilder: strata's own choice of builder (stargz
+// here) builds and pushes an image with a large and a small file; a second
+// fresh one builds FROM it with a RUN that reads the small file. With the
+// gzip layers strata pushes, the second builder pulls the whole layer;
+// with the same image's layers as eStargz (pushed by buildctl), only part
+// of it. The builder, stopped or killed and started again, still builds
+// on the lazily pulled image.
+func TestLazyPullOnStargzBuilder(t *testing.T) {
+	first := stargzBuilder(t, "lazy-push")
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"Dockerfile": fmt.Sprintf("FROM %s\nRUN mkdir /small && echo read-me-lazily > /small/file && head -c %d /dev/urandom > /big\n",
+		env.Busybox, lazyBigMB<<20)})
+	gzipRef := env.Registry.Host + "/lazy/base:gzip"
+	if code, _, stderr := strata(t, "build", "--builder", first.Addr(), "--progress", "plain", "--no-auto-cache", "-t", gzipRef, "--push", dir); code != 0 {
+		t.Fatalf("build and push on the stargz builder: exit %d\n%s", code, tail(stderr, 30))
+	}
+	estargzRef := env.Registry.Host + "/lazy/base:estargz"
+	run(t, exec.Command(filepath.Join(env.BinDir, "buildctl"), "--addr", first.Addr(), "build", "--progress", "plain",
+		"--frontend", "dockerfile.v0", "--local", "context="+dir, "--local", "dockerfile="+dir,
+		"--output", "type=image,name="+estargzRef+",push=true,compression=estargz,force-compression=true,oci-mediatypes=true"))
+
+	big := lastLayerSize(t, gzipRef)
+	gzipPulled, _, _ := pulledBuildingFrom(t, "lazy/base:gzip")
+	t.Logf("gzip layers: the second stargz builder pulled %d bytes; the image's last layer is %d bytes", gzipPulled, big)
+	estargzPulled, bk, proxy := pulledBuildingFrom(t, "lazy/base:estargz")
+	t.Logf("eStargz layers: the second stargz builder pulled %d bytes; the image's last layer is %d bytes", estargzPulled, lastLayerSize(t, estargzRef))
+	if gzipPulled < big {
+		t.Errorf("from gzip layers the builder pulled %d bytes, less than the %d-byte layer it needs", gzipPulled, big)
+	}
+	if estargzPulled >= big/2 {
+		t.Errorf("from eStargz layers the builder pulled %d bytes, not lazily: the layer with the file it read is %d bytes", estargzPulled, big)
+	}
+
+	for _, kill := range []bool{false, true} {
+		restart(t, bk, kill)
+		st, err := bk.Status(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Snapshotter != builder.SnapshotterStargz || !strings.Contains(st.Emptied, "lazily pulled layers") {
+			t.Errorf("restarted (killed: %v): snapshotter %q, emptied %q; want stargz with its cache of lazy layers emptied", kill, st.Snapshotter, st.Emptied)
+		}
+		lazyBuild(t, bk, proxy, "lazy/base:estargz", fmt.Sprintf("echo killed=%v", kill))
+	}
+}
+
+// restart stops bk (kills it, with kill) and starts it again on its state.
+func restart(t *testing.T, bk *builder.Local, kill bool) {
+	t.Helper()
+	if kill {
+		pid := bk.PID()
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		waitExited(t, pid)
+	} else if err := bk.Stop(20 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := bk.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// lastLayerSize is the compressed size of ref's last layer.
+func lastLayerSize(t *testing.T, ref string) int64 {
+	t.Helper()
+	_, img := remoteImage(t, ref)
+	m, err := img.Manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.Layers[len(m.Layers)-1].Size
+}
+
+// A build on a builder strata did not start, and that does not use the
+// stargz snapshotter, says once how to turn lazy pulls on; with
+// --progress quiet it says nothing.
+func TestLazyPullHintOnOtherBuilders(t *testing.T) {
+	st, err := env.Builder.Status(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Snapshotter == builder.SnapshotterStargz {
+		t.Skip("the test bed's builder uses stargz")
+	}
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"Dockerfile": fmt.Sprintf("FROM %s\nRUN echo hint > /hint\n", env.Busybox)})
+	want := "strata: lazy pulls are off: --builder=" + env.Builder.Addr() + " uses the " + st.Snapshotter + " snapshotter; to pull eStargz layers only as far as steps read them, start its buildkitd with --oci-worker-snapshotter=stargz"
+	code, _, stderr := strata(t, "build", "--builder", env.Builder.Addr(), "--progress", "plain", "--no-auto-cache", dir)
+	if code != 0 || strings.Count(stderr, "lazy pulls are off") != 1 || !strings.Contains(stderr, want) {
+		t.Errorf("exit %d; want the hint once: %q\n%s", code, want, tail(stderr, 30))
+	}
+	code, _, stderr = strata(t, "build", "--builder", env.Builder.Addr(), "--progress", "quiet", "--no-auto-cache", dir)
+	if code != 0 || strings.Contains(stderr, "lazy pulls") {
+		t.Errorf("--progress quiet: exit %d; want no hint\n%s", code, stderr)
+	}
+}
