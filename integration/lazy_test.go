@@ -2,8 +2,6 @@ package integration
 
 import (
 	"fmt"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -73,24 +71,24 @@ func pulledBuildingFrom(t *testing.T, repo string) (int64, *builder.Local, *test
 
 // TestLazyPullOnStargzBuilder: strata's own choice of builder (stargz
 // here) builds and pushes an image with a large and a small file; a second
-// fresh one builds FROM it with a RUN that reads the small file. With the
-// gzip layers strata pushes, the second builder pulls the whole layer;
-// with the same image's layers as eStargz (pushed by buildctl), only part
-// of it. The builder, stopped or killed and started again, still builds
-// on the lazily pulled image.
+// fresh one builds FROM it with a RUN that reads the small file. With
+// gzip layers (--compression gzip) the second builder pulls the whole
+// layer; with the eStargz layers strata pushes by default, only part of
+// it. The builder, stopped or killed and started again, still builds on
+// the lazily pulled image.
 func TestLazyPullOnStargzBuilder(t *testing.T) {
 	first := stargzBuilder(t, "lazy-push")
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{"Dockerfile": fmt.Sprintf("FROM %s\nRUN mkdir /small && echo read-me-lazily > /small/file && head -c %d /dev/urandom > /big\n",
 		env.Busybox, lazyBigMB<<20)})
 	gzipRef := env.Registry.Host + "/lazy/base:gzip"
-	if code, _, stderr := strata(t, "build", "--builder", first.Addr(), "--progress", "plain", "--no-auto-cache", "-t", gzipRef, "--push", dir); code != 0 {
+	if code, _, stderr := strata(t, "build", "--builder", first.Addr(), "--progress", "plain", "--no-auto-cache", "--compression", "gzip", "-t", gzipRef, "--push", dir); code != 0 {
 		t.Fatalf("build and push on the stargz builder: exit %d\n%s", code, tail(stderr, 30))
 	}
 	estargzRef := env.Registry.Host + "/lazy/base:estargz"
-	run(t, exec.Command(filepath.Join(env.BinDir, "buildctl"), "--addr", first.Addr(), "build", "--progress", "plain",
-		"--frontend", "dockerfile.v0", "--local", "context="+dir, "--local", "dockerfile="+dir,
-		"--output", "type=image,name="+estargzRef+",push=true,compression=estargz,force-compression=true,oci-mediatypes=true"))
+	if code, _, stderr := strata(t, "build", "--builder", first.Addr(), "--progress", "plain", "--no-auto-cache", "-t", estargzRef, "--push", dir); code != 0 {
+		t.Fatalf("build and push eStargz on the stargz builder: exit %d\n%s", code, tail(stderr, 30))
+	}
 
 	big := lastLayerSize(t, gzipRef)
 	gzipPulled, _, _ := pulledBuildingFrom(t, "lazy/base:gzip")
@@ -166,5 +164,68 @@ func TestLazyPullHintOnOtherBuilders(t *testing.T) {
 	code, _, stderr = strata(t, "build", "--builder", env.Builder.Addr(), "--progress", "quiet", "--no-auto-cache", dir)
 	if code != 0 || strings.Contains(stderr, "lazy pulls") {
 		t.Errorf("--progress quiet: exit %d; want no hint\n%s", code, stderr)
+	}
+}
+
+// lazyAppDockerfile reuses a large dependency layer of which the last step
+// reads one small file.
+func lazyAppDockerfile() string {
+	return fmt.Sprintf(`FROM %s
+WORKDIR /app
+COPY deps.lock ./
+RUN mkdir deps && head -c %d /dev/urandom > deps/big.so && cat deps.lock > deps/small.txt
+COPY src/ ./src/
+RUN cat deps/small.txt src/* > /out
+`, env.Busybox, lazyBigMB<<20)
+}
+
+// TestStreamedPushKeepsLayersLazy: the one-change loop on fresh stargz
+// runners. v1 is pushed by strata (eStargz by default); v2, one source file
+// changed in a new commit, is built and pushed by strata on a fresh stargz
+// builder with an empty HOME. Its last step reads one small file of the
+// reused dependency layer: neither the build nor the streamed push may
+// download that layer whole, and v2's image must pull and run on a plain
+// overlayfs builder.
+func TestStreamedPushKeepsLayersLazy(t *testing.T) {
+	proxy, err := testenv.StartProxy(env.Registry.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(proxy.Close)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"Dockerfile": lazyAppDockerfile(), "deps.lock": "dep 1.0\n", "src/main.sh": "v1\n"})
+	t0 := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+	gitCommit(t, dir, t0, "v1")
+	repo := proxy.Host + "/lazy/app"
+	v1 := stargzBuilder(t, "lazy-v1")
+	t.Setenv("HOME", t.TempDir())
+	if code, _, stderr := strata(t, "build", "--builder", v1.Addr(), "--progress", "plain", "-t", repo+":v1", "-t", repo+":latest", "--push", dir); code != 0 {
+		t.Fatalf("v1: exit %d\n%s", code, tail(stderr, 30))
+	}
+	big := int64(lazyBigMB << 20)
+
+	writeFiles(t, dir, map[string]string{"src/main.sh": "v2\n"})
+	gitCommit(t, dir, t0.Add(time.Hour), "v2")
+	v2 := stargzBuilder(t, "lazy-v2")
+	t.Setenv("HOME", t.TempDir())
+	down := proxy.BytesDown.Load()
+	code, _, stderr := strata(t, "build", "--builder", v2.Addr(), "--progress", "plain", "-t", repo+":v2", "--push", dir)
+	if code != 0 {
+		t.Fatalf("v2: exit %d\n%s", code, tail(stderr, 30))
+	}
+	pulled := proxy.BytesDown.Load() - down
+	t.Logf("v2 on a fresh stargz builder pulled %d bytes; the reused dependency layer holds %d", pulled, big)
+	if pulled >= big/2 {
+		t.Errorf("v2 pulled %d bytes: the %d-byte dependency layer it reads one small file of was downloaded whole", pulled, big)
+	}
+	if !strings.Contains(stderr, "CACHED") {
+		t.Errorf("v2 reused nothing of v1\n%s", tail(stderr, 30))
+	}
+
+	// The image runs where layers are pulled whole, too.
+	check := t.TempDir()
+	writeFiles(t, check, map[string]string{"Dockerfile": fmt.Sprintf("FROM %s:v2\nRUN grep -q v2 /out && test -s /app/deps/big.so\n", repo)})
+	if code, _, stderr := strata(t, "build", "--builder", env.Builder.Addr(), "--progress", "plain", "--no-auto-cache", check); code != 0 {
+		t.Fatalf("v2 on the overlayfs builder: exit %d\n%s", code, tail(stderr, 30))
 	}
 }

@@ -159,13 +159,18 @@ func (r *builderReader) Close() error {
 type builderSource struct{ b *builderBlobs }
 
 // fromBuilder is the builder as the source of desc, when it can give it: it
-// holds desc, and desc is an uncompressed tar.
+// holds desc, and desc is an uncompressed tar (or a gzip layer the
+// converter recompresses).
 func (c *converter) fromBuilder(ctx context.Context, desc ocispecs.Descriptor) (layerSource, bool) {
 	if c.builder == nil {
 		return nil, false
 	}
-	hdr, ok := c.builder.head(ctx, desc.Digest)
-	if !ok || !isTarHeader(hdr) {
+	hdr, _ := c.builder.head(ctx, desc.Digest)
+	if c.recompresses(desc) {
+		if len(hdr) < 2 || hdr[0] != 0x1f || hdr[1] != 0x8b {
+			return nil, false
+		}
+	} else if !isTarHeader(hdr) {
 		return nil, false
 	}
 	return builderSource{c.builder}, true

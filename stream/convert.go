@@ -13,9 +13,12 @@ import (
 	"sync"
 	"time"
 
+	kgzip "github.com/klauspost/compress/gzip"
+
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/pkg/labels"
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/containerd/stargz-snapshotter/estargz"
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
 	"github.com/moby/buildkit/util/converter/tarconverter"
@@ -91,6 +94,19 @@ func (c *converter) converts(desc ocispecs.Descriptor) bool {
 	switch desc.MediaType {
 	case ocispecs.MediaTypeImageLayer, "application/vnd.docker.image.rootfs.diff.tar":
 		return c.compression != "uncompressed" || c.epoch != nil
+	}
+	return c.recompresses(desc)
+}
+
+// recompresses reports whether desc is a gzip layer, of the base image most
+// often, that strata rewrites as eStargz: as it is, it would stop a builder
+// with the stargz snapshotter from pulling any layer above it lazily
+// (BuildKit mounts a chain lazily only from its first layer up). Its files
+// and their times stay as they are; only the compression changes.
+func (c *converter) recompresses(desc ocispecs.Descriptor) bool {
+	switch desc.MediaType {
+	case ocispecs.MediaTypeImageLayerGzip, "application/vnd.docker.image.rootfs.diff.tar.gzip":
+		return c.compression == "estargz" && desc.Annotations[estargz.TOCJSONDigestAnnotation] == ""
 	}
 	return false
 }
@@ -272,7 +288,14 @@ func (c *converter) convert(ctx context.Context, desc ocispecs.Descriptor) (ocis
 // convertFrom is convert reading the uncompressed layer desc from src; the
 // converted bytes also go to tee, when it is not nil.
 func (c *converter) convertFrom(ctx context.Context, desc ocispecs.Descriptor, src io.Reader, tee io.Writer) (ocispecs.Descriptor, digest.Digest, int64, error) {
-	if c.epoch != nil {
+	if c.recompresses(desc) {
+		zr, err := kgzip.NewReader(src)
+		if err != nil {
+			return ocispecs.Descriptor{}, "", 0, fmt.Errorf("layer %s: %w", desc.Digest, err)
+		}
+		defer zr.Close()
+		src = zr
+	} else if c.epoch != nil {
 		rc := tarconverter.NewReader(src, clampTimes(*c.epoch))
 		defer rc.Close()
 		src = rc

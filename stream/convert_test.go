@@ -481,3 +481,50 @@ func BenchmarkConvert(b *testing.B) {
 		})
 	}
 }
+
+// A gzip layer with no table of contents (a base image's) becomes eStargz
+// with its files and their times as they were; one that is eStargz
+// already, or any layer in another compression, is left alone.
+func TestRecompressGzipLayer(t *testing.T) {
+	epoch := time.Unix(1700000000, 0).UTC()
+	late := epoch.Add(48 * time.Hour)
+	in := filesTar(t, late, []byte("a file of the base image\n"))
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	if _, err := zw.Write(in); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s := testStore(t)
+	c := newConverter(s, "estargz", &epoch, nil)
+	base := putLayer(t, s, gz.Bytes())
+	base.MediaType = ocispecs.MediaTypeImageLayerGzip
+	if !c.converts(base) {
+		t.Fatal("a gzip base layer is not rewritten as eStargz")
+	}
+	cv := c.start(t.Context(), base, nil)
+	if err := cv.wait(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if cv.desc.Annotations[estargz.TOCJSONDigestAnnotation] == "" {
+		t.Fatalf("not eStargz: %+v", cv.desc)
+	}
+	hs := tarHeaders(t, uncompressed(t, s, cv))
+	if len(hs) != 1 || !hs[0].ModTime.Equal(late) {
+		t.Errorf("the base layer's files or times changed: %+v", hs)
+	}
+	for _, tc := range []struct {
+		comp string
+		desc ocispecs.Descriptor
+	}{
+		{"estargz", cv.desc},
+		{"gzip", base},
+		{"zstd", base},
+	} {
+		if newConverter(s, tc.comp, &epoch, nil).converts(tc.desc) {
+			t.Errorf("%s: %s layer %+v would be converted", tc.comp, tc.desc.MediaType, tc.desc.Annotations)
+		}
+	}
+}

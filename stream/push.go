@@ -296,9 +296,16 @@ func (sp *streamedPush) convert(desc ocispecs.Descriptor, src layerSource) (*con
 	return sp.conv.begin(sp.pushCtx, desc, src, early, func(cv *conversion, at time.Time) { sp.pushConverted(desc, at, cv) })
 }
 
-// convertAndPush converts a layer the store holds, exported at t, then
-// uploads it.
+// convertAndPush converts a layer of an image exported at t, then uploads
+// it: one the store holds, or a gzip layer the builder holds (see
+// converter.recompresses). A layer neither has stays as it is.
 func (sp *streamedPush) convertAndPush(l ocispecs.Descriptor, t time.Time) *conversion {
+	if sp.conv.recompresses(l) {
+		if src, ok := sp.conv.fromBuilder(sp.pushCtx, l); ok {
+			cv, _ := sp.convert(l, src)
+			return cv
+		}
+	}
 	cv, _ := sp.convert(l, storeSource{at: t})
 	return cv
 }
