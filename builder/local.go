@@ -232,6 +232,15 @@ func (l *Local) Start(ctx context.Context) error {
 	return l.saveSnapshotter(choice)
 }
 
+// stargzConfig is the buildkitd.toml of strata's own builder with the
+// stargz snapshotter: no background fetch. By default the snapshotter
+// fetches the rest of every lazily mounted layer once nothing has been read
+// for a few seconds, during a long step or after the build, which costs the
+// bandwidth and bytes lazy pulls save.
+const stargzConfig = `[worker.oci.stargzSnapshotter]
+  no_background_fetch = true
+`
+
 // launch starts buildkitd with the snapshotter and waits until it answers.
 func (l *Local) launch(ctx context.Context, bin, snapshotter string) error {
 	_ = os.Remove(l.Socket())
@@ -247,6 +256,13 @@ func (l *Local) launch(ctx context.Context, bin, snapshotter string) error {
 	}
 	if _, ok := flagValue(l.Args, snapshotterFlag); !ok {
 		args = append(args, snapshotterFlag+"="+snapshotter)
+	}
+	if _, ok := flagValue(l.Args, "--config"); !ok && snapshotter == SnapshotterStargz {
+		path := filepath.Join(l.Dir, "buildkitd.toml")
+		if err := os.WriteFile(path, []byte(stargzConfig), 0o600); err != nil {
+			return fmt.Errorf("%w: %v", errs.ErrBuilder, err)
+		}
+		args = append(args, "--config", path)
 	}
 	cmd := exec.Command(bin, append(args, l.Args...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf

@@ -3,6 +3,7 @@ package builder_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -267,6 +268,14 @@ func TestLocalChoosesStargz(t *testing.T) {
 	}
 	if st.Snapshotter != builder.SnapshotterStargz || st.NotStargz != "" {
 		t.Errorf("status %+v: want the stargz snapshotter", st)
+	}
+	// With no background fetch: its config says so, and it runs with it.
+	cfg := filepath.Join(l.Dir, "buildkitd.toml")
+	if dt, err := os.ReadFile(cfg); err != nil || !strings.Contains(string(dt), "no_background_fetch = true") {
+		t.Errorf("buildkitd.toml: %q, %v; want no_background_fetch = true", dt, err)
+	}
+	if cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", l.PID())); err != nil || !strings.Contains(string(cmdline), "--config\x00"+cfg) {
+		t.Errorf("buildkitd runs as %q (%v); want --config %s", cmdline, err, cfg)
 	}
 }
 
