@@ -243,3 +243,8 @@ func SourcesComment(buildkitComment, sources string) string {
 	}
 	return buildkitComment + " " + SourcesMarker + sources
 }
+
+// AnnotationSourceDiffID, on a layer strata rewrote as eStargz from a gzip
+// layer of a base image, is the diff_id of the layer it was rewritten from:
+// the files are the same, and plans match an image's base by it.
+const AnnotationSourceDiffID = "dev.strata.source.diff_id"

@@ -71,6 +71,22 @@ func (b *builderBlobs) head(ctx context.Context, d digest.Digest) ([]byte, bool)
 	return hdr, len(hdr) >= 512
 }
 
+// served reports whether the builder serves its content store: it answers
+// a question about a blob it lacks with "not found".
+func (b *builderBlobs) served(ctx context.Context) bool {
+	if b == nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, headTimeout)
+	defer cancel()
+	_, err := b.cc.Info(ctx, &contentapi.InfoRequest{Digest: digest.FromString("").String()})
+	if err == nil || status.Code(err) == codes.NotFound {
+		return true
+	}
+	b.unserved(err)
+	return false
+}
+
 // unserved turns the reads off when err says the builder has no content
 // API (an older or proxied buildkitd).
 func (b *builderBlobs) unserved(err error) {

@@ -15,6 +15,8 @@ import (
 
 	kgzip "github.com/klauspost/compress/gzip"
 
+	"github.com/strata-build/strata/cache"
+
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/pkg/labels"
 	cerrdefs "github.com/containerd/errdefs"
@@ -50,6 +52,9 @@ type converter struct {
 	// builder, when not nil, reads layers from buildkitd's content
 	// store (see builderSource).
 	builder *builderBlobs
+	// lazy: the builder mounts eStargz layers lazily (the stargz
+	// snapshotter), so gzip base layers are rewritten (see recompresses).
+	lazy bool
 
 	sem  chan struct{}
 	mu   sync.Mutex
@@ -99,14 +104,16 @@ func (c *converter) converts(desc ocispecs.Descriptor) bool {
 }
 
 // recompresses reports whether desc is a gzip layer, of the base image most
-// often, that strata rewrites as eStargz: as it is, it would stop a builder
-// with the stargz snapshotter from pulling any layer above it lazily
-// (BuildKit mounts a chain lazily only from its first layer up). Its files
-// and their times stay as they are; only the compression changes.
+// often, that strata rewrites as eStargz, on a builder that pulls lazily:
+// as it is, it would stop a builder with the stargz snapshotter from
+// pulling any layer above it lazily (BuildKit mounts a chain lazily only
+// from its first layer up). Its files and their times stay as they are;
+// only the compression changes. On other builders the base layers stay as
+// the base image has them, mounted from its repository.
 func (c *converter) recompresses(desc ocispecs.Descriptor) bool {
 	switch desc.MediaType {
 	case ocispecs.MediaTypeImageLayerGzip, "application/vnd.docker.image.rootfs.diff.tar.gzip":
-		return c.compression == "estargz" && desc.Annotations[estargz.TOCJSONDigestAnnotation] == ""
+		return c.lazy && c.compression == "estargz" && desc.Annotations[estargz.TOCJSONDigestAnnotation] == ""
 	}
 	return false
 }
@@ -288,13 +295,15 @@ func (c *converter) convert(ctx context.Context, desc ocispecs.Descriptor) (ocis
 // convertFrom is convert reading the uncompressed layer desc from src; the
 // converted bytes also go to tee, when it is not nil.
 func (c *converter) convertFrom(ctx context.Context, desc ocispecs.Descriptor, src io.Reader, tee io.Writer) (ocispecs.Descriptor, digest.Digest, int64, error) {
+	var source digest.Digester // of a recompressed layer's files
 	if c.recompresses(desc) {
 		zr, err := kgzip.NewReader(src)
 		if err != nil {
 			return ocispecs.Descriptor{}, "", 0, fmt.Errorf("layer %s: %w", desc.Digest, err)
 		}
 		defer zr.Close()
-		src = zr
+		source = digest.Canonical.Digester()
+		src = io.TeeReader(zr, source.Hash())
 	} else if c.epoch != nil {
 		rc := tarconverter.NewReader(src, clampTimes(*c.epoch))
 		defer rc.Close()
@@ -323,6 +332,11 @@ func (c *converter) convertFrom(ctx context.Context, desc ocispecs.Descriptor, s
 	info, err := c.store.Info(ctx, dgst)
 	if err != nil {
 		return ocispecs.Descriptor{}, "", 0, err
+	}
+	if source != nil {
+		// The plans of later builds know the base image by the diff_ids
+		// of its layers.
+		out.annotations[cache.AnnotationSourceDiffID] = source.Digest().String()
 	}
 	return ocispecs.Descriptor{MediaType: out.mediaType, Digest: dgst, Size: info.Size, Annotations: out.annotations}, out.diff, out.size, nil
 }

@@ -501,6 +501,10 @@ func TestRecompressGzipLayer(t *testing.T) {
 	c := newConverter(s, "estargz", &epoch, nil)
 	base := putLayer(t, s, gz.Bytes())
 	base.MediaType = ocispecs.MediaTypeImageLayerGzip
+	if c.converts(base) {
+		t.Fatal("a gzip base layer is rewritten for a builder that does not pull lazily")
+	}
+	c.lazy = true
 	if !c.converts(base) {
 		t.Fatal("a gzip base layer is not rewritten as eStargz")
 	}
@@ -523,7 +527,9 @@ func TestRecompressGzipLayer(t *testing.T) {
 		{"gzip", base},
 		{"zstd", base},
 	} {
-		if newConverter(s, tc.comp, &epoch, nil).converts(tc.desc) {
+		other := newConverter(s, tc.comp, &epoch, nil)
+		other.lazy = true
+		if other.converts(tc.desc) {
 			t.Errorf("%s: %s layer %+v would be converted", tc.comp, tc.desc.MediaType, tc.desc.Annotations)
 		}
 	}

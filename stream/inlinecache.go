@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"runtime"
 	"slices"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/strata-build/strata/cache"
 	"github.com/strata-build/strata/cache/crawl"
 	"github.com/strata-build/strata/cache/plan"
 	"github.com/strata-build/strata/regnet"
@@ -67,6 +69,9 @@ type importedRecords struct {
 	// and a channel closed once all of its sources have been read.
 	layers map[string]map[digest.Digest][]name.Repository
 	read   map[string]chan struct{}
+	// sourceDiffIDs are the cache.AnnotationSourceDiffID annotations of
+	// the sources' layers, which BuildKit's export leaves out.
+	sourceDiffIDs map[digest.Digest]string
 }
 
 func readImportedRecords(ctx context.Context, imports []client.CacheOptionsEntry, platform string, insecure []string) *importedRecords {
@@ -108,6 +113,12 @@ func readImportedRecords(ctx context.Context, imports []client.CacheOptionsEntry
 				for _, l := range img.Layers {
 					d := digest.Digest(l.String())
 					layers[d] = append(layers[d], nr.Context())
+				}
+				for l, src := range img.SourceDiffIDs {
+					if r.sourceDiffIDs == nil {
+						r.sourceDiffIDs = map[digest.Digest]string{}
+					}
+					r.sourceDiffIDs[digest.Digest(l.String())] = src
 				}
 				if sc, ok := parseSourceCache(img.Config); ok {
 					r.sources = append(r.sources, sc)
@@ -247,8 +258,9 @@ func (r *importedRecords) apply(ctx context.Context, store content.Store, desc o
 	if ok, err := waitBounded(ctx, r.done); !ok {
 		return desc, err
 	}
-	if len(r.sources) == 0 {
-		return desc, nil
+	desc, err := r.annotateSources(ctx, store, desc)
+	if err != nil || len(r.sources) == 0 {
+		return desc, err
 	}
 	return RewriteConfig(ctx, store, desc, func(cfg map[string]json.RawMessage) (bool, error) {
 		records, ok, err := inlineCacheRecords(cfg)
@@ -295,5 +307,31 @@ func (r *importedRecords) apply(ctx context.Context, store content.Store, desc o
 			return false, nil
 		}
 		return true, setInlineCacheRecords(cfg, records)
+	})
+}
+
+// annotateSources puts back, on each layer of the image desc that a cache
+// source's manifest annotates with cache.AnnotationSourceDiffID (a base
+// layer strata rewrote as eStargz), that annotation: BuildKit's export
+// leaves it out, and later plans know the image's base by it.
+func (r *importedRecords) annotateSources(ctx context.Context, store content.Store, desc ocispecs.Descriptor) (ocispecs.Descriptor, error) {
+	if len(r.sourceDiffIDs) == 0 {
+		return desc, nil
+	}
+	return rewriteImage(ctx, store, desc, func(mf *ocispecs.Manifest, _ map[string]json.RawMessage) (bool, error) {
+		changed := false
+		for i, l := range mf.Layers {
+			src, ok := r.sourceDiffIDs[l.Digest]
+			if !ok || l.Annotations[cache.AnnotationSourceDiffID] == src {
+				continue
+			}
+			mf.Layers[i].Annotations = maps.Clone(l.Annotations)
+			if mf.Layers[i].Annotations == nil {
+				mf.Layers[i].Annotations = map[string]string{}
+			}
+			mf.Layers[i].Annotations[cache.AnnotationSourceDiffID] = src
+			changed = true
+		}
+		return changed, nil
 	})
 }

@@ -144,6 +144,9 @@ func Push(ctx context.Context, c *client.Client, so client.SolveOpt, cfg Config,
 	if err != nil {
 		return nil, err
 	}
+	if resp.ExporterResponse, err = sp.collect(ctx, c, so, resp.ExporterResponse); err != nil {
+		return nil, err
+	}
 	desc, err := sp.finishImage(ctx, resp.ExporterResponse)
 	if err != nil {
 		return nil, err
@@ -173,6 +176,11 @@ type streamedPush struct {
 	memo     *layerMemo               // what each layer became in earlier builds
 	gate     *earlyGate               // whether layers may go up before their digest is known
 	session  *session.Session
+	// imageExport: the solves export with BuildKit's image exporter, and
+	// strata reads the image from buildkitd's content store (see
+	// imageexport.go); else with the OCI exporter, into the store.
+	imageExport bool
+	mainAttrs   map[string]string // the main solve's export attributes
 	// pushCtx bounds every upload: a failed build leaves none running.
 	pushCtx context.Context
 	cleanup []func()
@@ -263,53 +271,6 @@ func (sp *streamedPush) close() {
 	}
 }
 
-// pushConverted uploads what a layer BuildKit exported at t became. An
-// error is reported by the image's conversion.
-func (sp *streamedPush) pushConverted(l ocispecs.Descriptor, t time.Time, cv *conversion) {
-	sp.layers.converted(l, t, cv, sp.conv.compression)
-	if cv.err == nil {
-		for _, ps := range sp.pushers {
-			ps.PushBlob(sp.pushCtx, cv.desc)
-		}
-	}
-	// The uncompressed layer is not needed once converted: the store
-	// answers later exports that it has it (see knownStore). So the store
-	// holds little more than the compressed layers, and removing it at the
-	// end is quick.
-	if cv.err == nil && cv.desc.Digest != l.Digest {
-		_ = sp.store.Delete(context.WithoutCancel(sp.pushCtx), l.Digest)
-	}
-}
-
-// take converts desc from src, then uploads the layer it became.
-func (sp *streamedPush) take(desc ocispecs.Descriptor, src layerSource) bool {
-	_, ok := sp.convert(desc, src)
-	return ok
-}
-
-// convert starts the conversion of desc from src, unless one was started
-// before (then it returns that one, and false), and the upload of what it
-// became; into repositories that hold nothing yet, a layer read from a
-// transfer is uploaded while it is converted as well (see earlyGate).
-func (sp *streamedPush) convert(desc ocispecs.Descriptor, src layerSource) (*conversion, bool) {
-	early := func() *earlyUpload { return sp.gate.start(sp.pushCtx, sp.tmp, sp.pushers) }
-	return sp.conv.begin(sp.pushCtx, desc, src, early, func(cv *conversion, at time.Time) { sp.pushConverted(desc, at, cv) })
-}
-
-// convertAndPush converts a layer of an image exported at t, then uploads
-// it: one the store holds, or a gzip layer the builder holds (see
-// converter.recompresses). A layer neither has stays as it is.
-func (sp *streamedPush) convertAndPush(l ocispecs.Descriptor, t time.Time) *conversion {
-	if sp.conv.recompresses(l) {
-		if src, ok := sp.conv.fromBuilder(sp.pushCtx, l); ok {
-			cv, _ := sp.convert(l, src)
-			return cv
-		}
-	}
-	cv, _ := sp.convert(l, storeSource{at: t})
-	return cv
-}
-
 // openSession is the second phase: one session for every solve, serving
 // the local mounts, the build's attachables and the export store.
 func (sp *streamedPush) openSession(c *client.Client, so client.SolveOpt) error {
@@ -324,6 +285,8 @@ func (sp *streamedPush) openSession(c *client.Client, so client.SolveOpt) error 
 		s.Allow(a)
 	}
 	sp.conv.builder = newBuilderBlobs(c.ContentClient())
+	sp.conv.lazy = pullsLazily(sp.pushCtx, c)
+	sp.imageExport = sp.conv.lazy && sp.conv.builder.served(sp.pushCtx)
 	// BuildKit sends only the layers the registry lacks, and each layer is
 	// converted and uploaded as soon as it has arrived, before BuildKit has
 	// finished the export that sent it.
@@ -348,7 +311,7 @@ var exportAttrs = map[string]string{"compression": "uncompressed", "oci-mediatyp
 // export into the client-side store.
 func (sp *streamedPush) withSession(so client.SolveOpt, attrs map[string]string) client.SolveOpt {
 	so.SharedSession, so.SessionPreInitialized = sp.session, true
-	so.Exports = []client.ExportEntry{{Type: client.ExporterOCI, Attrs: attrs, OutputStore: sp.store}}
+	so.Exports = []client.ExportEntry{sp.exporter(attrs)}
 	return so
 }
 
@@ -361,6 +324,7 @@ func (sp *streamedPush) solve(ctx context.Context, c *client.Client, so client.S
 	if sp.cfg.Epoch != nil {
 		mainAttrs["source-date-epoch"] = strconv.FormatInt(sp.cfg.Epoch.Unix(), 10)
 	}
+	sp.mainAttrs = mainAttrs
 	mainOpt := sp.withSession(so, mainAttrs)
 	mainOpt.CacheExports = []client.CacheOptionsEntry{{Type: "inline"}}
 
@@ -406,6 +370,9 @@ func (sp *streamedPush) prefixChain(ctx context.Context, c *client.Client, so cl
 		}
 		desc, err := exportedDescriptor(resp.ExporterResponse)
 		if err != nil {
+			return
+		}
+		if err := sp.readImage(ctx, desc); err != nil {
 			return
 		}
 		ls, err := push.Layers(ctx, sp.store, desc)

@@ -156,7 +156,11 @@ func imageFromConfig(ref string, raw []byte, mf *v1.Manifest) (*cache.Image, err
 	}
 	m.Layers = make([]cache.Layer, len(mf.Layers))
 	for i, l := range mf.Layers {
-		m.Layers[i] = cache.Layer{Digest: l.Digest.String(), DiffID: cf.RootFS.DiffIDs[i].String(), Size: l.Size}
+		diff := cf.RootFS.DiffIDs[i].String()
+		if src := l.Annotations[cache.AnnotationSourceDiffID]; src != "" {
+			diff = src // a base layer strata rewrote as eStargz
+		}
+		m.Layers[i] = cache.Layer{Digest: l.Digest.String(), DiffID: diff, Size: l.Size}
 	}
 	return m, nil
 }

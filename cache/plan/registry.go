@@ -6,6 +6,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/strata-build/strata/cache"
 	"github.com/strata-build/strata/cache/crawl"
 	"github.com/strata-build/strata/cache/internal/regopts"
 	"github.com/strata-build/strata/errs"
@@ -33,6 +34,9 @@ type ResolvedImage struct {
 	Digest string    // of the manifest (for the platform, under an index)
 	Config []byte    // the config, as stored
 	Layers []v1.Hash // the manifest's layer digests, in order
+	// SourceDiffIDs are, by layer digest, the diff_ids of the base image
+	// layers strata rewrote as eStargz (cache.AnnotationSourceDiffID).
+	SourceDiffIDs map[v1.Hash]string
 }
 
 // ResolveImage reads ref's manifest for platform p and its config.
@@ -64,6 +68,12 @@ func (r *RegistryResolver) ResolveImage(ctx context.Context, ref string, p v1.Pl
 	out := ResolvedImage{Digest: d.String(), Config: cfg}
 	for _, l := range m.Layers {
 		out.Layers = append(out.Layers, l.Digest)
+		if src := l.Annotations[cache.AnnotationSourceDiffID]; src != "" {
+			if out.SourceDiffIDs == nil {
+				out.SourceDiffIDs = map[v1.Hash]string{}
+			}
+			out.SourceDiffIDs[l.Digest] = src
+		}
 	}
 	return out, nil
 }
