@@ -172,9 +172,14 @@ func (b *bed) measureEnv(ctx context.Context, proxy *testenv.Proxy, env []string
 		return Run{}, err
 	}
 	defer stop()
+	name, args := cmd(bk.Addr())
+	return b.timedThrough(ctx, proxy, env, name, args)
+}
+
+// timedThrough is timed, with what crossed the proxy during the run.
+func (b *bed) timedThrough(ctx context.Context, proxy *testenv.Proxy, env []string, name string, args []string) (Run, error) {
 	up0, down0, blobs0 := proxy.BytesUp.Load(), proxy.BytesDown.Load(), proxy.BlobUploads.Load()
 	proxy.ResetUploads()
-	name, args := cmd(bk.Addr())
 	r, err := timed(ctx, filepath.Join(b.dir, "progress.json"), env, name, args...)
 	if err != nil {
 		return r, err
@@ -183,6 +188,36 @@ func (b *bed) measureEnv(ctx context.Context, proxy *testenv.Proxy, env []string
 	r.BlobUploads = proxy.BlobUploads.Load() - blobs0
 	r.MaxPerBlob = proxy.MaxUploadsPerBlob()
 	return r, nil
+}
+
+// measureRunner runs cmd on a new runner: a fresh builder of the test bed
+// (addr given to cmd) with the environment env, or, when cmd names no
+// command, strata with cmd's arguments on its own builder (measureOwn).
+func (b *bed) measureRunner(ctx context.Context, proxy *testenv.Proxy, env []string, cmd func(addr string) (string, []string)) (Run, error) {
+	if name, args := cmd(""); name == "" {
+		return b.measureOwn(ctx, proxy, args)
+	}
+	return b.measureEnv(ctx, proxy, env, cmd)
+}
+
+// measureOwn runs a strata command with no --builder on a new runner: an
+// empty HOME and an empty builder directory, so strata starts its own
+// buildkitd (the stargz snapshotter where FUSE works), its start counted in
+// the command's time. The builder is stopped and removed after the run.
+func (b *bed) measureOwn(ctx context.Context, proxy *testenv.Proxy, args []string) (Run, error) {
+	env, err := b.freshRunner()
+	if err != nil {
+		return Run{}, err
+	}
+	b.n++
+	dir := filepath.Join(b.dir, fmt.Sprintf("own-%d", b.n))
+	l := &builder.Local{Dir: dir}
+	defer func() {
+		_ = l.Stop(30 * time.Second)
+		_ = os.RemoveAll(dir)
+	}()
+	env = append(env, "STRATA_BUILDER_DIR="+dir)
+	return b.timedThrough(ctx, proxy, env, filepath.Join(b.env.BinDir, "strata"), args)
 }
 
 // timed runs a command, with its rawjson progress going to a file, and

@@ -29,18 +29,63 @@ func oneChangeScenario(ctx context.Context, b *bed, cfg config, link string, pro
 	write := func(version string) error {
 		return writeApp(ctxDir, proxy.Host+"/busybox:latest", cfg, "left-pad 1.3.0\nlodash 4.17.21\n", "main "+version+"\n")
 	}
-	bin := b.env.BinDir
+	cs := oneChangeContenders(b.env.BinDir, ctxDir)
+	runs := make([][]Run, len(cs))
+	for i := range cfg.Runs {
+		for c, ct := range cs {
+			repo := fmt.Sprintf("%s/bench/app-%d-%d-%s", proxy.Host, c, i, slug(link))
+			if err := write("v1"); err != nil {
+				return nil, err
+			}
+			// Each build runs on a new runner: a fresh builder and an
+			// empty HOME (no index file, nothing remembered).
+			env, err := b.freshRunner()
+			if err != nil {
+				return nil, err
+			}
+			if _, err := b.measureRunner(ctx, proxy, env, func(addr string) (string, []string) { return ct.v1(addr, repo) }); err != nil {
+				return nil, fmt.Errorf("preparing v1 for %s: %w", ct.name, err)
+			}
+			if err := write("v2"); err != nil {
+				return nil, err
+			}
+			if env, err = b.freshRunner(); err != nil {
+				return nil, err
+			}
+			r, err := b.measureRunner(ctx, proxy, env, func(addr string) (string, []string) { return ct.v2(addr, repo) })
+			if err != nil {
+				return nil, err
+			}
+			runs[c] = append(runs[c], r)
+			logf("one-change/%s %-50s run %d: %.1fs, steps %d/%d cached, %.1f MB pulled, %.1f MB pushed", link, ct.name, i+1, r.Wall, r.StepsCached, r.StepsTotal, float64(r.BytesDown)/1e6, float64(r.BytesUp)/1e6)
+		}
+	}
+	names := make([]string, len(cs))
+	for c, ct := range cs {
+		names[c] = ct.name
+	}
+	return compare("one-source-file-changed", link, names, runs, 0), nil
+}
+
+// contender is one way to build v1 and v2 in the one-change scenario.
+type contender struct {
+	name string
+	v1   func(addr, repo string) (string, []string) // prepares the registry
+	// v2 is measured. A func that names no command gives strata's
+	// arguments, run with no --builder on strata's own builder
+	// started from an empty directory (see bed.measureRunner).
+	v2 func(addr, repo string) (string, []string)
+}
+
+// oneChangeContenders are the one-change scenario's contenders, building
+// the context ctxDir with the binaries in bin.
+func oneChangeContenders(bin, ctxDir string) []contender {
 	buildctl := func(addr string, extra ...string) (string, []string) {
 		return filepath.Join(bin, "buildctl"), append([]string{"--addr", addr, "build", "--progress", "rawjson", "--frontend", "dockerfile.v0",
 			"--local", "context=" + ctxDir, "--local", "dockerfile=" + ctxDir}, extra...)
 	}
 	strata := func(addr string, extra ...string) (string, []string) {
 		return filepath.Join(bin, "strata"), append([]string{"build", "--builder", addr, "--progress", "rawjson"}, append(extra, ctxDir)...)
-	}
-	type contender struct {
-		name string
-		v1   func(addr, repo string) (string, []string) // prepares the registry
-		v2   func(addr, repo string) (string, []string) // measured
 	}
 	buildkitV1 := func(addr, repo string) (string, []string) {
 		return buildctl(addr, "--output", "type=image,name="+repo+":latest,push=true", "--export-cache", "type=inline")
@@ -53,7 +98,7 @@ func oneChangeScenario(ctx context.Context, b *bed, cfg config, link string, pro
 		return buildctl(addr, "--output", "type=image,name="+repo+":v2,push=true", "--export-cache", "type=inline", "--import-cache", "type=registry,ref="+repo+":latest")
 	}
 	index := func(repo string) string { return repo + "-index:main" }
-	cs := []contender{
+	return []contender{
 		{"BuildKit, no cache",
 			func(addr, repo string) (string, []string) {
 				return buildctl(addr, "--output", "type=image,name="+repo+":v1,push=true")
@@ -73,6 +118,13 @@ func oneChangeScenario(ctx context.Context, b *bed, cfg config, link string, pro
 		{"BuildKit, inline cache from :latest (v1 by strata)", strataV1, inlineV2},
 		{"strata, no flags (v1 by strata)", strataV1, strataV2},
 		{"strata, no flags (v1 by BuildKit)", buildkitV1, strataV2},
+		{"strata, no flags, own builder (v1 by strata, own builder)",
+			func(_, repo string) (string, []string) {
+				return "", []string{"build", "--progress", "rawjson", "-t", repo + ":v1", "-t", repo + ":latest", "--push", ctxDir}
+			},
+			func(_, repo string) (string, []string) {
+				return "", []string{"build", "--progress", "rawjson", "-t", repo + ":v2", "--push", ctxDir}
+			}},
 		{"strata, shared index (--index)",
 			func(addr, repo string) (string, []string) {
 				return strata(addr, "--index", index(repo), "-t", repo+":v1", "-t", repo+":latest", "--push")
@@ -81,39 +133,4 @@ func oneChangeScenario(ctx context.Context, b *bed, cfg config, link string, pro
 				return strata(addr, "--index", index(repo), "-t", repo+":v2", "--push")
 			}},
 	}
-	runs := make([][]Run, len(cs))
-	for i := range cfg.Runs {
-		for c, ct := range cs {
-			repo := fmt.Sprintf("%s/bench/app-%d-%d-%s", proxy.Host, c, i, slug(link))
-			if err := write("v1"); err != nil {
-				return nil, err
-			}
-			// Each build runs on a new runner: a fresh builder and an
-			// empty HOME (no index file, nothing remembered).
-			env, err := b.freshRunner()
-			if err != nil {
-				return nil, err
-			}
-			if _, err := b.measureEnv(ctx, proxy, env, func(addr string) (string, []string) { return ct.v1(addr, repo) }); err != nil {
-				return nil, fmt.Errorf("preparing v1 for %s: %w", ct.name, err)
-			}
-			if err := write("v2"); err != nil {
-				return nil, err
-			}
-			if env, err = b.freshRunner(); err != nil {
-				return nil, err
-			}
-			r, err := b.measureEnv(ctx, proxy, env, func(addr string) (string, []string) { return ct.v2(addr, repo) })
-			if err != nil {
-				return nil, err
-			}
-			runs[c] = append(runs[c], r)
-			logf("one-change/%s %-50s run %d: %.1fs, steps %d/%d cached, %.1f MB pulled, %.1f MB pushed", link, ct.name, i+1, r.Wall, r.StepsCached, r.StepsTotal, float64(r.BytesDown)/1e6, float64(r.BytesUp)/1e6)
-		}
-	}
-	names := make([]string, len(cs))
-	for c, ct := range cs {
-		names[c] = ct.name
-	}
-	return compare("one-source-file-changed", link, names, runs, 0), nil
 }
