@@ -2,6 +2,7 @@ package integration
 
 import (
 	"fmt"
+	"io"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -223,6 +224,28 @@ func TestStreamedPushKeepsLayersLazy(t *testing.T) {
 	t.Logf("v2 on a fresh stargz builder pulled %d bytes; the reused dependency layer holds %d", pulled, big)
 	if pulled >= big/2 {
 		t.Errorf("v2 pulled %d bytes: the %d-byte dependency layer it reads one small file of was downloaded whole", pulled, big)
+	}
+
+	// Pushed where no repository holds the reused layers (the registry
+	// under another name), they are exported once more and sent.
+	other := env.Registry.Host + "/lazy/elsewhere:v2"
+	if code, _, stderr := strata(t, "build", "--builder", v2.Addr(), "--progress", "plain", "--no-auto-cache", "--cache-from", repo+":v1", "-t", other, "--push", dir); code != 0 {
+		t.Fatalf("v2 to another registry: exit %d\n%s", code, tail(stderr, 30))
+	}
+	_, img := remoteImage(t, other)
+	if ls, err := img.Layers(); err != nil || len(ls) != 6 {
+		t.Fatalf("%s: %d layers (%v), want 6", other, len(ls), err)
+	} else {
+		for _, l := range ls {
+			rc, err := l.Compressed()
+			if err == nil {
+				_, err = io.Copy(io.Discard, rc)
+				rc.Close()
+			}
+			if err != nil {
+				t.Errorf("%s: a layer cannot be read: %v", other, err)
+			}
+		}
 	}
 
 	// The image runs where layers are pulled whole, too.

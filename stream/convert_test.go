@@ -22,6 +22,7 @@ import (
 	contentlocal "github.com/containerd/containerd/v2/plugins/content/local"
 	"github.com/containerd/stargz-snapshotter/estargz"
 	"github.com/klauspost/compress/zstd"
+	"github.com/moby/buildkit/client"
 	digest "github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -531,6 +532,31 @@ func TestRecompressGzipLayer(t *testing.T) {
 		other.lazy = true
 		if other.converts(tc.desc) {
 			t.Errorf("%s: %s layer %+v would be converted", tc.comp, tc.desc.MediaType, tc.desc.Annotations)
+		}
+	}
+}
+
+// Reused layers are read in place only when the cache sources are on the
+// registry of every tag.
+func TestOneRegistry(t *testing.T) {
+	imports := func(refs ...string) []client.CacheOptionsEntry {
+		var out []client.CacheOptionsEntry
+		for _, r := range refs {
+			out = append(out, client.CacheOptionsEntry{Type: "registry", Attrs: map[string]string{"ref": r}})
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		tags, refs []string
+		want       bool
+	}{
+		{[]string{"r.example/app:v2"}, []string{"r.example/app:v1", "r.example/other@sha256:1"}, true},
+		{[]string{"r.example/app:v2", "r.example/app:latest"}, nil, true},
+		{[]string{"r.example/app:v2"}, []string{"cache.example/app:v1"}, false},
+		{[]string{"r.example/app:v2", "mirror.example/app:v2"}, []string{"r.example/app:v1"}, false},
+	} {
+		if got := oneRegistry(Config{Tags: tc.tags, Base: "docker.io/library/busybox"}, imports(tc.refs...)); got != tc.want {
+			t.Errorf("tags %v, cache %v: %v, want %v", tc.tags, tc.refs, got, tc.want)
 		}
 	}
 }

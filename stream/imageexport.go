@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/moby/buildkit/client"
@@ -19,12 +20,37 @@ import (
 // store answers it has: on a builder with the stargz snapshotter, an
 // export to strata would pull all that the build reused. Its image
 // exporter does not. So where buildkitd serves its content store (see
-// builderBlobs) and pulls lazily, every solve of the push exports with the
+// builderBlobs) and pulls lazily, and the reused layers are on the target
+// registry (see oneRegistry), every solve of the push exports with the
 // image exporter, pushing nothing and storing nothing, and strata reads the
-// manifest, the config and each new layer from buildkitd's content store. Layers it
-// cannot find there, in the client-side store or in every repository
-// (reused layers of another registry, most often) are then exported once
-// more the other way (see collect).
+// manifest, the config and each new layer from buildkitd's content store.
+// When it cannot read the image there, or a layer is neither there nor in
+// the client-side store nor in every repository (reused from another
+// registry, most often), the image is exported once more the other way
+// (see collect).
+
+// oneRegistry reports whether the cache sources of the push are on the
+// registry of every target: only then can every reused layer be found
+// there (or mounted), and none needs to be sent. (A gzip base layer comes
+// from the builder, rewritten; see converter.recompresses.)
+func oneRegistry(cfg Config, imports []client.CacheOptionsEntry) bool {
+	host := func(ref string) string { h, _, _ := strings.Cut(ref, "/"); return h }
+	var want string
+	for _, t := range cfg.Tags {
+		if want == "" {
+			want = host(t)
+		}
+		if host(t) != want {
+			return false
+		}
+	}
+	for _, im := range imports {
+		if ref := im.Attrs["ref"]; ref != "" && host(ref) != want {
+			return false
+		}
+	}
+	return true
+}
 
 // pullsLazily reports whether the builder's default worker uses the stargz
 // snapshotter.
@@ -90,11 +116,12 @@ func (sp *streamedPush) copyFromBuilder(ctx context.Context, d ocispecs.Descript
 }
 
 // collect makes the main solve's image complete in the client-side store
-// and the registry: its manifest and config read from the builder, and,
-// when a layer is neither to be converted from the builder, nor in the
-// store, nor in every repository, the image exported once more with the
-// OCI exporter (its result is cached: only the export runs), which sends
-// what is missing. It returns the exporter response the push goes on with.
+// and the registry: its manifest and config read from the builder, and its
+// layers to be converted from the builder, in the store or in every
+// repository. When that fails, it exports the image once more with the OCI
+// exporter (the solve's result is cached: only the export runs), which
+// sends what is missing. It returns the exporter response the push goes on
+// with.
 func (sp *streamedPush) collect(ctx context.Context, c *client.Client, so client.SolveOpt, resp map[string]string) (map[string]string, error) {
 	if !sp.imageExport {
 		return resp, nil
@@ -103,12 +130,26 @@ func (sp *streamedPush) collect(ctx context.Context, c *client.Client, so client
 	if err != nil {
 		return nil, err
 	}
-	if err := sp.readImage(ctx, desc); err != nil {
-		return nil, fmt.Errorf("reading the exported image %s from the builder: %w", desc.Digest, err)
+	if sp.readImage(ctx, desc) == nil && sp.complete(ctx, desc) {
+		return resp, nil
 	}
-	ls, err := push.Layers(ctx, sp.store, desc)
+	sp.imageExport = false
+	opt := sp.withSession(so, sp.mainAttrs)
+	opt.CacheExports = []client.CacheOptionsEntry{{Type: "inline"}}
+	again, err := c.Build(ctx, opt, frontend.Name, frontend.Build, sp.p.Quiet())
 	if err != nil {
 		return nil, err
+	}
+	return again.ExporterResponse, nil
+}
+
+// complete reports whether every layer of the image desc, whose manifest
+// the store holds, is to be converted from the builder, is in the store or
+// is in every repository.
+func (sp *streamedPush) complete(ctx context.Context, desc ocispecs.Descriptor) bool {
+	ls, err := push.Layers(ctx, sp.store, desc)
+	if err != nil {
+		return false
 	}
 	known := &knownStore{Store: sp.store, pushers: sp.pushers}
 	for _, l := range ls {
@@ -117,17 +158,9 @@ func (sp *streamedPush) collect(ctx context.Context, c *client.Client, so client
 				continue
 			}
 		}
-		if _, err := sp.store.Info(ctx, l.Digest); err == nil || known.allHave(ctx, l) {
-			continue
+		if _, err := sp.store.Info(ctx, l.Digest); err != nil && !known.allHave(ctx, l) {
+			return false
 		}
-		sp.imageExport = false
-		opt := sp.withSession(so, sp.mainAttrs)
-		opt.CacheExports = []client.CacheOptionsEntry{{Type: "inline"}}
-		again, err := c.Build(ctx, opt, frontend.Name, frontend.Build, sp.p.Quiet())
-		if err != nil {
-			return nil, err
-		}
-		return again.ExporterResponse, nil
 	}
-	return resp, nil
+	return true
 }
