@@ -28,6 +28,7 @@ import (
 	"github.com/strata-build/strata/buildcontext"
 	"github.com/strata-build/strata/errs"
 	"github.com/strata-build/strata/frontend"
+	"github.com/strata-build/strata/stream"
 )
 
 // Result is what a build produced.
@@ -110,11 +111,22 @@ func Run(ctx context.Context, c *client.Client, opt Options, out io.Writer) (*Re
 		return nil, errs.WithHint(errs.Usagef("--progress=%s: %v", opt.Progress, err), "use --progress=plain when output is not a terminal")
 	}
 	p := newProgress(display)
+	lazyCtx, stopLazy := context.WithCancel(ctx)
+	defer stopLazy()
+	var lazy *lazyReads
+	if len(so.CacheImports) > 0 && stream.PullsLazily(ctx, c) {
+		lazy = watchLazyReads(lazyCtx, so.CacheImports, opt.InsecureRegistries, opt.platform())
+	}
 	var res *Result
 	if opt.streamed() {
 		res, err = runStreamed(ctx, c, opt, so, bc, contextDir, dockerfile, p)
 	} else {
 		res, err = runSolve(ctx, c, so, p)
+	}
+	if err != nil && lazy != nil && ctx.Err() == nil && p.reads.seen.Load() {
+		if ferr := lazy.fault(ctx); ferr != nil {
+			return nil, ferr
+		}
 	}
 	if err != nil {
 		return nil, classify(ctx, err, opt.Push)

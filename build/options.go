@@ -272,3 +272,12 @@ func gitCommitTime(dir string) string {
 	}
 	return "0"
 }
+
+// platform is the one platform built, or "" for the builder's own (or when
+// several are built).
+func (o *Options) platform() string {
+	if len(o.Platforms) == 1 {
+		return o.Platforms[0]
+	}
+	return ""
+}

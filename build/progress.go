@@ -23,6 +23,7 @@ type progress struct {
 
 	steps    stepCounter
 	pulls    pullCounter
+	reads    readFailures
 	warnings []client.VertexWarning
 	err      error
 }
@@ -55,6 +56,7 @@ func (p *progress) stream(main bool) chan *client.SolveStatus {
 		for st := range in {
 			p.steps.observe(st, main)
 			p.pulls.observe(st)
+			p.reads.observe(st)
 			if main {
 				p.send(st)
 			}

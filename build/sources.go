@@ -31,10 +31,7 @@ func recordSources(ctx context.Context, opt Options, bc *buildcontext.Context, c
 		close(r.done)
 		return r
 	}
-	platform := ""
-	if len(opt.Platforms) == 1 {
-		platform = opt.Platforms[0]
-	}
+	platform := opt.platform()
 	go func() {
 		defer close(r.done)
 		stages, err := plan.DockerfileStages(ctx, plan.StagesOptions{

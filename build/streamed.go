@@ -32,9 +32,7 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 		Base:           targetBase(target),
 		Edits:          []stream.ImageEdit{recordSources(sourcesCtx, opt, bc, contextDir, dockerfile)},
 		MemoPath:       stream.DefaultMemoPath(),
-	}
-	if len(opt.Platforms) == 1 {
-		cfg.Platform = opt.Platforms[0]
+		Platform:       opt.platform(),
 	}
 	res, err := stream.Push(ctx, c, so, cfg, p)
 	if err != nil {

@@ -1,15 +1,22 @@
 package integration
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/strata-build/strata/builder"
+	"github.com/strata-build/strata/cmd/strata/cli"
+	"github.com/strata-build/strata/errs"
 	"github.com/strata-build/strata/integration/testenv"
 )
 
@@ -253,5 +260,80 @@ func TestStreamedPushKeepsLayersLazy(t *testing.T) {
 	writeFiles(t, check, map[string]string{"Dockerfile": fmt.Sprintf("FROM %s:v2\nRUN grep -q v2 /out && test -s /app/deps/big.so\n", repo)})
 	if code, _, stderr := strata(t, "build", "--builder", env.Builder.Addr(), "--progress", "plain", "--no-auto-cache", check); code != 0 {
 		t.Fatalf("v2 on the overlayfs builder: exit %d\n%s", code, tail(stderr, 30))
+	}
+}
+
+// watchWriter keeps what is written, and closes seen once it holds needle.
+type watchWriter struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	needle string
+	seen   chan struct{}
+	once   sync.Once
+}
+
+func (w *watchWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	if strings.Contains(w.buf.String(), w.needle) {
+		w.once.Do(func() { close(w.seen) })
+	}
+	return len(p), nil
+}
+
+func (w *watchWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+// TestLazyReadFailsOnRegistryError: the registry stops answering while a
+// step reads a file of a layer the stargz builder mounted lazily. The
+// build fails with a registry error (exit 4) that names a layer, no tag
+// is pushed, and once the registry answers again the next build works.
+func TestLazyReadFailsOnRegistryError(t *testing.T) {
+	proxy, err := testenv.StartProxy(env.Registry.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(proxy.Close)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"Dockerfile": strings.Replace(lazyAppDockerfile(), "RUN cat deps/small.txt", "RUN sleep 3 && head -c 100000 deps/big.so >/dev/null && cat deps/small.txt", 1),
+		"deps.lock":  "dep 1.0\n", "src/main.sh": "v1\n",
+	})
+	repo := proxy.Host + "/lazy/fault"
+	t.Setenv("HOME", t.TempDir())
+	if code, _, stderr := strata(t, "build", "--builder", stargzBuilder(t, "fault-v1").Addr(), "--progress", "plain", "-t", repo+":v1", "-t", repo+":latest", "--push", dir); code != 0 {
+		t.Fatalf("v1: exit %d\n%s", code, tail(stderr, 30))
+	}
+	writeFiles(t, dir, map[string]string{"src/main.sh": "v2\n"})
+	bk := stargzBuilder(t, "fault-v2")
+	t.Setenv("HOME", t.TempDir())
+	w := &watchWriter{needle: "RUN sleep 3 && head -c", seen: make(chan struct{})}
+	go func() {
+		select {
+		case <-w.seen:
+			time.Sleep(time.Second)
+			proxy.Silence(true)
+		case <-t.Context().Done():
+		}
+	}()
+	var out bytes.Buffer
+	code := cli.Main([]string{"build", "--builder", bk.Addr(), "--progress", "plain", "-t", repo + ":v2", "--push", dir}, strings.NewReader(""), &out, w)
+	proxy.Silence(false)
+	stderr := w.String()
+	if code != errs.ExitRegistry || !regexp.MustCompile(`registry error: .*layer sha256:[0-9a-f]{64} .*of cache source`).MatchString(lastLine(stderr)) {
+		t.Fatalf("exit %d, want %d with a registry error naming a layer\n%s", code, errs.ExitRegistry, tail(stderr, 30))
+	}
+	t.Logf("the build that lost the registry: %s", lastLine(stderr))
+	if ref, err := name.ParseReference(env.Registry.Host+"/lazy/fault:v2", name.Insecure); err != nil {
+		t.Fatal(err)
+	} else if _, err := remote.Head(ref); err == nil {
+		t.Error("the failed build pushed its tag")
+	}
+	if code, _, stderr := strata(t, "build", "--builder", bk.Addr(), "--progress", "plain", "-t", repo+":v2", "--push", dir); code != 0 {
+		t.Fatalf("the next build, the registry answering again: exit %d\n%s", code, tail(stderr, 30))
 	}
 }

@@ -52,9 +52,9 @@ func oneRegistry(cfg Config, imports []client.CacheOptionsEntry) bool {
 	return true
 }
 
-// pullsLazily reports whether the builder's default worker uses the stargz
+// PullsLazily reports whether the builder's default worker uses the stargz
 // snapshotter.
-func pullsLazily(ctx context.Context, c *client.Client) bool {
+func PullsLazily(ctx context.Context, c *client.Client) bool {
 	ws, err := c.ListWorkers(ctx)
 	return err == nil && len(ws) > 0 && ws[0].Labels["org.mobyproject.buildkit.worker.snapshotter"] == "stargz"
 }

@@ -285,7 +285,7 @@ func (sp *streamedPush) openSession(c *client.Client, so client.SolveOpt) error 
 		s.Allow(a)
 	}
 	sp.conv.builder = newBuilderBlobs(c.ContentClient())
-	sp.conv.lazy = pullsLazily(sp.pushCtx, c)
+	sp.conv.lazy = PullsLazily(sp.pushCtx, c)
 	sp.imageExport = sp.conv.lazy && oneRegistry(sp.cfg, so.CacheImports) && sp.conv.builder.served(sp.pushCtx)
 	// BuildKit sends only the layers the registry lacks, and each layer is
 	// converted and uploaded as soon as it has arrived, before BuildKit has

@@ -77,3 +77,18 @@ func (r *RegistryResolver) ResolveImage(ctx context.Context, ref string, p v1.Pl
 	}
 	return out, nil
 }
+
+// CheckBlob asks the registry of ref (an image reference) whether its
+// repository holds the blob d; the error is the registry's or the
+// network's, as it is.
+func (r *RegistryResolver) CheckBlob(ctx context.Context, ref string, d v1.Hash) error {
+	nr, err := r.o.ParseRef(ref)
+	if err != nil {
+		return errs.Inputf("image ref %q: %v", ref, err)
+	}
+	l, err := remote.Layer(nr.Context().Digest(d.String()), r.o.Remote(ctx)...)
+	if err == nil {
+		_, err = l.Size()
+	}
+	return err
+}

@@ -31,7 +31,12 @@ type Proxy struct {
 	BytesUp, BytesDown atomic.Int64 // bodies sent to and received from the registry
 	BlobUploads        atomic.Int64 // completed blob uploads (final PUT answered 201)
 	uploads            sync.Map     // digest -> *atomic.Int64, completed uploads per blob
+	silent             atomic.Bool  // see Silence
 }
+
+// Silence makes the proxy close every connection without an answer (on) as
+// a registry that stopped answering, or answer again (off).
+func (p *Proxy) Silence(on bool) { p.silent.Store(on) }
 
 // Fault makes the first Count requests that match Method, a path
 // containing PathContains and a raw query containing QueryContains fail
@@ -103,6 +108,15 @@ func StartProxy(upstream string, opts ...ProxyOption) (*Proxy, error) {
 		return nil
 	}
 	p.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p.silent.Load() {
+			if hj, ok := w.(http.Hijacker); ok {
+				if conn, _, err := hj.Hijack(); err == nil {
+					conn.Close()
+					return
+				}
+			}
+			panic(http.ErrAbortHandler)
+		}
 		if f := p.fault(r); f != nil {
 			f.inject(w, r)
 			return
