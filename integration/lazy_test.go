@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/strata-build/strata/builder"
+	"github.com/strata-build/strata/cache/store"
 	"github.com/strata-build/strata/cmd/strata/cli"
 	"github.com/strata-build/strata/errs"
 	"github.com/strata-build/strata/integration/testenv"
@@ -206,6 +207,8 @@ func TestStreamedPushKeepsLayersLazy(t *testing.T) {
 	t0 := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
 	gitCommit(t, dir, t0, "v1")
 	repo := proxy.Host + "/lazy/app"
+	// Fresh runners: no shared index (it would offer other tests' images).
+	t.Setenv(store.IndexFileEnv, filepath.Join(t.TempDir(), "index.idx"))
 	v1 := stargzBuilder(t, "lazy-v1")
 	t.Setenv("HOME", t.TempDir())
 	if code, _, stderr := strata(t, "build", "--builder", v1.Addr(), "--progress", "plain", "-t", repo+":v1", "-t", repo+":latest", "--push", dir); code != 0 {
@@ -300,22 +303,26 @@ func TestLazyReadFailsOnRegistryError(t *testing.T) {
 	t.Cleanup(proxy.Close)
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{
-		"Dockerfile": strings.Replace(lazyAppDockerfile(), "RUN cat deps/small.txt", "RUN sleep 3 && head -c 100000 deps/big.so >/dev/null && cat deps/small.txt", 1),
+		"Dockerfile": strings.Replace(lazyAppDockerfile(), "RUN cat deps/small.txt", "RUN sleep 5 && head -c 100000 deps/big.so >/dev/null && cat deps/small.txt", 1),
 		"deps.lock":  "dep 1.0\n", "src/main.sh": "v1\n",
 	})
 	repo := proxy.Host + "/lazy/fault"
 	t.Setenv("HOME", t.TempDir())
+	// No shared index: the cache source must be the registry behind proxy.
+	t.Setenv(store.IndexFileEnv, filepath.Join(t.TempDir(), "index.idx"))
 	if code, _, stderr := strata(t, "build", "--builder", stargzBuilder(t, "fault-v1").Addr(), "--progress", "plain", "-t", repo+":v1", "-t", repo+":latest", "--push", dir); code != 0 {
 		t.Fatalf("v1: exit %d\n%s", code, tail(stderr, 30))
 	}
 	writeFiles(t, dir, map[string]string{"src/main.sh": "v2\n"})
 	bk := stargzBuilder(t, "fault-v2")
 	t.Setenv("HOME", t.TempDir())
-	w := &watchWriter{needle: "RUN sleep 3 && head -c", seen: make(chan struct{})}
+	w := &watchWriter{needle: "RUN sleep 5 && head -c", seen: make(chan struct{})}
 	go func() {
 		select {
 		case <-w.seen:
-			time.Sleep(time.Second)
+			// The step has mounted its layers and sleeps: its read comes
+			// after this.
+			time.Sleep(2 * time.Second)
 			proxy.Silence(true)
 		case <-t.Context().Done():
 		}
