@@ -113,13 +113,14 @@ func Run(ctx context.Context, c *client.Client, opt Options, out io.Writer) (*Re
 	p := newProgress(display)
 	lazyCtx, stopLazy := context.WithCancel(ctx)
 	defer stopLazy()
+	pullsLazily := (opt.streamed() || len(so.CacheImports) > 0) && stream.PullsLazily(ctx, c)
 	var lazy *lazyReads
-	if len(so.CacheImports) > 0 && stream.PullsLazily(ctx, c) {
+	if len(so.CacheImports) > 0 && pullsLazily {
 		lazy = watchLazyReads(lazyCtx, so.CacheImports, opt.InsecureRegistries, opt.platform())
 	}
 	var res *Result
 	if opt.streamed() {
-		res, err = runStreamed(ctx, c, opt, so, bc, contextDir, dockerfile, p)
+		res, err = runStreamed(ctx, c, opt, so, bc, contextDir, dockerfile, pullsLazily, p)
 	} else {
 		res, err = runSolve(ctx, c, so, p)
 	}

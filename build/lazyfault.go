@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/containerd/platforms"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/buildkit/client"
 
@@ -53,10 +52,7 @@ type lazyReads struct {
 // watchLazyReads starts reading the layers of the registry cache sources.
 func watchLazyReads(ctx context.Context, imports []client.CacheOptionsEntry, insecure []string, platform string) *lazyReads {
 	w := &lazyReads{resolver: plan.NewRegistryResolver(crawl.WithInsecureRegistries(insecure...)), done: make(chan struct{}), layers: map[string][]v1.Hash{}}
-	p := v1.Platform{OS: "linux", Architecture: platforms.DefaultSpec().Architecture}
-	if pp, err := platforms.Parse(platform); err == nil && platform != "" {
-		p = v1.Platform{OS: pp.OS, Architecture: pp.Architecture, Variant: pp.Variant}
-	}
+	p := plan.ImagePlatform(platform)
 	for _, im := range imports {
 		if ref := im.Attrs["ref"]; im.Type == "registry" && ref != "" {
 			w.order = append(w.order, ref)

@@ -13,7 +13,7 @@ import (
 // build still runs (see package stream): the prefixes of the target stage
 // worth a solve of their own, and the COPY sources recorded in the image's
 // history, are worked out here.
-func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.SolveOpt, bc *buildcontext.Context, contextDir, dockerfile string, p *progress) (*Result, error) {
+func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.SolveOpt, bc *buildcontext.Context, contextDir, dockerfile string, lazy bool, p *progress) (*Result, error) {
 	target := opt.streamTarget()
 	cachedThrough := opt.CachedThrough
 	if opt.NoCache {
@@ -33,6 +33,7 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 		Edits:          []stream.ImageEdit{recordSources(sourcesCtx, opt, bc, contextDir, dockerfile)},
 		MemoPath:       stream.DefaultMemoPath(),
 		Platform:       opt.platform(),
+		Lazy:           lazy,
 	}
 	res, err := stream.Push(ctx, c, so, cfg, p)
 	if err != nil {

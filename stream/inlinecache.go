@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -14,7 +13,6 @@ import (
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/platforms"
 	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/buildkit/client"
 	digest "github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
@@ -86,12 +84,7 @@ func readImportedRecords(ctx context.Context, imports []client.CacheOptionsEntry
 			byRegistry[nr.Context().RegistryStr()] = append(byRegistry[nr.Context().RegistryStr()], nr)
 		}
 	}
-	p := v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
-	if platform != "" {
-		if pp, err := platforms.Parse(platform); err == nil {
-			p = v1.Platform{OS: pp.OS, Architecture: pp.Architecture, Variant: pp.Variant}
-		}
-	}
+	p := plan.ImagePlatform(platform)
 	resolver := plan.NewRegistryResolver(crawl.WithInsecureRegistries(insecure...))
 	var all sync.WaitGroup
 	for reg, refs := range byRegistry {

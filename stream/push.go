@@ -60,6 +60,8 @@ type Config struct {
 	// MemoPath is the file remembering conversions across builds; ""
 	// for none.
 	MemoPath string
+	// Lazy: the builder pulls eStargz layers lazily (see PullsLazily).
+	Lazy bool
 }
 
 // An ImageEdit changes the image before it is pushed. Edits are best
@@ -285,7 +287,7 @@ func (sp *streamedPush) openSession(c *client.Client, so client.SolveOpt) error 
 		s.Allow(a)
 	}
 	sp.conv.builder = newBuilderBlobs(c.ContentClient())
-	sp.conv.lazy = PullsLazily(sp.pushCtx, c)
+	sp.conv.lazy = sp.cfg.Lazy
 	sp.imageExport = sp.conv.lazy && oneRegistry(sp.cfg, so.CacheImports) && sp.conv.builder.served(sp.pushCtx)
 	// BuildKit sends only the layers the registry lacks, and each layer is
 	// converted and uploaded as soon as it has arrived, before BuildKit has

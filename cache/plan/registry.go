@@ -2,7 +2,9 @@ package plan
 
 import (
 	"context"
+	"runtime"
 
+	"github.com/containerd/platforms"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
@@ -91,4 +93,14 @@ func (r *RegistryResolver) CheckBlob(ctx context.Context, ref string, d v1.Hash)
 		_, err = l.Size()
 	}
 	return err
+}
+
+// ImagePlatform is the platform to resolve images for when building for
+// platform ("os/arch[/variant]"; "" or one that does not parse: linux on
+// this machine's architecture).
+func ImagePlatform(platform string) v1.Platform {
+	if pp, err := platforms.Parse(platform); err == nil && platform != "" {
+		return v1.Platform{OS: pp.OS, Architecture: pp.Architecture, Variant: pp.Variant}
+	}
+	return v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
 }
