@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -122,6 +123,10 @@ type bed struct {
 	snapshotter string
 
 	branchImages []string // the new-branch scenario's registry, filled once
+
+	only *regexp.Regexp // the one-change contenders to run
+	keep string         // where each measured command's progress is kept; empty: nowhere
+	kept int
 }
 
 // freshBuilder starts a buildkitd with empty state, like a new CI runner.
@@ -180,7 +185,9 @@ func (b *bed) measureEnv(ctx context.Context, proxy *testenv.Proxy, env []string
 func (b *bed) timedThrough(ctx context.Context, proxy *testenv.Proxy, env []string, name string, args []string) (Run, error) {
 	up0, down0, blobs0 := proxy.BytesUp.Load(), proxy.BytesDown.Load(), proxy.BlobUploads.Load()
 	proxy.ResetUploads()
-	r, err := timed(ctx, filepath.Join(b.dir, "progress.json"), env, name, args...)
+	progress := filepath.Join(b.dir, "progress.json")
+	r, err := timed(ctx, progress, env, name, args...)
+	b.keepProgress(progress, name, args)
 	if err != nil {
 		return r, err
 	}
@@ -188,6 +195,25 @@ func (b *bed) timedThrough(ctx context.Context, proxy *testenv.Proxy, env []stri
 	r.BlobUploads = proxy.BlobUploads.Load() - blobs0
 	r.MaxPerBlob = proxy.MaxUploadsPerBlob()
 	return r, nil
+}
+
+// keepProgress copies a command's progress file to b.keep, when set, and
+// says where.
+func (b *bed) keepProgress(progress, name string, args []string) {
+	if b.keep == "" {
+		return
+	}
+	b.kept++
+	dst := filepath.Join(b.keep, fmt.Sprintf("%03d-%s.json", b.kept, filepath.Base(name)))
+	dt, err := os.ReadFile(progress)
+	if err == nil {
+		err = os.WriteFile(dst, dt, 0o644)
+	}
+	if err != nil {
+		logf("keeping the progress of %s: %v", filepath.Base(name), err)
+		return
+	}
+	logf("progress of %s %s: %s", filepath.Base(name), strings.Join(args, " "), dst)
 }
 
 // measureRunner runs cmd on a new runner: a fresh builder of the test bed

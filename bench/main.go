@@ -9,6 +9,7 @@
 //	go run ./bench -scenario push -keep-times -out bench/results/push-keep-times.json -doc docs/benchmarks-keep-times.md
 //	go run ./bench -scenario push -compression zstd -out bench/results/push-zstd.json -doc docs/benchmarks-zstd.md
 //	go run ./bench -scenario one-change -snapshotter stargz -out bench/results/one-change-stargz.json -doc ""
+//	go run ./bench -scenario one-change -runs 1 -only 'own builder|from :latest$' -keep-progress /tmp/progress -out /tmp/r.json -doc ""
 package main
 
 import (
@@ -19,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"syscall"
 	"time"
 
@@ -42,6 +44,9 @@ type config struct {
 	// KeepTimes adds strata build --push --reproducible=false to the push
 	// scenario (about 3 minutes more): what rewriting timestamps costs.
 	KeepTimes bool `json:"keepTimes,omitempty"`
+	// Only, when set, is a regular expression: the one-change scenario
+	// runs only the contenders whose names match it.
+	Only string `json:"only,omitempty"`
 }
 
 // Report is bench/results/latest.json.
@@ -67,6 +72,8 @@ func main() {
 	flag.StringVar(&cfg.Compression, "compression", "", "layer compression of every contender of the push scenario (zstd, uncompressed; default: each tool's gzip)")
 	flag.StringVar(&cfg.Snapshotter, "snapshotter", "", "snapshotter of every fresh builder: stargz, overlayfs, native (default: BuildKit's auto)")
 	flag.BoolVar(&cfg.KeepTimes, "keep-times", false, "add strata build --push --reproducible=false to the push scenario")
+	flag.StringVar(&cfg.Only, "only", "", "run only the one-change contenders whose names match this regular expression")
+	keep := flag.String("keep-progress", "", "directory where the rawjson progress of every measured command is kept")
 	render := flag.Bool("render", false, "write -doc from the results in -out, without running anything")
 	flag.Parse()
 	if *render {
@@ -79,7 +86,7 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, cfg, *out, *doc); err != nil {
+	if err := run(ctx, cfg, *out, *doc, *keep); err != nil {
 		logf("bench: %v", err)
 		os.Exit(1)
 	}
@@ -95,7 +102,16 @@ var scenarios = []struct {
 	{"push", pushScenario},
 }
 
-func run(ctx context.Context, cfg config, out, doc string) error {
+func run(ctx context.Context, cfg config, out, doc, keep string) error {
+	only, err := regexp.Compile(cfg.Only)
+	if err != nil {
+		return fmt.Errorf("-only: %w", err)
+	}
+	if keep != "" {
+		if err := os.MkdirAll(keep, 0o755); err != nil {
+			return err
+		}
+	}
 	env, err := testenv.Start(ctx)
 	if err != nil {
 		return err
@@ -106,7 +122,7 @@ func run(ctx context.Context, cfg config, out, doc string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	b := &bed{env: env, dir: dir, snapshotter: cfg.Snapshotter}
+	b := &bed{env: env, dir: dir, snapshotter: cfg.Snapshotter, only: only, keep: keep}
 	// Pushed images are recorded in the index; keep the user's own file out of it.
 	os.Setenv(store.IndexFileEnv, filepath.Join(dir, "default.idx"))
 

@@ -29,7 +29,12 @@ func oneChangeScenario(ctx context.Context, b *bed, cfg config, link string, pro
 	write := func(version string) error {
 		return writeApp(ctxDir, proxy.Host+"/busybox:latest", cfg, "left-pad 1.3.0\nlodash 4.17.21\n", "main "+version+"\n")
 	}
-	cs := oneChangeContenders(b.env.BinDir, ctxDir)
+	var cs []contender
+	for _, c := range oneChangeContenders(b.env.BinDir, ctxDir) {
+		if b.only == nil || b.only.MatchString(c.name) {
+			cs = append(cs, c)
+		}
+	}
 	runs := make([][]Run, len(cs))
 	for i := range cfg.Runs {
 		for c, ct := range cs {
