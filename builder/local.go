@@ -289,7 +289,9 @@ func (l *Local) waitAnswer(ctx context.Context, pid int, exited <-chan error) er
 	}
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
-	tick := time.NewTicker(100 * time.Millisecond)
+	// buildkitd answers some tens of milliseconds after it starts; a
+	// coarser poll would add its own period to every build that starts it.
+	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		select {

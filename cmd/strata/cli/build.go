@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -77,6 +78,7 @@ func (b *buildCmd) addFlags(cmd *cobra.Command) {
 	f.BoolVar(&b.stream, "stream", true, "with --push, upload each layer while the rest of the build runs (false: BuildKit pushes after the build)")
 	f.BoolVar(&opt.Reproducible, "reproducible", true, "rewrite file timestamps in new layers to the source date epoch, so the same inputs give the same digests on any builder (false: keep the build's times)")
 	f.StringVar(&opt.Compression, "compression", "", "compression of the layers the build creates: estargz (default; gzip that a stargz-snapshotter builder pulls lazily), gzip, zstd (faster; needs containerd 1.5+ or Docker 23+ to pull) or uncompressed")
+	f.BoolVar(&opt.ForceCompression, "force-compression", false, "also rewrite the layers taken from the base image or a cache in --compression (with --push on a builder that pulls lazily: every gzip one as eStargz, not only the first 32 MB; each is uploaded once more)")
 	f.StringVar(&opt.SourceDateEpoch, "source-date-epoch", "", "the image's creation time in seconds, set where the image is written so no cache key depends on it (default: a SOURCE_DATE_EPOCH build arg, else the context's last git commit time, 0 outside git)")
 	f.StringVar(&opt.Progress, "progress", "auto", "progress output: auto, plain, tty, quiet or rawjson")
 	f.StringVar(&b.metadataFile, "metadata-file", "", "write the build result metadata (image digest, timings) as JSON to this file")
@@ -88,8 +90,8 @@ func (b *buildCmd) addFlags(cmd *cobra.Command) {
 	_ = cmd.RegisterFlagCompletionFunc("progress", cobra.FixedCompletions([]string{"auto", "plain", "tty", "quiet", "rawjson"}, cobra.ShellCompDirectiveNoFileComp))
 }
 
-// run builds, and pushes with --push: the builder reached, the automatic
-// cache chosen, build.Run, then the index and the metadata file updated.
+// run builds, and pushes with --push: the builder reached while the
+// automatic cache is chosen, build.Run, then the index and the metadata file updated.
 func (b *buildCmd) run(cmd *cobra.Command, s Streams, args []string) error {
 	opt, err := b.options(cmd, args)
 	if err != nil {
@@ -100,15 +102,23 @@ func (b *buildCmd) run(cmd *cobra.Command, s Streams, args []string) error {
 	if err != nil {
 		return err
 	}
+	// The cache sources are chosen from the registry and the index while
+	// the builder is reached (or started): neither waits for the other.
+	chooseCtx, stopChoosing := context.WithCancel(ctx)
+	defer stopChoosing()
+	chosen := make(chan build.Choice, 1)
+	go func() { chosen <- ac.Choose(chooseCtx, opt) }()
 	c, e, err := b.bf.connect(ctx)
 	if err != nil {
+		stopChoosing()
+		<-chosen
 		return err
 	}
 	defer c.Close()
 	if h := e.LazyPullHint(); h != "" && opt.Progress != "quiet" && opt.Progress != "rawjson" {
 		fmt.Fprintf(s.Err, "strata: lazy pulls are off: %s\n", h)
 	}
-	choice := ac.Choose(ctx, opt)
+	choice := <-chosen
 	res, err := build.Run(ctx, c, choice.Apply(opt), s.Err)
 	if err != nil {
 		return err
