@@ -252,6 +252,9 @@ func imageExportAttrs(opt Options) map[string]string {
 		}
 	}
 	attrs["compression"] = cmp.Or(opt.Compression, "estargz")
+	if opt.ForceCompression {
+		attrs["force-compression"] = "true"
+	}
 	switch attrs["compression"] {
 	case "zstd":
 		attrs["oci-mediatypes"] = "true" // zstd layers have only OCI media types

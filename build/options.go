@@ -61,8 +61,15 @@ type Options struct {
 	// that the stargz snapshotter can also pull lazily, file by file; any
 	// other puller reads it as gzip), "gzip", "zstd" (faster to compress;
 	// pulled by containerd 1.5+ and Docker 23+) or "uncompressed". Layers
-	// taken from the base image or a cache keep theirs.
+	// taken from the base image or a cache keep theirs, but in a streamed
+	// push on a builder that pulls lazily, gzip ones up to 32 MB in all are
+	// rewritten as eStargz (see stream.Config.RewriteAll).
 	Compression string
+	// ForceCompression rewrites every layer taken from the base image or
+	// a cache in Compression (BuildKit's force-compression=true): in a
+	// streamed push, the gzip ones as eStargz on a builder that pulls
+	// lazily, whatever their size.
+	ForceCompression bool
 	// CachedThrough is the Dockerfile line of the target stage's last step
 	// the cache plan expects to hit (Choice.CachedThrough); a streamed
 	// push solves no prefix for the steps up to it. 0: none.
@@ -189,6 +196,10 @@ func (o *Options) Validate() error {
 func (o *Options) check() error {
 	if o.Compression != "" && !slices.Contains(compressions, o.Compression) {
 		return errs.WithHint(errs.Usagef("--compression=%s is not a layer compression strata knows", o.Compression), "use "+strings.Join(compressions, ", "))
+	}
+	if o.ForceCompression && o.streamed() && cmp.Or(o.Compression, "estargz") != "estargz" {
+		return errs.WithHint(errs.Usagef("--force-compression with --compression=%s: a streamed push rewrites reused layers as eStargz only", o.Compression),
+			"drop --compression, or add --stream=false to let BuildKit recompress them")
 	}
 	for _, s := range o.Secrets {
 		if s.ID == "" {

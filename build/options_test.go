@@ -104,3 +104,38 @@ func TestEpochFromGitAndBadEpochs(t *testing.T) {
 		}
 	}
 }
+
+// --force-compression reaches BuildKit's exporters as force-compression;
+// a streamed push, which rewrites reused layers as eStargz only, refuses it
+// with another compression.
+func TestForceCompression(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM scratch\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	opt := Options{ContextDir: dir, Tags: []string{"r/a:1"}, Push: true, NoStream: true, ForceCompression: true, Compression: "zstd"}
+	if err := opt.check(); err != nil {
+		t.Fatalf("BuildKit's push: %v", err)
+	}
+	ctxDir, df, err := opt.resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	so, err := solveOptions(opt, ctxDir, df)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := so.Exports[len(so.Exports)-1].Attrs; got["force-compression"] != "true" || got["compression"] != "zstd" {
+		t.Errorf("image export attributes %v, want compression=zstd force-compression=true", got)
+	}
+	opt.NoStream = false
+	err = opt.check()
+	if errs.Code(err) != errs.Code(errs.Usagef("x")) || !strings.Contains(err.Error(), "--force-compression") {
+		t.Errorf("streamed push with zstd: %v, want a usage error naming --force-compression", err)
+	}
+	opt.Compression = ""
+	if err := opt.check(); err != nil {
+		t.Errorf("streamed push with eStargz: %v", err)
+	}
+}

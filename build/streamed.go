@@ -34,6 +34,7 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 		MemoPath:       stream.DefaultMemoPath(),
 		Platform:       opt.platform(),
 		Lazy:           lazy,
+		RewriteAll:     opt.ForceCompression,
 	}
 	res, err := stream.Push(ctx, c, so, cfg, p)
 	if err != nil {

@@ -536,6 +536,39 @@ func TestRecompressGzipLayer(t *testing.T) {
 	}
 }
 
+// Gzip layers are rewritten as eStargz up to rewriteLimit bytes in all, in
+// the order they are asked about, each answered the same every time; the
+// others are reported. With no limit, every one is.
+func TestRecompressLimit(t *testing.T) {
+	gz := func(n int64, b byte) ocispecs.Descriptor {
+		return ocispecs.Descriptor{MediaType: ocispecs.MediaTypeImageLayerGzip, Digest: digest.FromBytes([]byte{b}), Size: n}
+	}
+	small, mid, big, last := gz(rewriteLimit/4, 1), gz(rewriteLimit/2, 2), gz(rewriteLimit/2, 3), gz(rewriteLimit/8, 4)
+	c := newConverter(testStore(t), "estargz", nil, nil)
+	c.lazy = true
+	for _, tc := range []struct {
+		desc ocispecs.Descriptor
+		want bool
+	}{{small, true}, {mid, true}, {big, false}, {last, true}, {big, false}, {small, true}} {
+		if got := c.recompresses(tc.desc); got != tc.want {
+			t.Errorf("layer of %d bytes: rewritten %v, want %v", tc.desc.Size, got, tc.want)
+		}
+	}
+	if n, size := c.keptAsGzip(); n != 1 || size != big.Size {
+		t.Errorf("kept as gzip: %d layers, %d bytes; want 1, %d", n, size, big.Size)
+	}
+	all := newConverter(testStore(t), "estargz", nil, nil)
+	all.lazy, all.rewriteLeft = true, -1
+	for _, d := range []ocispecs.Descriptor{big, mid, gz(4*rewriteLimit, 5)} {
+		if !all.recompresses(d) {
+			t.Errorf("with no limit, a layer of %d bytes is not rewritten", d.Size)
+		}
+	}
+	if n, _ := all.keptAsGzip(); n != 0 {
+		t.Errorf("with no limit, %d layers kept as gzip", n)
+	}
+}
+
 // Reused layers are read in place only when the cache sources are on the
 // registry of every tag.
 func TestOneRegistry(t *testing.T) {

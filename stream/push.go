@@ -13,6 +13,7 @@ import (
 
 	"github.com/containerd/containerd/v2/core/content"
 	contentlocal "github.com/containerd/containerd/v2/plugins/content/local"
+	"github.com/docker/go-units"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/session"
@@ -62,6 +63,10 @@ type Config struct {
 	MemoPath string
 	// Lazy: the builder pulls eStargz layers lazily (see PullsLazily).
 	Lazy bool
+	// RewriteAll rewrites every gzip layer taken from the base image or a
+	// cache source as eStargz on a builder that pulls lazily; otherwise
+	// only up to rewriteLimit bytes of them (see converter.recompresses).
+	RewriteAll bool
 }
 
 // An ImageEdit changes the image before it is pushed. Edits are best
@@ -155,6 +160,15 @@ func Push(ctx context.Context, c *client.Client, so client.SolveOpt, cfg Config,
 	}
 	if err := sp.pushAndTag(desc); err != nil {
 		return nil, err
+	}
+	if n, size := sp.conv.keptAsGzip(); n > 0 {
+		now := time.Now()
+		what, them := "1 gzip layer", "it"
+		if n > 1 {
+			what, them = fmt.Sprintf("%d gzip layers", n), "them"
+		}
+		sp.p.Span(fmt.Sprintf("[strata] kept %s (%s) of the base image or cache sources: builders pull %s whole; --force-compression rewrites %s as eStargz (uploaded once)",
+			what, units.HumanSize(float64(size)), them, them), now, now, nil)
 	}
 	var sent int64
 	for _, ps := range sp.pushers {
@@ -288,6 +302,9 @@ func (sp *streamedPush) openSession(c *client.Client, so client.SolveOpt) error 
 	}
 	sp.conv.builder = newBuilderBlobs(c.ContentClient())
 	sp.conv.lazy = sp.cfg.Lazy
+	if sp.cfg.RewriteAll {
+		sp.conv.rewriteLeft = -1
+	}
 	sp.imageExport = sp.conv.lazy && oneRegistry(sp.cfg, so.CacheImports) && sp.conv.builder.served(sp.pushCtx)
 	// BuildKit sends only the layers the registry lacks, and each layer is
 	// converted and uploaded as soon as it has arrived, before BuildKit has
