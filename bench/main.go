@@ -44,8 +44,8 @@ type config struct {
 	// KeepTimes adds strata build --push --reproducible=false to the push
 	// scenario (about 3 minutes more): what rewriting timestamps costs.
 	KeepTimes bool `json:"keepTimes,omitempty"`
-	// Only, when set, is a regular expression: the one-change scenario
-	// runs only the contenders whose names match it.
+	// Only, when set, is a regular expression: the one-change and
+	// new-branch scenarios run only the contenders whose names match it.
 	Only string `json:"only,omitempty"`
 }
 
@@ -72,7 +72,7 @@ func main() {
 	flag.StringVar(&cfg.Compression, "compression", "", "layer compression of every contender of the push scenario (zstd, uncompressed; default: each tool's gzip)")
 	flag.StringVar(&cfg.Snapshotter, "snapshotter", "", "snapshotter of every fresh builder: stargz, overlayfs, native (default: BuildKit's auto)")
 	flag.BoolVar(&cfg.KeepTimes, "keep-times", false, "add strata build --push --reproducible=false to the push scenario")
-	flag.StringVar(&cfg.Only, "only", "", "run only the one-change contenders whose names match this regular expression")
+	flag.StringVar(&cfg.Only, "only", "", "run only the one-change and new-branch contenders whose names match this regular expression")
 	keep := flag.String("keep-progress", "", "directory where the rawjson progress of every measured command is kept")
 	render := flag.Bool("render", false, "write -doc from the results in -out, without running anything")
 	flag.Parse()

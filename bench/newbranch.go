@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/crane"
@@ -60,10 +61,7 @@ func newBranchScenario(ctx context.Context, b *bed, cfg config, link string, pro
 			"--local", "context=" + ctxDir, "--local", "dockerfile=" + ctxDir, "--output", "type=image,name=" + repo + ":branch,push=true",
 			"--export-cache", "type=inline"}, extra...)
 	}
-	contenders := []struct {
-		name string
-		cmd  func(addr, repo, index string) (string, []string)
-	}{
+	contenders := []branchContender{
 		{"BuildKit, inline cache from REPO:latest", func(addr, repo, _ string) (string, []string) {
 			return buildctl(addr, repo, "--import-cache", "type=registry,ref="+repo+":latest")
 		}},
@@ -78,7 +76,14 @@ func newBranchScenario(ctx context.Context, b *bed, cfg config, link string, pro
 			return filepath.Join(bin, "strata"), []string{"build", "--builder", addr, "--progress", "rawjson", "--index-file", index,
 				"-t", repo + ":branch", "--push", ctxDir}
 		}},
+		// No command: strata's own builder, started from an empty
+		// directory (see bed.measureRunner). The registry's layers are
+		// gzip, as plain BuildKit pushes them: they cannot be pulled lazily.
+		{"strata build --push (no cache flag), own builder", func(_, repo, index string) (string, []string) {
+			return "", []string{"build", "--progress", "rawjson", "--index-file", index, "-t", repo + ":branch", "--push", ctxDir}
+		}},
 	}
+	contenders = slices.DeleteFunc(contenders, func(c branchContender) bool { return b.only != nil && !b.only.MatchString(c.name) })
 	runs := make([][]Run, len(contenders))
 	for i := range cfg.Runs {
 		for c, ct := range contenders {
@@ -97,7 +102,7 @@ func newBranchScenario(ctx context.Context, b *bed, cfg config, link string, pro
 			if err != nil {
 				return nil, err
 			}
-			r, err := b.measureEnv(ctx, proxy, env, func(addr string) (string, []string) { return ct.cmd(addr, repo, idx) })
+			r, err := b.measureRunner(ctx, proxy, env, func(addr string) (string, []string) { return ct.cmd(addr, repo, idx) })
 			if err != nil {
 				return nil, err
 			}
@@ -110,6 +115,14 @@ func newBranchScenario(ctx context.Context, b *bed, cfg config, link string, pro
 		names[c] = ct.name
 	}
 	return compare("new-branch", link, names, runs, 0), nil
+}
+
+// branchContender is one way to build the branch: cmd gives the command
+// and its arguments for a builder's address, the repository and the index
+// file (no command: strata on its own builder, see bed.measureRunner).
+type branchContender struct {
+	name string
+	cmd  func(addr, repo, index string) (string, []string)
 }
 
 // branchRegistry fills the registry once per benchmark run: the variants
