@@ -105,12 +105,17 @@ type estargzCompressor struct {
 	offsets []int64 // where each member starts in dst
 }
 
+// maxMembersHeld bounds the members of one layer held in memory at once
+// (each up to a 4 MiB chunk, compressed and not), whatever the cores.
+const maxMembersHeld = 9
+
 func newEstargzCompressor(dst io.Writer) *estargzCompressor {
+	held := min(cap(estargzWorkers)+1, maxMembersHeld)
 	c := &estargzCompressor{
 		toc:      estargz.NewGzipCompressorWithLevel(estargzLevel),
 		dst:      &countingWriter{w: dst},
-		order:    make(chan *gzipMember, cap(estargzWorkers)+1),
-		inflight: make(chan struct{}, cap(estargzWorkers)+1),
+		order:    make(chan *gzipMember, held),
+		inflight: make(chan struct{}, held),
 		written:  make(chan struct{}),
 	}
 	go c.write()
