@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/spf13/cobra"
 
@@ -104,8 +105,11 @@ func (b *buildCmd) run(cmd *cobra.Command, s Streams, args []string) error {
 	}
 	// The cache sources are chosen from the registry and the index while
 	// the builder is reached (or started): neither waits for the other.
+	// What the choice says is held until the builder answers, so that a
+	// builder that cannot be reached is the one line printed.
 	chooseCtx, stopChoosing := context.WithCancel(ctx)
 	defer stopChoosing()
+	held := holdMessages(ac)
 	chosen := make(chan build.Choice, 1)
 	go func() { chosen <- ac.Choose(chooseCtx, opt) }()
 	c, e, err := b.bf.connect(ctx)
@@ -119,6 +123,7 @@ func (b *buildCmd) run(cmd *cobra.Command, s Streams, args []string) error {
 		fmt.Fprintf(s.Err, "strata: lazy pulls are off: %s\n", h)
 	}
 	choice := <-chosen
+	held.release()
 	res, err := build.Run(ctx, c, choice.Apply(opt), s.Err)
 	if err != nil {
 		return err
@@ -211,4 +216,49 @@ func autoCacheFor(s Streams, f *indexFlags, n int, off bool, progress string) (*
 		ac.Note = func(msg string) { fmt.Fprintf(s.Err, "strata: %s\n", msg) }
 	}
 	return ac, nil
+}
+
+// heldMessages are an AutoCache's notes and warnings, kept in order until
+// release prints them as the AutoCache would have.
+type heldMessages struct {
+	mu      sync.Mutex
+	pending []func()
+	ac      *build.AutoCache
+	note    func(string)
+	warn    func(string)
+}
+
+// holdMessages holds ac's notes and warnings from now until release.
+func holdMessages(ac *build.AutoCache) *heldMessages {
+	h := &heldMessages{ac: ac}
+	if ac == nil {
+		return h
+	}
+	h.note, h.warn = ac.Note, ac.Warn
+	hold := func(f func(string)) func(string) {
+		if f == nil {
+			return nil
+		}
+		return func(msg string) {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.pending = append(h.pending, func() { f(msg) })
+		}
+	}
+	ac.Note, ac.Warn = hold(h.note), hold(h.warn)
+	return h
+}
+
+// release prints what was held and lets later messages through.
+func (h *heldMessages) release() {
+	if h.ac == nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.ac.Note, h.ac.Warn = h.note, h.warn
+	for _, f := range h.pending {
+		f()
+	}
+	h.pending = nil
 }
