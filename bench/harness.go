@@ -124,7 +124,7 @@ type bed struct {
 
 	branchImages []string // the new-branch scenario's registry, filled once
 
-	only *regexp.Regexp // the one-change contenders to run
+	only *regexp.Regexp // the one-change and new-branch contenders to run
 	keep string         // where each measured command's progress is kept; empty: nowhere
 	kept int
 }

@@ -69,7 +69,7 @@ func main() {
 	flag.IntVar(&cfg.DepsMB, "deps-mb", 100, "megabytes the dependency step of the one-change scenario writes (half random)")
 	flag.IntVar(&cfg.Work, "work", 6, "rounds of hashing in each heavy step (CPU work)")
 	flag.Float64Var(&cfg.Bandwidth, "bandwidth", 25, "MB/s each way on the limited link")
-	flag.StringVar(&cfg.Compression, "compression", "", "layer compression of every contender of the push scenario (zstd, uncompressed; default: each tool's gzip)")
+	flag.StringVar(&cfg.Compression, "compression", "", "layer compression of every contender of the push scenario (estargz, zstd, uncompressed; default: each tool's own, eStargz for strata and gzip for buildctl)")
 	flag.StringVar(&cfg.Snapshotter, "snapshotter", "", "snapshotter of every fresh builder: stargz, overlayfs, native (default: BuildKit's auto)")
 	flag.BoolVar(&cfg.KeepTimes, "keep-times", false, "add strata build --push --reproducible=false to the push scenario")
 	flag.StringVar(&cfg.Only, "only", "", "run only the one-change and new-branch contenders whose names match this regular expression")

@@ -84,6 +84,10 @@ func newBranchScenario(ctx context.Context, b *bed, cfg config, link string, pro
 		}},
 	}
 	contenders = slices.DeleteFunc(contenders, func(c branchContender) bool { return b.only != nil && !b.only.MatchString(c.name) })
+	if len(contenders) == 0 {
+		logf("new-branch/%s: -only %s names none of its contenders", link, b.only)
+		return nil, nil
+	}
 	runs := make([][]Run, len(contenders))
 	for i := range cfg.Runs {
 		for c, ct := range contenders {

@@ -35,6 +35,10 @@ func oneChangeScenario(ctx context.Context, b *bed, cfg config, link string, pro
 			cs = append(cs, c)
 		}
 	}
+	if len(cs) == 0 {
+		logf("one-change/%s: -only %s names none of its contenders", link, b.only)
+		return nil, nil
+	}
 	runs := make([][]Run, len(cs))
 	for i := range cfg.Runs {
 		for c, ct := range cs {
