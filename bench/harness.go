@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -195,6 +196,19 @@ func (b *bed) timedThrough(ctx context.Context, proxy *testenv.Proxy, env []stri
 	r.BlobUploads = proxy.BlobUploads.Load() - blobs0
 	r.MaxPerBlob = proxy.MaxUploadsPerBlob()
 	return r, nil
+}
+
+// selected are the contenders cs of a scenario whose names -only matches;
+// when none does, it says so.
+func selected[C any](b *bed, scenario string, cs []C, name func(C) string) []C {
+	if b.only == nil {
+		return cs
+	}
+	cs = slices.DeleteFunc(cs, func(c C) bool { return !b.only.MatchString(name(c)) })
+	if len(cs) == 0 {
+		logf("%s: -only %s names none of its contenders", scenario, b.only)
+	}
+	return cs
 }
 
 // keepProgress copies a command's progress file to b.keep, when set, and

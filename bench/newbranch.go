@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/crane"
@@ -83,9 +82,8 @@ func newBranchScenario(ctx context.Context, b *bed, cfg config, link string, pro
 			return "", []string{"build", "--progress", "rawjson", "--index-file", index, "-t", repo + ":branch", "--push", ctxDir}
 		}},
 	}
-	contenders = slices.DeleteFunc(contenders, func(c branchContender) bool { return b.only != nil && !b.only.MatchString(c.name) })
+	contenders = selected(b, "new-branch/"+link, contenders, func(c branchContender) string { return c.name })
 	if len(contenders) == 0 {
-		logf("new-branch/%s: -only %s names none of its contenders", link, b.only)
 		return nil, nil
 	}
 	runs := make([][]Run, len(contenders))

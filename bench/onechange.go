@@ -29,14 +29,8 @@ func oneChangeScenario(ctx context.Context, b *bed, cfg config, link string, pro
 	write := func(version string) error {
 		return writeApp(ctxDir, proxy.Host+"/busybox:latest", cfg, "left-pad 1.3.0\nlodash 4.17.21\n", "main "+version+"\n")
 	}
-	var cs []contender
-	for _, c := range oneChangeContenders(b.env.BinDir, ctxDir) {
-		if b.only == nil || b.only.MatchString(c.name) {
-			cs = append(cs, c)
-		}
-	}
+	cs := selected(b, "one-change/"+link, oneChangeContenders(b.env.BinDir, ctxDir), func(c contender) string { return c.name })
 	if len(cs) == 0 {
-		logf("one-change/%s: -only %s names none of its contenders", link, b.only)
 		return nil, nil
 	}
 	runs := make([][]Run, len(cs))
