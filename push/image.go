@@ -37,10 +37,10 @@ func Layers(ctx context.Context, store content.Provider, desc ocispecs.Descripto
 	return blobs[1:], nil
 }
 
-// PushImage uploads the image or index desc from the store (PushContent),
-// then puts its manifest under every tag (Tag).
+// PushImage uploads what the image or index desc references from the store
+// (PushReferenced), then puts its manifest under every tag (Tag).
 func (p *Pusher) PushImage(ctx context.Context, desc ocispecs.Descriptor, tags []name.Tag) error {
-	if err := p.PushContent(ctx, desc); err != nil {
+	if err := p.PushReferenced(ctx, desc); err != nil {
 		return err
 	}
 	return p.Tag(ctx, desc, tags)
@@ -52,35 +52,51 @@ func (p *Pusher) PushImage(ctx context.Context, desc ocispecs.Descriptor, tags [
 // index, each image's) by digest, so a registry that refuses the manifest
 // does so before any tag anywhere moves. It moves no tag.
 func (p *Pusher) PushContent(ctx context.Context, desc ocispecs.Descriptor) error {
+	dt, err := p.pushReferenced(ctx, desc)
+	if err != nil {
+		return err
+	}
+	return p.putManifest(ctx, desc, dt, nil)
+}
+
+// PushReferenced uploads what desc references, and returns only when the
+// registry has confirmed all of it: for an image, its config and layers;
+// for an index, each image's content and manifest (by digest). Tag then
+// puts desc itself: with one repository the image goes to, a registry that
+// refuses the manifest does so before any tag moves.
+func (p *Pusher) PushReferenced(ctx context.Context, desc ocispecs.Descriptor) error {
+	_, err := p.pushReferenced(ctx, desc)
+	return err
+}
+
+// pushReferenced is PushReferenced; it returns desc's bytes.
+func (p *Pusher) pushReferenced(ctx context.Context, desc ocispecs.Descriptor) ([]byte, error) {
 	if isIndex(desc.MediaType) {
 		dt, err := content.ReadBlob(ctx, p.store, desc)
 		if err != nil {
-			return fmt.Errorf("index %s is not in the local store: %w", desc.Digest, err)
+			return nil, fmt.Errorf("index %s is not in the local store: %w", desc.Digest, err)
 		}
 		var idx ocispecs.Index
 		if err := json.Unmarshal(dt, &idx); err != nil {
-			return fmt.Errorf("index %s: %w", desc.Digest, err)
+			return nil, fmt.Errorf("index %s: %w", desc.Digest, err)
 		}
 		for _, m := range idx.Manifests {
 			if err := p.PushContent(ctx, m); err != nil {
-				return err
+				return nil, err
 			}
 		}
-		return p.putManifest(ctx, desc, dt, nil)
+		return dt, nil
 	}
 	dt, blobs, err := manifestBlobs(ctx, p.store, desc)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ds := make([]digest.Digest, len(blobs))
 	for i, b := range blobs {
 		p.PushBlob(ctx, b)
 		ds[i] = b.Digest
 	}
-	if err := p.Wait(ctx, ds...); err != nil {
-		return err
-	}
-	return p.putManifest(ctx, desc, dt, nil)
+	return dt, p.Wait(ctx, ds...)
 }
 
 // Tag puts the manifest desc under every tag, or by digest when there is
