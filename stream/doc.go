@@ -5,7 +5,8 @@
 //
 // Push reads top to bottom as its phases (push.go): prepare the prefixes,
 // the client-side store and the pushers; open the session; solve the
-// build and, beside it, the chain of prefixes; finish the image; push and
+// build and, beside it, the chain of prefixes and, once the main export
+// has written the image, its finish and the push of its content (finish.go);
 // tag. A layer's bytes come from one of three sources (the client-side
 // store, the export's transfer through the session, buildkitd's content
 // store) and go through one conversion lifecycle (convert.go).

@@ -37,6 +37,8 @@ type knownStore struct {
 	// each layer as it is written (see streamingWriter); each blob
 	// written whole, once it is committed.
 	layers layerTaker
+	// arrivals, when not nil, is told of each blob written whole.
+	arrivals *arrivals
 
 	mu      sync.Mutex
 	writing map[digest.Digest]chan struct{} // closed when the blob's write ends
@@ -219,6 +221,9 @@ func (w *hookedWriter) Commit(ctx context.Context, size int64, expected digest.D
 		return err
 	}
 	w.s.committed(ctx, w.Writer.Digest())
+	if w.s.arrivals != nil {
+		w.s.arrivals.committed(w.Writer.Digest())
+	}
 	return nil
 }
 

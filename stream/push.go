@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/containerd/containerd/v2/core/content"
@@ -130,14 +131,15 @@ type Result struct {
 // BuildKit runs each step once for all of them; each prefix export offers
 // only the layers the store lacks, uncompressed, and strata reads each from
 // buildkitd's content store (see builderBlobs), compresses it and uploads it
-// as it reads (see converter). When the main solve ends, strata uploads
-// what is left, then the manifest and its tags, only after every blob is
-// confirmed present.
+// as it reads (see converter). Once the main export has written the image,
+// strata finishes it and uploads what is left while BuildKit still records
+// the build (see finisher); the manifest goes under its tags only after
+// every blob is confirmed present, and once the solve has succeeded.
 //
 // The phases, in order: prepare (prefixes, store, pushers, converter), open
 // the session, solve (the main solve and the prefix chain beside it),
 // finish the image (convert what is left, restore cache records, apply the
-// edits, set times), push and tag.
+// edits, set times) and push its content, tag.
 func Push(ctx context.Context, c *client.Client, so client.SolveOpt, cfg Config, p Progress) (*Result, error) {
 	sp, err := prepare(ctx, cfg, so, p)
 	if err != nil {
@@ -147,18 +149,27 @@ func Push(ctx context.Context, c *client.Client, so client.SolveOpt, cfg Config,
 	if err := sp.openSession(c, so); err != nil {
 		return nil, err
 	}
-	resp, solveTime, err := sp.solve(ctx, c, so)
+	resp, solveTime, fin, err := sp.solve(ctx, c, so)
+	if err != nil {
+		fin.abandon()
+		return nil, err
+	}
+	desc, early, err := fin.result(resp.ExporterResponse)
 	if err != nil {
 		return nil, err
 	}
-	if resp.ExporterResponse, err = sp.collect(ctx, c, so, resp.ExporterResponse); err != nil {
-		return nil, err
+	if !early {
+		if resp.ExporterResponse, err = sp.collect(ctx, c, so, resp.ExporterResponse); err != nil {
+			return nil, err
+		}
+		if desc, err = sp.finishImage(ctx, resp.ExporterResponse); err != nil {
+			return nil, err
+		}
+		if err := sp.pushContent(sp.pushCtx, desc); err != nil {
+			return nil, err
+		}
 	}
-	desc, err := sp.finishImage(ctx, resp.ExporterResponse)
-	if err != nil {
-		return nil, err
-	}
-	if err := sp.pushAndTag(desc); err != nil {
+	if err := sp.tag(desc); err != nil {
 		return nil, err
 	}
 	if n, size := sp.conv.keptAsGzip(); n > 0 {
@@ -187,10 +198,12 @@ type streamedPush struct {
 	imported *importedRecords         // the cache sources' records and layers
 	layers   *layerLog                // what happened to each layer, for progress and metadata
 	pushers  []*pusher                // one per target repository
+	pushEnds []func(error)            // end each repository's push in the progress
 	tags     map[string][]name.Tag    // by repository
 	conv     *converter               // compresses the layers BuildKit exports
 	memo     *layerMemo               // what each layer became in earlier builds
 	gate     *earlyGate               // whether layers may go up before their digest is known
+	arrivals arrivals                 // blobs written whole into the store
 	session  *session.Session
 	// imageExport: the solves export with BuildKit's image exporter, and
 	// strata reads the image from buildkitd's content store (see
@@ -310,7 +323,7 @@ func (sp *streamedPush) openSession(c *client.Client, so client.SolveOpt) error 
 	// converted and uploaded as soon as it has arrived, before BuildKit has
 	// finished the export that sent it.
 	s.Allow(sessioncontent.NewAttachable(map[string]content.Store{"export": &knownStore{
-		Store: sp.store, pushers: sp.pushers, conv: sp.conv, layers: sp,
+		Store: sp.store, pushers: sp.pushers, conv: sp.conv, layers: sp, arrivals: &sp.arrivals,
 	}}))
 	sessDone := make(chan error, 1)
 	go func() { sessDone <- s.Run(sessCtx, c.Dialer()) }()
@@ -334,8 +347,10 @@ func (sp *streamedPush) withSession(so client.SolveOpt, attrs map[string]string)
 	return so
 }
 
-// solve is the third phase: the main solve, with the prefix chain beside it.
-func (sp *streamedPush) solve(ctx context.Context, c *client.Client, so client.SolveOpt) (*client.SolveResponse, time.Duration, error) {
+// solve is the third phase: the main solve, with the prefix chain beside it
+// and the image finished as soon as the main export has written it (see
+// finisher).
+func (sp *streamedPush) solve(ctx context.Context, c *client.Client, so client.SolveOpt) (*client.SolveResponse, time.Duration, *finisher, error) {
 	mainAttrs := clone(exportAttrs)
 	mainAttrs["name"] = strings.Join(sp.cfg.Tags, ",")
 	// The image's created and history times are set by the exporter; the
@@ -355,17 +370,25 @@ func (sp *streamedPush) solve(ctx context.Context, c *client.Client, so client.S
 		defer close(chainDone)
 		sp.prefixChain(chainCtx, c, so, stopChain)
 	}()
-
-	solveStart := time.Now()
-	resp, err := c.Build(ctx, mainOpt, frontend.Name, frontend.Build, sp.p.Main())
-	close(stopChain)
-	solveTime := time.Since(solveStart)
 	// The main export has offered every layer of the image, and each one
 	// it did not take is read, converted or in the registry: a prefix
 	// still solving can only offer the same layers again.
-	cancelChain()
+	var stopOnce sync.Once
+	endChain := func() {
+		stopOnce.Do(func() {
+			close(stopChain)
+			cancelChain()
+		})
+	}
+	fin := newFinisher(sp.pushCtx, sp, endChain)
+
+	solveStart := time.Now()
+	resp, err := c.Build(ctx, mainOpt, frontend.Name, frontend.Build, fin.watch(sp.p.Main()))
+	solveTime := time.Since(solveStart)
+	fin.solveEnded()
+	endChain()
 	<-chainDone
-	return resp, solveTime, err
+	return resp, solveTime, fin, err
 }
 
 // prefixChain solves the prefixes in order, each when the one before it has
@@ -422,7 +445,7 @@ func (sp *streamedPush) finishImage(ctx context.Context, resp map[string]string)
 		return exported, err
 	}
 	at := time.Now()
-	desc, err := sp.conv.convertImage(sp.pushCtx, exported, func(l ocispecs.Descriptor) *conversion { return sp.convertAndPush(l, at) })
+	desc, err := sp.conv.convertImage(ctx, exported, func(l ocispecs.Descriptor) *conversion { return sp.convertAndPush(l, at) })
 	if err == nil {
 		desc, err = sp.imported.apply(ctx, sp.store, desc)
 	}
@@ -457,23 +480,44 @@ func (sp *streamedPush) finishImage(ctx context.Context, resp map[string]string)
 	return desc, nil
 }
 
-// pushAndTag is the last phase: every repository holds all of the image,
-// manifest included, before any tag moves.
-func (sp *streamedPush) pushAndTag(desc ocispecs.Descriptor) error {
-	var err error
-	ends := make([]func(error), 0, len(sp.pushers))
+// pushContent uploads what the image desc references to every
+// repository: with more than one, each one's manifest by digest too, so
+// that no tag anywhere moves before every repository holds all of the
+// image.
+func (sp *streamedPush) pushContent(ctx context.Context, desc ocispecs.Descriptor) error {
 	for _, ps := range sp.pushers {
+		sp.pushEnds = append(sp.pushEnds, sp.p.Begin(fmt.Sprintf("[strata] pushing %s", strings.Join(tagNames(sp.tags[ps.repo]), ", "))))
+		var err error
+		if len(sp.pushers) == 1 {
+			err = ps.PushReferenced(ctx, desc)
+		} else {
+			err = ps.PushContent(ctx, desc)
+		}
 		if err != nil {
+			sp.endPushes(err)
+			return err
+		}
+	}
+	return nil
+}
+
+// tag is the last phase: the image's tags move in every repository, once
+// each holds all of it.
+func (sp *streamedPush) tag(desc ocispecs.Descriptor) error {
+	var err error
+	for _, ps := range sp.pushers {
+		if err = ps.Tag(sp.pushCtx, desc, sp.tags[ps.repo]); err != nil {
 			break
 		}
-		ends = append(ends, sp.p.Begin(fmt.Sprintf("[strata] pushing %s", strings.Join(tagNames(sp.tags[ps.repo]), ", "))))
-		err = ps.PushContent(sp.pushCtx, desc)
 	}
-	for i, end := range ends {
-		if err == nil {
-			err = sp.pushers[i].Tag(sp.pushCtx, desc, sp.tags[sp.pushers[i].repo])
-		}
+	sp.endPushes(err)
+	return err
+}
+
+// endPushes ends the progress of each repository's push.
+func (sp *streamedPush) endPushes(err error) {
+	for _, end := range sp.pushEnds {
 		end(err)
 	}
-	return err
+	sp.pushEnds = nil
 }
