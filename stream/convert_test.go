@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/core/content"
-	contentlocal "github.com/containerd/containerd/v2/plugins/content/local"
 	"github.com/containerd/stargz-snapshotter/estargz"
 	"github.com/klauspost/compress/zstd"
 	"github.com/moby/buildkit/client"
@@ -71,7 +70,7 @@ func tarOf(t testing.TB, es ...tarEntry) []byte {
 
 func testStore(t testing.TB) content.Store {
 	t.Helper()
-	s, err := contentlocal.NewStore(t.TempDir())
+	s, err := newPushStore(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/core/content"
-	contentlocal "github.com/containerd/containerd/v2/plugins/content/local"
 	"github.com/docker/go-units"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/moby/buildkit/client"
@@ -231,7 +230,7 @@ func prepare(ctx context.Context, cfg Config, so client.SolveOpt, p Progress) (_
 		return nil, err
 	}
 	sp.cleanup = append(sp.cleanup, func() { os.RemoveAll(sp.tmp) })
-	if sp.store, err = contentlocal.NewStore(filepath.Join(sp.tmp, "store")); err != nil {
+	if sp.store, err = newPushStore(filepath.Join(sp.tmp, "store")); err != nil {
 		return nil, err
 	}
 	if err := sp.writePrefixes(so); err != nil {
