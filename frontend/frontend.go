@@ -50,19 +50,41 @@ func Build(ctx context.Context, c client.Client) (*client.Result, error) {
 	}
 	switch opts[keyRequestID] {
 	case "":
-		fs, cfg, err := findings(ctx, bc, src)
+		cfg, err := checkConfig(bc, src.Data)
 		if err != nil {
 			return nil, err
 		}
-		sendWarnings(ctx, src, fs)
-		if cfg.ReturnAsError && len(fs) > 0 {
-			return nil, lintError(fs)
+		// strata's findings fail the build only with check=error=true:
+		// otherwise they are worked out and sent while the build starts.
+		linted := make(chan error, 1)
+		lintNow := func() error {
+			fs, err := findings(ctx, bc, src, cfg)
+			if err != nil {
+				return err
+			}
+			sendWarnings(ctx, src, fs)
+			if cfg.ReturnAsError && len(fs) > 0 {
+				return lintError(fs)
+			}
+			return nil
+		}
+		if cfg.ReturnAsError {
+			if err := lintNow(); err != nil {
+				return nil, err
+			}
+			linted <- nil
+		} else {
+			go func() { linted <- lintNow() }()
 		}
 		notice := func(msg string) { src.Warn(ctx, msg, client.WarnOpts{Level: 1}) }
 		for _, k := range unknownOptions(opts) {
 			notice(fmt.Sprintf("unknown frontend option %q: strata reads %s", k, strings.Join(autoCacheOptions, ", ")))
 		}
-		return dockerfile.Build(ctx, withAutoCache(ctx, c, bc, src, notice))
+		res, err := dockerfile.Build(ctx, withAutoCache(ctx, c, bc, src, notice))
+		if lerr := <-linted; err == nil && lerr != nil {
+			return nil, lerr
+		}
+		return res, err
 	case lintRequest:
 		res, err := dockerfile.Build(ctx, c)
 		if err != nil {

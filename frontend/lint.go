@@ -19,14 +19,11 @@ import (
 
 // findings lints the Dockerfile with strata's own rules (BuildKit's checks
 // are reported by the stock builder itself), with the .dockerignore
-// patterns the build uses, and drops what the check configuration skips.
-func findings(ctx context.Context, bc *dockerui.Client, src *dockerui.Source) ([]lint.Finding, *linter.Config, error) {
-	cfg, err := checkConfig(bc, src.Data)
-	if err != nil {
-		return nil, nil, err
-	}
+// patterns the build uses, and drops what the check configuration cfg
+// skips.
+func findings(ctx context.Context, bc *dockerui.Client, src *dockerui.Source, cfg *linter.Config) ([]lint.Finding, error) {
 	if cfg.SkipAll {
-		return nil, cfg, nil
+		return nil, nil
 	}
 	patterns, err := bc.DockerIgnorePatterns(ctx)
 	if err != nil {
@@ -35,7 +32,7 @@ func findings(ctx context.Context, bc *dockerui.Client, src *dockerui.Source) ([
 	res, err := lint.Lint(src.Filename, src.Data, lint.Options{IgnorePatterns: patterns})
 	if err != nil {
 		// A Dockerfile that does not parse is reported by the build.
-		return nil, cfg, nil
+		return nil, nil
 	}
 	var out []lint.Finding
 	for _, f := range res.Findings {
@@ -44,7 +41,7 @@ func findings(ctx context.Context, bc *dockerui.Client, src *dockerui.Source) ([
 		}
 		out = append(out, f)
 	}
-	return out, cfg, nil
+	return out, nil
 }
 
 // checkConfig is BuildKit's check configuration: the BUILDKIT_DOCKERFILE_CHECK
@@ -87,7 +84,11 @@ func lintError(fs []lint.Finding) error {
 // addLintResults adds strata's findings to the stock builder's answer to
 // the frontend.lint subrequest, so `docker buildx build --check` shows both.
 func addLintResults(ctx context.Context, bc *dockerui.Client, src *dockerui.Source, res *client.Result) (*client.Result, error) {
-	fs, _, err := findings(ctx, bc, src)
+	cfg, err := checkConfig(bc, src.Data)
+	if err != nil {
+		return nil, err
+	}
+	fs, err := findings(ctx, bc, src, cfg)
 	if err != nil || len(fs) == 0 {
 		return res, err
 	}
