@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/strata-build/strata/cache"
 )
@@ -60,8 +61,11 @@ func FilesDigest(r io.Reader) (string, error) {
 
 // layerFiles sets the files digest of each small COPY step of m that
 // records no sources, reading its layer from img once per crawl (and
-// never when the index already knows the layer).
+// never when the index already knows the layer). The layers of one image
+// are read at once, at most maxFilesReads of them.
 func (c *crawler) layerFiles(img v1.Image, m *cache.Image) {
+	var g errgroup.Group
+	g.SetLimit(maxFilesReads)
 	for i := range m.Steps {
 		s, l := &m.Steps[i], m.Layers[i]
 		if s.Sources != "" || !strings.HasPrefix(s.Text, "COPY ") {
@@ -71,26 +75,42 @@ func (c *crawler) layerFiles(img v1.Image, m *cache.Image) {
 			c.countText(&c.bigCopies, nil)
 			continue
 		}
-		c.mu.Lock()
-		d, ok := c.files[l.Digest]
-		c.mu.Unlock()
-		if !ok {
-			var err error
-			if d, err = readLayerFiles(img, l.Digest); errors.Is(err, errHardlink) {
-				continue
-			} else if err != nil {
-				c.countText(&c.failedCopies, err)
-				continue
+		g.Go(func() error {
+			if d, ok := c.filesOf(img, l.Digest); ok {
+				s.Sources = d // each goroutine its own step
 			}
-			c.mu.Lock()
-			if c.files == nil {
-				c.files = map[string]string{}
-			}
-			c.files[l.Digest] = d
-			c.mu.Unlock()
-		}
-		s.Sources = d
+			return nil
+		})
 	}
+	_ = g.Wait()
+}
+
+// maxFilesReads bounds the layers of one image layerFiles reads at once.
+const maxFilesReads = 4
+
+// filesOf is the files digest of the layer digest of img, read once per
+// crawl; ok is false when the step is left to text matching.
+func (c *crawler) filesOf(img v1.Image, digest string) (string, bool) {
+	c.mu.Lock()
+	d, ok := c.files[digest]
+	c.mu.Unlock()
+	if ok {
+		return d, true
+	}
+	d, err := readLayerFiles(img, digest)
+	if errors.Is(err, errHardlink) {
+		return "", false
+	} else if err != nil {
+		c.countText(&c.failedCopies, err)
+		return "", false
+	}
+	c.mu.Lock()
+	if c.files == nil {
+		c.files = map[string]string{}
+	}
+	c.files[digest] = d
+	c.mu.Unlock()
+	return d, true
 }
 
 func readLayerFiles(img v1.Image, digest string) (string, error) {
