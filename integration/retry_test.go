@@ -123,16 +123,17 @@ func failingUploads(t *testing.T, path string) *testenv.Proxy {
 }
 
 // With one in five of each kind of registry request failing (503s, 500s,
-// connections reset in the middle of a blob) and the manifest's first PUT
-// failing, the push still succeeds, every
-// blob is uploaded completely exactly once, and the image verifies.
+// connections reset in the middle of a blob's PUT; one in two of the few
+// chunked PATCHes of early uploads) and the manifest's first PUT failing,
+// the push still succeeds, every blob is uploaded completely exactly once,
+// and the image verifies.
 func TestPushSurvivesOneInFiveRequestsFailing(t *testing.T) {
 	faults := []*testenv.Fault{
 		{Method: http.MethodGet, PathContains: "/v2/", Every: 5, Count: 1 << 30, Status: http.StatusServiceUnavailable},
 		{Method: http.MethodHead, PathContains: "/blobs/", Every: 5, Count: 1 << 30, Status: http.StatusServiceUnavailable},
-		{Method: http.MethodPost, PathContains: "/blobs/uploads/", Every: 5, Count: 1 << 30, Status: http.StatusServiceUnavailable},
-		{Method: http.MethodPatch, PathContains: "/blobs/uploads/", Every: 5, Count: 1 << 30, Reset: true},
-		{Method: http.MethodPut, PathContains: "/blobs/uploads/", Every: 5, Count: 1 << 30, Status: http.StatusInternalServerError},
+		{Method: http.MethodPost, PathContains: "/blobs/uploads/", Every: 5, Count: 1 << 30, Status: http.StatusInternalServerError},
+		{Method: http.MethodPatch, PathContains: "/blobs/uploads/", Every: 2, Count: 1 << 30, Reset: true},
+		{Method: http.MethodPut, PathContains: "/blobs/uploads/", Every: 5, Count: 1 << 30, Reset: true},
 		{Method: http.MethodPut, PathContains: "/manifests/", Count: 1, Status: http.StatusServiceUnavailable}, // there is one manifest: its first PUT fails
 	}
 	proxy, err := testenv.StartProxy(env.Registry.Host, testenv.WithFaults(faults...))

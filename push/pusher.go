@@ -8,9 +8,7 @@ package push
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,14 +16,10 @@ import (
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 	digest "github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/strata-build/strata/errs"
 	"github.com/strata-build/strata/regnet"
 )
 
@@ -38,7 +32,7 @@ type Event struct {
 	Uploaded int64 // bytes sent; 0 when the registry had the blob or mounted it
 	Early    bool  // sent while it was being made, before its digest was known (see Early)
 	// MountedFrom is the repository the registry mounted the blob from
-	// (see WithBlobSources).
+	// (see WithBlobSources, WithMountFrom).
 	MountedFrom string
 	Err         error
 }
@@ -65,6 +59,10 @@ type Pusher struct {
 	headOnce sync.Once
 	head     *http.Client
 	headErr  error
+
+	uploadOnceInit sync.Once
+	uploadHTTP     *http.Client
+	uploadErr      error
 
 	mountMu      sync.Mutex
 	mountClients map[string]*http.Client // by the repository mounted from
@@ -117,14 +115,14 @@ func New(repo name.Repository, store content.Provider, opts ...Option) (*Pusher,
 		o(p)
 	}
 	// Requests that can be sent again are retried one by one (a HEAD, a
-	// manifest, an upload's start or commit); an upload whose body failed
-	// is retried whole by go-containerregistry, below.
+	// manifest, an upload's start); an upload whose body failed is retried
+	// whole (see upload), a manifest by go-containerregistry, below.
 	p.auth = regnet.WatchAuth(regnet.Retry(regnet.Guard(regnet.Transport(0), p.insecure), 4, 250*time.Millisecond))
 	p.transport = p.auth
 	rp, err := remote.NewPusher(
 		remote.WithAuthFromKeychain(authn.DefaultKeychain),
-		remote.WithTransport(&countingTransport{next: p.transport, n: &p.sent}),
-		// Whole uploads are retried here; single requests by p.transport,
+		remote.WithTransport(p.transport),
+		// Manifest puts are retried here; single requests by p.transport,
 		// so go-containerregistry's own request retries are kept to
 		// network errors (no status codes), and neither retries a timeout.
 		remote.WithRetryBackoff(remote.Backoff{Duration: 250 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: 4}),
@@ -175,7 +173,7 @@ func (p *Pusher) PushBlob(ctx context.Context, desc ocispecs.Descriptor) {
 			}
 		}
 		var sent atomic.Int64 // this blob's upload bodies, retries included
-		u.ev.Err = p.upload(context.WithValue(ctx, blobBytesKey{}, &sent), desc)
+		u.ev.MountedFrom, u.ev.Err = p.upload(context.WithValue(ctx, blobBytesKey{}, &sent), desc)
 		u.ev.Done = time.Now()
 		u.ev.Uploaded = sent.Load()
 		if p.events != nil {
@@ -204,85 +202,4 @@ func (p *Pusher) Wait(ctx context.Context, digests ...digest.Digest) error {
 		}
 	}
 	return nil
-}
-
-func (p *Pusher) upload(ctx context.Context, desc ocispecs.Descriptor) error {
-	l, err := partial.CompressedToLayer(&storeBlob{ctx: ctx, store: p.store, desc: desc})
-	if err != nil {
-		return err
-	}
-	var layer v1.Layer = l
-	if len(p.mounts) > 0 {
-		layer = &remote.MountableLayer{Layer: l, Reference: p.mounts[0]}
-	}
-	if err := p.remote.Upload(ctx, p.repo, layer); err != nil {
-		if cause := p.auth.Cause(err, p.repo.RegistryStr()); cause != nil {
-			return cause
-		}
-		return fmt.Errorf("%w: blob %s (%d bytes) to %s: %v", errs.ErrRegistry, desc.Digest, desc.Size, p.repo, err)
-	}
-	return nil
-}
-
-// storeBlob is a compressed layer (or any blob) read from the local store.
-type storeBlob struct {
-	ctx   context.Context
-	store content.Provider
-	desc  ocispecs.Descriptor
-}
-
-func (b *storeBlob) Digest() (v1.Hash, error) { return v1.NewHash(b.desc.Digest.String()) }
-func (b *storeBlob) Size() (int64, error)     { return b.desc.Size, nil }
-func (b *storeBlob) MediaType() (types.MediaType, error) {
-	if b.desc.MediaType == "" {
-		return types.OCILayer, nil
-	}
-	return types.MediaType(b.desc.MediaType), nil
-}
-
-func (b *storeBlob) Compressed() (io.ReadCloser, error) {
-	ra, err := b.store.ReaderAt(b.ctx, b.desc)
-	if err != nil {
-		return nil, fmt.Errorf("blob %s is not in the local store: %w", b.desc.Digest, err)
-	}
-	return struct {
-		io.Reader
-		io.Closer
-	}{io.NewSectionReader(ra, 0, ra.Size()), ra}, nil
-}
-
-// blobBytesKey carries, in a request's context, the counter of the blob
-// the request uploads.
-type blobBytesKey struct{}
-
-// countingTransport counts the bytes of blob upload bodies: in all, and
-// per blob for requests made under a context with a blobBytesKey counter.
-type countingTransport struct {
-	next http.RoundTripper
-	n    *atomic.Int64
-}
-
-func (t *countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.Body != nil && (req.Method == http.MethodPut || req.Method == http.MethodPatch) && isBlobUpload(req.URL.Path) {
-		blob, _ := req.Context().Value(blobBytesKey{}).(*atomic.Int64)
-		req = req.Clone(req.Context())
-		req.Body = &countingBody{ReadCloser: req.Body, n: t.n, blob: blob}
-	}
-	return t.next.RoundTrip(req)
-}
-
-func isBlobUpload(path string) bool { return strings.Contains(path, "/blobs/uploads/") }
-
-type countingBody struct {
-	io.ReadCloser
-	n, blob *atomic.Int64
-}
-
-func (b *countingBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	b.n.Add(int64(n))
-	if b.blob != nil {
-		b.blob.Add(int64(n))
-	}
-	return n, err
 }

@@ -242,3 +242,26 @@ func TestPushIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A blob goes up in three requests, as distribution and containerd
+// expect: a HEAD, the POST that starts the upload and one PUT with the
+// whole blob.
+func TestUploadIsOnePostAndOnePut(t *testing.T) {
+	reg := newRegistry(t)
+	store := newStore(t)
+	img := newImage(t, store, nil, 2)
+	p, _ := newPusher(t, reg, "app", store)
+	if err := p.PushImage(t.Context(), img.desc, []name.Tag{tag(t, reg, "app", "v1")}); err != nil {
+		t.Fatal(err)
+	}
+	reg.validate("app", "v1")
+	n := len(img.blobs())
+	for _, c := range []struct {
+		k    kind
+		want int
+	}{{blobHead, n}, {uploadStart, n}, {uploadPatch, 0}, {uploadCommit, n}} {
+		if got := len(reg.requests("app", c.k)); got != c.want {
+			t.Errorf("%d %s requests for %d blobs, want %d", got, c.k, n, c.want)
+		}
+	}
+}
