@@ -377,24 +377,17 @@ func tagDigest(m *cache.Image) string {
 func (c *crawler) tag(ctx context.Context, t name.Tag, ref string) {
 	c.sem <- struct{}{}
 	defer func() { <-c.sem }()
-	desc, err := c.puller.Head(ctx, t)
+	d, err := c.manifest(ctx, t, ref)
 	if err != nil {
 		if ctx.Err() == nil {
 			c.warn("%s: %s; skipped", ref, describe(err))
 		}
 		return
 	}
-	dgst := desc.Digest.String()
-	if c.reuse(ref, dgst) {
-		return
+	if d == nil {
+		return // reused
 	}
-	d, err := c.puller.Get(ctx, t.Digest(dgst))
-	if err != nil {
-		if ctx.Err() == nil {
-			c.warn("%s: %s; skipped", ref, describe(err))
-		}
-		return
-	}
+	dgst := d.Digest.String()
 	imgs, err := c.descriptor(ref, d)
 	if err != nil {
 		if !errors.Is(err, errSkipSilently) {
@@ -413,6 +406,25 @@ func (c *crawler) tag(ctx context.Context, t name.Tag, ref string) {
 	}
 	c.x.Delete(ref, c.now, platforms...) // platforms the tag no longer has
 	c.count(func(p *Progress, res *RefreshResult) { p.Fetched++; res.Fetched++ })
+}
+
+// manifest reads the manifest t names, unless ref can reuse the entries of
+// one already indexed under the digest a HEAD finds (then it returns nil).
+// With nothing indexed, there is nothing to reuse: the manifest is read at
+// once, with no HEAD first.
+func (c *crawler) manifest(ctx context.Context, t name.Tag, ref string) (*remote.Descriptor, error) {
+	if len(c.known) == 0 {
+		return c.puller.Get(ctx, t)
+	}
+	desc, err := c.puller.Head(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	dgst := desc.Digest.String()
+	if c.reuse(ref, dgst) {
+		return nil, nil
+	}
+	return c.puller.Get(ctx, t.Digest(dgst))
 }
 
 // reuse copies the entries of an already indexed manifest to ref, and

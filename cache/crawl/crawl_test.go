@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -230,6 +232,38 @@ func TestRefreshMaxTags(t *testing.T) {
 	for _, m := range x.Images() {
 		if !slices.Contains([]string{"v1.39", "v1.38", "v1.37", "v1.36", "v1.35"}, m.Ref[strings.LastIndexByte(m.Ref, ':')+1:]) {
 			t.Errorf("read %s, want the five newest versions", m.Ref)
+		}
+	}
+}
+
+// With nothing indexed, each tag's manifest is read at once; once indexed,
+// a HEAD per tag finds it unchanged and nothing more is read.
+func TestRefreshHeadsOnlyWhatCanBeReused(t *testing.T) {
+	host := cachetest.FaultyRegistry(t)
+	l := cachetest.Layers(2, "app")
+	for _, tag := range []string{"v1", "v2"} {
+		cachetest.PushRaw(t, host+"/app:"+tag, types.OCIConfigJSON, cachetest.Config("amd64", true, cachetest.History("RUN /bin/sh -c a"), l), l)
+	}
+	var mu sync.Mutex
+	count := map[string]int{}
+	counting := withTransport(roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if strings.Contains(r.URL.Path, "/manifests/") {
+			mu.Lock()
+			count[r.Method]++
+			mu.Unlock()
+		}
+		return http.DefaultTransport.RoundTrip(r)
+	}))
+	x := cache.NewIndex()
+	opts := []Option{WithKeychain(authn.NewMultiKeychain()), counting}
+	for i, want := range []map[string]int{{http.MethodGet: 2}, {http.MethodHead: 2}} {
+		clear(count)
+		res, err := Refresh(t.Context(), x, RefreshOptions{Registry: host, Repos: []string{"app"}}, opts...)
+		if err != nil || x.Len() != 2 {
+			t.Fatalf("refresh %d: %d images, %+v, %v", i+1, x.Len(), res, err)
+		}
+		if !maps.Equal(count, want) {
+			t.Errorf("refresh %d: manifest requests %v, want %v", i+1, count, want)
 		}
 	}
 }
