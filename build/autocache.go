@@ -104,39 +104,31 @@ func (a *AutoCache) Choose(ctx context.Context, opt Options) Choice {
 		return Choice{}
 	}
 	c := Choice{Source: fmt.Sprintf("index %s (%d images)", a.Store, x.Len())}
+	contextDir, dockerfile, err := opt.resolve()
+	if err != nil {
+		return c // Run reports it
+	}
+	// The build's stages (the Dockerfile parsed, the context hashed, the
+	// base images resolved) need no index: they are read while the target
+	// repositories' tags are.
+	staged := make(chan stagesRead, 1)
+	go func() { staged <- a.readStages(ctx, opt, contextDir, dockerfile) }()
 	if a.TargetTags > 0 {
 		if src := a.readTargets(ctx, x, opt.Tags); src != "" {
 			c.Source = src
 		}
 	}
+	r := <-staged
+	c.Context, c.Dockerfile = r.context, r.dockerfile
 	if x.Len() == 0 {
 		return c
 	}
 	a.note("cache sources from %s", c.Source)
-	contextDir, dockerfile, err := opt.resolve()
-	if err != nil {
-		return c // Run reports it
-	}
-	c.Context = opt.BuildContext
-	if c.Context == nil {
-		if c.Context, err = buildcontext.Open(contextDir, dockerfile); err != nil {
-			c.Context = nil // the plan reports it
-		}
-	}
-	df, err := opt.readDockerfile(dockerfile)
-	if err != nil {
-		a.warn("planning cache sources: %v; building without automatic cache", err)
+	if r.err != nil {
+		a.warn("planning cache sources: %v; building without automatic cache", r.err)
 		return c
 	}
-	c.Dockerfile = df
-	pl, err := plan.PlanBuild(ctx, plan.PlanOptions{
-		ContextDir: contextDir, Context: c.Context, Dockerfile: dockerfile, Parsed: df, BuildArgs: opt.BuildArgs,
-		Target: opt.Target, Platforms: opt.Platforms, Index: x, Options: a.Options,
-	})
-	if err != nil {
-		a.warn("planning cache sources: %v; building without automatic cache", err)
-		return c
-	}
+	pl := r.stages.Plan(x)
 	c.Imports = pl.Imports(a.Max)
 	c.CachedThrough = cachedThrough(pl, c.Imports)
 	c.Stage = pl.TargetStage()
@@ -144,6 +136,35 @@ func (a *AutoCache) Choose(ctx context.Context, opt Options) Choice {
 		a.note("cache from %s: %s", im.Ref, im.Reason)
 	}
 	return c
+}
+
+// stagesRead is what readStages read.
+type stagesRead struct {
+	context    *buildcontext.Context // nil when it could not be opened: the plan reports it
+	dockerfile *dockerfile.File
+	stages     *plan.Stages
+	err        error
+}
+
+// readStages reads the build's stages for a plan: the context walked (or
+// opt's), the Dockerfile parsed, the base images resolved.
+func (a *AutoCache) readStages(ctx context.Context, opt Options, contextDir, dockerfilePath string) stagesRead {
+	var r stagesRead
+	r.context = opt.BuildContext
+	if r.context == nil {
+		var err error
+		if r.context, err = buildcontext.Open(contextDir, dockerfilePath); err != nil {
+			r.context = nil
+		}
+	}
+	if r.dockerfile, r.err = opt.readDockerfile(dockerfilePath); r.err != nil {
+		return r
+	}
+	r.stages, r.err = (&plan.Planner{}).Stages(ctx, plan.PlanOptions{
+		ContextDir: contextDir, Context: r.context, Dockerfile: dockerfilePath, Parsed: r.dockerfile, BuildArgs: opt.BuildArgs,
+		Target: opt.Target, Platforms: opt.Platforms, Options: a.Options,
+	})
+	return r
 }
 
 // cachedThrough is the line of the target stage's last step that the best

@@ -55,7 +55,9 @@ func TestChooseReturnsItsChoice(t *testing.T) {
 	st := &store.FileStore{Path: filepath.Join(t.TempDir(), "index")}
 	ac := &AutoCache{Store: st, Max: 3}
 	opt := Options{ContextDir: dir, CacheFrom: make([]string, 1, 4)}
-	if c := ac.Choose(context.Background(), opt); c.Source == "" || c.Imports != nil || c.Context != nil {
+	// With nothing to choose from, the context walked beside the tags'
+	// read still comes back, for the build to share.
+	if c := ac.Choose(context.Background(), opt); c.Source == "" || c.Imports != nil || c.Context == nil {
 		t.Errorf("empty index: chose %+v", c)
 	}
 	changes := cache.NewIndex()

@@ -121,9 +121,25 @@ type resolvedBase struct {
 
 // Plan plans the build described by opt against opt.Index.
 func (p *Planner) Plan(ctx context.Context, opt PlanOptions) (*Plan, error) {
-	if opt.Index == nil {
-		opt.Index = cache.NewIndex()
+	st, err := p.Stages(ctx, opt)
+	if err != nil {
+		return nil, err
 	}
+	return st.Plan(opt.Index), nil
+}
+
+// Stages are the stages of one build on each of its platforms, read for a
+// plan: the Dockerfile parsed, the context hashed, the base images
+// resolved. Reading them needs no index, so it can go on while the index
+// is being read.
+type Stages struct {
+	opt   PlanOptions
+	stage [][]Stage // by platform
+}
+
+// Stages reads the stages of the build opt describes (opt.Index is not
+// used).
+func (p *Planner) Stages(ctx context.Context, opt PlanOptions) (*Stages, error) {
 	if opt.Resolver == nil {
 		opt.Resolver = NewRegistryResolver(opt.Options...)
 	}
@@ -138,11 +154,11 @@ func (p *Planner) Plan(ctx context.Context, opt PlanOptions) (*Plan, error) {
 	if opt.Dockerfile == "" {
 		opt.Dockerfile = filepath.Join(opt.ContextDir, "Dockerfile")
 	}
-	plan := &Plan{Dockerfile: opt.Dockerfile, Target: opt.Target}
 	sopt := StagesOptions{
 		ContextDir: opt.ContextDir, Dockerfile: opt.Dockerfile, DockerfileData: opt.DockerfileData, BuildArgs: opt.BuildArgs,
 		Target: opt.Target, Resolver: opt.Resolver, Context: opt.Context, Parsed: opt.Parsed,
 	}
+	out := &Stages{opt: opt}
 	for _, pl := range plats {
 		sopt.Platform = pl
 		// Every platform reads the Dockerfile parsed and the context walked once.
@@ -150,14 +166,26 @@ func (p *Planner) Plan(ctx context.Context, opt PlanOptions) (*Plan, error) {
 		if err != nil {
 			return nil, err
 		}
+		out.stage = append(out.stage, stages)
+	}
+	return out, nil
+}
+
+// Plan ranks the images of x (an empty index when nil) for each stage.
+func (s *Stages) Plan(x *cache.Index) *Plan {
+	if x == nil {
+		x = cache.NewIndex()
+	}
+	plan := &Plan{Dockerfile: s.opt.Dockerfile, Target: s.opt.Target}
+	for _, stages := range s.stage {
 		for i := range stages {
-			plan.Stages = append(plan.Stages, planStage(opt.Index, &stages[i], opt.Candidates))
+			plan.Stages = append(plan.Stages, planStage(x, &stages[i], s.opt.Candidates))
 		}
-		if len(plats) == 1 && len(stages) > 0 {
+		if len(s.stage) == 1 && len(stages) > 0 {
 			plan.target = &stages[len(stages)-1]
 		}
 	}
-	return plan, nil
+	return plan
 }
 
 // memoResolver answers from the planner's memory before asking r.
