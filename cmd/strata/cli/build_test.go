@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -87,5 +88,26 @@ func TestBuildFlagCompletion(t *testing.T) {
 		if got, _, _ := strings.Cut(out.String(), ":"); got != want {
 			t.Errorf("completing %s gave %q, want %q", flag, got, want)
 		}
+	}
+}
+
+// `strata version` and `strata --version` print the same line: strata's
+// version, and the BuildKit and Go it was built with.
+func TestVersion(t *testing.T) {
+	var lines []string
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		var out, errOut bytes.Buffer
+		if code := Main(args, strings.NewReader(""), &out, &errOut); code != 0 {
+			t.Fatalf("strata %s: exit %d: %s", args[0], code, errOut.String())
+		}
+		lines = append(lines, out.String())
+	}
+	re := regexp.MustCompile(`^strata \S+( [0-9a-f]{12}(-dirty)?)? \(BuildKit (v\d+\.\d+\.\d+\S*|unknown), go\S+ \w+/\w+\)\n$`)
+	if !re.MatchString(lines[0]) || lines[1] != lines[0] {
+		t.Errorf("version printed %q and %q", lines[0], lines[1])
+	}
+	var out, errOut bytes.Buffer
+	if code := Main([]string{"version", "extra"}, strings.NewReader(""), &out, &errOut); code != errs.ExitUsage {
+		t.Errorf("strata version extra: exit %d, want %d", code, errs.ExitUsage)
 	}
 }

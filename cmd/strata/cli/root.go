@@ -39,7 +39,9 @@ Exit codes: 0 success, 1 build failed or lint findings, 2 usage or input error,
 3 builder unavailable, 4 registry error, 130 interrupted.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       versionLine(),
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetIn(s.In)
 	root.SetOut(s.Out)
 	root.SetErr(s.Err)
