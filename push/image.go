@@ -100,8 +100,9 @@ func (p *Pusher) pushReferenced(ctx context.Context, desc ocispecs.Descriptor) (
 }
 
 // Tag puts the manifest desc under every tag, or by digest when there is
-// none. Call it once PushContent has returned nil for desc, for every
-// repository the image goes to, so no tag points at missing content.
+// none. Call it once PushContent (PushReferenced, when the image goes to
+// this repository only) has returned nil for desc in every repository the
+// image goes to, so no tag points at missing content.
 func (p *Pusher) Tag(ctx context.Context, desc ocispecs.Descriptor, tags []name.Tag) error {
 	dt, err := content.ReadBlob(ctx, p.store, desc)
 	if err != nil {
