@@ -201,6 +201,12 @@ func (o *Options) check() error {
 		return errs.WithHint(errs.Usagef("--force-compression with --compression=%s: a streamed push rewrites reused layers as eStargz only", o.Compression),
 			"drop --compression, or add --stream=false to let BuildKit recompress them")
 	}
+	if err := checkEpoch("--source-date-epoch", o.SourceDateEpoch); err != nil {
+		return err
+	}
+	if err := checkEpoch("--build-arg "+epochArg, o.BuildArgs[epochArg]); err != nil {
+		return err
+	}
 	for _, s := range o.Secrets {
 		if s.ID == "" {
 			return errs.WithHint(errs.Usagef("--secret: secret missing ID"), secretHint)
@@ -249,11 +255,32 @@ func (o *Options) resolveEpoch(contextDir string) error {
 			epoch = gitCommitTime(contextDir)
 		}
 	}
-	if n, err := strconv.ParseInt(epoch, 10, 64); err != nil || n < 0 {
-		return errs.WithHint(errs.Usagef("%s=%s is not a number of seconds since 1970", flag, epoch), "pass e.g. $(git log -1 --format=%ct)")
+	if err := checkEpoch(flag, epoch); err != nil {
+		return err
 	}
 	o.SourceDateEpoch = epoch
 	return nil
+}
+
+// checkEpoch checks a SOURCE_DATE_EPOCH given with flag: "" (not given) or
+// a number of seconds since 1970.
+func checkEpoch(flag, epoch string) error {
+	if n, err := strconv.ParseInt(epoch, 10, 64); epoch != "" && (err != nil || n < 0) {
+		return errs.WithHint(errs.Usagef("%s=%s is not a number of seconds since 1970", flag, epoch), "pass e.g. $(git log -1 --format=%ct)")
+	}
+	return nil
+}
+
+// ResolveEpoch sets SourceDateEpoch as Run would (see resolveEpoch), so
+// that the git command the default runs can run beside other work before
+// the build; Run then only checks it. An Options whose context does not
+// resolve is left to Run to report.
+func (o *Options) ResolveEpoch() error {
+	contextDir, _, err := o.resolve()
+	if err != nil {
+		return nil
+	}
+	return o.resolveEpoch(contextDir)
 }
 
 // epoch is SourceDateEpoch as a time, or nil before resolveEpoch.

@@ -112,6 +112,10 @@ func (b *buildCmd) run(cmd *cobra.Command, s Streams, args []string) error {
 	held := holdMessages(ac)
 	chosen := make(chan build.Choice, 1)
 	go func() { chosen <- ac.Choose(chooseCtx, opt) }()
+	// The default SOURCE_DATE_EPOCH (the last commit's time, from git) is
+	// read beside them too.
+	epochOpt, epochErr := opt, make(chan error, 1)
+	go func() { epochErr <- epochOpt.ResolveEpoch() }()
 	c, e, err := b.bf.connect(ctx)
 	if err != nil {
 		stopChoosing()
@@ -124,6 +128,10 @@ func (b *buildCmd) run(cmd *cobra.Command, s Streams, args []string) error {
 	}
 	choice := <-chosen
 	held.release()
+	if err := <-epochErr; err != nil {
+		return err
+	}
+	opt.SourceDateEpoch = epochOpt.SourceDateEpoch
 	res, err := build.Run(ctx, c, choice.Apply(opt), s.Err)
 	if err != nil {
 		return err

@@ -42,6 +42,8 @@ func TestBuildBadInput(t *testing.T) {
 		{"Dockerfile is a directory", []string{"build", "-f", dir, dir}, "", errs.ExitUsage, "is a directory"},
 		{"unknown flag", []string{"build", "--frobnicate", dir}, "", errs.ExitUsage, "unknown flag: --frobnicate"},
 		{"push without tag", []string{"build", "--push", dir}, "", errs.ExitUsage, "--push needs an image name"},
+		{"epoch not a number", []string{"build", "--source-date-epoch", "yesterday", dir}, "", errs.ExitUsage, "--source-date-epoch=yesterday is not a number of seconds since 1970"},
+		{"epoch build arg not a number", []string{"build", "--build-arg", "SOURCE_DATE_EPOCH=-5", dir}, "", errs.ExitUsage, "--build-arg SOURCE_DATE_EPOCH=-5 is not a number"},
 		{"bad progress", []string{"build", "--progress", "loud", dir}, "", errs.ExitUsage, "--progress=loud"},
 		{"two contexts", []string{"build", dir, dir}, "", errs.ExitUsage, "accepts at most 1 arg"},
 		{"secret not key=value", []string{"build", "--secret", "token", dir}, "", errs.ExitUsage, `--secret "token": invalid field 'token' must be a key=value pair: see 'strata build --help'`},
