@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 
@@ -236,4 +237,46 @@ func (a *arrivals) channel(d digest.Digest) chan struct{} {
 		a.seen[d] = ch
 	}
 	return ch
+}
+
+// pushContent uploads what the image desc references to every
+// repository: with more than one, each one's manifest by digest too, so
+// that no tag anywhere moves before every repository holds all of the
+// image.
+func (sp *streamedPush) pushContent(ctx context.Context, desc ocispecs.Descriptor) error {
+	for _, ps := range sp.pushers {
+		sp.pushEnds = append(sp.pushEnds, sp.p.Begin(fmt.Sprintf("[strata] pushing %s", strings.Join(tagNames(sp.tags[ps.repo]), ", "))))
+		var err error
+		if len(sp.pushers) == 1 {
+			err = ps.PushReferenced(ctx, desc)
+		} else {
+			err = ps.PushContent(ctx, desc)
+		}
+		if err != nil {
+			sp.endPushes(err)
+			return err
+		}
+	}
+	return nil
+}
+
+// tag is the last phase: the image's tags move in every repository, once
+// each holds all of it.
+func (sp *streamedPush) tag(desc ocispecs.Descriptor) error {
+	var err error
+	for _, ps := range sp.pushers {
+		if err = ps.Tag(sp.pushCtx, desc, sp.tags[ps.repo]); err != nil {
+			break
+		}
+	}
+	sp.endPushes(err)
+	return err
+}
+
+// endPushes ends the progress of each repository's push.
+func (sp *streamedPush) endPushes(err error) {
+	for _, end := range sp.pushEnds {
+		end(err)
+	}
+	sp.pushEnds = nil
 }
