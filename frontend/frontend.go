@@ -56,34 +56,26 @@ func Build(ctx context.Context, c client.Client) (*client.Result, error) {
 		}
 		// strata's findings fail the build only with check=error=true:
 		// otherwise they are worked out and sent while the build starts.
-		linted := make(chan error, 1)
-		lintNow := func() error {
-			fs, err := findings(ctx, bc, src, cfg)
-			if err != nil {
-				return err
-			}
-			sendWarnings(ctx, src, fs)
-			if cfg.ReturnAsError && len(fs) > 0 {
-				return lintError(fs)
-			}
-			return nil
-		}
+		linted := make(chan struct{})
 		if cfg.ReturnAsError {
-			if err := lintNow(); err != nil {
-				return nil, err
+			fs := findings(ctx, bc, src, cfg)
+			sendWarnings(ctx, src, fs)
+			if len(fs) > 0 {
+				return nil, lintError(fs)
 			}
-			linted <- nil
+			close(linted)
 		} else {
-			go func() { linted <- lintNow() }()
+			go func() {
+				defer close(linted)
+				sendWarnings(ctx, src, findings(ctx, bc, src, cfg))
+			}()
 		}
 		notice := func(msg string) { src.Warn(ctx, msg, client.WarnOpts{Level: 1}) }
 		for _, k := range unknownOptions(opts) {
 			notice(fmt.Sprintf("unknown frontend option %q: strata reads %s", k, strings.Join(autoCacheOptions, ", ")))
 		}
 		res, err := dockerfile.Build(ctx, withAutoCache(ctx, c, bc, src, notice))
-		if lerr := <-linted; err == nil && lerr != nil {
-			return nil, lerr
-		}
+		<-linted
 		return res, err
 	case lintRequest:
 		res, err := dockerfile.Build(ctx, c)

@@ -21,9 +21,9 @@ import (
 // are reported by the stock builder itself), with the .dockerignore
 // patterns the build uses, and drops what the check configuration cfg
 // skips.
-func findings(ctx context.Context, bc *dockerui.Client, src *dockerui.Source, cfg *linter.Config) ([]lint.Finding, error) {
+func findings(ctx context.Context, bc *dockerui.Client, src *dockerui.Source, cfg *linter.Config) []lint.Finding {
 	if cfg.SkipAll {
-		return nil, nil
+		return nil
 	}
 	patterns, err := bc.DockerIgnorePatterns(ctx)
 	if err != nil {
@@ -32,7 +32,7 @@ func findings(ctx context.Context, bc *dockerui.Client, src *dockerui.Source, cf
 	res, err := lint.Lint(src.Filename, src.Data, lint.Options{IgnorePatterns: patterns})
 	if err != nil {
 		// A Dockerfile that does not parse is reported by the build.
-		return nil, nil
+		return nil
 	}
 	var out []lint.Finding
 	for _, f := range res.Findings {
@@ -41,7 +41,7 @@ func findings(ctx context.Context, bc *dockerui.Client, src *dockerui.Source, cf
 		}
 		out = append(out, f)
 	}
-	return out, nil
+	return out
 }
 
 // checkConfig is BuildKit's check configuration: the BUILDKIT_DOCKERFILE_CHECK
@@ -88,9 +88,9 @@ func addLintResults(ctx context.Context, bc *dockerui.Client, src *dockerui.Sour
 	if err != nil {
 		return nil, err
 	}
-	fs, err := findings(ctx, bc, src, cfg)
-	if err != nil || len(fs) == 0 {
-		return res, err
+	fs := findings(ctx, bc, src, cfg)
+	if len(fs) == 0 {
+		return res, nil
 	}
 	var results sublint.LintResults
 	if dt, ok := res.Metadata["result.json"]; ok {

@@ -60,10 +60,6 @@ type Pusher struct {
 	head     *http.Client
 	headErr  error
 
-	uploadOnceInit sync.Once
-	uploadHTTP     *http.Client
-	uploadErr      error
-
 	mountMu      sync.Mutex
 	mountClients map[string]*http.Client // by the repository mounted from
 }
@@ -173,7 +169,7 @@ func (p *Pusher) PushBlob(ctx context.Context, desc ocispecs.Descriptor) {
 			}
 		}
 		var sent atomic.Int64 // this blob's upload bodies, retries included
-		u.ev.MountedFrom, u.ev.Err = p.upload(context.WithValue(ctx, blobBytesKey{}, &sent), desc)
+		u.ev.MountedFrom, u.ev.Err = p.upload(ctx, desc, &sent)
 		u.ev.Done = time.Now()
 		u.ev.Uploaded = sent.Load()
 		if p.events != nil {

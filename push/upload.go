@@ -6,11 +6,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
 	"sync/atomic"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -32,14 +30,18 @@ const (
 // a HEAD that skips what the registry holds, a POST that starts the upload
 // (and, from the first repository WithMountFrom names, mounts the blob
 // instead when that repository holds it), and one PUT with the whole blob
-// that commits it. It reports the repository the blob was mounted from, if
-// it was.
-func (p *Pusher) upload(ctx context.Context, desc ocispecs.Descriptor) (mountedFrom string, err error) {
-	c, err := p.uploadClient(ctx)
+// that commits it. It adds the bytes of its bodies, tries again included,
+// to sent and to the pusher's total, and reports the repository the blob
+// was mounted from, if it was.
+func (p *Pusher) upload(ctx context.Context, desc ocispecs.Descriptor, sent *atomic.Int64) (mountedFrom string, err error) {
+	c, err := p.headClient(ctx)
+	if len(p.mounts) > 0 {
+		c, err = p.mountClient(ctx, p.mounts[0].Context())
+	}
 	if err == nil {
 		wait := uploadBackoff
 		for try := 1; ; try++ {
-			mountedFrom, err = p.uploadOnce(ctx, c, desc)
+			mountedFrom, err = p.uploadOnce(ctx, c, desc, sent)
 			if err == nil || try == uploadTries || !regnet.Retryable(err) {
 				break
 			}
@@ -60,7 +62,7 @@ func (p *Pusher) upload(ctx context.Context, desc ocispecs.Descriptor) (mountedF
 	return mountedFrom, nil
 }
 
-func (p *Pusher) uploadOnce(ctx context.Context, c *http.Client, desc ocispecs.Descriptor) (string, error) {
+func (p *Pusher) uploadOnce(ctx context.Context, c *http.Client, desc ocispecs.Descriptor, sent *atomic.Int64) (string, error) {
 	base := fmt.Sprintf("%s://%s/v2/%s/blobs/", p.repo.Scheme(), p.repo.RegistryStr(), p.repo.RepositoryStr())
 	resp, err := send(ctx, c, http.MethodHead, base+desc.Digest.String(), nil, 0)
 	if err != nil {
@@ -99,7 +101,8 @@ func (p *Pusher) uploadOnce(ctx context.Context, c *http.Client, desc ocispecs.D
 		return "", fmt.Errorf("blob %s is not in the local store: %w", desc.Digest, err)
 	}
 	defer ra.Close()
-	resp, err = send(ctx, c, http.MethodPut, loc.String(), io.NewSectionReader(ra, 0, desc.Size), desc.Size)
+	body := &countingBody{ReadCloser: io.NopCloser(io.NewSectionReader(ra, 0, desc.Size)), n: &p.sent, blob: sent}
+	resp, err = send(ctx, c, http.MethodPut, loc.String(), body, desc.Size)
 	if err != nil {
 		return "", err
 	}
@@ -122,52 +125,8 @@ func send(ctx context.Context, c *http.Client, method, u string, body io.Reader,
 	return c.Do(req)
 }
 
-// uploadClient is an HTTP client authorised to push to the repository (and
-// to pull from the repository WithMountFrom names first), counting the
-// bytes of upload bodies.
-func (p *Pusher) uploadClient(ctx context.Context) (*http.Client, error) {
-	p.uploadOnceInit.Do(func() {
-		auth, err := authn.DefaultKeychain.Resolve(p.repo)
-		if err != nil {
-			p.uploadErr = err
-			return
-		}
-		scopes := []string{p.repo.Scope(transport.PushScope)}
-		if len(p.mounts) > 0 {
-			scopes = append(scopes, p.mounts[0].Context().Scope(transport.PullScope))
-		}
-		t, err := transport.NewWithContext(ctx, p.repo.Registry, auth, &countingTransport{next: p.transport, n: &p.sent}, scopes)
-		if err != nil {
-			p.uploadErr = err
-			return
-		}
-		p.uploadHTTP = &http.Client{Transport: t}
-	})
-	return p.uploadHTTP, p.uploadErr
-}
-
-// blobBytesKey carries, in a request's context, the counter of the blob
-// the request uploads.
-type blobBytesKey struct{}
-
-// countingTransport counts the bytes of blob upload bodies: in all, and
-// per blob for requests made under a context with a blobBytesKey counter.
-type countingTransport struct {
-	next http.RoundTripper
-	n    *atomic.Int64
-}
-
-func (t *countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.Body != nil && (req.Method == http.MethodPut || req.Method == http.MethodPatch) && isBlobUpload(req.URL.Path) {
-		blob, _ := req.Context().Value(blobBytesKey{}).(*atomic.Int64)
-		req = req.Clone(req.Context())
-		req.Body = &countingBody{ReadCloser: req.Body, n: t.n, blob: blob}
-	}
-	return t.next.RoundTrip(req)
-}
-
-func isBlobUpload(path string) bool { return strings.Contains(path, "/blobs/uploads/") }
-
+// countingBody counts the bytes read from a blob upload's body: in all
+// (n) and for the blob (blob, when not nil).
 type countingBody struct {
 	io.ReadCloser
 	n, blob *atomic.Int64
