@@ -83,6 +83,17 @@ func Run(ctx context.Context, c *client.Client, opt Options, out io.Writer) (*Re
 	if err := opt.resolveEpoch(contextDir); err != nil {
 		return nil, err
 	}
+	// Whether the builder pulls lazily matters to a streamed push and to
+	// a build that imports cache (maybe one being chosen).
+	pullsLazily := (opt.streamed() || len(opt.CacheFrom) > 0 || opt.Pending != nil) && stream.PullsLazily(ctx, c)
+	if opt.Pending != nil && !startsBeforeChoice(opt, out, pullsLazily) {
+		choice, err := opt.Pending.wait(ctx)
+		if err != nil {
+			return nil, classify(ctx, err, opt.Push)
+		}
+		opt = choice.Apply(opt)
+		opt.Pending = nil
+	}
 	// One walk of the context serves the secret check and, in a streamed
 	// push, the sources recorded in the image's history. A context that
 	// cannot be opened is left to the build to report.
@@ -113,7 +124,6 @@ func Run(ctx context.Context, c *client.Client, opt Options, out io.Writer) (*Re
 	p := newProgress(display)
 	lazyCtx, stopLazy := context.WithCancel(ctx)
 	defer stopLazy()
-	pullsLazily := (opt.streamed() || len(so.CacheImports) > 0) && stream.PullsLazily(ctx, c)
 	var lazy *lazyReads
 	if len(so.CacheImports) > 0 && pullsLazily {
 		lazy = watchLazyReads(lazyCtx, so.CacheImports, opt.InsecureRegistries, opt.platform())
@@ -122,7 +132,7 @@ func Run(ctx context.Context, c *client.Client, opt Options, out io.Writer) (*Re
 	if opt.streamed() {
 		res, err = runStreamed(ctx, c, opt, so, bc, contextDir, dockerfile, pullsLazily, p)
 	} else {
-		res, err = runSolve(ctx, c, so, p)
+		res, err = runSolve(ctx, c, so, opt.Pending, p)
 	}
 	if err != nil && lazy != nil && ctx.Err() == nil && p.reads.seen.Load() {
 		if ferr := lazy.fault(ctx); ferr != nil {
@@ -145,9 +155,15 @@ func sameDir(a, b string) bool {
 }
 
 // runSolve runs one solve with BuildKit's own exporters (and push).
-func runSolve(ctx context.Context, c *client.Client, so client.SolveOpt, p *progress) (*Result, error) {
+func runSolve(ctx context.Context, c *client.Client, so client.SolveOpt, pending *PendingChoice, p *progress) (*Result, error) {
+	build := frontend.Build
+	if pending != nil {
+		build = frontend.BuildWithLateImports(func(ctx context.Context) ([]client.CacheOptionsEntry, error) {
+			return lateImports(ctx, pending)
+		})
+	}
 	solveStart := time.Now()
-	resp, err := c.Build(ctx, so, frontend.Name, frontend.Build, p.Main())
+	resp, err := c.Build(ctx, so, frontend.Name, build, p.Main())
 	if err != nil {
 		return p.result(nil, 0, err)
 	}

@@ -83,6 +83,13 @@ type Options struct {
 	// the automatic cache), so its walk and the digests of COPY sources
 	// are shared; nil opens ContextDir.
 	BuildContext *buildcontext.Context
+	// Pending, when set, is the automatic cache choice still being made.
+	// Run applies it (Choice.Apply) before the solve, or, where the solve
+	// can start without it (see startsBeforeChoice), starts the solve and
+	// lets the build take the chosen cache imports when it sends its own
+	// solve: reading the Dockerfile and the context and resolving the base
+	// images do not wait for the registry reads of the choice.
+	Pending *PendingChoice
 	// parsed is the Dockerfile parsed, once a build (see readDockerfile).
 	parsed *dockerfile.File
 }

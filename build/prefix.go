@@ -10,6 +10,7 @@ import (
 	"github.com/strata-build/strata/buildcontext"
 	"github.com/strata-build/strata/cache/plan"
 	"github.com/strata-build/strata/dockerfile"
+	"github.com/strata-build/strata/stream"
 )
 
 // prefixDockerfiles returns the prefixes of the target stage (see
@@ -17,11 +18,15 @@ import (
 // Dockerfile cut right after it. A step gets no prefix when skip says so
 // (see prefixSkipper); none does when target is nil (the Dockerfile does
 // not parse, or names no such target: the main solve reports it).
-func prefixDockerfiles(target *dockerfile.Build, skip func(*dockerfile.Step) bool) [][]byte {
+func prefixDockerfiles(target *dockerfile.Build, skip func(*dockerfile.Step) bool) []stream.Prefix {
 	if target == nil {
 		return nil
 	}
-	return target.Prefixes(skip)
+	var out []stream.Prefix
+	for _, p := range target.Prefixes(skip) {
+		out = append(out, stream.Prefix{Dockerfile: p.Dockerfile, Line: p.Step.Start})
+	}
+	return out
 }
 
 // smallCopy is the most a COPY's sources may hold for its prefix to be

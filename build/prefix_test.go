@@ -54,7 +54,7 @@ RUN make test
 			t.Fatalf("target %q: %d prefixes, want %d", tc.target, len(ps), len(tc.want))
 		}
 		for i, p := range ps {
-			s := strings.TrimRight(string(p), "\n")
+			s := strings.TrimRight(string(p.Dockerfile), "\n")
 			if last := s[strings.LastIndex(s, "\n")+1:]; last != tc.want[i] {
 				t.Errorf("target %q prefix %d ends with %q, want %q", tc.target, i, last, tc.want[i])
 			}
@@ -79,8 +79,16 @@ func TestPrefixDockerfilesSkipCachedSteps(t *testing.T) {
 		if len(ps) != tc.want {
 			t.Errorf("cached through line %d: %d prefixes, want %d", tc.through, len(ps), tc.want)
 		}
-		if len(ps) > 0 && !strings.HasSuffix(string(ps[len(ps)-1]), "COPY . .\n") {
-			t.Errorf("cached through line %d: the last prefix is\n%s", tc.through, ps[len(ps)-1])
+		if len(ps) > 0 && !strings.HasSuffix(string(ps[len(ps)-1].Dockerfile), "COPY . .\n") {
+			t.Errorf("cached through line %d: the last prefix is\n%s", tc.through, ps[len(ps)-1].Dockerfile)
+		}
+		for _, p := range ps {
+			// A choice made while the build runs skips by line (see
+			// stream.Chosen): each prefix's line is its step's first.
+			last := strings.Split(strings.TrimSuffix(string(p.Dockerfile), "\n"), "\n")
+			if p.Line <= tc.through || p.Line != len(last) {
+				t.Errorf("cached through line %d: a prefix of %d lines has line %d", tc.through, len(last), p.Line)
+			}
 		}
 	}
 }

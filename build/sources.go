@@ -34,6 +34,13 @@ func recordSources(ctx context.Context, opt Options, bc *buildcontext.Context, c
 	platform := opt.platform()
 	go func() {
 		defer close(r.done)
+		if opt.Pending != nil {
+			// The plan of a choice made beside the build read the stage.
+			if c, err := opt.Pending.wait(ctx); err == nil && c.Stage != nil && c.Stage.Skipped == "" {
+				r.stage = c.Stage
+				return
+			}
+		}
 		stages, err := plan.DockerfileStages(ctx, plan.StagesOptions{
 			ContextDir: contextDir, Context: bc, Dockerfile: dockerfile, Parsed: opt.parsed, BuildArgs: opt.BuildArgs, Target: opt.Target, Platform: platform,
 			Resolver: plan.NewRegistryResolver(crawl.WithInsecureRegistries(opt.InsecureRegistries...)),

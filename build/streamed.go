@@ -36,6 +36,9 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 		Lazy:           lazy,
 		RewriteAll:     opt.ForceCompression,
 	}
+	if opt.Pending != nil {
+		cfg.Late = streamLate(opt.Pending, opt.NoCache)
+	}
 	res, err := stream.Push(ctx, c, so, cfg, p)
 	if err != nil {
 		return p.result(nil, 0, err)

@@ -121,7 +121,8 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 		_ = b.TargetBase()
-		for _, p := range b.Prefixes(nil) {
+		for _, pf := range b.Prefixes(nil) {
+			p := pf.Dockerfile
 			if len(p) > len(df) || string(p) != df[:len(p)] {
 				t.Fatalf("prefix %q is not a prefix of the Dockerfile", p)
 			}

@@ -7,13 +7,13 @@ import "bytes"
 // prefix gives BuildKit the same steps as the full build, so its layers
 // are the full image's leading layers. A step gets no prefix when skip
 // (if set) says so.
-func (b *Build) Prefixes(skip func(*Step) bool) [][]byte {
+func (b *Build) Prefixes(skip func(*Step) bool) []Prefix {
 	steps := b.Target.Steps
 	if len(steps) < 2 {
 		return nil
 	}
 	lines := bytes.SplitAfter(b.File.Source, []byte("\n"))
-	out := make([][]byte, 0, len(steps)-1)
+	out := make([]Prefix, 0, len(steps)-1)
 	for _, st := range steps[:len(steps)-1] {
 		if st.End > len(lines) || st.End < 1 {
 			break
@@ -21,7 +21,13 @@ func (b *Build) Prefixes(skip func(*Step) bool) [][]byte {
 		if skip != nil && skip(st) {
 			continue
 		}
-		out = append(out, bytes.Join(lines[:st.End], nil))
+		out = append(out, Prefix{Step: st, Dockerfile: bytes.Join(lines[:st.End], nil)})
 	}
 	return out
+}
+
+// Prefix is the Dockerfile cut right after Step.
+type Prefix struct {
+	Step       *Step
+	Dockerfile []byte
 }

@@ -19,7 +19,8 @@ func TestPrefixesSkipAndEscapes(t *testing.T) {
 		{func(*Step) bool { return true }, nil},
 	} {
 		var got []string
-		for _, p := range b.Prefixes(tc.skip) {
+		for _, pf := range b.Prefixes(tc.skip) {
+			p := pf.Dockerfile
 			if !strings.HasSuffix(string(p), "\r\n") {
 				t.Errorf("prefix cut inside a line: %q", p)
 			}

@@ -46,6 +46,9 @@ func Build(ctx context.Context, c client.Client) (*client.Result, error) {
 	}
 	if forwarded(opts, src.Data) {
 		// Another frontend builds this Dockerfile; it lints it too.
+		if c, err = settled(ctx, c); err != nil {
+			return nil, err
+		}
 		return dockerfile.Build(ctx, c)
 	}
 	switch opts[keyRequestID] {

@@ -288,3 +288,37 @@ COPY --from=build /greeting /from-bind /extra.txt /
 		}
 	}
 }
+
+// strata build of a Dockerfile whose syntax line names another frontend
+// (here strata's image) hands that frontend the cache imports strata chose
+// from the target repository, as cache-imports, while the build starts
+// before the choice is made.
+func TestBuildForwardsChosenCacheToSyntaxFrontend(t *testing.T) {
+	fe := frontendImage(t)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"Dockerfile": "# syntax=" + fe + "\nFROM " + env.Busybox + "\nRUN echo deps > /deps\nCOPY src.txt /src.txt\n",
+		"src.txt":    "v1\n",
+	})
+	repo := env.Registry.Host + "/forwarded/app"
+	addr := freshRunner(t, "forwarded-v1")
+	if code, _, stderr := strata(t, "build", "--builder", addr, "--progress", "plain", "-t", repo+":latest", "--push", dir); code != 0 {
+		t.Fatalf("v1: exit %d\n%s", code, tail(stderr, 20))
+	}
+	writeFiles(t, dir, map[string]string{"src.txt": "v2\n"})
+	addr = freshRunner(t, "forwarded-v2")
+	meta := filepath.Join(t.TempDir(), "m.json")
+	code, _, stderr := strata(t, "build", "--builder", addr, "--progress", "plain", "-t", repo+":v2", "--push", "--metadata-file", meta, dir)
+	if code != 0 {
+		t.Fatalf("v2: exit %d\n%s", code, tail(stderr, 20))
+	}
+	if !strings.Contains(stderr, "strata: cache from "+repo+"@") {
+		t.Fatalf("no cache source chosen from %s:\n%s", repo, tail(stderr, 40))
+	}
+	if !strings.Contains(stderr, "importing cache manifest from "+repo+"@") {
+		t.Errorf("the forwarded build did not import the chosen cache:\n%s", tail(stderr, 40))
+	}
+	if st := strataMetadata(t, readMetadata(t, meta)); st.Steps.Total != 2 || st.Steps.Cached != 1 {
+		t.Errorf("steps %+v: want the RUN taken from the chosen cache on a fresh builder, the COPY of the changed file run", st.Steps)
+	}
+}

@@ -60,6 +60,9 @@ type sourceCache struct {
 // It also learns which repository holds each layer of those images, so
 // the push mounts a layer the build reused from there (see source).
 type importedRecords struct {
+	// ready is closed once the imports are known (see Config.Late), done
+	// once every source has been read.
+	ready   chan struct{}
 	done    chan struct{}
 	mu      sync.Mutex
 	sources []sourceCache
@@ -72,8 +75,25 @@ type importedRecords struct {
 	sourceDiffIDs map[digest.Digest]string
 }
 
-func readImportedRecords(ctx context.Context, imports []client.CacheOptionsEntry, platform string, insecure []string) *importedRecords {
-	r := &importedRecords{done: make(chan struct{}), layers: map[string]map[digest.Digest][]name.Repository{}, read: map[string]chan struct{}{}}
+// readImportedRecords starts reading the registry images of imports, and
+// of the imports late chooses when it is set.
+func readImportedRecords(ctx context.Context, imports []client.CacheOptionsEntry, late func(context.Context) (Chosen, error), platform string, insecure []string) *importedRecords {
+	r := &importedRecords{ready: make(chan struct{}), done: make(chan struct{}), layers: map[string]map[digest.Digest][]name.Repository{}, read: map[string]chan struct{}{}}
+	if late == nil {
+		r.start(ctx, imports, platform, insecure)
+		return r
+	}
+	go func() {
+		if ch, err := late(ctx); err == nil {
+			imports = slices.Concat(imports, ch.Imports)
+		}
+		r.start(ctx, imports, platform, insecure)
+	}()
+	return r
+}
+
+func (r *importedRecords) start(ctx context.Context, imports []client.CacheOptionsEntry, platform string, insecure []string) {
+	defer close(r.ready)
 	byRegistry := map[string][]name.Reference{}
 	for _, im := range imports {
 		ref := im.Attrs["ref"]
@@ -129,13 +149,15 @@ func readImportedRecords(ctx context.Context, imports []client.CacheOptionsEntry
 		all.Wait()
 		close(r.done)
 	}()
-	return r
 }
 
 // source is a repository of repo's registry, other than repo, that holds
 // layer d in a cache source, once the sources on that registry have been
 // read (for at most editWait).
 func (r *importedRecords) source(ctx context.Context, repo name.Repository, d digest.Digest) (name.Repository, bool) {
+	if ok, _ := waitBounded(ctx, r.ready); !ok {
+		return name.Repository{}, false
+	}
 	read, ok := r.read[repo.RegistryStr()]
 	if !ok {
 		return name.Repository{}, false

@@ -2,9 +2,7 @@ package stream
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -20,9 +18,7 @@ import (
 	sessioncontent "github.com/moby/buildkit/session/content"
 	"github.com/moby/buildkit/session/filesync"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
-	"github.com/tonistiigi/fsutil"
 
-	"github.com/strata-build/strata/errs"
 	"github.com/strata-build/strata/frontend"
 	"github.com/strata-build/strata/push"
 )
@@ -50,7 +46,7 @@ type Config struct {
 	Dockerfile string
 	// Prefixes are the Dockerfiles cut after each step whose layer goes
 	// up before the build ends, in order.
-	Prefixes [][]byte
+	Prefixes []Prefix
 	// Base is the target stage's base image: layers are mounted from its
 	// repository when it is on the same registry.
 	Base string
@@ -67,6 +63,14 @@ type Config struct {
 	// cache source as eStargz on a builder that pulls lazily; otherwise
 	// only up to rewriteLimit bytes of them (see converter.recompresses).
 	RewriteAll bool
+	// Late, when set, waits for the cache choice still being made when
+	// the push starts. The solves start with the solve options' cache
+	// imports only; the main solve's frontend takes the chosen ones when
+	// it sends the build (see frontend.BuildWithLateImports), the prefix
+	// chain before its first solve. On a builder that pulls lazily the
+	// push waits for it first: where the cache sources are decides how
+	// the image is exported (see oneRegistry).
+	Late func(context.Context) (Chosen, error)
 }
 
 // An ImageEdit changes the image before it is pushed. Edits are best
@@ -140,6 +144,12 @@ type Result struct {
 // finish the image (convert what is left, restore cache records, apply the
 // edits, set times) and push its content, tag.
 func Push(ctx context.Context, c *client.Client, so client.SolveOpt, cfg Config, p Progress) (*Result, error) {
+	if cfg.Lazy {
+		var err error
+		if so, cfg, err = settle(ctx, so, cfg); err != nil {
+			return nil, err
+		}
+	}
 	sp, err := prepare(ctx, cfg, so, p)
 	if err != nil {
 		return nil, err
@@ -225,7 +235,7 @@ func prepare(ctx context.Context, cfg Config, so client.SolveOpt, p Progress) (_
 	}()
 	importsCtx, stopImports := context.WithCancel(ctx)
 	sp.cleanup = append(sp.cleanup, stopImports)
-	sp.imported = readImportedRecords(importsCtx, so.CacheImports, cfg.Platform, cfg.Insecure)
+	sp.imported = readImportedRecords(importsCtx, so.CacheImports, cfg.Late, cfg.Platform, cfg.Insecure)
 	if sp.tmp, err = os.MkdirTemp("", "strata-push-"); err != nil {
 		return nil, err
 	}
@@ -255,41 +265,6 @@ func prepare(ctx context.Context, cfg Config, so client.SolveOpt, p Progress) (_
 	// it is converted as well (see earlyGate).
 	sp.gate = newEarlyGate(sp.pushCtx, sp.pushers)
 	return sp, nil
-}
-
-// writePrefixes writes each prefix Dockerfile into a directory of its own,
-// a local mount of the session beside the build's own.
-func (sp *streamedPush) writePrefixes(so client.SolveOpt) error {
-	dockerfile := sp.cfg.Dockerfile
-	sp.dirs = filesync.StaticDirSource{}
-	for k, v := range so.LocalMounts {
-		sp.dirs[k] = v
-	}
-	// BuildKit reads <Dockerfile>.dockerignore from beside the Dockerfile
-	// before the context's .dockerignore: each prefix needs it too, or its
-	// COPY layers would differ from the final image's.
-	ignore, err := os.ReadFile(dockerfile + ".dockerignore")
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return errs.Inputf("%s.dockerignore: %v", dockerfile, err)
-	}
-	for i, dt := range sp.cfg.Prefixes {
-		dir := filepath.Join(sp.tmp, fmt.Sprintf("prefix-%d", i+1))
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(dir, filepath.Base(dockerfile)), dt, 0o600); err != nil {
-			return err
-		}
-		if ignore != nil {
-			if err := os.WriteFile(filepath.Join(dir, filepath.Base(dockerfile)+".dockerignore"), ignore, 0o600); err != nil {
-				return err
-			}
-		}
-		if sp.dirs[filepath.Base(dir)], err = fsutil.NewFS(dir); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // close ends what the phases started, last first.
@@ -382,56 +357,12 @@ func (sp *streamedPush) solve(ctx context.Context, c *client.Client, so client.S
 	fin := newFinisher(sp.pushCtx, sp, endChain)
 
 	solveStart := time.Now()
-	resp, err := c.Build(ctx, mainOpt, frontend.Name, frontend.Build, fin.watch(sp.p.Main()))
+	resp, err := c.Build(ctx, mainOpt, frontend.Name, sp.frontend(), fin.watch(sp.p.Main()))
 	solveTime := time.Since(solveStart)
 	fin.solveEnded()
 	endChain()
 	<-chainDone
 	return resp, solveTime, fin, err
-}
-
-// prefixChain solves the prefixes in order, each when the one before it has
-// been exported, none once stop is closed, and converts and uploads each
-// prefix's new layers.
-func (sp *streamedPush) prefixChain(ctx context.Context, c *client.Client, so client.SolveOpt, stop <-chan struct{}) {
-	for i := range sp.cfg.Prefixes {
-		select {
-		case <-stop:
-			return
-		default:
-		}
-		attrs := clone(so.FrontendAttrs)
-		attrs["dockerfilekey"] = fmt.Sprintf("prefix-%d", i+1)
-		popt := sp.withSession(so, clone(exportAttrs))
-		popt.FrontendAttrs = attrs
-		popt.CacheImports = so.CacheImports
-		resp, err := c.Build(ctx, popt, frontend.Name, frontend.Build, sp.p.Quiet())
-		if err != nil {
-			return // the main solve reports build errors; its export covers the rest
-		}
-		desc, err := exportedDescriptor(resp.ExporterResponse)
-		if err != nil {
-			return
-		}
-		if err := sp.readImage(ctx, desc); err != nil {
-			return
-		}
-		ls, err := push.Layers(ctx, sp.store, desc)
-		if err != nil {
-			return
-		}
-		at := time.Now()
-		for _, l := range ls {
-			if sp.conv.converts(l) {
-				sp.convertAndPush(l, at)
-				continue
-			}
-			sp.layers.builtAt(l, at)
-			for _, ps := range sp.pushers {
-				ps.PushBlob(sp.pushCtx, l)
-			}
-		}
-	}
 }
 
 // finishImage is the fourth phase: the image the main solve exported, with

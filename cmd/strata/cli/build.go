@@ -92,7 +92,8 @@ func (b *buildCmd) addFlags(cmd *cobra.Command) {
 }
 
 // run builds, and pushes with --push: the builder reached while the
-// automatic cache is chosen, build.Run, then the index and the metadata file updated.
+// automatic cache is chosen, build.Run (which may start the solve before
+// the choice is made), then the index and the metadata file updated.
 func (b *buildCmd) run(cmd *cobra.Command, s Streams, args []string) error {
 	opt, err := b.options(cmd, args)
 	if err != nil {
@@ -104,14 +105,17 @@ func (b *buildCmd) run(cmd *cobra.Command, s Streams, args []string) error {
 		return err
 	}
 	// The cache sources are chosen from the registry and the index while
-	// the builder is reached (or started): neither waits for the other.
-	// What the choice says is held until the builder answers, so that a
-	// builder that cannot be reached is the one line printed.
+	// the builder is reached (or started), and while the build reads the
+	// Dockerfile and the context: none waits for the other. What the
+	// choice says is held until the builder answers, so that a builder
+	// that cannot be reached is the one line printed.
+	opt = opt.OpenContext() // one walk of the context for the choice and the build
 	chooseCtx, stopChoosing := context.WithCancel(ctx)
 	defer stopChoosing()
 	held := holdMessages(ac)
 	chosen := make(chan build.Choice, 1)
 	go func() { chosen <- ac.Choose(chooseCtx, opt) }()
+	pending := build.Pending(chosen)
 	// The default SOURCE_DATE_EPOCH (the last commit's time, from git) is
 	// read beside them too.
 	epochOpt, epochErr := opt, make(chan error, 1)
@@ -119,23 +123,28 @@ func (b *buildCmd) run(cmd *cobra.Command, s Streams, args []string) error {
 	c, e, err := b.bf.connect(ctx)
 	if err != nil {
 		stopChoosing()
-		<-chosen
+		pending.Wait()
 		return err
 	}
 	defer c.Close()
 	if h := e.LazyPullHint(); h != "" && opt.Progress != "quiet" && opt.Progress != "rawjson" {
 		fmt.Fprintf(s.Err, "strata: lazy pulls are off: %s\n", h)
 	}
-	choice := <-chosen
 	held.release()
 	if err := <-epochErr; err != nil {
+		stopChoosing()
+		pending.Wait()
 		return err
 	}
 	opt.SourceDateEpoch = epochOpt.SourceDateEpoch
-	res, err := build.Run(ctx, c, choice.Apply(opt), s.Err)
+	opt.Pending = pending
+	res, err := build.Run(ctx, c, opt, s.Err)
 	if err != nil {
+		stopChoosing()
+		pending.Wait()
 		return err
 	}
+	choice := pending.Wait()
 	res.AutoCache, res.CacheSource = choice.Imports, choice.Source
 	if opt.Push {
 		ac.Record(ctx, opt.Tags)
