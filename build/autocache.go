@@ -210,7 +210,9 @@ func (a *AutoCache) readTargets(ctx context.Context, x *cache.Index, tags []stri
 	var parts []string
 	for _, r := range repos {
 		opts := append(slices.Clone(a.Options), crawl.WithLogger(slog.New(slog.DiscardHandler)))
-		res, err := crawl.Refresh(ctx, x, crawl.RefreshOptions{Registry: r.RegistryStr(), Repos: []string{r.RepositoryStr()}, MaxTags: a.TargetTags}, opts...)
+		// No ping first: the tag list is the first request, and its
+		// failure the warning.
+		res, err := crawl.Refresh(ctx, x, crawl.RefreshOptions{Registry: r.RegistryStr(), Repos: []string{r.RepositoryStr()}, MaxTags: a.TargetTags, NoPing: true}, opts...)
 		if err != nil {
 			a.warn("reading the tags of %s: %s; planning without them", r, errs.FirstLine(err.Error()))
 			continue

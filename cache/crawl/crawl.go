@@ -40,6 +40,11 @@ type RefreshOptions struct {
 	// rest in descending order, so version tags are read newest first.
 	// Tags left unread keep what the index holds for them.
 	MaxTags int
+	// NoPing leaves out the check that the registry answers before
+	// anything is read (one round trip): the first tag list is the check,
+	// and a named repository whose tags cannot be listed (but is not
+	// missing) fails the refresh instead of being skipped with a warning.
+	NoPing bool
 }
 
 // RefreshResult counts what a refresh did.
@@ -69,8 +74,10 @@ func Refresh(ctx context.Context, x *cache.Index, ro RefreshOptions, opts ...Opt
 	if err != nil {
 		return nil, errs.Usagef("--registry %q: %v", ro.Registry, err)
 	}
-	if _, err := transport.Ping(ctx, reg, o.Base); err != nil {
-		return nil, regopts.Error("reach "+ro.Registry, err)
+	if !ro.NoPing {
+		if _, err := transport.Ping(ctx, reg, o.Base); err != nil {
+			return nil, regopts.Error("reach "+ro.Registry, err)
+		}
 	}
 	puller, err := o.Puller(ctx)
 	if err != nil {
@@ -78,7 +85,7 @@ func Refresh(ctx context.Context, x *cache.Index, ro RefreshOptions, opts ...Opt
 	}
 	// Refs use the registry's canonical name (docker.io is index.docker.io),
 	// as AddImage does.
-	c := &crawler{o: o, x: x, host: reg.RegistryStr(), puller: puller, res: &RefreshResult{}, now: time.Now().UTC(), known: map[string][]*cache.Image{}, maxTags: ro.MaxTags,
+	c := &crawler{o: o, x: x, host: reg.RegistryStr(), puller: puller, res: &RefreshResult{}, now: time.Now().UTC(), noPing: ro.NoPing, known: map[string][]*cache.Image{}, maxTags: ro.MaxTags,
 		sem: make(chan struct{}, o.Jobs), indexed: map[string][]string{}}
 	c.files = knownFiles(x)
 	seen := map[string]bool{}
@@ -172,6 +179,8 @@ type crawler struct {
 	known  map[string][]*cache.Image // by the digest the tag pointed to
 	// maxTags bounds the tags read per repository (RefreshOptions.MaxTags).
 	maxTags int
+	// noPing: a tag list that fails fails the refresh (RefreshOptions.NoPing).
+	noPing bool
 	// files are the files digests of COPY layers, by layer digest (see
 	// layerFiles), and the COPY steps left to text matching.
 	files                   map[string]string
@@ -271,6 +280,8 @@ func (c *crawler) repo(ctx context.Context, repo string) error {
 		return ctx.Err()
 	case errors.As(err, &te) && te.StatusCode == http.StatusNotFound:
 		tags = nil // the repository is gone: so are its tags
+	case c.noPing:
+		return regopts.Error("list the tags of "+c.host+"/"+repo, err)
 	default:
 		c.warn("%s/%s: list tags: %s; skipped", c.host, repo, describe(err))
 		return nil

@@ -2,6 +2,7 @@ package crawl
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -21,6 +22,7 @@ import (
 	"github.com/strata-build/strata/cache"
 	"github.com/strata-build/strata/cache/internal/cachetest"
 	"github.com/strata-build/strata/cache/internal/regopts"
+	"github.com/strata-build/strata/errs"
 )
 
 func TestRefresh(t *testing.T) {
@@ -265,5 +267,46 @@ func TestRefreshHeadsOnlyWhatCanBeReused(t *testing.T) {
 		if !maps.Equal(count, want) {
 			t.Errorf("refresh %d: manifest requests %v, want %v", i+1, count, want)
 		}
+	}
+}
+
+// With NoPing the tag list is the first request (one /v2/ check less), and
+// a repository whose tags cannot be listed fails the refresh instead of
+// being skipped; a missing one is still no error.
+func TestRefreshNoPing(t *testing.T) {
+	host := cachetest.FaultyRegistry(t)
+	l := cachetest.Layers(2, "app")
+	cachetest.PushRaw(t, host+"/app:v1", types.OCIConfigJSON, cachetest.Config("amd64", true, cachetest.History("RUN /bin/sh -c a"), l), l)
+	var mu sync.Mutex
+	pings := 0
+	counting := withTransport(roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if r.URL.Path == "/v2/" && r.URL.Scheme == "http" { // the registry is plain HTTP
+			mu.Lock()
+			pings++
+			mu.Unlock()
+		}
+		return http.DefaultTransport.RoundTrip(r)
+	}))
+	opts := []Option{WithKeychain(authn.NewMultiKeychain()), counting}
+	for noPing, want := range map[bool]int{false: 2, true: 1} {
+		pings = 0
+		x := cache.NewIndex()
+		if res, err := Refresh(t.Context(), x, RefreshOptions{Registry: host, Repos: []string{"app"}, NoPing: noPing}, opts...); err != nil || x.Len() != 1 {
+			t.Fatalf("no ping %v: %d images, %+v, %v", noPing, x.Len(), res, err)
+		}
+		if pings != want {
+			t.Errorf("no ping %v: %d requests to /v2/, want %d", noPing, pings, want)
+		}
+	}
+
+	res, err := Refresh(t.Context(), cache.NewIndex(), RefreshOptions{Registry: host, Repos: []string{"secret"}}, opts...)
+	if err != nil || len(res.Warnings) != 1 {
+		t.Errorf("a repository refusing its tag list: %+v, %v; want it skipped with a warning", res, err)
+	}
+	if _, err := Refresh(t.Context(), cache.NewIndex(), RefreshOptions{Registry: host, Repos: []string{"secret"}, NoPing: true}, opts...); !errors.Is(err, errs.ErrRegistry) || !strings.Contains(err.Error(), "list the tags of "+host+"/secret") {
+		t.Errorf("with no ping, a repository refusing its tag list: %v; want a registry error naming it", err)
+	}
+	if res, err := Refresh(t.Context(), cache.NewIndex(), RefreshOptions{Registry: host, Repos: []string{"missing"}, NoPing: true}, opts...); err != nil || res.Tags != 0 {
+		t.Errorf("with no ping, a missing repository: %+v, %v; want no tags and no error", res, err)
 	}
 }
