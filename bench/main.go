@@ -35,6 +35,8 @@ type config struct {
 	DepsMB    int     `json:"depsMB"`
 	Work      int     `json:"workRounds"`
 	Bandwidth float64 `json:"bandwidthMBps"`
+	// Latency is the round trip added to each request on the limited link.
+	Latency time.Duration `json:"latency,omitempty"`
 	// Compression, when set, is the layer compression of every contender
 	// of the push scenario.
 	Compression string `json:"compression,omitempty"`
@@ -69,6 +71,7 @@ func main() {
 	flag.IntVar(&cfg.DepsMB, "deps-mb", 100, "megabytes the dependency step of the one-change scenario writes (half random)")
 	flag.IntVar(&cfg.Work, "work", 6, "rounds of hashing in each heavy step (CPU work)")
 	flag.Float64Var(&cfg.Bandwidth, "bandwidth", 25, "MB/s each way on the limited link")
+	flag.DurationVar(&cfg.Latency, "latency", 0, "round trip added to each request on the limited link (e.g. 20ms: a distant registry)")
 	flag.StringVar(&cfg.Compression, "compression", "", "layer compression of every contender of the push scenario (estargz, zstd, uncompressed; default: each tool's own, eStargz for strata and gzip for buildctl)")
 	flag.StringVar(&cfg.Snapshotter, "snapshotter", "", "snapshotter of every fresh builder: stargz, overlayfs, native (default: BuildKit's auto)")
 	flag.BoolVar(&cfg.KeepTimes, "keep-times", false, "add strata build --push --reproducible=false to the push scenario")
@@ -131,7 +134,7 @@ func run(ctx context.Context, cfg config, out, doc, keep string) error {
 		opts []testenv.ProxyOption
 	}{
 		{"loopback", nil},
-		{fmt.Sprintf("%g MB/s", cfg.Bandwidth), []testenv.ProxyOption{testenv.WithBandwidth(int(cfg.Bandwidth * 1e6))}},
+		{limitedLink(cfg), []testenv.ProxyOption{testenv.WithBandwidth(int(cfg.Bandwidth * 1e6)), testenv.WithLatency(cfg.Latency)}},
 	}
 	rep := Report{Date: time.Now().UTC(), Config: cfg}
 	for _, l := range links {
@@ -191,4 +194,13 @@ func renderDoc(results, doc string) error {
 		return fmt.Errorf("%s: %w", results, err)
 	}
 	return os.WriteFile(doc, []byte(markdown(rep, results)), 0o644)
+}
+
+// limitedLink names the limited link: its bandwidth, and its round trip
+// when one is added.
+func limitedLink(cfg config) string {
+	if cfg.Latency > 0 {
+		return fmt.Sprintf("%g MB/s, %s RTT", cfg.Bandwidth, cfg.Latency)
+	}
+	return fmt.Sprintf("%g MB/s", cfg.Bandwidth)
 }

@@ -27,6 +27,7 @@ type Proxy struct {
 	up     *rate.Limiter // client -> registry
 	down   *rate.Limiter // registry -> client
 	faults []*Fault
+	delay  time.Duration // see WithLatency
 
 	BytesUp, BytesDown atomic.Int64 // bodies sent to and received from the registry
 	BlobUploads        atomic.Int64 // completed blob uploads (final PUT answered 201)
@@ -72,6 +73,13 @@ func WithBandwidth(bytesPerSecond int) ProxyOption {
 		p.up = rate.NewLimiter(rate.Limit(bytesPerSecond), burst)
 		p.down = rate.NewLimiter(rate.Limit(bytesPerSecond), burst)
 	}
+}
+
+// WithLatency holds each request for rtt before it reaches the registry:
+// one round trip to a distant registry per request (over connections kept
+// alive; handshakes are not modelled).
+func WithLatency(rtt time.Duration) ProxyOption {
+	return func(p *Proxy) { p.delay = rtt }
 }
 
 // WithFaults injects faults.
@@ -123,6 +131,13 @@ func StartProxy(upstream string, opts ...ProxyOption) (*Proxy, error) {
 		}
 		if r.Body != nil {
 			r.Body = &limitedBody{ReadCloser: r.Body, lim: p.up, n: &p.BytesUp}
+		}
+		if p.delay > 0 {
+			select {
+			case <-time.After(p.delay):
+			case <-r.Context().Done():
+				return
+			}
 		}
 		rp.ServeHTTP(w, r)
 	}), ReadHeaderTimeout: 10 * time.Second}
