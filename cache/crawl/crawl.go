@@ -41,9 +41,9 @@ type RefreshOptions struct {
 	// Tags left unread keep what the index holds for them.
 	MaxTags int
 	// NoPing leaves out the check that the registry answers before
-	// anything is read (one round trip): the first tag list is the check,
-	// and a named repository whose tags cannot be listed (but is not
-	// missing) fails the refresh instead of being skipped with a warning.
+	// anything is read (one round trip): the first tag list is the check.
+	// Only when a tag list fails is the registry pinged, so that one that
+	// does not answer fails the refresh as it would have at the start.
 	NoPing bool
 }
 
@@ -85,7 +85,7 @@ func Refresh(ctx context.Context, x *cache.Index, ro RefreshOptions, opts ...Opt
 	}
 	// Refs use the registry's canonical name (docker.io is index.docker.io),
 	// as AddImage does.
-	c := &crawler{o: o, x: x, host: reg.RegistryStr(), puller: puller, res: &RefreshResult{}, now: time.Now().UTC(), noPing: ro.NoPing, known: map[string][]*cache.Image{}, maxTags: ro.MaxTags,
+	c := &crawler{o: o, x: x, host: reg.RegistryStr(), puller: puller, res: &RefreshResult{}, now: time.Now().UTC(), noPing: ro.NoPing, reg: reg, known: map[string][]*cache.Image{}, maxTags: ro.MaxTags,
 		sem: make(chan struct{}, o.Jobs), indexed: map[string][]string{}}
 	c.files = knownFiles(x)
 	seen := map[string]bool{}
@@ -179,8 +179,10 @@ type crawler struct {
 	known  map[string][]*cache.Image // by the digest the tag pointed to
 	// maxTags bounds the tags read per repository (RefreshOptions.MaxTags).
 	maxTags int
-	// noPing: a tag list that fails fails the refresh (RefreshOptions.NoPing).
+	// noPing: the registry reg is pinged only when a tag list fails
+	// (RefreshOptions.NoPing).
 	noPing bool
+	reg    name.Registry
 	// files are the files digests of COPY layers, by layer digest (see
 	// layerFiles), and the COPY steps left to text matching.
 	files                   map[string]string
@@ -280,9 +282,12 @@ func (c *crawler) repo(ctx context.Context, repo string) error {
 		return ctx.Err()
 	case errors.As(err, &te) && te.StatusCode == http.StatusNotFound:
 		tags = nil // the repository is gone: so are its tags
-	case c.noPing:
-		return regopts.Error("list the tags of "+c.host+"/"+repo, err)
 	default:
+		if c.noPing {
+			if _, perr := transport.Ping(ctx, c.reg, c.o.Base); perr != nil {
+				return regopts.Error("reach "+c.host, perr)
+			}
+		}
 		c.warn("%s/%s: list tags: %s; skipped", c.host, repo, describe(err))
 		return nil
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -270,9 +271,10 @@ func TestRefreshHeadsOnlyWhatCanBeReused(t *testing.T) {
 	}
 }
 
-// With NoPing the tag list is the first request (one /v2/ check less), and
-// a repository whose tags cannot be listed fails the refresh instead of
-// being skipped; a missing one is still no error.
+// With NoPing the tag list is the first request (one /v2/ check less); a
+// repository whose tags cannot be listed is skipped with a warning as
+// before, a missing one is no error, and a registry that does not answer
+// at all still fails the refresh.
 func TestRefreshNoPing(t *testing.T) {
 	host := cachetest.FaultyRegistry(t)
 	l := cachetest.Layers(2, "app")
@@ -298,15 +300,22 @@ func TestRefreshNoPing(t *testing.T) {
 			t.Errorf("no ping %v: %d requests to /v2/, want %d", noPing, pings, want)
 		}
 	}
-
-	res, err := Refresh(t.Context(), cache.NewIndex(), RefreshOptions{Registry: host, Repos: []string{"secret"}}, opts...)
-	if err != nil || len(res.Warnings) != 1 {
-		t.Errorf("a repository refusing its tag list: %+v, %v; want it skipped with a warning", res, err)
+	for _, noPing := range []bool{false, true} {
+		res, err := Refresh(t.Context(), cache.NewIndex(), RefreshOptions{Registry: host, Repos: []string{"secret"}, NoPing: noPing}, opts...)
+		if err != nil || len(res.Warnings) != 1 {
+			t.Errorf("no ping %v, a repository refusing its tag list: %+v, %v; want it skipped with a warning", noPing, res, err)
+		}
 	}
-	if _, err := Refresh(t.Context(), cache.NewIndex(), RefreshOptions{Registry: host, Repos: []string{"secret"}, NoPing: true}, opts...); !errors.Is(err, errs.ErrRegistry) || !strings.Contains(err.Error(), "list the tags of "+host+"/secret") {
-		t.Errorf("with no ping, a repository refusing its tag list: %v; want a registry error naming it", err)
-	}
-	if res, err := Refresh(t.Context(), cache.NewIndex(), RefreshOptions{Registry: host, Repos: []string{"missing"}, NoPing: true}, opts...); err != nil || res.Tags != 0 {
+	if res, err := Refresh(t.Context(), cache.NewIndex(), RefreshOptions{Registry: host, Repos: []string{"missing"}, NoPing: true}, opts...); err != nil || res.Tags != 0 || len(res.Warnings) != 0 {
 		t.Errorf("with no ping, a missing repository: %+v, %v; want no tags and no error", res, err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := ln.Addr().String()
+	ln.Close()
+	if _, err := Refresh(t.Context(), cache.NewIndex(), RefreshOptions{Registry: gone, Repos: []string{"app"}, NoPing: true}, opts...); !errors.Is(err, errs.ErrRegistry) || !strings.Contains(err.Error(), "reach "+gone) {
+		t.Errorf("with no ping, a registry that does not answer: %v; want a registry error naming it", err)
 	}
 }
