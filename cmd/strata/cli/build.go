@@ -111,19 +111,22 @@ func (b *buildCmd) run(cmd *cobra.Command, s Streams, args []string) error {
 	// that cannot be reached is the one line printed.
 	opt = opt.OpenContext() // one walk of the context for the choice and the build
 	chooseCtx, stopChoosing := context.WithCancel(ctx)
-	defer stopChoosing()
 	held := holdMessages(ac)
 	chosen := make(chan build.Choice, 1)
 	go func() { chosen <- ac.Choose(chooseCtx, opt) }()
 	pending := build.Pending(chosen)
+	// However the build ends, the choice has ended (and said what it
+	// says) before strata returns.
+	defer func() {
+		stopChoosing()
+		pending.Wait()
+	}()
 	// The default SOURCE_DATE_EPOCH (the last commit's time, from git) is
 	// read beside them too.
 	epochOpt, epochErr := opt, make(chan error, 1)
 	go func() { epochErr <- epochOpt.ResolveEpoch() }()
 	c, e, err := b.bf.connect(ctx)
 	if err != nil {
-		stopChoosing()
-		pending.Wait()
 		return err
 	}
 	defer c.Close()
@@ -132,16 +135,12 @@ func (b *buildCmd) run(cmd *cobra.Command, s Streams, args []string) error {
 	}
 	held.release()
 	if err := <-epochErr; err != nil {
-		stopChoosing()
-		pending.Wait()
 		return err
 	}
 	opt.SourceDateEpoch = epochOpt.SourceDateEpoch
 	opt.Pending = pending
 	res, err := build.Run(ctx, c, opt, s.Err)
 	if err != nil {
-		stopChoosing()
-		pending.Wait()
 		return err
 	}
 	choice := pending.Wait()
