@@ -146,3 +146,25 @@ func TestCacheSurvivesCommits(t *testing.T) {
 		t.Errorf("strata with buildctl's image as cache: steps %+v, want all 6 cached\n%s", st.Steps, tail(stderr, 40))
 	}
 }
+
+// gitApp is a git checkout of an application built from dockerfile, with a
+// lockfile and one source file, committed at t0 as v1.
+func gitApp(t *testing.T, dockerfile string, t0 time.Time) string {
+	t.Helper()
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"Dockerfile":  dockerfile,
+		"deps.lock":   "dep 1.0\n",
+		"src/main.sh": "v1\n",
+	})
+	gitCommit(t, dir, t0, "v1")
+	return dir
+}
+
+// changeSource changes the source file of a gitApp checkout in a new
+// commit, at.
+func changeSource(t *testing.T, dir string, at time.Time) {
+	t.Helper()
+	writeFiles(t, dir, map[string]string{"src/main.sh": "v2\n"})
+	gitCommit(t, dir, at, "v2")
+}
