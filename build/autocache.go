@@ -113,14 +113,16 @@ func (a *AutoCache) Choose(ctx context.Context, opt Options) Choice {
 	// repositories' tags are.
 	staged := make(chan stagesRead, 1)
 	go func() { staged <- a.readStages(ctx, opt, contextDir, dockerfile) }()
+	var exports []string
 	if a.TargetTags > 0 {
-		if src := a.readTargets(ctx, x, opt.Tags); src != "" {
+		var src string
+		if src, exports = a.readTargets(ctx, x, opt.Tags); src != "" {
 			c.Source = src
 		}
 	}
 	r := <-staged
 	c.Context, c.Dockerfile = r.context, r.dockerfile
-	if x.Len() == 0 {
+	if x.Len() == 0 && len(exports) == 0 {
 		return c
 	}
 	a.note("cache sources from %s", c.Source)
@@ -128,14 +130,43 @@ func (a *AutoCache) Choose(ctx context.Context, opt Options) Choice {
 		a.warn("planning cache sources: %v; building without automatic cache", r.err)
 		return c
 	}
-	pl := r.stages.Plan(x)
-	c.Imports = pl.Imports(a.Max)
-	c.CachedThrough = cachedThrough(pl, c.Imports)
-	c.Stage = pl.TargetStage()
+	if x.Len() > 0 {
+		pl := r.stages.Plan(x)
+		c.Imports = pl.Imports(a.Max)
+		c.CachedThrough = cachedThrough(pl, c.Imports)
+		c.Stage = pl.TargetStage()
+	}
+	c.Imports = append(c.Imports, cacheExports(exports)...)
 	for _, im := range c.Imports {
 		a.note("cache from %s: %s", im.Ref, im.Reason)
 	}
 	return c
+}
+
+// maxCacheExports bounds the registry cache exports of the target
+// repositories a build imports.
+const maxCacheExports = 2
+
+// cacheExports are the imports of the registry cache exports found in the
+// target repositories (BuildKit's --cache-to type=registry): their records
+// cover the stages they were exported with (every stage with mode=max),
+// where an image's inline cache covers only its own layers. They are not
+// planned (they carry no history): the branch-like tags (buildcache,
+// cache) come first, then the others in order, at most maxCacheExports.
+func cacheExports(refs []string) []AutoImport {
+	refs = slices.Clone(refs)
+	rank := func(ref string) int {
+		if i := slices.Index([]string{"buildcache", "cache"}, ref[strings.LastIndex(ref, ":")+1:]); i >= 0 {
+			return i
+		}
+		return 2
+	}
+	slices.SortStableFunc(refs, func(a, b string) int { return rank(a) - rank(b) })
+	var out []AutoImport
+	for _, ref := range refs[:min(len(refs), maxCacheExports)] {
+		out = append(out, AutoImport{Ref: ref, Reason: "registry cache export of BuildKit (--cache-to type=registry): its records cover the stages it was exported with, every stage with mode=max"})
+	}
+	return out
 }
 
 // stagesRead is what readStages read.
@@ -200,12 +231,14 @@ func (a *AutoCache) Record(ctx context.Context, refs []string) {
 }
 
 // readTargets reads the newest tags of the repositories of tags into x, and
-// keeps what changed in the store. It returns what the plan is made from.
-func (a *AutoCache) readTargets(ctx context.Context, x *cache.Index, tags []string) string {
+// keeps what changed in the store. It returns what the plan is made from,
+// and the tags read that hold registry cache exports.
+func (a *AutoCache) readTargets(ctx context.Context, x *cache.Index, tags []string) (string, []string) {
 	repos := targetRepos(tags)
 	if len(repos) == 0 {
-		return ""
+		return "", nil
 	}
+	var exports []string
 	before := x.Snapshot()
 	var parts []string
 	for _, r := range repos {
@@ -220,6 +253,7 @@ func (a *AutoCache) readTargets(ctx context.Context, x *cache.Index, tags []stri
 		if res.TextOnly != "" {
 			a.note("%s: %s", r, res.TextOnly)
 		}
+		exports = append(exports, res.CacheExports...)
 		part := fmt.Sprintf("%s (%d tags read", r, res.Tags)
 		if res.Unread > 0 {
 			part += fmt.Sprintf(" of %d, newest first", res.Tags+res.Unread)
@@ -227,14 +261,14 @@ func (a *AutoCache) readTargets(ctx context.Context, x *cache.Index, tags []stri
 		parts = append(parts, part+")")
 	}
 	if len(parts) == 0 {
-		return ""
+		return "", nil
 	}
 	if changed := x.ChangedSince(before); changed.Len() > 0 {
 		if _, err := a.Store.Update(ctx, changed); err != nil {
 			a.warn("keeping the tags read in %s: %v", a.Store, err)
 		}
 	}
-	return fmt.Sprintf("target repository %s and index %s (%d images)", strings.Join(parts, ", "), a.Store, x.Len())
+	return fmt.Sprintf("target repository %s and index %s (%d images)", strings.Join(parts, ", "), a.Store, x.Len()), exports
 }
 
 // targetRepos are the distinct repositories of refs, in order.

@@ -91,3 +91,20 @@ func TestChooseReturnsItsChoice(t *testing.T) {
 		t.Error("an empty choice dropped the caller's build context")
 	}
 }
+
+func TestCacheExports(t *testing.T) {
+	got := cacheExports([]string{"r.example/app:a-cache", "r.example/app:cache", "r.example/app:buildcache", "r.example/app:z"})
+	var refs []string
+	for _, im := range got {
+		refs = append(refs, im.Ref)
+		if !strings.Contains(im.Reason, "registry cache export") {
+			t.Errorf("%s: reason %q", im.Ref, im.Reason)
+		}
+	}
+	if want := []string{"r.example/app:buildcache", "r.example/app:cache"}; !slices.Equal(refs, want) {
+		t.Errorf("imports %v, want %v", refs, want)
+	}
+	if got := cacheExports(nil); len(got) != 0 {
+		t.Errorf("no exports: %v", got)
+	}
+}

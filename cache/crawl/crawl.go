@@ -59,7 +59,11 @@ type RefreshResult struct {
 	// TextOnly says which COPY steps are compared by text only (their
 	// layer could not be read, or is too large); empty when none.
 	TextOnly string
-	Warnings []string
+	// CacheExports are the tags read that hold a registry cache export of
+	// BuildKit (--cache-to type=registry), sorted. They are not indexed (no
+	// history), but they are cache sources for every stage they cover.
+	CacheExports []string
+	Warnings     []string
 }
 
 // Refresh crawls a registry into x: repositories (from the catalog or by
@@ -119,6 +123,7 @@ func Refresh(ctx context.Context, x *cache.Index, ro RefreshOptions, opts ...Opt
 		c.dropGoneRepos(repos, ro.Repos)
 	}
 	c.res.Repos = len(repos)
+	slices.Sort(c.res.CacheExports)
 	if c.res.TextOnly = c.textRanking(); c.res.TextOnly != "" {
 		c.o.Log.Warn(c.res.TextOnly)
 	}
@@ -405,6 +410,9 @@ func (c *crawler) tag(ctx context.Context, t name.Tag, ref string) {
 	}
 	dgst := d.Digest.String()
 	imgs, err := c.descriptor(ref, d)
+	if errors.Is(err, errCacheExport) {
+		c.count(func(_ *Progress, res *RefreshResult) { res.CacheExports = append(res.CacheExports, ref) })
+	}
 	if err != nil {
 		if !errors.Is(err, errSkipSilently) {
 			c.warn("%s: %v; skipped", ref, err)

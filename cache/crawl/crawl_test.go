@@ -90,6 +90,9 @@ func TestRefresh(t *testing.T) {
 	if strings.Contains(warnings, ":buildcache") {
 		t.Errorf("warned about a registry cache export:\n%s", warnings)
 	}
+	if want := []string{app + ":buildcache"}; !slices.Equal(res.CacheExports, want) {
+		t.Errorf("cache exports %v, want %v", res.CacheExports, want)
+	}
 	for _, w := range []string{":bad", ":nohistory", ":helm", ":boom"} {
 		if !strings.Contains(warnings, w) {
 			t.Errorf("no warning about %s in:\n%s", w, warnings)

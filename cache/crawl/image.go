@@ -47,7 +47,7 @@ func (c *crawler) index(ref string, d *remote.Descriptor) ([]*cache.Image, error
 	silent := false
 	for _, desc := range im.Manifests {
 		if desc.MediaType == buildkitCacheConfig {
-			return nil, errSkipSilently // a registry cache export (--cache-to type=registry)
+			return nil, errCacheExport
 		}
 		if !desc.MediaType.IsImage() || desc.Platform != nil && desc.Platform.OS == "unknown" {
 			continue // attestations and nested indexes
@@ -84,7 +84,7 @@ func (c *crawler) image(ref string, img v1.Image, p *v1.Platform) (*cache.Image,
 		return nil, fmt.Errorf("config of %d bytes is larger than %d", mf.Config.Size, maxConfigSize)
 	}
 	if mf.Config.MediaType == buildkitCacheConfig {
-		return nil, errSkipSilently
+		return nil, errCacheExport
 	}
 	if mt := mf.Config.MediaType; mt != "" && mt != types.DockerConfigJSON && mt != types.OCIConfigJSON {
 		return nil, fmt.Errorf("config media type %q is not an image config", mt)
@@ -121,12 +121,17 @@ func (c *crawler) image(ref string, img v1.Image, p *v1.Platform) (*cache.Image,
 // reproducibleCutoff: created times before it are taken as pinned, not real.
 var reproducibleCutoff = time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// buildkitCacheConfig is the config of BuildKit's registry cache exports;
-// they carry no history to index and are skipped without a warning.
+// buildkitCacheConfig is the config of BuildKit's registry cache exports
+// (--cache-to type=registry): they carry no history to index, and are
+// skipped without a warning; a refresh lists them (CacheExports).
 const buildkitCacheConfig = "application/vnd.buildkit.cacheconfig.v0"
 
-// errSkipSilently marks images strata itself keeps in registries (the shared index).
+// errSkipSilently marks images strata itself keeps in registries (the
+// shared index), and registry cache exports.
 var errSkipSilently = errors.New("strata index artifact")
+
+// errCacheExport marks a registry cache export of BuildKit.
+var errCacheExport = fmt.Errorf("BuildKit registry cache export: %w", errSkipSilently)
 
 // imageFromConfig builds an index entry from a raw config and its manifest.
 func imageFromConfig(ref string, raw []byte, mf *v1.Manifest) (*cache.Image, error) {
