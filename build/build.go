@@ -229,6 +229,15 @@ func solveOptions(opt Options, contextDir, dockerfile string) (client.SolveOpt, 
 		}
 		so.CacheImports = append(so.CacheImports, client.CacheOptionsEntry{Type: typ, Attrs: a})
 	}
+	for _, ct := range opt.CacheTo {
+		typ, a, err := cacheExport(ct)
+		if err != nil {
+			return so, err
+		}
+		if typ != "" {
+			so.CacheExports = append(so.CacheExports, client.CacheOptionsEntry{Type: typ, Attrs: a})
+		}
+	}
 
 	if so.Exports, err = exports(opt.Outputs); err != nil {
 		return so, errs.WithHint(errs.Usagef("--output: %v", err), outputHint)

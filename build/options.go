@@ -34,7 +34,12 @@ type Options struct {
 	SSH        []SSH             // --ssh (ParseSSH)
 	Outputs    []Output          // --output (ParseOutput)
 	CacheFrom  []string          // --cache-from REF or type=registry,ref=REF
-	Push       bool              // push Tags to their registries
+	// CacheTo are cache exports BuildKit writes after the build, as
+	// docker buildx build --cache-to: type=registry,ref=REF[,mode=max],
+	// type=local,dest=DIR, or any type the builder knows. type=inline is
+	// what strata's images always carry.
+	CacheTo []string
+	Push    bool // push Tags to their registries
 	// InsecureRegistries may be reached over plain HTTP by strata's own
 	// push (loopback registries always may).
 	InsecureRegistries []string
@@ -168,15 +173,41 @@ func ParseKeyValues(items []string) map[string]string {
 }
 
 func cacheImport(s string) (ref string, attrs map[string]string, err error) {
+	return cacheOption("--cache-from", s)
+}
+
+// cacheExport parses a --cache-to value as docker buildx does: a bare REF
+// is type=registry,ref=REF. It returns "" for type=inline, which every
+// image strata writes carries already.
+func cacheExport(s string) (string, map[string]string, error) {
+	typ, attrs, err := cacheOption("--cache-to", s)
+	if err != nil || typ == "inline" {
+		return "", nil, err
+	}
+	switch {
+	case typ == "registry" && attrs["ref"] == "":
+		return "", nil, errs.WithHint(errs.Usagef("--cache-to %q: type=registry needs ref=", s), "name the cache image: --cache-to type=registry,ref=REGISTRY/REPO:buildcache,mode=max")
+	case typ == "local" && attrs["dest"] == "":
+		return "", nil, errs.WithHint(errs.Usagef("--cache-to %q: type=local needs dest=", s), "name a directory: --cache-to type=local,dest=DIR")
+	}
+	if m, ok := attrs["mode"]; ok && m != "min" && m != "max" {
+		return "", nil, errs.WithHint(errs.Usagef("--cache-to %q: mode=%s is neither min nor max", s, m), "use mode=max to export every stage's steps, mode=min (the default) for the image's own")
+	}
+	return typ, attrs, nil
+}
+
+// cacheOption parses a cache import or export in docker buildx's syntax:
+// REF, or comma-separated KEY=VALUE fields with type= (registry when
+// missing).
+func cacheOption(flag, s string) (typ string, attrs map[string]string, err error) {
 	if !strings.Contains(s, "=") {
 		return "registry", map[string]string{"ref": s}, nil
 	}
 	attrs = map[string]string{}
-	typ := ""
 	for _, f := range strings.Split(s, ",") {
 		k, v, ok := strings.Cut(f, "=")
 		if !ok {
-			return "", nil, errs.Usagef("--cache-from %q: %q is not KEY=VALUE", s, f)
+			return "", nil, errs.Usagef("%s %q: %q is not KEY=VALUE", flag, s, f)
 		}
 		if k == "type" {
 			typ = v
@@ -232,6 +263,11 @@ func (o *Options) check() error {
 	}
 	for _, cf := range o.CacheFrom {
 		if _, _, err := cacheImport(cf); err != nil {
+			return err
+		}
+	}
+	for _, ct := range o.CacheTo {
+		if _, _, err := cacheExport(ct); err != nil {
 			return err
 		}
 	}

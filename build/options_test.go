@@ -139,3 +139,43 @@ func TestForceCompression(t *testing.T) {
 		t.Errorf("streamed push with eStargz: %v", err)
 	}
 }
+
+// --cache-to means what it means to docker buildx build; type=inline is
+// what every image strata writes carries, once.
+func TestCacheTo(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM scratch\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	opt := Options{ContextDir: dir, Tags: []string{"r.example/a:1"}, CacheTo: []string{
+		"r.example/a:buildcache",
+		"type=registry,ref=r.example/a:cache,mode=max",
+		"type=inline",
+		"type=local,dest=" + filepath.Join(dir, "cache"),
+	}}
+	ctxDir, df, err := opt.resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	so, err := solveOptions(opt, ctxDir, df)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range so.CacheExports {
+		got = append(got, e.Type+" "+e.Attrs["ref"]+e.Attrs["dest"]+" "+e.Attrs["mode"])
+	}
+	want := []string{"registry r.example/a:buildcache ", "registry r.example/a:cache max", "local " + filepath.Join(dir, "cache") + " ", "inline  "}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("cache exports\n%q\nwant\n%q", got, want)
+	}
+
+	for _, bad := range []string{"type=registry,mode=max", "type=local", "type=registry,ref=r.example/a:c,mode=all", "type=registry,ref"} {
+		opt := Options{ContextDir: dir, CacheTo: []string{bad}}
+		err := opt.check()
+		if err == nil || !errors.Is(err, errs.ErrUsage) || !strings.Contains(err.Error(), "--cache-to") {
+			t.Errorf("--cache-to %s: %v, want a usage error naming --cache-to", bad, err)
+		}
+	}
+}

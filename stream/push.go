@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -334,7 +335,7 @@ func (sp *streamedPush) solve(ctx context.Context, c *client.Client, so client.S
 	}
 	sp.mainAttrs = mainAttrs
 	mainOpt := sp.withSession(so, mainAttrs)
-	mainOpt.CacheExports = []client.CacheOptionsEntry{{Type: "inline"}}
+	mainOpt.CacheExports = withInline(so.CacheExports) // and the user's --cache-to
 
 	stopChain := make(chan struct{})
 	chainDone := make(chan struct{})
@@ -408,4 +409,13 @@ func (sp *streamedPush) finishImage(ctx context.Context, resp map[string]string)
 		}
 	}
 	return desc, nil
+}
+
+// withInline is exports with the inline cache export every image strata
+// writes carries, once.
+func withInline(exports []client.CacheOptionsEntry) []client.CacheOptionsEntry {
+	if slices.ContainsFunc(exports, func(e client.CacheOptionsEntry) bool { return e.Type == "inline" }) {
+		return exports
+	}
+	return append(slices.Clip(exports), client.CacheOptionsEntry{Type: "inline"})
 }
