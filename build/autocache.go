@@ -136,7 +136,7 @@ func (a *AutoCache) Choose(ctx context.Context, opt Options) Choice {
 		c.CachedThrough = cachedThrough(pl, c.Imports)
 		c.Stage = pl.TargetStage()
 	}
-	c.Imports = append(c.Imports, cacheExports(exports)...)
+	c.Imports = append(c.Imports, cacheExports(exports, opt.CacheFrom)...)
 	for _, im := range c.Imports {
 		a.note("cache from %s: %s", im.Ref, im.Reason)
 	}
@@ -152,9 +152,15 @@ const maxCacheExports = 2
 // cover the stages they were exported with (every stage with mode=max),
 // where an image's inline cache covers only its own layers. They are not
 // planned (they carry no history): the branch-like tags (buildcache,
-// cache) come first, then the others in order, at most maxCacheExports.
-func cacheExports(refs []string) []AutoImport {
-	refs = slices.Clone(refs)
+// cache) come first, then the others in order, at most maxCacheExports;
+// those the build's --cache-from names already are left out.
+func cacheExports(refs, cacheFrom []string) []AutoImport {
+	refs = slices.DeleteFunc(slices.Clone(refs), func(ref string) bool {
+		return slices.ContainsFunc(cacheFrom, func(cf string) bool {
+			typ, attrs, err := cacheImport(cf)
+			return err == nil && typ == "registry" && attrs["ref"] == ref
+		})
+	})
 	rank := func(ref string) int {
 		if i := slices.Index([]string{"buildcache", "cache"}, ref[strings.LastIndex(ref, ":")+1:]); i >= 0 {
 			return i

@@ -93,7 +93,8 @@ func TestChooseReturnsItsChoice(t *testing.T) {
 }
 
 func TestCacheExports(t *testing.T) {
-	got := cacheExports([]string{"r.example/app:a-cache", "r.example/app:cache", "r.example/app:buildcache", "r.example/app:z"})
+	exports := []string{"r.example/app:a-cache", "r.example/app:cache", "r.example/app:buildcache", "r.example/app:z"}
+	got := cacheExports(exports, nil)
 	var refs []string
 	for _, im := range got {
 		refs = append(refs, im.Ref)
@@ -104,7 +105,12 @@ func TestCacheExports(t *testing.T) {
 	if want := []string{"r.example/app:buildcache", "r.example/app:cache"}; !slices.Equal(refs, want) {
 		t.Errorf("imports %v, want %v", refs, want)
 	}
-	if got := cacheExports(nil); len(got) != 0 {
+	if got := cacheExports(nil, nil); len(got) != 0 {
 		t.Errorf("no exports: %v", got)
+	}
+	// One the build names in --cache-from is not imported twice.
+	got = cacheExports(exports, []string{"type=registry,ref=r.example/app:buildcache"})
+	if len(got) != 2 || got[0].Ref != "r.example/app:cache" || got[1].Ref != "r.example/app:a-cache" {
+		t.Errorf("with --cache-from buildcache: %v", got)
 	}
 }
