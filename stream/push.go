@@ -335,7 +335,7 @@ func (sp *streamedPush) solve(ctx context.Context, c *client.Client, so client.S
 	}
 	sp.mainAttrs = mainAttrs
 	mainOpt := sp.withSession(so, mainAttrs)
-	mainOpt.CacheExports = withInline(so.CacheExports) // and the user's --cache-to
+	mainOpt.CacheExports = withInline(compressedCacheExports(so.CacheExports)) // and the user's --cache-to
 
 	stopChain := make(chan struct{})
 	chainDone := make(chan struct{})
@@ -409,6 +409,23 @@ func (sp *streamedPush) finishImage(ctx context.Context, resp map[string]string)
 		}
 	}
 	return desc, nil
+}
+
+// compressedCacheExports are the cache exports of the main solve: its
+// image export writes the layers uncompressed (strata compresses them), and
+// BuildKit's cache exports take a layer's existing blob unless told to
+// force their compression; one that names no compression gets gzip,
+// forced, as a cache export of a build that did not stream would have.
+func compressedCacheExports(exports []client.CacheOptionsEntry) []client.CacheOptionsEntry {
+	out := make([]client.CacheOptionsEntry, 0, len(exports))
+	for _, e := range exports {
+		if e.Type != "inline" && e.Attrs["compression"] == "" {
+			e.Attrs = clone(e.Attrs)
+			e.Attrs["compression"], e.Attrs["force-compression"] = "gzip", "true"
+		}
+		out = append(out, e)
+	}
+	return out
 }
 
 // withInline is exports with the inline cache export every image strata
