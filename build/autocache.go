@@ -130,13 +130,21 @@ func (a *AutoCache) Choose(ctx context.Context, opt Options) Choice {
 		a.warn("planning cache sources: %v; building without automatic cache", r.err)
 		return c
 	}
-	if x.Len() > 0 {
-		pl := r.stages.Plan(x)
-		c.Imports = pl.Imports(a.Max)
+	pl := r.stages.Plan(x)
+	c.Stage = pl.TargetStage()
+	// A registry cache export (mode=max) covers the steps of the stages the
+	// target needs, which no image's inline cache does; with an image
+	// beside it, BuildKit may load neither for a step both record (it
+	// combines its cache sources in no fixed order): the exports then come
+	// alone. A build of one stage takes the planned images, or the exports
+	// when no image qualifies.
+	if ex := cacheExports(exports, opt.CacheFrom); len(ex) > 0 && r.stages.NeedsOtherStages() {
+		c.Imports = ex
+	} else if c.Imports = pl.Imports(a.Max); len(c.Imports) > 0 {
 		c.CachedThrough = cachedThrough(pl, c.Imports)
-		c.Stage = pl.TargetStage()
+	} else {
+		c.Imports = ex
 	}
-	c.Imports = append(c.Imports, cacheExports(exports, opt.CacheFrom)...)
 	for _, im := range c.Imports {
 		a.note("cache from %s: %s", im.Ref, im.Reason)
 	}
