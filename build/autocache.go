@@ -138,7 +138,7 @@ func (a *AutoCache) Choose(ctx context.Context, opt Options) Choice {
 	// combines its cache sources in no fixed order): the exports then come
 	// alone. A build of one stage takes the planned images, or the exports
 	// when no image qualifies.
-	if ex := cacheExports(exports, opt.CacheFrom); len(ex) > 0 && r.stages.NeedsOtherStages() {
+	if ex := cacheExports(exports, opt.CacheFrom); len(ex) > 0 && copiesFromStages(opt, r.dockerfile) {
 		c.Imports = ex
 	} else if c.Imports = pl.Imports(a.Max); len(c.Imports) > 0 {
 		c.CachedThrough = cachedThrough(pl, c.Imports)
@@ -149,6 +149,16 @@ func (a *AutoCache) Choose(ctx context.Context, opt Options) Choice {
 		a.note("cache from %s: %s", im.Ref, im.Reason)
 	}
 	return c
+}
+
+// copiesFromStages reports whether opt's target, on its first platform,
+// needs a stage outside its FROM chain (see dockerfile.Build).
+func copiesFromStages(opt Options, df *dockerfile.File) bool {
+	if df == nil {
+		return false
+	}
+	b, err := opt.resolveTarget(df, opt.platform())
+	return err == nil && b.CopiesFromStages()
 }
 
 // maxCacheExports bounds the registry cache exports of the target

@@ -109,6 +109,12 @@ func Run(ctx context.Context, c *client.Client, opt Options, out io.Writer) (*Re
 	if err := checkSecrets(opt, bc, df); err != nil {
 		return nil, err
 	}
+	if ref := opt.defaultCacheExport(df); ref != "" {
+		opt.CacheTo = []string{"type=registry,ref=" + ref + ",mode=max,ignore-error=true"}
+		if opt.Progress != "quiet" && opt.Progress != "rawjson" {
+			fmt.Fprintf(out, "strata: cache export to %s (mode=max: the target copies from other stages, whose steps no image's inline cache records; --cache-to type=inline for none)\n", ref)
+		}
+	}
 	so, err := solveOptions(opt, contextDir, dockerfile)
 	if err != nil {
 		return nil, err

@@ -196,6 +196,26 @@ func cacheExport(s string) (string, map[string]string, error) {
 	return typ, attrs, nil
 }
 
+// DefaultCacheExportTag is the tag of the target repository where a push
+// with no --cache-to writes BuildKit's registry cache (mode=max) when the
+// target copies from other stages; a later build reads it from there.
+const DefaultCacheExportTag = "buildcache"
+
+// defaultCacheExport is where a push writes its registry cache when the
+// user names no --cache-to: the first tag's repository, tag
+// DefaultCacheExportTag, for a target that needs stages outside its FROM
+// chain (their steps are in no image's inline cache); "" otherwise.
+func (o *Options) defaultCacheExport(df *dockerfile.File) string {
+	if !o.Push || len(o.CacheTo) > 0 || len(o.Tags) == 0 || !copiesFromStages(*o, df) {
+		return ""
+	}
+	repos := targetRepos(o.Tags[:1])
+	if len(repos) == 0 {
+		return ""
+	}
+	return repos[0].Tag(DefaultCacheExportTag).String()
+}
+
 // cacheOption parses a cache import or export in docker buildx's syntax:
 // REF, or comma-separated KEY=VALUE fields with type= (registry when
 // missing).

@@ -141,6 +141,23 @@ func (b *Build) Stages() []*Stage {
 	return append(out, b.Target)
 }
 
+// CopiesFromStages reports whether the target needs a stage that is not in
+// its FROM chain (COPY --from=stage, RUN --mount=from=stage): that stage's
+// steps make no layer of the target's image, so no image's inline cache
+// records them.
+func (b *Build) CopiesFromStages() bool {
+	chain := map[*Stage]bool{}
+	for st := b.Target; st != nil && !chain[st]; st = b.from[st.Index] {
+		chain[st] = true
+	}
+	for _, st := range b.File.Stages {
+		if b.needs[st.Index] && !chain[st] {
+			return true
+		}
+	}
+	return false
+}
+
 // Base is st's FROM with its variables expanded: an image, "scratch" or
 // the name of an earlier stage (BaseStage).
 func (b *Build) Base(st *Stage) string { return b.bases[st.Index] }

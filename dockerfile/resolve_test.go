@@ -117,3 +117,31 @@ func TestTargetStageArg(t *testing.T) {
 		t.Errorf("TARGETSTAGE %q", got)
 	}
 }
+
+// A stage the target copies or mounts from makes no layer of its image;
+// the stages of its FROM chain do.
+func TestCopiesFromStages(t *testing.T) {
+	f, err := Parse("Dockerfile", []byte(`FROM busybox AS deps
+RUN echo deps
+FROM deps AS build
+RUN echo build
+FROM busybox AS mounted
+RUN echo m
+FROM busybox AS viamount
+RUN --mount=from=mounted,target=/m cat /m/etc/hostname
+FROM busybox
+COPY --from=build /etc/hostname /h
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for target, want := range map[string]bool{"": true, "build": false, "deps": false, "viamount": true} {
+		b, err := f.Resolve(target, Args{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := b.CopiesFromStages(); got != want {
+			t.Errorf("target %q: CopiesFromStages %v, want %v", target, got, want)
+		}
+	}
+}

@@ -47,18 +47,20 @@ func TestCacheFromRegistryCacheExport(t *testing.T) {
 		"--output", "type=image,name="+repo+":latest,push=true"))
 
 	changeSource(t, dir, t0.Add(time.Hour))
-	// No flags first: the image it pushes would serve the next build.
+	// --cache-from first, pushing to another repository; then no flags,
+	// into the repository of the export (its push overwrites the export).
 	for _, tc := range []struct {
 		name  string
+		repo  string
 		flags []string
 	}{
-		{"no flags", nil},
-		{"cache-from", []string{"--no-auto-cache", "--cache-from", "type=registry,ref=" + repo + ":buildcache"}},
+		{"cache-from", repo + "-cf", []string{"--no-auto-cache", "--cache-from", "type=registry,ref=" + repo + ":buildcache"}},
+		{"no flags", repo, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			addr := freshRunner(t, "cachexport-v2")
 			meta := filepath.Join(t.TempDir(), "m.json")
-			args := append([]string{"build", "--builder", addr, "--progress", "plain", "-t", repo + ":v2-" + strings.ReplaceAll(tc.name, " ", "-"), "--push", "--metadata-file", meta}, tc.flags...)
+			args := append([]string{"build", "--builder", addr, "--progress", "plain", "-t", tc.repo + ":v2", "--push", "--metadata-file", meta}, tc.flags...)
 			code, _, stderr := strata(t, append(args, dir)...)
 			if code != 0 {
 				t.Fatalf("v2: exit %d\n%s", code, tail(stderr, 20))
@@ -116,5 +118,60 @@ func TestCacheToRegistry(t *testing.T) {
 	code, _, stderr = strata(t, "build", "--builder", addr, "--cache-to", "type=registry,mode=max", "-t", repo+":bad", dir)
 	if code != 2 || !strings.Contains(stderr, "type=registry needs ref=") || strings.Count(strings.TrimSpace(stderr), "\n") > 1 {
 		t.Errorf("--cache-to with no ref: exit %d\n%s", code, stderr)
+	}
+}
+
+// With no flag at all, a push of a target that copies from other stages
+// writes BuildKit's registry cache (mode=max) to REPO:buildcache, and the
+// next build on a fresh runner reuses the builder stage's dependency step
+// from it; a one-stage build writes none (its image's inline cache covers
+// it), nor does --cache-to type=inline.
+func TestDefaultCacheExport(t *testing.T) {
+	t0 := time.Date(2026, 7, 1, 10, 0, 0, 0, time.UTC)
+	exists := func(ref string) bool {
+		r, err := name.ParseReference(ref, name.Insecure)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = remote.Head(r)
+		return err == nil
+	}
+	dir := gitApp(t, multiStageDockerfile(), t0)
+	repo := env.Registry.Host + "/defaultexport/app"
+	addr := freshRunner(t, "defaultexport-v1")
+	code, _, stderr := strata(t, "build", "--builder", addr, "--progress", "plain", "-t", repo+":latest", "--push", dir)
+	if code != 0 {
+		t.Fatalf("v1: exit %d\n%s", code, tail(stderr, 20))
+	}
+	if !exists(repo+":buildcache") || !strings.Contains(stderr, "strata: cache export to "+repo+":buildcache") {
+		t.Fatalf("no cache export at %s:buildcache, or the progress does not say so:\n%s", repo, tail(stderr, 40))
+	}
+	changeSource(t, dir, t0.Add(time.Hour))
+	addr = freshRunner(t, "defaultexport-v2")
+	meta := filepath.Join(t.TempDir(), "m.json")
+	code, _, stderr = strata(t, "build", "--builder", addr, "--progress", "plain", "-t", repo+":v2", "--push", "--metadata-file", meta, dir)
+	if code != 0 {
+		t.Fatalf("v2: exit %d\n%s", code, tail(stderr, 20))
+	}
+	if st := strataMetadata(t, readMetadata(t, meta)); st.Steps.Total != 7 || st.Steps.Cached != 4 {
+		t.Errorf("v2: steps %+v, want 4 of 7 cached\n%s", st.Steps, tail(stderr, 60))
+	}
+
+	for _, tc := range []struct {
+		name, dockerfile string
+		flags            []string
+	}{
+		{"one stage", commitsDockerfile(), nil},
+		{"type=inline", multiStageDockerfile(), []string{"--cache-to", "type=inline"}},
+	} {
+		dir := gitApp(t, tc.dockerfile, t0)
+		repo := env.Registry.Host + "/defaultexport/" + strings.NewReplacer(" ", "-", "=", "-").Replace(tc.name)
+		args := append([]string{"build", "--builder", addr, "--progress", "plain", "-t", repo + ":latest", "--push"}, tc.flags...)
+		if code, _, stderr := strata(t, append(args, dir)...); code != 0 {
+			t.Fatalf("%s: exit %d\n%s", tc.name, code, tail(stderr, 20))
+		}
+		if exists(repo + ":buildcache") {
+			t.Errorf("%s: a cache export was written", tc.name)
+		}
 	}
 }

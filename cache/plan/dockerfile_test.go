@@ -286,25 +286,3 @@ func TestUnnamedStagesArePlanned(t *testing.T) {
 		t.Errorf("nameStage: %q %v", got, ok)
 	}
 }
-
-// A target that copies from another stage needs it; one stage alone, or a
-// target whose other stages it never reaches, does not.
-func TestNeedsOtherStages(t *testing.T) {
-	dir := t.TempDir()
-	write(t, dir, "Dockerfile", `FROM localhost:5000/busybox AS deps
-RUN echo deps
-FROM localhost:5000/busybox AS lone
-RUN echo lone
-FROM localhost:5000/busybox
-COPY --from=deps /etc/hostname /h
-`)
-	for target, want := range map[string]bool{"": true, "deps": false, "lone": false} {
-		s, err := (&Planner{}).Stages(context.Background(), PlanOptions{ContextDir: dir, Target: target, Resolver: busyboxResolver(t)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := s.NeedsOtherStages(); got != want {
-			t.Errorf("target %q: NeedsOtherStages %v, want %v", target, got, want)
-		}
-	}
-}

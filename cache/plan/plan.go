@@ -171,18 +171,6 @@ func (p *Planner) Stages(ctx context.Context, opt PlanOptions) (*Stages, error) 
 	return out, nil
 }
 
-// NeedsOtherStages reports whether the target stage needs another stage
-// of the Dockerfile (COPY --from=stage, a stage as base), on some
-// platform: the steps of those stages are in no image's inline cache.
-func (s *Stages) NeedsOtherStages() bool {
-	for _, stages := range s.stage {
-		if len(stages) > 1 {
-			return true
-		}
-	}
-	return false
-}
-
 // Plan ranks the images of x (an empty index when nil) for each stage.
 func (s *Stages) Plan(x *cache.Index) *Plan {
 	if x == nil {

@@ -74,7 +74,7 @@ func (b *buildCmd) addFlags(cmd *cobra.Command) {
 	f.StringArrayVar(&b.ssh, "ssh", nil, "SSH agent socket or keys to expose: default|ID[=SOCKET|KEY[,KEY]] (repeatable)")
 	f.StringArrayVarP(&b.outputs, "output", "o", nil, "extra output: type=local,dest=DIR | type=tar,dest=FILE | type=oci,dest=FILE | type=image,name=REF[,push=true]")
 	f.StringArrayVar(&opt.CacheFrom, "cache-from", nil, "extra cache source: REF or type=registry,ref=REF (repeatable)")
-	f.StringArrayVar(&opt.CacheTo, "cache-to", nil, "cache export written after the build: type=registry,ref=REF[,mode=max] or type=local,dest=DIR (type=inline: every image strata writes carries it) (repeatable)")
+	f.StringArrayVar(&opt.CacheTo, "cache-to", nil, "cache export written after the build: type=registry,ref=REF[,mode=max] or type=local,dest=DIR (default with --push, for a target that copies from other stages: type=registry,ref=REPO:buildcache,mode=max in the first tag's repository; type=inline: none but the inline cache every image carries) (repeatable)")
 	f.BoolVar(&opt.Push, "push", false, "push the image to the registry of each --tag")
 	f.BoolVar(&opt.NoCache, "no-cache", false, "do not use cache when building the image")
 	f.BoolVar(&b.stream, "stream", true, "with --push, upload each layer while the rest of the build runs (false: BuildKit pushes after the build)")
