@@ -179,8 +179,15 @@ func (b *bed) branchRegistry(ctx context.Context, cfg config) ([]string, error) 
 // and one source file, and commits it: the context is a git checkout, as
 // in CI, and each version a new commit.
 func writeApp(dir, base string, cfg config, lock, src string) error {
+	return writeAppDockerfile(dir, appDockerfile, base, cfg, lock, src)
+}
+
+// writeAppDockerfile writes the application with the Dockerfile df
+// (formatted with the base image and the dependency step's count) in a new
+// commit.
+func writeAppDockerfile(dir, df, base string, cfg config, lock, src string) error {
 	files := map[string]string{
-		"Dockerfile":    fmt.Sprintf(appDockerfile, base, max(1, cfg.DepsMB/10)),
+		"Dockerfile":    fmt.Sprintf(df, base, max(1, cfg.DepsMB/10)),
 		".dockerignore": ".git\n",
 		"lock.txt":      lock,
 		"src/main.txt":  src,

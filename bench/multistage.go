@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	"github.com/strata-build/strata/integration/testenv"
+)
+
+// multiStageDockerfile is appDockerfile's application built in a builder
+// stage, with only the build output in the image: the dependency step is
+// in no image's inline cache.
+const multiStageDockerfile = `FROM %[1]s AS build
+RUN mkdir -p /usr/share/sys && head -c 4000000 /dev/urandom > /usr/share/sys/pkgs.bin
+WORKDIR /app
+COPY lock.txt ./
+RUN mkdir -p deps && for i in $(seq %[2]d); do head -c 5000000 /dev/urandom > deps/lib$i.so; yes "$(cat lock.txt)" | head -c 5000000 > deps/lib$i.txt; done
+COPY src/ ./src/
+RUN cat src/*.txt > app.bin && for i in $(seq 3); do sha256sum app.bin deps/lib1.so >/dev/null; done
+
+FROM %[1]s
+COPY --from=build /app/app.bin /app/app.bin
+`
+
+// multiStageScenario is the one-change scenario for a multi-stage
+// Dockerfile: v1 is pushed, v2 differs by one source line in a new
+// commit, and each contender builds v2 on a fresh runner. The pipelines
+// compared: BuildKit's registry cache with mode=max, BuildKit's inline
+// cache from :latest, strata with no flags (v1 pushed by strata too), and
+// strata with no flags after a v1 that BuildKit pushed with a mode=max
+// registry cache beside it (docker buildx build --cache-to
+// type=registry,ref=REPO:buildcache,mode=max).
+func multiStageScenario(ctx context.Context, b *bed, cfg config, link string, proxy *testenv.Proxy) ([]Result, error) {
+	ctxDir := filepath.Join(b.dir, "multi-"+slug(link))
+	write := func(version string) error {
+		return writeAppDockerfile(ctxDir, multiStageDockerfile, proxy.Host+"/busybox:latest", cfg, "left-pad 1.3.0\nlodash 4.17.21\n", "main "+version+"\n")
+	}
+	cs := selected(b, "multi-stage/"+link, multiStageContenders(b.env.BinDir, ctxDir), func(c contender) string { return c.name })
+	if len(cs) == 0 {
+		return nil, nil
+	}
+	runs := make([][]Run, len(cs))
+	for i := range cfg.Runs {
+		for c, ct := range cs {
+			repo := fmt.Sprintf("%s/bench/multi-%d-%d-%s", proxy.Host, c, i, slug(link))
+			if err := write("v1"); err != nil {
+				return nil, err
+			}
+			env, err := b.freshRunner()
+			if err != nil {
+				return nil, err
+			}
+			if _, err := b.measureRunner(ctx, proxy, env, func(addr string) (string, []string) { return ct.v1(addr, repo) }); err != nil {
+				return nil, fmt.Errorf("preparing v1 for %s: %w", ct.name, err)
+			}
+			if err := write("v2"); err != nil {
+				return nil, err
+			}
+			if env, err = b.freshRunner(); err != nil {
+				return nil, err
+			}
+			r, err := b.measureRunner(ctx, proxy, env, func(addr string) (string, []string) { return ct.v2(addr, repo) })
+			if err != nil {
+				return nil, err
+			}
+			runs[c] = append(runs[c], r)
+			logf("multi-stage/%s %-50s run %d: %.1fs, steps %d/%d cached, %.1f MB pulled, %.1f MB pushed", link, ct.name, i+1, r.Wall, r.StepsCached, r.StepsTotal, float64(r.BytesDown)/1e6, float64(r.BytesUp)/1e6)
+		}
+	}
+	names := make([]string, len(cs))
+	for c, ct := range cs {
+		names[c] = ct.name
+	}
+	return compare("multi-stage-one-change", link, names, runs, 0), nil
+}
+
+// multiStageContenders are the multi-stage scenario's contenders, building
+// the context ctxDir with the binaries in bin.
+func multiStageContenders(bin, ctxDir string) []contender {
+	buildctl := func(addr string, extra ...string) (string, []string) {
+		return filepath.Join(bin, "buildctl"), append([]string{"--addr", addr, "build", "--progress", "rawjson", "--frontend", "dockerfile.v0",
+			"--local", "context=" + ctxDir, "--local", "dockerfile=" + ctxDir}, extra...)
+	}
+	strata := func(addr string, extra ...string) (string, []string) {
+		return filepath.Join(bin, "strata"), append([]string{"build", "--builder", addr, "--progress", "rawjson"}, append(extra, ctxDir)...)
+	}
+	maxV1 := func(addr, repo string) (string, []string) {
+		return buildctl(addr, "--output", "type=image,name="+repo+":latest,push=true", "--export-cache", "type=inline",
+			"--export-cache", "type=registry,ref="+repo+":buildcache,mode=max")
+	}
+	return []contender{
+		{"BuildKit, registry cache mode=max", maxV1,
+			func(addr, repo string) (string, []string) {
+				return buildctl(addr, "--output", "type=image,name="+repo+":v2,push=true", "--import-cache", "type=registry,ref="+repo+":buildcache",
+					"--export-cache", "type=registry,ref="+repo+":buildcache,mode=max")
+			}},
+		{"BuildKit, inline cache from :latest", func(addr, repo string) (string, []string) {
+			return buildctl(addr, "--output", "type=image,name="+repo+":latest,push=true", "--export-cache", "type=inline")
+		}, func(addr, repo string) (string, []string) {
+			return buildctl(addr, "--output", "type=image,name="+repo+":v2,push=true", "--export-cache", "type=inline", "--import-cache", "type=registry,ref="+repo+":latest")
+		}},
+		{"strata, no flags (v1 by strata)",
+			func(addr, repo string) (string, []string) {
+				return strata(addr, "-t", repo+":v1", "-t", repo+":latest", "--push")
+			},
+			func(addr, repo string) (string, []string) { return strata(addr, "-t", repo+":v2", "--push") }},
+		{"strata, no flags (v1 by BuildKit with mode=max)", maxV1,
+			func(addr, repo string) (string, []string) { return strata(addr, "-t", repo+":v2", "--push") }},
+	}
+}
