@@ -47,12 +47,17 @@ BUILDKIT_TLS_CA_CERT, BUILDKIT_TLS_CERT and BUILDKIT_TLS_KEY variables (or
 BUILDKIT_TLS_DIR); a buildx remote builder brings its own. Registry credentials come
 from the docker config (~/.docker/config.json and its credential helpers).
 Images strata exports carry inline cache metadata, so they serve as cache
-sources for later builds.`,
+sources for later builds. A push of a target that copies from other stages
+also writes BuildKit's registry cache (mode=max) to REPO:buildcache, which
+covers those stages (--cache-to names another place; --cache-to type=inline
+writes none); a build with no index imports the cache exports of its target
+repository.`,
 		Example: `  strata build -t registry.example.com/app:v1 --push .
   strata build -f docker/Dockerfile --target test --build-arg GO_VERSION=1.26 .
   strata build --output type=local,dest=out .
   strata build --builder tcp://buildkitd.internal:1234 --tlsdir /etc/buildkit/certs -t registry.example.com/app:v1 --push .
-  strata build --builder fleet -t registry.example.com/app:v1 --push .`,
+  strata build --builder fleet -t registry.example.com/app:v1 --push .
+  strata build --cache-to type=registry,ref=registry.example.com/app:buildcache,mode=max -t registry.example.com/app:v1 --push .`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return b.run(cmd, s, args) },
 	}
