@@ -122,6 +122,11 @@ func (a *AutoCache) Choose(ctx context.Context, opt Options) Choice {
 	}
 	r := <-staged
 	c.Context, c.Dockerfile = r.context, r.dockerfile
+	if a.TargetTags == 0 && r.err == nil && copiesFromStages(opt, r.dockerfile) {
+		// A shared index holds no cache exports: the one a push writes by
+		// default is looked for where it goes.
+		exports = a.defaultExports(ctx, opt.Tags)
+	}
 	if x.Len() == 0 && len(exports) == 0 {
 		return c
 	}
@@ -159,6 +164,21 @@ func copiesFromStages(opt Options, df *dockerfile.File) bool {
 	}
 	b, err := opt.resolveTarget(df, opt.platform())
 	return err == nil && b.CopiesFromStages()
+}
+
+// defaultExports are the registry cache exports at DefaultCacheExportTag
+// of the repositories of tags, where a push writes one by default.
+func (a *AutoCache) defaultExports(ctx context.Context, tags []string) []string {
+	var out []string
+	for _, r := range targetRepos(tags) {
+		ref := r.Tag(DefaultCacheExportTag).String()
+		if ok, err := crawl.IsCacheExport(ctx, ref, a.Options...); err != nil {
+			a.warn("reading %s: %s; building without it", ref, errs.FirstLine(err.Error()))
+		} else if ok {
+			out = append(out, ref)
+		}
+	}
+	return out
 }
 
 // maxCacheExports bounds the registry cache exports of the target

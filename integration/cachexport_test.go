@@ -156,6 +156,16 @@ func TestDefaultCacheExport(t *testing.T) {
 	if st := strataMetadata(t, readMetadata(t, meta)); st.Steps.Total != 7 || st.Steps.Cached != 4 {
 		t.Errorf("v2: steps %+v, want 4 of 7 cached\n%s", st.Steps, tail(stderr, 60))
 	}
+	// With a shared index (no target repository read), the export is
+	// looked for where a push writes it.
+	addr = freshRunner(t, "defaultexport-index")
+	code, _, stderr = strata(t, "build", "--builder", addr, "--progress", "plain", "--index", repo+"-index:main", "-t", repo+":v2-index", "--push", "--metadata-file", meta, dir)
+	if code != 0 {
+		t.Fatalf("v2 with --index: exit %d\n%s", code, tail(stderr, 20))
+	}
+	if st := strataMetadata(t, readMetadata(t, meta)); st.Steps.Total != 7 || st.Steps.Cached < 4 {
+		t.Errorf("v2 with --index: steps %+v, want at least 4 of 7 cached\n%s", st.Steps, tail(stderr, 60))
+	}
 
 	for _, tc := range []struct {
 		name, dockerfile string

@@ -322,3 +322,17 @@ func TestRefreshNoPing(t *testing.T) {
 		t.Errorf("with no ping, a registry that does not answer: %v; want a registry error naming it", err)
 	}
 }
+
+func TestIsCacheExport(t *testing.T) {
+	host := cachetest.FaultyRegistry(t)
+	l := cachetest.Layers(1, "x")
+	cachetest.PushRaw(t, host+"/app:buildcache", buildkitCacheConfig, []byte(`{}`), l)
+	cachetest.PushRaw(t, host+"/app:v1", types.OCIConfigJSON, cachetest.Config("amd64", true, cachetest.History("RUN /bin/sh -c a"), l), l)
+	opts := []Option{WithKeychain(authn.NewMultiKeychain())}
+	for ref, want := range map[string]bool{host + "/app:buildcache": true, host + "/app:v1": false, host + "/app:gone": false} {
+		got, err := IsCacheExport(t.Context(), ref, opts...)
+		if err != nil || got != want {
+			t.Errorf("%s: %v %v, want %v", ref, got, err, want)
+		}
+	}
+}

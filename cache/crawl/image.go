@@ -2,16 +2,22 @@ package crawl
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"slices"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/strata-build/strata/cache"
+	"github.com/strata-build/strata/cache/internal/regopts"
+	"github.com/strata-build/strata/errs"
 )
 
 // descriptor reads the image or every platform of the image index d.
@@ -168,4 +174,36 @@ func imageFromConfig(ref string, raw []byte, mf *v1.Manifest) (*cache.Image, err
 		m.Layers[i] = cache.Layer{Digest: l.Digest.String(), DiffID: diff, Size: l.Size}
 	}
 	return m, nil
+}
+
+// IsCacheExport reports whether ref holds a registry cache export of
+// BuildKit (--cache-to type=registry), reading its manifest only. A ref
+// the registry does not have is not one.
+func IsCacheExport(ctx context.Context, ref string, opts ...Option) (bool, error) {
+	o := regopts.New(opts)
+	r, err := o.ParseRef(ref)
+	if err != nil {
+		return false, errs.Usagef("image ref %q: %v", ref, err)
+	}
+	p, err := o.Puller(ctx)
+	if err != nil {
+		return false, err
+	}
+	d, err := p.Get(ctx, r)
+	var te *transport.Error
+	switch {
+	case errors.As(err, &te) && te.StatusCode == http.StatusNotFound:
+		return false, nil
+	case err != nil:
+		return false, regopts.Error("read "+ref, err)
+	}
+	var m struct {
+		Config    v1.Descriptor   `json:"config"`
+		Manifests []v1.Descriptor `json:"manifests"`
+	}
+	if err := json.Unmarshal(d.Manifest, &m); err != nil {
+		return false, fmt.Errorf("%s: manifest: %w", ref, err)
+	}
+	return m.Config.MediaType == buildkitCacheConfig ||
+		slices.ContainsFunc(m.Manifests, func(d v1.Descriptor) bool { return d.MediaType == buildkitCacheConfig }), nil
 }
