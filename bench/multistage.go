@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"path/filepath"
 
 	"github.com/strata-build/strata/integration/testenv"
@@ -32,47 +31,7 @@ COPY --from=build /app/app.bin /app/app.bin
 // registry cache beside it (docker buildx build --cache-to
 // type=registry,ref=REPO:buildcache,mode=max).
 func multiStageScenario(ctx context.Context, b *bed, cfg config, link string, proxy *testenv.Proxy) ([]Result, error) {
-	ctxDir := filepath.Join(b.dir, "multi-"+slug(link))
-	write := func(version string) error {
-		return writeAppDockerfile(ctxDir, multiStageDockerfile, proxy.Host+"/busybox:latest", cfg, "left-pad 1.3.0\nlodash 4.17.21\n", "main "+version+"\n")
-	}
-	cs := selected(b, "multi-stage/"+link, multiStageContenders(b.env.BinDir, ctxDir), func(c contender) string { return c.name })
-	if len(cs) == 0 {
-		return nil, nil
-	}
-	runs := make([][]Run, len(cs))
-	for i := range cfg.Runs {
-		for c, ct := range cs {
-			repo := fmt.Sprintf("%s/bench/multi-%d-%d-%s", proxy.Host, c, i, slug(link))
-			if err := write("v1"); err != nil {
-				return nil, err
-			}
-			env, err := b.freshRunner()
-			if err != nil {
-				return nil, err
-			}
-			if _, err := b.measureRunner(ctx, proxy, env, func(addr string) (string, []string) { return ct.v1(addr, repo) }); err != nil {
-				return nil, fmt.Errorf("preparing v1 for %s: %w", ct.name, err)
-			}
-			if err := write("v2"); err != nil {
-				return nil, err
-			}
-			if env, err = b.freshRunner(); err != nil {
-				return nil, err
-			}
-			r, err := b.measureRunner(ctx, proxy, env, func(addr string) (string, []string) { return ct.v2(addr, repo) })
-			if err != nil {
-				return nil, err
-			}
-			runs[c] = append(runs[c], r)
-			logf("multi-stage/%s %-50s run %d: %.1fs, steps %d/%d cached, %.1f MB pulled, %.1f MB pushed", link, ct.name, i+1, r.Wall, r.StepsCached, r.StepsTotal, float64(r.BytesDown)/1e6, float64(r.BytesUp)/1e6)
-		}
-	}
-	names := make([]string, len(cs))
-	for c, ct := range cs {
-		names[c] = ct.name
-	}
-	return compare("multi-stage-one-change", link, names, runs, 0), nil
+	return changeLoop{label: "multi-stage", result: "multi-stage-one-change", name: "multi", dockerfile: multiStageDockerfile, contenders: multiStageContenders}.run(ctx, b, cfg, link, proxy)
 }
 
 // multiStageContenders are the multi-stage scenario's contenders, building

@@ -24,19 +24,33 @@ RUN cat src/*.txt > app.bin && for i in $(seq 3); do sha256sum app.bin deps/lib1
 // new commit. Each contender builds v2 on a fresh runner (a fresh builder
 // and an empty HOME), with v1 pushed by strata or by plain BuildKit.
 func oneChangeScenario(ctx context.Context, b *bed, cfg config, link string, proxy *testenv.Proxy) ([]Result, error) {
-	ctxDir := filepath.Join(b.dir, "app-"+slug(link))
+	return changeLoop{label: "one-change", result: "one-source-file-changed", name: "app", dockerfile: appDockerfile, contenders: oneChangeContenders}.run(ctx, b, cfg, link, proxy)
+}
+
+// changeLoop is a one-change scenario: the application with dockerfile
+// (appDockerfile's format) in a git checkout, v1 pushed by each contender,
+// then v2, one source line changed in a new commit, built and measured.
+type changeLoop struct {
+	label, result string // in the log, and the Result's scenario
+	name          string // of the context directory and the repositories
+	dockerfile    string
+	contenders    func(bin, ctxDir string) []contender
+}
+
+func (l changeLoop) run(ctx context.Context, b *bed, cfg config, link string, proxy *testenv.Proxy) ([]Result, error) {
+	ctxDir := filepath.Join(b.dir, l.name+"-"+slug(link))
 	// The context is a git checkout; each version is a new commit.
 	write := func(version string) error {
-		return writeApp(ctxDir, proxy.Host+"/busybox:latest", cfg, "left-pad 1.3.0\nlodash 4.17.21\n", "main "+version+"\n")
+		return writeAppDockerfile(ctxDir, l.dockerfile, proxy.Host+"/busybox:latest", cfg, "left-pad 1.3.0\nlodash 4.17.21\n", "main "+version+"\n")
 	}
-	cs := selected(b, "one-change/"+link, oneChangeContenders(b.env.BinDir, ctxDir), func(c contender) string { return c.name })
+	cs := selected(b, l.label+"/"+link, l.contenders(b.env.BinDir, ctxDir), func(c contender) string { return c.name })
 	if len(cs) == 0 {
 		return nil, nil
 	}
 	runs := make([][]Run, len(cs))
 	for i := range cfg.Runs {
 		for c, ct := range cs {
-			repo := fmt.Sprintf("%s/bench/app-%d-%d-%s", proxy.Host, c, i, slug(link))
+			repo := fmt.Sprintf("%s/bench/%s-%d-%d-%s", proxy.Host, l.name, c, i, slug(link))
 			if err := write("v1"); err != nil {
 				return nil, err
 			}
@@ -60,14 +74,14 @@ func oneChangeScenario(ctx context.Context, b *bed, cfg config, link string, pro
 				return nil, err
 			}
 			runs[c] = append(runs[c], r)
-			logf("one-change/%s %-50s run %d: %.1fs, steps %d/%d cached, %.1f MB pulled, %.1f MB pushed", link, ct.name, i+1, r.Wall, r.StepsCached, r.StepsTotal, float64(r.BytesDown)/1e6, float64(r.BytesUp)/1e6)
+			logf("%s/%s %-50s run %d: %.1fs, steps %d/%d cached, %.1f MB pulled, %.1f MB pushed", l.label, link, ct.name, i+1, r.Wall, r.StepsCached, r.StepsTotal, float64(r.BytesDown)/1e6, float64(r.BytesUp)/1e6)
 		}
 	}
 	names := make([]string, len(cs))
 	for c, ct := range cs {
 		names[c] = ct.name
 	}
-	return compare("one-source-file-changed", link, names, runs, 0), nil
+	return compare(l.result, link, names, runs, 0), nil
 }
 
 // contender is one way to build v1 and v2 in the one-change scenario.
