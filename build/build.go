@@ -146,6 +146,9 @@ func Run(ctx context.Context, c *client.Client, opt Options, out io.Writer) (*Re
 		}
 	}
 	if err != nil {
+		if rerr := p.resolves.error(); rerr != nil && ctx.Err() == nil {
+			return nil, rerr
+		}
 		return nil, classify(ctx, err, opt.Push)
 	}
 	res.Timings.Total = time.Since(start).Seconds()

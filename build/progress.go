@@ -24,6 +24,7 @@ type progress struct {
 	steps    stepCounter
 	pulls    pullCounter
 	reads    readFailures
+	resolves resolveFailures
 	warnings []client.VertexWarning
 	err      error
 }
@@ -57,6 +58,7 @@ func (p *progress) stream(main bool) chan *client.SolveStatus {
 			p.steps.observe(st, main)
 			p.pulls.observe(st)
 			p.reads.observe(st)
+			p.resolves.observe(st)
 			if main {
 				p.send(st)
 			}

@@ -14,9 +14,9 @@ import (
 const (
 	ExitOK          = 0   // success; for lint: nothing at or above the failure level
 	ExitFailed      = 1   // the build failed, or lint found problems at or above the failure level
-	ExitUsage       = 2   // bad flags or bad input: missing Dockerfile or context, unparsable file
+	ExitUsage       = 2   // bad flags or bad input: missing Dockerfile or context, unparsable file, a base image its registry does not have
 	ExitBuilder     = 3   // no builder: BUILDKIT_HOST unreachable or refusing the TLS handshake, buildkitd or runc missing, daemon lost
-	ExitRegistry    = 4   // the registry (or its token service) refused a push, asked for credentials or could not be reached
+	ExitRegistry    = 4   // a registry (or its token service) refused a push or a pull, asked for credentials or could not be reached
 	ExitInterrupted = 130 // cancelled by SIGINT or SIGTERM
 )
 

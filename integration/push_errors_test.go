@@ -137,3 +137,35 @@ func TestPushWithDockerConfigCredentials(t *testing.T) {
 		}
 	}
 }
+
+// An image the Dockerfile builds on that cannot be had is one line naming
+// it: exit 2 when its registry does not have it (nothing to retry), 4 when
+// the registry cannot be reached, both with the streamed push and with
+// BuildKit's own.
+func TestBaseImageUnavailable(t *testing.T) {
+	closed, err := testenv.StartRegistry(t.Context(), env.BinDir, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed.Stop() // its port now refuses connections
+	for _, tc := range []struct {
+		name, from string
+		code       int
+		want       []string
+	}{
+		{"not in the registry", env.Registry.Host + "/no-such-base:v1", errs.ExitUsage,
+			[]string{"image " + env.Registry.Host + "/no-such-base:v1 not found", "FROM"}},
+		{"registry down", closed.Host + "/busybox:latest", errs.ExitRegistry,
+			[]string{"image " + closed.Host + "/busybox:latest could not be pulled", "connection refused", "registry address"}},
+	} {
+		dir := t.TempDir()
+		writeFiles(t, dir, map[string]string{"Dockerfile": "ARG BASE\nFROM ${BASE}\nRUN echo unreachable > /x\n"})
+		for _, stream := range []string{"true", "false"} {
+			t.Run(tc.name+"/stream="+stream, func(t *testing.T) {
+				code, _, stderr := strata(t, "build", "--builder", env.Builder.Addr(), "--progress", "quiet", "--stream="+stream,
+					"--build-arg", "BASE="+tc.from, "-t", env.Registry.Host+"/base-missing:v1", "--push", dir)
+				failsWith(t, code, stderr, tc.code, tc.want...)
+			})
+		}
+	}
+}
