@@ -358,7 +358,8 @@ func (sp *streamedPush) solve(ctx context.Context, c *client.Client, so client.S
 	fin := newFinisher(sp.pushCtx, sp, endChain)
 
 	solveStart := time.Now()
-	resp, err := c.Build(ctx, mainOpt, frontend.Name, sp.frontend(), fin.watch(sp.p.Main()))
+	var names stepNames
+	resp, err := c.Build(ctx, mainOpt, frontend.Name, names.frontend(sp.frontend()), names.watch(fin.watch(sp.p.Main())))
 	solveTime := time.Since(solveStart)
 	fin.solveEnded()
 	endChain()
