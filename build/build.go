@@ -225,6 +225,9 @@ func solveOptions(opt Options, contextDir, dockerfile string) (client.SolveOpt, 
 		attrs["build-arg:"+k] = v
 	}
 	so.FrontendAttrs = attrs
+	if err := addFrontendAttrs(&so, opt); err != nil {
+		return so, err
+	}
 
 	so.Session, err = attachables(opt)
 	if err != nil {

@@ -118,3 +118,18 @@ func ParseOutput(s string) (Output, error) {
 	}
 	return out, nil
 }
+
+// ExportsImage reports whether the build writes an image (a tag, or an
+// image, registry, oci or docker output), whose ID --iidfile records.
+func (o Options) ExportsImage() bool {
+	if len(o.Tags) > 0 {
+		return true
+	}
+	for _, out := range o.Outputs {
+		switch out.Type {
+		case "image", "registry", "oci", "docker":
+			return true
+		}
+	}
+	return false
+}

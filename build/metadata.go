@@ -1,6 +1,7 @@
 package build
 
 import (
+	"cmp"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -52,14 +53,29 @@ func WriteMetadata(path string, r *Result) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".strata-metadata-*")
-	if err != nil {
-		return errs.WithHint(errs.Inputf("metadata file %s: %v", path, err), "pass a path in a writable directory")
+	return writeFile(path, "metadata file", append(dt, '\n'))
+}
+
+// WriteImageID writes the image ID to path, as docker buildx build
+// --iidfile does: the digest of the image's config, else of its manifest.
+func WriteImageID(path string, r *Result) error {
+	id := cmp.Or(r.ExporterResponse["containerimage.config.digest"], r.ExporterResponse["containerimage.digest"])
+	if id == "" {
+		return errs.WithHint(errs.Inputf("--iidfile %s: the build exported no image", path), "pass -t or --output type=image|oci|docker")
 	}
-	if _, err := tmp.Write(append(dt, '\n')); err != nil {
+	return writeFile(path, "--iidfile", []byte(id))
+}
+
+// writeFile replaces path with data, whole or not at all.
+func writeFile(path, what string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".strata-*")
+	if err != nil {
+		return errs.WithHint(errs.Inputf("%s %s: %v", what, path, err), "pass a path in a writable directory")
+	}
+	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
 		os.Remove(tmp.Name())
-		return fmt.Errorf("metadata file %s: %w", path, err)
+		return fmt.Errorf("%s %s: %w", what, path, err)
 	}
 	if err := tmp.Close(); err != nil {
 		os.Remove(tmp.Name())

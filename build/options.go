@@ -34,6 +34,12 @@ type Options struct {
 	SSH        []SSH             // --ssh (ParseSSH)
 	Outputs    []Output          // --output (ParseOutput)
 	CacheFrom  []string          // --cache-from REF or type=registry,ref=REF
+	Labels     map[string]string // --label, in the image's config
+	Pull       bool              // --pull: resolve base images in their registries even when the builder has them
+	AddHosts   []string          // --add-host, as HOST=IP (ParseAddHost)
+	// BuildContexts are --build-context: named contexts a FROM or
+	// COPY --from may use in place of an image or stage.
+	BuildContexts []NamedContext
 	// CacheTo are cache exports BuildKit writes after the build, as
 	// docker buildx build --cache-to: type=registry,ref=REF[,mode=max],
 	// type=local,dest=DIR, or any type the builder knows. type=inline is
@@ -280,6 +286,9 @@ func (o *Options) check() error {
 	}
 	if _, err := exports(o.Outputs); err != nil {
 		return errs.WithHint(errs.Usagef("--output: %v", err), outputHint)
+	}
+	if err := checkContexts(o.BuildContexts); err != nil {
+		return err
 	}
 	for _, cf := range o.CacheFrom {
 		if _, _, err := cacheImport(cf); err != nil {

@@ -1,12 +1,20 @@
 package integration
 
 import (
+	"archive/tar"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
 	"github.com/strata-build/strata/build"
 )
@@ -52,6 +60,7 @@ func TestBuildAndPushMultiStage(t *testing.T) {
 	if st.Steps.Total != 7 || st.Steps.Cached != 0 {
 		t.Errorf("first build steps = %+v, want 7 run, none cached", st.Steps)
 	}
+	checkStepNumbers(t, stderr)
 
 	img := verifyImage(t, ref, digest)
 	cf, err := img.ConfigFile()
@@ -86,6 +95,27 @@ func TestBuildAndPushMultiStage(t *testing.T) {
 	}
 	if st := strataMetadata(t, readMetadata(t, meta)); st.Steps.Total != 7 || st.Steps.Cached != 7 {
 		t.Errorf("rebuild steps = %+v, want all 7 cached", st.Steps)
+	}
+}
+
+// stepName is a Dockerfile step in plain progress: "#12 [build 2/4] COPY ...".
+var stepName = regexp.MustCompile(`(?m)^#\d+ \[([^\]]*?) ?\s*(\d+)/(\d+)\] `)
+
+// checkStepNumbers fails when plain progress numbers the steps of one
+// stage against different totals ("[2/2] RUN" beside "[3/7] WORKDIR"), as
+// when a step is named after a streamed push's prefix solve.
+func checkStepNumbers(t *testing.T, progress string) {
+	t.Helper()
+	totals := map[string]string{}
+	for _, m := range stepName.FindAllStringSubmatch(progress, -1) {
+		if seen, ok := totals[m[1]]; ok && seen != m[3] {
+			t.Errorf("steps of stage %q counted out of %s and of %s:\n%s", m[1], seen, m[3], strings.Join(stepName.FindAllString(progress, -1), "\n"))
+			return
+		}
+		totals[m[1]] = m[3]
+	}
+	if len(totals) == 0 {
+		t.Error("no step in the progress")
 	}
 }
 
@@ -150,5 +180,72 @@ func TestBuildSecret(t *testing.T) {
 	}
 	if strings.Contains(stderr, "top-secret-sentinel") {
 		t.Fatal("the secret appears in the build output")
+	}
+}
+
+// The flags of docker buildx build that CI pipelines pass most (named
+// contexts, labels, extra hosts, --pull, --iidfile) mean what they mean
+// there, with the streamed push and with BuildKit's own.
+func TestBuildxBuildFlags(t *testing.T) {
+	app, shared := t.TempDir(), t.TempDir()
+	writeFiles(t, app, map[string]string{"Dockerfile": "FROM base\nCOPY --from=shared common.txt /common.txt\nRUN grep ci-host /etc/hosts > /hosts.txt\n"})
+	writeFiles(t, shared, map[string]string{"common.txt": "shared file\n"})
+	for _, stream := range []string{"true", "false"} {
+		t.Run("stream="+stream, func(t *testing.T) {
+			ref := env.Registry.Host + "/buildx-flags:" + stream
+			iid := filepath.Join(t.TempDir(), "iid")
+			code, out, stderr := strata(t, "build", "--builder", env.Builder.Addr(), "--progress", "plain", "--stream="+stream,
+				"--build-context", "base=docker-image://"+env.Busybox, "--build-context", "shared="+shared,
+				"--label", "org.opencontainers.image.revision=abc123", "--add-host", "ci-host:10.1.2.3", "--pull",
+				"--iidfile", iid, "-t", ref, "--push", app)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, tail(stderr, 20))
+			}
+			img := verifyImage(t, ref, strings.TrimSpace(out))
+			cf, err := img.ConfigFile()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cf.Config.Labels["org.opencontainers.image.revision"]; got != "abc123" {
+				t.Errorf("label = %q, want abc123", got)
+			}
+			id, err := img.ConfigName()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err := os.ReadFile(iid); err != nil || string(got) != id.String() {
+				t.Errorf("--iidfile holds %q (%v), want the config digest %s", got, err, id)
+			}
+			files := imageFiles(t, img, "common.txt", "hosts.txt")
+			if files["common.txt"] != "shared file\n" || !strings.Contains(files["hosts.txt"], "10.1.2.3") {
+				t.Errorf("files from the named context and the extra host: %q", files)
+			}
+		})
+	}
+}
+
+// imageFiles reads the named files (paths without the leading "/") from
+// the image's flattened filesystem.
+func imageFiles(t *testing.T, img v1.Image, names ...string) map[string]string {
+	t.Helper()
+	rc := mutate.Extract(img)
+	defer rc.Close()
+	out := map[string]string{}
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if name := strings.TrimPrefix(h.Name, "./"); slices.Contains(names, name) {
+			dt, err := io.ReadAll(tr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[name] = string(dt)
+		}
 	}
 }

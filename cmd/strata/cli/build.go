@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"slices"
 	"sync"
 
 	"github.com/spf13/cobra"
@@ -22,7 +24,11 @@ type buildCmd struct {
 	secrets      []string
 	ssh          []string
 	outputs      []string
+	labels       []string
+	addHosts     []string
+	contexts     []string
 	metadataFile string
+	iidFile      string
 	bf           builderFlags
 	index        indexFlags
 	autoCache    int
@@ -78,6 +84,10 @@ func (b *buildCmd) addFlags(cmd *cobra.Command) {
 	f.StringArrayVar(&b.secrets, "secret", nil, "secret to expose to the build: id=ID[,src=PATH|,env=VAR] (repeatable)")
 	f.StringArrayVar(&b.ssh, "ssh", nil, "SSH agent socket or keys to expose: default|ID[=SOCKET|KEY[,KEY]] (repeatable)")
 	f.StringArrayVarP(&b.outputs, "output", "o", nil, "extra output: type=local,dest=DIR | type=tar,dest=FILE | type=oci,dest=FILE | type=image,name=REF[,push=true]")
+	f.StringArrayVar(&b.contexts, "build-context", nil, "additional build context, NAME=VALUE: a directory, docker-image://REF or a Git or HTTP URL, used where the Dockerfile names NAME in FROM or COPY --from (repeatable)")
+	f.StringArrayVar(&b.labels, "label", nil, "set a label in the image's config, KEY=VALUE (repeatable)")
+	f.BoolVar(&opt.Pull, "pull", false, "look up every base image in its registry, even when the builder has it")
+	f.StringArrayVar(&b.addHosts, "add-host", nil, "add a host to /etc/hosts of RUN steps, HOST:IP (repeatable)")
 	f.StringArrayVar(&opt.CacheFrom, "cache-from", nil, "extra cache source: REF or type=registry,ref=REF (repeatable)")
 	f.StringArrayVar(&opt.CacheTo, "cache-to", nil, "cache export written after the build: type=registry,ref=REF[,mode=max] or type=local,dest=DIR (default with --push, for a target that copies from other stages: type=registry,ref=REPO:buildcache,mode=max in the first tag's repository; type=inline: none but the inline cache every image carries) (repeatable)")
 	f.BoolVar(&opt.Push, "push", false, "push the image to the registry of each --tag")
@@ -89,6 +99,7 @@ func (b *buildCmd) addFlags(cmd *cobra.Command) {
 	f.StringVar(&opt.SourceDateEpoch, "source-date-epoch", "", "the image's creation time in seconds, set where the image is written so no cache key depends on it (default: a SOURCE_DATE_EPOCH build arg, else the context's last git commit time, 0 outside git)")
 	f.StringVar(&opt.Progress, "progress", "auto", "progress output: auto, plain, tty, quiet or rawjson")
 	f.StringVar(&b.metadataFile, "metadata-file", "", "write the build result metadata (image digest, timings) as JSON to this file")
+	f.StringVar(&b.iidFile, "iidfile", "", "write the image ID (the digest of its config) to this file")
 	f.IntVar(&b.autoCache, "auto-cache", 3, "import cache from at most N images of the index that share the most steps with this build")
 	f.BoolVar(&b.noAutoCache, "no-auto-cache", false, "do not choose cache sources from the index (--cache-from still applies; pushed images are still added to it)")
 	b.index.add(cmd)
@@ -104,6 +115,13 @@ func (b *buildCmd) run(cmd *cobra.Command, s Streams, args []string) error {
 	opt, err := b.options(cmd, args)
 	if err != nil {
 		return err
+	}
+	if b.iidFile != "" {
+		if !opt.ExportsImage() {
+			return usageError(cmd, errors.New("--iidfile needs an image: pass -t or --output type=image|oci|docker"))
+		}
+		// Not the last build's ID if this one fails, as docker buildx.
+		_ = os.Remove(b.iidFile)
 	}
 	ctx := cmd.Context()
 	ac, err := autoCacheFor(s, &b.index, b.autoCache, b.noAutoCache, opt.Progress)
@@ -159,6 +177,11 @@ func (b *buildCmd) run(cmd *cobra.Command, s Streams, args []string) error {
 			return err
 		}
 	}
+	if b.iidFile != "" {
+		if err := build.WriteImageID(b.iidFile, res); err != nil {
+			return err
+		}
+	}
 	if d := res.ExporterResponse["containerimage.digest"]; d != "" && opt.Progress != "quiet" {
 		fmt.Fprintln(s.Out, d)
 	}
@@ -177,6 +200,9 @@ func (b *buildCmd) options(cmd *cobra.Command, args []string) (build.Options, er
 		return opt, errs.WithHint(errs.Usagef("a context from standard input is not supported"), "pass a directory as PATH")
 	}
 	opt.BuildArgs = build.ParseKeyValues(b.buildArgs)
+	if len(b.labels) > 0 {
+		opt.Labels = build.ParseLabels(b.labels)
+	}
 	opt.InsecureRegistries = b.index.insecure
 	var err error
 	if opt.Secrets, err = parseEach(cmd, "secret", b.secrets, build.ParseSecret); err != nil {
@@ -189,6 +215,14 @@ func (b *buildCmd) options(cmd *cobra.Command, args []string) (build.Options, er
 	if opt.Outputs, err = parseEach(cmd, "output", b.outputs, build.ParseOutput); err != nil {
 		return opt, err
 	}
+	if opt.BuildContexts, err = parseEach(cmd, "build-context", b.contexts, build.ParseBuildContext); err != nil {
+		return opt, err
+	}
+	hosts, err := parseEach(cmd, "add-host", b.addHosts, build.ParseAddHost)
+	if err != nil {
+		return opt, err
+	}
+	opt.AddHosts = slices.Concat(hosts...)
 	return opt, opt.Validate()
 }
 
