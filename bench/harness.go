@@ -35,6 +35,10 @@ type Run struct {
 	// ChangedSteps is the wall time the steps that ran (not cached) took,
 	// overlaps counted once.
 	ChangedSteps float64 `json:"changedStepsSeconds"`
+	// ClientCPU is the CPU time (user and system) the measured command
+	// itself used: on a machine of few cores, what it took from the
+	// builder.
+	ClientCPU float64 `json:"clientCPUSeconds"`
 	// LastLayerAlone is, after a streamed push, how long pushing its last
 	// layer of over 1 MB with a config and a manifest of its own took on
 	// the same link: the least any push can leave after the last step.
@@ -281,7 +285,7 @@ func timed(ctx context.Context, progressFile string, env []string, name string, 
 		dt, _ := os.ReadFile(progressFile)
 		return Run{}, fmt.Errorf("%s %s: %v\n%s", filepath.Base(name), strings.Join(args, " "), err, lastLines(string(dt), 20))
 	}
-	r := Run{Wall: end.Sub(start).Seconds()}
+	r := Run{Wall: end.Sub(start).Seconds(), ClientCPU: (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()}
 	p, err := readProgress(progressFile)
 	if err != nil {
 		return r, err
