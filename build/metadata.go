@@ -83,3 +83,20 @@ func writeFile(path, what string, data []byte) error {
 	}
 	return os.Rename(tmp.Name(), path)
 }
+
+// CheckOutputFile reports an input error, before anything is built, when
+// the file flag names ("" for none) cannot be written: its directory does
+// not exist, or it is a directory itself.
+func CheckOutputFile(flag, path string) error {
+	if path == "" {
+		return nil
+	}
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		return errs.WithHint(errs.Inputf("%s %s is a directory", flag, path), "name a file")
+	}
+	dir := filepath.Dir(path)
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return errs.WithHint(errs.Inputf("%s %s: directory %s does not exist", flag, path, dir), "create it, or name a file in a directory that exists")
+	}
+	return nil
+}

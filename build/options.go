@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/containerd/platforms"
 	"github.com/moby/buildkit/session/sshforward"
 
 	"github.com/strata-build/strata/buildcontext"
@@ -250,8 +251,16 @@ func cacheOption(flag, s string) (typ string, attrs map[string]string, err error
 // Validate checks the options without contacting a builder, so that bad
 // input is reported before a daemon is started. Run checks them again.
 func (o *Options) Validate() error {
-	_, _, err := o.resolve()
-	return err
+	_, dockerfile, err := o.resolve()
+	if err != nil || o.Target == "" {
+		return err
+	}
+	// A Dockerfile that does not parse is left to the build, which
+	// reports where.
+	if df, err := o.readDockerfile(dockerfile); err == nil {
+		return df.CheckTarget(o.Target)
+	}
+	return nil
 }
 
 // check finds what no builder could build: an unknown compression, a
@@ -264,6 +273,11 @@ func (o *Options) check() error {
 	if o.ForceCompression && o.streamed() && cmp.Or(o.Compression, "estargz") != "estargz" {
 		return errs.WithHint(errs.Usagef("--force-compression with --compression=%s: a streamed push rewrites reused layers as eStargz only", o.Compression),
 			"drop --compression, or add --stream=false to let BuildKit recompress them")
+	}
+	for _, p := range o.Platforms {
+		if _, err := platforms.Parse(p); err != nil {
+			return errs.WithHint(errs.Usagef("--platform %s: %v", p, err), "name platforms as OS/ARCH[/VARIANT], e.g. linux/amd64,linux/arm64")
+		}
 	}
 	if err := checkEpoch("--source-date-epoch", o.SourceDateEpoch); err != nil {
 		return err

@@ -179,3 +179,45 @@ func TestCacheTo(t *testing.T) {
 		}
 	}
 }
+
+// What no builder could build is one usage or input line before a builder
+// is reached: an unknown platform, a target stage the Dockerfile lacks, a
+// metadata or image ID file that cannot be written.
+func TestValidateBeforeBuilding(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM scratch AS base\nFROM base AS Test\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		opt  Options
+		want error // nil: valid
+		text string
+	}{
+		{"platform", Options{Platforms: []string{"linux/amd64", "bogus"}}, errs.ErrUsage, "--platform bogus"},
+		{"platforms", Options{Platforms: []string{"linux/amd64", "linux/arm64/v8"}}, nil, ""},
+		{"target", Options{Target: "nosuch"}, errs.ErrUsage, `target stage "nosuch" not found`},
+		{"target names listed", Options{Target: "nosuch"}, errs.ErrUsage, "base, test"},
+		{"target in another case", Options{Target: "TEST"}, nil, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opt := tc.opt
+			opt.ContextDir = dir
+			err := opt.Validate()
+			if tc.want == nil {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.text) {
+				t.Errorf("got %v, want %v saying %q", err, tc.want, tc.text)
+			}
+		})
+	}
+	for path, ok := range map[string]bool{"": true, filepath.Join(dir, "m.json"): true, dir: false, filepath.Join(dir, "no", "m.json"): false} {
+		if err := CheckOutputFile("--metadata-file", path); (err == nil) != ok || (err != nil && !errors.Is(err, errs.ErrInput)) {
+			t.Errorf("CheckOutputFile(%q) = %v", path, err)
+		}
+	}
+}

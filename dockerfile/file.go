@@ -153,7 +153,24 @@ func (f *File) target(target string) (*Stage, error) {
 	if st := f.stageNamed(target, len(f.Stages)); st != nil {
 		return st, nil
 	}
-	return nil, errs.WithHint(errs.Usagef("target stage %q not found in %s", target, f.Name), "pass a stage name from the Dockerfile to --target")
+	var names []string
+	for _, st := range f.Stages {
+		if st.Name != "" {
+			names = append(names, st.Name)
+		}
+	}
+	hint := "pass a stage name from the Dockerfile to --target"
+	if len(names) > 0 {
+		hint += ": " + strings.Join(names, ", ")
+	}
+	return nil, errs.WithHint(errs.Usagef("target stage %q not found in %s", target, f.Name), hint)
+}
+
+// CheckTarget reports a usage error when target names no stage of f ("":
+// the last stage).
+func (f *File) CheckTarget(target string) error {
+	_, err := f.target(target)
+	return err
 }
 
 // stageNamed is the stage called name among the first n stages, by

@@ -223,7 +223,13 @@ func (b *buildCmd) options(cmd *cobra.Command, args []string) (build.Options, er
 		return opt, err
 	}
 	opt.AddHosts = slices.Concat(hosts...)
-	return opt, opt.Validate()
+	for flag, path := range map[string]string{"--metadata-file": b.metadataFile, "--iidfile": b.iidFile} {
+		if err := build.CheckOutputFile(flag, path); err != nil {
+			return opt, err
+		}
+	}
+	err = opt.Validate() // before opt is returned: it keeps the Dockerfile it parsed
+	return opt, err
 }
 
 // parseEach parses the values of a repeatable flag, skipping empty ones as
