@@ -398,6 +398,9 @@ func classify(ctx context.Context, err error, push bool) error {
 		// A base image's registry that cannot be reached (BuildKit
 		// resolves every FROM before the first step).
 		return errs.WithHint(fmt.Errorf("%w: %s", errs.ErrRegistry, errs.FirstLine(msg)), registryHint(lower))
+	case strings.Contains(lower, "entitlement") && strings.Contains(lower, "not allowed"):
+		return errs.WithHint(fmt.Errorf("%w: %s", errs.ErrBuildFailed, errs.FirstLine(msg)),
+			"start the builder's buildkitd with --allow-insecure-entitlement network.host (strata's own allows it: 'strata builder stop' restarts an older one with it)")
 	case strings.Contains(lower, "failed to calculate checksum") && strings.Contains(lower, "not found"):
 		// A COPY/ADD source missing from the context as BuildKit sees it.
 		return errs.WithHint(fmt.Errorf("%w: %s", errs.ErrBuildFailed, errs.FirstLine(msg)),

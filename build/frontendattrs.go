@@ -6,11 +6,14 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/distribution/reference"
+	units "github.com/docker/go-units"
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/frontend/dockerfile/dfgitutil"
+	"github.com/moby/buildkit/util/entitlements"
 	"github.com/tonistiigi/fsutil"
 
 	"github.com/strata-build/strata/errs"
@@ -69,6 +72,31 @@ func ParseLabels(items []string) map[string]string {
 	return m
 }
 
+// ParseUlimit checks an --ulimit TYPE=SOFT[:HARD] (nofile=1024:2048) as
+// docker does, and returns it as BuildKit takes it.
+func ParseUlimit(s string) (string, error) {
+	u, err := units.ParseUlimit(s)
+	if err != nil {
+		return "", err
+	}
+	return u.String(), nil
+}
+
+// ParseShmSize parses an --shm-size (64m, 1g, or bytes).
+func ParseShmSize(s string) (int64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	n, err := units.RAMInBytes(s)
+	if err != nil {
+		return 0, err
+	}
+	if n <= 0 {
+		return 0, fmt.Errorf("%s is not a size", s)
+	}
+	return n, nil
+}
+
 // ParseAddHost parses an --add-host HOST:IP (or HOST=IP; IP may be a
 // comma-separated list, IPv6 in brackets) into BuildKit's HOST=IP entries.
 func ParseAddHost(s string) ([]string, error) {
@@ -125,6 +153,22 @@ func addFrontendAttrs(so *client.SolveOpt, opt Options) error {
 	}
 	if len(opt.AddHosts) > 0 {
 		so.FrontendAttrs["add-hosts"] = strings.Join(opt.AddHosts, ",")
+	}
+	if len(opt.NoCacheFilter) > 0 && !opt.NoCache {
+		so.FrontendAttrs["no-cache"] = strings.Join(opt.NoCacheFilter, ",")
+	}
+	switch opt.Network {
+	case "host":
+		so.FrontendAttrs["force-network-mode"] = "host"
+		so.AllowedEntitlements = append(so.AllowedEntitlements, entitlements.EntitlementNetworkHost.String())
+	case "none":
+		so.FrontendAttrs["force-network-mode"] = "none"
+	}
+	if opt.ShmSize > 0 {
+		so.FrontendAttrs["shm-size"] = strconv.FormatInt(opt.ShmSize, 10)
+	}
+	if len(opt.Ulimits) > 0 {
+		so.FrontendAttrs["ulimit"] = strings.Join(opt.Ulimits, ",")
 	}
 	if len(opt.BuildContexts) > 0 {
 		// A frontend a "# syntax=" line names takes the contexts too.

@@ -35,7 +35,16 @@ func TestBuildxFrontendAttrs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opt := Options{ContextDir: dir, BuildContexts: contexts, Labels: ParseLabels([]string{"a=1", "b", "c=x=y"}), AddHosts: hosts, Pull: true}
+	ulimit, err := ParseUlimit("nofile=1024:2048")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shm, err := ParseShmSize("64m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt := Options{ContextDir: dir, BuildContexts: contexts, Labels: ParseLabels([]string{"a=1", "b", "c=x=y"}), AddHosts: hosts, Pull: true,
+		NoCacheFilter: []string{"deps", "build"}, Network: "host", ShmSize: shm, Ulimits: []string{ulimit}}
 	if err := opt.check(); err != nil {
 		t.Fatal(err)
 	}
@@ -60,6 +69,10 @@ func TestBuildxFrontendAttrs(t *testing.T) {
 		"add-hosts":                 "ci-host=10.1.2.3,ci-host=::1",
 		"image-resolve-mode":        "pull",
 		"frontend.caps":             "moby.buildkit.frontend.contexts+forward",
+		"no-cache":                  "deps,build",
+		"force-network-mode":        "host",
+		"shm-size":                  "67108864",
+		"ulimit":                    "nofile=1024:2048",
 	}
 	for k, v := range want {
 		if got, ok := so.FrontendAttrs[k]; !ok || got != v {
@@ -71,8 +84,19 @@ func TestBuildxFrontendAttrs(t *testing.T) {
 			t.Errorf("no local mount %s", m)
 		}
 	}
+	if strings.Join(so.AllowedEntitlements, ",") != "network.host" {
+		t.Errorf("entitlements %v, want network.host", so.AllowedEntitlements)
+	}
 	if len(so.LocalMounts) != 4 {
 		t.Errorf("local mounts %v, want 4", len(so.LocalMounts))
+	}
+
+	opt.NoCache, opt.Network = true, "none"
+	if so, err = solveOptions(opt, ctxDir, df); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := so.FrontendAttrs["no-cache"]; !ok || v != "" || so.FrontendAttrs["force-network-mode"] != "none" || len(so.AllowedEntitlements) != 0 {
+		t.Errorf("--no-cache with a filter: no-cache=%q (%v); --network none: %q, entitlements %v", v, ok, so.FrontendAttrs["force-network-mode"], so.AllowedEntitlements)
 	}
 
 	for _, tc := range []struct {
@@ -100,6 +124,19 @@ func TestBuildxFrontendAttrs(t *testing.T) {
 		if _, err := ParseBuildContext(bad); err == nil {
 			t.Errorf("--build-context %s parsed", bad)
 		}
+	}
+	for _, bad := range []string{"nofile", "nofile=x", "nosuch=1:2", "nofile=2:1"} {
+		if _, err := ParseUlimit(bad); err == nil {
+			t.Errorf("--ulimit %s parsed", bad)
+		}
+	}
+	for _, bad := range []string{"x", "-1", "0"} {
+		if _, err := ParseShmSize(bad); err == nil {
+			t.Errorf("--shm-size %s parsed", bad)
+		}
+	}
+	if err := (&Options{ContextDir: dir, Network: "bridge"}).check(); !errors.Is(err, errs.ErrUsage) {
+		t.Errorf("--network bridge: %v, want a usage error", err)
 	}
 	for _, bad := range []string{"ci-host", "ci-host:", ":10.0.0.1", "ci-host:host-gateway", "ci-host:not-an-ip"} {
 		if _, err := ParseAddHost(bad); err == nil {

@@ -38,6 +38,11 @@ type Options struct {
 	Labels     map[string]string // --label, in the image's config
 	Pull       bool              // --pull: resolve base images in their registries even when the builder has them
 	AddHosts   []string          // --add-host, as HOST=IP (ParseAddHost)
+	// NoCacheFilter are the stages --no-cache-filter builds without cache.
+	NoCacheFilter []string
+	Network       string   // --network: "" or default, none, host
+	ShmSize       int64    // --shm-size in bytes; 0: BuildKit's default
+	Ulimits       []string // --ulimit, TYPE=SOFT[:HARD] (checked by ParseUlimit)
 	// BuildContexts are --build-context: named contexts a FROM or
 	// COPY --from may use in place of an image or stage.
 	BuildContexts []NamedContext
@@ -273,6 +278,11 @@ func (o *Options) check() error {
 	if o.ForceCompression && o.streamed() && cmp.Or(o.Compression, "estargz") != "estargz" {
 		return errs.WithHint(errs.Usagef("--force-compression with --compression=%s: a streamed push rewrites reused layers as eStargz only", o.Compression),
 			"drop --compression, or add --stream=false to let BuildKit recompress them")
+	}
+	switch o.Network {
+	case "", "default", "none", "host":
+	default:
+		return errs.WithHint(errs.Usagef("--network=%s is not a network mode of BuildKit", o.Network), "use default, none or host")
 	}
 	for _, p := range o.Platforms {
 		if _, err := platforms.Parse(p); err != nil {

@@ -253,6 +253,10 @@ func (l *Local) launch(ctx context.Context, bin, snapshotter string) error {
 		"--root", l.root(),
 		"--addr", l.Addr(),
 		"--oci-worker=true", "--containerd-worker=false",
+		// With no CNI set up, the runc worker runs steps in the host's
+		// network anyway; this lets a build ask for it by name
+		// (--network host), as buildx's container builders allow.
+		"--allow-insecure-entitlement=network.host",
 	}
 	if _, ok := flagValue(l.Args, snapshotterFlag); !ok {
 		args = append(args, snapshotterFlag+"="+snapshotter)

@@ -249,3 +249,36 @@ func imageFiles(t *testing.T, img v1.Image, names ...string) map[string]string {
 		}
 	}
 }
+
+// --network, --ulimit and --shm-size reach the RUN steps; -q prints only
+// the image ID, as docker buildx build -q.
+func TestRunStepFlags(t *testing.T) {
+	dir := t.TempDir()
+	// The registry listens on the host's loopback: a step in the host's
+	// network reaches it, one with --network none does not.
+	writeFiles(t, dir, map[string]string{"Dockerfile": fmt.Sprintf("FROM %s\n"+
+		"RUN (wget -q -O /dev/null http://%s/v2/ && echo reached || echo unreachable) > /net; ulimit -n > /nofile; df -k /dev/shm | tail -1 | awk '{print $2}' > /shm\n",
+		env.Busybox, env.Registry.Host)})
+	for _, tc := range []struct{ network, net string }{{"none", "unreachable"}, {"host", "reached"}} {
+		t.Run(tc.network, func(t *testing.T) {
+			ref := env.Registry.Host + "/run-flags:" + tc.network
+			code, out, stderr := strata(t, "build", "--builder", env.Builder.Addr(), "-q", "--network", tc.network,
+				"--ulimit", "nofile=1000:2000", "--shm-size", "32m", "-t", ref, "--push", dir)
+			if code != 0 || stderr != "" {
+				t.Fatalf("exit %d, stderr %q (want none with -q)", code, tail(stderr, 20))
+			}
+			_, img := remoteImage(t, ref)
+			id, err := img.ConfigName()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.TrimSpace(out) != id.String() {
+				t.Errorf("-q printed %q, want the image ID %s", out, id)
+			}
+			files := imageFiles(t, img, "net", "nofile", "shm")
+			if files["net"] != tc.net+"\n" || files["nofile"] != "1000\n" || files["shm"] != "32768\n" {
+				t.Errorf("step saw %q, want network %s, nofile 1000, /dev/shm of 32768 kB", files, tc.net)
+			}
+		})
+	}
+}

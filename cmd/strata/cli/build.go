@@ -1,11 +1,13 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/spf13/cobra"
@@ -27,6 +29,10 @@ type buildCmd struct {
 	labels       []string
 	addHosts     []string
 	contexts     []string
+	noCacheFor   []string
+	ulimits      []string
+	shmSize      string
+	quiet        bool
 	metadataFile string
 	iidFile      string
 	bf           builderFlags
@@ -92,6 +98,11 @@ func (b *buildCmd) addFlags(cmd *cobra.Command) {
 	f.StringArrayVar(&opt.CacheTo, "cache-to", nil, "cache export written after the build: type=registry,ref=REF[,mode=max] or type=local,dest=DIR (default with --push, for a target that copies from other stages: type=registry,ref=REPO:buildcache,mode=max in the first tag's repository; type=inline: none but the inline cache every image carries) (repeatable)")
 	f.BoolVar(&opt.Push, "push", false, "push the image to the registry of each --tag")
 	f.BoolVar(&opt.NoCache, "no-cache", false, "do not use cache when building the image")
+	f.StringArrayVar(&b.noCacheFor, "no-cache-filter", nil, "build these stages without cache (repeatable, or comma-separated)")
+	f.StringVar(&opt.Network, "network", "", "network of RUN steps: default, none, or host (the builder must allow the network.host entitlement)")
+	f.StringVar(&b.shmSize, "shm-size", "", "size of /dev/shm in RUN steps, e.g. 128m")
+	f.StringArrayVar(&b.ulimits, "ulimit", nil, "ulimit of RUN steps, TYPE=SOFT[:HARD], e.g. nofile=1024:2048 (repeatable)")
+	f.BoolVarP(&b.quiet, "quiet", "q", false, "no progress output; print only the image digest")
 	f.BoolVar(&b.stream, "stream", true, "with --push, upload each layer while the rest of the build runs (false: BuildKit pushes after the build)")
 	f.BoolVar(&opt.Reproducible, "reproducible", true, "rewrite file timestamps in new layers to the source date epoch, so the same inputs give the same digests on any builder (false: keep the build's times)")
 	f.StringVar(&opt.Compression, "compression", "", "compression of the layers the build creates: estargz (default; gzip that a stargz-snapshotter builder pulls lazily), gzip, zstd (faster; needs containerd 1.5+ or Docker 23+ to pull) or uncompressed")
@@ -182,7 +193,13 @@ func (b *buildCmd) run(cmd *cobra.Command, s Streams, args []string) error {
 			return err
 		}
 	}
-	if d := res.ExporterResponse["containerimage.digest"]; d != "" && opt.Progress != "quiet" {
+	switch d := res.ExporterResponse["containerimage.digest"]; {
+	case b.quiet:
+		// The image ID, as docker buildx build -q prints it.
+		if id := cmp.Or(res.ExporterResponse["containerimage.config.digest"], d); id != "" {
+			fmt.Fprintln(s.Out, id)
+		}
+	case d != "" && opt.Progress != "quiet":
 		fmt.Fprintln(s.Out, d)
 	}
 	return nil
@@ -216,6 +233,25 @@ func (b *buildCmd) options(cmd *cobra.Command, args []string) (build.Options, er
 		return opt, err
 	}
 	if opt.BuildContexts, err = parseEach(cmd, "build-context", b.contexts, build.ParseBuildContext); err != nil {
+		return opt, err
+	}
+	if b.quiet {
+		if cmd.Flags().Changed("progress") && opt.Progress != "quiet" {
+			return opt, usageError(cmd, fmt.Errorf("--quiet and --progress=%s: choose one", opt.Progress))
+		}
+		opt.Progress = "quiet"
+	}
+	for _, v := range b.noCacheFor {
+		for stage := range strings.SplitSeq(v, ",") {
+			if stage = strings.TrimSpace(stage); stage != "" {
+				opt.NoCacheFilter = append(opt.NoCacheFilter, stage)
+			}
+		}
+	}
+	if opt.ShmSize, err = build.ParseShmSize(b.shmSize); err != nil {
+		return opt, usageError(cmd, fmt.Errorf("--shm-size %q: %w", b.shmSize, err))
+	}
+	if opt.Ulimits, err = parseEach(cmd, "ulimit", b.ulimits, build.ParseUlimit); err != nil {
 		return opt, err
 	}
 	hosts, err := parseEach(cmd, "add-host", b.addHosts, build.ParseAddHost)
