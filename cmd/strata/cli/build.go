@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -33,6 +34,8 @@ type buildCmd struct {
 	ulimits      []string
 	shmSize      string
 	quiet        bool
+	provenance   string
+	sbom         string
 	metadataFile string
 	iidFile      string
 	bf           builderFlags
@@ -102,7 +105,9 @@ func (b *buildCmd) addFlags(cmd *cobra.Command) {
 	f.StringVar(&opt.Network, "network", "", "network of RUN steps: default, none, or host (the builder must allow the network.host entitlement)")
 	f.StringVar(&b.shmSize, "shm-size", "", "size of /dev/shm in RUN steps, e.g. 128m")
 	f.StringArrayVar(&b.ulimits, "ulimit", nil, "ulimit of RUN steps, TYPE=SOFT[:HARD], e.g. nofile=1024:2048 (repeatable)")
-	f.BoolVarP(&b.quiet, "quiet", "q", false, "no progress output; print only the image digest")
+	f.BoolVarP(&b.quiet, "quiet", "q", false, "no progress output; print only the image ID")
+	f.StringVar(&b.provenance, "provenance", "", "false: no provenance attestation, which strata never writes (any other value is refused)")
+	f.StringVar(&b.sbom, "sbom", "", "false: no SBOM attestation, which strata never writes (any other value is refused)")
 	f.BoolVar(&b.stream, "stream", true, "with --push, upload each layer while the rest of the build runs (false: BuildKit pushes after the build)")
 	f.BoolVar(&opt.Reproducible, "reproducible", true, "rewrite file timestamps in new layers to the source date epoch, so the same inputs give the same digests on any builder (false: keep the build's times)")
 	f.StringVar(&opt.Compression, "compression", "", "compression of the layers the build creates: estargz (default; gzip that a stargz-snapshotter builder pulls lazily), gzip, zstd (faster; needs containerd 1.5+ or Docker 23+ to pull) or uncompressed")
@@ -235,6 +240,12 @@ func (b *buildCmd) options(cmd *cobra.Command, args []string) (build.Options, er
 	if opt.BuildContexts, err = parseEach(cmd, "build-context", b.contexts, build.ParseBuildContext); err != nil {
 		return opt, err
 	}
+	for flag, v := range map[string]string{"provenance": b.provenance, "sbom": b.sbom} {
+		if off, err := strconv.ParseBool(v); v != "" && (err != nil || off) {
+			return opt, errs.WithHint(errs.Usagef("--%s=%s: strata writes no attestations", flag, v),
+				"its images are single manifests (an index only with several --platform); drop the flag, or pass --"+flag+"=false")
+		}
+	}
 	if b.quiet {
 		if cmd.Flags().Changed("progress") && opt.Progress != "quiet" {
 			return opt, usageError(cmd, fmt.Errorf("--quiet and --progress=%s: choose one", opt.Progress))
@@ -359,4 +370,29 @@ func (h *heldMessages) release() {
 		f()
 	}
 	h.pending = nil
+}
+
+// buildxOnly are flags of docker buildx build that strata does not have,
+// with what to do instead.
+var buildxOnly = map[string]string{
+	"load":          "strata talks to no docker engine: write the image with --output type=docker,dest=image.tar and run 'docker load -i image.tar'",
+	"attest":        "strata writes no attestations: drop the flag",
+	"annotation":    "strata does not write manifest annotations: set --label for the image's config",
+	"allow":         "strata asks for network.host itself with --network host; drop --allow",
+	"call":          "for the Dockerfile checks, run 'strata lint' (BuildKit's checks included)",
+	"check":         "for the Dockerfile checks, run 'strata lint' (BuildKit's checks included)",
+	"cgroup-parent": "not supported by strata: drop the flag",
+}
+
+// missingBuildxFlag is the hint for an unknown flag that docker buildx
+// build has and strata build does not; "" for any other error.
+func missingBuildxFlag(c *cobra.Command, err error) string {
+	if c.Name() != "build" {
+		return ""
+	}
+	name, ok := strings.CutPrefix(err.Error(), "unknown flag: --")
+	if !ok {
+		return ""
+	}
+	return buildxOnly[name]
 }

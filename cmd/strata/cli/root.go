@@ -48,6 +48,9 @@ Exit codes: 0 success, 1 build failed or lint findings, 2 usage or input error,
 	root.Args = cobra.NoArgs
 	root.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		if hint := missingBuildxFlag(c, err); hint != "" {
+			return errs.WithHint(errs.Usagef("%v", err), hint)
+		}
 		return usageError(c, err)
 	})
 	for _, add := range subcommands {
