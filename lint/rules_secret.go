@@ -27,7 +27,9 @@ var RuleSecretInContext = Rule[func(list string) string]{
 			"`*_SECRET=` with a value in an env file) is reported wherever it comes from; a public key (`*.pub`, " +
 			"`-----BEGIN PUBLIC KEY-----`, `-----BEGIN PGP PUBLIC KEY BLOCK-----`, a certificate) never is; an env file " +
 			"or key store without such content is reported only when git does not track it (it exists only where the " +
-			"image is built), since a file committed to the repository is already public to whoever reads it. Without a " +
+			"image is built), since a file committed to the repository is already public to whoever reads it; a committed " +
+			"credential in a test fixture (under test/, testdata/, e2e/, fixtures/, cypress/, playwright/, or named test.env) " +
+			"is a throwaway test service's and is not reported either. Without a " +
 			"build context only the names are known, and the finding is a warning.",
 		Bad:  "FROM alpine\nCOPY . /app\n# with an untracked .env, or deploy/id_rsa, in the context\n",
 		Good: "# .dockerignore: .env\nFROM alpine\nCOPY . /app\nRUN --mount=type=secret,id=deploy_key ./deploy.sh\n",
@@ -182,6 +184,12 @@ func (p *pass) secretFile(e buildcontext.Entry) (string, bool) {
 	if head, ok := p.head(e); ok {
 		secret, public := secretContent(kind, head)
 		switch {
+		case secret && testFixture(e.Path) && p.tracked(e.Path):
+			// The committed credentials of test fixtures (a test.env,
+			// testdata/server.key) are those of throwaway test services,
+			// public by design. A credential committed anywhere else is
+			// reported: the image reaches people the repository may not.
+			return "", false
 		case secret:
 			return e.Path, true
 		case public:
@@ -205,6 +213,34 @@ func (p *pass) secretFile(e buildcontext.Entry) (string, bool) {
 		return "", false
 	}
 	return e.Path, true
+}
+
+// tracked reports whether git tracks the context file rel.
+func (p *pass) tracked(rel string) bool {
+	repo := p.gitRepo()
+	if repo == nil || p.ctx == nil {
+		return false
+	}
+	tracked, ok := repo.Tracked(filepath.Join(p.ctx.Dir(), filepath.FromSlash(rel)))
+	return ok && tracked
+}
+
+// testDirs are folders that hold test fixtures: their committed
+// credentials are those of throwaway test services.
+var testDirs = map[string]bool{"test": true, "tests": true, "testdata": true, "e2e": true, "playwright": true, "cypress": true,
+	"fixtures": true, "__tests__": true, "spec": true, "integration-tests": true}
+
+// testFixture reports whether rel lies in a test folder, or is named as a
+// test env file (test.env, .env.e2e).
+func testFixture(rel string) bool {
+	for _, seg := range strings.Split(path.Dir(rel), "/") {
+		if testDirs[strings.ToLower(seg)] {
+			return true
+		}
+	}
+	base := strings.ToLower(path.Base(rel))
+	return strings.HasPrefix(base, "test.") || strings.HasPrefix(base, "e2e.") || strings.HasSuffix(base, ".test.env") ||
+		strings.HasSuffix(base, ".e2e") || strings.HasSuffix(base, ".testing")
 }
 
 // head returns the first 64 KiB of a context file.
