@@ -42,7 +42,9 @@ var RuleLockfileNotCopied = Rule[func(cmd, lockfile, why string) string]{
 		Explain: "npm ci, --frozen-lockfile, --immutable, uv sync --frozen and the like fail, or resolve afresh, without their lockfile. " +
 			"The rule judges what the Dockerfile copies: a COPY that names the lockfile or a glob that covers it brings it, and so " +
 			"does a copy of a directory that holds it in the build context (any directory, when the context is not known). A " +
-			"lockfile left out by .dockerignore counts as missing.",
+			"lockfile left out by .dockerignore counts as missing. A step before the install that brings the project from " +
+			"elsewhere (a git clone, a downloaded archive unpacked, an ADD of a URL or a Git repository), or a copy from " +
+			"another stage or image, may bring it too: the install is then not reported.",
 		Bad:  "FROM node:22\nWORKDIR /app\nCOPY package.json ./\nRUN npm ci\n",
 		Good: "FROM node:22\nWORKDIR /app\nCOPY package.json package-lock.json ./\nRUN npm ci\n",
 	},
@@ -169,6 +171,9 @@ func (p *pass) lockfile(s *Step, c *ShellCommand, lock []string) {
 			if cs := p.copied(prev); cs != nil && cs.brings(lock) {
 				return
 			}
+			if fetchesSources(prev) {
+				return // a clone or an archive brought the project: cannot tell
+			}
 		}
 	}
 	why := "no COPY before it brings in"
@@ -190,6 +195,38 @@ func (p *pass) lockfile(s *Step, c *ShellCommand, lock []string) {
 		cmd = cmd[:60] + "..."
 	}
 	p.report(RuleLockfileNotCopied.Info(), s, RuleLockfileNotCopied.Format(cmd, strings.Join(lock, " or "), why), nil)
+}
+
+// fetchesSources reports whether a step brings a project's files from
+// outside the context: ADD of a URL or a Git repository, or a RUN that
+// clones a repository or unpacks a downloaded archive.
+func fetchesSources(s *Step) bool {
+	if add, ok := s.Cmd.(*instructions.AddCommand); ok {
+		for _, src := range add.SourcePaths {
+			if strings.Contains(src, "://") || strings.HasPrefix(src, "git@") {
+				return true
+			}
+		}
+		return false
+	}
+	if s.Script == nil {
+		return false
+	}
+	downloads := false
+	for _, c := range s.Script.Commands {
+		switch n := c.Name(); {
+		case c.Is("git", "clone"), c.Is("gh", "repo", "clone"), c.Is("hg", "clone"), c.Is("svn", "checkout"), c.Is("svn", "co"), c.Is("svn", "export"):
+			return true
+		case n == "curl" || n == "wget":
+			downloads = true
+			if c.PipedTo == "tar" || c.PipedTo == "unzip" || c.PipedTo == "bsdtar" {
+				return true
+			}
+		case downloads && (n == "tar" || n == "unzip" || n == "bsdtar"):
+			return true
+		}
+	}
+	return false
 }
 
 func containsBase(names []string, p string) bool {
