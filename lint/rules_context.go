@@ -40,8 +40,9 @@ var RuleContextLeaksIntoCopy = Rule[func(list string, bytes int64) string]{
 		Fixable:     true,
 		Explain: "These paths change on their own (every commit, every local install or build) and are rebuilt inside the " +
 			"image anyway, so copying them misses the cache for no benefit and makes the context slow to send. The rule " +
-			"reads .dockerignore exactly as BuildKit does: '#' lines are comments, '//' lines are patterns. The fix appends " +
-			"entries to the ignore file.",
+			"reads .dockerignore exactly as BuildKit does: '#' lines are comments, '//' lines are patterns. A path the ignore file " +
+			"brings back with a '!' pattern (!.git, for a build that reads its version from .git/HEAD) is taken in on purpose " +
+			"and not reported. The fix appends entries to the ignore file.",
 		Bad:  "FROM node:22\nCOPY . /app\n# with node_modules/ and .git/ in the context and no ignore entries for them\n",
 		Good: "# .dockerignore: .git node_modules\nFROM node:22\nCOPY . /app\n",
 	},
@@ -188,6 +189,26 @@ type tally struct {
 	bytes int64
 }
 
+// reincluded reports whether the ignore file brings rel back on purpose,
+// with a "!" pattern that names it or a path inside it (!.git for a build
+// that reads its version from .git/HEAD).
+func (p *pass) reincluded(rel string) bool {
+	if p.ctx == nil {
+		return false
+	}
+	for _, pat := range p.ctx.Patterns() {
+		pat, ok := strings.CutPrefix(pat, "!")
+		if !ok {
+			continue
+		}
+		pat = strings.TrimPrefix(path.Clean("/"+strings.TrimSpace(pat)), "/")
+		if m, _ := path.Match(pat, rel); m || pat == rel || strings.HasPrefix(pat, rel+"/") {
+			return true
+		}
+	}
+	return false
+}
+
 func (p *pass) checkLeaks(s *Step, cs *copySet) {
 	found := map[string]*tally{}
 	nested := map[string]bool{}
@@ -222,7 +243,7 @@ func (p *pass) checkLeaks(s *Step, cs *copySet) {
 			hit = e.Path
 			ignore = append(ignore, e.Path)
 		}
-		if hit == "" {
+		if hit == "" || p.reincluded(hit) {
 			continue
 		}
 		t := found[hit]
