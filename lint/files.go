@@ -19,8 +19,9 @@ const maxStdin = 64 << 20
 
 // FindDockerfiles expands paths into the Dockerfiles to lint: a file is
 // itself, Stdin stays as it is, and a directory gives every Dockerfile
-// below it (Dockerfile, Dockerfile.*, *.Dockerfile, *.dockerfile and
-// Containerfile), outside hidden, node_modules, vendor and testdata
+// below it (Dockerfile, Dockerfile.*, Dockerfile-*, *.Dockerfile and
+// Containerfile, in any case; templates such as Dockerfile.j2 left out),
+// outside hidden, node_modules, vendor and testdata
 // folders. No paths means the working directory. A path that does not
 // exist, or a directory with no Dockerfile, is an input error.
 func FindDockerfiles(paths ...string) ([]string, error) {
@@ -53,9 +54,11 @@ func FindDockerfiles(paths ...string) ([]string, error) {
 	return files, nil
 }
 
-// dockerfilesIn walks dir for Dockerfiles, in lexical order.
+// dockerfilesIn walks dir for Dockerfiles, in lexical order; a symlink to
+// a Dockerfile found already is the same Dockerfile.
 func dockerfilesIn(dir string) ([]string, error) {
 	var files []string
+	seen := map[string]bool{}
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -66,7 +69,15 @@ func dockerfilesIn(dir string) ([]string, error) {
 			}
 			return nil
 		}
-		if isDockerfileName(d.Name()) {
+		if !isDockerfileName(d.Name()) {
+			return nil
+		}
+		real, err := filepath.EvalSymlinks(p)
+		if err != nil {
+			real = p // a dangling link: reported when it is read
+		}
+		if real, err = filepath.Abs(real); err == nil && !seen[real] {
+			seen[real] = true
 			files = append(files, p)
 		}
 		return nil
@@ -74,13 +85,32 @@ func dockerfilesIn(dir string) ([]string, error) {
 	return files, err
 }
 
-// isDockerfileName reports the names under which Dockerfiles are kept
-// (not their ignore files, Dockerfile.dockerignore).
+// notDockerfile are the suffixes of files named like Dockerfiles that are
+// something else: templates rendered into one (Dockerfile.j2), backups,
+// documents and scripts about one.
+var notDockerfile = []string{".dockerignore", ".j2", ".jinja", ".jinja2", ".tmpl", ".tpl", ".template", ".in", ".erb", ".mustache",
+	".hbs", ".ejs", ".m4", ".orig", ".bak", ".rej", ".swp", ".md", ".txt", ".sh", ".yml", ".yaml", ".json",
+	".go", ".js", ".ts", ".py", ".rs", ".java", ".rb", ".php", ".c", ".h", ".cc", ".cpp", ".cs", ".kt", ".html", ".css", ".xml", ".toml"}
+
+// isDockerfileName reports the names under which Dockerfiles are kept, in
+// any case: Dockerfile, Dockerfile.NAME, Dockerfile-NAME, NAME.Dockerfile,
+// Containerfile (not their ignore files, nor templates of them).
 func isDockerfileName(n string) bool {
-	if strings.HasSuffix(n, ".dockerignore") {
-		return false
+	n = strings.ToLower(n)
+	for _, suf := range notDockerfile {
+		if strings.HasSuffix(n, suf) {
+			return false
+		}
 	}
-	return n == "Dockerfile" || n == "Containerfile" || strings.HasPrefix(n, "Dockerfile.") || strings.HasSuffix(n, ".Dockerfile") || strings.HasSuffix(n, ".dockerfile")
+	switch {
+	case n == "dockerfile", n == "containerfile":
+		return true
+	case strings.HasPrefix(n, "dockerfile.") || strings.HasPrefix(n, "dockerfile-") || strings.HasPrefix(n, "dockerfile_"):
+		return true
+	case strings.HasPrefix(n, "containerfile."):
+		return true
+	}
+	return strings.HasSuffix(n, ".dockerfile") || strings.HasSuffix(n, ".containerfile")
 }
 
 // ReadDockerfile reads the Dockerfile at file, or from stdin when file is

@@ -2,6 +2,7 @@ package lint
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -25,7 +26,16 @@ func TestFindDockerfiles(t *testing.T) {
 		"vendor/y/Dockerfile":             "FROM a\n",
 		"testdata/case/Dockerfile":        "FROM a\n",
 		"empty/README":                    "",
+		"docker/dockerfile":               "FROM a\n",
+		"docker/Dockerfile-tilt":          "FROM a\n",
+		"docker/Dockerfile.j2":            "{% if x %}\nFROM a\n{% endif %}\n",
+		"docker/Dockerfile.debian":        "FROM a\n",
 	})
+	// A symlink to a Dockerfile found already is that Dockerfile (found
+	// once, under the name met first in lexical order).
+	if err := os.Symlink("Dockerfile.debian", filepath.Join(dir, "docker", "Dockerfile.link")); err != nil {
+		t.Fatal(err)
+	}
 	in := func(names ...string) []string {
 		var out []string
 		for _, n := range names {
@@ -39,7 +49,8 @@ func TestFindDockerfiles(t *testing.T) {
 		want  []string
 		err   string
 	}{
-		{"a folder, walked in order", in("."), in("Containerfile", "Dockerfile", "Dockerfile.dev", "api/api.Dockerfile", "api/tool.dockerfile"), ""},
+		{"a folder, walked in order", in("."), in("Containerfile", "Dockerfile", "Dockerfile.dev", "api/api.Dockerfile", "api/tool.dockerfile",
+			"docker/Dockerfile-tilt", "docker/Dockerfile.debian", "docker/dockerfile"), ""},
 		{"a file is itself, whatever its name", in("api/notes.txt"), in("api/notes.txt"), ""},
 		{"standard input", []string{Stdin, dir + "/api"}, append([]string{Stdin}, in("api/api.Dockerfile", "api/tool.dockerfile")...), ""},
 		{"a skipped folder named itself", in("testdata"), in("testdata/case/Dockerfile"), ""},
@@ -60,8 +71,8 @@ func TestFindDockerfiles(t *testing.T) {
 		})
 	}
 	t.Chdir(dir)
-	if got, err := FindDockerfiles(); err != nil || len(got) != 5 || got[0] != "Containerfile" {
-		t.Errorf("no paths: %q, %v; want the working directory's five", got, err)
+	if got, err := FindDockerfiles(); err != nil || len(got) != 8 || got[0] != "Containerfile" {
+		t.Errorf("no paths: %q, %v; want the working directory's eight", got, err)
 	}
 }
 

@@ -33,8 +33,9 @@ func newLintCmd(s Streams) *cobra.Command {
 		Short: "Find what makes a Dockerfile rebuild too much, and run BuildKit's checks",
 		Long: `Lint Dockerfiles for cache-ordering mistakes, with BuildKit's own build checks in the same pass.
 
-PATH is a Dockerfile, a directory (searched for Dockerfile, Dockerfile.*, *.Dockerfile
-and Containerfile), or - for standard input; the default is the current directory.
+PATH is a Dockerfile, a directory (searched for Dockerfile, Dockerfile.*, Dockerfile-*,
+*.Dockerfile and Containerfile in any case, templates such as Dockerfile.j2 left out, a
+symlink to one found once), or - for standard input; the default is the current directory.
 
 The build context is --context; else the one a compose file, docker-bake file or
 GitHub workflow of the repository gives the Dockerfile; else the nearest folder, from
