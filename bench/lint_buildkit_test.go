@@ -79,6 +79,10 @@ func TestBuildKitChecksMatchDockerfileLint(t *testing.T) {
 		"FROM alpine\nARG PORT=8080\nEXPOSE $PORT/UDP\n",
 		"FROM alpine AS context\nFROM alpine as build\nFROM alpine${SUFFIX}\nFROM --platform=$TARGETPLATFORM alpine\n",
 		"ARG TAG=3\nFROM --platform=${TARGETPLATFORM} alpine:$TAG\nRUN echo\n",
+		// The platform arguments BuildKit defines by itself name stages.
+		"FROM alpine AS build_amd64\nFROM alpine AS build_arm64\nFROM build_${TARGETARCH}${TARGETVARIANT}\n",
+		"FROM alpine AS binary-linux\nFROM binary-$TARGETOS AS binary\nFROM scratch\nCOPY --from=binary /x /x\n",
+		"ARG TARGETARCH\nFROM alpine AS build-amd64\nFROM build-${TARGETARCH}\n",
 	} {
 		inputs[fmt.Sprintf("case/%d", i)] = []byte(src)
 	}

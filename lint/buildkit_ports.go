@@ -1,6 +1,7 @@
 package lint
 
 import (
+	"runtime"
 	"strings"
 
 	"github.com/containerd/platforms"
@@ -8,6 +9,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/linter"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // expose is BuildKit's EXPOSE validation: ExposeProtoCasing and
@@ -56,11 +58,47 @@ func (b *buildKitChecks) defaultArgInFrom(df *Dockerfile, st *Stage, global *Sco
 	if !strings.Contains(st.raw.BaseName, "$") {
 		return
 	}
-	res, err := expandMatches(df.lex, st.raw.BaseName, global)
+	res, err := expandMatches(df.lex, st.raw.BaseName, withPlatformArgs{global})
 	if err != nil {
 		return
 	}
 	if _, err := reference.ParseNormalizedNamed(res.Result); err != nil {
 		b.linter.Run(&linter.RuleInvalidDefaultArgInFrom, loc, linter.RuleInvalidDefaultArgInFrom.Format(st.raw.BaseName))
 	}
+}
+
+// withPlatformArgs is a global scope with the platform arguments BuildKit
+// defines by itself (TARGETARCH, BUILDOS, ...), for a build on and for a
+// Linux builder of this machine's architecture, unless the Dockerfile
+// gives them a value: FROM build_${TARGETARCH} names the stage build_amd64.
+type withPlatformArgs struct{ *Scope }
+
+func (w withPlatformArgs) Get(key string) (string, bool) {
+	if v := w.Var(key); v != nil && (v.HasV || !platformArgs[key]) {
+		return v.Value, true
+	}
+	if !platformArgs[key] {
+		return "", false
+	}
+	p := platforms.Normalize(ocispecs.Platform{OS: "linux", Architecture: runtime.GOARCH})
+	switch strings.TrimPrefix(strings.TrimPrefix(key, "TARGET"), "BUILD") {
+	case "PLATFORM":
+		return platforms.Format(p), true
+	case "OS":
+		return p.OS, true
+	case "ARCH":
+		return p.Architecture, true
+	default: // VARIANT
+		return p.Variant, true
+	}
+}
+
+func (w withPlatformArgs) Keys() []string {
+	keys := w.Scope.Keys()
+	for k := range platformArgs {
+		if w.Var(k) == nil {
+			keys = append(keys, k)
+		}
+	}
+	return keys
 }
