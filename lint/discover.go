@@ -259,6 +259,21 @@ func contextBySources(dockerfile, root string) (string, string) {
 	}
 	switch {
 	case len(srcs) > 0 && !anySource:
+		// Sources that are nowhere are build outputs (COPY dist/app):
+		// the folder whose .dockerignore was written for them is the
+		// context.
+		for dir := own; ; dir = filepath.Dir(dir) {
+			if _, err := os.Stat(filepath.Join(dir, ".dockerignore")); err == nil {
+				where := "the Dockerfile's folder"
+				if dir != own {
+					where = "the nearest folder up from the Dockerfile"
+				}
+				return dir, where + " with a .dockerignore; its COPY sources are not in the repository (build outputs?)"
+			}
+			if dir == root || filepath.Dir(dir) == dir {
+				break
+			}
+		}
 		return "", NoContextReason + ": its COPY sources are in no folder up to the repository root"
 	case bestN <= 0:
 		return own, "the Dockerfile's folder"

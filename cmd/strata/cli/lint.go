@@ -40,10 +40,12 @@ symlink to one found once), or - for standard input; the default is the current 
 The build context is --context; else the one a compose file, docker-bake file or
 GitHub workflow of the repository gives the Dockerfile; else the nearest folder, from
 the Dockerfile's own up to the repository root, in which its COPY and ADD sources
-exist. Each Dockerfile's context, and why, is printed with its findings. Standard
-input has no context unless --context is given, nor has a Dockerfile whose COPY
-sources exist in no such folder: the rules then read the Dockerfile alone and report
-nothing that depends on the context's files at error level.
+exist (when they exist in none, being build outputs, the nearest such folder with a
+.dockerignore). Each Dockerfile's context, and why, is printed with its findings.
+Standard input has no context unless --context is given, nor has a Dockerfile whose
+COPY sources exist in no such folder and that has no .dockerignore: the rules then
+read the Dockerfile alone and report nothing that depends on the context's files at
+error level.
 
 Exit codes: 0 nothing at or above --fail-level, 1 findings at or above it,
 2 usage error or a Dockerfile that does not parse (the others are still linted).`,

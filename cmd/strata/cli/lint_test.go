@@ -221,6 +221,15 @@ func TestLintDiscoversRootContext(t *testing.T) {
 	if err := os.WriteFile("docker/stale.Dockerfile", []byte("FROM alpine\nCOPY gone/ /x\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// Sources found nowhere may be build outputs: the .dockerignore
+	// written for the context places it; with none, there is no context.
+	_, out, _ = runStrata(t, "", "lint", "--fail-level", "none", "docker/stale.Dockerfile")
+	if want := "docker/stale.Dockerfile: build context . (the nearest folder up from the Dockerfile with a .dockerignore; its COPY sources are not in the repository (build outputs?))\n"; out != want {
+		t.Errorf("text output:\n%s\nwant\n%s", out, want)
+	}
+	if err := os.Remove(".dockerignore"); err != nil {
+		t.Fatal(err)
+	}
 	_, out, _ = runStrata(t, "", "lint", "--fail-level", "none", "docker/stale.Dockerfile")
 	if want := "docker/stale.Dockerfile: no build context (" + lint.NoContextReason + ": its COPY sources are in no folder up to the repository root)\n"; out != want {
 		t.Errorf("text output:\n%s\nwant\n%s", out, want)
