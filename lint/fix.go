@@ -271,6 +271,11 @@ func (p *pass) fixInstallOrder(src *copySet, run *Step, e *ecosystem) *fix {
 			return nil
 		}
 	}
+	if p.workspace(src) {
+		// The install needs the manifest of every member of the
+		// workspace too, which a rewrite cannot list safely.
+		return nil
+	}
 	// The run may install for several ecosystems (pip install -r
 	// requirements.txt && npm ci): it moves once, with the manifests of all.
 	var files, keys []string
@@ -318,6 +323,27 @@ func (p *pass) fixInstallOrder(src *copySet, run *Step, e *ecosystem) *fix {
 		}}
 	}
 	return nil
+}
+
+// workspace reports whether the copied context is a monorepo workspace
+// (npm, yarn, pnpm, Cargo or Go): its install reads the manifests of
+// members in folders of their own.
+func (p *pass) workspace(src *copySet) bool {
+	for _, e := range src.entries {
+		switch e.Path {
+		case "pnpm-workspace.yaml", "lerna.json", "go.work", "rush.json":
+			return true
+		case "package.json":
+			if head, ok := p.head(e); ok && bytes.Contains(head, []byte(`"workspaces"`)) {
+				return true
+			}
+		case "Cargo.toml":
+			if head, ok := p.head(e); ok && bytes.Contains(head, []byte("[workspace]")) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // fixGoModDownload adds a go.mod COPY and go mod download before the source COPY.

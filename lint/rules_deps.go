@@ -23,7 +23,9 @@ var RuleSourceCopiedBeforeDependencyInstall = Rule[func(tool string, copyLine in
 			"patch folders (patches/, as yarn patch and patch-package keep them) and version pins (*_VERSION, .nvmrc, " +
 			".node-version, .tool-versions). The rule stays quiet when an earlier " +
 			"manifest-only COPY or a bind mount feeds the install, for cargo-chef and dummy-project builds, and when an " +
-			"allowlist .dockerignore reduces the copy to the manifests.",
+			"allowlist .dockerignore reduces the copy to the manifests. The fix copies the top-level manifests; in a " +
+			"workspace (npm, yarn or pnpm workspaces, Cargo, go.work) the install needs every member's manifest too, so " +
+			"it is reported with no fix.",
 		Bad:  "FROM node:22\nWORKDIR /app\nCOPY . .\nRUN npm ci\nRUN npm run build\n",
 		Good: "FROM node:22\nWORKDIR /app\nCOPY package.json package-lock.json ./\nRUN npm ci\nCOPY . .\nRUN npm run build\n",
 	},
