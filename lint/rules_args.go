@@ -36,7 +36,7 @@ var RuleStableStepAfterVolatileStep = Rule[func(what string, line int, cause str
 		Severity:    SeverityInfo,
 		Description: "A step that reads nothing from the context comes after a context COPY or a volatile ARG",
 		URL:         docURL("StableStepAfterVolatileStep"),
-		Explain: "System packages and pinned global tools do not depend on your sources, but placed after a COPY of them " +
+		Explain: "System packages and global tools do not depend on your sources, but placed after a COPY of them " +
 			"(or after an ARG that changes every build) they re-run whenever the sources change. Move them up.",
 		Bad:  "FROM python:3.12\nCOPY . /app\nRUN apt-get update && apt-get install -y libpq5\n",
 		Good: "FROM python:3.12\nRUN apt-get update && apt-get install -y libpq5\nCOPY . /app\n",
@@ -192,7 +192,10 @@ func stableWhat(s *Step) string {
 			what = "installs system packages"
 		case c.Name() == "npm" && c.Has("-g", "--global") || c.Is("go", "install") && strings.Contains(strings.Join(c.Args, " "), "@v"):
 			if what == "" {
-				what = "installs pinned global tools"
+				what = "installs global tools"
+				if pinnedTools(c) {
+					what = "installs pinned global tools"
+				}
 			}
 		case isPackageIndexUpdate(c), c.Name() == "rm" && !c.Has("."), c.Name() == "mkdir", c.Name() == "useradd", c.Name() == "adduser",
 			c.Name() == "groupadd", c.Name() == "addgroup", c.Name() == "ln", c.Name() == "true", c.Name() == "set", c.Name() == "update-ca-certificates":
@@ -201,6 +204,21 @@ func stableWhat(s *Step) string {
 		}
 	}
 	return what
+}
+
+// pinnedTools reports whether every tool an npm -g or go install names
+// carries a version (corepack@0.31.0, @scope/cli@2, ./cmd/x@v1.2.3).
+func pinnedTools(c *ShellCommand) bool {
+	pos := c.Positional()
+	if len(pos) < 2 {
+		return false
+	}
+	for _, name := range pos[1:] {
+		if !strings.Contains(strings.TrimPrefix(name, "@"), "@") {
+			return false
+		}
+	}
+	return true
 }
 
 func checkStableAfterVolatile(p *pass) {

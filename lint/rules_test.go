@@ -335,3 +335,28 @@ func TestSecretContent(t *testing.T) {
 		})
 	}
 }
+
+// StableStepAfterVolatileStep calls global tools pinned only when each
+// carries its version.
+func TestStableStepWording(t *testing.T) {
+	for src, want := range map[string]string{
+		"FROM node:22\nCOPY . .\nRUN npm install -g corepack\n":                                "installs global tools",
+		"FROM node:22\nCOPY . .\nRUN npm install -g pnpm@9.1.0 @scope/cli@2.0.0\n":             "installs pinned global tools",
+		"FROM node:22\nCOPY . .\nRUN npm install -g pnpm@9.1.0 @scope/cli\n":                   "installs global tools",
+		"FROM golang:1.26\nCOPY . .\nRUN go install golang.org/x/tools/cmd/stringer@v0.30.0\n": "installs pinned global tools",
+	} {
+		res, err := Lint("Dockerfile", []byte(src), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := ""
+		for _, f := range res.Findings {
+			if f.Rule == RuleStableStepAfterVolatileStep.Name {
+				got = f.Message
+			}
+		}
+		if !strings.HasPrefix(got, "this RUN "+want+" ") && !strings.Contains(got, want+" ") || strings.Contains(got, "pinned") != strings.Contains(want, "pinned") {
+			t.Errorf("%q: %q, want it to say %q", src, got, want)
+		}
+	}
+}
