@@ -18,7 +18,10 @@ var RuleCacheMountMissing = Rule[func(cmd, dirs string, copyLine int) string]{
 			"directory it starts warm instead of downloading and compiling everything again. The rule speaks only where the " +
 			"step re-runs often, so it does not fire on every file. Only a cache mount on the tool's own directory (its usual path, " +
 			"or a path naming it, like /cache/go-build) counts; for go the module cache is needed too unless an earlier step " +
-			"ran go mod download.",
+			"ran go mod download. The path follows the stage's ENV (CARGO_HOME, GOCACHE, GOPATH, GRADLE_USER_HOME, " +
+			"PIP_CACHE_DIR, ...). Maven, Gradle, Cargo and NuGet keep their packages where they cache them: after an install " +
+			"step that filled that store in a layer (mvn dependency:go-offline, cargo fetch), a cache mount would hide it, so " +
+			"the rule says nothing.",
 		Bad:  "FROM golang:1.26\nWORKDIR /src\nCOPY . .\nRUN go build -o /app .\n",
 		Good: "FROM golang:1.26\nWORKDIR /src\nCOPY . .\nRUN --mount=type=cache,target=/root/.cache/go-build --mount=type=cache,target=/go/pkg/mod go build -o /app .\n",
 	},
@@ -62,20 +65,54 @@ var cacheDirs = map[string]cacheDir{
 
 var goModCache = cacheDir{"/go/pkg/mod", "pkg/mod"}
 
+// cacheEnv are, per ecosystem, the variables that move its cache and the
+// path of the cache under their value.
+var cacheEnv = map[string][]struct{ name, sub string }{
+	"go": {{"GOCACHE", ""}}, "gomod": {{"GOMODCACHE", ""}, {"GOPATH", "/pkg/mod"}},
+	"cargo": {{"CARGO_HOME", "/registry"}}, "npm": {{"npm_config_cache", ""}, {"NPM_CONFIG_CACHE", ""}},
+	"yarn": {{"YARN_CACHE_FOLDER", ""}}, "pnpm": {{"PNPM_STORE_DIR", ""}}, "bun": {{"BUN_INSTALL_CACHE_DIR", ""}},
+	"pip": {{"PIP_CACHE_DIR", ""}}, "uv": {{"UV_CACHE_DIR", ""}}, "poetry": {{"POETRY_CACHE_DIR", ""}},
+	"pipenv": {{"PIPENV_CACHE_DIR", ""}}, "gradle": {{"GRADLE_USER_HOME", ""}}, "dotnet": {{"NUGET_PACKAGES", ""}},
+	"composer": {{"COMPOSER_CACHE_DIR", ""}, {"COMPOSER_HOME", "/cache"}},
+}
+
+// in returns d moved where the step's environment puts the ecosystem's
+// cache (ENV CARGO_HOME=/root/.cargo puts cargo's at /root/.cargo/registry).
+func (d cacheDir) in(eco string, scope *Scope) cacheDir {
+	if scope == nil {
+		return d
+	}
+	for _, e := range cacheEnv[eco] {
+		if v := scope.Var(e.name); v != nil && v.Env && strings.HasPrefix(v.Value, "/") && !strings.Contains(v.Value, "$") {
+			return cacheDir{target: strings.TrimSuffix(v.Value, "/") + e.sub, word: d.word}
+		}
+	}
+	return d
+}
+
+// storeCaches are the ecosystems whose cache directory is their package
+// store itself: an install step before fills it in a layer, which a cache
+// mount on the same directory would hide from the build (mvn
+// dependency:go-offline, then mvn package).
+var storeCaches = map[string]bool{"maven": true, "gradle": true, "cargo": true, "dotnet": true}
+
 // neededCaches returns the cache directories a build command c needs:
 // the ecosystem's build cache, and for go the module cache too unless an
 // earlier step of the stage downloaded the modules (modsDownloaded).
 // Install steps are SourceCopiedBeforeDependencyInstall's: once they come
 // before the sources, they do not re-run often.
-func neededCaches(c *ShellCommand, modsDownloaded bool) []cacheDir {
+func neededCaches(c *ShellCommand, modsDownloaded bool, prefetched map[string]bool, scope *Scope) []cacheDir {
 	for _, e := range ecosystems {
 		if !e.build(c) {
 			continue
 		}
-		if e.name == "go" && !modsDownloaded {
-			return []cacheDir{cacheDirs["go"], goModCache}
+		if prefetched[e.name] {
+			return nil
 		}
-		return []cacheDir{cacheDirs[e.name]}
+		if e.name == "go" && !modsDownloaded {
+			return []cacheDir{cacheDirs["go"].in("go", scope), goModCache.in("gomod", scope)}
+		}
+		return []cacheDir{cacheDirs[e.name].in(e.name, scope)}
 	}
 	return nil
 }
@@ -99,6 +136,7 @@ func checkCacheMounts(p *pass) {
 	for _, st := range p.df.Stages {
 		copyLine := 0
 		modsDownloaded := false
+		prefetched := map[string]bool{}
 		for _, s := range st.Steps {
 			if cs := p.copied(s); cs != nil && p.broadCopy(cs) {
 				copyLine = s.Start
@@ -110,7 +148,7 @@ func checkCacheMounts(p *pass) {
 			for _, c := range s.Script.Commands {
 				if copyLine != 0 {
 					var missing []string
-					for _, d := range neededCaches(c, modsDownloaded) {
+					for _, d := range neededCaches(c, modsDownloaded, prefetched, s.Scope) {
 						if !hasCacheMountFor(s, d) {
 							missing = append(missing, d.target)
 						}
@@ -122,6 +160,11 @@ func checkCacheMounts(p *pass) {
 				}
 				if c.Is("go", "mod", "download") {
 					modsDownloaded = true
+				}
+				for _, e := range ecosystems {
+					if storeCaches[e.name] && e.install(c) && !hasCacheMountFor(s, cacheDirs[e.name].in(e.name, s.Scope)) {
+						prefetched[e.name] = true
+					}
 				}
 			}
 		}

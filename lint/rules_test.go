@@ -360,3 +360,30 @@ func TestStableStepWording(t *testing.T) {
 		}
 	}
 }
+
+// CacheMountMissing names the cache where the stage's environment puts
+// it, and says nothing of a store an earlier install filled in a layer (a
+// cache mount there would hide it from the build).
+func TestCacheMountTargets(t *testing.T) {
+	for src, want := range map[string]string{
+		"FROM rust:1\nCOPY . .\nRUN cargo build --release\n":                                       "target=/usr/local/cargo/registry",
+		"FROM rust:1\nENV CARGO_HOME=/root/.cargo\nCOPY . .\nRUN cargo build --release\n":          "target=/root/.cargo/registry",
+		"FROM golang:1.26\nENV GOCACHE=/cache/go\nCOPY . .\nRUN go build ./...\n":                  "target=/cache/go --mount=type=cache,target=/go/pkg/mod",
+		"FROM maven:3\nCOPY pom.xml .\nRUN mvn dependency:go-offline\nCOPY . .\nRUN mvn package\n": "",
+		"FROM maven:3\nCOPY . .\nRUN mvn package\n":                                                "target=/root/.m2",
+	} {
+		res, err := Lint("Dockerfile", []byte(src), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := ""
+		for _, f := range res.Findings {
+			if f.Rule == RuleCacheMountMissing.Name {
+				got = f.Message
+			}
+		}
+		if want == "" && got != "" || want != "" && !strings.Contains(got, "--mount=type=cache,"+want) {
+			t.Errorf("%q: %q, want %q", src, got, want)
+		}
+	}
+}
