@@ -59,7 +59,10 @@ var RuleEnvironmentConfigBaked = Rule[func(list string) string]{
 		Description: "Environment-specific configuration (config/prod*, *.production.*, .env.production) is copied into the image",
 		URL:         docURL("EnvironmentConfigBaked"),
 		Explain: "Baking one environment's settings into the image forces one image per environment, each built and pushed " +
-			"separately. Build one image and give it its configuration at run time (environment, mounted files, secrets).",
+			"separately. Build one image and give it its configuration at run time (environment, mounted files, secrets). " +
+			"Only configuration files count (env, YAML, JSON, TOML, INI, properties, XML), at the top of the context or in a " +
+			"config folder, copied in a stage whose files reach the image: source code named *.prod.* (environment.prod.ts), " +
+			"files deep in a source package and a build stage's inputs are not reported.",
 		Bad:  "FROM nginx\nCOPY config/production.conf /etc/nginx/conf.d/default.conf\n",
 		Good: "FROM nginx\n# mount the configuration at run time\n",
 	},
@@ -309,11 +312,57 @@ func human(n int64) string {
 
 var envConfig = mustRegexp(`(?i)(^|/)(config|conf|settings)/(prod|production)[^/]*$|(^|/)[^/]*\.(prod|production)\.[^/]+$|(^|/)\.env\.(prod|production)$|(^|/)(prod|production)\.(env|ya?ml|json|toml|ini|conf|properties)$`)
 
+// configExts are the formats of configuration files; a *.prod.* file in
+// another (environment.prod.ts, error.prod.html) is source code built into
+// the application.
+var configExts = map[string]bool{".env": true, ".yml": true, ".yaml": true, ".json": true, ".toml": true, ".ini": true,
+	".conf": true, ".cfg": true, ".properties": true, ".xml": true, ".config": true, ".production": true, ".prod": true}
+
+// configDirs hold configuration at any depth.
+var configDirs = map[string]bool{"config": true, "conf": true, "settings": true, "deploy": true, "environments": true, "env": true, "etc": true}
+
+// deployConfig reports whether a path the pattern matched is a deployment's
+// configuration: in a configuration format, and at the top of the context
+// (two folders deep at most) or in a configuration folder, not deep in a
+// source package (mealie/core/logger/logconf.prod.json is one of the
+// logging set-ups the application picks from at run time).
+func deployConfig(rel string) bool {
+	if !configExts[strings.ToLower(path.Ext(rel))] {
+		return false
+	}
+	dirs := strings.Split(path.Dir(rel), "/")
+	if len(dirs) <= 2 {
+		return true
+	}
+	for _, d := range dirs {
+		if configDirs[strings.ToLower(d)] {
+			return true
+		}
+	}
+	return false
+}
+
+// reachesImage reports whether a stage's files end up in the image: it is
+// the last stage or one the last is built FROM. A build stage's files
+// reach it only through what it builds.
+func (p *pass) reachesImage(st *Stage) bool {
+	last := p.df.Stages[len(p.df.Stages)-1]
+	for s := last; s != nil; s = s.Parent {
+		if s == st {
+			return true
+		}
+	}
+	return false
+}
+
 func (p *pass) checkEnvConfig(s *Step, cs *copySet) {
+	if !p.reachesImage(s.Stage) {
+		return
+	}
 	var hits []string
 	for _, e := range cs.entries {
 		// Every match names prod; the cheap test spares most paths the regexp.
-		if containsFold(e.Path, "prod") && envConfig.MatchString(e.Path) {
+		if containsFold(e.Path, "prod") && envConfig.MatchString(e.Path) && deployConfig(e.Path) {
 			hits = append(hits, e.Path)
 		}
 	}
