@@ -88,6 +88,9 @@ func (p *pass) dependencyOrder(s *Step, c *ShellCommand, e *ecosystem, install b
 	var src *copySet
 	for i := s.Index - 1; i >= 0; i-- {
 		prev := s.Stage.Steps[i]
+		if src == nil && prev.Script != nil && fetches(prev.Script, e) {
+			return // a step in between installs: it is the one to move
+		}
 		if cs := p.copied(prev); cs != nil && !cs.manifestOnly() && src == nil {
 			src = cs
 		}
