@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -22,7 +23,9 @@ var RuleSourceCopiedBeforeDependencyInstall = Rule[func(tool string, copyLine in
 			"Copy the manifests and lockfiles first, install, then copy the rest. Inputs of the install count with the manifests: " +
 			"patch folders (patches/, as yarn patch and patch-package keep them) and version pins (*_VERSION, .nvmrc, " +
 			".node-version, .tool-versions). The rule stays quiet when an earlier " +
-			"manifest-only COPY or a bind mount feeds the install, for cargo-chef and dummy-project builds, and when an " +
+			"manifest-only COPY or a bind mount feeds the install, when the dependencies come installed from another stage " +
+			"(COPY --from of a stage that installs them: the install here completes the project), for cargo-chef and " +
+			"dummy-project builds, and when an " +
 			"allowlist .dockerignore reduces the copy to the manifests. The fix copies the top-level manifests; in a " +
 			"workspace (npm, yarn or pnpm workspaces, Cargo, go.work) the install needs every member's manifest too, so " +
 			"it is reported with no fix.",
@@ -108,6 +111,13 @@ func (p *pass) dependencyOrder(s *Step, c *ShellCommand, e *ecosystem, install b
 			}
 		}
 	}
+	// Dependencies installed in another stage and copied in (a virtualenv,
+	// node_modules): this install completes them, as the project itself.
+	for _, prev := range s.Stage.Steps[:s.Index] {
+		if cp, ok := prev.Cmd.(*instructions.CopyCommand); ok && cp.From != "" && p.stageFetches(prev.From, e) {
+			return
+		}
+	}
 	what := strings.Join(src.sources, " ")
 	if n := len(src.sourceFiles()); src.exact && n > 0 {
 		what = fmt.Sprintf("%d files from %s", n, what)
@@ -130,6 +140,24 @@ func (p *pass) dependencyOrder(s *Step, c *ShellCommand, e *ecosystem, install b
 		fx = p.fixGoModDownload(src, e)
 	}
 	p.report(RuleSourceCopiedBeforeDependencyInstall.Info(), s, RuleSourceCopiedBeforeDependencyInstall.Format(tool, src.step.Start, what), fx)
+}
+
+// stageFetches reports whether the stage called name (or numbered so),
+// or one it is built FROM, installs with ecosystem e.
+func (p *pass) stageFetches(name string, e *ecosystem) bool {
+	for _, st := range p.df.Stages {
+		if !strings.EqualFold(st.Name, name) && strconv.Itoa(st.Index) != name {
+			continue
+		}
+		for anc := st; anc != nil; anc = anc.Parent {
+			for _, prev := range anc.Steps {
+				if prev.Script != nil && fetches(prev.Script, e) {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // fetches reports whether a script installs or builds with ecosystem e.

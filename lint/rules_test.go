@@ -35,6 +35,8 @@ func TestRuleCases(t *testing.T) {
 		{"dummy rust project", "FROM rust:1\nCOPY Cargo.toml Cargo.lock ./\nRUN mkdir src && echo 'fn main(){}' > src/main.rs && cargo build --release\nCOPY . .\nRUN cargo build --release\n", "SourceCopiedBeforeDependencyInstall", nil},
 		{"cargo without dummy", "FROM rust:1\nCOPY . .\nRUN cargo build --release\n", "SourceCopiedBeforeDependencyInstall", []int{3}},
 		{"inherited install", "FROM node:22 AS deps\nCOPY package.json package-lock.json ./\nRUN npm ci\nFROM deps\nCOPY . .\nRUN npm ci\n", "SourceCopiedBeforeDependencyInstall", nil},
+		{"project install after deps copied from a stage", "FROM python:3.12 AS deps\nCOPY pyproject.toml poetry.lock ./\nRUN poetry install --only main\nFROM python:3.12\nCOPY --from=deps /opt/venv /opt/venv\nCOPY ./app /srv/app\nCOPY pyproject.toml poetry.lock /srv/\nRUN poetry install --only main\n", "SourceCopiedBeforeDependencyInstall", nil},
+		{"install after a copy from a stage that installs nothing", "FROM alpine AS assets\nRUN echo x > /x\nFROM python:3.12\nCOPY --from=assets /x /x\nCOPY . /srv\nRUN pip install -r /srv/requirements.txt\n", "SourceCopiedBeforeDependencyInstall", []int{6}},
 		{"copy from stage is not source", "FROM node:22\nCOPY --from=builder /src /src\nRUN npm ci\n", "SourceCopiedBeforeDependencyInstall", nil},
 		{"sudo wrapper", "FROM ruby:3\nCOPY . .\nRUN sudo -E bundle install\n", "SourceCopiedBeforeDependencyInstall", []int{3}},
 		{"sh -c", "FROM php:8\nCOPY . .\nRUN sh -c 'composer install --no-dev'\n", "SourceCopiedBeforeDependencyInstall", []int{3}},
