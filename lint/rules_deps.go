@@ -111,6 +111,12 @@ func (p *pass) dependencyOrder(s *Step, c *ShellCommand, e *ecosystem, install b
 			}
 		}
 	}
+	if e.name == "cargo" && dummyProject(s) {
+		// cargo new made a project for the dependencies to build in:
+		// the crates the workspace needs (COPY ./macros) are copied
+		// with its manifests on purpose.
+		return
+	}
 	// Dependencies installed in another stage and copied in (a virtualenv,
 	// node_modules): this install completes them, as the project itself.
 	for _, prev := range s.Stage.Steps[:s.Index] {
@@ -140,6 +146,28 @@ func (p *pass) dependencyOrder(s *Step, c *ShellCommand, e *ecosystem, install b
 		fx = p.fixGoModDownload(src, e)
 	}
 	p.report(RuleSourceCopiedBeforeDependencyInstall.Info(), s, RuleSourceCopiedBeforeDependencyInstall.Format(tool, src.step.Start, what), fx)
+}
+
+// dummyProject reports whether a step before s, in its stage or one it is
+// built FROM, ran cargo new or cargo init: the dummy-project build of the
+// dependencies.
+func dummyProject(s *Step) bool {
+	for st := s.Stage; st != nil; st = st.Parent {
+		for _, prev := range st.Steps {
+			if st == s.Stage && prev.Index >= s.Index {
+				break
+			}
+			if prev.Script == nil {
+				continue
+			}
+			for _, c := range prev.Script.Commands {
+				if c.Is("cargo", "new") || c.Is("cargo", "init") {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // stageFetches reports whether the stage called name (or numbered so),

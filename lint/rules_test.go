@@ -33,6 +33,7 @@ func TestRuleCases(t *testing.T) {
 		{"manifest glob", "FROM node:22\nCOPY package*.json ./\nRUN npm ci\nCOPY . .\n", "SourceCopiedBeforeDependencyInstall", nil},
 		{"poetry no-root then root", "FROM python:3.12\nCOPY pyproject.toml poetry.lock ./\nRUN poetry install --no-root\nCOPY . .\nRUN poetry install\n", "SourceCopiedBeforeDependencyInstall", nil},
 		{"dummy rust project", "FROM rust:1\nCOPY Cargo.toml Cargo.lock ./\nRUN mkdir src && echo 'fn main(){}' > src/main.rs && cargo build --release\nCOPY . .\nRUN cargo build --release\n", "SourceCopiedBeforeDependencyInstall", nil},
+		{"dummy project with a workspace member", "FROM rust:1\nRUN USER=root cargo new --bin /app\nWORKDIR /app\nCOPY ./Cargo.* ./build.rs ./\nCOPY ./macros ./macros\nRUN cargo build --release && find . -not -path './target*' -delete\nCOPY . .\nRUN cargo build --release\n", "SourceCopiedBeforeDependencyInstall", nil},
 		{"cargo without dummy", "FROM rust:1\nCOPY . .\nRUN cargo build --release\n", "SourceCopiedBeforeDependencyInstall", []int{3}},
 		{"inherited install", "FROM node:22 AS deps\nCOPY package.json package-lock.json ./\nRUN npm ci\nFROM deps\nCOPY . .\nRUN npm ci\n", "SourceCopiedBeforeDependencyInstall", nil},
 		{"project install after deps copied from a stage", "FROM python:3.12 AS deps\nCOPY pyproject.toml poetry.lock ./\nRUN poetry install --only main\nFROM python:3.12\nCOPY --from=deps /opt/venv /opt/venv\nCOPY ./app /srv/app\nCOPY pyproject.toml poetry.lock /srv/\nRUN poetry install --only main\n", "SourceCopiedBeforeDependencyInstall", nil},
