@@ -2,6 +2,7 @@ package lint
 
 import (
 	"fmt"
+	"path"
 	"regexp"
 	"strings"
 
@@ -20,7 +21,8 @@ var RuleVolatileArgBeforeRun = Rule[func(kind, name string, runs []int, advice s
 		Fixable:     true,
 		Explain: "Every ARG with a value is in the environment of every later RUN of its stage, so a new value misses the cache " +
 			"for all of them, used or not. Commit SHAs, build numbers, versions, dates, branches and CI variables change " +
-			"every build. Declare them just before their first use. The list of names is configurable (volatileArgs in .strata.yaml).",
+			"every build. Declare them just before their first use. A RUN that runs a script of the build context which " +
+			"mentions the variable (RUN /build.sh reading $COMMIT_HASH) uses it. The list of names is configurable (volatileArgs in .strata.yaml).",
 		Bad:  "FROM alpine\nARG GIT_SHA\nRUN apk add --no-cache curl\nLABEL revision=$GIT_SHA\n",
 		Good: "FROM alpine\nRUN apk add --no-cache curl\nARG GIT_SHA\nLABEL revision=$GIT_SHA\n",
 	},
@@ -128,7 +130,7 @@ func checkVolatileArgs(p *pass) {
 			var first *Step
 			implicit := false // a skipped RUN may read it from the environment
 			for _, s := range st.Steps[d.Index+1:] {
-				if uses(s, name) {
+				if uses(s, name) || p.scriptUses(s, name) {
 					first = s
 					break
 				}
@@ -165,6 +167,9 @@ func checkVolatileArgs(p *pass) {
 				}
 			} else {
 				advice = "nothing in this stage mentions it: declare it at the end of the stage or where it is needed"
+				if implicit {
+					advice = "no step mentions it, but a script a RUN runs may read it: declare it just before that RUN, or at the end of the stage if none does"
+				}
 				last := st.Steps[len(st.Steps)-1]
 				if single && last != d {
 					fx = &fix{edits: []edit{p.df.moveBlockBefore(from, d, last.End+1)}}
@@ -268,6 +273,39 @@ func (p *pass) inheritedRuns(st *Stage, name string) []int {
 
 // readsEnv reports a script that runs tools which may read variables from
 // the environment without naming them (make, scripts, package scripts).
+// scriptUses reports whether a RUN runs a script from the build context
+// (RUN /build.sh after COPY build.sh /build.sh, RUN ./ci/build.sh) whose
+// text mentions $name: the script reads it from the environment.
+func (p *pass) scriptUses(s *Step, name string) bool {
+	if s.Script == nil || p.ctx == nil {
+		return false
+	}
+	for _, c := range s.Script.Commands {
+		script := c.Args[0]
+		if (c.Name() == "sh" || c.Name() == "bash") && len(c.Args) > 1 {
+			script = c.Args[1]
+		}
+		if !strings.HasSuffix(script, ".sh") && !strings.HasPrefix(script, "./") && !strings.HasPrefix(script, "/") {
+			continue
+		}
+		for _, prev := range s.Stage.Steps[:s.Index] {
+			cs := p.copied(prev)
+			if cs == nil {
+				continue
+			}
+			for _, e := range cs.entries {
+				if path.Base(e.Path) != path.Base(script) {
+					continue
+				}
+				if head, ok := p.head(e); ok && mentions(string(head), name) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
 func readsEnv(sc *Script) bool {
 	if sc == nil {
 		return false
