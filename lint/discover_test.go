@@ -80,6 +80,8 @@ func TestDiscoverContext(t *testing.T) {
 			"deploy/app.Dockerfile", "deploy", "named by docker-bake.hcl, target app", map[string]string{"A": "1"}},
 		{"bake json", map[string]string{"docker-bake.json": `{"target": {"t": {"context": ".", "dockerfile": "tools/Dockerfile"}}}`},
 			"tools/Dockerfile", ".", "named by docker-bake.json, target t", nil},
+		{"a build-push-action of another vendor", map[string]string{".github/workflows/image.yml": "jobs:\n  image:\n    steps:\n      - uses: depot/build-push-action@v1\n        with:\n          context: .\n          file: deploy/third/Dockerfile\n"},
+			"deploy/third/Dockerfile", ".", "named by .github/workflows/image.yml, depot/build-push-action", nil},
 		{"build-push-action", map[string]string{".github/workflows/release.yml": "jobs:\n  push:\n    steps:\n      - uses: actions/checkout@v4\n      - uses: docker/build-push-action@v6\n        with:\n          context: .\n          file: ./deploy/other/Dockerfile\n          push: true\n          build-args: |\n            V=2\n"},
 			"deploy/other/Dockerfile", ".", "named by .github/workflows/release.yml, docker/build-push-action", map[string]string{"V": "2"}},
 		{"build-push-action beside values of other types", map[string]string{".github/workflows/release.yml": "jobs:\n  push:\n    steps:\n      - uses: docker/build-push-action@v6\n        with:\n          context: .\n          file: deploy/other/Dockerfile\n          push: true\n          platforms: [linux/amd64, linux/arm64]\n"},

@@ -10,9 +10,11 @@ import (
 )
 
 // workflowBuilds reads the builds of a GitHub Actions workflow: steps that
-// use docker/build-push-action (context: and file:, relative to the
-// repository root; no context means the repository itself) and run: steps
-// that call docker build or docker buildx build.
+// use docker/build-push-action or an action with its inputs
+// (depot/build-push-action, useblacksmith/build-push-action), whose
+// context: and file: are relative to the repository root (no context means
+// the repository itself), and run: steps that call docker build or docker
+// buildx build.
 func workflowBuilds(root, file string, dt []byte) []namedBuild {
 	var doc struct {
 		Jobs map[string]struct {
@@ -36,7 +38,7 @@ func workflowBuilds(root, file string, dt []byte) []namedBuild {
 	var out []namedBuild
 	for _, job := range doc.Jobs {
 		for _, st := range job.Steps {
-			if strings.HasPrefix(st.Uses, "docker/build-push-action@") {
+			if action, _, _ := strings.Cut(st.Uses, "@"); strings.HasSuffix(action, "/build-push-action") {
 				ctxPath := st.With["context"]
 				if ctxPath == "" {
 					ctxPath = "."
@@ -52,7 +54,7 @@ func workflowBuilds(root, file string, dt []byte) []namedBuild {
 					}
 				}
 				out = append(out, namedBuild{dockerfile: df, context: ctx, args: lineArgs(st.With["build-args"]),
-					why: fmt.Sprintf("named by %s, docker/build-push-action", name)})
+					why: fmt.Sprintf("named by %s, %s", name, action)})
 				continue
 			}
 			if st.Run == "" {
