@@ -19,7 +19,9 @@ var RuleUnpinnedRemoteInRun = Rule[func(cmd, why string) string]{
 		URL:         docURL("UnpinnedRemoteInRun"),
 		Explain: "RUN is never invalidated by outside state. A download of 'latest' is cached as whatever it was on the day " +
 			"the layer was built, differs between builders with different caches, and changes without notice when the cache " +
-			"is lost. Pin a version and verify a checksum.",
+			"is lost. Pin a version and verify a checksum. The rule reads curl and wget downloads, git clone, pip installs " +
+			"of Git URLs and of archives (a branch's main.zip), go install and go get, and corepack, npx, pnpx and bunx of " +
+			"@latest, @next or @canary.",
 		Bad:  "FROM alpine\nRUN wget -qO- https://example.com/install.sh | sh\n",
 		Good: "FROM alpine\nADD --checksum=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef https://example.com/tool-1.2.3.tar.gz /tmp/\n",
 	},
@@ -124,6 +126,14 @@ func (p *pass) checkRunRemote(s *Step) {
 			for _, a := range c.Args {
 				if strings.HasPrefix(a, "git+") && (!strings.Contains(a[4:], "@") || floatingRef.MatchString(a[strings.LastIndex(a, "@")+1:])) {
 					report(c, "installs "+a+" without a pinned commit or tag (@<sha>)")
+				} else if l := strings.ToLower(a); (strings.HasPrefix(l, "https://") || strings.HasPrefix(l, "http://")) && !strings.Contains(a, "#sha256=") && unpinnedURL(a) {
+					report(c, "installs "+a+", an archive of a moving branch or of no version; pin a release (and its #sha256=)")
+				}
+			}
+		case n == "corepack" && (c.Sub() == "prepare" || c.Sub() == "install"), n == "npx" || n == "pnpx" || n == "bunx":
+			for _, a := range c.Positional() {
+				if strings.HasSuffix(a, "@latest") || strings.HasSuffix(a, "@next") || strings.HasSuffix(a, "@canary") {
+					report(c, "uses "+a+", whatever that is the day the layer is built; pin a version")
 				}
 			}
 		case n == "go" && c.Sub() == "install", n == "go" && c.Sub() == "get":

@@ -390,3 +390,23 @@ func TestCacheMountTargets(t *testing.T) {
 		}
 	}
 }
+
+// UnpinnedRemoteInRun finds floating versions in pip archives and
+// package-manager shims too.
+func TestUnpinnedInstallers(t *testing.T) {
+	cases := []struct {
+		src  string
+		want []int
+	}{
+		{"FROM python:3.12\nRUN pip install https://github.com/getsentry/sentry-nodestore-s3/archive/main.zip\n", []int{2}},
+		{"FROM python:3.12\nRUN pip install https://github.com/org/pkg/archive/refs/tags/v1.2.3.zip#sha256=0123\n", nil},
+		{"FROM node:22\nRUN corepack enable && corepack prepare pnpm@latest --activate\n", []int{2}},
+		{"FROM node:22\nRUN corepack enable && corepack prepare pnpm@9.12.1 --activate\n", nil},
+		{"FROM node:22\nRUN npx -y create-thing@latest app\n", []int{2}},
+	}
+	for _, tc := range cases {
+		if got := fired(t, tc.src, nil)[RuleUnpinnedRemoteInRun.Name]; !slices.Equal(got, tc.want) {
+			t.Errorf("%q: lines %v, want %v", tc.src, got, tc.want)
+		}
+	}
+}
