@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -98,8 +99,13 @@ func (s *RegistryStore) Load(ctx context.Context) (*cache.Index, error) {
 	return snap.x, nil
 }
 
-// readTries bounds how often read starts again because REF moved under it.
-const readTries = 4
+// readTries bounds how often read starts again because REF moved under it;
+// each try after the first waits a little longer, with jitter, so that
+// runners writing at once stop reading in step.
+const readTries = 8
+
+// readBackoff is the wait before the second try.
+const readBackoff = 20 * time.Millisecond
 
 // read returns REF merged with the deltas it does not hold. A compaction
 // deletes old deltas only after writing a REF that holds them, so a delta
@@ -111,7 +117,16 @@ func (s *RegistryStore) read(ctx context.Context) (*snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	for range readTries {
+	for try := range readTries {
+		if try > 0 {
+			wait := readBackoff * time.Duration(try)
+			wait += time.Duration(mrand.Int64N(int64(wait)))
+			select {
+			case <-time.After(wait):
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
 		snap, err := s.readOnce(ctx, p)
 		if err != nil {
 			return nil, err
