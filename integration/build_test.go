@@ -2,6 +2,7 @@ package integration
 
 import (
 	"archive/tar"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
 	"github.com/strata-build/strata/build"
+	"github.com/strata-build/strata/cmd/strata/cli"
 )
 
 const multiStage = `FROM %[1]s AS deps
@@ -280,5 +282,25 @@ func TestRunStepFlags(t *testing.T) {
 				t.Errorf("step saw %q, want network %s, nofile 1000, /dev/shm of 32768 kB", files, tc.net)
 			}
 		})
+	}
+}
+
+// -f - reads the Dockerfile from standard input, the context from PATH
+// (with its .dockerignore), as docker buildx build -f -.
+func TestDockerfileFromStdin(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"f.txt": "from the context\n", "secret.txt": "left out\n", ".dockerignore": "secret.txt\n"})
+	ref := env.Registry.Host + "/stdin:v1"
+	var out, errOut bytes.Buffer
+	dockerfile := fmt.Sprintf("FROM %s\nCOPY . /ctx/\nRUN cat /ctx/f.txt > /out.txt\n", env.Busybox)
+	code := cli.Main([]string{"build", "--builder", env.Builder.Addr(), "--progress", "plain", "-f", "-", "-t", ref, "--push", dir},
+		strings.NewReader(dockerfile), &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, tail(errOut.String(), 20))
+	}
+	img := verifyImage(t, ref, strings.TrimSpace(out.String()))
+	files := imageFiles(t, img, "out.txt", "ctx/secret.txt")
+	if files["out.txt"] != "from the context\n" || files["ctx/secret.txt"] != "" {
+		t.Errorf("files %q: want out.txt from the context and no secret.txt", files)
 	}
 }

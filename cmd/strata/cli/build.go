@@ -1,11 +1,14 @@
 package cli
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -85,7 +88,7 @@ repository.`,
 func (b *buildCmd) addFlags(cmd *cobra.Command) {
 	opt := &b.opt
 	f := cmd.Flags()
-	f.StringVarP(&opt.Dockerfile, "file", "f", "", "name of the Dockerfile (default: PATH/Dockerfile)")
+	f.StringVarP(&opt.Dockerfile, "file", "f", "", "name of the Dockerfile (default: PATH/Dockerfile; - reads it from standard input)")
 	f.StringArrayVarP(&opt.Tags, "tag", "t", nil, `image name and optionally a tag, "name:tag" (repeatable)`)
 	f.StringArrayVar(&b.buildArgs, "build-arg", nil, "set a build-time variable, KEY=VALUE or KEY to take it from the environment (repeatable)")
 	f.StringVar(&opt.Target, "target", "", "build this stage")
@@ -128,6 +131,18 @@ func (b *buildCmd) addFlags(cmd *cobra.Command) {
 // automatic cache is chosen, build.Run (which may start the solve before
 // the choice is made), then the index and the metadata file updated.
 func (b *buildCmd) run(cmd *cobra.Command, s Streams, args []string) error {
+	if b.opt.Dockerfile == "-" {
+		// As docker buildx build -f -: the Dockerfile from standard
+		// input, the context from PATH.
+		dir, err := os.MkdirTemp("", "strata-stdin-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		if b.opt.Dockerfile, err = stdinDockerfile(s.In, dir); err != nil {
+			return err
+		}
+	}
 	opt, err := b.options(cmd, args)
 	if err != nil {
 		return err
@@ -395,4 +410,26 @@ func missingBuildxFlag(c *cobra.Command, err error) string {
 		return ""
 	}
 	return buildxOnly[name]
+}
+
+// maxStdinDockerfile bounds a Dockerfile read from standard input.
+const maxStdinDockerfile = 16 << 20
+
+// stdinDockerfile writes the Dockerfile read from in to dir/Dockerfile.
+func stdinDockerfile(in io.Reader, dir string) (string, error) {
+	if in == nil {
+		in = os.Stdin
+	}
+	dt, err := io.ReadAll(io.LimitReader(in, maxStdinDockerfile+1))
+	if err != nil {
+		return "", errs.Inputf("-f -: reading the Dockerfile from standard input: %v", err)
+	}
+	if len(dt) > maxStdinDockerfile {
+		return "", errs.Inputf("-f -: the Dockerfile on standard input is over %d MiB", maxStdinDockerfile>>20)
+	}
+	if len(bytes.TrimSpace(dt)) == 0 {
+		return "", errs.WithHint(errs.Inputf("-f -: standard input holds no Dockerfile"), "pipe one in: strata build -f - . < Dockerfile")
+	}
+	path := filepath.Join(dir, "Dockerfile")
+	return path, os.WriteFile(path, dt, 0o600)
 }

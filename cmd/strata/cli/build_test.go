@@ -56,6 +56,7 @@ func TestBuildBadInput(t *testing.T) {
 		{"unreachable BUILDKIT_HOST", []string{"build", dir}, "unix://" + filepath.Join(dir, "no.sock"), errs.ExitBuilder, "BUILDKIT_HOST=unix://"},
 		{"unreachable --builder", []string{"build", "--builder", "tcp://127.0.0.1:1", dir}, "", errs.ExitBuilder, "--builder=tcp://127.0.0.1:1 does not answer"},
 		{"unknown command", []string{"frobnicate"}, "", errs.ExitUsage, "unknown command"},
+		{"empty Dockerfile on stdin", []string{"build", "-f", "-", dir}, "", errs.ExitUsage, "standard input holds no Dockerfile"},
 		{"buildx's --load", []string{"build", "--load", dir}, "", errs.ExitUsage, "--output type=docker,dest=image.tar"},
 		{"provenance asked for", []string{"build", "--provenance=mode=max", dir}, "", errs.ExitUsage, "strata writes no attestations"},
 		{"sbom asked for", []string{"build", "--sbom", "true", dir}, "", errs.ExitUsage, "--sbom=false"},
