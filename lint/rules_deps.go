@@ -101,7 +101,7 @@ func (p *pass) dependencyOrder(s *Step, c *ShellCommand, e *ecosystem, install b
 			return // an earlier install already fetched the dependencies
 		}
 	}
-	if src == nil || !install && nothingToFetch(src, e, c) {
+	if src == nil || !install && nothingToFetch(src, e, c) || src.exact && p.requirementsAbsent(s, c) {
 		return
 	}
 	for anc := s.Stage.Parent; anc != nil; anc = anc.Parent {
@@ -146,6 +146,45 @@ func (p *pass) dependencyOrder(s *Step, c *ShellCommand, e *ecosystem, install b
 		fx = p.fixGoModDownload(src, e)
 	}
 	p.report(RuleSourceCopiedBeforeDependencyInstall.Info(), s, RuleSourceCopiedBeforeDependencyInstall.Format(tool, src.step.Start, what), fx)
+}
+
+// requirementsAbsent reports a pip install -r FILE whose FILE no COPY of
+// the stage before s brought: an optional file (RUN if [ -s
+// requirements.txt ]) absent from the context, so there is no manifest to
+// copy first.
+func (p *pass) requirementsAbsent(s *Step, c *ShellCommand) bool {
+	if !isPip(c) {
+		return false
+	}
+	var files []string
+	for i, a := range c.Args {
+		switch {
+		case (a == "-r" || a == "--requirement") && i+1 < len(c.Args):
+			files = append(files, c.Args[i+1])
+		case strings.HasPrefix(a, "--requirement="):
+			files = append(files, strings.TrimPrefix(a, "--requirement="))
+		}
+	}
+	if len(files) == 0 {
+		return false
+	}
+	for _, prev := range s.Stage.Steps[:s.Index] {
+		cs := p.copied(prev)
+		if cs == nil {
+			continue
+		}
+		if !cs.exact {
+			return false // what it brings is not known
+		}
+		for _, f := range files {
+			for _, e := range cs.entries {
+				if path.Base(e.Path) == path.Base(f) {
+					return false
+				}
+			}
+		}
+	}
+	return true
 }
 
 // dummyProject reports whether a step before s, in its stage or one it is

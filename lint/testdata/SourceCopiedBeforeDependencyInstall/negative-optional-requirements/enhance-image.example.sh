@@ -1,0 +1,1 @@
+# enhance-image.example.sh

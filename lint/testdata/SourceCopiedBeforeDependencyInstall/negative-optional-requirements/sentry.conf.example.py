@@ -1,0 +1,1 @@
+# sentry.conf.example.py
