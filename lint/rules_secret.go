@@ -105,7 +105,8 @@ var (
 	publicKey    = regexp.MustCompile(`-----BEGIN ((RSA |PGP )?PUBLIC KEY( BLOCK)?|CERTIFICATE)-----|^(ssh|ecdsa-sha2)-[a-z0-9-]+ AAAA`)
 	tokenPattern = regexp.MustCompile(`AKIA[0-9A-Z]{16}|ghp_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{40,}|xox[bpas]-[A-Za-z0-9-]{10,}|sk_live_[A-Za-z0-9]{16,}|glpat-[A-Za-z0-9_-]{20}`)
 	// credentialLine is an assignment of a value to a name that says it is a secret.
-	credentialLine = regexp.MustCompile(`(?im)^\s*(?:export\s+)?([A-Za-z0-9_.]*(?:SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE_KEY|API_KEY|APIKEY|ACCESS_KEY|AUTH_KEY|CLIENT_KEY)[A-Za-z0-9_.]*)\s*[=:]\s*(.*)$`)
+	// (the value's spaces are [ \t]: an empty KEY= does not take the next line)
+	credentialLine = regexp.MustCompile(`(?im)^[ \t]*(?:export[ \t]+)?([A-Za-z0-9_.]*(?:SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE_KEY|API_KEY|APIKEY|ACCESS_KEY|AUTH_KEY|CLIENT_KEY)[A-Za-z0-9_.]*)[ \t]*[=:][ \t]*(.*)$`)
 	rcToken        = regexp.MustCompile(`(?m)(_authToken|_auth|_password|npmAuthToken)\s*[=:]\s*["']?([^\s"'$][^\s"']*)`)
 	credFile       = regexp.MustCompile(`(?im)aws_secret_access_key\s*=\s*\S|^\s*machine\s+\S+.*\bpassword\s+\S|password\s+\S|https?://[^:/\s]+:[^@\s]+@|"auths?"\s*:\s*\{?\s*"[^"]*"?\s*:?\s*\{?\s*"auth"\s*:\s*"[^"]+"|"private_key"\s*:\s*"|:\$(apr1|2[aby]|5|6)\$|^[^:\s]+:\{SHA\}`)
 )
