@@ -3,6 +3,7 @@ package lint
 import (
 	"bytes"
 	"fmt"
+	"path"
 	"regexp"
 	"slices"
 	"sort"
@@ -364,7 +365,17 @@ func (p *pass) fixGoModDownload(src *copySet, e *ecosystem) *fix {
 	if len(files) == 0 || files[0] != "go.mod" {
 		return nil
 	}
-	return &fix{keys: []string{depsKey(src, e)}, edits: []edit{{at: src.step.Start, text: append(manifestCopies(src, files), "RUN go mod download")}}}
+	// The download runs where the manifests go: in the working directory
+	// for a relative destination, else in the destination itself (COPY .
+	// /src/app with no WORKDIR /src/app builds with RUN cd /src/app && ...).
+	run := "RUN go mod download"
+	if dest := src.step.Dest; path.IsAbs(dest) {
+		if strings.ContainsAny(dest, " \t'\"$") {
+			return nil
+		}
+		run = "RUN cd " + path.Clean(dest) + " && go mod download"
+	}
+	return &fix{keys: []string{depsKey(src, e)}, edits: []edit{{at: src.step.Start, text: append(manifestCopies(src, files), run)}}}
 }
 
 // installsWith reports whether a script installs dependencies with ecosystem e.

@@ -294,6 +294,12 @@ func TestFixMergesFindingsOnOneCopy(t *testing.T) {
 		"FROM golang\nCOPY go.mod go.sum /src/\nWORKDIR /src\nRUN go mod download\nCOPY . /src\nRUN go build -o /usr/local/bin/svc .\n",
 		goContext, 1,
 	}, {
+		// No WORKDIR: the download runs in the destination, as the build does.
+		"go build with cd into an absolute destination",
+		"FROM golang:1.22\nCOPY . /src/app\nRUN cd /src/app && go build -o /app .\n",
+		"FROM golang:1.22\nCOPY go.mod go.sum /src/app/\nRUN cd /src/app && go mod download\nCOPY . /src/app\nRUN cd /src/app && go build -o /app .\n",
+		goContext, 1,
+	}, {
 		"two ecosystems in one RUN",
 		"FROM base\nWORKDIR /app\nCOPY . .\nRUN pip install -r requirements.txt && npm ci\nRUN npm run build\n",
 		"FROM base\nWORKDIR /app\nCOPY package-lock.json package.json requirements.txt ./\nRUN pip install -r requirements.txt && npm ci\nCOPY . .\nRUN npm run build\n",
