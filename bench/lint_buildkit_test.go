@@ -79,6 +79,7 @@ func TestBuildKitChecksMatchDockerfileLint(t *testing.T) {
 		"FROM alpine\nARG PORT=8080\nEXPOSE $PORT/UDP\n",
 		"FROM alpine AS context\nFROM alpine as build\nFROM alpine${SUFFIX}\nFROM --platform=$TARGETPLATFORM alpine\n",
 		"ARG TAG=3\nFROM --platform=${TARGETPLATFORM} alpine:$TAG\nRUN echo\n",
+		"FROM alpine\nWORKDIR \"/app\"\nFROM alpine\nWORKDIR \"app\"\nFROM alpine\nARG DIR=/srv\nWORKDIR $DIR\n",
 		// The platform arguments BuildKit defines by itself name stages.
 		"FROM alpine AS build_amd64\nFROM alpine AS build_arm64\nFROM build_${TARGETARCH}${TARGETVARIANT}\n",
 		"FROM alpine AS binary-linux\nFROM binary-$TARGETOS AS binary\nFROM scratch\nCOPY --from=binary /x /x\n",

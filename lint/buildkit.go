@@ -222,7 +222,12 @@ func (b *buildKitChecks) stage(p *pass, st *Stage) {
 		case *instructions.HealthCheckCommand:
 			used(&health, c)
 		case *instructions.WorkdirCommand:
-			if !workdirSet && !path.IsAbs(c.Path) && !strings.HasPrefix(c.Path, "$") {
+			// BuildKit checks the path once expanded ("/app" is /app).
+			wd := c.Path
+			if w, _, err := p.df.lex.ProcessWord(strings.ToValidUTF8(c.Path, "\uFFFD"), s.Scope); err == nil {
+				wd = w
+			}
+			if !workdirSet && !path.IsAbs(wd) && !strings.HasPrefix(c.Path, "$") {
 				b.linter.Run(&linter.RuleWorkdirRelativePath, loc, linter.RuleWorkdirRelativePath.Format(c.Path))
 			}
 			workdirSet = true
