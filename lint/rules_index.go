@@ -17,7 +17,9 @@ var RulePackageIndexUpdateSeparated = Rule[func(update, detail string) string]{
 		Fixable:     true,
 		Explain: "RUN is never invalidated by outside state: a cached 'apt-get update' layer keeps the package lists of the day " +
 			"it ran, and a later install reuses them until the mirror drops the old versions and the build breaks, or installs " +
-			"stale packages. Update and install in the same RUN (or use apk add --no-cache).",
+			"stale packages. Update and install in the same RUN (or use apk add --no-cache). An install in the RUN of a " +
+			"downloaded set-up script piped into a shell (NodeSource's setup_22.x) counts as updated: such scripts update the " +
+			"index themselves.",
 		Bad:  "FROM debian:bookworm\nRUN apt-get update\nRUN apt-get install -y curl\n",
 		Good: "FROM debian:bookworm\nRUN apt-get update && apt-get install -y curl\n",
 	},
@@ -49,6 +51,19 @@ var packageManagers = []packageManager{
 		}},
 	{func(c *ShellCommand) bool { return c.Name() == "zypper" && (c.Sub() == "refresh" || c.Sub() == "ref") },
 		func(c *ShellCommand) bool { return c.Name() == "zypper" && (c.Sub() == "install" || c.Sub() == "in") }},
+}
+
+// installsAnyway reports an install that fetches its own index (apk add
+// --no-cache or --update): beside an update in one RUN, nothing is stale.
+func installsAnyway(c *ShellCommand) bool {
+	return c.Name() == "apk" && (c.Sub() == "add" || c.Sub() == "upgrade")
+}
+
+// runsRemoteSetup reports a downloaded script piped into a shell (curl
+// -fsSL https://deb.nodesource.com/setup_22.x | bash -): such set-up
+// scripts add a repository and update the package index themselves.
+func runsRemoteSetup(c *ShellCommand) bool {
+	return (c.Name() == "curl" || c.Name() == "wget") && isShell(c.PipedTo)
 }
 
 func isPackageIndexUpdate(c *ShellCommand) bool {
@@ -88,12 +103,15 @@ func checkPackageIndex(p *pass) {
 				}
 				upd, inst := has(s.Script, pm.update), has(s.Script, pm.install)
 				switch {
+				case upd && !inst && has(s.Script, installsAnyway):
+					// apk update && apk add --no-cache: in one RUN.
+					fetched = s
 				case upd && !inst:
 					p.report(RulePackageIndexUpdateSeparated.Info(), s, RulePackageIndexUpdateSeparated.Format(
 						cmdText(s.Script, pm.update), "the package index is cached in its own layer and goes stale; update and install in the same RUN"),
 						p.fixMergeUpdate(st, s, packageManagers[pmi]))
 					fetched = s
-				case inst && !upd && fetched != nil && !cacheMounted(s, "/var/lib/apt", "/var/cache/apk"):
+				case inst && !upd && fetched != nil && !cacheMounted(s, "/var/lib/apt", "/var/cache/apk") && !has(s.Script, runsRemoteSetup):
 					where := fmt.Sprintf("line %d", fetched.Start)
 					if fetched.Stage != st {
 						where = fmt.Sprintf("stage %q (line %d)", stageLabel(fetched.Stage), fetched.Start)
