@@ -130,7 +130,7 @@ func checkVolatileArgs(p *pass) {
 			var first *Step
 			implicit := false // a skipped RUN may read it from the environment
 			for _, s := range st.Steps[d.Index+1:] {
-				if uses(s, name) || p.scriptUses(s, name) {
+				if uses(s, name) || p.scriptUses(s, name) || clonesFor(s, name) {
 					first = s
 					break
 				}
@@ -273,6 +273,22 @@ func (p *pass) inheritedRuns(st *Stage, name string) []int {
 
 // readsEnv reports a script that runs tools which may read variables from
 // the environment without naming them (make, scripts, package scripts).
+// clonesFor reports a RUN that clones a repository which a later git
+// command of the stage checks out at $name (RUN git clone URL /src, then
+// RUN git checkout "$GIT_REF"): declared after the clone, a new ref would
+// find the clone of an older build in the cache.
+func clonesFor(s *Step, name string) bool {
+	if s.Script == nil || !has(s.Script, func(c *ShellCommand) bool { return c.Is("git", "clone") }) {
+		return false
+	}
+	for _, c := range laterCommands(s) {
+		if c.Name() == "git" && c.Has("checkout", "switch", "reset", "fetch") && mentions(strings.Join(c.Args, " "), name) {
+			return true
+		}
+	}
+	return false
+}
+
 // scriptUses reports whether a RUN runs a script from the build context
 // (RUN /build.sh after COPY build.sh /build.sh, RUN ./ci/build.sh) whose
 // text mentions $name: the script reads it from the environment.

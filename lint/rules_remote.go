@@ -119,7 +119,7 @@ func (p *pass) checkRunRemote(s *Step) {
 				report(c, "downloads "+u+" with no version pinned and no checksum verified; the cache keeps whatever it got first")
 			}
 		case n == "git" && c.Sub() == "clone":
-			if !gitPinned(c, sc.Commands[i+1:]) {
+			if !gitPinned(c, append(sc.Commands[i+1:], laterCommands(s)...)) {
 				report(c, "clones a moving branch; check out a commit (git checkout <sha>) or a tag")
 			}
 		case isPip(c):
@@ -183,6 +183,19 @@ func unpinnedURL(raw string) bool {
 		return true
 	}
 	return !digit.MatchString(p) && !strings.Contains(p, "$")
+}
+
+// laterCommands are the commands of the RUN steps after s in its stage: a
+// clone is often checked out at a ref in a RUN of its own, after a WORKDIR
+// into it.
+func laterCommands(s *Step) []*ShellCommand {
+	var out []*ShellCommand
+	for _, next := range s.Stage.Steps[s.Index+1:] {
+		if next.Script != nil {
+			out = append(out, next.Script.Commands...)
+		}
+	}
+	return out
 }
 
 func gitPinned(c *ShellCommand, after []*ShellCommand) bool {
