@@ -13,6 +13,9 @@ func UnifiedDiff(name string, a, b []byte) string {
 	x, y := splitLines(string(a)), splitLines(string(b))
 	ops := diffLines(x, y)
 	var out strings.Builder
+	// An absolute path outside the working directory keeps its place
+	// under a/ and b/ (patch -p1 -d / applies it).
+	name = strings.TrimPrefix(name, "/")
 	fmt.Fprintf(&out, "--- a/%s\n+++ b/%s\n", name, name)
 	const ctx = 3
 	for i := 0; i < len(ops); {

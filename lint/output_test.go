@@ -199,4 +199,8 @@ func TestUnifiedDiff(t *testing.T) {
 	if UnifiedDiff("x", a, a) != "" {
 		t.Error("equal inputs must give no diff")
 	}
+	// An absolute path keeps its place under a/ and b/ (patch -p1 -d /).
+	if got := UnifiedDiff("/srv/app/Dockerfile", a, b); !strings.HasPrefix(got, "--- a/srv/app/Dockerfile\n+++ b/srv/app/Dockerfile\n") {
+		t.Errorf("diff of an absolute path:\n%s", got)
+	}
 }

@@ -46,7 +46,11 @@ func (r *Result) Rewrite() *Rewrite {
 // Diff is the rewrite as unified diffs: the Dockerfile under its name,
 // the ignore file relative to the working directory when it lies below it.
 func (rw *Rewrite) Diff() string {
-	d := UnifiedDiff(rw.Dockerfile.Path, rw.Dockerfile.Old, rw.Dockerfile.New)
+	name := rw.Dockerfile.Path
+	if filepath.IsAbs(name) {
+		name = filepath.ToSlash(displayPath(name))
+	}
+	d := UnifiedDiff(name, rw.Dockerfile.Old, rw.Dockerfile.New)
 	if ig := rw.Ignore; ig != nil {
 		d += UnifiedDiff(filepath.ToSlash(displayPath(ig.Path)), ig.Old, ig.New)
 	}
