@@ -225,8 +225,11 @@ func contextBySources(dockerfile, root string) (string, string) {
 	if err != nil {
 		return own, "the Dockerfile's folder"
 	}
-	srcs, locks := copySources(dt)
+	srcs, locks, whole := copySources(dt)
 	if len(srcs) == 0 && len(locks) == 0 {
+		if whole {
+			return own, "the Dockerfile's folder: it copies the whole context (COPY .), which does not say where that is"
+		}
 		return own, "the Dockerfile's folder: it copies nothing from a context"
 	}
 	best, bestN, anySource := own, -1, false
@@ -293,15 +296,15 @@ func whereSourcesAre(dir, own, root string) string {
 
 // copySources returns the context sources of a Dockerfile's COPY and ADD
 // steps that can place it (no variables, not the whole context), and, when
-// a step copies the whole context, the lockfiles its frozen installs need
-// there (each a list of alternatives).
-func copySources(dt []byte) (srcs []string, locks [][]string) {
+// a step copies the whole context (whole), what the steps after it need
+// there (each a list of alternatives): the lockfiles of frozen installs and
+// the scripts RUN runs by a relative path (RUN scripts/install-protoc.sh).
+func copySources(dt []byte) (srcs []string, locks [][]string, whole bool) {
 	df, err := Parse("Dockerfile", dt, nil)
 	if err != nil {
-		return nil, nil
+		return nil, nil, false
 	}
 	seen := map[string]bool{}
-	whole := false
 	for _, st := range df.Stages {
 		for _, s := range st.Steps {
 			if s.Script != nil && whole {
@@ -311,6 +314,10 @@ func copySources(dt []byte) (srcs []string, locks [][]string) {
 							seen[l[0]] = true
 							locks = append(locks, l)
 						}
+					}
+					if script := relativeScript(c); script != "" && !seen[script] {
+						seen[script] = true
+						locks = append(locks, []string{script})
 					}
 				}
 			}
@@ -333,7 +340,27 @@ func copySources(dt []byte) (srcs []string, locks [][]string) {
 			}
 		}
 	}
-	return srcs, locks
+	return srcs, locks, whole
+}
+
+// relativeScript is the path of a script a command runs from the copied
+// context (scripts/build.sh, ./ci/setup), or "".
+func relativeScript(c *ShellCommand) string {
+	if len(c.Args) == 0 || c.InSubst {
+		return ""
+	}
+	p := c.Args[0]
+	if (c.Name() == "sh" || c.Name() == "bash") && len(c.Args) > 1 {
+		p = c.Args[1]
+	}
+	if strings.HasPrefix(p, "/") || strings.HasPrefix(p, "-") || strings.ContainsAny(p, "$*?[") || !strings.Contains(strings.TrimPrefix(p, "./"), "/") && !strings.HasSuffix(p, ".sh") {
+		return ""
+	}
+	p = path.Clean(p)
+	if strings.HasPrefix(p, "..") || strings.HasPrefix(p, "node_modules/") {
+		return ""
+	}
+	return p
 }
 
 func sourceExists(dir, src string) bool {
