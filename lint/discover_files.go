@@ -127,30 +127,80 @@ func resolve(base, p string) (string, bool) {
 	return filepath.Clean(p), true
 }
 
-// interpolate applies compose's ${VAR:-default} and ${VAR-default} with no
-// variables set; ok is false when a variable has no default.
-func interpolate(s string) (string, bool) {
+// interpolate applies compose's ${VAR}, ${VAR:-default}, ${VAR-default}
+// and $VAR with the variables of env (the project's .env file); ok is false
+// when a variable is neither set nor defaulted.
+func interpolate(s string, env map[string]string) (string, bool) {
 	var b strings.Builder
 	for {
-		i := strings.Index(s, "${")
-		if i < 0 {
+		i := strings.Index(s, "$")
+		if i < 0 || i+1 == len(s) {
 			b.WriteString(s)
 			break
 		}
-		j := strings.Index(s[i:], "}")
-		if j < 0 {
+		b.WriteString(s[:i])
+		s = s[i+1:]
+		var expr string
+		switch {
+		case s[0] == '$': // $$ is a literal $
+			b.WriteByte('$')
+			s = s[1:]
+			continue
+		case s[0] == '{':
+			j := strings.Index(s, "}")
+			if j < 0 {
+				return "", false
+			}
+			expr, s = s[1:j], s[j+1:]
+		default:
+			j := 0
+			for j < len(s) && (s[j] == '_' || s[j] >= 'A' && s[j] <= 'Z' || s[j] >= 'a' && s[j] <= 'z' || s[j] >= '0' && s[j] <= '9') {
+				j++
+			}
+			if j == 0 {
+				return "", false
+			}
+			expr, s = s[:j], s[j:]
+		}
+		name, def, hasDef := strings.Cut(expr, "-")
+		colon := strings.HasSuffix(name, ":")
+		name = strings.TrimSuffix(name, ":")
+		v, set := env[name]
+		switch {
+		case set && (v != "" || !colon):
+			b.WriteString(v)
+		case hasDef:
+			b.WriteString(def)
+		default:
 			return "", false
 		}
-		expr := s[i+2 : i+j]
-		_, def, ok := strings.Cut(expr, "-")
-		if !ok {
-			return "", false
-		}
-		b.WriteString(s[:i] + strings.TrimPrefix(def, "-"))
-		s = s[i+j+1:]
 	}
-	out := b.String()
-	return out, !strings.Contains(out, "$")
+	return b.String(), true
+}
+
+// dotEnv reads the variables of the .env file in dir, as compose does for
+// the project there: KEY=VALUE lines, # comments, quotes taken off.
+func dotEnv(dir string) map[string]string {
+	dt, err := os.ReadFile(filepath.Join(dir, ".env"))
+	if err != nil || len(dt) > 1<<20 {
+		return nil
+	}
+	env := map[string]string{}
+	for _, line := range strings.Split(string(dt), "\n") {
+		line = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "export "))
+		k, v, ok := strings.Cut(line, "=")
+		if !ok || k == "" || strings.HasPrefix(k, "#") {
+			continue
+		}
+		v = strings.TrimSpace(v)
+		if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {
+			v = v[1 : len(v)-1]
+		} else if i := strings.Index(v, " #"); i >= 0 {
+			v = strings.TrimSpace(v[:i])
+		}
+		env[strings.TrimSpace(k)] = v
+	}
+	return env
 }
 
 // composeBuilds reads the build sections of a compose file.
@@ -168,6 +218,7 @@ func composeBuilds(root, file string, dt []byte) []namedBuild {
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	env := dotEnv(filepath.Dir(file))
 	var out []namedBuild
 	for _, name := range names {
 		n := doc.Services[name].Build
@@ -196,8 +247,8 @@ func composeBuilds(root, file string, dt []byte) []namedBuild {
 		if b.Dockerfile == "" {
 			b.Dockerfile = "Dockerfile"
 		}
-		ctxPath, ok1 := interpolate(b.Context)
-		dfPath, ok2 := interpolate(b.Dockerfile)
+		ctxPath, ok1 := interpolate(b.Context, env)
+		dfPath, ok2 := interpolate(b.Dockerfile, env)
 		if !ok1 || !ok2 {
 			continue
 		}
@@ -206,23 +257,30 @@ func composeBuilds(root, file string, dt []byte) []namedBuild {
 		if !ok1 || !ok2 {
 			continue
 		}
-		out = append(out, namedBuild{dockerfile: df, context: ctx, args: composeArgs(&b.Args),
+		out = append(out, namedBuild{dockerfile: df, context: ctx, args: composeArgs(&b.Args, env),
 			why: fmt.Sprintf("named by %s, service %s", relTo(root, file), name)})
 	}
 	return out
 }
 
-func composeArgs(n *yaml.Node) map[string]string {
+func composeArgs(n *yaml.Node, env map[string]string) map[string]string {
 	args := map[string]string{}
+	set := func(k, v string) {
+		// A value that needs a variable neither .env nor a default gives
+		// is left out, as an unset build argument.
+		if v, ok := interpolate(v, env); ok {
+			args[k] = v
+		}
+	}
 	switch n.Kind {
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			args[n.Content[i].Value] = n.Content[i+1].Value
+			set(n.Content[i].Value, n.Content[i+1].Value)
 		}
 	case yaml.SequenceNode:
 		for _, c := range n.Content {
 			if k, v, ok := strings.Cut(c.Value, "="); ok {
-				args[k] = v
+				set(k, v)
 			}
 		}
 	}

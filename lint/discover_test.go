@@ -78,6 +78,8 @@ func TestDiscoverContext(t *testing.T) {
 			"services/api/Dockerfile", "services/api", "named by compose.yaml, service api", nil},
 		{"compose inline Dockerfile names no file", map[string]string{"compose.yaml": "services:\n  api:\n    build:\n      context: .\n      dockerfile_inline: |\n        FROM alpine\n"},
 			"tools/Dockerfile", "tools", "the Dockerfile's folder: it copies nothing from a context", nil},
+		{"compose variables from the project's .env", map[string]string{"compose.yaml": "services:\n  api:\n    build:\n      context: ./\n      dockerfile: ${API_DOCKERFILE}\n      args:\n        AGENT_VERSION: ${AGENT_VERSION}\n        UNSET: ${NOPE}\n", ".env": "# versions\nAPI_DOCKERFILE=./services/api/Dockerfile\nexport AGENT_VERSION=\"2.30.0\"\n"},
+			"services/api/Dockerfile", ".", "named by compose.yaml, service api", map[string]string{"AGENT_VERSION": "2.30.0"}},
 		{"compose variable without default is skipped", map[string]string{"compose.yaml": "services:\n  api:\n    build: ${API_DIR}\n"},
 			"services/api/Dockerfile", "services/api", "the Dockerfile's folder, where its COPY sources are", nil},
 		{"bake hcl", map[string]string{"docker-bake.hcl": "variable \"CTX\" {\n  default = \"deploy\"\n}\ntarget \"base\" {\n  context = CTX\n}\ntarget \"app\" {\n  inherits = [\"base\"]\n  dockerfile = \"app.Dockerfile\"\n  args = { A = \"1\" }\n}\n"},
@@ -297,5 +299,28 @@ func TestOptionsFor(t *testing.T) {
 	b, _ := d.OptionsFor(filepath.Join(root, "docker", "app.Dockerfile"), Options{}, true)
 	if a.Context == nil || a.Context != b.Context {
 		t.Error("two Dockerfiles of one context walk it twice")
+	}
+}
+
+// Compose's interpolation, with the variables of the project's .env.
+func TestInterpolate(t *testing.T) {
+	env := map[string]string{"DIR": "./web", "EMPTY": "", "V": "1.2"}
+	for in, want := range map[string]string{
+		"${DIR}":            "./web",
+		"$DIR/Dockerfile":   "./web/Dockerfile",
+		"${NOPE:-./api}":    "./api",
+		"${EMPTY:-def}":     "def",
+		"${EMPTY-def}":      "",
+		"app:$${V}-${V}":    "app:${V}-1.2",
+		"v${V}.${V:-x}-end": "v1.2.1.2-end",
+	} {
+		if got, ok := interpolate(in, env); !ok || got != want {
+			t.Errorf("interpolate(%q) = %q, %v; want %q", in, got, ok, want)
+		}
+	}
+	for _, in := range []string{"${NOPE}", "$NOPE", "${UNCLOSED"} {
+		if got, ok := interpolate(in, env); ok {
+			t.Errorf("interpolate(%q) = %q, want it refused", in, got)
+		}
 	}
 }
