@@ -47,7 +47,7 @@ func scanBuildFiles(root string, tracked []string) []namedBuild {
 			}
 			rel, _ := filepath.Rel(root, p)
 			if d.IsDir() {
-				if p != root && (strings.HasPrefix(d.Name(), ".") || skipDirs[d.Name()] || strings.Count(rel, string(filepath.Separator)) >= maxBuildFileDepth) {
+				if p != root && (skippedDir(d.Name()) || strings.Count(rel, string(filepath.Separator)) >= maxBuildFileDepth) {
 					return filepath.SkipDir
 				}
 				return nil
@@ -75,12 +75,27 @@ func scanBuildFiles(root string, tracked []string) []namedBuild {
 
 var skipDirs = map[string]bool{"node_modules": true, "vendor": true, "third_party": true, "target": true, "dist": true, "build": true}
 
-// inSkippedDir reports a path below a hidden or skipped folder, which the
-// walk does not enter either.
+// toolDirs are the hidden folders of version control, caches, virtual
+// environments and editors. Other hidden folders (.ci, .devcontainer,
+// .docker, .github) hold build files and Dockerfiles like any other.
+var toolDirs = map[string]bool{".git": true, ".hg": true, ".svn": true, ".cache": true, ".venv": true, ".tox": true, ".nox": true,
+	".terraform": true, ".next": true, ".nuxt": true, ".svelte-kit": true, ".angular": true, ".turbo": true, ".vercel": true,
+	".idea": true, ".vscode": true, ".gradle": true, ".m2": true, ".npm": true, ".yarn": true, ".pnpm-store": true, ".direnv": true,
+	".mypy_cache": true, ".pytest_cache": true, ".ruff_cache": true, ".parcel-cache": true, ".serverless": true, ".bundle": true,
+	".cargo": true, ".rustup": true, ".local": true}
+
+// skippedDir reports a folder that holds no build files of the project:
+// a tool's hidden folder, dependencies or build outputs.
+func skippedDir(name string) bool {
+	return toolDirs[name] || skipDirs[name]
+}
+
+// inSkippedDir reports a path below a skipped folder, which the walk does
+// not enter either.
 func inSkippedDir(rel string) bool {
 	parts := strings.Split(rel, "/")
 	for _, d := range parts[:len(parts)-1] {
-		if strings.HasPrefix(d, ".") || skipDirs[d] {
+		if skippedDir(d) {
 			return true
 		}
 	}

@@ -78,6 +78,8 @@ func TestDiscoverContext(t *testing.T) {
 			"services/api/Dockerfile", "services/api", "named by compose.yaml, service api", nil},
 		{"compose inline Dockerfile names no file", map[string]string{"compose.yaml": "services:\n  api:\n    build:\n      context: .\n      dockerfile_inline: |\n        FROM alpine\n"},
 			"tools/Dockerfile", "tools", "the Dockerfile's folder: it copies nothing from a context", nil},
+		{"compose file in a hidden folder", map[string]string{".ci/compose.cypress.yaml": "services:\n  cypress:\n    build:\n      context: ../\n      dockerfile: .ci/Dockerfile.cypress\n", ".ci/Dockerfile.cypress": "FROM node:22\nCOPY . /app\n"},
+			".ci/Dockerfile.cypress", ".", "named by .ci/compose.cypress.yaml, service cypress", nil},
 		{"compose variables from the project's .env", map[string]string{"compose.yaml": "services:\n  api:\n    build:\n      context: ./\n      dockerfile: ${API_DOCKERFILE}\n      args:\n        AGENT_VERSION: ${AGENT_VERSION}\n        UNSET: ${NOPE}\n", ".env": "# versions\nAPI_DOCKERFILE=./services/api/Dockerfile\nexport AGENT_VERSION=\"2.30.0\"\n"},
 			"services/api/Dockerfile", ".", "named by compose.yaml, service api", map[string]string{"AGENT_VERSION": "2.30.0"}},
 		{"compose variable without default is skipped", map[string]string{"compose.yaml": "services:\n  api:\n    build: ${API_DIR}\n"},

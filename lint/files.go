@@ -21,8 +21,8 @@ const maxStdin = 64 << 20
 // itself, Stdin stays as it is, and a directory gives every Dockerfile
 // below it (Dockerfile, Dockerfile.*, Dockerfile-*, *.Dockerfile and
 // Containerfile, in any case; templates such as Dockerfile.j2 left out),
-// outside hidden, node_modules, vendor and testdata
-// folders. No paths means the working directory. A path that does not
+// outside node_modules, vendor, testdata and the hidden folders of tools
+// (.git, caches, virtual environments: toolDirs). No paths means the working directory. A path that does not
 // exist, or a directory with no Dockerfile, is an input error.
 func FindDockerfiles(paths ...string) ([]string, error) {
 	if len(paths) == 0 {
@@ -64,7 +64,7 @@ func dockerfilesIn(dir string) ([]string, error) {
 			return err
 		}
 		if d.IsDir() {
-			if p != dir && (strings.HasPrefix(d.Name(), ".") || d.Name() == "node_modules" || d.Name() == "vendor" || d.Name() == "testdata") {
+			if p != dir && (toolDirs[d.Name()] || d.Name() == "node_modules" || d.Name() == "vendor" || d.Name() == "testdata") {
 				return filepath.SkipDir
 			}
 			return nil

@@ -22,6 +22,9 @@ func TestFindDockerfiles(t *testing.T) {
 		"api/app.Dockerfile.dockerignore": "x\n",
 		"api/notes.txt":                   "",
 		".github/Dockerfile":              "FROM a\n",
+		".devcontainer/Dockerfile":        "FROM a\n",
+		".venv/lib/Dockerfile":            "FROM a\n",
+		".git/Dockerfile":                 "FROM a\n",
 		"node_modules/x/Dockerfile":       "FROM a\n",
 		"vendor/y/Dockerfile":             "FROM a\n",
 		"testdata/case/Dockerfile":        "FROM a\n",
@@ -49,7 +52,7 @@ func TestFindDockerfiles(t *testing.T) {
 		want  []string
 		err   string
 	}{
-		{"a folder, walked in order", in("."), in("Containerfile", "Dockerfile", "Dockerfile.dev", "api/api.Dockerfile", "api/tool.dockerfile",
+		{"a folder, walked in order", in("."), in(".devcontainer/Dockerfile", ".github/Dockerfile", "Containerfile", "Dockerfile", "Dockerfile.dev", "api/api.Dockerfile", "api/tool.dockerfile",
 			"docker/Dockerfile-tilt", "docker/Dockerfile.debian", "docker/dockerfile"), ""},
 		{"a file is itself, whatever its name", in("api/notes.txt"), in("api/notes.txt"), ""},
 		{"standard input", []string{Stdin, dir + "/api"}, append([]string{Stdin}, in("api/api.Dockerfile", "api/tool.dockerfile")...), ""},
@@ -71,8 +74,8 @@ func TestFindDockerfiles(t *testing.T) {
 		})
 	}
 	t.Chdir(dir)
-	if got, err := FindDockerfiles(); err != nil || len(got) != 8 || got[0] != "Containerfile" {
-		t.Errorf("no paths: %q, %v; want the working directory's eight", got, err)
+	if got, err := FindDockerfiles(); err != nil || len(got) != 10 || got[0] != ".devcontainer/Dockerfile" {
+		t.Errorf("no paths: %q, %v; want the working directory's ten", got, err)
 	}
 }
 
