@@ -230,9 +230,23 @@ func (p *pass) stageFetches(name string, e *ecosystem) bool {
 // fetches reports whether a script installs or builds with ecosystem e.
 func fetches(sc *Script, e *ecosystem) bool {
 	for _, c := range sc.Commands {
-		if e.install(c) || e.build(c) {
+		if e.install(c) || e.build(c) || runsBuildTool(c, e) {
 			return true
 		}
+	}
+	return false
+}
+
+// runsBuildTool reports a Gradle or Maven run of any task: before the
+// sources are copied, it is the project's own dependency step
+// (./gradlew downloadRepos, mvn -B de.qaware...:resolve), whatever the task
+// is called.
+func runsBuildTool(c *ShellCommand, e *ecosystem) bool {
+	switch e.name {
+	case "gradle":
+		return c.tool() == "gradle"
+	case "maven":
+		return c.tool() == "mvn"
 	}
 	return false
 }

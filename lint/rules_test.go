@@ -44,6 +44,8 @@ func TestRuleCases(t *testing.T) {
 		{"clone checked out at a tag in a later RUN", "FROM alpine/git\nARG REF=v1.2.3\nRUN git clone https://github.com/example/project.git /src\nWORKDIR /src\nRUN git checkout \"$REF\"\n", "UnpinnedRemoteInRun", nil},
 		{"ref declared before the clone it selects from", "FROM alpine/git\nARG GIT_REF=v1.2.3\nRUN apk add --no-cache make\nRUN git clone https://github.com/example/project.git /src\nWORKDIR /src\nRUN git checkout \"$GIT_REF\"\n", "VolatileArgBeforeRun", []int{2}},
 		{"clone never checked out", "FROM alpine/git\nRUN git clone https://github.com/example/project.git /src\nWORKDIR /src\nRUN make\n", "UnpinnedRemoteInRun", []int{2}},
+		{"gradle task of the project's own after the manifests", "FROM eclipse-temurin:21-jdk AS builder\nWORKDIR /usr/src/app/\nCOPY ./svc/gradlew* ./svc/settings.gradle* ./svc/build.gradle ./\nCOPY ./svc/gradle ./gradle\nRUN ./gradlew\nRUN ./gradlew downloadRepos\nCOPY ./svc/ ./\nCOPY ./pb/ ./proto\nRUN ./gradlew installDist -PprotoSourceDir=./proto\n", "SourceCopiedBeforeDependencyInstall", nil},
+		{"gradle build with no dependency step", "FROM eclipse-temurin:21-jdk\nWORKDIR /app\nCOPY . .\nRUN ./gradlew installDist\n", "SourceCopiedBeforeDependencyInstall", []int{4}},
 		{"copy from stage is not source", "FROM node:22\nCOPY --from=builder /src /src\nRUN npm ci\n", "SourceCopiedBeforeDependencyInstall", nil},
 		{"sudo wrapper", "FROM ruby:3\nCOPY . .\nRUN sudo -E bundle install\n", "SourceCopiedBeforeDependencyInstall", []int{3}},
 		{"sh -c", "FROM php:8\nCOPY . .\nRUN sh -c 'composer install --no-dev'\n", "SourceCopiedBeforeDependencyInstall", []int{3}},
@@ -376,11 +378,12 @@ func TestStableStepWording(t *testing.T) {
 // cache mount there would hide it from the build).
 func TestCacheMountTargets(t *testing.T) {
 	for src, want := range map[string]string{
-		"FROM rust:1\nCOPY . .\nRUN cargo build --release\n":                                       "target=/usr/local/cargo/registry",
-		"FROM rust:1\nENV CARGO_HOME=/root/.cargo\nCOPY . .\nRUN cargo build --release\n":          "target=/root/.cargo/registry",
-		"FROM golang:1.26\nENV GOCACHE=/cache/go\nCOPY . .\nRUN go build ./...\n":                  "target=/cache/go --mount=type=cache,target=/go/pkg/mod",
-		"FROM maven:3\nCOPY pom.xml .\nRUN mvn dependency:go-offline\nCOPY . .\nRUN mvn package\n": "",
-		"FROM maven:3\nCOPY . .\nRUN mvn package\n":                                                "target=/root/.m2",
+		"FROM rust:1\nCOPY . .\nRUN cargo build --release\n":                                                                                                                "target=/usr/local/cargo/registry",
+		"FROM rust:1\nENV CARGO_HOME=/root/.cargo\nCOPY . .\nRUN cargo build --release\n":                                                                                   "target=/root/.cargo/registry",
+		"FROM golang:1.26\nENV GOCACHE=/cache/go\nCOPY . .\nRUN go build ./...\n":                                                                                           "target=/cache/go --mount=type=cache,target=/go/pkg/mod",
+		"FROM maven:3\nCOPY pom.xml .\nRUN mvn dependency:go-offline\nCOPY . .\nRUN mvn package\n":                                                                          "",
+		"FROM maven:3\nCOPY . .\nRUN mvn package\n":                                                                                                                         "target=/root/.m2",
+		"FROM eclipse-temurin:21-jdk\nWORKDIR /app\nCOPY gradlew build.gradle ./\nCOPY gradle ./gradle\nRUN ./gradlew downloadRepos\nCOPY . .\nRUN ./gradlew installDist\n": "",
 	} {
 		res, err := Lint("Dockerfile", []byte(src), Options{})
 		if err != nil {
