@@ -39,7 +39,9 @@ var RuleStableStepAfterVolatileStep = Rule[func(what string, line int, cause str
 		Description: "A step that reads nothing from the context comes after a context COPY or a volatile ARG",
 		URL:         docURL("StableStepAfterVolatileStep"),
 		Explain: "System packages and global tools do not depend on your sources, but placed after a COPY of them " +
-			"(or after an ARG that changes every build) they re-run whenever the sources change. Move them up.",
+			"(or after an ARG that changes every build) they re-run whenever the sources change. Move them up. A COPY into " +
+			"the system's configuration (/etc, a keyring, CA certificates: package sources and signing keys the installs " +
+			"need) does not count.",
 		Bad:  "FROM python:3.12\nCOPY . /app\nRUN apt-get update && apt-get install -y libpq5\n",
 		Good: "FROM python:3.12\nRUN apt-get update && apt-get install -y libpq5\nCOPY . /app\n",
 	},
@@ -211,6 +213,15 @@ func stableWhat(s *Step) string {
 	return what
 }
 
+// systemConfigDest reports a COPY into the system's configuration (/etc,
+// a keyring): package sources, signing keys, certificates that the
+// installs after it need, so they cannot move before it.
+func systemConfigDest(dest string) bool {
+	d := path.Clean("/" + dest)
+	return d == "/etc" || strings.HasPrefix(d, "/etc/") || strings.HasPrefix(d, "/usr/share/keyrings") ||
+		strings.HasPrefix(d, "/usr/local/share/ca-certificates")
+}
+
 // pinnedTools reports whether every tool an npm -g or go install names
 // carries a version (corepack@0.31.0, @scope/cli@2, ./cmd/x@v1.2.3).
 func pinnedTools(c *ShellCommand) bool {
@@ -232,7 +243,7 @@ func checkStableAfterVolatile(p *pass) {
 		line := 0
 		for _, s := range st.Steps {
 			if line == 0 {
-				if cs := p.copied(s); cs != nil {
+				if cs := p.copied(s); cs != nil && !systemConfigDest(s.Dest) {
 					cause, line = "a COPY from the build context", s.Start
 				} else if kind, name := p.volatileDecl(s); name != "" {
 					cause, line = kind+" "+name, s.Start

@@ -46,6 +46,8 @@ func TestRuleCases(t *testing.T) {
 		{"clone never checked out", "FROM alpine/git\nRUN git clone https://github.com/example/project.git /src\nWORKDIR /src\nRUN make\n", "UnpinnedRemoteInRun", []int{2}},
 		{"gradle task of the project's own after the manifests", "FROM eclipse-temurin:21-jdk AS builder\nWORKDIR /usr/src/app/\nCOPY ./svc/gradlew* ./svc/settings.gradle* ./svc/build.gradle ./\nCOPY ./svc/gradle ./gradle\nRUN ./gradlew\nRUN ./gradlew downloadRepos\nCOPY ./svc/ ./\nCOPY ./pb/ ./proto\nRUN ./gradlew installDist -PprotoSourceDir=./proto\n", "SourceCopiedBeforeDependencyInstall", nil},
 		{"gradle build with no dependency step", "FROM eclipse-temurin:21-jdk\nWORKDIR /app\nCOPY . .\nRUN ./gradlew installDist\n", "SourceCopiedBeforeDependencyInstall", []int{4}},
+		{"install after a signing key from the context", "FROM debian:bookworm\nADD nodesource-repo.gpg.key /usr/share/keyrings/nodesource.asc\nRUN echo 'deb [signed-by=/usr/share/keyrings/nodesource.asc] https://deb.nodesource.com/node_22.x nodistro main' > /etc/apt/sources.list.d/nodesource.list && apt-get update && apt-get install -y nodejs\nRUN npm install -g pnpm@10\n", "StableStepAfterVolatileStep", nil},
+		{"install after a source copy", "FROM node:22\nCOPY . /app\nRUN npm install -g pnpm@10\n", "StableStepAfterVolatileStep", []int{3}},
 		{"copy from stage is not source", "FROM node:22\nCOPY --from=builder /src /src\nRUN npm ci\n", "SourceCopiedBeforeDependencyInstall", nil},
 		{"sudo wrapper", "FROM ruby:3\nCOPY . .\nRUN sudo -E bundle install\n", "SourceCopiedBeforeDependencyInstall", []int{3}},
 		{"sh -c", "FROM php:8\nCOPY . .\nRUN sh -c 'composer install --no-dev'\n", "SourceCopiedBeforeDependencyInstall", []int{3}},
