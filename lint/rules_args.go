@@ -1,6 +1,7 @@
 package lint
 
 import (
+	"bytes"
 	"fmt"
 	"path"
 	"regexp"
@@ -22,7 +23,8 @@ var RuleVolatileArgBeforeRun = Rule[func(kind, name string, runs []int, advice s
 		Explain: "Every ARG with a value is in the environment of every later RUN of its stage, so a new value misses the cache " +
 			"for all of them, used or not. Commit SHAs, build numbers, versions, dates, branches and CI variables change " +
 			"every build. Declare them just before their first use. A RUN that runs a script of the build context which " +
-			"mentions the variable (RUN /build.sh reading $COMMIT_HASH) uses it. The list of names is configurable (volatileArgs in .strata.yaml).",
+			"mentions the variable (RUN /build.sh reading $COMMIT_HASH) uses it, and so does a build (cargo build, go build, " +
+			"npm run build) of copied sources that mention it (option_env!(\"VERGEN_GIT_SHA\"), process.env.GIT_SHA). The list of names is configurable (volatileArgs in .strata.yaml).",
 		Bad:  "FROM alpine\nARG GIT_SHA\nRUN apk add --no-cache curl\nLABEL revision=$GIT_SHA\n",
 		Good: "FROM alpine\nRUN apk add --no-cache curl\nARG GIT_SHA\nLABEL revision=$GIT_SHA\n",
 	},
@@ -132,7 +134,7 @@ func checkVolatileArgs(p *pass) {
 			var first *Step
 			implicit := false // a skipped RUN may read it from the environment
 			for _, s := range st.Steps[d.Index+1:] {
-				if uses(s, name) || p.scriptUses(s, name) || clonesFor(s, name) {
+				if uses(s, name) || p.scriptUses(s, name) || clonesFor(s, name) || p.buildReads(s, name) {
 					first = s
 					break
 				}
@@ -284,6 +286,60 @@ func (p *pass) inheritedRuns(st *Stage, name string) []int {
 
 // readsEnv reports a script that runs tools which may read variables from
 // the environment without naming them (make, scripts, package scripts).
+// codeExts are the source files a compiler or bundler may read an
+// environment variable from (option_env!("GIT_SHA"), process.env.GIT_SHA).
+var codeExts = map[string]bool{".rs": true, ".go": true, ".js": true, ".mjs": true, ".cjs": true, ".ts": true, ".tsx": true,
+	".jsx": true, ".py": true, ".java": true, ".kt": true, ".kts": true, ".gradle": true, ".cs": true, ".rb": true, ".php": true,
+	".c": true, ".cc": true, ".cpp": true, ".h": true, ".swift": true, ".scala": true, ".vue": true, ".svelte": true, ".toml": true}
+
+// readBudget bounds what buildReads reads of a context: files and bytes.
+const (
+	readBudgetFiles = 4000
+	readBudgetBytes = 32 << 20
+)
+
+// buildReads reports a RUN that compiles or bundles (cargo build, go
+// build, npm run build) sources copied before it in the stage that mention
+// name: the build reads the variable from its environment.
+func (p *pass) buildReads(s *Step, name string) bool {
+	if s.Script == nil || p.ctx == nil {
+		return false
+	}
+	builds := false
+	for _, c := range s.Script.Commands {
+		for _, e := range ecosystems {
+			builds = builds || e.build(c)
+		}
+		builds = builds || c.Name() == "npm" && c.Sub() == "run" || c.Name() == "yarn" && c.Sub() == "build" || c.Name() == "pnpm" && (c.Sub() == "build" || c.Sub() == "run")
+	}
+	if !builds {
+		return false
+	}
+	files, read := 0, 0
+	want := []byte(name)
+	for _, prev := range s.Stage.Steps[:s.Index] {
+		cs := p.copied(prev)
+		if cs == nil {
+			continue
+		}
+		for _, e := range cs.entries {
+			if !codeExts[path.Ext(e.Path)] || !e.Mode.IsRegular() {
+				continue
+			}
+			if files++; files > readBudgetFiles || read > readBudgetBytes {
+				return false
+			}
+			if head, ok := p.head(e); ok {
+				read += len(head)
+				if bytes.Contains(head, want) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
 // clonesFor reports a RUN that clones a repository which a later git
 // command of the stage checks out at $name (RUN git clone URL /src, then
 // RUN git checkout "$GIT_REF"): declared after the clone, a new ref would
