@@ -49,6 +49,7 @@ func TestRuleCases(t *testing.T) {
 		{"install after a signing key from the context", "FROM debian:bookworm\nADD nodesource-repo.gpg.key /usr/share/keyrings/nodesource.asc\nRUN echo 'deb [signed-by=/usr/share/keyrings/nodesource.asc] https://deb.nodesource.com/node_22.x nodistro main' > /etc/apt/sources.list.d/nodesource.list && apt-get update && apt-get install -y nodejs\nRUN npm install -g pnpm@10\n", "StableStepAfterVolatileStep", nil},
 		{"install after a source copy", "FROM node:22\nCOPY . /app\nRUN npm install -g pnpm@10\n", "StableStepAfterVolatileStep", []int{3}},
 		{"copy from stage is not source", "FROM node:22\nCOPY --from=builder /src /src\nRUN npm ci\n", "SourceCopiedBeforeDependencyInstall", nil},
+		{"mold wrapper", "FROM rust:1\nCOPY . .\nRUN /usr/bin/mold -run cargo build --release\n", "SourceCopiedBeforeDependencyInstall", []int{3}},
 		{"sudo wrapper", "FROM ruby:3\nCOPY . .\nRUN sudo -E bundle install\n", "SourceCopiedBeforeDependencyInstall", []int{3}},
 		{"sh -c", "FROM php:8\nCOPY . .\nRUN sh -c 'composer install --no-dev'\n", "SourceCopiedBeforeDependencyInstall", []int{3}},
 		{"echo is not an install", "FROM node:22\nCOPY . .\nRUN echo npm ci\n", "SourceCopiedBeforeDependencyInstall", nil},

@@ -159,7 +159,8 @@ func (c *ShellCommand) Is(name string, words ...string) bool {
 }
 
 // wrappers run the command that follows them.
-var wrappers = map[string]bool{"sudo": true, "env": true, "time": true, "nohup": true, "nice": true, "exec": true, "command": true, "xargs": true}
+var wrappers = map[string]bool{"sudo": true, "env": true, "time": true, "nohup": true, "nice": true, "exec": true, "command": true, "xargs": true,
+	"mold": true, "stdbuf": true, "ionice": true, "unbuffer": true}
 
 // maxScript bounds the shell text parsed per RUN, so a huge body stays cheap.
 const maxScript = 1 << 20
