@@ -119,7 +119,7 @@ func (p *pass) checkRunRemote(s *Step) {
 				report(c, "downloads "+u+" with no version pinned and no checksum verified; the cache keeps whatever it got first")
 			}
 		case n == "git" && c.Sub() == "clone":
-			if !gitPinned(c, append(sc.Commands[i+1:], laterCommands(s)...)) {
+			if !gitPinned(c, append(sc.Commands[i+1:], laterCommands(s)...), s.Scope) {
 				report(c, "clones a moving branch; check out a commit (git checkout <sha>) or a tag")
 			}
 		case isPip(c):
@@ -185,6 +185,17 @@ func unpinnedURL(raw string) bool {
 	return !digit.MatchString(p) && !strings.Contains(p, "$")
 }
 
+// argDefault is the value in scope of a word that is one variable ($X,
+// ${X}), "" when it is more, or unset.
+func argDefault(word string, scope *Scope) string {
+	name := strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(word, "$"), "{"), "}")
+	if scope == nil || name == "" || strings.ContainsAny(name, "${}:-/") {
+		return ""
+	}
+	v, _ := scope.Get(name)
+	return v
+}
+
 // laterCommands are the commands of the RUN steps after s in its stage: a
 // clone is often checked out at a ref in a RUN of its own, after a WORKDIR
 // into it.
@@ -198,11 +209,20 @@ func laterCommands(s *Step) []*ShellCommand {
 	return out
 }
 
-func gitPinned(c *ShellCommand, after []*ShellCommand) bool {
+func gitPinned(c *ShellCommand, after []*ShellCommand, scope *Scope) bool {
 	for i, a := range c.Args {
 		if (a == "-b" || a == "--branch") && i+1 < len(c.Args) {
 			ref := c.Args[i+1]
-			if digit.MatchString(ref) && !floatingRef.MatchString(ref) || strings.Contains(ref, "$") {
+			if strings.Contains(ref, "$") {
+				// --branch $BRANCH: pinned unless its default is a
+				// moving branch (ARG BRANCH=main).
+				v := argDefault(ref, scope)
+				if v == "" || !floatingRef.MatchString(v) {
+					return true
+				}
+				continue
+			}
+			if digit.MatchString(ref) && !floatingRef.MatchString(ref) {
 				return true
 			}
 		}
