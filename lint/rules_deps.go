@@ -24,7 +24,8 @@ var RuleSourceCopiedBeforeDependencyInstall = Rule[func(tool string, copyLine in
 			"patch folders (patches/, as yarn patch and patch-package keep them) and version pins (*_VERSION, .nvmrc, " +
 			".node-version, .tool-versions). The rule stays quiet when an earlier " +
 			"manifest-only COPY or a bind mount feeds the install, when the dependencies come installed from another stage " +
-			"(COPY --from of a stage that installs them: the install here completes the project), for cargo-chef and " +
+			"(COPY --from of a stage that installs them: the install here completes the project), for a cargo or go build " +
+			"whose compiled dependencies are in a cache mount (cargo's target folder, Go's build cache), for cargo-chef and " +
 			"dummy-project builds, and when an " +
 			"allowlist .dockerignore reduces the copy to the manifests. The fix copies the top-level manifests; in a " +
 			"workspace (npm, yarn or pnpm workspaces, Cargo, go.work) the install needs every member's manifest too, so " +
@@ -111,6 +112,12 @@ func (p *pass) dependencyOrder(s *Step, c *ShellCommand, e *ecosystem, install b
 			}
 		}
 	}
+	if !install && buildCached(s, e) {
+		// The compiled dependencies live in a cache mount (cargo's
+		// target folder, Go's build cache): a source change recompiles
+		// the changed code only.
+		return
+	}
 	if e.name == "cargo" && dummyProject(s) {
 		// cargo new made a project for the dependencies to build in:
 		// the crates the workspace needs (COPY ./macros) are copied
@@ -185,6 +192,22 @@ func (p *pass) requirementsAbsent(s *Step, c *ShellCommand) bool {
 		}
 	}
 	return true
+}
+
+// buildCached reports a cargo or go build whose compiled dependencies are
+// kept in a cache mount: cargo's target folder, or Go's build cache.
+func buildCached(s *Step, e *ecosystem) bool {
+	switch e.name {
+	case "cargo":
+		for _, m := range s.Mounts {
+			if m.Type == instructions.MountTypeCache && path.Base(path.Clean(m.Target)) == "target" {
+				return true
+			}
+		}
+	case "go":
+		return hasCacheMountFor(s, cacheDirs["go"].in("go", s.Scope))
+	}
+	return false
 }
 
 // dummyProject reports whether a step before s, in its stage or one it is

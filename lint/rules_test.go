@@ -51,6 +51,8 @@ func TestRuleCases(t *testing.T) {
 		{"install after a signing key from the context", "FROM debian:bookworm\nADD nodesource-repo.gpg.key /usr/share/keyrings/nodesource.asc\nRUN echo 'deb [signed-by=/usr/share/keyrings/nodesource.asc] https://deb.nodesource.com/node_22.x nodistro main' > /etc/apt/sources.list.d/nodesource.list && apt-get update && apt-get install -y nodejs\nRUN npm install -g pnpm@10\n", "StableStepAfterVolatileStep", nil},
 		{"install after a source copy", "FROM node:22\nCOPY . /app\nRUN npm install -g pnpm@10\n", "StableStepAfterVolatileStep", []int{3}},
 		{"copy from stage is not source", "FROM node:22\nCOPY --from=builder /src /src\nRUN npm ci\n", "SourceCopiedBeforeDependencyInstall", nil},
+		{"cargo build with its target folder cached", "FROM rust:1\nWORKDIR /vector\nCOPY . .\nRUN --mount=type=cache,target=/vector/target --mount=type=cache,target=/usr/local/cargo/registry cargo build --bin vector\n", "SourceCopiedBeforeDependencyInstall", nil},
+		{"go build with its build cache mounted", "FROM golang:1.26\nWORKDIR /src\nCOPY . .\nRUN --mount=type=cache,target=/root/.cache/go-build --mount=type=cache,target=/go/pkg/mod go build ./...\n", "SourceCopiedBeforeDependencyInstall", nil},
 		{"mold wrapper", "FROM rust:1\nCOPY . .\nRUN /usr/bin/mold -run cargo build --release\n", "SourceCopiedBeforeDependencyInstall", []int{3}},
 		{"sudo wrapper", "FROM ruby:3\nCOPY . .\nRUN sudo -E bundle install\n", "SourceCopiedBeforeDependencyInstall", []int{3}},
 		{"sh -c", "FROM php:8\nCOPY . .\nRUN sh -c 'composer install --no-dev'\n", "SourceCopiedBeforeDependencyInstall", []int{3}},
