@@ -24,7 +24,8 @@ var RuleVolatileArgBeforeRun = Rule[func(kind, name string, runs []int, advice s
 			"for all of them, used or not. Commit SHAs, build numbers, versions, dates, branches and CI variables change " +
 			"every build. Declare them just before their first use. A RUN that runs a script of the build context which " +
 			"mentions the variable (RUN /build.sh reading $COMMIT_HASH) uses it, and so does a build (cargo build, go build, " +
-			"npm run build) of copied sources that mention it (option_env!(\"VERGEN_GIT_SHA\"), process.env.GIT_SHA). The list of names is configurable (volatileArgs in .strata.yaml).",
+			"npm run build) of copied sources that mention it (option_env!(\"VERGEN_GIT_SHA\"), process.env.GIT_SHA). " +
+			"The list of names is configurable (volatileArgs in .strata.yaml).",
 		Bad:  "FROM alpine\nARG GIT_SHA\nRUN apk add --no-cache curl\nLABEL revision=$GIT_SHA\n",
 		Good: "FROM alpine\nRUN apk add --no-cache curl\nARG GIT_SHA\nLABEL revision=$GIT_SHA\n",
 	},
@@ -284,8 +285,6 @@ func (p *pass) inheritedRuns(st *Stage, name string) []int {
 	return runs
 }
 
-// readsEnv reports a script that runs tools which may read variables from
-// the environment without naming them (make, scripts, package scripts).
 // codeExts are the source files a compiler or bundler may read an
 // environment variable from (option_env!("GIT_SHA"), process.env.GIT_SHA).
 var codeExts = map[string]bool{".rs": true, ".go": true, ".js": true, ".mjs": true, ".cjs": true, ".ts": true, ".tsx": true,
@@ -364,6 +363,9 @@ func (p *pass) scriptUses(s *Step, name string) bool {
 		return false
 	}
 	for _, c := range s.Script.Commands {
+		if len(c.Args) == 0 {
+			continue
+		}
 		script := c.Args[0]
 		if (c.Name() == "sh" || c.Name() == "bash") && len(c.Args) > 1 {
 			script = c.Args[1]
@@ -389,6 +391,8 @@ func (p *pass) scriptUses(s *Step, name string) bool {
 	return false
 }
 
+// readsEnv reports a script that runs tools which may read variables from
+// the environment without naming them (make, scripts, package scripts).
 func readsEnv(sc *Script) bool {
 	if sc == nil {
 		return false
