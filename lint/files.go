@@ -22,8 +22,9 @@ const maxStdin = 64 << 20
 // below it (Dockerfile, Dockerfile.*, Dockerfile-*, *.Dockerfile and
 // Containerfile, in any case; templates such as Dockerfile.j2 left out),
 // outside node_modules, vendor, testdata and the hidden folders of tools
-// (.git, caches, virtual environments: toolDirs). No paths means the working directory. A path that does not
-// exist, or a directory with no Dockerfile, is an input error.
+// (.git, caches, virtual environments: toolDirs). No paths means the
+// working directory. A path that does not exist, or a directory with no
+// Dockerfile, is an input error.
 func FindDockerfiles(paths ...string) ([]string, error) {
 	if len(paths) == 0 {
 		paths = []string{"."}
