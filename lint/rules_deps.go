@@ -1,8 +1,11 @@
 package lint
 
 import (
+	"encoding/json"
 	"fmt"
+	"os"
 	"path"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -25,7 +28,8 @@ var RuleSourceCopiedBeforeDependencyInstall = Rule[func(tool string, copyLine in
 			".node-version, .tool-versions). The rule stays quiet when an earlier " +
 			"manifest-only COPY or a bind mount feeds the install, when the dependencies come installed from another stage " +
 			"(COPY --from of a stage that installs them: the install here completes the project), for a cargo or go build " +
-			"whose compiled dependencies are in a cache mount (cargo's target folder, Go's build cache), for cargo-chef and " +
+			"whose compiled dependencies are in a cache mount (cargo's target folder, Go's build cache), for a Node install " +
+			"whose own hook builds the project (a postinstall or prepare script that runs a build), for cargo-chef and " +
 			"dummy-project builds, and when an " +
 			"allowlist .dockerignore reduces the copy to the manifests. The fix copies the top-level manifests; in a " +
 			"workspace (npm, yarn or pnpm workspaces, Cargo, go.work) the install needs every member's manifest too, so " +
@@ -112,6 +116,11 @@ func (p *pass) dependencyOrder(s *Step, c *ShellCommand, e *ecosystem, install b
 			}
 		}
 	}
+	if install && p.installBuilds(e) {
+		// The install's own hook builds the project (a postinstall
+		// that runs a build): it needs the sources.
+		return
+	}
 	if !install && buildCached(s, e) {
 		// The compiled dependencies live in a cache mount (cargo's
 		// target folder, Go's build cache): a source change recompiles
@@ -192,6 +201,31 @@ func (p *pass) requirementsAbsent(s *Step, c *ShellCommand) bool {
 		}
 	}
 	return true
+}
+
+// installBuilds reports a Node install whose package.json at the root of
+// the context runs a build in its install hooks ("postinstall": "pnpm run
+// build:viz"), so the install needs the sources of what it builds.
+func (p *pass) installBuilds(e *ecosystem) bool {
+	if p.ctx == nil || e.name != "npm" && e.name != "yarn" && e.name != "pnpm" && e.name != "bun" {
+		return false
+	}
+	dt, err := os.ReadFile(filepath.Join(p.ctx.Dir(), "package.json"))
+	if err != nil || len(dt) > 1<<20 {
+		return false
+	}
+	var pkg struct {
+		Scripts map[string]string `json:"scripts"`
+	}
+	if json.Unmarshal(dt, &pkg) != nil {
+		return false
+	}
+	for _, hook := range []string{"preinstall", "install", "postinstall", "prepare"} {
+		if strings.Contains(pkg.Scripts[hook], "build") {
+			return true
+		}
+	}
+	return false
 }
 
 // buildCached reports a cargo or go build whose compiled dependencies are
