@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"path/filepath"
 
 	"github.com/strata-build/strata/integration/testenv"
 )
@@ -37,13 +36,7 @@ func multiStageScenario(ctx context.Context, b *bed, cfg config, link string, pr
 // multiStageContenders are the multi-stage scenario's contenders, building
 // the context ctxDir with the binaries in bin.
 func multiStageContenders(bin, ctxDir string) []contender {
-	buildctl := func(addr string, extra ...string) (string, []string) {
-		return filepath.Join(bin, "buildctl"), append([]string{"--addr", addr, "build", "--progress", "rawjson", "--frontend", "dockerfile.v0",
-			"--local", "context=" + ctxDir, "--local", "dockerfile=" + ctxDir}, extra...)
-	}
-	strata := func(addr string, extra ...string) (string, []string) {
-		return filepath.Join(bin, "strata"), append([]string{"build", "--builder", addr, "--progress", "rawjson"}, append(extra, ctxDir)...)
-	}
+	buildctl, strata := contextCommands(bin, ctxDir)
 	maxV1 := func(addr, repo string) (string, []string) {
 		return buildctl(addr, "--output", "type=image,name="+repo+":latest,push=true", "--export-cache", "type=inline",
 			"--export-cache", "type=registry,ref="+repo+":buildcache,mode=max")

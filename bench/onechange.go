@@ -94,16 +94,24 @@ type contender struct {
 	v2 func(addr, repo string) (string, []string)
 }
 
-// oneChangeContenders are the one-change scenario's contenders, building
-// the context ctxDir with the binaries in bin.
-func oneChangeContenders(bin, ctxDir string) []contender {
-	buildctl := func(addr string, extra ...string) (string, []string) {
+// contextCommands return the command lines of a buildctl build and of a
+// strata build of the context ctxDir on the builder at addr, with the
+// binaries in bin and rawjson progress; extra goes before the context.
+func contextCommands(bin, ctxDir string) (buildctl, strata func(addr string, extra ...string) (string, []string)) {
+	buildctl = func(addr string, extra ...string) (string, []string) {
 		return filepath.Join(bin, "buildctl"), append([]string{"--addr", addr, "build", "--progress", "rawjson", "--frontend", "dockerfile.v0",
 			"--local", "context=" + ctxDir, "--local", "dockerfile=" + ctxDir}, extra...)
 	}
-	strata := func(addr string, extra ...string) (string, []string) {
+	strata = func(addr string, extra ...string) (string, []string) {
 		return filepath.Join(bin, "strata"), append([]string{"build", "--builder", addr, "--progress", "rawjson"}, append(extra, ctxDir)...)
 	}
+	return buildctl, strata
+}
+
+// oneChangeContenders are the one-change scenario's contenders, building
+// the context ctxDir with the binaries in bin.
+func oneChangeContenders(bin, ctxDir string) []contender {
+	buildctl, strata := contextCommands(bin, ctxDir)
 	buildkitV1 := func(addr, repo string) (string, []string) {
 		return buildctl(addr, "--output", "type=image,name="+repo+":latest,push=true", "--export-cache", "type=inline")
 	}

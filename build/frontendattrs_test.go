@@ -48,14 +48,7 @@ func TestBuildxFrontendAttrs(t *testing.T) {
 	if err := opt.check(); err != nil {
 		t.Fatal(err)
 	}
-	ctxDir, df, err := opt.resolve()
-	if err != nil {
-		t.Fatal(err)
-	}
-	so, err := solveOptions(opt, ctxDir, df)
-	if err != nil {
-		t.Fatal(err)
-	}
+	so := testSolveOptions(t, opt)
 	want := map[string]string{
 		"context:base":              "docker-image://r.example/base:1",
 		"context:shared":            "local:shared",
@@ -92,9 +85,7 @@ func TestBuildxFrontendAttrs(t *testing.T) {
 	}
 
 	opt.NoCache, opt.Network = true, "none"
-	if so, err = solveOptions(opt, ctxDir, df); err != nil {
-		t.Fatal(err)
-	}
+	so = testSolveOptions(t, opt)
 	if v, ok := so.FrontendAttrs["no-cache"]; !ok || v != "" || so.FrontendAttrs["force-network-mode"] != "none" || len(so.AllowedEntitlements) != 0 {
 		t.Errorf("--no-cache with a filter: no-cache=%q (%v); --network none: %q, entitlements %v", v, ok, so.FrontendAttrs["force-network-mode"], so.AllowedEntitlements)
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/moby/buildkit/client"
 	"github.com/strata-build/strata/errs"
 )
 
@@ -118,19 +119,12 @@ func TestForceCompression(t *testing.T) {
 	if err := opt.check(); err != nil {
 		t.Fatalf("BuildKit's push: %v", err)
 	}
-	ctxDir, df, err := opt.resolve()
-	if err != nil {
-		t.Fatal(err)
-	}
-	so, err := solveOptions(opt, ctxDir, df)
-	if err != nil {
-		t.Fatal(err)
-	}
+	so := testSolveOptions(t, opt)
 	if got := so.Exports[len(so.Exports)-1].Attrs; got["force-compression"] != "true" || got["compression"] != "zstd" {
 		t.Errorf("image export attributes %v, want compression=zstd force-compression=true", got)
 	}
 	opt.NoStream = false
-	err = opt.check()
+	err := opt.check()
 	if errs.Code(err) != errs.Code(errs.Usagef("x")) || !strings.Contains(err.Error(), "--force-compression") {
 		t.Errorf("streamed push with zstd: %v, want a usage error naming --force-compression", err)
 	}
@@ -154,14 +148,7 @@ func TestCacheTo(t *testing.T) {
 		"type=inline",
 		"type=local,dest=" + filepath.Join(dir, "cache"),
 	}}
-	ctxDir, df, err := opt.resolve()
-	if err != nil {
-		t.Fatal(err)
-	}
-	so, err := solveOptions(opt, ctxDir, df)
-	if err != nil {
-		t.Fatal(err)
-	}
+	so := testSolveOptions(t, opt)
 	var got []string
 	for _, e := range so.CacheExports {
 		got = append(got, e.Type+" "+e.Attrs["ref"]+e.Attrs["dest"]+" "+e.Attrs["mode"])
@@ -220,4 +207,19 @@ func TestValidateBeforeBuilding(t *testing.T) {
 			t.Errorf("CheckOutputFile(%q) = %v", path, err)
 		}
 	}
+}
+
+// testSolveOptions is the solve opt would send: its paths resolved, then
+// solveOptions.
+func testSolveOptions(t *testing.T, opt Options) client.SolveOpt {
+	t.Helper()
+	ctxDir, df, err := opt.resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	so, err := solveOptions(opt, ctxDir, df)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return so
 }
