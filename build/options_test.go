@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/moby/buildkit/client"
+
 	"github.com/strata-build/strata/errs"
 )
 

@@ -49,7 +49,7 @@ func checkSecrets(opt Options, bc *buildcontext.Context, df *dockerfile.File) er
 			skip[r] = true
 		}
 	}
-	res, err := lint.Lint(df.Name, df.Source, lint.Options{Context: bc, Config: cfg, DockerfilePath: df.Name, Parsed: df.AST})
+	res, err := lint.Lint(df.Name, df.Source, lint.Options{Context: bc, Config: cfg, DockerfilePath: df.Name, Parsed: df.AST, BuildArgs: opt.BuildArgs})
 	if err != nil {
 		return nil
 	}

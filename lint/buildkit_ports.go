@@ -67,16 +67,24 @@ func (b *buildKitChecks) defaultArgInFrom(df *Dockerfile, st *Stage, global *Sco
 	}
 }
 
-// withPlatformArgs is a global scope with the platform arguments BuildKit
-// defines by itself (TARGETARCH, BUILDOS, ...), for a build on and for a
-// Linux builder of this machine's architecture, unless the Dockerfile
-// gives them a value: FROM build_${TARGETARCH} names the stage build_amd64.
+// withPlatformArgs is a global scope read with the ARG defaults (no build
+// argument) and with the platform arguments BuildKit defines by itself
+// (TARGETARCH, BUILDOS, ...), for a build on and for a Linux builder of
+// this machine's architecture, unless the Dockerfile gives them a value:
+// FROM build_${TARGETARCH} names the stage build_amd64.
 type withPlatformArgs struct{ *Scope }
 
 func (w withPlatformArgs) Get(key string) (string, bool) {
 	if v := w.Var(key); v != nil && (v.HasV || !platformArgs[key]) {
-		return v.Value, true
+		return v.Default, true
 	}
+	return platformValue(key)
+}
+
+// platformValue is the value BuildKit gives a platform argument
+// (TARGETARCH, BUILDOS, ...) for a build on and for a Linux builder of
+// this machine's architecture; false for any other name.
+func platformValue(key string) (string, bool) {
 	if !platformArgs[key] {
 		return "", false
 	}

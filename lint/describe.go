@@ -18,15 +18,36 @@ func parseErr(name string, err error) error {
 	return &ParseError{File: name, Line: line, Err: errors.Unwrap(err)}
 }
 
-func argVar(a instructions.KeyValuePairOptional, decl *Step, global *Scope, lex *shell.Lex) *Variable {
+// A build argument given for the ARG (args) sets its value, as in a
+// build; Default keeps what the Dockerfile alone gives.
+func argVar(a instructions.KeyValuePairOptional, decl *Step, global *Scope, lex *shell.Lex, args map[string]string) *Variable {
 	v := &Variable{Name: a.Key, Decl: decl}
 	if a.Value != nil {
 		v.HasV = true
 		v.Value, _, _ = expand(lex, *a.Value, decl.Scope)
+		v.Default, _, _ = expand(lex, *a.Value, defaults{decl.Scope})
 	} else if g := global.Var(a.Key); g != nil && g != v {
-		v.Value, v.HasV = g.Value, g.HasV
+		v.Value, v.HasV, v.Default, v.Given = g.Value, g.HasV, g.Default, g.Given
+	}
+	if val, ok := args[a.Key]; ok {
+		v.Value, v.Given = val, true
 	}
 	return v
+}
+
+// defaults is a scope whose ARGs have the values the Dockerfile alone
+// gives them, with no build argument.
+type defaults struct{ *Scope }
+
+func (d defaults) Get(key string) (string, bool) {
+	v := d.Var(key)
+	if v == nil {
+		return "", false
+	}
+	if v.Env {
+		return v.Value, true
+	}
+	return v.Default, true
 }
 
 // describe fills in what rules need to know about a step: sources and
@@ -79,7 +100,7 @@ func (df *Dockerfile) apply(s *Step, scope, global *Scope) *Scope {
 	case *instructions.ArgCommand:
 		next := newScope(scope)
 		for _, a := range c.Args {
-			next.set(argVar(a, s, global, df.lex))
+			next.set(argVar(a, s, global, df.lex, df.args))
 		}
 		return next
 	case *instructions.EnvCommand:

@@ -1,6 +1,7 @@
 package lint
 
 import (
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -106,8 +107,9 @@ func (d *Discoverer) Discover(dockerfile string) (DiscoveredContext, error) {
 // OptionsFor completes opts for linting file, a path or Stdin: the
 // Dockerfile's path, which finds its ignore file; when opts names no
 // context, the context discovered for file and why (Stdin has none), shown
-// relative to the working directory when it lies below it; the repository
-// of the context. With share, the context is opened through d, walked once
+// relative to the working directory when it lies below it; the build
+// arguments the file naming that context gives, under those opts gives;
+// the repository of the context. With share, the context is opened through d, walked once
 // for every Dockerfile that sees it the same way; a caller that rewrites
 // ignore files between Dockerfiles leaves each to be walked afresh.
 func (d *Discoverer) OptionsFor(file string, opts Options, share bool) (Options, error) {
@@ -129,6 +131,7 @@ func (d *Discoverer) OptionsFor(file string, opts Options, share bool) (Options,
 			return opts, &ParseError{File: file, Err: err}
 		}
 		opts.ContextReason, opts.Repo = dc.Reason, dc.Repo
+		opts.BuildArgs = withDiscoveredArgs(dc.BuildArgs, opts.BuildArgs)
 		if dc.Dir != "" {
 			opts.ContextDir = displayPath(dc.Dir)
 		}
@@ -141,6 +144,23 @@ func (d *Discoverer) OptionsFor(file string, opts Options, share bool) (Options,
 		opts.Context = c
 	}
 	return opts, nil
+}
+
+// withDiscoveredArgs is given over the build arguments a compose, bake or
+// workflow file names; values only the CI knows (${{ github.sha }}) and
+// empty ones are left out, so the Dockerfile's defaults stand for them.
+func withDiscoveredArgs(found, given map[string]string) map[string]string {
+	if len(found) == 0 {
+		return given
+	}
+	out := map[string]string{}
+	for k, v := range found {
+		if v != "" && !strings.Contains(v, "${{") {
+			out[k] = v
+		}
+	}
+	maps.Copy(out, given)
+	return out
 }
 
 // displayPath shows an absolute path relative to the working directory
@@ -325,6 +345,13 @@ func copySources(dt []byte) (srcs []string, locks [][]string, whole bool) {
 				continue
 			}
 			for _, src := range s.Sources {
+				if strings.Contains(src, "$") {
+					// An ARG that nothing sets is empty in the build:
+					// COPY ${NAME}.jar copies .jar.
+					if res, err := expandMatches(df.lex, src, declaredEmpty{s.Scope}); err == nil && len(res.Unmatched) == 0 {
+						src = res.Result
+					}
+				}
 				if isURL(src) || strings.Contains(src, "$") {
 					continue
 				}
@@ -341,6 +368,17 @@ func copySources(dt []byte) (srcs []string, locks [][]string, whole bool) {
 		}
 	}
 	return srcs, locks, whole
+}
+
+// declaredEmpty is a scope in which the variables declared with no value
+// are set and empty; others are not set.
+type declaredEmpty struct{ *Scope }
+
+func (d declaredEmpty) Get(key string) (string, bool) {
+	if v, ok := d.Scope.Get(key); ok {
+		return v, true
+	}
+	return "", d.Var(key) != nil
 }
 
 // relativeScript is the path of a script a command runs from the copied

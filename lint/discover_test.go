@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -62,6 +63,12 @@ func TestDiscoverContext(t *testing.T) {
 		{"sources at the root", nil, "docker/Dockerfile", ".", "the repository root, where its COPY sources are", nil},
 		{"sources beside it", nil, "services/api/Dockerfile", "services/api", "the Dockerfile's folder, where its COPY sources are", nil},
 		{"copies nothing", nil, "tools/Dockerfile", "tools", "the Dockerfile's folder: it copies nothing from a context", nil},
+		{"source named by an undeclared variable", map[string]string{"undeclared/Dockerfile": "FROM alpine\nCOPY $X /x\n"},
+			"undeclared/Dockerfile", "undeclared", "the Dockerfile's folder: it copies nothing from a context", nil},
+		{"source named by an ARG nothing sets", map[string]string{"jar/Dockerfile": "FROM alpine\nARG NAME\nCOPY ${NAME}.jar /app.jar\n"},
+			"jar/Dockerfile", "", NoContextReason + ": its COPY sources are in no folder up to the repository root", nil},
+		{"source named by a platform ARG", map[string]string{"plat/Dockerfile": "FROM alpine\nARG TARGETARCH\nCOPY bin/app-${TARGETARCH} /app\n", "plat/bin/app-" + runtime.GOARCH: ""},
+			"plat/Dockerfile", "plat", "the Dockerfile's folder, where its COPY sources are", nil},
 		{"sources nowhere", nil, "lost/Dockerfile", "", NoContextReason + ": its COPY sources are in no folder up to the repository root", nil},
 		{"whole context, placed by the script it runs", map[string]string{"tilt/Dockerfile": "FROM rust\nWORKDIR /v\nCOPY . .\nRUN scripts/environment/install-protoc.sh\n", "scripts/environment/install-protoc.sh": "#!/bin/sh\n"},
 			"tilt/Dockerfile", ".", "the repository root, where its COPY sources are", nil},
@@ -324,5 +331,61 @@ func TestInterpolate(t *testing.T) {
 		if got, ok := interpolate(in, env); ok {
 			t.Errorf("interpolate(%q) = %q, want it refused", in, got)
 		}
+	}
+}
+
+// The build arguments a compose file passes set the ARGs they name when
+// the rules expand variables, under the caller's; values only the CI
+// knows leave the defaults standing. BuildKit's InvalidDefaultArgInFrom
+// still reads the defaults alone, as BuildKit does.
+func TestDiscoveredBuildArgs(t *testing.T) {
+	root := writeTree(t, map[string]string{
+		".git/HEAD": "ref: refs/heads/main\n",
+		"Dockerfile": "ARG BASE\nFROM ${BASE}\nARG TOOL_VERSION\nARG CHANNEL=stable\n" +
+			"ADD https://example.com/tool/v${TOOL_VERSION}/${CHANNEL}/tool.tgz /tmp/\n",
+		"compose.yaml": "services:\n  app:\n    build:\n      context: .\n      args:\n        BASE: alpine:3.20\n        TOOL_VERSION: 1.2.3\n        CHANNEL: ${{ github.ref_name }}\n",
+	})
+	t.Chdir(root)
+	d := NewDiscoverer()
+	for _, tc := range []struct {
+		name  string
+		given map[string]string
+		ctx   string // --context: no discovery
+		url   string
+	}{
+		{"compose's", nil, "", "https://example.com/tool/v1.2.3/stable/tool.tgz"},
+		{"given over compose's", map[string]string{"TOOL_VERSION": "2.0.0"}, "", "https://example.com/tool/v2.0.0/stable/tool.tgz"},
+		{"given empty", map[string]string{"TOOL_VERSION": ""}, "", "https://example.com/tool/v/stable/tool.tgz"},
+		// Not set by anything: the message keeps the variables.
+		{"none", nil, root, "https://example.com/tool/v${TOOL_VERSION}/${CHANNEL}/tool.tgz"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts, err := d.OptionsFor(filepath.Join(root, "Dockerfile"), Options{BuildArgs: tc.given, ContextDir: tc.ctx}, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := LintFile(filepath.Join(root, "Dockerfile"), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var url, defArg bool
+			for _, f := range res.Findings {
+				switch f.Rule {
+				case "AddUrlWithoutChecksum":
+					url = strings.Contains(f.Message, tc.url)
+					if !url {
+						t.Errorf("message %q does not name %s", f.Message, tc.url)
+					}
+				case "InvalidDefaultArgInFrom":
+					defArg = true
+				}
+			}
+			if !url {
+				t.Errorf("no AddUrlWithoutChecksum finding naming %s: %v", tc.url, res.Findings)
+			}
+			if !defArg {
+				t.Errorf("no InvalidDefaultArgInFrom: BASE has no default, whatever compose passes")
+			}
+		})
 	}
 }

@@ -2,8 +2,9 @@ package lint
 
 import (
 	"fmt"
-	"github.com/moby/buildkit/frontend/dockerfile/linter"
 	"strings"
+
+	"github.com/moby/buildkit/frontend/dockerfile/linter"
 )
 
 //go:generate go test -run TestDocs -update .

@@ -36,6 +36,10 @@ type Options struct {
 	// Repo tells which context files git tracks. When nil, the git index
 	// of the repository the context lies in is read if a rule needs it.
 	Repo *Repo
+	// BuildArgs are the build arguments the build is given (--build-arg):
+	// they set the ARGs they name when the rules expand variables, as in a
+	// build. BuildKit's InvalidDefaultArgInFrom still reads the defaults.
+	BuildArgs map[string]string
 	// Parsed is BuildKit's parse of the Dockerfile when the caller has it
 	// (a build parses its Dockerfile once); nil parses it.
 	Parsed *parser.Result
@@ -88,7 +92,7 @@ func Lint(name string, dt []byte, opts Options) (res *Result, err error) {
 		cfg = DefaultConfig()
 	}
 	bk := newBuildKitChecks(dt)
-	df, err := parse(name, dt, opts.Parsed, bk.linter)
+	df, err := parse(name, dt, opts.Parsed, bk.linter, opts.BuildArgs)
 	if err != nil {
 		return nil, err
 	}

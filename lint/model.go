@@ -30,6 +30,7 @@ type Dockerfile struct {
 	lex      *shell.Lex
 	sh       *syntax.Parser
 	global   *Scope // the ARGs before the first FROM
+	args     map[string]string
 }
 
 // Stage is one FROM and its steps.
@@ -76,6 +77,10 @@ type Variable struct {
 	Env   bool     // ENV rather than ARG
 	Decl  *Step    // where it was declared
 	Refs  []string // variables its value was built from
+	// Default is the value the Dockerfile alone gives; Value differs when
+	// a build argument is given for an ARG (Given).
+	Default string
+	Given   bool
 }
 
 // Scope is the set of variables visible to a step.
@@ -101,11 +106,16 @@ func (s *Scope) set(v *Variable) {
 	s.vars[v.Name] = v
 }
 
-// Get implements shell.EnvGetter.
+// Get implements shell.EnvGetter. An ARG with no default that no build
+// argument sets is declared but not set, as in a build, unless it is a
+// platform argument, which BuildKit sets (see platformValue).
 func (s *Scope) Get(key string) (string, bool) {
 	v, ok := s.vars[key]
-	if !ok {
+	switch {
+	case !ok:
 		return "", false
+	case !v.HasV && !v.Given:
+		return platformValue(key)
 	}
 	return v.Value, true
 }
@@ -164,11 +174,12 @@ func (e *ParseError) Unwrap() []error { return []error{errs.ErrInput, e.Err} }
 // Parse reads a Dockerfile with BuildKit's parser. lint receives BuildKit's
 // parse-time checks; it may be nil.
 func Parse(name string, dt []byte, lint *linter.Linter) (*Dockerfile, error) {
-	return parse(name, dt, nil, lint)
+	return parse(name, dt, nil, lint, nil)
 }
 
-// parse is Parse; res is BuildKit's parse of dt when the caller has it.
-func parse(name string, dt []byte, res *parser.Result, lint *linter.Linter) (df *Dockerfile, err error) {
+// parse is Parse; res is BuildKit's parse of dt when the caller has it;
+// args are the build arguments given to the build.
+func parse(name string, dt []byte, res *parser.Result, lint *linter.Linter, args map[string]string) (df *Dockerfile, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			df, err = nil, &ParseError{File: name, Err: fmt.Errorf("%w while parsing: %v", errInternal, r)}
@@ -182,7 +193,7 @@ func parse(name string, dt []byte, res *parser.Result, lint *linter.Linter) (df 
 	df = &Dockerfile{Name: name, Source: dt, AST: res.AST, Warnings: res.Warnings, lex: shell.NewLex(res.EscapeToken), sh: newShellParser()}
 	df.Lines = strings.Split(strings.ReplaceAll(string(dt), "\r\n", "\n"), "\n")
 	global := newScope(nil)
-	df.global = global
+	df.global, df.args = global, args
 	var cur *Stage
 	var scope *Scope
 	for _, n := range res.AST.Children {
@@ -214,7 +225,7 @@ func parse(name string, dt []byte, res *parser.Result, lint *linter.Linter) (df 
 			if cur == nil {
 				step.Cmd, step.Scope = c, global
 				for _, a := range c.Args {
-					global.set(argVar(a, step, global, df.lex))
+					global.set(argVar(a, step, global, df.lex, df.args))
 				}
 				df.MetaArgs = append(df.MetaArgs, step)
 				continue

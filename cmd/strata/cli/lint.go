@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/strata-build/strata/build"
 	"github.com/strata-build/strata/errs"
 	"github.com/strata-build/strata/lint"
 )
@@ -24,6 +25,7 @@ type lintOptions struct {
 	fix, diff  bool
 	noBuildKit bool
 	listRules  bool
+	buildArgs  []string
 }
 
 func newLintCmd(s Streams) *cobra.Command {
@@ -42,6 +44,8 @@ GitHub workflow of the repository gives the Dockerfile; else the nearest folder,
 the Dockerfile's own up to the repository root, in which its COPY and ADD sources
 exist (when they exist in none, being build outputs, the nearest such folder with a
 .dockerignore). Each Dockerfile's context, and why, is printed with its findings.
+The build arguments a compose, bake or workflow file passes with that context set
+the ARGs they name, under those of --build-arg, as they would in the build.
 Standard input has no context unless --context is given, nor has a Dockerfile whose
 COPY sources exist in no such folder and that has no .dockerignore: the rules then
 read the Dockerfile alone and report nothing that depends on the context's files at
@@ -56,6 +60,7 @@ Exit codes: 0 nothing at or above --fail-level, 1 findings at or above it,
 	f.StringVar(&o.contextDir, "context", "", "build context directory (default: discovered for each Dockerfile)")
 	f.StringVar(&o.failLevel, "fail-level", "", "lowest severity that fails the run: error|warning|info|none (default from config, else warning)")
 	f.StringVar(&o.config, "config", "", "config file (default: "+lint.ConfigName+" in the working directory or a parent)")
+	f.StringArrayVar(&o.buildArgs, "build-arg", nil, "build argument KEY=VALUE (KEY alone: from the environment), as the build is given it")
 	f.BoolVar(&o.fix, "fix", false, "rewrite Dockerfiles (and append .dockerignore entries) for the fixable findings")
 	f.BoolVar(&o.diff, "diff", false, "print the fixes as a unified diff instead of writing them")
 	f.BoolVar(&o.noBuildKit, "no-buildkit-checks", false, "do not run BuildKit's own build checks")
@@ -145,7 +150,7 @@ func lintOne(s Streams, o *lintOptions, cfg *lint.Config, disc *lint.Discoverer,
 	if err != nil {
 		return nil, err
 	}
-	opts := lint.Options{Config: cfg, ContextDir: o.contextDir}
+	opts := lint.Options{Config: cfg, ContextDir: o.contextDir, BuildArgs: build.ParseKeyValues(o.buildArgs)}
 	if o.contextDir != "" {
 		opts.ContextReason = "--context"
 	}
