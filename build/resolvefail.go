@@ -84,6 +84,8 @@ func pullHint(lower, fix string) string {
 	case strings.Contains(lower, "unauthorized"), strings.Contains(lower, "authentication required"),
 		strings.Contains(lower, "authorization failed"), strings.Contains(lower, "denied"), strings.Contains(lower, "forbidden"):
 		return "log in with 'docker login REGISTRY' as an account that may pull it, or " + fix
+	case strings.Contains(lower, "http response to https client"):
+		return "the registry serves plain HTTP: pass --insecure-registry HOST (a builder strata does not start needs [registry.\"HOST\"] http = true in its buildkitd.toml), or " + fix
 	case strings.Contains(lower, "connection refused"), strings.Contains(lower, "no such host"),
 		strings.Contains(lower, "i/o timeout"), strings.Contains(lower, "network is unreachable"):
 		return "check the registry address and that the builder reaches it (an offline builder needs a mirror in buildkitd.toml), or " + fix

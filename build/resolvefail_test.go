@@ -29,6 +29,11 @@ func TestResolveFailures(t *testing.T) {
 			want:  errs.ErrRegistry, line: "could not be pulled: dial tcp 10.0.0.5:443: connect: connection refused", hint: "registry address",
 		},
 		{
+			name: "base image on a plain-HTTP registry", vertex: "[internal] load metadata for registry.internal:5000/team/base:v1",
+			cause: `failed to do request: Head "https://registry.internal:5000/v2/team/base/manifests/v1": http: server gave HTTP response to HTTPS client`,
+			want:  errs.ErrRegistry, line: "could not be pulled: http: server gave HTTP response to HTTPS client", hint: "--insecure-registry HOST",
+		},
+		{
 			name: "base image needs credentials", vertex: "[internal] load metadata for registry.example.com/team/base:v1",
 			cause: "failed to authorize: failed to fetch oauth token: unexpected status: 401 Unauthorized",
 			want:  errs.ErrRegistry, line: "image registry.example.com/team/base:v1 could not be pulled", hint: "docker login",

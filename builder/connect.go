@@ -34,7 +34,8 @@ type Endpoint struct {
 // not answer. An address without a scheme names a docker buildx builder. t
 // authenticates to a daemon reached over TLS; when it is empty, a buildx
 // builder's own settings are used, else the BUILDKIT_TLS_* variables.
-func Resolve(ctx context.Context, addr string, t TLS) (*Endpoint, error) {
+// opts apply to strata's own daemon.
+func Resolve(ctx context.Context, addr string, t TLS, opts ...Option) (*Endpoint, error) {
 	source := "--builder"
 	if addr == "" {
 		addr, source = os.Getenv("BUILDKIT_HOST"), "BUILDKIT_HOST"
@@ -46,7 +47,7 @@ func Resolve(ctx context.Context, addr string, t TLS) (*Endpoint, error) {
 		if !t.IsZero() {
 			return nil, errs.WithHint(errs.Usagef("TLS flags are given but no builder"), "name the builder with --builder tcp://HOST:PORT")
 		}
-		return resolveLocal(ctx)
+		return resolveLocal(ctx, opts)
 	}
 	var driver string
 	if !strings.Contains(addr, "://") {
@@ -63,21 +64,24 @@ func Resolve(ctx context.Context, addr string, t TLS) (*Endpoint, error) {
 		source += "=" + addr
 	}
 	t = t.OrEnv()
-	opts, err := t.ClientOpts(addr, time.Now())
+	copts, err := t.ClientOpts(addr, time.Now())
 	if err != nil {
 		return nil, err
 	}
-	e := &Endpoint{Addr: addr, Source: source, driver: driver, opts: opts}
+	e := &Endpoint{Addr: addr, Source: source, driver: driver, opts: copts}
 	if e.Probed, err = e.Status(ctx); err != nil {
 		return nil, explain(ctx, e, t, err)
 	}
 	return e, nil
 }
 
-func resolveLocal(ctx context.Context) (*Endpoint, error) {
+func resolveLocal(ctx context.Context, opts []Option) (*Endpoint, error) {
 	l, err := DefaultLocal()
 	if err != nil {
 		return nil, err
+	}
+	for _, o := range opts {
+		o(l)
 	}
 	a, err := l.Ensure(ctx)
 	if err != nil {
@@ -101,8 +105,8 @@ func (e *Endpoint) Client(ctx context.Context) (*client.Client, error) {
 }
 
 // Connect resolves the daemon as Resolve does and returns a client for it.
-func Connect(ctx context.Context, addr string, t TLS) (*client.Client, *Endpoint, error) {
-	e, err := Resolve(ctx, addr, t)
+func Connect(ctx context.Context, addr string, t TLS, opts ...Option) (*client.Client, *Endpoint, error) {
+	e, err := Resolve(ctx, addr, t, opts...)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -38,6 +38,12 @@ type Local struct {
 	Snapshotter string
 	// StartTimeout bounds how long Start waits for the daemon to answer.
 	StartTimeout time.Duration
+	// PlainHTTP are registries (HOST or HOST:PORT) BuildKit's own pulls
+	// and pushes reach over plain HTTP, or HTTPS without verifying the
+	// certificate ([registry."HOST"] http = true, insecure = true in
+	// buildkitd.toml); loopback registries need no entry. Ensure restarts
+	// a daemon, when it is idle, that was started without one of them.
+	PlainHTTP []string
 }
 
 // DefaultDir is where strata keeps its own buildkitd: the user cache dir.
@@ -170,10 +176,18 @@ func Probe(ctx context.Context, addr string, pid int, opts ...client.ClientOpt) 
 	return st, nil
 }
 
-// Ensure returns the address of the daemon, starting it when it does not answer.
+// Ensure returns the address of the daemon, starting it when it does not
+// answer, and restarting it when it must reach a registry of PlainHTTP it
+// was started without.
 func (l *Local) Ensure(ctx context.Context) (string, error) {
 	if _, err := l.Status(ctx); err == nil {
-		return l.Addr(), nil
+		missing := l.missingPlainHTTP()
+		if len(missing) == 0 {
+			return l.Addr(), nil
+		}
+		if err := l.restartForPlainHTTP(ctx, missing); err != nil {
+			return "", err
+		}
 	}
 	return l.Addr(), l.Start(ctx)
 }
@@ -229,6 +243,13 @@ func (l *Local) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	var plain []string
+	if _, ok := flagValue(l.Args, "--config"); !ok {
+		plain = l.plainHTTPNeeded()
+	}
+	if err := l.savePlainHTTP(plain); err != nil {
+		return fmt.Errorf("%w: %v", errs.ErrBuilder, err)
+	}
 	return l.saveSnapshotter(choice)
 }
 
@@ -261,12 +282,14 @@ func (l *Local) launch(ctx context.Context, bin, snapshotter string) error {
 	if _, ok := flagValue(l.Args, snapshotterFlag); !ok {
 		args = append(args, snapshotterFlag+"="+snapshotter)
 	}
-	if _, ok := flagValue(l.Args, "--config"); !ok && snapshotter == SnapshotterStargz {
-		path := filepath.Join(l.Dir, "buildkitd.toml")
-		if err := os.WriteFile(path, []byte(stargzConfig), 0o600); err != nil {
-			return fmt.Errorf("%w: %v", errs.ErrBuilder, err)
+	if _, ok := flagValue(l.Args, "--config"); !ok {
+		if cfg := l.config(snapshotter); cfg != "" {
+			path := filepath.Join(l.Dir, "buildkitd.toml")
+			if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+				return fmt.Errorf("%w: %v", errs.ErrBuilder, err)
+			}
+			args = append(args, "--config", path)
 		}
-		args = append(args, "--config", path)
 	}
 	cmd := exec.Command(bin, append(args, l.Args...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf

@@ -38,16 +38,8 @@ func strataBin(t *testing.T, vars []string, args ...string) (int, string) {
 // TestEmbeddedBuilder: with no builder configured, strata starts its own
 // buildkitd, a second build reuses it, and 'strata builder stop' ends it.
 func TestEmbeddedBuilder(t *testing.T) {
-	stateDir, err := os.MkdirTemp("", "strata-emb-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	local := &builder.Local{Dir: stateDir}
-	t.Cleanup(func() {
-		_ = local.Stop(20 * time.Second)
-		_ = os.RemoveAll(stateDir)
-	})
-	vars := []string{"STRATA_BUILDER_DIR=" + stateDir}
+	local := ownBuilder(t)
+	vars := []string{"STRATA_BUILDER_DIR=" + local.Dir}
 
 	code, out := strataBin(t, vars, "builder", "status")
 	if code != 0 || !strings.Contains(out, "stopped") {
@@ -97,6 +89,22 @@ func TestEmbeddedBuilder(t *testing.T) {
 	}
 }
 
+// ownBuilder is the state directory of a strata builder of the test's
+// own (STRATA_BUILDER_DIR), stopped and removed when the test ends.
+func ownBuilder(t *testing.T) *builder.Local {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "strata-own-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := &builder.Local{Dir: dir}
+	t.Cleanup(func() {
+		_ = local.Stop(20 * time.Second)
+		_ = os.RemoveAll(dir)
+	})
+	return local
+}
+
 // waitExited waits until the killed process pid has exited.
 func waitExited(t *testing.T, pid int) {
 	t.Helper()
@@ -104,5 +112,52 @@ func waitExited(t *testing.T, pid int) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the killed process %d did not exit", pid)
 		}
+	}
+}
+
+// TestInsecureRegistryOnOwnBuilder: a registry BuildKit does not take for
+// loopback (0.0.0.0:PORT reaches the test registry on Linux, and is not a
+// loopback address) needs plain HTTP in the daemon's own configuration.
+// --insecure-registry gives strata's own builder that configuration,
+// restarting it once when it was started without, and not again after.
+func TestInsecureRegistryOnOwnBuilder(t *testing.T) {
+	local := ownBuilder(t)
+	stateDir := local.Dir
+	vars := []string{"STRATA_BUILDER_DIR=" + stateDir, "STRATA_BUILDER_SNAPSHOTTER=overlayfs"}
+	_, port, _ := strings.Cut(env.Registry.Host, ":")
+	host := "0.0.0.0:" + port
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"Dockerfile": "FROM " + host + "/busybox:latest\nRUN echo plain > /plain\n"})
+
+	code, out := strataBin(t, vars, "build", "--progress", "plain", dir)
+	if code == 0 {
+		t.Fatalf("a build from %s without --insecure-registry succeeded; the test reaches nothing it means to\n%s", host, out)
+	}
+	first := local.PID()
+	if first == 0 {
+		t.Fatal("no buildkitd running after the first build")
+	}
+
+	ref := host + "/plain/app:v1"
+	code, out = strataBin(t, vars, "build", "--progress", "plain", "--insecure-registry", host, "-t", ref, "--push", dir)
+	if code != 0 {
+		t.Fatalf("build with --insecure-registry %s: exit %d\n%s", host, code, out)
+	}
+	second := local.PID()
+	if second == 0 || second == first {
+		t.Fatalf("buildkitd was not restarted for the registry (PID %d, was %d)", second, first)
+	}
+	if cfg, err := os.ReadFile(filepath.Join(stateDir, "buildkitd.toml")); err != nil || !strings.Contains(string(cfg), `[registry."`+host+`"]`) {
+		t.Fatalf("buildkitd.toml has no table for %s (%v):\n%s", host, err, cfg)
+	}
+
+	if code, out := strataBin(t, vars, "build", "--progress", "plain", "--insecure-registry", host, dir); code != 0 {
+		t.Fatalf("second build with --insecure-registry: exit %d\n%s", code, out)
+	}
+	if got := local.PID(); got != second {
+		t.Fatalf("buildkitd restarted although it already reaches %s (PID %d, was %d)", host, got, second)
+	}
+	if code, out := strataBin(t, vars, "build", "--insecure-registry", "http://"+host, dir); code != 2 || !strings.Contains(out, "not a registry host") {
+		t.Fatalf("--insecure-registry with a scheme: exit %d, want 2 and one line saying so\n%s", code, out)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
 	"github.com/strata-build/strata/builder"
 	"github.com/strata-build/strata/cache/store"
 	"github.com/strata-build/strata/cmd/strata/cli"

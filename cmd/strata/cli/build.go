@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/strata-build/strata/build"
+	"github.com/strata-build/strata/builder"
 	"github.com/strata-build/strata/cache/crawl"
 	"github.com/strata-build/strata/errs"
 )
@@ -180,13 +181,18 @@ func (b *buildCmd) run(cmd *cobra.Command, s Streams, args []string) error {
 	// read beside them too.
 	epochOpt, epochErr := opt, make(chan error, 1)
 	go func() { epochErr <- epochOpt.ResolveEpoch() }()
-	c, e, err := b.bf.connect(ctx)
+	c, e, err := b.bf.connect(ctx, builder.WithPlainHTTP(opt.InsecureRegistries...))
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	if h := e.LazyPullHint(); h != "" && opt.Progress != "quiet" && opt.Progress != "rawjson" {
-		fmt.Fprintf(s.Err, "strata: lazy pulls are off: %s\n", h)
+	if opt.Progress != "quiet" && opt.Progress != "rawjson" {
+		if h := e.LazyPullHint(); h != "" {
+			fmt.Fprintf(s.Err, "strata: lazy pulls are off: %s\n", h)
+		}
+		if h := e.PlainHTTPHint(opt.InsecureRegistries); h != "" {
+			fmt.Fprintf(s.Err, "strata: %s\n", h)
+		}
 	}
 	held.release()
 	if err := <-epochErr; err != nil {
@@ -241,6 +247,9 @@ func (b *buildCmd) options(cmd *cobra.Command, args []string) (build.Options, er
 		opt.Labels = build.ParseLabels(b.labels)
 	}
 	opt.InsecureRegistries = b.index.insecure
+	if err := builder.CheckPlainHTTP(opt.InsecureRegistries); err != nil {
+		return opt, err
+	}
 	var err error
 	if opt.Secrets, err = parseEach(cmd, "secret", b.secrets, build.ParseSecret); err != nil {
 		return opt, err

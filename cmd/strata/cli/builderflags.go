@@ -26,9 +26,10 @@ func (b *builderFlags) add(cmd *cobra.Command, defaultHelp string) {
 	f.StringVar(&b.tls.Dir, "tlsdir", "", "directory holding ca.pem, cert.pem and key.pem (or ca.crt, tls.crt, tls.key) in place of the three flags (env "+builder.EnvTLSDir+")")
 }
 
-// connect resolves the builder and returns a client for it.
-func (b *builderFlags) connect(ctx context.Context) (*client.Client, *builder.Endpoint, error) {
-	return builder.Connect(ctx, b.addr, b.tls)
+// connect resolves the builder and returns a client for it; opts apply
+// to strata's own builder.
+func (b *builderFlags) connect(ctx context.Context, opts ...builder.Option) (*client.Client, *builder.Endpoint, error) {
+	return builder.Connect(ctx, b.addr, b.tls, opts...)
 }
 
 // given reports whether a builder is named on the command line.
