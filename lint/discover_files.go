@@ -20,17 +20,19 @@ const maxBuildFileDepth = 4
 // maxBuildFileSize skips files too large to be hand-written build files.
 const maxBuildFileSize = 1 << 20
 
-// scanBuildFiles reads the compose, bake and GitHub workflow files of the
-// repository at root and returns the builds they declare: compose first,
-// then bake, then workflows, each kind in path order. The files are looked
+// scanBuildFiles reads the compose, bake, GitHub workflow files and
+// Makefiles of the repository at root and returns the builds they declare:
+// compose first, then bake, workflows, Makefiles, each kind in path order. The files are looked
 // for among tracked, the paths git tracks, or when git tracks nothing
 // known, in a walk of the work tree.
 func scanBuildFiles(root string, tracked []string) []namedBuild {
-	var compose, bake []string
+	var compose, bake, makefiles []string
 	add := func(p, name string) {
 		switch {
 		case isComposeName(name):
 			compose = append(compose, p)
+		case isMakefileName(name):
+			makefiles = append(makefiles, p)
 		case strings.HasPrefix(name, "docker-bake") && (strings.HasSuffix(name, ".hcl") || strings.HasSuffix(name, ".json")):
 			bake = append(bake, p)
 		}
@@ -60,6 +62,7 @@ func scanBuildFiles(root string, tracked []string) []namedBuild {
 	sort.Strings(compose)
 	sort.Strings(bake)
 	sort.Strings(flows)
+	sort.Strings(makefiles)
 	var out []namedBuild
 	for _, f := range compose {
 		out = append(out, readBuildFile(root, f, composeBuilds)...)
@@ -69,6 +72,9 @@ func scanBuildFiles(root string, tracked []string) []namedBuild {
 	}
 	for _, f := range flows {
 		out = append(out, readBuildFile(root, f, workflowBuilds)...)
+	}
+	for _, f := range makefiles {
+		out = append(out, readBuildFile(root, f, makefileBuilds)...)
 	}
 	return out
 }

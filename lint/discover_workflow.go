@@ -68,11 +68,9 @@ func workflowBuilds(root, file string, dt []byte) []namedBuild {
 			if !ok {
 				continue
 			}
-			for _, c := range ParseScript(st.Run, 1).Commands {
-				if b, ok := dockerBuild(c, base); ok {
-					b.why = fmt.Sprintf("named by %s, %s", name, strings.Join(c.Args[:min(len(c.Args), 3)], " "))
-					out = append(out, b)
-				}
+			for _, b := range scriptBuilds(st.Run, base) {
+				b.why = fmt.Sprintf("named by %s, %s", name, b.why)
+				out = append(out, b)
 			}
 		}
 	}
@@ -112,7 +110,8 @@ var dockerBoolFlags = map[string]bool{"--push": true, "--load": true, "--pull": 
 	"--rm": true, "--force-rm": true, "--squash": true, "--compress": true, "--check": true, "--debug": true}
 
 // dockerBuild reads `docker build [flags] CONTEXT` (also buildx build and
-// podman build): its -f/--file and its context, relative to base.
+// podman build): its -f/--file and its context, relative to base, and its
+// --build-arg KEY=VALUE.
 func dockerBuild(c *ShellCommand, base string) (namedBuild, bool) {
 	args := c.Args
 	switch {
@@ -126,25 +125,27 @@ func dockerBuild(c *ShellCommand, base string) (namedBuild, bool) {
 		return namedBuild{}, false
 	}
 	file, ctxArg := "", ""
+	var buildArgs []string
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		if !strings.HasPrefix(a, "-") || a == "-" {
 			ctxArg = a
 			continue
 		}
-		if k, v, ok := strings.Cut(a, "="); ok {
-			if k == "-f" || k == "--file" {
-				file = v
+		k, v, ok := strings.Cut(a, "=")
+		if !ok {
+			if dockerBoolFlags[a] || i+1 >= len(args) {
+				continue
 			}
-			continue
+			i++
+			k, v = a, args[i]
 		}
-		if dockerBoolFlags[a] || i+1 >= len(args) {
-			continue
+		switch k {
+		case "-f", "--file":
+			file = v
+		case "--build-arg":
+			buildArgs = append(buildArgs, v)
 		}
-		if a == "-f" || a == "--file" {
-			file = args[i+1]
-		}
-		i++
 	}
 	ctx, ok := resolve(base, ctxArg)
 	if !ok {
@@ -157,5 +158,5 @@ func dockerBuild(c *ShellCommand, base string) (namedBuild, bool) {
 			return namedBuild{}, false
 		}
 	}
-	return namedBuild{dockerfile: df, context: ctx}, true
+	return namedBuild{dockerfile: df, context: ctx, args: lineArgs(strings.Join(buildArgs, "\n"))}, true
 }

@@ -39,12 +39,12 @@ PATH is a Dockerfile, a directory (searched for Dockerfile, Dockerfile.*, Docker
 *.Dockerfile and Containerfile in any case, templates such as Dockerfile.j2 left out, a
 symlink to one found once), or - for standard input; the default is the current directory.
 
-The build context is --context; else the one a compose file, docker-bake file or
-GitHub workflow of the repository gives the Dockerfile; else the nearest folder, from
+The build context is --context; else the one a compose file, docker-bake file,
+GitHub workflow or Makefile of the repository gives the Dockerfile; else the nearest folder, from
 the Dockerfile's own up to the repository root, in which its COPY and ADD sources
 exist (when they exist in none, being build outputs, the nearest such folder with a
 .dockerignore). Each Dockerfile's context, and why, is printed with its findings.
-The build arguments a compose, bake or workflow file passes with that context set
+The build arguments such a file passes with that context set
 the ARGs they name, under those of --build-arg, as they would in the build.
 Standard input has no context unless --context is given, nor has a Dockerfile whose
 COPY sources exist in no such folder and that has no .dockerignore: the rules then
