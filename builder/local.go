@@ -116,6 +116,9 @@ type Status struct {
 	// Emptied says why strata emptied its own daemon's stargz cache at
 	// its last start, when it did.
 	Emptied string
+	// PlainHTTP are the registries strata's own daemon was started to
+	// reach over plain HTTP (see Local.PlainHTTP).
+	PlainHTTP []string
 }
 
 // Status reports whether the daemon answers, and with what.
@@ -125,7 +128,7 @@ func (l *Local) Status(ctx context.Context) (*Status, error) {
 		return nil, err
 	}
 	saved := l.savedSnapshotter()
-	st.Emptied = saved.Emptied
+	st.Emptied, st.PlainHTTP = saved.Emptied, l.startedPlainHTTP()
 	if st.Snapshotter != SnapshotterStargz {
 		st.NotStargz = saved.NotStargz
 		if st.NotStargz == "" {

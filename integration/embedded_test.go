@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -149,6 +150,9 @@ func TestInsecureRegistryOnOwnBuilder(t *testing.T) {
 	}
 	if cfg, err := os.ReadFile(filepath.Join(stateDir, "buildkitd.toml")); err != nil || !strings.Contains(string(cfg), `[registry."`+host+`"]`) {
 		t.Fatalf("buildkitd.toml has no table for %s (%v):\n%s", host, err, cfg)
+	}
+	if code, out := strataBin(t, vars, "builder", "status"); code != 0 || !regexp.MustCompile(`(?m)^plain HTTP: +`+regexp.QuoteMeta(host)+`$`).MatchString(out) {
+		t.Fatalf("builder status: exit %d, want a line naming %s\n%s", code, host, out)
 	}
 
 	if code, out := strataBin(t, vars, "build", "--progress", "plain", "--insecure-registry", host, dir); code != 0 {

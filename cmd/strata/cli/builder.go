@@ -110,7 +110,8 @@ builder does not answer, so it checks a fleet's address and certificates.`,
 			}
 			printFields(s.Out, "state", "running", "address", st.Addr, "pid", strconv.Itoa(st.PID), "version", st.Version,
 				"workers", strings.Join(st.Workers, ", "), "snapshotter", st.Snapshotter,
-				"lazy pulls", lazyPulls(st.Snapshotter, st.NotStargz), "cache", st.Emptied, "log", l.LogFile())
+				"lazy pulls", lazyPulls(st.Snapshotter, st.NotStargz), "cache", st.Emptied,
+				"plain HTTP", strings.Join(st.PlainHTTP, ", "), "log", l.LogFile())
 			return nil
 		},
 	}
