@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gofrs/flock"
 	"github.com/moby/buildkit/client"
 
 	"github.com/strata-build/strata/errs"
@@ -182,7 +183,20 @@ func Probe(ctx context.Context, addr string, pid int, opts ...client.ClientOpt) 
 // Ensure returns the address of the daemon, starting it when it does not
 // answer, and restarting it when it must reach a registry of PlainHTTP it
 // was started without.
+//
+// Builds that run at once (make -j, a CI job's parallel steps) each call
+// Ensure: one starts the daemon while the others wait for it, rather than
+// each replacing the daemon the one before started.
 func (l *Local) Ensure(ctx context.Context) (string, error) {
+	if _, err := l.Status(ctx); err == nil && len(l.missingPlainHTTP()) == 0 {
+		return l.Addr(), nil
+	}
+	unlock, err := l.lockStart(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	// Another strata may have started it while this one waited.
 	if _, err := l.Status(ctx); err == nil {
 		missing := l.missingPlainHTTP()
 		if len(missing) == 0 {
@@ -193,6 +207,22 @@ func (l *Local) Ensure(ctx context.Context) (string, error) {
 		}
 	}
 	return l.Addr(), l.Start(ctx)
+}
+
+// lockStart takes the lock that one strata process at a time holds while
+// it starts (or restarts) the daemon, waiting for another's start to end.
+func (l *Local) lockStart(ctx context.Context) (func(), error) {
+	if err := os.MkdirAll(l.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("%w: %v", errs.ErrBuilder, err)
+	}
+	fl := flock.New(filepath.Join(l.Dir, "start.lock"))
+	if _, err := fl.TryLockContext(ctx, 20*time.Millisecond); err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%w: waiting for another strata to start buildkitd: %v", errs.ErrInterrupted, ctx.Err())
+		}
+		return nil, fmt.Errorf("%w: locking %s: %v", errs.ErrBuilder, fl.Path(), err)
+	}
+	return func() { _ = fl.Unlock() }, nil
 }
 
 // Start launches buildkitd in its own session so that it outlives this

@@ -204,6 +204,40 @@ func TestLocalStartProbeRestart(t *testing.T) {
 	}
 }
 
+// Builds started at once on a machine with no daemon yet share the one
+// daemon the first starts: none replaces another's, and all get it.
+func TestConcurrentEnsure(t *testing.T) {
+	bin := buildkitd(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	l := newLocal(t, bin)
+	const builds = 3
+	errc := make(chan error, builds)
+	for range builds {
+		go func() {
+			// Each build has its own Local, as each strata process does.
+			other := *l
+			_, err := other.Ensure(ctx)
+			errc <- err
+		}()
+	}
+	for range builds {
+		if err := <-errc; err != nil {
+			t.Errorf("Ensure: %v", err)
+		}
+	}
+	pid := l.PID()
+	if pid == 0 {
+		t.Fatal("no daemon after the concurrent starts")
+	}
+	if _, err := l.Status(ctx); err != nil {
+		t.Fatalf("the daemon does not answer: %v", err)
+	}
+	if _, err := l.Ensure(ctx); err != nil || l.PID() != pid {
+		t.Errorf("Ensure after them: %v, PID %d (was %d)", err, l.PID(), pid)
+	}
+}
+
 // A daemon that cannot start (here a flag it does not know) is a builder
 // error that points at its log, and leaves no pid file behind.
 func TestLocalThatExitsAtStart(t *testing.T) {
