@@ -114,7 +114,12 @@ func isComposeName(n string) bool {
 		return false
 	}
 	stem := strings.TrimSuffix(n, ext)
-	return stem == "compose" || stem == "docker-compose" || strings.HasPrefix(stem, "docker-compose.") || strings.HasPrefix(stem, "compose.")
+	for _, p := range []string{"docker-compose", "compose"} {
+		if stem == p || strings.HasPrefix(stem, p+".") || strings.HasPrefix(stem, p+"-") {
+			return true
+		}
+	}
+	return false
 }
 
 func readBuildFile(root, file string, parse func(root, file string, dt []byte) []namedBuild) []namedBuild {

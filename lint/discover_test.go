@@ -81,6 +81,8 @@ func TestDiscoverContext(t *testing.T) {
 		{"lockfile of a frozen install places a whole-context copy", nil, "apps/api/Dockerfile", ".", "the repository root, where its COPY sources are", nil},
 		{"compose", map[string]string{"docker/docker-compose.yml": "services:\n  web:\n    build:\n      context: ..\n      dockerfile: docker/Dockerfile\n      args:\n        NODE_ENV: production\n"},
 			"docker/Dockerfile", ".", "named by docker/docker-compose.yml, service web", map[string]string{"NODE_ENV": "production"}},
+		{"compose file named docker-compose-NAME.yml", map[string]string{"docker/docker-compose-queue.yml": "services:\n  worker:\n    build:\n      context: ..\n      dockerfile: deploy/fifth/Dockerfile\n"},
+			"deploy/fifth/Dockerfile", ".", "named by docker/docker-compose-queue.yml, service worker", nil},
 		{"compose short form and defaults", map[string]string{"compose.yaml": "services:\n  api:\n    build: ${API_DIR:-./services/api}\n"},
 			"services/api/Dockerfile", "services/api", "named by compose.yaml, service api", nil},
 		{"compose inline Dockerfile names no file", map[string]string{"compose.yaml": "services:\n  api:\n    build:\n      context: .\n      dockerfile_inline: |\n        FROM alpine\n"},
