@@ -63,6 +63,18 @@ func hasChecksum(sc *Script) bool {
 	return false
 }
 
+// pipIndexFlags are the flags of pip and uv pip whose value is an index or
+// a page of links to find packages in.
+var pipIndexFlags = map[string]bool{"-i": true, "--index-url": true, "--extra-index-url": true, "--index": true,
+	"--default-index": true, "-f": true, "--find-links": true}
+
+// pipIndexFlag reports whether a is one of pipIndexFlags with its value
+// (--extra-index-url=URL).
+func pipIndexFlag(a string) bool {
+	k, _, ok := strings.Cut(a, "=")
+	return ok && pipIndexFlags[k]
+}
+
 func checkRemotes(p *pass) {
 	for _, st := range p.df.Stages {
 		for _, s := range st.Steps {
@@ -123,7 +135,10 @@ func (p *pass) checkRunRemote(s *Step) {
 				report(c, "clones a moving branch; check out a commit (git checkout <sha>) or a tag")
 			}
 		case isPip(c):
-			for _, a := range c.Args {
+			for i, a := range c.Args {
+				if i > 0 && pipIndexFlags[c.Args[i-1]] || pipIndexFlag(a) {
+					continue // an index to install from, not something installed
+				}
 				if strings.HasPrefix(a, "git+") && (!strings.Contains(a[4:], "@") || floatingRef.MatchString(a[strings.LastIndex(a, "@")+1:])) {
 					report(c, "installs "+a+" without a pinned commit or tag (@<sha>)")
 				} else if l := strings.ToLower(a); (strings.HasPrefix(l, "https://") || strings.HasPrefix(l, "http://")) && !strings.Contains(a, "#sha256=") && unpinnedURL(a) {
