@@ -19,7 +19,8 @@ var RulePackageIndexUpdateSeparated = Rule[func(update, detail string) string]{
 			"it ran, and a later install reuses them until the mirror drops the old versions and the build breaks, or installs " +
 			"stale packages. Update and install in the same RUN (or use apk add --no-cache). An install in the RUN of a " +
 			"downloaded set-up script piped into a shell (NodeSource's setup_22.x) counts as updated: such scripts update the " +
-			"index themselves.",
+			"index themselves. An update that no later RUN of the stage installs from (RUN apk update, then RUN apk add " +
+			"--no-cache), or whose RUN removes the lists it fetched, is not reported: it leaves nothing stale behind.",
 		Bad:  "FROM debian:bookworm\nRUN apt-get update\nRUN apt-get install -y curl\n",
 		Good: "FROM debian:bookworm\nRUN apt-get update && apt-get install -y curl\n",
 	},
@@ -97,7 +98,7 @@ func checkPackageIndex(p *pass) {
 					}
 				}
 			}
-			for _, s := range st.Steps {
+			for i, s := range st.Steps {
 				if s.Script == nil {
 					continue
 				}
@@ -106,6 +107,13 @@ func checkPackageIndex(p *pass) {
 				case upd && !inst && has(s.Script, installsAnyway):
 					// apk update && apk add --no-cache: in one RUN.
 					fetched = s
+				case upd && !inst && has(s.Script, removesLists):
+					// apt-get update && playwright install --with-deps &&
+					// rm -rf /var/lib/apt/lists/*: no lists stay in the layer.
+				case upd && !inst && !installsLater(st.Steps[i+1:], pm):
+					// RUN apk update, then RUN apk add --no-cache: the
+					// install fetches its own index; the update is only
+					// useless.
 				case upd && !inst:
 					p.report(RulePackageIndexUpdateSeparated.Info(), s, RulePackageIndexUpdateSeparated.Format(
 						cmdText(s.Script, pm.update), "the package index is cached in its own layer and goes stale; update and install in the same RUN"),
@@ -124,6 +132,37 @@ func checkPackageIndex(p *pass) {
 			}
 		}
 	}
+}
+
+// removesLists reports a command that deletes the package lists an update
+// fetched (rm -rf /var/lib/apt/lists/*).
+func removesLists(c *ShellCommand) bool {
+	if c.Name() != "rm" {
+		return false
+	}
+	for _, a := range c.Args[1:] {
+		if strings.HasPrefix(a, "/var/lib/apt/lists") || strings.HasPrefix(a, "/var/cache/apk") {
+			return true
+		}
+	}
+	return false
+}
+
+// installsLater reports whether a step of steps installs with pm from the
+// index an earlier update left, before another update.
+func installsLater(steps []*Step, pm packageManager) bool {
+	for _, s := range steps {
+		if s.Script == nil {
+			continue
+		}
+		if has(s.Script, pm.install) {
+			return true
+		}
+		if has(s.Script, pm.update) {
+			return false
+		}
+	}
+	return false
 }
 
 func stageLabel(st *Stage) string {
