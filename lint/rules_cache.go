@@ -2,6 +2,7 @@ package lint
 
 import (
 	"fmt"
+	"path"
 	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -38,7 +39,9 @@ var RuleVolumeUsedAsBuildCache = Rule[func(dir string) string]{
 		Description: "VOLUME on a dependency cache directory (~/.m2, ~/.gradle, .cache, node_modules)",
 		URL:         docURL("VolumeUsedAsBuildCache"),
 		Explain: "VOLUME does not cache anything between builds; it only declares a mount point for containers, and with the " +
-			"classic builder it even discards what later steps write there. Use RUN --mount=type=cache for build caches.",
+			"classic builder it even discards what later steps write there. Use RUN --mount=type=cache for build caches. " +
+			"A node_modules volume after the install that filled it is not reported: development images declare one so " +
+			"that a bind mount of the sources does not hide the modules.",
 		Bad:  "FROM maven:3-eclipse-temurin-21\nVOLUME /root/.m2\n",
 		Good: "FROM maven:3-eclipse-temurin-21\nRUN --mount=type=cache,target=/root/.m2 mvn -B package\n",
 	},
@@ -173,6 +176,27 @@ func checkCacheMounts(p *pass) {
 
 var cacheVolumes = []string{".m2", ".gradle", ".cache", "node_modules", ".npm", ".yarn", "go/pkg/mod", ".cargo/registry", "cargo/registry", ".nuget", ".ivy2", ".sbt", ".pnpm-store", ".composer"}
 
+// installedBefore reports whether a RUN before step s, in its stage or the
+// stages it is built on, installs a project's dependencies.
+func installedBefore(st *Stage, s *Step) bool {
+	for cur := st; cur != nil; cur = cur.Parent {
+		for _, r := range cur.Steps {
+			if cur == st && r.Index >= s.Index {
+				break
+			}
+			if r.Script == nil {
+				continue
+			}
+			for _, e := range ecosystems {
+				if has(r.Script, e.install) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
 func checkVolumes(p *pass) {
 	for _, st := range p.df.Stages {
 		for _, s := range st.Steps {
@@ -182,6 +206,12 @@ func checkVolumes(p *pass) {
 			}
 			for _, dir := range v.Volumes {
 				d := strings.TrimSuffix(dir, "/")
+				if path.Base(d) == "node_modules" && installedBefore(st, s) {
+					// The project's own modules, installed above: the
+					// volume keeps them from being hidden by a bind mount
+					// of the sources when the container runs.
+					continue
+				}
 				for _, c := range cacheVolumes {
 					// The cache directory itself or one inside it (/root/.m2/repository).
 					if strings.Contains("/"+d+"/", "/"+c+"/") {
