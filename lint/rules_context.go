@@ -5,6 +5,8 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -42,7 +44,8 @@ var RuleContextLeaksIntoCopy = Rule[func(list string, bytes int64) string]{
 			"image anyway, so copying them misses the cache for no benefit and makes the context slow to send. The rule " +
 			"reads .dockerignore exactly as BuildKit does: '#' lines are comments, '//' lines are patterns. A path the ignore file " +
 			"brings back with a '!' pattern (!.git, for a build that reads its version from .git/HEAD) is taken in on purpose " +
-			"and not reported. The fix appends entries to the ignore file.",
+			"and not reported; so is .git when the build reads it: the stage installs git, or a later RUN of it runs git, or " +
+			"runs make or a script (python version.py) whose copied file calls git. The fix appends entries to the ignore file.",
 		Bad:  "FROM node:22\nCOPY . /app\n# with node_modules/ and .git/ in the context and no ignore entries for them\n",
 		Good: "# .dockerignore: .git node_modules\nFROM node:22\nCOPY . /app\n",
 	},
@@ -222,8 +225,14 @@ func (p *pass) checkLeaks(s *Step, cs *copySet) {
 	for i, l := range leaks {
 		outputs[i] = !l.output || l.safe(p, s)
 	}
+	// A build that reads .git (its version from git describe) takes it in
+	// on purpose.
+	wantsGit := p.readsGit(s, cs)
 	for _, e := range cs.entries {
 		parts := strings.Split(e.Path, "/")
+		if wantsGit && parts[0] == ".git" {
+			continue
+		}
 		hit := ""
 		for i, part := range parts {
 			for li, l := range leaks {
@@ -295,6 +304,67 @@ func (p *pass) checkLeaks(s *Step, cs *copySet) {
 		fx = &fix{ignore: ignore}
 	}
 	p.report(RuleContextLeaksIntoCopy.Info(), s, RuleContextLeaksIntoCopy.Format(strings.Join(parts, ", "), total), fx)
+}
+
+// gitCall is a call of git in a Makefile, a shell script or a Python file:
+// git describe, git rev-parse, ['git', 'show', ...].
+var gitCall = regexp.MustCompile(`\bgit\s+(-C\s+\S+\s+)?(describe|rev-parse|rev-list|log|show|tag|status|symbolic-ref|config|branch|ls-files|diff|name-rev)\b|["']git["']\s*,`)
+
+// readsGit reports whether the build reads the .git that COPY s takes in:
+// the stage installs git, a later RUN of it runs git, or runs make or a
+// script (./build.sh, python version.py) whose file s copies and which
+// calls git.
+func (p *pass) readsGit(s *Step, cs *copySet) bool {
+	if stageRuns(s, func(c *ShellCommand) bool { return c.Name() == "git" }) || installsGit(s.Stage) {
+		return true
+	}
+	run := map[string]bool{} // base names of the files later RUNs run
+	for _, t := range s.Stage.Steps[s.Index+1:] {
+		if t.Script == nil {
+			continue
+		}
+		for _, c := range t.Script.Commands {
+			switch n := c.Name(); {
+			case n == "make" || n == "gmake":
+				run["Makefile"], run["makefile"], run["GNUmakefile"] = true, true, true
+			case (n == "sh" || n == "bash" || strings.HasPrefix(n, "python")) && len(c.Args) > 1:
+				run[path.Base(c.Args[1])] = true
+			case len(c.Args) > 0 && strings.Contains(c.Args[0], "/"):
+				run[path.Base(c.Args[0])] = true
+			}
+		}
+	}
+	if len(run) == 0 {
+		return false
+	}
+	for _, e := range cs.entries {
+		if !run[path.Base(e.Path)] || strings.HasPrefix(e.Path, ".git/") {
+			continue
+		}
+		if head, ok := p.head(e); ok && gitCall.Match(head) {
+			return true
+		}
+	}
+	return false
+}
+
+// installsGit reports whether a RUN of the stage, or of a stage it is built
+// on, installs git with the system's package manager.
+func installsGit(st *Stage) bool {
+	for cur := st; cur != nil; cur = cur.Parent {
+		for _, r := range cur.Steps {
+			if r.Script != nil && has(r.Script, func(c *ShellCommand) bool {
+				switch c.Name() {
+				case "apk", "apt-get", "apt", "yum", "dnf", "microdnf", "zypper":
+					return (c.Sub() == "add" || c.Sub() == "install") && slices.Contains(c.Args, "git")
+				}
+				return false
+			}) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func human(n int64) string {
