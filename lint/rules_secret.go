@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/strata-build/strata/buildcontext"
 )
 
@@ -29,7 +30,9 @@ var RuleSecretInContext = Rule[func(list string) string]{
 			"or key store without such content is reported only when git does not track it (it exists only where the " +
 			"image is built), since a file committed to the repository is already public to whoever reads it; a committed " +
 			"credential in a test fixture (under test/, testdata/, e2e/, fixtures/, cypress/, playwright/, or named test.env) " +
-			"is a throwaway test service's and is not reported either. Without a " +
+			"is a throwaway test service's and is not reported either, nor is a committed template (.env.example, " +
+			"*.sample, *.dist) or a committed file that a build stage takes in and does not hand on (a turbo prune " +
+			"stage whose later stages copy only its out/ folder). Without a " +
 			"build context only the names are known, and the finding is a warning.",
 		Bad:  "FROM alpine\nCOPY . /app\n# with an untracked .env, or deploy/id_rsa, in the context\n",
 		Good: "# .dockerignore: .env\nFROM alpine\nCOPY . /app\nRUN --mount=type=secret,id=deploy_key ./deploy.sh\n",
@@ -261,7 +264,14 @@ func (p *pass) head(e buildcontext.Entry) ([]byte, bool) {
 func (p *pass) checkSecrets(s *Step, cs *copySet) {
 	var hits []string
 	for _, e := range cs.entries {
-		if hit, ok := p.secretFile(e); ok {
+		hit, ok := p.secretFile(e)
+		if ok && p.tracked(e.Path) && (templateName(e.Path) || p.staysInBuildStage(s, cs, e)) {
+			// A committed template (.env.example), or a committed file
+			// that a build stage uses and does not hand on: nothing the
+			// repository does not already show reaches the image.
+			continue
+		}
+		if ok {
 			hits = append(hits, hit)
 		}
 	}
@@ -276,4 +286,118 @@ func (p *pass) checkSecrets(s *Step, cs *copySet) {
 		f.Severity = SeverityWarning
 		f.Message += " (only the name was checked: lint with the build context to read the file)"
 	}
+}
+
+// templateName reports a file named as a template to copy and fill in
+// (.env.example, settings.sample.env, config.env.dist): a committed one
+// holds placeholders or the defaults of a local setup.
+func templateName(rel string) bool {
+	base := strings.ToLower(path.Base(rel))
+	for _, w := range []string{"example", "sample", "template", "tmpl", "dist", "default", "defaults"} {
+		if strings.HasSuffix(base, "."+w) || strings.HasPrefix(base, w+".") || strings.Contains(base, "."+w+".") || strings.Contains(base, "-"+w+".") {
+			return true
+		}
+	}
+	return false
+}
+
+// staysInBuildStage reports whether the context file e, copied by s into
+// a stage whose files do not reach the image, stays there: no stage is
+// built on that stage, and no COPY --from of it takes the path the file
+// lands at (a turbo prune stage hands on only its out/ folder). When the
+// path is not known (a glob, a relative destination with no WORKDIR), it
+// does not.
+func (p *pass) staysInBuildStage(s *Step, cs *copySet, e buildcontext.Entry) bool {
+	st := s.Stage
+	if p.reachesImage(st) {
+		return false
+	}
+	at, ok := p.landsAt(s, cs, e)
+	if !ok {
+		return false
+	}
+	for _, other := range p.df.Stages {
+		if other.Parent == st {
+			return false
+		}
+		for _, t := range other.Steps {
+			if t.From == "" || !(strings.EqualFold(t.From, st.Name) && st.Name != "" || t.From == fmt.Sprint(st.Index)) {
+				continue
+			}
+			for _, src := range t.Sources {
+				if strings.ContainsAny(src, "*?[$") {
+					return false
+				}
+				src = path.Clean("/" + src)
+				if src == "/" || at == src || strings.HasPrefix(at, src+"/") {
+					return false
+				}
+			}
+		}
+	}
+	return true
+}
+
+// landsAt is the absolute path at which COPY s puts the context file e.
+func (p *pass) landsAt(s *Step, cs *copySet, e buildcontext.Entry) (string, bool) {
+	dest := s.Dest
+	if strings.ContainsAny(dest, "$") {
+		return "", false
+	}
+	if !path.IsAbs(dest) {
+		wd, ok := p.workdirAt(s)
+		if !ok {
+			return "", false
+		}
+		dest = path.Join(wd, dest)
+	}
+	dirDest := strings.HasSuffix(s.Dest, "/") || s.Dest == "." || len(cs.sources) > 1
+	for _, src := range cs.sources {
+		switch {
+		case strings.ContainsAny(src, "*?["):
+			return "", false
+		case src == "." || src == "":
+			return path.Join(dest, e.Path), true
+		case e.Path == src && dirDest:
+			return path.Join(dest, path.Base(src)), true
+		case e.Path == src:
+			return dest, true
+		case strings.HasPrefix(e.Path, src+"/"):
+			return path.Join(dest, strings.TrimPrefix(e.Path, src+"/")), true
+		}
+	}
+	return "", false
+}
+
+// workdirAt is the working directory at step s, from the WORKDIRs of its
+// stage and of the stages it is built on; false when none sets it (the
+// base image's is not known).
+func (p *pass) workdirAt(s *Step) (string, bool) {
+	var chain []*Stage
+	for st := s.Stage; st != nil; st = st.Parent {
+		chain = append([]*Stage{st}, chain...)
+	}
+	wd, set := "/", false
+	for _, st := range chain {
+		for _, t := range st.Steps {
+			if st == s.Stage && t.Index >= s.Index {
+				break
+			}
+			w, ok := t.Cmd.(*instructions.WorkdirCommand)
+			if !ok {
+				continue
+			}
+			d, _, err := expand(p.df.lex, w.Path, t.Scope)
+			if err != nil || d == "" {
+				return "", false
+			}
+			if path.IsAbs(d) {
+				wd = path.Clean(d)
+			} else {
+				wd = path.Join(wd, d)
+			}
+			set = true
+		}
+	}
+	return wd, set
 }
