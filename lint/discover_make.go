@@ -3,6 +3,7 @@ package lint
 import (
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"strings"
 )
 
@@ -18,8 +19,10 @@ func isMakefileName(n string) bool {
 // out, as resolve does.
 func makefileBuilds(root, file string, dt []byte) []namedBuild {
 	name := relTo(root, file)
+	vars := makeVars(string(dt))
 	var out []namedBuild
 	for _, line := range recipeLines(string(dt)) {
+		line = expandMake(line, vars)
 		if !strings.Contains(line, "build") {
 			continue
 		}
@@ -31,35 +34,116 @@ func makefileBuilds(root, file string, dt []byte) []namedBuild {
 	return out
 }
 
-// recipeLines returns the recipe lines of a Makefile (those that begin
-// with a tab), continuation lines joined, without the @, - and + prefixes.
+// makeVar is a variable assignment of a Makefile: NAME := value (=, ?=,
+// ::=, and += to append), optionally exported.
+var makeVar = regexp.MustCompile(`^(?:export\s+)?([A-Za-z_][A-Za-z0-9_.-]*)\s*(\+=|\?=|::?=|=)\s*(.*)$`)
+
+// makeVars reads a Makefile's variable assignments outside recipes (a
+// conditional's may be indented with a tab). Where a conditional assigns
+// one twice, the first assignment stands (both branches usually name the
+// same command).
+func makeVars(src string) map[string]string {
+	vars := map[string]string{}
+	for _, l := range makeLines(src) {
+		if l.recipe {
+			continue
+		}
+		m := makeVar.FindStringSubmatch(l.text)
+		if m == nil {
+			continue
+		}
+		name, op, val := m[1], m[2], strings.TrimSpace(m[3])
+		switch prev, ok := vars[name]; {
+		case op == "+=" && ok:
+			vars[name] = prev + " " + val
+		case !ok:
+			vars[name] = val
+		}
+	}
+	return vars
+}
+
+// expandMake replaces the variables of vars in a recipe line ($(NAME) and
+// ${NAME}, a few levels deep) and make's $$ with the shell's $; others
+// stay as they are.
+func expandMake(line string, vars map[string]string) string {
+	for range 4 {
+		next := makeRef.ReplaceAllStringFunc(line, func(ref string) string {
+			if v, ok := vars[ref[2:len(ref)-1]]; ok {
+				return v
+			}
+			return ref
+		})
+		if next == line {
+			break
+		}
+		line = next
+	}
+	return strings.ReplaceAll(line, "$$", "$")
+}
+
+var makeRef = regexp.MustCompile(`\$\([A-Za-z_][A-Za-z0-9_.-]*\)|\$\{[A-Za-z_][A-Za-z0-9_.-]*\}`)
+
+// recipeLines returns the recipe lines of a Makefile, continuation lines
+// joined, without the @, - and + prefixes.
 func recipeLines(src string) []string {
 	var out []string
+	for _, l := range makeLines(src) {
+		if l.recipe {
+			out = append(out, strings.TrimLeft(l.text, "@-+"))
+		}
+	}
+	return out
+}
+
+// makeLine is one logical line of a Makefile, trimmed, continuation lines
+// joined; recipe says it is a line of a rule's recipe.
+type makeLine struct {
+	text   string
+	recipe bool
+}
+
+// makeLines splits a Makefile into its logical lines. As make reads it, a
+// line that begins with a tab is a recipe line only after a rule's target
+// line; a variable assignment ends the rule, conditionals, comments and
+// blank lines do not.
+func makeLines(src string) []makeLine {
+	var out []makeLine
 	var cur strings.Builder
-	inRecipe := false
+	inRule, recipe := false, false
 	for _, l := range strings.Split(strings.ReplaceAll(src, "\r\n", "\n"), "\n") {
 		if cur.Len() == 0 {
-			inRecipe = strings.HasPrefix(l, "\t")
-			if !inRecipe {
-				continue
-			}
-			l = strings.TrimLeft(strings.TrimSpace(l), "@-+")
-		} else {
-			l = strings.TrimSpace(l)
+			recipe = inRule && strings.HasPrefix(l, "\t")
 		}
+		l = strings.TrimSpace(l)
 		if strings.HasSuffix(l, "\\") {
 			cur.WriteString(strings.TrimSuffix(l, "\\") + " ")
 			continue
 		}
 		cur.WriteString(l)
-		out = append(out, cur.String())
+		text := cur.String()
 		cur.Reset()
+		if !recipe {
+			switch first, _, _ := strings.Cut(text, " "); {
+			case text == "" || strings.HasPrefix(text, "#"):
+			case makeConditional[first]:
+			case makeVar.MatchString(text), first == "define", first == "include", first == "-include":
+				inRule = false
+			case strings.Contains(text, ":"):
+				inRule = true
+			}
+		}
+		out = append(out, makeLine{text, recipe})
 	}
 	if cur.Len() > 0 {
-		out = append(out, cur.String())
+		out = append(out, makeLine{cur.String(), recipe})
 	}
 	return out
 }
+
+// makeConditional holds the words that open, turn and close a Makefile's
+// conditional.
+var makeConditional = map[string]bool{"ifeq": true, "ifneq": true, "ifdef": true, "ifndef": true, "else": true, "endif": true}
 
 // scriptBuilds reads the docker build commands of a shell script run in
 // base: a cd before one moves it (cd DIR && docker build .), as far as the

@@ -111,6 +111,8 @@ func TestDiscoverContext(t *testing.T) {
 			"deploy/third/Dockerfile", "deploy", "named by .github/workflows/ci.yml, docker build -f", nil},
 		{"Makefile recipe, run in the Makefile's folder", map[string]string{"deploy/Makefile": "IMAGE ?= app\n\nimage: ## build it\n\t@docker build \\\n\t\t-t $(IMAGE) \\\n\t\t-f other/Dockerfile ..\n"},
 			"deploy/other/Dockerfile", ".", "named by deploy/Makefile, docker build -t", nil},
+		{"Makefile recipe through a variable", map[string]string{"Makefile": "BUILDX ?= 1\nifeq ($(BUILDX),1)\n\tOCI_BUILD := DOCKER_BUILDKIT=1 docker buildx build $(OCI_BUILD_ARGS)\nelse\n\tOCI_BUILD := DOCKER_BUILDKIT=1 docker build $(OCI_BUILD_ARGS)\nendif\nIMAGE ?= app\n\nimage:\n\t$(OCI_BUILD) -t $(IMAGE) -f deploy/fourth/Dockerfile .\n"},
+			"deploy/fourth/Dockerfile", ".", "named by Makefile, docker buildx build", nil},
 		{"Makefile recipe after a cd it cannot follow", map[string]string{"Makefile": "image:\n\tcd $(DIR) && docker build -f deploy/fifth/Dockerfile .\n"},
 			"deploy/fifth/Dockerfile", "deploy/fifth", "the Dockerfile's folder: it copies nothing from a context", nil},
 		{"docker buildx build in a run step", map[string]string{".github/workflows/ci.yml": "jobs:\n  b:\n    steps:\n      - working-directory: deploy\n        run: docker buildx build --push -f=fifth/Dockerfile .\n"},
