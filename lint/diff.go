@@ -49,7 +49,15 @@ func UnifiedDiff(name string, a, b []byte) string {
 				bn++
 			}
 		}
-		fmt.Fprintf(&out, "@@ -%d,%d +%d,%d @@\n", ai+1, an, bi+1, bn)
+		// An empty side starts at the line before it (0 in an empty
+		// file), as diff -u writes it.
+		if an > 0 {
+			ai++
+		}
+		if bn > 0 {
+			bi++
+		}
+		fmt.Fprintf(&out, "@@ -%d,%d +%d,%d @@\n", ai, an, bi, bn)
 		for _, o := range ops[start:end] {
 			out.WriteByte(o.kind)
 			out.WriteString(o.text)

@@ -14,12 +14,16 @@ type Rewrite struct {
 	Applied    []Finding   // the findings the fixes address
 	Dockerfile FileChange  // at the Result's File
 	Ignore     *FileChange // nil when no fix adds ignore entries
+
+	ignoreEntries []string // the entries the fixes add to Ignore
 }
 
-// FileChange is a file's content before and after a rewrite.
+// FileChange is a file's content before and after a rewrite. Created
+// says the file does not exist yet.
 type FileChange struct {
 	Path     string
 	Old, New []byte
+	Created  bool
 }
 
 // Rewrite applies the fixes of r's fixable findings (Fix) and returns the
@@ -37,8 +41,9 @@ func (r *Result) Rewrite() *Rewrite {
 		if path == "" {
 			path = filepath.Join(r.Context.Dir(), ".dockerignore")
 		}
-		old, _ := os.ReadFile(path) // none yet: the fix creates it
-		rw.Ignore = &FileChange{Path: path, Old: old, New: appendIgnore(old, fixed.IgnoreAppend)}
+		old, err := os.ReadFile(path) // none yet: the fix creates it
+		rw.Ignore = &FileChange{Path: path, Old: old, New: appendIgnore(old, fixed.IgnoreAppend), Created: err != nil}
+		rw.ignoreEntries = fixed.IgnoreAppend
 	}
 	return rw
 }
@@ -46,15 +51,65 @@ func (r *Result) Rewrite() *Rewrite {
 // Diff is the rewrite as unified diffs: the Dockerfile under its name,
 // the ignore file relative to the working directory when it lies below it.
 func (rw *Rewrite) Diff() string {
+	d := rw.dockerfileDiff()
+	if ig := rw.Ignore; ig != nil {
+		d += ig.diff()
+	}
+	return d
+}
+
+func (rw *Rewrite) dockerfileDiff() string {
 	name := rw.Dockerfile.Path
 	if filepath.IsAbs(name) {
 		name = filepath.ToSlash(displayPath(name))
 	}
-	d := UnifiedDiff(name, rw.Dockerfile.Old, rw.Dockerfile.New)
-	if ig := rw.Ignore; ig != nil {
-		d += UnifiedDiff(filepath.ToSlash(displayPath(ig.Path)), ig.Old, ig.New)
+	return UnifiedDiff(name, rw.Dockerfile.Old, rw.Dockerfile.New)
+}
+
+// diff is the change to an ignore file as a unified diff, from /dev/null
+// when the file is new.
+func (fc *FileChange) diff() string {
+	name := filepath.ToSlash(displayPath(fc.Path))
+	d := UnifiedDiff(name, fc.Old, fc.New)
+	if fc.Created && d != "" {
+		d = "--- /dev/null" + d[strings.IndexByte(d, '\n'):]
 	}
 	return d
+}
+
+// Diffs gathers the diffs of several rewrites as one patch: each
+// Dockerfile's as it comes, and one diff per ignore file at the end with
+// the entries of every rewrite that adds to it (Dockerfiles that share a
+// context share its ignore file), so that the patch applies as a whole.
+type Diffs struct {
+	ignores []*FileChange
+	entries map[string][]string
+}
+
+// Add returns rw's Dockerfile diff and keeps its ignore entries for
+// Ignores.
+func (d *Diffs) Add(rw *Rewrite) string {
+	if ig := rw.Ignore; ig != nil {
+		if d.entries == nil {
+			d.entries = map[string][]string{}
+		}
+		if _, ok := d.entries[ig.Path]; !ok {
+			d.ignores = append(d.ignores, ig)
+		}
+		d.entries[ig.Path] = append(d.entries[ig.Path], rw.ignoreEntries...)
+	}
+	return rw.dockerfileDiff()
+}
+
+// Ignores returns the diffs of the ignore files the rewrites add to.
+func (d *Diffs) Ignores() string {
+	var out strings.Builder
+	for _, ig := range d.ignores {
+		all := *ig
+		all.New = appendIgnore(ig.Old, d.entries[ig.Path])
+		out.WriteString(all.diff())
+	}
+	return out.String()
 }
 
 // Write writes the rewritten files. A Dockerfile read from standard input
@@ -84,6 +139,7 @@ func appendIgnore(old []byte, entries []string) []byte {
 	var add []string
 	for _, e := range entries {
 		if !have[e] {
+			have[e] = true
 			add = append(add, e)
 		}
 	}

@@ -98,8 +98,9 @@ func runLint(s Streams, o *lintOptions, args []string) error {
 	var results []*lint.Result
 	failed := 0
 	disc := lint.NewDiscoverer()
+	var diffs lint.Diffs
 	for _, file := range files {
-		res, err := lintOne(s, o, cfg, disc, file)
+		res, err := lintOne(s, o, cfg, disc, &diffs, file)
 		if err != nil {
 			failed++
 			fmt.Fprintf(s.Err, "%s\n", err)
@@ -110,6 +111,7 @@ func runLint(s Streams, o *lintOptions, args []string) error {
 		}
 		results = append(results, res)
 	}
+	fmt.Fprint(s.Out, diffs.Ignores())
 	if !o.diff {
 		if err := lint.Write(s.Out, o.format, results, lint.WriteOptions{Color: o.format == "text" && lintColor(s.Out)}); err != nil {
 			return err
@@ -145,7 +147,10 @@ func loadLintConfig(o *lintOptions) (*lint.Config, error) {
 	return cfg, nil
 }
 
-func lintOne(s Streams, o *lintOptions, cfg *lint.Config, disc *lint.Discoverer, file string) (*lint.Result, error) {
+// lintOne lints one Dockerfile and, with --fix, rewrites it; with --diff
+// (or from standard input) it prints the Dockerfile's diff and leaves the
+// ignore files' to diffs.
+func lintOne(s Streams, o *lintOptions, cfg *lint.Config, disc *lint.Discoverer, diffs *lint.Diffs, file string) (*lint.Result, error) {
 	dt, err := lint.ReadDockerfile(file, s.In)
 	if err != nil {
 		return nil, err
@@ -168,7 +173,7 @@ func lintOne(s Streams, o *lintOptions, cfg *lint.Config, disc *lint.Discoverer,
 		return res, nil
 	}
 	if o.diff || file == lint.Stdin {
-		fmt.Fprint(s.Out, rw.Diff())
+		fmt.Fprint(s.Out, diffs.Add(rw))
 		return res, nil
 	}
 	if err := rw.Write(); err != nil {

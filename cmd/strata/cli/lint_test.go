@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -137,6 +138,40 @@ func TestLintFixAndDiff(t *testing.T) {
 	}
 	if code != 0 {
 		t.Errorf("after --fix nothing should remain at warning level: exit %d\n%s", code, out)
+	}
+}
+
+// Two Dockerfiles that share a context and no ignore file yet: one patch
+// creates the ignore file once, and git apply takes it whole.
+func TestLintDiffOfSharedIgnoreApplies(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		"Dockerfile":        npmProject,
+		"Dockerfile.dev":    npmProject,
+		"package.json":      "{}",
+		"package-lock.json": "{}",
+		"index.js":          "x\n",
+		"node_modules/a.js": "x\n",
+	})
+	t.Chdir(dir)
+	code, out, errOut := runStrata(t, "", "lint", "--diff", ".")
+	if code != 1 || strings.Count(out, "+++ b/.dockerignore") != 1 || !strings.Contains(out, "--- /dev/null\n+++ b/.dockerignore\n@@ -0,0 +1,") {
+		t.Fatalf("diff (exit %d):\n%s%s", code, out, errOut)
+	}
+	if err := os.WriteFile("fix.patch", []byte(out), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := exec.Command("git", "apply", "fix.patch").CombinedOutput(); err != nil {
+		t.Fatalf("git apply: %v\n%s\n%s", err, b, out)
+	}
+	if err := os.Remove("fix.patch"); err != nil {
+		t.Fatal(err)
+	}
+	ig, _ := os.ReadFile(".dockerignore")
+	if string(ig) != "# added by strata lint --fix\nnode_modules\n" {
+		t.Errorf(".dockerignore after the patch: %q", ig)
+	}
+	if code, out, _ := runStrata(t, "", "lint", "--diff", "."); code != 0 || out != "" {
+		t.Errorf("after the patch (exit %d):\n%s", code, out)
 	}
 }
 
