@@ -48,7 +48,7 @@ func FindDockerfiles(paths ...string) ([]string, error) {
 			return nil, errs.Inputf("%s: %v", p, err)
 		}
 		if len(found) == 0 {
-			return nil, errs.Inputf("no Dockerfile in %s", p)
+			return nil, errs.Inputf("no Dockerfile in %s (none named Dockerfile, Dockerfile.*, *.Dockerfile or Containerfile outside node_modules, vendor and testdata); name the file to lint: strata lint PATH/TO/FILE", p)
 		}
 		files = append(files, found...)
 	}

@@ -57,7 +57,7 @@ func TestFindDockerfiles(t *testing.T) {
 		{"a file is itself, whatever its name", in("api/notes.txt"), in("api/notes.txt"), ""},
 		{"standard input", []string{Stdin, dir + "/api"}, append([]string{Stdin}, in("api/api.Dockerfile", "api/tool.dockerfile")...), ""},
 		{"a skipped folder named itself", in("testdata"), in("testdata/case/Dockerfile"), ""},
-		{"no Dockerfile", in("empty"), nil, "no Dockerfile in " + filepath.Join(dir, "empty")},
+		{"no Dockerfile", in("empty"), nil, "no Dockerfile in " + filepath.Join(dir, "empty") + " (none named Dockerfile, Dockerfile.*, *.Dockerfile or Containerfile outside node_modules, vendor and testdata); name the file to lint: strata lint PATH/TO/FILE"},
 		{"missing", in("nope"), nil, filepath.Join(dir, "nope") + ": no such file or directory"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
