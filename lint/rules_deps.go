@@ -30,7 +30,8 @@ var RuleSourceCopiedBeforeDependencyInstall = Rule[func(tool string, copyLine in
 			"(COPY --from of a stage that installs them: the install here completes the project), for a cargo or go build " +
 			"whose compiled dependencies are in a cache mount (cargo's target folder, Go's build cache), for a Node install " +
 			"whose own hook builds the project (a postinstall or prepare script that runs a build), for cargo-chef and " +
-			"dummy-project builds, and when an " +
+			"dummy-project builds, for a COPY into the system's configuration (CA certificates in " +
+			"/usr/local/share/ca-certificates, package sources under /etc: the install needs them), and when an " +
 			"allowlist .dockerignore reduces the copy to the manifests. The fix copies the top-level manifests; in a " +
 			"workspace (npm, yarn or pnpm workspaces, Cargo, go.work) the install needs every member's manifest too, so " +
 			"it is reported with no fix.",
@@ -99,7 +100,9 @@ func (p *pass) dependencyOrder(s *Step, c *ShellCommand, e *ecosystem, install b
 		if src == nil && prev.Script != nil && fetches(prev.Script, e) {
 			return // a step in between installs: it is the one to move
 		}
-		if cs := p.copied(prev); cs != nil && !cs.manifestOnly() && src == nil {
+		// A COPY into the system's configuration (CA certificates, package
+		// sources) is what the install needs, not the project's sources.
+		if cs := p.copied(prev); cs != nil && !cs.manifestOnly() && src == nil && !systemConfigDest(prev.Dest) {
 			src = cs
 		}
 		if src != nil && prev.Script != nil && fetches(prev.Script, e) {
