@@ -3,6 +3,7 @@ package lint
 import (
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -19,7 +20,7 @@ var RuleCacheMountMissing = Rule[func(cmd, dirs string, copyLine int) string]{
 			"directory it starts warm instead of downloading and compiling everything again. The rule speaks only where the " +
 			"step re-runs often, so it does not fire on every file. Only a cache mount on the tool's own directory (its usual path, " +
 			"or a path naming it, like /cache/go-build) counts; for go the module cache is needed too unless an earlier step " +
-			"ran go mod download. The path follows the stage's ENV (CARGO_HOME, GOCACHE, GOPATH, GRADLE_USER_HOME, " +
+			"ran go mod download or the build uses a vendor folder (vendor/modules.txt copied, -mod=vendor). The path follows the stage's ENV (CARGO_HOME, GOCACHE, GOPATH, GRADLE_USER_HOME, " +
 			"PIP_CACHE_DIR, ...). Maven, Gradle, Cargo and NuGet keep their packages where they cache them: after an install " +
 			"step that filled that store in a layer (mvn dependency:go-offline, cargo fetch, any Gradle or Maven task run " +
 			"before), a cache mount would hide it, so the rule says nothing.",
@@ -112,12 +113,38 @@ func neededCaches(c *ShellCommand, modsDownloaded bool, prefetched map[string]bo
 		if prefetched[e.name] {
 			return nil
 		}
-		if e.name == "go" && !modsDownloaded {
+		if e.name == "go" && !modsDownloaded && !goVendored(c, scope) {
 			return []cacheDir{cacheDirs["go"].in("go", scope), goModCache.in("gomod", scope)}
 		}
 		return []cacheDir{cacheDirs[e.name].in(e.name, scope)}
 	}
 	return nil
+}
+
+// goVendored reports a go command that builds from vendor/ (-mod=vendor,
+// in its flags or in GOFLAGS): it does not read the module cache.
+func goVendored(c *ShellCommand, scope *Scope) bool {
+	if slices.Contains(c.Args, "-mod=vendor") {
+		return true
+	}
+	if scope != nil {
+		if v := scope.Var("GOFLAGS"); v != nil && strings.Contains(v.Value, "-mod=vendor") {
+			return true
+		}
+	}
+	return false
+}
+
+// copiesVendor reports a copy that brings a Go module's vendor folder
+// (vendor/modules.txt): go build then uses it by default, not the module
+// cache.
+func copiesVendor(cs *copySet) bool {
+	for _, e := range cs.entries {
+		if e.Path == "vendor/modules.txt" || strings.HasSuffix(e.Path, "/vendor/modules.txt") {
+			return true
+		}
+	}
+	return false
 }
 
 // hasCacheMountFor reports a cache mount on d's directory (or one above
@@ -141,7 +168,11 @@ func checkCacheMounts(p *pass) {
 		modsDownloaded := false
 		prefetched := map[string]bool{}
 		for _, s := range st.Steps {
-			if cs := p.copied(s); cs != nil && p.broadCopy(cs) {
+			cs := p.copied(s)
+			if cs != nil && copiesVendor(cs) {
+				modsDownloaded = true // go builds from vendor/, not the module cache
+			}
+			if cs != nil && p.broadCopy(cs) {
 				copyLine = s.Start
 				continue
 			}
@@ -161,7 +192,7 @@ func checkCacheMounts(p *pass) {
 						break
 					}
 				}
-				if c.Is("go", "mod", "download") {
+				if c.Is("go", "mod", "download") || c.Is("go", "mod", "vendor") {
 					modsDownloaded = true
 				}
 				for _, e := range ecosystems {
