@@ -22,8 +22,8 @@ var RuleCacheMountMissing = Rule[func(cmd, dirs string, copyLine int) string]{
 			"or a path naming it, like /cache/go-build) counts; for go the module cache is needed too unless an earlier step " +
 			"ran go mod download or the build uses a vendor folder (vendor/modules.txt copied, -mod=vendor). The path follows the stage's ENV (CARGO_HOME, GOCACHE, GOPATH, GRADLE_USER_HOME, " +
 			"PIP_CACHE_DIR, ...). Maven, Gradle, Cargo and NuGet keep their packages where they cache them: after an install " +
-			"step that filled that store in a layer (mvn dependency:go-offline, cargo fetch, any Gradle or Maven task run " +
-			"before), a cache mount would hide it, so the rule says nothing.",
+			"step that filled that store in a layer (mvn dependency:go-offline, cargo fetch, a cargo build of a dummy project " +
+			"before the sources, any Gradle or Maven task run before), a cache mount would hide it, so the rule says nothing.",
 		Bad:  "FROM golang:1.26\nWORKDIR /src\nCOPY . .\nRUN go build -o /app .\n",
 		Good: "FROM golang:1.26\nWORKDIR /src\nCOPY . .\nRUN --mount=type=cache,target=/root/.cache/go-build --mount=type=cache,target=/go/pkg/mod go build -o /app .\n",
 	},
@@ -196,7 +196,10 @@ func checkCacheMounts(p *pass) {
 					modsDownloaded = true
 				}
 				for _, e := range ecosystems {
-					if storeCaches[e.name] && (e.install(c) || runsBuildTool(c, e)) && !hasCacheMountFor(s, cacheDirs[e.name].in(e.name, s.Scope)) {
+					// A build before the sources came (cargo's dummy-project
+					// build) fills the store as an install does.
+					filled := e.install(c) || runsBuildTool(c, e) || copyLine == 0 && e.build(c)
+					if storeCaches[e.name] && filled && !hasCacheMountFor(s, cacheDirs[e.name].in(e.name, s.Scope)) {
 						prefetched[e.name] = true
 					}
 				}
