@@ -2,8 +2,11 @@ package lint
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
+	"os"
 	"path"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -234,11 +237,14 @@ func manifestCopies(src *copySet, names []string) []string {
 	// path without a trailing slash would become a file of that name.
 	dest := strings.TrimSuffix(src.step.Dest, "/") + "/"
 	flags := copyFlags(src.step)
-	var files, dirs []string
+	var files, dirs, nested []string
 	for _, n := range names {
-		if src.isDir(n) {
+		switch {
+		case src.isDir(n):
 			dirs = append(dirs, n)
-		} else {
+		case strings.Contains(n, "/"):
+			nested = append(nested, n)
+		default:
 			files = append(files, n)
 		}
 	}
@@ -249,7 +255,106 @@ func manifestCopies(src *copySet, names []string) []string {
 	for _, d := range dirs {
 		out = append(out, fmt.Sprintf("COPY %s%s %s%s/", flags, d, dest, d))
 	}
+	// A file in a folder keeps its place: one COPY per folder.
+	for len(nested) > 0 {
+		dir := path.Dir(nested[0])
+		var same []string
+		nested = slices.DeleteFunc(nested, func(n string) bool {
+			if path.Dir(n) == dir {
+				same = append(same, n)
+				return true
+			}
+			return false
+		})
+		out = append(out, fmt.Sprintf("COPY %s%s %s%s/", flags, strings.Join(same, " "), dest, dir))
+	}
 	return out
+}
+
+// hookFiles returns the context files and folders that the install hooks
+// of the context's package.json name, as far as src copies them.
+func (p *pass) hookFiles(src *copySet, e *ecosystem) []string {
+	var out []string
+	for _, rel := range p.hookPaths(e) {
+		for _, ent := range src.entries {
+			if ent.Path == rel || strings.HasPrefix(ent.Path, rel+"/") {
+				out = append(out, rel)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// hookPaths returns the relative paths that the install hooks of the
+// context's package.json name (preinstall, install, postinstall, prepare:
+// node scripts/postinstall.js, prisma generate
+// --schema=prisma/schema.prisma): an install before the sources needs
+// them.
+func (p *pass) hookPaths(e *ecosystem) []string {
+	if e.name != "npm" && e.name != "yarn" && e.name != "pnpm" && e.name != "bun" {
+		return nil
+	}
+	var hooks []string
+	scripts := p.packageScripts()
+	for _, hook := range installHooks {
+		if h := scripts[hook]; h != "" {
+			hooks = append(hooks, h)
+		}
+	}
+	var out []string
+	for _, c := range ParseScript(strings.Join(hooks, "\n"), 1).Commands {
+		for _, a := range c.Args[1:] {
+			if _, v, ok := strings.Cut(a, "="); ok && strings.HasPrefix(a, "-") {
+				a = v
+			}
+			if a == "" || strings.HasPrefix(a, "-") || strings.Contains(a, "$") || path.IsAbs(a) {
+				continue
+			}
+			if rel := path.Clean(a); rel != "." && rel != ".." && !strings.HasPrefix(rel, "../") && strings.ContainsAny(rel, "./") {
+				out = append(out, rel)
+			}
+		}
+	}
+	return out
+}
+
+// hookInputsOnly reports a copy whose source files are all named by the
+// install hooks: inputs of the install, as its manifests are.
+func (p *pass) hookInputsOnly(cs *copySet, e *ecosystem) bool {
+	files := cs.sourceFiles()
+	if !cs.exact || len(files) == 0 {
+		return false
+	}
+	paths := p.hookPaths(e)
+	for _, f := range files {
+		if !slices.ContainsFunc(paths, func(rel string) bool { return f.Path == rel || strings.HasPrefix(f.Path, rel+"/") }) {
+			return false
+		}
+	}
+	return true
+}
+
+// installHooks are the package.json scripts an install runs.
+var installHooks = []string{"preinstall", "install", "postinstall", "prepare"}
+
+// packageScripts returns the scripts of the package.json at the context's
+// root; none when it is not there or does not parse.
+func (p *pass) packageScripts() map[string]string {
+	if p.ctx == nil {
+		return nil
+	}
+	dt, err := os.ReadFile(filepath.Join(p.ctx.Dir(), "package.json"))
+	if err != nil || len(dt) > 1<<20 {
+		return nil
+	}
+	var pkg struct {
+		Scripts map[string]string `json:"scripts"`
+	}
+	if json.Unmarshal(dt, &pkg) != nil {
+		return nil
+	}
+	return pkg.Scripts
 }
 
 // depsKey names the fixes that install the dependencies of ecosystem e
@@ -283,6 +388,7 @@ func (p *pass) fixInstallOrder(src *copySet, run *Step, e *ecosystem) *fix {
 	for _, e2 := range ecosystems {
 		if e2 == e || installsWith(run.Script, e2) {
 			files = append(files, topManifests(src, e2)...)
+			files = append(files, p.hookFiles(src, e2)...)
 			keys = append(keys, depsKey(src, e2))
 		}
 	}

@@ -1,11 +1,8 @@
 package lint
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
 	"path"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -25,7 +22,8 @@ var RuleSourceCopiedBeforeDependencyInstall = Rule[func(tool string, copyLine in
 			"When the whole source tree is copied before the dependency install, a one-line source change re-runs the install. " +
 			"Copy the manifests and lockfiles first, install, then copy the rest. Inputs of the install count with the manifests: " +
 			"patch folders (patches/, as yarn patch and patch-package keep them) and version pins (*_VERSION, .nvmrc, " +
-			".node-version, .tool-versions). The rule stays quiet when an earlier " +
+			".node-version, .tool-versions), and the files package.json's install hooks name (a postinstall running node " +
+			"scripts/postinstall.js or prisma generate --schema=prisma/schema.prisma): the fix copies them too. The rule stays quiet when an earlier " +
 			"manifest-only COPY or a bind mount feeds the install, when the dependencies come installed from another stage " +
 			"(COPY --from of a stage that installs them: the install here completes the project), for a cargo or go build " +
 			"whose compiled dependencies are in a cache mount (cargo's target folder, Go's build cache), for a Node install " +
@@ -102,7 +100,7 @@ func (p *pass) dependencyOrder(s *Step, c *ShellCommand, e *ecosystem, install b
 		}
 		// A COPY into the system's configuration (CA certificates, package
 		// sources) is what the install needs, not the project's sources.
-		if cs := p.copied(prev); cs != nil && !cs.manifestOnly() && src == nil && !systemConfigDest(prev.Dest) {
+		if cs := p.copied(prev); cs != nil && !cs.manifestOnly() && src == nil && !systemConfigDest(prev.Dest) && !p.hookInputsOnly(cs, e) {
 			src = cs
 		}
 		if src != nil && prev.Script != nil && fetches(prev.Script, e) {
@@ -210,21 +208,12 @@ func (p *pass) requirementsAbsent(s *Step, c *ShellCommand) bool {
 // the context runs a build in its install hooks ("postinstall": "pnpm run
 // build:viz"), so the install needs the sources of what it builds.
 func (p *pass) installBuilds(e *ecosystem) bool {
-	if p.ctx == nil || e.name != "npm" && e.name != "yarn" && e.name != "pnpm" && e.name != "bun" {
+	if e.name != "npm" && e.name != "yarn" && e.name != "pnpm" && e.name != "bun" {
 		return false
 	}
-	dt, err := os.ReadFile(filepath.Join(p.ctx.Dir(), "package.json"))
-	if err != nil || len(dt) > 1<<20 {
-		return false
-	}
-	var pkg struct {
-		Scripts map[string]string `json:"scripts"`
-	}
-	if json.Unmarshal(dt, &pkg) != nil {
-		return false
-	}
-	for _, hook := range []string{"preinstall", "install", "postinstall", "prepare"} {
-		if strings.Contains(pkg.Scripts[hook], "build") {
+	scripts := p.packageScripts()
+	for _, hook := range installHooks {
+		if strings.Contains(scripts[hook], "build") {
 			return true
 		}
 	}

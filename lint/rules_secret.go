@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+
 	"github.com/strata-build/strata/buildcontext"
 )
 
