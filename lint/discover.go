@@ -1,6 +1,7 @@
 package lint
 
 import (
+	"bytes"
 	"maps"
 	"os"
 	"path"
@@ -248,6 +249,9 @@ func contextBySources(dockerfile, root string) (string, string) {
 	srcs, locks, whole := copySources(dt)
 	if len(srcs) == 0 && len(locks) == 0 {
 		if whole {
+			if ws := workspaceRoot(own, root); ws != "" {
+				return ws, "the workspace root: the package.json beside the Dockerfile depends on workspace packages (workspace: or catalog:), which only the root brings"
+			}
 			return own, "the Dockerfile's folder: it copies the whole context (COPY .), which does not say where that is"
 		}
 		return own, "the Dockerfile's folder: it copies nothing from a context"
@@ -302,6 +306,30 @@ func contextBySources(dockerfile, root string) (string, string) {
 		return own, "the Dockerfile's folder"
 	}
 	return best, whereSourcesAre(best, own, root) + ", some missing"
+}
+
+// workspaceRoot returns the nearest folder above own, up to root, that
+// holds a JavaScript workspace (pnpm-workspace.yaml, or a package.json
+// with workspaces), when own's package.json depends on packages of it
+// (the workspace: and catalog: protocols); "" otherwise.
+func workspaceRoot(own, root string) string {
+	dt, err := os.ReadFile(filepath.Join(own, "package.json"))
+	if err != nil || !bytes.Contains(dt, []byte(`"workspace:`)) && !bytes.Contains(dt, []byte(`"catalog:`)) {
+		return ""
+	}
+	for dir := own; dir != root && filepath.Dir(dir) != dir; {
+		dir = filepath.Dir(dir)
+		if _, err := os.Stat(filepath.Join(dir, "pnpm-workspace.yaml")); err == nil {
+			return dir
+		}
+		if pkg, err := os.ReadFile(filepath.Join(dir, "package.json")); err == nil && bytes.Contains(pkg, []byte(`"workspaces"`)) {
+			return dir
+		}
+		if dir == root {
+			break
+		}
+	}
+	return ""
 }
 
 func whereSourcesAre(dir, own, root string) string {
