@@ -10,7 +10,7 @@ func UnifiedDiff(name string, a, b []byte) string {
 	if string(a) == string(b) {
 		return ""
 	}
-	x, y := splitLines(string(a)), splitLines(string(b))
+	x, y := diffInput(string(a)), diffInput(string(b))
 	ops := diffLines(x, y)
 	var out strings.Builder
 	// An absolute path outside the working directory keeps its place
@@ -60,8 +60,12 @@ func UnifiedDiff(name string, a, b []byte) string {
 		fmt.Fprintf(&out, "@@ -%d,%d +%d,%d @@\n", ai, an, bi, bn)
 		for _, o := range ops[start:end] {
 			out.WriteByte(o.kind)
-			out.WriteString(o.text)
+			text, noEOL := strings.CutSuffix(o.text, "\n")
+			out.WriteString(text)
 			out.WriteByte('\n')
+			if noEOL {
+				out.WriteString("\\ No newline at end of file\n")
+			}
 		}
 		i = end
 	}
@@ -72,6 +76,17 @@ type diffOp struct {
 	kind byte
 	text string
 	a, b int // line indexes before the op
+}
+
+// diffInput splits s into lines for the diff; a last line with no newline
+// after it keeps a "\n" of its own, so that it differs from the same line
+// with one (and the diff says so, as diff -u does).
+func diffInput(s string) []string {
+	lines := splitLines(s)
+	if len(lines) > 0 && !strings.HasSuffix(s, "\n") {
+		lines[len(lines)-1] += "\n"
+	}
+	return lines
 }
 
 func splitLines(s string) []string {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -189,6 +190,36 @@ func TestTextShowsSourceAndCaret(t *testing.T) {
 	}
 }
 
+// git apply takes every diff and gives the new content, with and without
+// final newlines on either side.
+func TestUnifiedDiffApplies(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git is not installed")
+	}
+	cases := [][2]string{
+		{"FROM a\nRUN x\nCMD x", "FROM a\nRUN y\nRUN x\nCMD x"},
+		{"FROM a\nCMD x", "FROM a\nRUN y\nCMD x\n"},
+		{"FROM a\nCMD x\n", "FROM a\nCMD x"},
+		{"node_modules", "node_modules\n# added by strata lint --fix\n.git\n"},
+		{"1\n2\n3\n4\n5\n6\n7\n8\n9\n10", "0\n1\n2\n3\n4\n5\n6\n7\n8\n9\n10"},
+	}
+	for i, c := range cases {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "f"), []byte(c[0]), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command("git", "apply", "-")
+		cmd.Dir, cmd.Stdin = dir, strings.NewReader(UnifiedDiff("f", []byte(c[0]), []byte(c[1])))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("case %d: git apply: %v\n%s\n%s", i, err, out, UnifiedDiff("f", []byte(c[0]), []byte(c[1])))
+			continue
+		}
+		if got, _ := os.ReadFile(filepath.Join(dir, "f")); string(got) != c[1] {
+			t.Errorf("case %d: applied %q, want %q", i, got, c[1])
+		}
+	}
+}
+
 func TestUnifiedDiff(t *testing.T) {
 	a := []byte("FROM a\nRUN x\nRUN y\nCOPY . .\n")
 	b := []byte("FROM a\nCOPY p ./\nRUN y\nCOPY . .\nRUN x\n")
@@ -198,6 +229,12 @@ func TestUnifiedDiff(t *testing.T) {
 	}
 	if UnifiedDiff("x", a, a) != "" {
 		t.Error("equal inputs must give no diff")
+	}
+	// A last line with no newline after it: the diff says so, and the
+	// line differs from the same line with one.
+	noEOL := "--- a/Dockerfile\n+++ b/Dockerfile\n@@ -1,2 +1,3 @@\n FROM a\n-CMD x\n\\ No newline at end of file\n+RUN y\n+CMD x\n"
+	if got := UnifiedDiff("Dockerfile", []byte("FROM a\nCMD x"), []byte("FROM a\nRUN y\nCMD x\n")); got != noEOL {
+		t.Errorf("diff of a file with no final newline:\n%s\nwant\n%s", got, noEOL)
 	}
 	// An absolute path keeps its place under a/ and b/ (patch -p1 -d /).
 	if got := UnifiedDiff("/srv/app/Dockerfile", a, b); !strings.HasPrefix(got, "--- a/srv/app/Dockerfile\n+++ b/srv/app/Dockerfile\n") {
