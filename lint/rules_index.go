@@ -20,7 +20,8 @@ var RulePackageIndexUpdateSeparated = Rule[func(update, detail string) string]{
 			"stale packages. Update and install in the same RUN (or use apk add --no-cache). An install in the RUN of a " +
 			"downloaded set-up script piped into a shell (NodeSource's setup_22.x) counts as updated: such scripts update the " +
 			"index themselves. An update that no later RUN of the stage installs from (RUN apk update, then RUN apk add " +
-			"--no-cache), or whose RUN removes the lists it fetched, is not reported: it leaves nothing stale behind.",
+			"--no-cache), or whose RUN removes the lists it fetched, is not reported: it leaves nothing stale behind; nor is " +
+			"an install of package files alone (apt-get install -y ./tool_1.2.0_amd64.deb), which reads no list for them.",
 		Bad:  "FROM debian:bookworm\nRUN apt-get update\nRUN apt-get install -y curl\n",
 		Good: "FROM debian:bookworm\nRUN apt-get update && apt-get install -y curl\n",
 	},
@@ -94,7 +95,7 @@ func checkPackageIndex(p *pass) {
 			for anc := st.Parent; anc != nil && fetched == nil; anc = anc.Parent {
 				for _, s := range anc.Steps {
 					if s.Script != nil && has(s.Script, pm.update) {
-						fetched = s
+						fetched = keptLists(s)
 					}
 				}
 			}
@@ -119,7 +120,8 @@ func checkPackageIndex(p *pass) {
 						cmdText(s.Script, pm.update), "the package index is cached in its own layer and goes stale; update and install in the same RUN"),
 						p.fixMergeUpdate(st, s, packageManagers[pmi]))
 					fetched = s
-				case inst && !upd && fetched != nil && !cacheMounted(s, "/var/lib/apt", "/var/cache/apk") && !has(s.Script, runsRemoteSetup):
+				case inst && !upd && fetched != nil && !cacheMounted(s, "/var/lib/apt", "/var/cache/apk") && !has(s.Script, runsRemoteSetup) &&
+					!allInstalls(s.Script, pm, installsFilesOnly):
 					where := fmt.Sprintf("line %d", fetched.Start)
 					if fetched.Stage != st {
 						where = fmt.Sprintf("stage %q (line %d)", stageLabel(fetched.Stage), fetched.Start)
@@ -127,11 +129,47 @@ func checkPackageIndex(p *pass) {
 					p.report(RulePackageIndexUpdateSeparated.Info(), s, RulePackageIndexUpdateSeparated.Format(
 						cmdText(s.Script, pm.install), "installs from package lists fetched in an earlier layer ("+where+"); update in the same RUN"), nil)
 				case upd:
-					fetched = s
+					fetched = keptLists(s)
 				}
 			}
 		}
 	}
+}
+
+// keptLists returns s, a step that updates the package index, unless it
+// also deletes the lists it fetched: then no layer keeps them.
+func keptLists(s *Step) *Step {
+	if has(s.Script, removesLists) {
+		return nil
+	}
+	return s
+}
+
+// allInstalls reports whether every install of pm in sc is one that f
+// reports.
+func allInstalls(sc *Script, pm packageManager, f func(*ShellCommand) bool) bool {
+	for _, c := range sc.Commands {
+		if pm.install(c) && !f(c) {
+			return false
+		}
+	}
+	return true
+}
+
+// installsFilesOnly reports an install whose packages are all files
+// (apt-get install -y ./tool_1.2.0_amd64.deb, apk add --allow-untrusted
+// /tmp/x.apk): it reads no package list for them.
+func installsFilesOnly(c *ShellCommand) bool {
+	pos := c.Positional()
+	if len(pos) < 2 {
+		return false
+	}
+	for _, a := range pos[1:] {
+		if !strings.Contains(a, "/") && !strings.HasSuffix(a, ".deb") && !strings.HasSuffix(a, ".apk") && !strings.HasSuffix(a, ".rpm") {
+			return false
+		}
+	}
+	return true
 }
 
 // removesLists reports a command that deletes the package lists an update
