@@ -45,7 +45,8 @@ var RuleContextLeaksIntoCopy = Rule[func(list string, bytes int64) string]{
 			"reads .dockerignore exactly as BuildKit does: '#' lines are comments, '//' lines are patterns. A path the ignore file " +
 			"brings back with a '!' pattern (!.git, for a build that reads its version from .git/HEAD) is taken in on purpose " +
 			"and not reported; so is .git when the build reads it: the stage installs git, or a later RUN of it runs git, or " +
-			"runs make or a script (python version.py) whose copied file calls git. The fix appends entries to the ignore file.",
+			"runs make or a script (python version.py) whose copied file calls git. An output folder (build, dist, target) " +
+			"that holds files git tracks is sources, not output, and is not reported. The fix appends entries to the ignore file.",
 		Bad:  "FROM node:22\nCOPY . /app\n# with node_modules/ and .git/ in the context and no ignore entries for them\n",
 		Good: "# .dockerignore: .git node_modules\nFROM node:22\nCOPY . /app\n",
 	},
@@ -221,9 +222,11 @@ func (p *pass) checkLeaks(s *Step, cs *copySet) {
 	var ignore []string
 	limit := p.cfg.maxFileSize()
 	// Build outputs count only where the stage rebuilds them.
+	// An output folder whose files git tracks (a build/ of sources) is
+	// not one.
 	outputs := make([]bool, len(leaks))
 	for i, l := range leaks {
-		outputs[i] = !l.output || l.safe(p, s)
+		outputs[i] = !l.output || l.safe(p, s) && !p.tracksUnder(cs, l.name)
 	}
 	// A build that reads .git (its version from git describe) takes it in
 	// on purpose.
@@ -304,6 +307,17 @@ func (p *pass) checkLeaks(s *Step, cs *copySet) {
 		fx = &fix{ignore: ignore}
 	}
 	p.report(RuleContextLeaksIntoCopy.Info(), s, RuleContextLeaksIntoCopy.Format(strings.Join(parts, ", "), total), fx)
+}
+
+// tracksUnder reports whether git tracks a file cs copies from the
+// top-level folder dir.
+func (p *pass) tracksUnder(cs *copySet, dir string) bool {
+	for _, e := range cs.entries {
+		if strings.HasPrefix(e.Path, dir+"/") && p.tracked(e.Path) {
+			return true
+		}
+	}
+	return false
 }
 
 // gitCall is a call of git in a Makefile, a shell script or a Python file:
