@@ -3,6 +3,7 @@ package lint
 import (
 	"fmt"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -51,8 +52,8 @@ var RuleLockfileNotCopied = Rule[func(cmd, lockfile, why string) string]{
 		Explain: "npm ci, --frozen-lockfile, --immutable, uv sync --frozen and the like fail, or resolve afresh, without their lockfile. " +
 			"The rule judges what the Dockerfile copies: a COPY that names the lockfile or a glob that covers it brings it, and so " +
 			"does a copy of a directory that holds it in the build context (any directory, when the context is not known). A " +
-			"lockfile left out by .dockerignore counts as missing. A step before the install that brings the project from " +
-			"elsewhere (a git clone, a downloaded archive unpacked, an ADD of a URL or a Git repository), or a copy from " +
+			"lockfile left out by .dockerignore counts as missing. A step before the install (or a command before it in its " +
+			"RUN) that brings the project from elsewhere (a git clone, a downloaded archive unpacked, an ADD of a URL or a Git repository), or a copy from " +
 			"another stage or image, may bring it too: the install is then not reported.",
 		Bad:  "FROM node:22\nWORKDIR /app\nCOPY package.json ./\nRUN npm ci\n",
 		Good: "FROM node:22\nWORKDIR /app\nCOPY package.json package-lock.json ./\nRUN npm ci\n",
@@ -339,6 +340,9 @@ func (p *pass) lockfile(s *Step, c *ShellCommand, lock []string) {
 			}
 		}
 	}
+	if i := slices.Index(s.Script.Commands, c); i > 0 && commandsFetch(s.Script.Commands[:i]) {
+		return // so did the same RUN, before the install
+	}
 	why := "no COPY before it brings in"
 	if p.ctx != nil {
 		why = "is not in the build context"
@@ -375,8 +379,14 @@ func fetchesSources(s *Step) bool {
 	if s.Script == nil {
 		return false
 	}
+	return commandsFetch(s.Script.Commands)
+}
+
+// commandsFetch reports whether commands clone a repository or unpack a
+// downloaded archive.
+func commandsFetch(cmds []*ShellCommand) bool {
 	downloads := false
-	for _, c := range s.Script.Commands {
+	for _, c := range cmds {
 		switch n := c.Name(); {
 		case c.Is("git", "clone"), c.Is("gh", "repo", "clone"), c.Is("hg", "clone"), c.Is("svn", "checkout"), c.Is("svn", "co"), c.Is("svn", "export"):
 			return true

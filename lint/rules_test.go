@@ -64,6 +64,8 @@ func TestRuleCases(t *testing.T) {
 		{"echo is not an install", "FROM node:22\nCOPY . .\nRUN echo npm ci\n", "SourceCopiedBeforeDependencyInstall", nil},
 		{"heredoc install", "FROM node:22\nCOPY . .\nRUN <<EOF\nset -e\nnpm ci\nEOF\n", "SourceCopiedBeforeDependencyInstall", []int{3}},
 		{"uv frozen without lock", "FROM python:3.12\nCOPY pyproject.toml ./\nRUN uv sync --frozen\n", "LockfileNotCopied", []int{3}},
+		{"frozen install in an archive the same RUN unpacked", "FROM oven/bun:1.1.30\nWORKDIR /build\nRUN curl -fsSL https://example.com/archive/47bf101.tar.gz | tar xz --strip-components=1 && bun install --frozen-lockfile\n", "LockfileNotCopied", nil},
+		{"frozen install before the RUN's download", "FROM oven/bun:1.1.30\nWORKDIR /build\nCOPY package.json ./\nRUN bun install --frozen-lockfile && curl -fsSL https://example.com/x.tar.gz | tar xz\n", "LockfileNotCopied", []int{4}},
 		{"pnpm frozen with lock", "FROM node:22\nCOPY package.json pnpm-lock.yaml ./\nRUN pnpm install --frozen-lockfile\n", "LockfileNotCopied", nil},
 		{"lock from parent stage", "FROM node:22 AS a\nCOPY package.json package-lock.json ./\nFROM a\nRUN npm ci\n", "LockfileNotCopied", nil},
 		{"volatile ENV from ARG", "FROM alpine\nARG REL=1\nENV APP_REV=$GIT_SHA\nRUN apk add curl\nRUN echo $APP_REV\n", "VolatileArgBeforeRun", nil},
