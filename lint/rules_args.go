@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -23,7 +24,8 @@ var RuleVolatileArgBeforeRun = Rule[func(kind, name string, runs []int, advice s
 		Explain: "Every ARG with a value is in the environment of every later RUN of its stage, so a new value misses the cache " +
 			"for all of them, used or not. Commit SHAs, build numbers, versions, dates, branches and CI variables change " +
 			"every build. Declare them just before their first use. A RUN that runs a script of the build context which " +
-			"mentions the variable (RUN /build.sh reading $COMMIT_HASH) uses it, and so does a build (cargo build, go build, " +
+			"mentions the variable (RUN /build.sh reading $COMMIT_HASH) uses it, so does make (just, task) with a copied Makefile " +
+			"(justfile, Taskfile) that names it, and so does a build (cargo build, go build, " +
 			"npm run build) of copied sources that mention it (option_env!(\"VERGEN_GIT_SHA\"), process.env.GIT_SHA). " +
 			"The list of names is configurable (volatileArgs in .strata.yaml).",
 		Bad:  "FROM alpine\nARG GIT_SHA\nRUN apk add --no-cache curl\nLABEL revision=$GIT_SHA\n",
@@ -110,8 +112,10 @@ func (p *pass) volatileDecl(s *Step) (kind, name string) {
 		}
 	case *instructions.EnvCommand:
 		for _, kv := range c.Env {
-			// A constant value is the same every build, whatever its name.
-			if p.cfg.Volatile(kv.Key) && strings.Contains(kv.Value, "$") {
+			// A constant value is the same every build, whatever its name;
+			// so is a copy of ARGs that only their constant defaults set
+			// (ENV VERSION=${PACKAGE_VERSION} after ARG PACKAGE_VERSION=12).
+			if p.cfg.Volatile(kv.Key) && strings.Contains(kv.Value, "$") && !p.constantRefs(kv.Value, s.Scope) {
 				return "ENV", kv.Key
 			}
 			for _, r := range s.Scope.Vars() {
@@ -122,6 +126,27 @@ func (p *pass) volatileDecl(s *Step) (kind, name string) {
 		}
 	}
 	return "", ""
+}
+
+// varRef is a reference to a variable in a Dockerfile word: $NAME or
+// ${NAME...}.
+var varRef = regexp.MustCompile(`\$\{?([A-Za-z_][A-Za-z0-9_]*)`)
+
+// constantRefs reports whether every variable value refers to is an ARG
+// of scope that nothing but its constant default sets, and none is
+// volatile by name.
+func (p *pass) constantRefs(value string, scope *Scope) bool {
+	refs := varRef.FindAllStringSubmatch(value, -1)
+	if len(refs) == 0 || scope == nil {
+		return false
+	}
+	for _, m := range refs {
+		v := scope.Var(m[1])
+		if v == nil || v.Env || v.Given || !v.HasV || v.Default == "" || strings.Contains(v.Default, "$") || p.cfg.Volatile(m[1]) {
+			return false
+		}
+	}
+	return true
 }
 
 func checkVolatileArgs(p *pass) {
@@ -357,13 +382,25 @@ func clonesFor(s *Step, name string) bool {
 
 // scriptUses reports whether a RUN runs a script from the build context
 // (RUN /build.sh after COPY build.sh /build.sh, RUN ./ci/build.sh) whose
-// text mentions $name: the script reads it from the environment.
+// text mentions $name, or make, just or task with a copied Makefile,
+// justfile or Taskfile that names it: they read it from the environment.
 func (p *pass) scriptUses(s *Step, name string) bool {
 	if s.Script == nil || p.ctx == nil {
 		return false
 	}
 	for _, c := range s.Script.Commands {
 		if len(c.Args) == 0 {
+			continue
+		}
+		if files := taskFiles[c.Name()]; files != nil {
+			// make, just or task read their file of the working
+			// directory, and the variables of the environment.
+			if p.copiedFileMentions(s, name, func(rel string) bool {
+				base := path.Base(rel)
+				return slices.Contains(files, base) || files[0] == "Makefile" && strings.HasSuffix(base, ".mk")
+			}, wordMention) {
+				return true
+			}
 			continue
 		}
 		script := c.Args[0]
@@ -373,18 +410,50 @@ func (p *pass) scriptUses(s *Step, name string) bool {
 		if !strings.HasSuffix(script, ".sh") && !strings.HasPrefix(script, "./") && !strings.HasPrefix(script, "/") {
 			continue
 		}
-		for _, prev := range s.Stage.Steps[:s.Index] {
-			cs := p.copied(prev)
-			if cs == nil {
+		if p.copiedFileMentions(s, name, func(rel string) bool { return path.Base(rel) == path.Base(script) }, mentions) {
+			return true
+		}
+	}
+	return false
+}
+
+// taskFiles are, per task runner, the files it reads its tasks from.
+var taskFiles = map[string][]string{
+	"make": {"Makefile", "makefile", "GNUmakefile"}, "gmake": {"Makefile", "makefile", "GNUmakefile"},
+	"just": {"justfile", "Justfile", ".justfile"}, "task": {"Taskfile.yml", "Taskfile.yaml", "taskfile.yml", "taskfile.yaml"},
+}
+
+// wordMention reports whether text names name as a whole word, as a
+// Makefile reads a variable of the environment ($(NAME), ifdef NAME).
+func wordMention(text, name string) bool {
+	for i := 0; ; {
+		j := strings.Index(text[i:], name)
+		if j < 0 {
+			return false
+		}
+		at := i + j
+		end := at + len(name)
+		if (at == 0 || !isNameChar(text[at-1])) && (end == len(text) || !isNameChar(text[end])) {
+			return true
+		}
+		i = at + 1
+	}
+}
+
+// copiedFileMentions reports whether a file a COPY of s's stage brought
+// before s, one that match picks, mentions name (as mention reads it).
+func (p *pass) copiedFileMentions(s *Step, name string, match func(rel string) bool, mention func(text, name string) bool) bool {
+	for _, prev := range s.Stage.Steps[:s.Index] {
+		cs := p.copied(prev)
+		if cs == nil {
+			continue
+		}
+		for _, e := range cs.entries {
+			if !match(e.Path) {
 				continue
 			}
-			for _, e := range cs.entries {
-				if path.Base(e.Path) != path.Base(script) {
-					continue
-				}
-				if head, ok := p.head(e); ok && mentions(string(head), name) {
-					return true
-				}
+			if head, ok := p.head(e); ok && mention(string(head), name) {
+				return true
 			}
 		}
 	}

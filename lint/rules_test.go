@@ -70,6 +70,8 @@ func TestRuleCases(t *testing.T) {
 		{"lock from parent stage", "FROM node:22 AS a\nCOPY package.json package-lock.json ./\nFROM a\nRUN npm ci\n", "LockfileNotCopied", nil},
 		{"volatile ENV from ARG", "FROM alpine\nARG REL=1\nENV APP_REV=$GIT_SHA\nRUN apk add curl\nRUN echo $APP_REV\n", "VolatileArgBeforeRun", nil},
 		{"volatile ENV", "FROM alpine\nARG GIT_SHA\nENV REV=$GIT_SHA\nRUN echo $REV\n", "VolatileArgBeforeRun", nil},
+		{"ENV VERSION copying an ARG's constant default", "FROM debian:12\nARG PACKAGE_VERSION=12\nENV VERSION=${PACKAGE_VERSION}\nRUN apt-get update && apt-get install -y wget\n", "VolatileArgBeforeRun", nil},
+		{"ENV VERSION copying an ARG with no default", "FROM debian:12\nARG PACKAGE_VERSION\nENV VERSION=${PACKAGE_VERSION}\nRUN apt-get update && apt-get install -y wget\n", "VolatileArgBeforeRun", []int{3}},
 		{"ENV built from volatile ARG", "FROM alpine\nARG GIT_SHA\nRUN echo $GIT_SHA\nENV REV=$GIT_SHA\nRUN apk add curl\n", "VolatileArgBeforeRun", []int{4}},
 		{"braces", "FROM alpine\nARG VERSION\nRUN echo ${VERSION}\n", "VolatileArgBeforeRun", nil},
 		{"prefix is not use", "FROM alpine\nARG VERSION\nRUN echo $VERSION_X\n", "VolatileArgBeforeRun", []int{2}},
