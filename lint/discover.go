@@ -2,10 +2,12 @@ package lint
 
 import (
 	"bytes"
+	"fmt"
 	"maps"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -27,10 +29,12 @@ type DiscoveredContext struct {
 }
 
 // DiscoverContext finds the build context of a Dockerfile the way its
-// repository builds it: a compose file, a bake file or a GitHub workflow
-// in the repository that names the Dockerfile gives its context; else the
-// nearest folder, from the Dockerfile's own up to the repository root, in
-// which the Dockerfile's COPY and ADD sources exist.
+// repository builds it: a compose file, a bake file, a Makefile or a
+// GitHub workflow in the repository that names the Dockerfile gives its
+// context (unless that context lacks the Dockerfile's COPY sources and
+// another folder has them all); else the nearest folder, from the
+// Dockerfile's own up to the repository root, in which the Dockerfile's
+// COPY and ADD sources exist.
 func DiscoverContext(dockerfile string) (DiscoveredContext, error) {
 	return NewDiscoverer().Discover(dockerfile)
 }
@@ -96,13 +100,58 @@ func (d *Discoverer) Discover(dockerfile string) (DiscoveredContext, error) {
 		return DiscoveredContext{Dir: own, Reason: "the Dockerfile's folder: not in a git repository"}, nil
 	}
 	rb := d.repoBuilds(root)
+	var named []namedBuild
 	for _, b := range rb.builds {
 		if b.dockerfile == abs && isDir(b.context) {
-			return DiscoveredContext{Dir: b.context, Reason: b.why, BuildArgs: b.args, Repo: rb.repo}, nil
+			named = append(named, b)
 		}
 	}
 	dir, why := contextBySources(abs, root)
-	return DiscoveredContext{Dir: dir, Reason: why, Repo: rb.repo}, nil
+	if len(named) == 0 {
+		return DiscoveredContext{Dir: dir, Reason: why, Repo: rb.repo}, nil
+	}
+	// The first build whose context has the Dockerfile's COPY sources;
+	// when none has them and another folder has them all, the build files
+	// are out of date (a Makefile no one runs): that folder.
+	dt, _ := os.ReadFile(abs)
+	for _, b := range named {
+		if missingSources(dt, b.context) == 0 {
+			return DiscoveredContext{Dir: b.context, Reason: b.why, BuildArgs: b.args, Repo: rb.repo}, nil
+		}
+	}
+	if b := named[0]; dir != "" && dir != b.context && missingSources(dt, dir) == 0 {
+		why += fmt.Sprintf(", not %s (%s), which lacks them", displayRel(root, b.context), b.why)
+		return DiscoveredContext{Dir: dir, Reason: why, Repo: rb.repo}, nil
+	}
+	b := named[0]
+	return DiscoveredContext{Dir: b.context, Reason: b.why, BuildArgs: b.args, Repo: rb.repo}, nil
+}
+
+// missingSources counts the COPY and ADD sources of the Dockerfile dt, and
+// the files its steps need after a copy of the whole context (see
+// copySources), that dir lacks.
+func missingSources(dt []byte, dir string) int {
+	srcs, locks, _ := copySources(dt)
+	n := 0
+	for _, s := range srcs {
+		if !sourceExists(dir, s) {
+			n++
+		}
+	}
+	for _, alts := range locks {
+		if !slices.ContainsFunc(alts, func(l string) bool { return sourceExists(dir, l) }) {
+			n++
+		}
+	}
+	return n
+}
+
+// displayRel names dir relative to the repository root ("." for the root).
+func displayRel(root, dir string) string {
+	if rel, err := filepath.Rel(root, dir); err == nil {
+		return filepath.ToSlash(rel)
+	}
+	return dir
 }
 
 // OptionsFor completes opts for linting file, a path or Stdin: the
