@@ -301,6 +301,9 @@ func contextBySources(dockerfile, root string) (string, string) {
 			if ws := workspaceRoot(own, root); ws != "" {
 				return ws, "the workspace root: the package.json beside the Dockerfile depends on workspace packages (workspace: or catalog:), which only the root brings"
 			}
+			if up := pastDockerfileFolders(own, root); up != own {
+				return up, "the nearest folder up from the Dockerfile that holds more than Dockerfiles: it copies the whole context (COPY .)"
+			}
 			return own, "the Dockerfile's folder: it copies the whole context (COPY .), which does not say where that is"
 		}
 		return own, "the Dockerfile's folder: it copies nothing from a context"
@@ -355,6 +358,24 @@ func contextBySources(dockerfile, root string) (string, string) {
 		return own, "the Dockerfile's folder"
 	}
 	return best, whereSourcesAre(best, own, root) + ", some missing"
+}
+
+// pastDockerfileFolders returns the nearest folder from own up to root
+// that holds something other than Dockerfiles and their ignore files: a
+// docker/ folder of Dockerfiles is not what COPY . copies.
+func pastDockerfileFolders(own, root string) string {
+	dir := own
+	for dir != root && filepath.Dir(dir) != dir {
+		entries, err := os.ReadDir(dir)
+		if err != nil || slices.ContainsFunc(entries, func(e os.DirEntry) bool {
+			n := e.Name()
+			return e.IsDir() || !isDockerfileName(n) && !strings.HasSuffix(n, ".dockerignore") && !strings.EqualFold(n, "README.md")
+		}) {
+			return dir
+		}
+		dir = filepath.Dir(dir)
+	}
+	return dir
 }
 
 // workspaceRoot returns the nearest folder above own, up to root, that
@@ -416,6 +437,13 @@ func copySources(dt []byte) (srcs []string, locks [][]string, whole bool) {
 						seen[script] = true
 						locks = append(locks, []string{script})
 					}
+				}
+				// make in the copied folder reads its Makefile there.
+				if i := slices.IndexFunc(s.Script.Commands, func(c *ShellCommand) bool { return c.Name() == "make" && !c.InSubst }); i >= 0 &&
+					!seen["Makefile"] && !s.Script.Commands[i].Has("-C", "-f", "--file=", "--directory=", "--makefile=") &&
+					!slices.ContainsFunc(s.Script.Commands[:i], func(c *ShellCommand) bool { return c.Name() == "cd" }) {
+					seen["Makefile"] = true
+					locks = append(locks, []string{"Makefile", "makefile", "GNUmakefile"})
 				}
 			}
 			if !fromContext(s) {
