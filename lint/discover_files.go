@@ -59,6 +59,7 @@ func scanBuildFiles(root string, tracked []string) []namedBuild {
 		})
 	}
 	flows, _ := filepath.Glob(filepath.Join(root, ".github", "workflows", "*.y*ml"))
+	pipelines := pipelineFiles(root)
 	sort.Strings(compose)
 	sort.Strings(bake)
 	sort.Strings(flows)
@@ -72,6 +73,9 @@ func scanBuildFiles(root string, tracked []string) []namedBuild {
 	}
 	for _, f := range flows {
 		out = append(out, readBuildFile(root, f, workflowBuilds)...)
+	}
+	for _, f := range pipelines {
+		out = append(out, readBuildFile(root, f, pipelineBuilds)...)
 	}
 	for _, f := range makefiles {
 		out = append(out, readBuildFile(root, f, makefileBuilds)...)
