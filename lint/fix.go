@@ -275,7 +275,7 @@ func manifestCopies(src *copySet, names []string) []string {
 // of the context's package.json name, as far as src copies them.
 func (p *pass) hookFiles(src *copySet, e *ecosystem) []string {
 	var out []string
-	for _, rel := range p.hookPaths(e) {
+	for _, rel := range p.installInputs(e) {
 		for _, ent := range src.entries {
 			if ent.Path == rel || strings.HasPrefix(ent.Path, rel+"/") {
 				out = append(out, rel)
@@ -319,14 +319,68 @@ func (p *pass) hookPaths(e *ecosystem) []string {
 	return out
 }
 
-// hookInputsOnly reports a copy whose source files are all named by the
-// install hooks: inputs of the install, as its manifests are.
-func (p *pass) hookInputsOnly(cs *copySet, e *ecosystem) bool {
+// installInputs are the context paths an install with e reads beyond its
+// manifests: the files its install hooks name, and its local path
+// dependencies.
+func (p *pass) installInputs(e *ecosystem) []string {
+	return append(p.hookPaths(e), p.localDeps(e)...)
+}
+
+// localDeps are the folders the manifests at the context's root name as
+// local path dependencies (gem "x", path: "vendor/gems/x"; {:forum, path:
+// "./forum"}; "file:../lib" in package.json; path = "crates/x" in
+// Cargo.toml; replace => ./x in go.mod): the install reads their manifests
+// and often their sources, which makes them inputs of the install. A
+// bundler project's vendor/gems and vendor/cache count too.
+func (p *pass) localDeps(e *ecosystem) []string {
+	if p.ctx == nil {
+		return nil
+	}
+	var out []string
+	for _, ld := range localDepSpecs[e.name] {
+		dt, err := os.ReadFile(filepath.Join(p.ctx.Dir(), ld.file))
+		if err != nil || len(dt) > 1<<20 {
+			continue
+		}
+		for _, m := range ld.re.FindAllSubmatch(dt, -1) {
+			if rel := path.Clean(string(m[1])); rel != "." && !path.IsAbs(rel) && !strings.HasPrefix(rel, "..") {
+				out = append(out, rel)
+			}
+		}
+	}
+	if e.name == "bundler" {
+		out = append(out, "vendor/gems", "vendor/cache")
+	}
+	return out
+}
+
+// localDepSpecs say, per ecosystem, where a manifest names a local path
+// dependency: the file and a pattern whose first group is the path.
+var localDepSpecs = map[string][]struct {
+	file string
+	re   *regexp.Regexp
+}{
+	"bundler": {{"Gemfile", regexp.MustCompile(`(?m)\bpath(?::|\s*=>)\s*["']([^"'$#{}]+)["']`)}, {"Gemfile.lock", regexp.MustCompile(`(?m)^  remote: ([^\s:]+)$`)}},
+	"mix":     {{"mix.exs", regexp.MustCompile(`\bpath:\s*"([^"#{}]+)"`)}},
+	"npm":     {{"package.json", regexp.MustCompile(`"(?:file|link):([^"]+)"`)}},
+	"yarn":    {{"package.json", regexp.MustCompile(`"(?:file|link|portal):([^"]+)"`)}},
+	"pnpm":    {{"package.json", regexp.MustCompile(`"(?:file|link):([^"]+)"`)}},
+	"bun":     {{"package.json", regexp.MustCompile(`"(?:file|link):([^"]+)"`)}},
+	"cargo":   {{"Cargo.toml", regexp.MustCompile(`\bpath\s*=\s*"([^"]+)"`)}},
+	"go":      {{"go.mod", regexp.MustCompile(`(?m)=>\s*(\.{1,2}/\S*)`)}},
+	"poetry":  {{"pyproject.toml", regexp.MustCompile(`\bpath\s*=\s*"([^"]+)"`)}},
+	"uv":      {{"pyproject.toml", regexp.MustCompile(`\bpath\s*=\s*"([^"]+)"`)}},
+}
+
+// inputsOnly reports a copy whose source files all lie in the install's
+// other inputs (installInputs): it feeds the install, as its manifests
+// do.
+func (p *pass) inputsOnly(cs *copySet, e *ecosystem) bool {
 	files := cs.sourceFiles()
 	if !cs.exact || len(files) == 0 {
 		return false
 	}
-	paths := p.hookPaths(e)
+	paths := p.installInputs(e)
 	for _, f := range files {
 		if !slices.ContainsFunc(paths, func(rel string) bool { return f.Path == rel || strings.HasPrefix(f.Path, rel+"/") }) {
 			return false

@@ -21,7 +21,7 @@ var RuleCacheMountMissing = Rule[func(cmd, dirs string, copyLine int) string]{
 			"step re-runs often, so it does not fire on every file. Only a cache mount on the tool's own directory (its usual path, " +
 			"or a path naming it, like /cache/go-build) counts; for go the module cache is needed too unless an earlier step " +
 			"ran go mod download or the build uses a vendor folder (vendor/modules.txt copied, -mod=vendor). The path follows the stage's ENV (CARGO_HOME, GOCACHE, GOPATH, GRADLE_USER_HOME, " +
-			"PIP_CACHE_DIR, ...). Maven, Gradle, Cargo and NuGet keep their packages where they cache them: after an install " +
+			"PIP_CACHE_DIR, ...). Maven, Gradle, Cargo, NuGet and Mix keep their packages where they cache them: after an install " +
 			"step that filled that store in a layer (mvn dependency:go-offline, cargo fetch, a cargo build of a dummy project " +
 			"before the sources, any Gradle or Maven task run before), a cache mount would hide it, so the rule says nothing.",
 		Bad:  "FROM golang:1.26\nWORKDIR /src\nCOPY . .\nRUN go build -o /app .\n",
@@ -97,8 +97,9 @@ func (d cacheDir) in(eco string, scope *Scope) cacheDir {
 // storeCaches are the ecosystems whose cache directory is their package
 // store itself: an install step before fills it in a layer, which a cache
 // mount on the same directory would hide from the build (mvn
-// dependency:go-offline, then mvn package).
-var storeCaches = map[string]bool{"maven": true, "gradle": true, "cargo": true, "dotnet": true}
+// dependency:go-offline, then mvn package). mix deps.get fills deps/ and
+// ~/.hex: the compile after it fetches nothing.
+var storeCaches = map[string]bool{"maven": true, "gradle": true, "cargo": true, "dotnet": true, "mix": true}
 
 // neededCaches returns the cache directories a build command c needs:
 // the ecosystem's build cache, and for go the module cache too unless an

@@ -24,7 +24,9 @@ var RuleSourceCopiedBeforeDependencyInstall = Rule[func(tool string, copyLine in
 			"Copy the manifests and lockfiles first, install, then copy the rest. Inputs of the install count with the manifests: " +
 			"patch folders (patches/, as yarn patch and patch-package keep them) and version pins (*_VERSION, .nvmrc, " +
 			".node-version, .tool-versions), and the files package.json's install hooks name (a postinstall running node " +
-			"scripts/postinstall.js or prisma generate --schema=prisma/schema.prisma): the fix copies them too. The rule stays quiet when an earlier " +
+			"scripts/postinstall.js or prisma generate --schema=prisma/schema.prisma), and local path dependencies (path: in a " +
+			"Gemfile or mix.exs, vendor/gems, file: in package.json, path = in Cargo.toml or pyproject.toml, replace => ./dir " +
+			"in go.mod): the fix copies them too. The rule stays quiet when an earlier " +
 			"manifest-only COPY or a bind mount feeds the install, when the dependencies come installed from another stage " +
 			"(COPY --from of a stage that installs them: the install here completes the project), for a cargo or go build " +
 			"whose compiled dependencies are in a cache mount (cargo's target folder, Go's build cache), for a Node install " +
@@ -101,7 +103,7 @@ func (p *pass) dependencyOrder(s *Step, c *ShellCommand, e *ecosystem, install b
 		}
 		// A COPY into the system's configuration (CA certificates, package
 		// sources) is what the install needs, not the project's sources.
-		if cs := p.copied(prev); cs != nil && !cs.manifestOnly() && src == nil && !systemConfigDest(prev.Dest) && !p.hookInputsOnly(cs, e) {
+		if cs := p.copied(prev); cs != nil && !cs.manifestOnly() && src == nil && !systemConfigDest(prev.Dest) && !p.inputsOnly(cs, e) {
 			src = cs
 		}
 		if src != nil && prev.Script != nil && fetches(prev.Script, e) {

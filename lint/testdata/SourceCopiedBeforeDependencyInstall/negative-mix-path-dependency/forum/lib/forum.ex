@@ -1,0 +1,2 @@
+defmodule Forum do
+end

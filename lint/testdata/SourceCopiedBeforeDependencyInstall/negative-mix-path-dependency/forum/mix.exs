@@ -1,0 +1,4 @@
+defmodule Forum.MixProject do
+  use Mix.Project
+  def project, do: [app: :forum, version: "0.1.0", deps: [{:plug, "~> 1.15"}]]
+end
