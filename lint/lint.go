@@ -63,6 +63,11 @@ type Result struct {
 	Context    *buildcontext.Context // nil when linted without a context
 	// ContextInfo names the context as the caller gave it, and why.
 	ContextInfo ContextInfo
+	// Needs are ignore entries that would break this build: context paths
+	// it reads on purpose (.git, for a build that runs git describe). A
+	// fix of another Dockerfile that shares the ignore file must not add
+	// them (see Rewrites).
+	Needs []string
 }
 
 // LintFile lints the Dockerfile at path, against the context in opts (none
@@ -119,7 +124,7 @@ func Lint(name string, dt []byte, opts Options) (res *Result, err error) {
 	if cfg.buildKitChecks() {
 		bk.run(p)
 	}
-	res = &Result{File: name, Dockerfile: df, Context: bctx, ContextInfo: contextInfo(opts, bctx)}
+	res = &Result{File: name, Dockerfile: df, Context: bctx, ContextInfo: contextInfo(opts, bctx), Needs: p.needs}
 	sup := newSuppressions(df)
 	for _, f := range p.findings {
 		if sup.suppressed(f) {
@@ -159,7 +164,8 @@ type pass struct {
 	copies   map[*Step]*copySet
 	ignore   []string // exclude patterns of the ignore file
 	repo     *Repo
-	repoRead bool // repo was looked for
+	repoRead bool     // repo was looked for
+	needs    []string // see Result.Needs
 }
 
 // gitRepo returns the repository the context lies in, reading its index

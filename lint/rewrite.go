@@ -1,10 +1,13 @@
 package lint
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
+	"github.com/strata-build/strata/buildcontext"
 	"github.com/strata-build/strata/errs"
 )
 
@@ -37,15 +40,21 @@ func (r *Result) Rewrite() *Rewrite {
 	}
 	rw := &Rewrite{Applied: fixed.Applied, Dockerfile: FileChange{Path: r.File, Old: r.Dockerfile.Source, New: fixed.Dockerfile}}
 	if len(fixed.IgnoreAppend) > 0 && r.Context != nil {
-		path := r.Context.IgnoreFile()
-		if path == "" {
-			path = filepath.Join(r.Context.Dir(), ".dockerignore")
-		}
+		path := ignorePath(r.Context)
 		old, err := os.ReadFile(path) // none yet: the fix creates it
 		rw.Ignore = &FileChange{Path: path, Old: old, New: appendIgnore(old, fixed.IgnoreAppend), Created: err != nil}
 		rw.ignoreEntries = fixed.IgnoreAppend
 	}
 	return rw
+}
+
+// ignorePath is the ignore file that entries for ctx go to: the one it
+// uses, else .dockerignore in it.
+func ignorePath(ctx *buildcontext.Context) string {
+	if p := ctx.IgnoreFile(); p != "" {
+		return p
+	}
+	return filepath.Join(ctx.Dir(), ".dockerignore")
 }
 
 // Diff is the rewrite as unified diffs: the Dockerfile under its name,
@@ -77,54 +86,137 @@ func (fc *FileChange) diff() string {
 	return d
 }
 
-// Diffs gathers the diffs of several rewrites as one patch: each
-// Dockerfile's as it comes, and one diff per ignore file at the end with
-// the entries of every rewrite that adds to it (Dockerfiles that share a
-// context share its ignore file), so that the patch applies as a whole.
-type Diffs struct {
-	ignores []*FileChange
-	entries map[string][]string
+// Rewrites gathers the rewrites of Dockerfiles linted together so that
+// each ignore file changes once: with the entries of every rewrite that
+// adds to it, less the entries another Dockerfile sharing it needs (see
+// Result.Needs). Diff shows them as one patch, Write writes them.
+type Rewrites struct {
+	list    []*Rewrite
+	ignores []*FileChange       // in the order rewrites first add to them
+	entries map[string][]string // by ignore file
+	needs   map[string][]need   // by ignore file
 }
 
-// Add returns rw's Dockerfile diff and keeps its ignore entries for
-// Ignores.
-func (d *Diffs) Add(rw *Rewrite) string {
-	if ig := rw.Ignore; ig != nil {
-		if d.entries == nil {
-			d.entries = map[string][]string{}
-		}
-		if _, ok := d.entries[ig.Path]; !ok {
-			d.ignores = append(d.ignores, ig)
-		}
-		d.entries[ig.Path] = append(d.entries[ig.Path], rw.ignoreEntries...)
+type need struct{ entry, file string }
+
+// Need records what res's build needs kept out of its ignore file.
+func (rs *Rewrites) Need(res *Result) {
+	if res == nil || res.Context == nil || len(res.Needs) == 0 {
+		return
 	}
-	return rw.dockerfileDiff()
+	if rs.needs == nil {
+		rs.needs = map[string][]need{}
+	}
+	path := ignorePath(res.Context)
+	for _, e := range res.Needs {
+		rs.needs[path] = append(rs.needs[path], need{e, res.File})
+	}
 }
 
-// Ignores returns the diffs of the ignore files the rewrites add to.
-func (d *Diffs) Ignores() string {
+// Add adds a rewrite (nil adds nothing).
+func (rs *Rewrites) Add(rw *Rewrite) {
+	if rw == nil {
+		return
+	}
+	rs.list = append(rs.list, rw)
+	if ig := rw.Ignore; ig != nil {
+		if rs.entries == nil {
+			rs.entries = map[string][]string{}
+		}
+		if _, ok := rs.entries[ig.Path]; !ok {
+			rs.ignores = append(rs.ignores, ig)
+		}
+		rs.entries[ig.Path] = append(rs.entries[ig.Path], rw.ignoreEntries...)
+	}
+}
+
+// List returns the rewrites in the order they were added.
+func (rs *Rewrites) List() []*Rewrite { return rs.list }
+
+// Kept says, one line each, which entries the ignore files do not get
+// because a Dockerfile that shares them needs what they would exclude.
+func (rs *Rewrites) Kept() []string {
+	var out []string
+	for _, ig := range rs.ignores {
+		for _, n := range rs.needs[ig.Path] {
+			if slices.Contains(rs.entries[ig.Path], n.entry) {
+				out = append(out, fmt.Sprintf("%s is not added to %s: %s shares it and reads %s; to keep it out of the other builds, give them ignore files of their own (<Dockerfile>.dockerignore)",
+					n.entry, filepath.ToSlash(displayPath(ig.Path)), filepath.ToSlash(displayPath(n.file)), n.entry))
+			}
+		}
+	}
+	return out
+}
+
+// ignoreChanges are the changes to the ignore files, merged.
+func (rs *Rewrites) ignoreChanges() []*FileChange {
+	var out []*FileChange
+	for _, ig := range rs.ignores {
+		var entries []string
+		for _, e := range rs.entries[ig.Path] {
+			if !slices.ContainsFunc(rs.needs[ig.Path], func(n need) bool { return n.entry == e }) {
+				entries = append(entries, e)
+			}
+		}
+		fc := *ig
+		fc.New = appendIgnore(ig.Old, entries)
+		if string(fc.New) != string(fc.Old) {
+			out = append(out, &fc)
+		}
+	}
+	return out
+}
+
+// Diff is every rewrite as one patch: the Dockerfiles' diffs, then one
+// per ignore file.
+func (rs *Rewrites) Diff() string {
 	var out strings.Builder
-	for _, ig := range d.ignores {
-		all := *ig
-		all.New = appendIgnore(ig.Old, d.entries[ig.Path])
-		out.WriteString(all.diff())
+	for _, rw := range rs.list {
+		out.WriteString(rw.dockerfileDiff())
+	}
+	for _, fc := range rs.ignoreChanges() {
+		out.WriteString(fc.diff())
 	}
 	return out.String()
+}
+
+// Write writes the rewritten Dockerfiles, then the ignore files.
+func (rs *Rewrites) Write() error {
+	for _, rw := range rs.list {
+		if err := rw.writeDockerfile(); err != nil {
+			return err
+		}
+	}
+	for _, fc := range rs.ignoreChanges() {
+		if err := fc.write(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Write writes the rewritten files. A Dockerfile read from standard input
 // has nowhere to be written: Diff shows its fixes.
 func (rw *Rewrite) Write() error {
+	if err := rw.writeDockerfile(); err != nil {
+		return err
+	}
+	if rw.Ignore != nil {
+		return rw.Ignore.write()
+	}
+	return nil
+}
+
+func (rw *Rewrite) writeDockerfile() error {
 	if rw.Dockerfile.Path == Stdin {
 		return errs.Usagef("a Dockerfile read from standard input has no file to write its fixes to")
 	}
-	for _, fc := range []*FileChange{&rw.Dockerfile, rw.Ignore} {
-		if fc == nil {
-			continue
-		}
-		if err := os.WriteFile(fc.Path, fc.New, 0o644); err != nil {
-			return errs.Inputf("write %s: %v", fc.Path, err)
-		}
+	return rw.Dockerfile.write()
+}
+
+func (fc *FileChange) write() error {
+	if err := os.WriteFile(fc.Path, fc.New, 0o644); err != nil {
+		return errs.Inputf("write %s: %v", fc.Path, err)
 	}
 	return nil
 }

@@ -231,6 +231,9 @@ func (p *pass) checkLeaks(s *Step, cs *copySet) {
 	// A build that reads .git (its version from git describe) takes it in
 	// on purpose.
 	wantsGit := p.readsGit(s, cs)
+	if wantsGit && !slices.Contains(p.needs, ".git") {
+		p.needs = append(p.needs, ".git")
+	}
 	for _, e := range cs.entries {
 		parts := strings.Split(e.Path, "/")
 		if wantsGit && parts[0] == ".git" {

@@ -98,9 +98,9 @@ func runLint(s Streams, o *lintOptions, args []string) error {
 	var results []*lint.Result
 	failed := 0
 	disc := lint.NewDiscoverer()
-	var diffs lint.Diffs
+	var fixes, shown lint.Rewrites // written; shown as a diff
 	for _, file := range files {
-		res, err := lintOne(s, o, cfg, disc, &diffs, file)
+		res, err := lintOne(s, o, cfg, disc, file)
 		if err != nil {
 			failed++
 			fmt.Fprintf(s.Err, "%s\n", err)
@@ -110,8 +110,45 @@ func runLint(s Streams, o *lintOptions, args []string) error {
 			continue
 		}
 		results = append(results, res)
+		if !o.fix && !o.diff {
+			continue
+		}
+		// Every Dockerfile of the run says what its build needs of a
+		// shared ignore file before any fix adds to it.
+		fixes.Need(res)
+		shown.Need(res)
+		if o.diff || file == lint.Stdin {
+			shown.Add(res.Rewrite())
+		} else {
+			fixes.Add(res.Rewrite())
+		}
 	}
-	fmt.Fprint(s.Out, diffs.Ignores())
+	for _, m := range append(fixes.Kept(), shown.Kept()...) {
+		fmt.Fprintf(s.Err, "strata: %s\n", m)
+	}
+	fmt.Fprint(s.Out, shown.Diff())
+	if len(fixes.List()) > 0 {
+		if err := fixes.Write(); err != nil {
+			return err
+		}
+		// Lint the fixed Dockerfiles again, against their contexts as
+		// the fixes left them, for what remains.
+		disc = lint.NewDiscoverer()
+		fixed := map[string]int{}
+		for _, rw := range fixes.List() {
+			fixed[rw.Dockerfile.Path] = len(rw.Applied)
+		}
+		for i, r := range results {
+			n, ok := fixed[r.File]
+			if !ok {
+				continue
+			}
+			fmt.Fprintf(s.Err, "%s: fixed %d finding(s)\n", r.File, n)
+			if results[i], err = lintOne(s, o, cfg, disc, r.File); err != nil {
+				return err
+			}
+		}
+	}
 	if !o.diff {
 		if err := lint.Write(s.Out, o.format, results, lint.WriteOptions{Color: o.format == "text" && lintColor(s.Out)}); err != nil {
 			return err
@@ -147,10 +184,8 @@ func loadLintConfig(o *lintOptions) (*lint.Config, error) {
 	return cfg, nil
 }
 
-// lintOne lints one Dockerfile and, with --fix, rewrites it; with --diff
-// (or from standard input) it prints the Dockerfile's diff and leaves the
-// ignore files' to diffs.
-func lintOne(s Streams, o *lintOptions, cfg *lint.Config, disc *lint.Discoverer, diffs *lint.Diffs, file string) (*lint.Result, error) {
+// lintOne lints one Dockerfile.
+func lintOne(s Streams, o *lintOptions, cfg *lint.Config, disc *lint.Discoverer, file string) (*lint.Result, error) {
 	dt, err := lint.ReadDockerfile(file, s.In)
 	if err != nil {
 		return nil, err
@@ -159,29 +194,11 @@ func lintOne(s Streams, o *lintOptions, cfg *lint.Config, disc *lint.Discoverer,
 	if o.contextDir != "" {
 		opts.ContextReason = "--context"
 	}
-	// Dockerfiles that share a context share one walk of it (not with
-	// --fix, which may change the ignore file between them).
-	if opts, err = disc.OptionsFor(file, opts, !o.fix); err != nil {
+	// Dockerfiles that share a context share one walk of it.
+	if opts, err = disc.OptionsFor(file, opts, true); err != nil {
 		return nil, err
 	}
-	res, err := lint.Lint(file, dt, opts)
-	if err != nil || !(o.fix || o.diff) {
-		return res, err
-	}
-	rw := res.Rewrite()
-	if rw == nil {
-		return res, nil
-	}
-	if o.diff || file == lint.Stdin {
-		fmt.Fprint(s.Out, diffs.Add(rw))
-		return res, nil
-	}
-	if err := rw.Write(); err != nil {
-		return nil, err
-	}
-	fmt.Fprintf(s.Err, "%s: fixed %d finding(s)\n", file, len(rw.Applied))
-	opts.Context = nil
-	return lint.Lint(file, rw.Dockerfile.New, opts)
+	return lint.Lint(file, dt, opts)
 }
 
 func lintColor(w io.Writer) bool {

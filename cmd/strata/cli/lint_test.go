@@ -175,6 +175,34 @@ func TestLintDiffOfSharedIgnoreApplies(t *testing.T) {
 	}
 }
 
+// A fix of one Dockerfile does not add to a shared ignore file what
+// another Dockerfile's build reads: .git, for a build that runs git.
+func TestLintFixKeepsWhatASharedIgnoreFileNeeds(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		".git/HEAD":              "ref: refs/heads/main\n",
+		".git/config":            "[core]\n",
+		"compose.yaml":           "services:\n  app:\n    build: .\n",
+		"Makefile":               "image:\n\tdocker build -f docker/prod/Dockerfile -t app .\n",
+		"Dockerfile":             "FROM golang:1.26\nWORKDIR /src\nCOPY . .\n",
+		"docker/prod/Dockerfile": "FROM alpine/git:2.45.2\nWORKDIR /src\nCOPY . .\nRUN git rev-parse HEAD > /version\n",
+		"main.go":                "package main\n",
+		".dockerignore":          "/build\n",
+	})
+	t.Chdir(dir)
+	for _, mode := range []string{"--diff", "--fix"} {
+		_, out, errOut := runStrata(t, "", "lint", mode, ".")
+		if !strings.Contains(errOut, ".git is not added to .dockerignore: docker/prod/Dockerfile shares it and reads .git") {
+			t.Errorf("%s: stderr %q", mode, errOut)
+		}
+		if strings.Contains(out, "+.git") {
+			t.Errorf("%s adds .git:\n%s", mode, out)
+		}
+		if ig, _ := os.ReadFile(".dockerignore"); string(ig) != "/build\n" {
+			t.Errorf("%s: .dockerignore is now %q", mode, ig)
+		}
+	}
+}
+
 func TestLintConfigFile(t *testing.T) {
 	dir := writeFiles(t, map[string]string{
 		"Dockerfile":   "FROM alpine\nARG DEPLOY_ID\nRUN echo hi\nLABEL id=$DEPLOY_ID\nRUN date > /d\n",
