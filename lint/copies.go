@@ -76,6 +76,11 @@ func (p *pass) copied(s *Step) *copySet {
 			// brings is not known.
 			cs.exact = false
 		}
+		if repo := p.gitRepo(); repo != nil && repo.NotCheckedOut(filepath.Join(p.ctx.Dir(), filepath.FromSlash(src))) {
+			// A submodule left empty here (actions/checkout does not
+			// fetch them unless asked): the build's copy holds its files.
+			cs.exact = false
+		}
 		cs.entries = append(cs.entries, matched...)
 	}
 	p.copies[s] = cs

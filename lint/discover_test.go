@@ -212,9 +212,61 @@ func TestGitIndex(t *testing.T) {
 	}
 }
 
+// A submodule's files are tracked by its own index; one left empty (as
+// actions/checkout leaves them) brings what the build has, not nothing.
+func TestSubmodules(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("no git")
+	}
+	git := func(dir string, args ...string) {
+		t.Helper()
+		cmd := exec.Command("git", append([]string{"-c", "protocol.file.allow=always", "-c", "user.name=t", "-c", "user.email=t@example.com"}, args...)...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	web := writeTree(t, map[string]string{
+		"package.json":             `{"name": "web"}`,
+		"package-lock.json":        "{}",
+		"index.js":                 "x\n",
+		"test/fixtures/server.key": "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA0Z3VS5JJcds3xfn/ygWyF8PbnGy0AHB7MhgHcTz6sE2I2yPB\n-----END RSA PRIVATE KEY-----\n",
+	})
+	git(web, "init", "-q")
+	git(web, "add", ".")
+	git(web, "commit", "-qm", "web")
+	root := writeTree(t, map[string]string{
+		"Dockerfile":    "FROM node:22\nWORKDIR /src\nCOPY web .\nRUN npm ci && npm run build\n",
+		".dockerignore": "node_modules\n",
+	})
+	git(root, "init", "-q")
+	git(root, "submodule", "add", "-q", web, "web")
+	git(root, "add", ".")
+	git(root, "commit", "-qm", "app")
+	rules := func() map[string]bool {
+		t.Helper()
+		res, err := LintFile(filepath.Join(root, "Dockerfile"), Options{ContextDir: root})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]bool{}
+		for _, f := range res.Findings {
+			out[f.Rule] = true
+		}
+		return out
+	}
+	if got := rules(); got["SecretInContext"] || !got["SourceCopiedBeforeDependencyInstall"] {
+		t.Errorf("checked out: %v; want no SecretInContext for the submodule's committed fixture", got)
+	}
+	git(root, "submodule", "deinit", "-q", "-f", "web")
+	if got := rules(); got["LockfileNotCopied"] || !got["SourceCopiedBeforeDependencyInstall"] {
+		t.Errorf("not checked out: %v; want no LockfileNotCopied", got)
+	}
+}
+
 func TestReadGitIndexRejectsGarbage(t *testing.T) {
 	for _, dt := range [][]byte{nil, []byte("DIRC"), []byte("DIRC\x00\x00\x00\x02\xff\xff\xff\xff"), []byte("XXXX\x00\x00\x00\x02\x00\x00\x00\x00")} {
-		if _, err := readGitIndex(dt, 20); err == nil {
+		if _, _, err := readGitIndex(dt, 20); err == nil {
 			t.Errorf("%q: want an error", dt)
 		}
 	}

@@ -5,8 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 )
 
 // Repo is the git repository a build context lies in: which files git
@@ -15,6 +17,12 @@ import (
 type Repo struct {
 	root    string // absolute
 	tracked map[string]bool
+	// submodules are the gitlinks of the index (relative paths); subs
+	// holds each one's repository once read, nil when it is not checked
+	// out.
+	submodules map[string]bool
+	mu         sync.Mutex
+	subs       map[string]*Repo
 }
 
 // NewRepo describes a repository at root whose tracked files are the given
@@ -67,11 +75,57 @@ func OpenRepo(root string) (*Repo, error) {
 		}
 		return nil, err
 	}
-	paths, err := readGitIndex(dt, hashLen)
+	paths, links, err := readGitIndex(dt, hashLen)
 	if err != nil {
 		return nil, err
 	}
-	return NewRepo(root, paths), nil
+	r := NewRepo(root, paths)
+	if len(links) > 0 {
+		r.submodules = map[string]bool{}
+		for _, l := range links {
+			r.submodules[l] = true
+		}
+	}
+	return r, nil
+}
+
+// submodule returns the submodule rel lies in, as a path relative to the
+// root, and its repository (nil when it is not checked out); "" when rel
+// lies in none.
+func (r *Repo) submodule(rel string) (string, *Repo) {
+	if len(r.submodules) == 0 {
+		return "", nil
+	}
+	for dir := rel; dir != "." && dir != "/" && dir != ""; dir = path.Dir(dir) {
+		if !r.submodules[dir] {
+			continue
+		}
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		sub, ok := r.subs[dir]
+		if !ok {
+			sub, _ = OpenRepo(filepath.Join(r.root, filepath.FromSlash(dir)))
+			if r.subs == nil {
+				r.subs = map[string]*Repo{}
+			}
+			r.subs[dir] = sub
+		}
+		return dir, sub
+	}
+	return "", nil
+}
+
+// NotCheckedOut reports whether the absolute path p is, or lies in, a
+// submodule whose work tree is not checked out (actions/checkout leaves
+// submodules empty unless asked): what a build copies from there is not
+// known.
+func (r *Repo) NotCheckedOut(p string) bool {
+	rel, err := filepath.Rel(r.root, p)
+	if err != nil || strings.HasPrefix(rel, "..") {
+		return false
+	}
+	dir, sub := r.submodule(filepath.ToSlash(rel))
+	return dir != "" && sub == nil
 }
 
 // files returns the tracked paths, slash-separated, in no order.
@@ -93,29 +147,42 @@ func (r *Repo) Tracked(p string) (tracked, ok bool) {
 	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
 		return false, false
 	}
-	return r.tracked[filepath.ToSlash(rel)], true
+	rel = filepath.ToSlash(rel)
+	if r.tracked[rel] {
+		return true, true
+	}
+	// A file of a submodule is tracked by the submodule's own index.
+	if dir, sub := r.submodule(rel); sub != nil {
+		return sub.tracked[strings.TrimPrefix(rel, dir+"/")], true
+	}
+	return false, true
 }
 
 var errGitIndex = errors.New("not a git index")
 
-// readGitIndex returns the paths of a git index file, versions 2 to 4.
-func readGitIndex(dt []byte, hashLen int) ([]string, error) {
+// readGitIndex returns the paths of a git index file, versions 2 to 4, and
+// those of them that are gitlinks (submodules).
+func readGitIndex(dt []byte, hashLen int) (paths, links []string, err error) {
 	if len(dt) < 12 || string(dt[:4]) != "DIRC" {
-		return nil, errGitIndex
+		return nil, nil, errGitIndex
 	}
 	version := binary.BigEndian.Uint32(dt[4:8])
 	n := binary.BigEndian.Uint32(dt[8:12])
 	if version < 2 || version > 4 || int64(n) > int64(len(dt)) {
-		return nil, errGitIndex
+		return nil, nil, errGitIndex
 	}
-	paths := make([]string, 0, n)
+	paths = make([]string, 0, n)
 	off := 12
 	prev := ""
 	for i := uint32(0); i < n; i++ {
 		start := off
 		off += 40 + hashLen // stat data, then the object name
+		if off > len(dt) {
+			return nil, nil, errGitIndex
+		}
+		gitlink := binary.BigEndian.Uint32(dt[start+24:])>>12 == 0xE // mode 160000
 		if off+2 > len(dt) {
-			return nil, errGitIndex
+			return nil, nil, errGitIndex
 		}
 		flags := binary.BigEndian.Uint16(dt[off:])
 		off += 2
@@ -123,25 +190,25 @@ func readGitIndex(dt []byte, hashLen int) ([]string, error) {
 			off += 2
 		}
 		if off > len(dt) {
-			return nil, errGitIndex
+			return nil, nil, errGitIndex
 		}
 		var name string
 		if version == 4 {
 			strip, k := gitVarint(dt[off:])
 			if k <= 0 || strip > len(prev) {
-				return nil, errGitIndex
+				return nil, nil, errGitIndex
 			}
 			off += k
 			end := bytes.IndexByte(dt[off:], 0)
 			if end < 0 {
-				return nil, errGitIndex
+				return nil, nil, errGitIndex
 			}
 			name = prev[:len(prev)-strip] + string(dt[off:off+end])
 			off += end + 1
 		} else {
 			end := bytes.IndexByte(dt[off:], 0)
 			if end < 0 {
-				return nil, errGitIndex
+				return nil, nil, errGitIndex
 			}
 			name = string(dt[off : off+end])
 			off += end
@@ -149,9 +216,12 @@ func readGitIndex(dt []byte, hashLen int) ([]string, error) {
 			off = start + (off-start+8)&^7
 		}
 		paths = append(paths, name)
+		if gitlink {
+			links = append(links, name)
+		}
 		prev = name
 	}
-	return paths, nil
+	return paths, links, nil
 }
 
 // gitVarint decodes the offset varint of git's index version 4; k is the
