@@ -20,8 +20,8 @@ var RuleUnpinnedRemoteInRun = Rule[func(cmd, why string) string]{
 		Explain: "RUN is never invalidated by outside state. A download of 'latest' is cached as whatever it was on the day " +
 			"the layer was built, differs between builders with different caches, and changes without notice when the cache " +
 			"is lost. Pin a version and verify a checksum. The rule reads curl and wget downloads, git clone, pip installs " +
-			"of Git URLs and of archives (a branch's main.zip), go install and go get, and corepack, npx, pnpx and bunx of " +
-			"@latest, @next or @canary.",
+			"of Git URLs and of archives (a branch's main.zip), go install and go get, and corepack, npx, pnpx, bunx and " +
+			"global installs (npm install -g, yarn global add) of @latest, @next or @canary.",
 		Bad:  "FROM alpine\nRUN wget -qO- https://example.com/install.sh | sh\n",
 		Good: "FROM alpine\nADD --checksum=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef https://example.com/tool-1.2.3.tar.gz /tmp/\n",
 	},
@@ -145,7 +145,8 @@ func (p *pass) checkRunRemote(s *Step) {
 					report(c, "installs "+a+", an archive of a moving branch or of no version; pin a release (and its #sha256=)")
 				}
 			}
-		case n == "corepack" && (c.Sub() == "prepare" || c.Sub() == "install"), n == "npx" || n == "pnpx" || n == "bunx":
+		case n == "corepack" && (c.Sub() == "prepare" || c.Sub() == "install"), n == "npx" || n == "pnpx" || n == "bunx",
+			(n == "npm" || n == "pnpm" || n == "bun") && c.Has("-g", "--global"), n == "yarn" && c.Sub() == "global":
 			for _, a := range c.Positional() {
 				if strings.HasSuffix(a, "@latest") || strings.HasSuffix(a, "@next") || strings.HasSuffix(a, "@canary") {
 					report(c, "uses "+a+", whatever that is the day the layer is built; pin a version")

@@ -49,6 +49,7 @@ func TestRuleCases(t *testing.T) {
 		{"clone checked out at a tag in a later RUN", "FROM alpine/git\nARG REF=v1.2.3\nRUN git clone https://github.com/example/project.git /src\nWORKDIR /src\nRUN git checkout \"$REF\"\n", "UnpinnedRemoteInRun", nil},
 		{"ref declared before the clone it selects from", "FROM alpine/git\nARG GIT_REF=v1.2.3\nRUN apk add --no-cache make\nRUN git clone https://github.com/example/project.git /src\nWORKDIR /src\nRUN git checkout \"$GIT_REF\"\n", "VolatileArgBeforeRun", []int{2}},
 		{"clone of a branch whose default moves", "FROM alpine/git\nARG DISCOURSE_BRANCH=main\nRUN git clone --branch $DISCOURSE_BRANCH https://github.com/discourse/discourse.git /var/www/discourse\n", "UnpinnedRemoteInRun", []int{3}},
+		{"global npm install of @latest", "FROM node:22\nRUN npm install -g corepack@latest pnpm@9.15.0\nRUN npm install -g typescript@5.7.2\n", "UnpinnedRemoteInRun", []int{2}},
 		{"clone of a branch pinned by default", "FROM alpine/git\nARG REF=v3.4.1\nRUN git clone --branch \"$REF\" https://github.com/discourse/discourse.git /src\n", "UnpinnedRemoteInRun", nil},
 		{"clone never checked out", "FROM alpine/git\nRUN git clone https://github.com/example/project.git /src\nWORKDIR /src\nRUN make\n", "UnpinnedRemoteInRun", []int{2}},
 		{"gradle task of the project's own after the manifests", "FROM eclipse-temurin:21-jdk AS builder\nWORKDIR /usr/src/app/\nCOPY ./svc/gradlew* ./svc/settings.gradle* ./svc/build.gradle ./\nCOPY ./svc/gradle ./gradle\nRUN ./gradlew\nRUN ./gradlew downloadRepos\nCOPY ./svc/ ./\nCOPY ./pb/ ./proto\nRUN ./gradlew installDist -PprotoSourceDir=./proto\n", "SourceCopiedBeforeDependencyInstall", nil},
@@ -200,6 +201,15 @@ func TestShellCommands(t *testing.T) {
 			if c.Line != 11 || strings.Join(c.Args, " ") != "npm ci" {
 				t.Errorf("npm: %+v", c)
 			}
+		}
+	}
+	for src, want := range map[string]string{
+		"curl -LsSf https://astral.sh/uv/install.sh | env UV_INSTALL_DIR=/bin sh": "sh",
+		"curl -fsSL https://example.com/setup | sudo -E bash -":                   "bash",
+		"curl -fsSL https://example.com/x.tar.gz | tar xz":                        "tar",
+	} {
+		if c := ParseScript(src, 1).Commands[0]; c.PipedTo != want {
+			t.Errorf("%s: piped to %q, want %q", src, c.PipedTo, want)
 		}
 	}
 	if bad := ParseScript("echo 'unterminated", 1); bad.Err == nil || len(bad.Commands) == 0 {

@@ -239,8 +239,12 @@ func (s *Script) walk(root syntax.Node, line int, in *subst, depth int) {
 				break
 			}
 			to := path.Base(word(right.Args[0], nil))
-			if wrappers[to] && len(right.Args) > 1 {
-				to = path.Base(word(right.Args[1], nil))
+			// The command after a wrapper, past its flags and, for
+			// env, its assignments (| env UV_INSTALL_DIR=/bin sh).
+			for i := 1; wrappers[to] && i < len(right.Args); i++ {
+				if w := word(right.Args[i], nil); !strings.HasPrefix(w, "-") && !strings.Contains(w, "=") {
+					to = path.Base(w)
+				}
 			}
 			if left := lastCall(n.X); left != nil {
 				links = append(links, pipeLink{left, to})
