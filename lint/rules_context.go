@@ -23,7 +23,8 @@ var RuleMissingDockerignore = Rule[func(src string) string]{
 		Explain: "Without an ignore file, COPY . sends everything: VCS data, dependencies, build outputs, editor files. " +
 			"Any change to any of them invalidates the COPY and everything after it. The ignore file is looked for as BuildKit " +
 			"looks for it, <Dockerfile>.dockerignore and then .dockerignore at the root of the build context, so the rule is only " +
-			"as right as the context: see how `strata lint` finds it. Without a context it does not run.",
+			"as right as the context: see how `strata lint` finds it. Without a context it does not run. A COPY of a folder " +
+			"that holds one file (COPY .bundle ./.bundle) has nothing unrelated to keep out and is not reported.",
 		Bad:  "FROM alpine\nCOPY . /app\n",
 		Good: "# with a .dockerignore beside the Dockerfile\nFROM alpine\nCOPY . /app\n",
 	},
@@ -155,7 +156,9 @@ func checkContext(p *pass) {
 				continue
 			}
 			broad := p.broadCopy(cs)
-			if broad && p.ctx.IgnoreFile() == "" && !missingReported {
+			// A folder of one file (COPY .bundle ./.bundle) has nothing
+			// unrelated in it to keep out.
+			if broad && p.ctx.IgnoreFile() == "" && !missingReported && (cs.broad() || !cs.exact || len(cs.entries) > 1) {
 				missingReported = true
 				p.report(RuleMissingDockerignore.Info(), s, RuleMissingDockerignore.Format(strings.Join(cs.sources, " ")), nil)
 			}
