@@ -360,16 +360,18 @@ var localDepSpecs = map[string][]struct {
 	file string
 	re   *regexp.Regexp
 }{
-	"bundler": {{"Gemfile", regexp.MustCompile(`(?m)\bpath(?::|\s*=>)\s*["']([^"'$#{}]+)["']`)}, {"Gemfile.lock", regexp.MustCompile(`(?m)^  remote: ([^\s:]+)$`)}},
-	"mix":     {{"mix.exs", regexp.MustCompile(`\bpath:\s*"([^"#{}]+)"`)}},
-	"npm":     {{"package.json", regexp.MustCompile(`"(?:file|link):([^"]+)"`)}},
-	"yarn":    {{"package.json", regexp.MustCompile(`"(?:file|link|portal):([^"]+)"`)}},
-	"pnpm":    {{"package.json", regexp.MustCompile(`"(?:file|link):([^"]+)"`)}},
-	"bun":     {{"package.json", regexp.MustCompile(`"(?:file|link):([^"]+)"`)}},
-	"cargo":   {{"Cargo.toml", regexp.MustCompile(`\bpath\s*=\s*"([^"]+)"`)}},
-	"go":      {{"go.mod", regexp.MustCompile(`(?m)=>\s*(\.{1,2}/\S*)`)}},
-	"poetry":  {{"pyproject.toml", regexp.MustCompile(`\bpath\s*=\s*"([^"]+)"`)}},
-	"uv":      {{"pyproject.toml", regexp.MustCompile(`\bpath\s*=\s*"([^"]+)"`)}},
+	"bundler": {{"Gemfile", regexp.MustCompile(`(?m)\bpath(?::|\s*=>)\s*["']([^"'$#{}]+)["']`)}, {"Gemfile.lock", regexp.MustCompile(`(?m)^  remote: ([^\s:]+)$`)},
+		// A file the Gemfile loads (require File.join(__dir__, 'lib/gemfile_helper.rb'), eval_gemfile).
+		{"Gemfile", regexp.MustCompile(`["']((?:\./)?[\w.-]+/[\w./-]+\.rb)["']`)}, {"Gemfile", regexp.MustCompile(`\beval_gemfile\s*\(?\s*["']([^"'#{}]+)["']`)}},
+	"mix":    {{"mix.exs", regexp.MustCompile(`\bpath:\s*"([^"#{}]+)"`)}},
+	"npm":    {{"package.json", regexp.MustCompile(`"(?:file|link):([^"]+)"`)}},
+	"yarn":   {{"package.json", regexp.MustCompile(`"(?:file|link|portal):([^"]+)"`)}},
+	"pnpm":   {{"package.json", regexp.MustCompile(`"(?:file|link):([^"]+)"`)}},
+	"bun":    {{"package.json", regexp.MustCompile(`"(?:file|link):([^"]+)"`)}},
+	"cargo":  {{"Cargo.toml", regexp.MustCompile(`\bpath\s*=\s*"([^"]+)"`)}},
+	"go":     {{"go.mod", regexp.MustCompile(`(?m)=>\s*(\.{1,2}/\S*)`)}},
+	"poetry": {{"pyproject.toml", regexp.MustCompile(`\bpath\s*=\s*"([^"]+)"`)}},
+	"uv":     {{"pyproject.toml", regexp.MustCompile(`\bpath\s*=\s*"([^"]+)"`)}},
 }
 
 // inputsOnly reports a copy whose source files all lie in the install's

@@ -26,7 +26,8 @@ var RuleSourceCopiedBeforeDependencyInstall = Rule[func(tool string, copyLine in
 			".node-version, .tool-versions), and the files package.json's install hooks name (a postinstall running node " +
 			"scripts/postinstall.js or prisma generate --schema=prisma/schema.prisma), and local path dependencies (path: in a " +
 			"Gemfile or mix.exs, vendor/gems, file: in package.json, path = in Cargo.toml or pyproject.toml, replace => ./dir " +
-			"in go.mod): the fix copies them too. The rule stays quiet when an earlier " +
+			"in go.mod, a file the Gemfile loads): the fix copies them too. A COPY of set-up tools that a RUN before the " +
+			"install runs (COPY scripts/prepare /scripts/, RUN /scripts/prepare) is no source copy. The rule stays quiet when an earlier " +
 			"manifest-only COPY or a bind mount feeds the install, when the dependencies come installed from another stage " +
 			"(COPY --from of a stage that installs them: the install here completes the project), for a cargo or go build " +
 			"whose compiled dependencies are in a cache mount (cargo's target folder, Go's build cache), for a Node install " +
@@ -103,7 +104,7 @@ func (p *pass) dependencyOrder(s *Step, c *ShellCommand, e *ecosystem, install b
 		}
 		// A COPY into the system's configuration (CA certificates, package
 		// sources) is what the install needs, not the project's sources.
-		if cs := p.copied(prev); cs != nil && !cs.manifestOnly() && src == nil && !systemConfigDest(prev.Dest) && !p.inputsOnly(cs, e) {
+		if cs := p.copied(prev); cs != nil && !cs.manifestOnly() && src == nil && !systemConfigDest(prev.Dest) && !p.inputsOnly(cs, e) && !runsCopied(prev, s) {
 			src = cs
 		}
 		if src != nil && prev.Script != nil && fetches(prev.Script, e) {
@@ -166,6 +167,34 @@ func (p *pass) dependencyOrder(s *Step, c *ShellCommand, e *ecosystem, install b
 		fx = p.fixGoModDownload(src, e)
 	}
 	p.report(RuleSourceCopiedBeforeDependencyInstall.Info(), s, RuleSourceCopiedBeforeDependencyInstall.Format(tool, src.step.Start, what), fx)
+}
+
+// runsCopied reports a COPY whose destination a RUN between it and s runs
+// (COPY docker/scripts/prepare /scripts/, then RUN /scripts/prepare): it
+// brings set-up tools, not the project's sources.
+func runsCopied(cp, s *Step) bool {
+	dest := path.Clean(cp.Dest)
+	if !path.IsAbs(dest) || dest == "/" {
+		return false
+	}
+	for _, mid := range s.Stage.Steps[cp.Index+1 : s.Index] {
+		if mid.Script == nil {
+			continue
+		}
+		for _, c := range mid.Script.Commands {
+			if len(c.Args) == 0 {
+				continue
+			}
+			run := c.Args[0]
+			if (c.Name() == "sh" || c.Name() == "bash") && len(c.Args) > 1 {
+				run = c.Args[1]
+			}
+			if run == dest || strings.HasPrefix(run, dest+"/") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // requirementsAbsent reports a pip install -r FILE whose FILE no COPY of

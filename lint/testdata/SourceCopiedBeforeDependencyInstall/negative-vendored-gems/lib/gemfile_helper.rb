@@ -1,0 +1,1 @@
+module GemfileHelper; end
