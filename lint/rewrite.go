@@ -138,11 +138,24 @@ func (rs *Rewrites) List() []*Rewrite { return rs.list }
 func (rs *Rewrites) Kept() []string {
 	var out []string
 	for _, ig := range rs.ignores {
+		var entries []string
+		readers := map[string][]string{}
 		for _, n := range rs.needs[ig.Path] {
-			if slices.Contains(rs.entries[ig.Path], n.entry) {
-				out = append(out, fmt.Sprintf("%s is not added to %s: %s shares it and reads %s; to keep it out of the other builds, give them ignore files of their own (<Dockerfile>.dockerignore)",
-					n.entry, filepath.ToSlash(displayPath(ig.Path)), filepath.ToSlash(displayPath(n.file)), n.entry))
+			if !slices.Contains(rs.entries[ig.Path], n.entry) {
+				continue
 			}
+			if readers[n.entry] == nil {
+				entries = append(entries, n.entry)
+			}
+			readers[n.entry] = append(readers[n.entry], filepath.ToSlash(displayPath(n.file)))
+		}
+		for _, e := range entries {
+			who := readers[e][0] + " shares it and reads " + e
+			if n := len(readers[e]); n > 1 {
+				who = fmt.Sprintf("%d Dockerfiles that share it read %s (%s, ...)", n, e, readers[e][0])
+			}
+			out = append(out, fmt.Sprintf("%s is not added to %s: %s; to keep it out of the other builds, give them ignore files of their own (<Dockerfile>.dockerignore)",
+				e, filepath.ToSlash(displayPath(ig.Path)), who))
 		}
 	}
 	return out
