@@ -110,14 +110,20 @@ type makeLine struct {
 func makeLines(src string) []makeLine {
 	var out []makeLine
 	var cur strings.Builder
-	inRule, recipe := false, false
+	inRule, recipe, inDefine := false, false, false
 	for _, l := range strings.Split(strings.ReplaceAll(src, "\r\n", "\n"), "\n") {
+		// The body of define ... endef is a variable's value, not rules.
+		if first, _, _ := strings.Cut(strings.TrimSpace(l), " "); cur.Len() == 0 && (inDefine || first == "define") {
+			inDefine = first != "endef"
+			inRule = false
+			continue
+		}
 		if cur.Len() == 0 {
 			recipe = inRule && strings.HasPrefix(l, "\t")
 		}
 		l = strings.TrimSpace(l)
 		if strings.HasSuffix(l, "\\") {
-			cur.WriteString(strings.TrimSuffix(l, "\\") + " ")
+			cur.WriteString(strings.TrimSpace(strings.TrimSuffix(l, "\\")) + " ")
 			continue
 		}
 		cur.WriteString(l)
@@ -127,7 +133,7 @@ func makeLines(src string) []makeLine {
 			switch first, _, _ := strings.Cut(text, " "); {
 			case text == "" || strings.HasPrefix(text, "#"):
 			case makeConditional[first]:
-			case makeVar.MatchString(text), first == "define", first == "include", first == "-include":
+			case makeVar.MatchString(text), first == "include", first == "-include":
 				inRule = false
 			case strings.Contains(text, ":"):
 				inRule = true

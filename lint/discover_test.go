@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -467,5 +468,28 @@ func TestDiscoveredBuildArgs(t *testing.T) {
 				t.Errorf("no InvalidDefaultArgInFrom: BASE has no default, whatever compose passes")
 			}
 		})
+	}
+}
+
+// A Makefile's recipes as make reads them: a tab line is a recipe only in a
+// rule, a tab-indented assignment in a conditional is an assignment, and a
+// define block holds neither rules nor recipes.
+func TestMakefileLines(t *testing.T) {
+	src := "VERSION ?= 1\n" +
+		"ifeq ($(CI),true)\n\tOCI_BUILD := docker buildx build --push\nelse\n\tOCI_BUILD := docker build\nendif\n" +
+		"define HELP\nimage: build the image\n\tnot a recipe\nendef\n" +
+		"image: ## build\n\t@$(OCI_BUILD) \\\n\t\t-t app:$(VERSION) .\n\n# comment\n\t-echo done\n" +
+		"OTHER = x\n\tnot a recipe either\n"
+	got := recipeLines(src)
+	want := []string{"$(OCI_BUILD) -t app:$(VERSION) .", "echo done"}
+	if !slices.Equal(got, want) {
+		t.Errorf("recipes %q, want %q", got, want)
+	}
+	vars := makeVars(src)
+	if vars["OCI_BUILD"] != "docker buildx build --push" || vars["VERSION"] != "1" || vars["OTHER"] != "x" {
+		t.Errorf("variables %q", vars)
+	}
+	if got := expandMake(got[0], vars); got != "docker buildx build --push -t app:1 ." {
+		t.Errorf("expanded %q", got)
 	}
 }
