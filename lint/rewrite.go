@@ -130,8 +130,28 @@ func (rs *Rewrites) Add(rw *Rewrite) {
 	}
 }
 
-// List returns the rewrites in the order they were added.
-func (rs *Rewrites) List() []*Rewrite { return rs.list }
+// List returns the rewrites that change a file, in the order they were
+// added: not those whose only change is an entry another Dockerfile needs
+// left out.
+func (rs *Rewrites) List() []*Rewrite {
+	var out []*Rewrite
+	for _, rw := range rs.list {
+		changes := string(rw.Dockerfile.Old) != string(rw.Dockerfile.New)
+		if ig := rw.Ignore; ig != nil && !changes {
+			changes = slices.ContainsFunc(rw.ignoreEntries, func(e string) bool { return !rs.needed(ig.Path, e) })
+		}
+		if changes {
+			out = append(out, rw)
+		}
+	}
+	return out
+}
+
+// needed reports whether a Dockerfile that shares the ignore file at path
+// needs entry left out of it.
+func (rs *Rewrites) needed(path, entry string) bool {
+	return slices.ContainsFunc(rs.needs[path], func(n need) bool { return n.entry == entry })
+}
 
 // Kept says, one line each, which entries the ignore files do not get
 // because a Dockerfile that shares them needs what they would exclude.
@@ -167,7 +187,7 @@ func (rs *Rewrites) ignoreChanges() []*FileChange {
 	for _, ig := range rs.ignores {
 		var entries []string
 		for _, e := range rs.entries[ig.Path] {
-			if !slices.ContainsFunc(rs.needs[ig.Path], func(n need) bool { return n.entry == e }) {
+			if !rs.needed(ig.Path, e) {
 				entries = append(entries, e)
 			}
 		}
@@ -184,7 +204,7 @@ func (rs *Rewrites) ignoreChanges() []*FileChange {
 // per ignore file.
 func (rs *Rewrites) Diff() string {
 	var out strings.Builder
-	for _, rw := range rs.list {
+	for _, rw := range rs.List() {
 		out.WriteString(rw.dockerfileDiff())
 	}
 	for _, fc := range rs.ignoreChanges() {
@@ -195,7 +215,7 @@ func (rs *Rewrites) Diff() string {
 
 // Write writes the rewritten Dockerfiles, then the ignore files.
 func (rs *Rewrites) Write() error {
-	for _, rw := range rs.list {
+	for _, rw := range rs.List() {
 		if err := rw.writeDockerfile(); err != nil {
 			return err
 		}
