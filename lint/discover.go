@@ -127,19 +127,15 @@ func (d *Discoverer) Discover(dockerfile string) (DiscoveredContext, error) {
 	return DiscoveredContext{Dir: b.context, Reason: b.why, BuildArgs: b.args, Repo: rb.repo}, nil
 }
 
-// missingSources counts the COPY and ADD sources of the Dockerfile dt, and
-// the files its steps need after a copy of the whole context (see
-// copySources), that dir lacks.
+// missingSources counts the COPY and ADD sources the Dockerfile dt names
+// that dir lacks. What its steps need after a copy of the whole context
+// (see copySources) is a guess, and does not count against a context a
+// build file names.
 func missingSources(dt []byte, dir string) int {
-	srcs, locks, _ := copySources(dt)
+	srcs, _, _ := copySources(dt)
 	n := 0
 	for _, s := range srcs {
 		if !sourceExists(dir, s) {
-			n++
-		}
-	}
-	for _, alts := range locks {
-		if !slices.ContainsFunc(alts, func(l string) bool { return sourceExists(dir, l) }) {
 			n++
 		}
 	}

@@ -83,6 +83,8 @@ func TestDiscoverContext(t *testing.T) {
 			"images/Dockerfile.agent", "images", "the Dockerfile's folder: it copies the whole context (COPY .), which does not say where that is", nil},
 		{"a Makefile out of date: its context lacks the COPY sources", map[string]string{"docker/multi/Makefile": "build:\n\tdocker build -t example/app .\n", "docker/multi/Dockerfile": "FROM ruby:3.3\nCOPY Gemfile Gemfile.lock /app/\nRUN bundle install\nCOPY ./ /app/\n", "Gemfile": "", "Gemfile.lock": ""},
 			"docker/multi/Dockerfile", ".", "the repository root, where its COPY sources are, not docker/multi (named by docker/multi/Makefile, docker build -t), which lacks them", nil},
+		{"a compose context without the Makefile a later make needs", map[string]string{"compose.yaml": "services:\n  agent:\n    build:\n      context: images\n      dockerfile: Dockerfile.agent\n", "images/Dockerfile.agent": "FROM golang:1.22\nWORKDIR /src\nCOPY . .\nWORKDIR /src/cmd\nRUN make build\n", "images/app.conf": "", "Makefile": ""},
+			"images/Dockerfile.agent", "images", "named by compose.yaml, service agent", nil},
 		{"a Makefile whose context lacks build outputs only", map[string]string{"docker/out/Makefile": "build:\n\tdocker build -t example/app .\n", "docker/out/Dockerfile": "FROM alpine\nCOPY dist/app /app\n"},
 			"docker/out/Dockerfile", "docker/out", "named by docker/out/Makefile, docker build -t", nil},
 		{"Woodpecker plugin step", map[string]string{".woodpecker/docker.yaml": "steps:\n  publish:\n    image: woodpeckerci/plugin-docker-buildx:6.1.1\n    settings:\n      repo: example/app\n      dockerfile: deploy/third/Dockerfile\n      build_args: 'CI_COMMIT_SHA=${CI_COMMIT_SHA},MODE=prod'\n"},
