@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+
 	"github.com/strata-build/strata/buildcontext"
 )
 
@@ -420,7 +422,11 @@ func copySources(dt []byte) (srcs []string, locks [][]string, whole bool) {
 	}
 	seen := map[string]bool{}
 	for _, st := range df.Stages {
+		wholeHere, moved := false, false // this stage copied it all; a WORKDIR since
 		for _, s := range st.Steps {
+			if _, ok := s.Cmd.(*instructions.WorkdirCommand); ok && wholeHere {
+				moved = true
+			}
 			if s.Script != nil && whole {
 				for _, c := range s.Script.Commands {
 					for _, e := range ecosystems {
@@ -436,7 +442,7 @@ func copySources(dt []byte) (srcs []string, locks [][]string, whole bool) {
 				}
 				// make in the copied folder reads its Makefile there.
 				if i := slices.IndexFunc(s.Script.Commands, func(c *ShellCommand) bool { return c.Name() == "make" && !c.InSubst }); i >= 0 &&
-					!seen["Makefile"] && !s.Script.Commands[i].Has("-C", "-f", "--file=", "--directory=", "--makefile=") &&
+					wholeHere && !moved && !seen["Makefile"] && !s.Script.Commands[i].Has("-C", "-f", "--file=", "--directory=", "--makefile=") &&
 					!slices.ContainsFunc(s.Script.Commands[:i], func(c *ShellCommand) bool { return c.Name() == "cd" }) {
 					seen["Makefile"] = true
 					locks = append(locks, []string{"Makefile", "makefile", "GNUmakefile"})
@@ -458,7 +464,7 @@ func copySources(dt []byte) (srcs []string, locks [][]string, whole bool) {
 				}
 				src = path.Clean("/" + filepath.ToSlash(src))[1:]
 				if src == "" || src == "." || src == "*" {
-					whole = true
+					whole, wholeHere, moved = true, true, false
 					continue
 				}
 				if !seen[src] {

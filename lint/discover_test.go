@@ -79,6 +79,8 @@ func TestDiscoverContext(t *testing.T) {
 			"images/Dockerfile.agent", ".", "the nearest folder up from the Dockerfile that holds more than Dockerfiles: it copies the whole context (COPY .)", nil},
 		{"whole context, then make", map[string]string{"images/Dockerfile.agent": "FROM golang:1.22\nWORKDIR /src\nCOPY . .\nARG CI_COMMIT_SHA\nRUN make build\n", "images/app.conf": "", "Makefile": "build:\n\tgo build .\n"},
 			"images/Dockerfile.agent", ".", "the repository root, where its COPY sources are", nil},
+		{"whole context, then make in a WORKDIR below it", map[string]string{"images/Dockerfile.agent": "FROM golang:1.22\nWORKDIR /src\nCOPY . .\nWORKDIR /src/cmd\nRUN make build\n", "images/app.conf": "", "Makefile": ""},
+			"images/Dockerfile.agent", "images", "the Dockerfile's folder: it copies the whole context (COPY .), which does not say where that is", nil},
 		{"whole context, then make in a folder of it", map[string]string{"images/Dockerfile.agent": "FROM golang:1.22\nWORKDIR /src\nCOPY . .\nRUN cd cmd && make build\n", "images/app.conf": "", "Makefile": ""},
 			"images/Dockerfile.agent", "images", "the Dockerfile's folder: it copies the whole context (COPY .), which does not say where that is", nil},
 		{"a Makefile out of date: its context lacks the COPY sources", map[string]string{"docker/multi/Makefile": "build:\n\tdocker build -t example/app .\n", "docker/multi/Dockerfile": "FROM ruby:3.3\nCOPY Gemfile Gemfile.lock /app/\nRUN bundle install\nCOPY ./ /app/\n", "Gemfile": "", "Gemfile.lock": ""},
