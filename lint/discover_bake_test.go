@@ -99,6 +99,7 @@ func FuzzBuildFiles(f *testing.F) {
 		"services:\n  web:\n    build: ${DIR:-./web}\n",
 		`{"target": {"a": {"context": ".", "dockerfile": "Dockerfile", "inherits": ["b"]}, "b": {"inherits": ["a"]}}}`,
 		"jobs:\n  b:\n    steps:\n      - uses: docker/build-push-action@v6\n        with: {context: ., file: x/Dockerfile}\n      - run: docker build -f a/Dockerfile --build-arg X=1 .\n",
+		"{\"build\": {\"dockerfile\": \"Dockerfile\", \"context\": \"..\",}} // x\n",
 		"steps:\n  publish:\n    image: woodpeckerci/plugin-docker-buildx:6\n    settings: {dockerfile: d/Dockerfile, build_args: [A=1]}\n",
 		"steps:\n- name: b\n  image: plugins/docker\n  settings: {context: web, build_args: {A: 1}}\n- name: c\n  commands: [docker build .]\n",
 	} {
@@ -110,5 +111,6 @@ func FuzzBuildFiles(f *testing.F) {
 		bakeBuilds(root, root+"/docker-bake.json", dt)
 		workflowBuilds(root, root+"/.github/workflows/ci.yml", dt)
 		pipelineBuilds(root, root+"/.woodpecker.yml", dt)
+		devcontainerBuilds(root, root+"/.devcontainer/devcontainer.json", dt)
 	})
 }

@@ -26,9 +26,12 @@ const maxBuildFileSize = 1 << 20
 // for among tracked, the paths git tracks, or when git tracks nothing
 // known, in a walk of the work tree.
 func scanBuildFiles(root string, tracked []string) []namedBuild {
-	var compose, bake, makefiles []string
+	var compose, bake, makefiles, devcontainers []string
 	add := func(p, name string) {
+		rel, _ := filepath.Rel(root, p)
 		switch {
+		case isDevcontainerFile(filepath.ToSlash(rel)):
+			devcontainers = append(devcontainers, p)
 		case isComposeName(name):
 			compose = append(compose, p)
 		case isMakefileName(name):
@@ -76,6 +79,10 @@ func scanBuildFiles(root string, tracked []string) []namedBuild {
 	}
 	for _, f := range pipelines {
 		out = append(out, readBuildFile(root, f, pipelineBuilds)...)
+	}
+	sort.Strings(devcontainers)
+	for _, f := range devcontainers {
+		out = append(out, readBuildFile(root, f, devcontainerBuilds)...)
 	}
 	for _, f := range makefiles {
 		out = append(out, readBuildFile(root, f, makefileBuilds)...)

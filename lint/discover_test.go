@@ -89,6 +89,8 @@ func TestDiscoverContext(t *testing.T) {
 			"images/Dockerfile.agent", "images", "named by compose.yaml, service agent", nil},
 		{"a Makefile whose context lacks build outputs only", map[string]string{"docker/out/Makefile": "build:\n\tdocker build -t example/app .\n", "docker/out/Dockerfile": "FROM alpine\nCOPY dist/app /app\n"},
 			"docker/out/Dockerfile", "docker/out", "named by docker/out/Makefile, docker build -t", nil},
+		{"Dev Container build", map[string]string{".devcontainer/devcontainer.json": "// the development container\n{\n  \"name\": \"app\", /* built from the repository */\n  \"build\": {\n    \"dockerfile\": \"../deploy/third/Dockerfile\",\n    \"context\": \"..\",\n    \"args\": {\"VARIANT\": \"bookworm\"},\n  },\n  \"customizations\": {\"url\": \"http://example.com/a//b\"},\n}\n"},
+			"deploy/third/Dockerfile", ".", "named by .devcontainer/devcontainer.json, build.dockerfile", map[string]string{"VARIANT": "bookworm"}},
 		{"Woodpecker plugin step", map[string]string{".woodpecker/docker.yaml": "steps:\n  publish:\n    image: woodpeckerci/plugin-docker-buildx:6.1.1\n    settings:\n      repo: example/app\n      dockerfile: deploy/third/Dockerfile\n      build_args: 'CI_COMMIT_SHA=${CI_COMMIT_SHA},MODE=prod'\n"},
 			"deploy/third/Dockerfile", ".", "named by .woodpecker/docker.yaml, plugin-docker-buildx", map[string]string{"CI_COMMIT_SHA": "${CI_COMMIT_SHA}", "MODE": "prod"}},
 		{"Drone plugin and commands", map[string]string{".drone.yml": "kind: pipeline\nsteps:\n- name: image\n  image: plugins/docker\n  settings:\n    context: deploy\n    dockerfile: deploy/fourth/Dockerfile\n- name: other\n  image: docker:27\n  commands:\n  - cd deploy && docker build -f fifth/Dockerfile .\n"},
