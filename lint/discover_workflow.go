@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -47,14 +48,18 @@ func workflowBuilds(root, file string, dt []byte) []namedBuild {
 				if !ok || strings.Contains(ctxPath, "{{") {
 					continue
 				}
-				df := filepath.Join(ctx, "Dockerfile")
+				dfs := []string{filepath.Join(ctx, "Dockerfile")}
 				if f := st.With["file"]; f != "" {
-					if df, ok = resolve(root, f); !ok {
+					// A file named by a matrix (Dockerfile.${{ matrix.os }})
+					// is each Dockerfile that matches.
+					if dfs, ok = workflowFiles(root, f); !ok {
 						continue
 					}
 				}
-				out = append(out, namedBuild{dockerfile: df, context: ctx, args: lineArgs(st.With["build-args"]),
-					why: fmt.Sprintf("named by %s, %s", name, action)})
+				for _, df := range dfs {
+					out = append(out, namedBuild{dockerfile: df, context: ctx, args: lineArgs(st.With["build-args"]),
+						why: fmt.Sprintf("named by %s, %s", name, action)})
+				}
 				continue
 			}
 			if st.Run == "" {
@@ -75,6 +80,38 @@ func workflowBuilds(root, file string, dt []byte) []namedBuild {
 		}
 	}
 	return out
+}
+
+// workflowExpr is a ${{ }} expression of a workflow.
+var workflowExpr = regexp.MustCompile(`\$\{\{[^}]*\}\}`)
+
+// workflowFiles resolves a workflow's file: relative to root; one with
+// expressions stands for the Dockerfiles that match it with each
+// expression as a wildcard.
+func workflowFiles(root, f string) ([]string, bool) {
+	if !strings.Contains(f, "${{") {
+		df, ok := resolve(root, f)
+		return []string{df}, ok
+	}
+	pat := workflowExpr.ReplaceAllString(f, "*")
+	if strings.ContainsAny(pat, "$[") || strings.Count(pat, "*") > 2 {
+		return nil, false
+	}
+	abs, ok := resolve(root, pat)
+	if !ok {
+		return nil, false
+	}
+	m, err := filepath.Glob(abs)
+	if err != nil || len(m) == 0 || len(m) > 20 {
+		return nil, false
+	}
+	var out []string
+	for _, p := range m {
+		if isDockerfileName(filepath.Base(p)) {
+			out = append(out, p)
+		}
+	}
+	return out, len(out) > 0
 }
 
 // decodedYAML reports whether a document decoded, perhaps in part: a value
