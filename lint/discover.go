@@ -121,7 +121,10 @@ func (d *Discoverer) Discover(dockerfile string) (DiscoveredContext, error) {
 			return DiscoveredContext{Dir: b.context, Reason: b.why, BuildArgs: b.args, Repo: rb.repo}, nil
 		}
 	}
-	if b := named[0]; dir != "" && dir != b.context && missingSources(dt, dir) == 0 {
+	// One missing source is too little to overrule the build file: a
+	// binary CI builds into the context (COPY weed) may share its name
+	// with a folder elsewhere.
+	if b := named[0]; dir != "" && dir != b.context && missingSources(dt, dir) == 0 && missingSources(dt, b.context) >= 2 {
 		why += fmt.Sprintf(", not %s (%s), which lacks them", displayRel(root, b.context), b.why)
 		return DiscoveredContext{Dir: dir, Reason: why, Repo: rb.repo}, nil
 	}
