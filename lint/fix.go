@@ -470,8 +470,9 @@ func (p *pass) fixInstallOrder(src *copySet, run *Step, e *ecosystem) *fix {
 	manifests := manifestCopies(src, files)
 	switch {
 	case onlyCopies:
+		// Both go above the source COPY's comments, the manifests first.
 		return &fix{keys: keys, edits: []edit{
-			{at: src.step.Start, text: manifests},
+			{at: p.df.commentsAbove(src.step.Start), text: manifests},
 			p.df.moveBefore(run, src.step.Start),
 		}}
 	case onlyMeta && !strings.Contains(src.step.Node.Original, "$") && (!workdir || strings.HasPrefix(src.step.Dest, "/")):
@@ -537,7 +538,7 @@ func (p *pass) fixGoModDownload(src *copySet, e *ecosystem) *fix {
 		}
 		run = "RUN cd " + path.Clean(dest) + " && go mod download"
 	}
-	return &fix{keys: []string{depsKey(src, e)}, edits: []edit{{at: src.step.Start, text: append(manifestCopies(src, files), run)}}}
+	return &fix{keys: []string{depsKey(src, e)}, edits: []edit{{at: p.df.commentsAbove(src.step.Start), text: append(manifestCopies(src, files), run)}}}
 }
 
 // installsWith reports whether a script installs dependencies with ecosystem e.

@@ -316,3 +316,22 @@ func TestFixMergesFindingsOnOneCopy(t *testing.T) {
 		})
 	}
 }
+
+// Comments above the source COPY stay with it: the manifests and the
+// install go above them, the manifests first, so the install finds them.
+func TestFixKeepsCommentsWithTheirSteps(t *testing.T) {
+	context := []string{"go.mod", "go.sum", "main.go"}
+	for _, tc := range []struct{ name, dockerfile, want string }{
+		{"install moved up", "FROM golang:1.26\nWORKDIR /build\n\n# Copy source code\nCOPY . .\n\n# Download dependencies\nRUN go mod download\n\nRUN go build -o /app .\n",
+			"FROM golang:1.26\nWORKDIR /build\n\nCOPY go.mod go.sum ./\n# Download dependencies\nRUN go mod download\n# Copy source code\nCOPY . .\n\n\nRUN go build -o /app .\n"},
+		{"go mod download added", "FROM golang:1.26\nWORKDIR /build\n# Copy source code\nCOPY . .\nRUN go build -o /app .\n",
+			"FROM golang:1.26\nWORKDIR /build\nCOPY go.mod go.sum ./\nRUN go mod download\n# Copy source code\nCOPY . .\nRUN go build -o /app .\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, fixed := fixOf(t, tc.dockerfile, context)
+			if fixed != tc.want {
+				t.Errorf("fixed:\n%s\nwant:\n%s", fixed, tc.want)
+			}
+		})
+	}
+}

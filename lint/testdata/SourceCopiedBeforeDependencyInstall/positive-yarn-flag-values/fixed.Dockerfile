@@ -3,10 +3,10 @@ FROM node:18-alpine AS builder
 
 WORKDIR /app
 
+COPY package.json yarn.lock ./
 # Install dependencies
 RUN yarn install --frozen-lockfile --network-timeout 600000
 # Copy all source files (needed for Nx monorepo)
-COPY package.json yarn.lock ./
 COPY . .
 
 
