@@ -26,7 +26,8 @@ var RuleSecretInContext = Rule[func(list string) string]{
 			"and pass secrets with RUN --mount=type=secret. `strata build` fails on this finding before it builds anything, " +
 			"so the rule reads the files, not only their names: a private key (`-----BEGIN ... PRIVATE KEY-----`), a " +
 			"credential (an auth token in .npmrc, a password in .netrc, an AWS secret key, a `*_PASSWORD=`, `*_TOKEN=` or " +
-			"`*_SECRET=` with a value in an env file) is reported wherever it comes from; a public key (`*.pub`, " +
+			"`*_SECRET=` with a value in an env file, not a path to a key nor a `*_FILE=` setting) is reported wherever it " +
+			"comes from; a public key (`*.pub`, " +
 			"`-----BEGIN PUBLIC KEY-----`, `-----BEGIN PGP PUBLIC KEY BLOCK-----`, a certificate) never is; an env file " +
 			"or key store without such content is reported only when git does not track it (it exists only where the " +
 			"image is built), since a file committed to the repository is already public to whoever reads it; a committed " +
@@ -133,6 +134,11 @@ func credentialValue(name, v string) bool {
 	v = strings.Trim(strings.TrimSpace(v), `"'`)
 	l := strings.ToLower(v)
 	if len(v) < 4 || strings.HasPrefix(v, "$") || strings.HasPrefix(v, "<") || strings.HasPrefix(v, "{{") || strings.HasPrefix(v, "%") {
+		return false
+	}
+	// A path names where the secret is (CLIENT_KEY=/etc/tls/client.key,
+	// the *_FILE convention), it is not the secret.
+	if strings.HasPrefix(v, "/") || strings.HasPrefix(v, "./") || strings.HasPrefix(v, "~/") || strings.HasSuffix(strings.ToUpper(name), "_FILE") {
 		return false
 	}
 	for _, ph := range []string{"changeme", "change_me", "change-me", "your", "xxx", "placeholder", "example", "secret", "password", "replace", "todo", "dummy", "insecure", "null", "none", "false", "true"} {

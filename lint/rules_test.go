@@ -356,6 +356,7 @@ func TestSecretContent(t *testing.T) {
 		{"env with a placeholder", ".env", "DB_PASSWORD=changeme\nAPI_KEY=your_api_key\nTOKEN=\n", false, false},
 		{"env of public settings", ".env.production", "VITE_API_URL=https://api.example.com\nVITE_PUBLIC_TOKEN=pk_live_abcdef\n", false, false},
 		{"env with a variable", ".env", "SECRET_KEY=${SECRET_KEY}\n", false, false},
+		{"env of key paths", "tls.env", "WEED_GRPC_CLIENT_KEY=/etc/seaweedfs/tls/client01.dev.key\nAPI_KEY_FILE=/run/secrets/api_key\nTLS_KEY=./certs/server.key\n", false, false},
 		{"empty values", ".env.docker", "DB_PASSWORD=\nDB_DATABASE=\"pixelfed_prod\"\nAPP_KEY=\nREDIS_PASSWORD=\r\nREDIS_HOST=redis\n", false, false},
 		{"password in a URL", "config.env", "MONGO_URI=mongodb+srv://app:s3cr3tV4lue@cluster.example.net/db\n", true, false},
 		{"placeholder in a URL", "config.env", "DATABASE_URL=postgres://postgres:insecure_password@localhost/app\n", false, false},
