@@ -8,6 +8,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -16,7 +17,7 @@ import (
 )
 
 // RuleSecretInContext: rule 9.
-var RuleSecretInContext = Rule[func(list string) string]{
+var RuleSecretInContext = Rule[func(list string, named bool) string]{
 	RuleInfo: RuleInfo{
 		Name:        "SecretInContext",
 		Severity:    SeverityError,
@@ -39,7 +40,12 @@ var RuleSecretInContext = Rule[func(list string) string]{
 		Bad:  "FROM alpine\nCOPY . /app\n# with an untracked .env, or deploy/id_rsa, in the context\n",
 		Good: "# .dockerignore: .env\nFROM alpine\nCOPY . /app\nRUN --mount=type=secret,id=deploy_key ./deploy.sh\n",
 	},
-	Format: func(list string) string {
+	// named: the COPY names the files itself, which an ignore file
+	// would only make fail.
+	Format: func(list string, named bool) string {
+		if named {
+			return fmt.Sprintf("this COPY puts %s into the image; do not copy it: mount it where a step needs it (RUN --mount=type=secret), or give it to the container at run time", list)
+		}
 		return fmt.Sprintf("this COPY puts %s into the image; exclude them in .dockerignore and use RUN --mount=type=secret", list)
 	},
 }
@@ -270,6 +276,7 @@ func (p *pass) head(e buildcontext.Entry) ([]byte, bool) {
 
 func (p *pass) checkSecrets(s *Step, cs *copySet) {
 	var hits []string
+	named := true // every file reported is a source the COPY names
 	for _, e := range cs.entries {
 		hit, ok := p.secretFile(e)
 		if ok && p.tracked(e.Path) && (templateName(e.Path) || p.staysInBuildStage(s, cs, e)) {
@@ -280,12 +287,13 @@ func (p *pass) checkSecrets(s *Step, cs *copySet) {
 		}
 		if ok {
 			hits = append(hits, hit)
+			named = named && slices.Contains(cs.sources, e.Path)
 		}
 	}
 	if len(hits) == 0 {
 		return
 	}
-	p.report(RuleSecretInContext.Info(), s, RuleSecretInContext.Format(list(hits)), nil)
+	p.report(RuleSecretInContext.Info(), s, RuleSecretInContext.Format(list(hits), named), nil)
 	if p.ctx == nil {
 		// Only the names are known: neither the content nor whether git
 		// tracks the file can be checked, so this cannot fail a build.
