@@ -21,7 +21,8 @@ var RuleCacheMountMissing = Rule[func(cmd, dirs string, copyLine int) string]{
 			"step re-runs often, so it does not fire on every file. Only a cache mount on the tool's own directory (its usual path, " +
 			"or a path naming it, like /cache/go-build) counts; for go the module cache is needed too unless an earlier step " +
 			"ran go mod download or the build uses a vendor folder (vendor/modules.txt copied, -mod=vendor). The path follows the stage's ENV (CARGO_HOME, GOCACHE, GOPATH, GRADLE_USER_HOME, " +
-			"PIP_CACHE_DIR, ...). Maven, Gradle, Cargo, NuGet and Mix keep their packages where they cache them: after an install " +
+			"PIP_CACHE_DIR, ...), and cargo's is /root/.cargo when cargo comes from the system's packages rather than " +
+			"a Rust image. Maven, Gradle, Cargo, NuGet and Mix keep their packages where they cache them: after an install " +
 			"step that filled that store in a layer (mvn dependency:go-offline, cargo fetch, a cargo build of a dummy project " +
 			"before the sources, any Gradle or Maven task run before), a cache mount would hide it, so the rule says nothing.",
 		Bad:  "FROM golang:1.26\nWORKDIR /src\nCOPY . .\nRUN go build -o /app .\n",
@@ -122,6 +123,33 @@ func neededCaches(c *ShellCommand, modsDownloaded bool, prefetched map[string]bo
 	return nil
 }
 
+// distroCargo is where cargo keeps its registry when it comes from the
+// system's packages (apk add cargo) rather than the rust image, whose
+// CARGO_HOME is /usr/local/cargo.
+var distroCargo = cacheDir{"/root/.cargo/registry", "cargo"}
+
+// forStage moves the cargo registry to distroCargo in a stage that is not
+// built on a Rust image and does not set CARGO_HOME.
+func forStage(d cacheDir, st *Stage, scope *Scope) cacheDir {
+	if d != cacheDirs["cargo"] {
+		return d
+	}
+	if scope != nil {
+		if v := scope.Var("CARGO_HOME"); v != nil && v.Env {
+			return d
+		}
+	}
+	for ; st != nil; st = st.Parent {
+		if st.Parent == nil {
+			image, _, _ := strings.Cut(strings.ToLower(st.Base), ":")
+			if strings.Contains(image, "rust") || strings.Contains(image, "cargo") || strings.Contains(image, "$") {
+				return d
+			}
+		}
+	}
+	return distroCargo
+}
+
 // goVendored reports a go command that builds from vendor/ (-mod=vendor,
 // in its flags or in GOFLAGS): it does not read the module cache.
 func goVendored(c *ShellCommand, scope *Scope) bool {
@@ -184,6 +212,7 @@ func checkCacheMounts(p *pass) {
 				if copyLine != 0 {
 					var missing []string
 					for _, d := range neededCaches(c, modsDownloaded, prefetched, s.Scope) {
+						d = forStage(d, s.Stage, s.Scope)
 						if !hasCacheMountFor(s, d) {
 							missing = append(missing, d.target)
 						}

@@ -447,3 +447,24 @@ func TestUnpinnedInstallers(t *testing.T) {
 		}
 	}
 }
+
+// cargo's registry is where the stage's cargo keeps it: /usr/local/cargo
+// on a Rust image, /root/.cargo when cargo comes from the system's
+// packages, CARGO_HOME when the stage sets it.
+func TestCargoCacheDir(t *testing.T) {
+	for src, want := range map[string]string{
+		"FROM rust:1.86-alpine\nCOPY . .\nRUN cargo build --release\n":                          "target=/usr/local/cargo/registry",
+		"FROM alpine:3.23\nRUN apk add --no-cache cargo\nCOPY . .\nRUN cargo build --release\n": "target=/root/.cargo/registry",
+		"FROM alpine:3.23 AS base\nRUN apk add cargo\nFROM base\nCOPY . .\nRUN cargo build\n":   "target=/root/.cargo/registry",
+		"FROM debian:12\nENV CARGO_HOME=/opt/cargo\nCOPY . .\nRUN cargo build\n":                "target=/opt/cargo/registry",
+	} {
+		res, err := Lint("Dockerfile", []byte(src), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := slices.IndexFunc(res.Findings, func(f Finding) bool { return f.Rule == "CacheMountMissing" })
+		if i < 0 || !strings.Contains(res.Findings[i].Message, want) {
+			t.Errorf("%s: %v, want %s", src, res.Findings, want)
+		}
+	}
+}
