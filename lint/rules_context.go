@@ -24,7 +24,8 @@ var RuleMissingDockerignore = Rule[func(src string) string]{
 			"Any change to any of them invalidates the COPY and everything after it. The ignore file is looked for as BuildKit " +
 			"looks for it, <Dockerfile>.dockerignore and then .dockerignore at the root of the build context, so the rule is only " +
 			"as right as the context: see how `strata lint` finds it. Without a context it does not run. A COPY of a folder " +
-			"that holds one file (COPY .bundle ./.bundle) has nothing unrelated to keep out and is not reported.",
+			"that holds one file (COPY .bundle ./.bundle), or whose every file git tracks (COPY rootfs/ /), has nothing " +
+			"unrelated to keep out and is not reported.",
 		Bad:  "FROM alpine\nCOPY . /app\n",
 		Good: "# with a .dockerignore beside the Dockerfile\nFROM alpine\nCOPY . /app\n",
 	},
@@ -156,9 +157,10 @@ func checkContext(p *pass) {
 				continue
 			}
 			broad := p.broadCopy(cs)
-			// A folder of one file (COPY .bundle ./.bundle) has nothing
-			// unrelated in it to keep out.
-			if broad && p.ctx.IgnoreFile() == "" && !missingReported && (cs.broad() || !cs.exact || len(cs.entries) > 1) {
+			// A folder of one file (COPY .bundle ./.bundle), or one whose
+			// every file git tracks (COPY rootfs/ /), has nothing unrelated
+			// in it to keep out.
+			if broad && p.ctx.IgnoreFile() == "" && !missingReported && (cs.broad() || !cs.exact || len(cs.entries) > 1 && !p.allTracked(cs)) {
 				missingReported = true
 				p.report(RuleMissingDockerignore.Info(), s, RuleMissingDockerignore.Format(strings.Join(cs.sources, " ")), nil)
 			}
@@ -313,6 +315,20 @@ func (p *pass) checkLeaks(s *Step, cs *copySet) {
 		fx = &fix{ignore: ignore}
 	}
 	p.report(RuleContextLeaksIntoCopy.Info(), s, RuleContextLeaksIntoCopy.Format(strings.Join(parts, ", "), total), fx)
+}
+
+// allTracked reports whether git tracks every file cs copies; false
+// outside a repository.
+func (p *pass) allTracked(cs *copySet) bool {
+	if p.gitRepo() == nil {
+		return false
+	}
+	for _, e := range cs.entries {
+		if !e.Mode.IsDir() && !p.tracked(e.Path) {
+			return false
+		}
+	}
+	return true
 }
 
 // tracksUnder reports whether git tracks a file cs copies from the
