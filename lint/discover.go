@@ -297,11 +297,13 @@ func contextBySources(dockerfile, root string) (string, string) {
 		return own, "the Dockerfile's folder"
 	}
 	srcs, locks, whole := copySources(dt)
+	if whole && len(srcs) == 0 {
+		if ws := workspaceRoot(own, root); ws != "" {
+			return ws, "the workspace root: the package.json beside the Dockerfile depends on workspace packages (workspace: or catalog:), which only the root brings"
+		}
+	}
 	if len(srcs) == 0 && len(locks) == 0 {
 		if whole {
-			if ws := workspaceRoot(own, root); ws != "" {
-				return ws, "the workspace root: the package.json beside the Dockerfile depends on workspace packages (workspace: or catalog:), which only the root brings"
-			}
 			if up := pastDockerfileFolders(own, root); up != own {
 				return up, "the nearest folder up from the Dockerfile that holds more than Dockerfiles: it copies the whole context (COPY .)"
 			}
@@ -443,6 +445,20 @@ func copySources(dt []byte) (srcs []string, locks [][]string, whole bool) {
 						locks = append(locks, []string{script})
 					}
 				}
+				// An install or build run where the context was copied
+				// reads its manifests there (npm install: package.json;
+				// pip install .: pyproject.toml or setup.py).
+				if wholeHere && !moved {
+					for i, c := range s.Script.Commands {
+						if c.InSubst || slices.ContainsFunc(s.Script.Commands[:i], func(c *ShellCommand) bool { return c.Name() == "cd" }) {
+							continue
+						}
+						if alts := projectManifests(c); alts != nil && !seen[alts[0]] {
+							seen[alts[0]] = true
+							locks = append(locks, alts)
+						}
+					}
+				}
 				// make in the copied folder reads its Makefile there.
 				if i := slices.IndexFunc(s.Script.Commands, func(c *ShellCommand) bool { return c.Name() == "make" && !c.InSubst }); i >= 0 &&
 					wholeHere && !moved && !seen["Makefile"] && !s.Script.Commands[i].Has("-C", "-f", "--file=", "--directory=", "--makefile=") &&
@@ -478,6 +494,34 @@ func copySources(dt []byte) (srcs []string, locks [][]string, whole bool) {
 		}
 	}
 	return srcs, locks, whole
+}
+
+// projectManifests returns the files, one of which an install or build
+// command c reads in its working directory: the manifests of its
+// ecosystem (package.json for npm install, go.mod for go build), or those
+// of a Python project for pip install . ; nil for other commands.
+func projectManifests(c *ShellCommand) []string {
+	if isPip(c) {
+		if c.Has(".", "-e", "--editable") {
+			return []string{"pyproject.toml", "setup.py", "setup.cfg"}
+		}
+		return nil
+	}
+	for _, e := range ecosystems {
+		if e.name == "make" || e.name == "pip" || !e.install(c) && !e.build(c) {
+			continue
+		}
+		var out []string
+		for _, m := range e.manifests {
+			if !strings.ContainsAny(m, "*?[") && !strings.HasPrefix(m, ".") {
+				out = append(out, m)
+			}
+		}
+		if len(out) > 0 {
+			return out
+		}
+	}
+	return nil
 }
 
 // declaredEmpty is a scope in which the variables declared with no value
