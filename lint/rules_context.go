@@ -47,7 +47,8 @@ var RuleContextLeaksIntoCopy = Rule[func(list string, bytes int64) string]{
 			"reads .dockerignore exactly as BuildKit does: '#' lines are comments, '//' lines are patterns. A path the ignore file " +
 			"brings back with a '!' pattern (!.git, for a build that reads its version from .git/HEAD) is taken in on purpose " +
 			"and not reported; so is .git when the build reads it: the stage installs git, or a later RUN of it runs git, or " +
-			"runs make or a script (python version.py) whose copied file calls git. An output folder (build, dist, target) " +
+			"runs make or a script (python version.py) whose copied file calls git, or installs a Python project whose " +
+			"version comes from git (setuptools-scm, hatch-vcs, versioneer). An output folder (build, dist, target) " +
 			"that holds files git tracks is sources, not output, and is not reported. The fix appends entries to the ignore file.",
 		Bad:  "FROM node:22\nCOPY . /app\n# with node_modules/ and .git/ in the context and no ignore entries for them\n",
 		Good: "# .dockerignore: .git node_modules\nFROM node:22\nCOPY . /app\n",
@@ -354,6 +355,11 @@ func (p *pass) readsGit(s *Step, cs *copySet) bool {
 	if stageRuns(s, func(c *ShellCommand) bool { return c.Name() == "git" }) || installsGit(s.Stage) {
 		return true
 	}
+	if p.versionFromGit(cs) && stageRuns(s, func(c *ShellCommand) bool { return projectManifests(c) != nil && isPythonProject(c) }) {
+		// setuptools-scm, hatch-vcs, versioneer and the like read the
+		// version from .git when the project is installed or built.
+		return true
+	}
 	run := map[string]bool{} // base names of the files later RUNs run
 	for _, t := range s.Stage.Steps[s.Index+1:] {
 		if t.Script == nil {
@@ -380,6 +386,38 @@ func (p *pass) readsGit(s *Step, cs *copySet) bool {
 		if head, ok := p.head(e); ok && gitCall.Match(head) {
 			return true
 		}
+	}
+	return false
+}
+
+// scmVersioning names the Python build plugins that take the version
+// from git.
+var scmVersioning = regexp.MustCompile(`setuptools[_-]scm|hatch-vcs|versioningit|versioneer|dunamai|poetry-dynamic-versioning|pbr|uv-dynamic-versioning|pdm-backend.*scm|source\s*=\s*"scm"`)
+
+// versionFromGit reports whether the copy brings a Python project whose
+// version comes from git (pyproject.toml, setup.cfg or setup.py at the
+// top of the copy names such a plugin).
+func (p *pass) versionFromGit(cs *copySet) bool {
+	for _, e := range cs.entries {
+		switch e.Path {
+		case "pyproject.toml", "setup.cfg", "setup.py":
+			if head, ok := p.head(e); ok && scmVersioning.Match(head) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// isPythonProject reports an install or build of a Python project (pip
+// install ., uv sync, poetry install, python -m build).
+func isPythonProject(c *ShellCommand) bool {
+	if isPip(c) {
+		return true
+	}
+	switch c.Name() {
+	case "uv", "poetry", "pdm", "hatch", "pipenv":
+		return true
 	}
 	return false
 }
