@@ -24,8 +24,14 @@ func argVar(a instructions.KeyValuePairOptional, decl *Step, global *Scope, lex 
 	v := &Variable{Name: a.Key, Decl: decl}
 	if a.Value != nil {
 		v.HasV = true
-		v.Value, _, _ = expand(lex, *a.Value, decl.Scope)
-		v.Default, _, _ = expand(lex, *a.Value, defaults{decl.Scope})
+		var scope, defs shell.EnvGetter = decl.Scope, defaults{decl.Scope}
+		if decl.Scope == global {
+			// Before the first FROM the platform arguments are set
+			// (ARG FLAVOR=${TARGETARCH}), as BuildKit sets them.
+			scope, defs = withPlatform{scope}, withPlatform{defs}
+		}
+		v.Value, _, _ = expand(lex, *a.Value, scope)
+		v.Default, _, _ = expand(lex, *a.Value, defs)
 	} else if g := global.Var(a.Key); g != nil && g != v {
 		v.Value, v.HasV, v.Default, v.Given = g.Value, g.HasV, g.Default, g.Given
 	}
@@ -34,6 +40,19 @@ func argVar(a instructions.KeyValuePairOptional, decl *Step, global *Scope, lex 
 	}
 	return v
 }
+
+// withPlatform is a scope in which the platform arguments it does not set
+// have the values BuildKit gives them (see platformValue).
+type withPlatform struct{ shell.EnvGetter }
+
+func (w withPlatform) Get(key string) (string, bool) {
+	if v, ok := w.EnvGetter.Get(key); ok {
+		return v, true
+	}
+	return platformValue(key)
+}
+
+func (w withPlatform) Keys() []string { return w.EnvGetter.Keys() }
 
 // defaults is a scope whose ARGs have the values the Dockerfile alone
 // gives them, with no build argument.

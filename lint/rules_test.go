@@ -49,6 +49,8 @@ func TestRuleCases(t *testing.T) {
 		{"clone checked out at a tag in a later RUN", "FROM alpine/git\nARG REF=v1.2.3\nRUN git clone https://github.com/example/project.git /src\nWORKDIR /src\nRUN git checkout \"$REF\"\n", "UnpinnedRemoteInRun", nil},
 		{"ref declared before the clone it selects from", "FROM alpine/git\nARG GIT_REF=v1.2.3\nRUN apk add --no-cache make\nRUN git clone https://github.com/example/project.git /src\nWORKDIR /src\nRUN git checkout \"$GIT_REF\"\n", "VolatileArgBeforeRun", []int{2}},
 		{"clone of a branch whose default moves", "FROM alpine/git\nARG DISCOURSE_BRANCH=main\nRUN git clone --branch $DISCOURSE_BRANCH https://github.com/discourse/discourse.git /var/www/discourse\n", "UnpinnedRemoteInRun", []int{3}},
+		{"global ARG whose default is a platform argument", "ARG FLAVOR=${TARGETARCH}\nFROM --platform=linux/amd64 scratch AS amd64\nFROM --platform=linux/arm64 scratch AS arm64\nFROM ${FLAVOR} AS image-archive\nFROM alpine:3.20\nCOPY --from=image-archive / /\n", "InvalidDefaultArgInFrom", nil},
+		{"global ARG with no default in FROM", "ARG BASE\nFROM ${BASE}\n", "InvalidDefaultArgInFrom", []int{2}},
 		{"global npm install of @latest", "FROM node:22\nRUN npm install -g corepack@latest pnpm@9.15.0\nRUN npm install -g typescript@5.7.2\n", "UnpinnedRemoteInRun", []int{2}},
 		{"clone of a branch pinned by default", "FROM alpine/git\nARG REF=v3.4.1\nRUN git clone --branch \"$REF\" https://github.com/discourse/discourse.git /src\n", "UnpinnedRemoteInRun", nil},
 		{"clone never checked out", "FROM alpine/git\nRUN git clone https://github.com/example/project.git /src\nWORKDIR /src\nRUN make\n", "UnpinnedRemoteInRun", []int{2}},
