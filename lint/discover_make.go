@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -172,7 +173,13 @@ func scriptBuilds(src, base string) []namedBuild {
 			continue
 		}
 		if b, ok := dockerBuild(c, base); ok {
-			b.why = strings.Join(c.Args[:min(len(c.Args), 3)], " ")
+			// The command's first words, up to one with an expansion, a
+			// quote or a workflow expression (--build-arg="BASE=${{ matrix.base }}").
+			n := min(len(c.Args), 3)
+			if i := slices.IndexFunc(c.Args[:n], func(a string) bool { return strings.ContainsAny(a, "$\"'{}") || strings.Contains(a, exprVar) }); i >= 2 {
+				n = i
+			}
+			b.why = strings.Join(c.Args[:n], " ")
 			out = append(out, b)
 		}
 	}

@@ -3,6 +3,7 @@ package lint
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -73,14 +74,24 @@ func workflowBuilds(root, file string, dt []byte) []namedBuild {
 			if !ok {
 				continue
 			}
-			for _, b := range scriptBuilds(st.Run, base) {
+			// An expression is no shell: it stands as a word of its
+			// own, and a build argument made of one is not known.
+			run := workflowExpr.ReplaceAllString(st.Run, exprVar)
+			for _, b := range scriptBuilds(run, base) {
 				b.why = fmt.Sprintf("named by %s, %s", name, b.why)
+				maps.DeleteFunc(b.args, func(_, v string) bool { return strings.Contains(v, exprVar) })
+				if len(b.args) == 0 {
+					b.args = nil
+				}
 				out = append(out, b)
 			}
 		}
 	}
 	return out
 }
+
+// exprVar is the word a workflow expression stands as in a run: step.
+const exprVar = "WORKFLOW_EXPRESSION"
 
 // workflowExpr is a ${{ }} expression of a workflow.
 var workflowExpr = regexp.MustCompile(`\$\{\{[^}]*\}\}`)
