@@ -365,9 +365,26 @@ func bakeBuilds(root, file string, dt []byte) []namedBuild {
 		if t.Dockerfile != nil {
 			dfPath = *t.Dockerfile
 		}
-		ctx, ok1 := resolve(filepath.Dir(file), ctxPath)
-		df, ok2 := resolve(ctx, dfPath)
-		if !ok1 || !ok2 {
+		// bake resolves paths in the folder it runs in: the bake file's
+		// own, or the repository root for docker buildx bake -f
+		// docker/docker-bake.hcl run there. The first where the
+		// Dockerfile exists counts, else the bake file's own.
+		var ctx, df string
+		for i, base := range []string{filepath.Dir(file), root} {
+			c, ok1 := resolve(base, ctxPath)
+			d, ok2 := resolve(c, dfPath)
+			if !ok1 || !ok2 {
+				continue
+			}
+			_, err := os.Stat(d)
+			if err == nil || i == 0 {
+				ctx, df = c, d
+			}
+			if err == nil {
+				break
+			}
+		}
+		if ctx == "" {
 			continue
 		}
 		out = append(out, namedBuild{dockerfile: df, context: ctx, args: t.Args,
