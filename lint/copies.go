@@ -187,8 +187,26 @@ func (cs *copySet) hasSourceFiles() bool {
 
 func isSourceFile(rel string) bool {
 	base := path.Base(rel)
-	return !strings.HasSuffix(base, ".dockerignore") && !isDockerfileName(base) && !isManifest(rel)
+	return !strings.HasSuffix(base, ".dockerignore") && !isDockerfileName(base) && !isManifest(rel) && !placeholderFiles[base]
 }
+
+// placeholdersOnly reports a copy of folders that hold only placeholder
+// files (prebuilt/.gitkeep): what fills them is built elsewhere.
+func (cs *copySet) placeholdersOnly() bool {
+	if !cs.exact || len(cs.entries) == 0 {
+		return false
+	}
+	for _, e := range cs.entries {
+		if !e.Mode.IsDir() && !placeholderFiles[path.Base(e.Path)] {
+			return false
+		}
+	}
+	return true
+}
+
+// placeholderFiles keep an empty folder in git (a folder CI fills with
+// prebuilt binaries): they are not sources.
+var placeholderFiles = map[string]bool{".gitkeep": true, ".keep": true, ".gitignore": true, ".placeholder": true}
 
 // isDir reports whether the copy brings rel as a directory: some entry lies
 // below it.

@@ -201,7 +201,7 @@ func checkCacheMounts(p *pass) {
 			if cs != nil && copiesVendor(cs) {
 				modsDownloaded = true // go builds from vendor/, not the module cache
 			}
-			if cs != nil && p.broadCopy(cs) {
+			if cs != nil && p.broadCopy(cs) && !cs.placeholdersOnly() {
 				copyLine = s.Start
 				continue
 			}
