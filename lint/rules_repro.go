@@ -15,7 +15,8 @@ var RuleNonDeterministicRun = Rule[func(what string) string]{
 		URL:         docURL("NonDeterministicRun"),
 		Explain: "A layer that holds the build time or a random value has a new digest every build, so identical content is " +
 			"pushed and pulled again and everything built on it misses the cache. Use SOURCE_DATE_EPOCH, or pass such values " +
-			"as labels at the end of the final stage.",
+			"as labels at the end of the final stage. The commit of a repository the build itself cloned (git clone, then git " +
+			"rev-parse HEAD) changes only with what the clone fetched and is not reported.",
 		Bad:  "FROM alpine\nRUN date > /build-date\n",
 		Good: "FROM alpine\nARG SOURCE_DATE_EPOCH\nLABEL org.opencontainers.image.created=$SOURCE_DATE_EPOCH\n",
 	},
@@ -25,19 +26,26 @@ var RuleNonDeterministicRun = Rule[func(what string) string]{
 }
 
 func checkNonDeterministic(p *pass) {
+	isClone := func(c *ShellCommand) bool { return c.Is("git", "clone") }
+	clones := map[*Stage]bool{} // the stage, or one it is built on, clones
 	for _, st := range p.df.Stages {
+		// git in a checkout the build cloned reads that checkout's commit,
+		// which changes only with what the clone fetched.
+		cloned := st.Parent != nil && clones[st.Parent]
 		for _, s := range st.Steps {
 			if s.Script == nil {
 				continue
 			}
-			if what := nonDeterministic(s.Script); what != "" {
+			cloned = cloned || has(s.Script, isClone)
+			if what := nonDeterministic(s.Script, cloned); what != "" {
 				p.report(RuleNonDeterministicRun.Info(), s, RuleNonDeterministicRun.Format(what), nil)
 			}
 		}
+		clones[st] = cloned
 	}
 }
 
-func nonDeterministic(sc *Script) string {
+func nonDeterministic(sc *Script, cloned bool) string {
 	if sc.RandomAssigned {
 		return "stores $RANDOM in a variable"
 	}
@@ -48,7 +56,7 @@ func nonDeterministic(sc *Script) string {
 		switch {
 		case c.Name() == "date" && !c.Has("-d", "--date", "-r", "--reference") && !hasEpoch(c):
 			return "writes the current date (" + short(c) + ")"
-		case c.Name() == "git" && (c.Sub() == "rev-parse" || c.Sub() == "describe" || c.Sub() == "log"):
+		case c.Name() == "git" && (c.Sub() == "rev-parse" || c.Sub() == "describe" || c.Sub() == "log") && !cloned:
 			return "writes the current commit (" + short(c) + ")"
 		case c.Name() == "uuidgen", c.Name() == "openssl" && c.Sub() == "rand", c.Name() == "mktemp" && c.Writes:
 			return "writes a random value (" + short(c) + ")"

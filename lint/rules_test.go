@@ -94,6 +94,8 @@ func TestRuleCases(t *testing.T) {
 		{"add local file", "FROM alpine\nADD app.tar.gz /app/\n", "AddUrlWithoutChecksum", nil},
 		{"build date in subst", "FROM alpine\nRUN echo \"$(date +%s)\" > /ts\n", "NonDeterministicRun", []int{2}},
 		{"date to stdout only", "FROM alpine\nRUN date && make\n", "NonDeterministicRun", nil},
+		{"commit of a clone", "FROM golang:1.26\nRUN git clone --depth 1 --branch v1.2.3 https://github.com/example/tool /src\nRUN cd /src && export LDFLAGS=\"-X main.commit=$(git rev-parse --short HEAD)\" && go build -ldflags \"${LDFLAGS}\" -o /app .\n", "NonDeterministicRun", nil},
+		{"commit of the copied context", "FROM golang:1.26\nCOPY . /src\nRUN cd /src && git rev-parse HEAD > /version\n", "NonDeterministicRun", []int{3}},
 		{"volume gradle", "FROM gradle:8\nVOLUME /home/gradle/.gradle\n", "VolumeUsedAsBuildCache", []int{2}},
 		{"stable after volatile arg", "FROM debian\nARG CI_PIPELINE_ID\nRUN apt-get update && apt-get install -y curl\n", "StableStepAfterVolatileStep", []int{3}},
 		{"stable first", "FROM debian\nRUN apt-get update && apt-get install -y curl\nCOPY . /app\n", "StableStepAfterVolatileStep", nil},
