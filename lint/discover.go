@@ -116,15 +116,16 @@ func (d *Discoverer) Discover(dockerfile string) (DiscoveredContext, error) {
 	// when none has them and another folder has them all, the build files
 	// are out of date (a Makefile no one runs): that folder.
 	dt, _ := os.ReadFile(abs)
+	srcs, _, _ := copySources(dt)
 	for _, b := range named {
-		if missingSources(dt, b.context) == 0 {
+		if missingSources(srcs, b.context) == 0 {
 			return DiscoveredContext{Dir: b.context, Reason: b.why, BuildArgs: b.args, Repo: rb.repo}, nil
 		}
 	}
 	// One missing source is too little to overrule the build file: a
 	// binary CI builds into the context (COPY weed) may share its name
 	// with a folder elsewhere.
-	if b := named[0]; dir != "" && dir != b.context && missingSources(dt, dir) == 0 && missingSources(dt, b.context) >= 2 {
+	if b := named[0]; dir != "" && dir != b.context && missingSources(srcs, dir) == 0 && missingSources(srcs, b.context) >= 2 {
 		why += fmt.Sprintf(", not %s (%s), which lacks them", displayRel(root, b.context), b.why)
 		return DiscoveredContext{Dir: dir, Reason: why, Repo: rb.repo}, nil
 	}
@@ -132,12 +133,11 @@ func (d *Discoverer) Discover(dockerfile string) (DiscoveredContext, error) {
 	return DiscoveredContext{Dir: b.context, Reason: b.why, BuildArgs: b.args, Repo: rb.repo}, nil
 }
 
-// missingSources counts the COPY and ADD sources the Dockerfile dt names
-// that dir lacks. What its steps need after a copy of the whole context
-// (see copySources) is a guess, and does not count against a context a
-// build file names.
-func missingSources(dt []byte, dir string) int {
-	srcs, _, _ := copySources(dt)
+// missingSources counts the COPY and ADD sources a Dockerfile names
+// (copySources) that dir lacks. What its steps need after a copy of the
+// whole context is a guess, and does not count against a context a build
+// file names.
+func missingSources(srcs []string, dir string) int {
 	n := 0
 	for _, s := range srcs {
 		if !sourceExists(dir, s) {
@@ -541,10 +541,7 @@ func relativeScript(c *ShellCommand) string {
 	if len(c.Args) == 0 || c.InSubst {
 		return ""
 	}
-	p := c.Args[0]
-	if (c.Name() == "sh" || c.Name() == "bash") && len(c.Args) > 1 {
-		p = c.Args[1]
-	}
+	p := c.Ran()
 	if strings.HasPrefix(p, "/") || strings.HasPrefix(p, "-") || strings.ContainsAny(p, "$*?[") || !strings.Contains(strings.TrimPrefix(p, "./"), "/") && !strings.HasSuffix(p, ".sh") {
 		return ""
 	}

@@ -23,6 +23,12 @@ type ecosystem struct {
 
 func none(*ShellCommand) bool { return false }
 
+// node reports the package managers of package.json, whose install runs
+// its scripts' install hooks.
+func (e *ecosystem) node() bool {
+	return e.name == "npm" || e.name == "yarn" || e.name == "pnpm" || e.name == "bun"
+}
+
 func isPip(c *ShellCommand) bool {
 	n := c.Name()
 	if strings.HasPrefix(n, "pip") {

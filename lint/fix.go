@@ -292,7 +292,7 @@ func (p *pass) hookFiles(src *copySet, e *ecosystem) []string {
 // --schema=prisma/schema.prisma): an install before the sources needs
 // them.
 func (p *pass) hookPaths(e *ecosystem) []string {
-	if e.name != "npm" && e.name != "yarn" && e.name != "pnpm" && e.name != "bun" {
+	if !e.node() {
 		return nil
 	}
 	var hooks []string
@@ -323,7 +323,14 @@ func (p *pass) hookPaths(e *ecosystem) []string {
 // manifests: the files its install hooks name, and its local path
 // dependencies.
 func (p *pass) installInputs(e *ecosystem) []string {
-	return append(p.hookPaths(e), p.localDeps(e)...)
+	if in, ok := p.inputs[e]; ok {
+		return in
+	}
+	if p.inputs == nil {
+		p.inputs = map[*ecosystem][]string{}
+	}
+	p.inputs[e] = append(p.hookPaths(e), p.localDeps(e)...)
+	return p.inputs[e]
 }
 
 // localDeps are the folders the manifests at the context's root name as
@@ -397,9 +404,10 @@ var installHooks = []string{"preinstall", "install", "postinstall", "prepare"}
 // packageScripts returns the scripts of the package.json at the context's
 // root; none when it is not there or does not parse.
 func (p *pass) packageScripts() map[string]string {
-	if p.ctx == nil {
-		return nil
+	if p.ctx == nil || p.scriptsRead {
+		return p.scripts
 	}
+	p.scriptsRead = true
 	dt, err := os.ReadFile(filepath.Join(p.ctx.Dir(), "package.json"))
 	if err != nil || len(dt) > 1<<20 {
 		return nil
@@ -410,7 +418,8 @@ func (p *pass) packageScripts() map[string]string {
 	if json.Unmarshal(dt, &pkg) != nil {
 		return nil
 	}
-	return pkg.Scripts
+	p.scripts = pkg.Scripts
+	return p.scripts
 }
 
 // depsKey names the fixes that install the dependencies of ecosystem e

@@ -166,6 +166,11 @@ type pass struct {
 	repo     *Repo
 	repoRead bool     // repo was looked for
 	needs    []string // see Result.Needs
+	// scripts and inputs hold what packageScripts and installInputs read
+	// from the context, once per lint.
+	scripts     map[string]string
+	scriptsRead bool
+	inputs      map[*ecosystem][]string
 }
 
 // gitRepo returns the repository the context lies in, reading its index

@@ -403,10 +403,7 @@ func (p *pass) scriptUses(s *Step, name string) bool {
 			}
 			continue
 		}
-		script := c.Args[0]
-		if (c.Name() == "sh" || c.Name() == "bash") && len(c.Args) > 1 {
-			script = c.Args[1]
-		}
+		script := c.Ran()
 		if !strings.HasSuffix(script, ".sh") && !strings.HasPrefix(script, "./") && !strings.HasPrefix(script, "/") {
 			continue
 		}

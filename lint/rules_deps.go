@@ -182,14 +182,7 @@ func runsCopied(cp, s *Step) bool {
 			continue
 		}
 		for _, c := range mid.Script.Commands {
-			if len(c.Args) == 0 {
-				continue
-			}
-			run := c.Args[0]
-			if (c.Name() == "sh" || c.Name() == "bash") && len(c.Args) > 1 {
-				run = c.Args[1]
-			}
-			if run == dest || strings.HasPrefix(run, dest+"/") {
+			if run := c.Ran(); run == dest || strings.HasPrefix(run, dest+"/") {
 				return true
 			}
 		}
@@ -240,7 +233,7 @@ func (p *pass) requirementsAbsent(s *Step, c *ShellCommand) bool {
 // the context runs a build in its install hooks ("postinstall": "pnpm run
 // build:viz"), so the install needs the sources of what it builds.
 func (p *pass) installBuilds(e *ecosystem) bool {
-	if e.name != "npm" && e.name != "yarn" && e.name != "pnpm" && e.name != "bun" {
+	if !e.node() {
 		return false
 	}
 	scripts := p.packageScripts()

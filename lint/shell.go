@@ -37,6 +37,18 @@ func (c *ShellCommand) Name() string {
 	return path.Base(c.Args[0])
 }
 
+// Ran is the file the command runs: its first word, or the script sh or
+// bash is given (sh ./build.sh); "" for no words.
+func (c *ShellCommand) Ran() string {
+	switch {
+	case len(c.Args) == 0:
+		return ""
+	case (c.Name() == "sh" || c.Name() == "bash") && len(c.Args) > 1:
+		return c.Args[1]
+	}
+	return c.Args[0]
+}
+
 // valueFlags are, per tool, the flags that take the next word as their
 // value, so that value is not read as a subcommand or a name.
 var valueFlags = map[string][]string{
