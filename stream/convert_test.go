@@ -24,6 +24,8 @@ import (
 	"github.com/moby/buildkit/client"
 	digest "github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/strata-build/strata/cache"
 )
 
 // layerTar is an uncompressed layer with one file of size n stamped at mtime.
@@ -322,7 +324,6 @@ func TestLayerMemo(t *testing.T) {
 }
 
 func TestImportedRecordsFillMissingLayers(t *testing.T) {
-	ctx := t.Context()
 	s := testStore(t)
 	d0, d1, d2 := digest.FromString("l0"), digest.FromString("l1"), digest.FromString("l2")
 	k1, k2, k3 := digest.FromString("k1"), digest.FromString("k2"), digest.FromString("k3")
@@ -350,24 +351,7 @@ func TestImportedRecordsFillMissingLayers(t *testing.T) {
 			{"digest": k3, "layers": []map[string]any{{"layer": 2, "createdAt": when}}},
 		})})
 	mfDesc := putImage(t, s, cfg)
-	r := &importedRecords{done: make(chan struct{}), sources: []sourceCache{sc}}
-	close(r.done)
-	nd, err := r.apply(ctx, s, mfDesc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got ocispecs.Manifest
-	dt, _ := content.ReadBlob(ctx, s, nd)
-	_ = json.Unmarshal(dt, &got)
-	cdt, _ := content.ReadBlob(ctx, s, got.Config)
-	var c imageConfigCache
-	if err := json.Unmarshal(cdt, &c); err != nil {
-		t.Fatal(err)
-	}
-	recs, err := decodeInlineCache(c.Cache)
-	if err != nil {
-		t.Fatal(err)
-	}
+	recs := appliedRecords(t, s, mfDesc, sc)
 	if len(recs[0].Results) != 1 || recs[0].Results[0].LayerIndex != 1 || recs[0].raw["inputs"] == nil {
 		t.Errorf("k1: %+v %s, want layer 1 from the source and its inputs kept", recs[0].Results, recs[0].raw["inputs"])
 	}
@@ -591,4 +575,83 @@ func TestOneRegistry(t *testing.T) {
 			t.Errorf("tags %v, cache %v: %v, want %v", tc.tags, tc.refs, got, tc.want)
 		}
 	}
+}
+
+// An image whose base layer strata rewrote as eStargz (its diff_id is the
+// rewrite's, its manifest names the diff_id it was rewritten from) takes
+// the records of a source built on the gzip base, and the other way round.
+func TestImportedRecordsAcrossRewrittenBase(t *testing.T) {
+	gzipBase, estargzBase, d1 := digest.FromString("gzip base"), digest.FromString("estargz base"), digest.FromString("l1")
+	k1 := digest.FromString("k1")
+	when := time.Unix(1700000000, 0).UTC()
+	enc := func(recs []map[string]any) string {
+		dt, _ := json.Marshal(recs)
+		return base64.StdEncoding.EncodeToString(dt)
+	}
+	config := func(base digest.Digest, recs []map[string]any) []byte {
+		dt, _ := json.Marshal(map[string]any{"os": "linux", "architecture": "amd64", "rootfs": map[string]any{"type": "layers", "diff_ids": []digest.Digest{base, d1}},
+			"moby.buildkit.cache.v0": enc(recs)})
+		return dt
+	}
+	withRecord := []map[string]any{{"digest": k1, "layers": []map[string]any{{"layer": 1, "createdAt": when}}}}
+	without := []map[string]any{{"digest": k1}}
+	rewritten := ocispecs.Descriptor{MediaType: ocispecs.MediaTypeImageLayerGzip, Digest: digest.FromString("estargz blob"), Size: 1,
+		Annotations: map[string]string{cache.AnnotationSourceDiffID: gzipBase.String()}}
+	plain := ocispecs.Descriptor{MediaType: ocispecs.MediaTypeImageLayerGzip, Digest: digest.FromString("gzip blob"), Size: 1}
+	top := ocispecs.Descriptor{MediaType: ocispecs.MediaTypeImageLayerGzip, Digest: digest.FromString("top blob"), Size: 1}
+
+	for _, tc := range []struct {
+		name                string
+		image, source       digest.Digest
+		imageBase           ocispecs.Descriptor
+		sourceRewrittenFrom string
+	}{
+		{name: "image rewritten", image: estargzBase, imageBase: rewritten, source: gzipBase},
+		{name: "source rewritten", image: gzipBase, imageBase: plain, source: estargzBase, sourceRewrittenFrom: gzipBase.String()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := testStore(t)
+			sc, ok := parseSourceCache(config(tc.source, withRecord))
+			if !ok {
+				t.Fatal("source config not read")
+			}
+			sc.diffIDs = baseDiffIDs(sc.diffIDs, func(i int) string {
+				if i == 0 {
+					return tc.sourceRewrittenFrom
+				}
+				return ""
+			})
+			mfDesc := putImage(t, s, config(tc.image, without), tc.imageBase, top)
+			recs := appliedRecords(t, s, mfDesc, sc)
+			if len(recs[0].Results) != 1 || recs[0].Results[0].LayerIndex != 1 {
+				t.Errorf("k1: %+v, want layer 1 from the source", recs[0].Results)
+			}
+		})
+	}
+}
+
+// appliedRecords applies the records of sources to the image desc in s and
+// returns the inline cache records of the image that gives.
+func appliedRecords(t *testing.T, s content.Store, desc ocispecs.Descriptor, sources ...sourceCache) []cacheRecord {
+	t.Helper()
+	ctx := t.Context()
+	r := &importedRecords{done: make(chan struct{}), sources: sources}
+	close(r.done)
+	nd, err := r.apply(ctx, s, desc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got ocispecs.Manifest
+	dt, _ := content.ReadBlob(ctx, s, nd)
+	_ = json.Unmarshal(dt, &got)
+	cdt, _ := content.ReadBlob(ctx, s, got.Config)
+	var c imageConfigCache
+	if err := json.Unmarshal(cdt, &c); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := decodeInlineCache(c.Cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs
 }

@@ -42,8 +42,28 @@ type cacheResult struct {
 // layer of each of its records' results.
 type sourceCache struct {
 	platform string
-	diffIDs  []digest.Digest
-	results  map[digest.Digest][]cacheResult
+	// diffIDs are the image's layers as later plans know them: a base
+	// layer strata rewrote as eStargz by the diff_id of the layer it was
+	// rewritten from (see baseDiffIDs).
+	diffIDs []digest.Digest
+	results map[digest.Digest][]cacheResult
+}
+
+// baseDiffIDs are the diff_ids of an image, with each layer strata
+// rewrote as eStargz from a gzip base image layer (its manifest's
+// cache.AnnotationSourceDiffID, which source gives by the layer's index)
+// known by the diff_id of the layer it was rewritten from: the same files,
+// so the cache records over one hold over the other. An image whose base
+// strata rewrote in one build and not in another (its builder pulls lazily
+// in one only) still shares its records with the other.
+func baseDiffIDs(diffIDs []digest.Digest, source func(i int) string) []digest.Digest {
+	out := slices.Clone(diffIDs)
+	for i := range out {
+		if src, err := digest.Parse(source(i)); err == nil {
+			out[i] = src
+		}
+	}
+	return out
 }
 
 // importedRecords reads, beside the build, the inline cache metadata of
@@ -134,6 +154,12 @@ func (r *importedRecords) start(ctx context.Context, imports []client.CacheOptio
 					r.sourceDiffIDs[digest.Digest(l.String())] = src
 				}
 				if sc, ok := parseSourceCache(img.Config); ok {
+					sc.diffIDs = baseDiffIDs(sc.diffIDs, func(i int) string {
+						if i < len(img.Layers) {
+							return img.SourceDiffIDs[img.Layers[i]]
+						}
+						return ""
+					})
 					r.sources = append(r.sources, sc)
 				}
 			}()
@@ -277,7 +303,7 @@ func (r *importedRecords) apply(ctx context.Context, store content.Store, desc o
 	if err != nil || len(r.sources) == 0 {
 		return desc, err
 	}
-	return RewriteConfig(ctx, store, desc, func(cfg map[string]json.RawMessage) (bool, error) {
+	return rewriteImage(ctx, store, desc, func(mf *ocispecs.Manifest, cfg map[string]json.RawMessage) (bool, error) {
 		records, ok, err := inlineCacheRecords(cfg)
 		if err != nil || !ok {
 			return false, nil // none, or not a format strata knows: leave it
@@ -290,6 +316,12 @@ func (r *importedRecords) apply(ctx context.Context, store content.Store, desc o
 		if json.Unmarshal(dt, &c) != nil {
 			return false, nil
 		}
+		diffIDs := baseDiffIDs(c.RootFS.DiffIDs, func(i int) string {
+			if i < len(mf.Layers) {
+				return mf.Layers[i].Annotations[cache.AnnotationSourceDiffID]
+			}
+			return ""
+		})
 		changed := false
 		for i, rec := range records {
 			if len(rec.Results) > 0 || rec.raw["chains"] != nil {
@@ -302,7 +334,7 @@ func (r *importedRecords) apply(ctx context.Context, store content.Store, desc o
 				var found []cacheResult
 				for _, res := range src.results[rec.Digest] {
 					n := res.LayerIndex + 1
-					if n <= len(c.RootFS.DiffIDs) && n <= len(src.diffIDs) && slices.Equal(c.RootFS.DiffIDs[:n], src.diffIDs[:n]) {
+					if n <= len(diffIDs) && n <= len(src.diffIDs) && slices.Equal(diffIDs[:n], src.diffIDs[:n]) {
 						found = append(found, res)
 					}
 				}
