@@ -328,9 +328,10 @@ func (o *Options) check() error {
 }
 
 // streamed reports whether layers are uploaded by strata while the build
-// runs: a push of one image, with no other outputs.
+// runs: a push of one image (or of one per platform and an index), with no
+// other outputs.
 func (o *Options) streamed() bool {
-	return o.Push && !o.NoStream && len(o.Outputs) == 0 && len(o.Platforms) <= 1
+	return o.Push && !o.NoStream && len(o.Outputs) == 0
 }
 
 // epochArg is the build arg that BuildKit's Dockerfile frontend reads as

@@ -2,18 +2,45 @@ package build
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+	"time"
 
+	"github.com/containerd/platforms"
 	"github.com/moby/buildkit/client"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/strata-build/strata/buildcontext"
+	"github.com/strata-build/strata/errs"
 	"github.com/strata-build/strata/stream"
 )
 
 // runStreamed builds opt and pushes its image with layers uploaded while the
-// build still runs (see package stream): the prefixes of the target stage
-// worth a solve of their own, and the COPY sources recorded in the image's
-// history, are worked out here.
+// build still runs (see package stream); with several platforms, one image
+// each and an index over them (runStreamedPlatforms).
 func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.SolveOpt, bc *buildcontext.Context, contextDir, dockerfile string, lazy bool, p *progress) (*Result, error) {
+	if len(opt.Platforms) > 1 {
+		return runStreamedPlatforms(ctx, c, opt, bc, contextDir, dockerfile, lazy, p)
+	}
+	res, err := pushStreamed(ctx, c, opt, so, bc, contextDir, dockerfile, lazy, p, false)
+	if err != nil {
+		return p.result(nil, 0, err)
+	}
+	r, err := p.result(res.ExporterResponse, res.SolveTime, nil)
+	if err != nil {
+		return nil, err
+	}
+	r.Push = &PushStats{BytesPushed: res.BytesSent, Layers: res.Layers, Streamed: true}
+	return r, nil
+}
+
+// pushStreamed is the streamed push of opt's image (one platform): the
+// prefixes of the target stage worth a solve of their own, and the COPY
+// sources recorded in the image's history, are worked out here. An
+// untagged image's manifest goes in by digest only.
+func pushStreamed(ctx context.Context, c *client.Client, opt Options, so client.SolveOpt, bc *buildcontext.Context, contextDir, dockerfile string, lazy bool, p stream.Progress, untagged bool) (*stream.Result, error) {
 	target := opt.streamTarget()
 	cachedThrough := opt.CachedThrough
 	if opt.NoCache {
@@ -35,20 +62,127 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 		Platform:       opt.platform(),
 		Lazy:           lazy,
 		RewriteAll:     opt.ForceCompression,
+		Untagged:       untagged,
 	}
 	if opt.Pending != nil {
 		cfg.Late = streamLate(opt.Pending, opt.NoCache)
 	}
-	res, err := stream.Push(ctx, c, so, cfg, p)
+	return stream.Push(ctx, c, so, cfg, p)
+}
+
+// runStreamedPlatforms pushes an image for each of opt's platforms as a
+// streamed push of one platform does, side by side: each its own solve
+// (BuildKit runs a step the platforms share once), its new layers
+// compressed and uploaded while the builds run, its manifest pushed by
+// digest. Once every repository holds every platform's image, an index
+// over them goes under the tags. The layers a build reuses from a cache
+// are neither read nor rewritten, where BuildKit's own multi-platform push
+// reads every one of them to rewrite its timestamps.
+func runStreamedPlatforms(ctx context.Context, c *client.Client, opt Options, bc *buildcontext.Context, contextDir, dockerfile string, lazy bool, p *progress) (*Result, error) {
+	plats, names, err := distinctPlatforms(opt.Platforms)
 	if err != nil {
 		return p.result(nil, 0, err)
 	}
-	r, err := p.result(res.ExporterResponse, res.SolveTime, nil)
+	solves := make([]client.SolveOpt, len(plats))
+	opts := make([]Options, len(plats))
+	for i := range plats {
+		opts[i] = opt
+		opts[i].Platforms = []string{names[i]}
+		if solves[i], err = solveOptions(opts[i], contextDir, dockerfile); err != nil {
+			return p.result(nil, 0, err)
+		}
+	}
+	results := make([]*stream.Result, len(plats))
+	eg, ectx := errgroup.WithContext(ctx)
+	for i := range plats {
+		eg.Go(func() error {
+			var err error
+			results[i], err = pushStreamed(ectx, c, opts[i], solves[i], bc, contextDir, dockerfile, lazy, platformProgress{Progress: p, name: names[i]}, true)
+			return err
+		})
+	}
+	if err := eg.Wait(); err != nil {
+		return p.result(nil, 0, err)
+	}
+	manifests := make([]ocispecs.Descriptor, len(plats))
+	stats := &PushStats{Streamed: true}
+	var solve time.Duration
+	for i, r := range results {
+		manifests[i] = ocispecs.Descriptor{MediaType: r.Image.MediaType, Digest: r.Image.Digest, Size: r.Image.Size, Platform: &plats[i]}
+		stats.BytesPushed += r.BytesSent
+		stats.Layers = append(stats.Layers, r.Layers...)
+		solve = max(solve, r.SolveTime)
+	}
+	idx, err := stream.PushIndex(ctx, opt.Tags, opt.InsecureRegistries, manifests, p)
+	if err != nil {
+		return p.result(nil, 0, err)
+	}
+	resp := map[string]string{"containerimage.digest": idx.Digest.String(), "image.name": strings.Join(opt.Tags, ",")}
+	if dt, err := json.Marshal(idx); err == nil {
+		resp["containerimage.descriptor"] = base64.StdEncoding.EncodeToString(dt)
+	}
+	r, err := p.result(resp, solve, nil)
 	if err != nil {
 		return nil, err
 	}
-	r.Push = &PushStats{BytesPushed: res.BytesSent, Layers: res.Layers, Streamed: true}
+	r.Push = stats
 	return r, nil
+}
+
+// distinctPlatforms parses the platforms given, in order, each once, and
+// returns them with the names BuildKit gives them (linux/arm64/v8 is
+// linux/arm64).
+func distinctPlatforms(given []string) ([]ocispecs.Platform, []string, error) {
+	var out []ocispecs.Platform
+	var names []string
+	seen := map[string]bool{}
+	for _, g := range given {
+		pl, err := platforms.Parse(g)
+		if err != nil {
+			return nil, nil, errs.WithHint(errs.Usagef("--platform %s: %v", g, err), "name platforms as OS/ARCH[/VARIANT], e.g. linux/amd64,linux/arm64")
+		}
+		pl = platforms.Normalize(pl)
+		name := platforms.Format(pl)
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		out, names = append(out, pl), append(names, name)
+	}
+	return out, names, nil
+}
+
+// platformProgress shows one platform's build of a multi-platform push:
+// its Dockerfile steps named as BuildKit names them when it builds several
+// platforms in one solve ("[linux/arm64 2/5] RUN ...").
+type platformProgress struct {
+	stream.Progress
+	name string
+}
+
+func (pp platformProgress) Main() chan *client.SolveStatus {
+	return stream.Through(pp.Progress.Main(), pp.rename)
+}
+
+func (pp platformProgress) rename(st *client.SolveStatus) *client.SolveStatus {
+	return stream.RenameVertices(st, func(v *client.Vertex) (string, bool) { return platformStepName(v.Name, pp.name) })
+}
+
+// platformStepName is the name of a Dockerfile step ("[2/5] RUN ...",
+// "[build 2/5] RUN ...") or of the frontend's own work ("[internal] load
+// metadata ...") with the platform in front, as BuildKit's frontend names
+// them in a multi-platform build; ok is false for any other name.
+func platformStepName(name, platform string) (_ string, ok bool) {
+	rest, ok := strings.CutPrefix(name, "[")
+	i := strings.IndexByte(rest, ']')
+	if !ok || i < 0 {
+		return "", false
+	}
+	f := strings.Fields(rest[:i])
+	if len(f) == 0 || !(len(f) == 1 && f[0] == "internal" || strings.Contains(f[len(f)-1], "/")) {
+		return "", false
+	}
+	return "[" + platform + " " + rest, true
 }
 
 // PushStats describe what strata uploaded.

@@ -4,10 +4,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
 
 	"github.com/strata-build/strata/build"
 )
@@ -157,4 +161,100 @@ func newBlobBytes(t *testing.T, img v1.Image) int64 {
 		t.Fatal(err)
 	}
 	return n + int64(len(cfg))
+}
+
+// Several platforms: one streamed push per platform, side by side, each
+// manifest by digest, then an index over them under the tag. A new commit
+// on a fresh runner reuses each platform's steps before the changed COPY,
+// and none of the layers it reuses is read again: the push rewrites no
+// layer's timestamps.
+func TestStreamedPushSeveralPlatforms(t *testing.T) {
+	// linux/386 runs on this machine's amd64 kernel, with no emulation.
+	plats := []string{"linux/amd64", "linux/386"}
+	t0 := time.Date(2026, 4, 1, 9, 0, 0, 0, time.UTC)
+	dir := gitApp(t, commitsDockerfile(), t0)
+	repo := fmt.Sprintf("%s/platforms/app-%d", env.Registry.Host, time.Now().UnixNano())
+	meta := filepath.Join(t.TempDir(), "m.json")
+	build := func(runner, tag string) (strataMeta, v1.ImageIndex, string) {
+		t.Helper()
+		addr := freshRunner(t, runner)
+		code, _, stderr := strata(t, "build", "--builder", addr, "--progress", "plain", "--platform", strings.Join(plats, ","),
+			"-t", repo+":"+tag, "--push", "--metadata-file", meta, dir)
+		if code != 0 {
+			t.Fatalf("%s: exit %d\n%s", tag, code, tail(stderr, 30))
+		}
+		if strings.Contains(stderr, "rewriting layers") {
+			t.Errorf("%s: BuildKit rewrote layers:\n%s", tag, tail(stderr, 30))
+		}
+		m := readMetadata(t, meta)
+		st := strataMetadata(t, m)
+		if !st.Push.Streamed {
+			t.Errorf("%s: the push was not streamed: %s", tag, m["strata"])
+		}
+		r, err := name.ParseReference(repo+":"+tag, name.Insecure)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idx, err := remote.Index(r)
+		if err != nil {
+			t.Fatalf("%s is not an index: %v", tag, err)
+		}
+		if err := validate.Index(idx); err != nil {
+			t.Fatalf("%s does not validate: %v", tag, err)
+		}
+		d, _ := idx.Digest()
+		if got := metadataString(t, m, "containerimage.digest"); got != d.String() {
+			t.Errorf("%s: metadata digest %s, the index is %s", tag, got, d)
+		}
+		im, err := idx.IndexManifest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(im.Manifests) != len(plats) {
+			t.Fatalf("%s: index lists %d images, want %d", tag, len(im.Manifests), len(plats))
+		}
+		for i, desc := range im.Manifests {
+			if desc.Platform == nil || desc.Platform.OS+"/"+desc.Platform.Architecture != plats[i] {
+				t.Errorf("%s: image %d is for %v, want %s", tag, i, desc.Platform, plats[i])
+			}
+		}
+		return st, idx, stderr
+	}
+	layersOf := func(idx v1.ImageIndex, i int) []v1.Hash {
+		t.Helper()
+		im, _ := idx.IndexManifest()
+		img, err := idx.Image(im.Manifests[i].Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls, err := img.Layers()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []v1.Hash
+		for _, l := range ls {
+			d, _ := l.Digest()
+			out = append(out, d)
+		}
+		return out
+	}
+
+	_, idx1, _ := build("platforms-v1", "v1")
+	changeSource(t, dir, t0.Add(time.Hour))
+	st, idx2, stderr := build("platforms-v2", "v2")
+	// Per platform: RUN tools, WORKDIR, COPY deps.lock and RUN deps cached.
+	if st.Steps.Total != 12 || st.Steps.Cached != 8 {
+		t.Errorf("v2 on a fresh runner: steps %+v, want 8 of 12 cached\n%s", st.Steps, tail(stderr, 60))
+	}
+	for i := range plats {
+		l1, l2 := layersOf(idx1, i), layersOf(idx2, i)
+		if len(l1) != 7 || len(l2) != 7 {
+			t.Fatalf("%s: v1 has %d layers, v2 %d; want 7", plats[i], len(l1), len(l2))
+		}
+		for j := range 7 {
+			if same := l1[j] == l2[j]; same != (j < 5) {
+				t.Errorf("%s layer %d: v1 %s, v2 %s; want the layers before COPY src/ shared and the rest new", plats[i], j, l1[j], l2[j])
+			}
+		}
+	}
 }

@@ -245,7 +245,11 @@ func (a *arrivals) channel(d digest.Digest) chan struct{} {
 // image.
 func (sp *streamedPush) pushContent(ctx context.Context, desc ocispecs.Descriptor) error {
 	for _, ps := range sp.pushers {
-		sp.pushEnds = append(sp.pushEnds, sp.p.Begin(fmt.Sprintf("[strata] pushing %s", strings.Join(tagNames(sp.tags[ps.repo]), ", "))))
+		what := strings.Join(tagNames(sp.tags[ps.repo]), ", ")
+		if sp.cfg.Untagged {
+			what = fmt.Sprintf("the %s image to %s", sp.cfg.Platform, ps.repo)
+		}
+		sp.pushEnds = append(sp.pushEnds, sp.p.Begin("[strata] pushing "+what))
 		var err error
 		if len(sp.pushers) == 1 {
 			err = ps.PushReferenced(ctx, desc)
@@ -261,11 +265,16 @@ func (sp *streamedPush) pushContent(ctx context.Context, desc ocispecs.Descripto
 }
 
 // tag is the last phase: the image's tags move in every repository, once
-// each holds all of it.
+// each holds all of it (with Config.Untagged, its manifest goes in by
+// digest).
 func (sp *streamedPush) tag(desc ocispecs.Descriptor) error {
 	var err error
 	for _, ps := range sp.pushers {
-		if err = ps.Tag(sp.pushCtx, desc, sp.tags[ps.repo]); err != nil {
+		tags := sp.tags[ps.repo]
+		if sp.cfg.Untagged {
+			tags = nil // by digest: PushIndex tags the index over it
+		}
+		if err = ps.Tag(sp.pushCtx, desc, tags); err != nil {
 			break
 		}
 	}

@@ -32,11 +32,17 @@ func (n *stepNames) frontend(build gwclient.BuildFunc) gwclient.BuildFunc {
 // status goes on to out with the main solve's names. It closes out once
 // the solve has closed it.
 func (n *stepNames) watch(out chan *client.SolveStatus) chan *client.SolveStatus {
+	return Through(out, n.rename)
+}
+
+// Through returns a status channel whose statuses go on to out as f
+// changes them; out is closed once the returned channel has been.
+func Through(out chan *client.SolveStatus, f func(*client.SolveStatus) *client.SolveStatus) chan *client.SolveStatus {
 	in := make(chan *client.SolveStatus)
 	go func() {
 		defer close(out)
 		for st := range in {
-			out <- n.rename(st)
+			out <- f(st)
 		}
 	}()
 	return in
@@ -47,17 +53,26 @@ func (n *stepNames) watch(out chan *client.SolveStatus) chan *client.SolveStatus
 func (n *stepNames) rename(st *client.SolveStatus) *client.SolveStatus {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	return RenameVertices(st, func(v *client.Vertex) (string, bool) {
+		name, ok := n.names[v.Digest]
+		return name, ok && name != v.Name
+	})
+}
+
+// RenameVertices returns st with each vertex that name gives a new name
+// (ok) renamed, copied; st itself when none is.
+func RenameVertices(st *client.SolveStatus, name func(*client.Vertex) (string, bool)) *client.SolveStatus {
 	var vs []*client.Vertex
 	for i, v := range st.Vertexes {
-		name, ok := n.names[v.Digest]
-		if !ok || name == v.Name {
+		n, ok := name(v)
+		if !ok {
 			continue
 		}
 		if vs == nil {
 			vs = append([]*client.Vertex(nil), st.Vertexes...)
 		}
 		c := *v
-		c.Name = name
+		c.Name = n
 		vs[i] = &c
 	}
 	if vs == nil {

@@ -64,6 +64,9 @@ type Config struct {
 	// cache source as eStargz on a builder that pulls lazily; otherwise
 	// only up to rewriteLimit bytes of them (see converter.recompresses).
 	RewriteAll bool
+	// Untagged pushes the image's manifest by digest only: it is one
+	// platform's image of an index that PushIndex then tags.
+	Untagged bool
 	// Late, when set, waits for the cache choice still being made when
 	// the push starts. The solves start with the solve options' cache
 	// imports only; the main solve's frontend takes the chosen ones when
@@ -124,6 +127,8 @@ type Result struct {
 	SolveTime        time.Duration // the main solve's
 	BytesSent        int64         // uploaded to every repository
 	Layers           []Layer       // the image's layers
+	// Image is the manifest pushed.
+	Image ocispecs.Descriptor
 }
 
 // Push builds so on c and pushes its image with layers uploaded while the
@@ -195,7 +200,7 @@ func Push(ctx context.Context, c *client.Client, so client.SolveOpt, cfg Config,
 	for _, ps := range sp.pushers {
 		sent += ps.BytesSent()
 	}
-	return &Result{ExporterResponse: resp.ExporterResponse, SolveTime: solveTime, BytesSent: sent, Layers: sp.layers.list()}, nil
+	return &Result{ExporterResponse: resp.ExporterResponse, SolveTime: solveTime, BytesSent: sent, Layers: sp.layers.list(), Image: desc}, nil
 }
 
 // streamedPush is the state of one streamed push, shared by its phases.
