@@ -17,7 +17,7 @@ func (e *Endpoint) LazyPullHint() string {
 	if e.Local || e.Probed == nil || e.Probed.Snapshotter == "" || e.Probed.Snapshotter == SnapshotterStargz {
 		return ""
 	}
-	return fmt.Sprintf("%s uses the %s snapshotter; to pull eStargz layers only as far as steps read them, %s; see docs/lazy-pulls.md",
+	return fmt.Sprintf("%s uses the %s snapshotter; to pull eStargz layers only as far as steps read them, %s, at a cost to the cache (BuildKit keeps no cache record of a step that runs over lazily pulled layers); see docs/lazy-pulls.md",
 		e.Source, e.Probed.Snapshotter, lazyPullHow(e.Addr, e.driver))
 }
 

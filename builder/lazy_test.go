@@ -15,7 +15,7 @@ func TestLazyPullHint(t *testing.T) {
 		{"stargz", Endpoint{Addr: "tcp://bk:1234", Probed: &Status{Snapshotter: "stargz"}}, ""},
 		{"unknown", Endpoint{Addr: "tcp://bk:1234", Probed: &Status{}}, ""},
 		{"address", Endpoint{Addr: "tcp://bk:1234", Source: "--builder=tcp://bk:1234", Probed: &Status{Snapshotter: "overlayfs"}},
-			"--builder=tcp://bk:1234 uses the overlayfs snapshotter; to pull eStargz layers only as far as steps read them, start its buildkitd with --oci-worker-snapshotter=stargz (as root, with the FUSE device /dev/fuse); see docs/lazy-pulls.md"},
+			"--builder=tcp://bk:1234 uses the overlayfs snapshotter; to pull eStargz layers only as far as steps read them, start its buildkitd with --oci-worker-snapshotter=stargz (as root, with the FUSE device /dev/fuse), at a cost to the cache (BuildKit keeps no cache record of a step that runs over lazily pulled layers); see docs/lazy-pulls.md"},
 		{"buildx container", Endpoint{Addr: "docker-container://buildx_buildkit_ci0", driver: "docker-container", Probed: &Status{Snapshotter: "overlayfs"}},
 			"docker buildx create --driver docker-container --buildkitd-flags '--oci-worker-snapshotter=stargz'"},
 		{"buildx remote", Endpoint{Addr: "tcp://bk:1234", driver: "remote", Probed: &Status{Snapshotter: "native"}},

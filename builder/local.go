@@ -34,8 +34,9 @@ type Local struct {
 	// Args are extra buildkitd flags; a snapshotter they name wins.
 	Args []string
 	// Snapshotter is the OCI worker's snapshotter (overlayfs, native,
-	// stargz, auto...). Empty: stargz where FUSE and overlayfs work, else
-	// auto, and auto too when buildkitd does not start with stargz.
+	// stargz, auto...). Empty: BuildKit's auto (see NotStargzByDefault).
+	// Stargz: stargz where FUSE and overlayfs work, else auto, and auto
+	// too when buildkitd does not start with stargz.
 	Snapshotter string
 	// StartTimeout bounds how long Start waits for the daemon to answer.
 	StartTimeout time.Duration
@@ -226,10 +227,10 @@ func (l *Local) lockStart(ctx context.Context) (func(), error) {
 }
 
 // Start launches buildkitd in its own session so that it outlives this
-// process, and waits until it answers. With no snapshotter named (in
-// Snapshotter or Args), it starts with stargz where FUSE and overlayfs
-// work, and when buildkitd does not start that way, once more with
-// BuildKit's auto choice; Status says which and why.
+// process, and waits until it answers, with the snapshotter
+// chooseSnapshotter picks. Asked for stargz, it starts with it where FUSE
+// and overlayfs work, and when buildkitd does not start that way, once more
+// with BuildKit's auto choice; Status says which and why.
 func (l *Local) Start(ctx context.Context) error {
 	if os.Geteuid() != 0 {
 		return errs.WithHint(fmt.Errorf("%w: strata starts buildkitd with the runc worker, which needs root", errs.ErrBuilder),
@@ -266,7 +267,7 @@ func (l *Local) Start(ctx context.Context) error {
 		}
 	}
 	err := l.launch(ctx, bin, choice.Name)
-	if err != nil && choice.Name == SnapshotterStargz && !l.namesSnapshotter() && !errors.Is(err, errs.ErrInterrupted) {
+	if _, inArgs := flagValue(l.Args, snapshotterFlag); err != nil && choice.Name == SnapshotterStargz && !inArgs && !errors.Is(err, errs.ErrInterrupted) {
 		failed := filepath.Join(l.Dir, "buildkitd-stargz.log")
 		_ = os.Rename(l.LogFile(), failed)
 		choice = snapshotterChoice{Name: SnapshotterAuto, Emptied: choice.Emptied,

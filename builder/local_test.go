@@ -287,17 +287,31 @@ func stargzHere(t *testing.T, l *builder.Local) {
 	}
 }
 
-// With no snapshotter named, a Local starts with stargz where FUSE and
-// overlayfs work, and its status says so.
-func TestLocalChoosesStargz(t *testing.T) {
+// With no snapshotter named, a Local starts with BuildKit's own choice, and
+// its status says why not stargz; asked for stargz, it starts with it where
+// FUSE and overlayfs work, and its status says so.
+func TestLocalStargzWhenAsked(t *testing.T) {
 	bin := buildkitd(t)
 	l := newLocal(t, bin)
-	stargzHere(t, l)
 	if err := l.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	st, err := l.Status(t.Context())
 	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Snapshotter == builder.SnapshotterStargz || st.NotStargz != builder.NotStargzByDefault {
+		t.Errorf("status %+v: want BuildKit's choice, and why not stargz", st)
+	}
+	if err := l.Stop(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	l.Snapshotter = builder.SnapshotterStargz
+	stargzHere(t, l)
+	if err := l.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = l.Status(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	if st.Snapshotter != builder.SnapshotterStargz || st.NotStargz != "" {
@@ -320,6 +334,7 @@ func TestLocalChoosesStargz(t *testing.T) {
 func TestLocalFallsBackFromStargz(t *testing.T) {
 	bin := buildkitd(t)
 	l := newLocal(t, bin)
+	l.Snapshotter = builder.SnapshotterStargz
 	stargzHere(t, l)
 	cfg := filepath.Join(l.Dir, "buildkitd.toml")
 	if err := os.WriteFile(cfg, []byte("[worker.oci.stargzSnapshotter]\nprefetch_size = \"large\"\n"), 0o600); err != nil {

@@ -31,26 +31,33 @@ type snapshotterChoice struct {
 	Emptied string `json:"emptied,omitempty"`
 }
 
-// chooseSnapshotter decides the snapshotter: the one Args or Snapshotter
-// name, else stargz where FUSE and overlayfs work, else BuildKit's auto.
+// NotStargzByDefault is why strata's own builder does not use the stargz
+// snapshotter unless asked: BuildKit (v0.33.1) leaves out of every cache
+// export, inline or registry, the result of a step that ran over lazily
+// pulled layers. An image built that way is no cache source for the steps
+// it ran, so after a change of the lockfile every later build runs the
+// dependency step again (measured: each of the next commits on fresh
+// stargz runners rebuilt it; on overlayfs none did).
+const NotStargzByDefault = "not by default: BuildKit keeps no cache record of a step that runs over lazily pulled layers, so the next builds run it again; " +
+	SnapshotterEnv + "=" + SnapshotterStargz + " turns lazy pulls on (docs/lazy-pulls.md)"
+
+// chooseSnapshotter decides the snapshotter: the one Args name, else the
+// one Snapshotter names (stargz only where FUSE and overlayfs work, else
+// BuildKit's auto), else BuildKit's auto (see NotStargzByDefault).
 func (l *Local) chooseSnapshotter() snapshotterChoice {
 	if v, ok := flagValue(l.Args, snapshotterFlag); ok {
 		return snapshotterChoice{Name: v, NotStargz: "the buildkitd flags given set " + snapshotterFlag + "=" + v}
 	}
-	if l.Snapshotter != "" {
-		return snapshotterChoice{Name: l.Snapshotter, NotStargz: "the " + l.Snapshotter + " snapshotter was asked for"}
+	switch l.Snapshotter {
+	case "":
+		return snapshotterChoice{Name: SnapshotterAuto, NotStargz: NotStargzByDefault}
+	case SnapshotterStargz:
+		if err := stargzSupported(l.root()); err != nil {
+			return snapshotterChoice{Name: SnapshotterAuto, NotStargz: "stargz was asked for, but " + err.Error()}
+		}
+		return snapshotterChoice{Name: SnapshotterStargz}
 	}
-	if err := stargzSupported(l.root()); err != nil {
-		return snapshotterChoice{Name: SnapshotterAuto, NotStargz: err.Error()}
-	}
-	return snapshotterChoice{Name: SnapshotterStargz}
-}
-
-// namesSnapshotter reports whether the snapshotter was named, in Args or
-// Snapshotter, rather than left to strata.
-func (l *Local) namesSnapshotter() bool {
-	_, inArgs := flagValue(l.Args, snapshotterFlag)
-	return inArgs || l.Snapshotter != ""
+	return snapshotterChoice{Name: l.Snapshotter, NotStargz: "the " + l.Snapshotter + " snapshotter was asked for"}
 }
 
 // flagValue returns the value of name in buildkitd's args, as

@@ -27,8 +27,9 @@ func TestFlagValue(t *testing.T) {
 	}
 }
 
-// A snapshotter named in Args wins over Snapshotter, which wins over the
-// probe; each says why it is not stargz.
+// A snapshotter named in Args wins over Snapshotter; stargz asked for is
+// probed; none named is BuildKit's auto, for the cache; each says why it
+// is not stargz.
 func TestChooseSnapshotterNamed(t *testing.T) {
 	l := &Local{Dir: t.TempDir(), Snapshotter: "native", Args: []string{"--oci-worker-snapshotter=overlayfs"}}
 	if c := l.chooseSnapshotter(); c.Name != "overlayfs" || !strings.Contains(c.NotStargz, "--oci-worker-snapshotter=overlayfs") {
@@ -38,14 +39,18 @@ func TestChooseSnapshotterNamed(t *testing.T) {
 	if c := l.chooseSnapshotter(); c.Name != "native" || !strings.Contains(c.NotStargz, "native snapshotter was asked for") {
 		t.Errorf("with Snapshotter: %+v, want native as asked", c)
 	}
-	l.Snapshotter = ""
+	l.Snapshotter = SnapshotterStargz
 	c := l.chooseSnapshotter()
 	if err := stargzSupported(l.root()); err == nil {
 		if c.Name != SnapshotterStargz || c.NotStargz != "" {
 			t.Errorf("FUSE and overlayfs work here, yet: %+v", c)
 		}
-	} else if c.Name != SnapshotterAuto || c.NotStargz != err.Error() {
+	} else if c.Name != SnapshotterAuto || c.NotStargz != "stargz was asked for, but "+err.Error() {
 		t.Errorf("the probe says %v, yet: %+v", err, c)
+	}
+	l.Snapshotter = ""
+	if c := l.chooseSnapshotter(); c.Name != SnapshotterAuto || c.NotStargz != NotStargzByDefault {
+		t.Errorf("none named: %+v, want BuildKit's auto choice and why", c)
 	}
 }
 

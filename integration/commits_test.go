@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/strata-build/strata/cache"
 	"github.com/strata-build/strata/cache/store"
 )
@@ -167,4 +169,48 @@ func changeSource(t *testing.T, dir string, at time.Time) {
 	t.Helper()
 	writeFiles(t, dir, map[string]string{"src/main.sh": "v2\n"})
 	gitCommit(t, dir, at, "v2")
+}
+
+// The CI loop on strata's own builder, with no flags, every commit on a
+// fresh runner (a new builder, an empty HOME): the lockfile changes in one
+// commit, a source file in the next. The build after the lockfile change
+// runs the dependency step once (it writes random bytes: a layer made
+// twice differs); the one after it reuses it, from the image the build
+// before pushed.
+func TestCacheSurvivesDependencyChange(t *testing.T) {
+	t0 := time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)
+	dir := gitApp(t, commitsDockerfile(), t0)
+	repo := fmt.Sprintf("%s/depchange/app-%d", env.Registry.Host, time.Now().UnixNano())
+	meta := filepath.Join(t.TempDir(), "m.json")
+	build := func(tag string) []v1.Hash {
+		t.Helper()
+		local := ownBuilder(t)
+		home := t.TempDir()
+		code, out := strataBin(t, []string{"STRATA_BUILDER_DIR=" + local.Dir, "HOME=" + home, "XDG_CACHE_HOME=" + filepath.Join(home, ".cache"),
+			store.IndexFileEnv + "=" + filepath.Join(home, "index.idx")},
+			"build", "--progress", "plain", "-t", repo+":"+tag, "-t", repo+":latest", "--push", "--metadata-file", meta, dir)
+		_ = local.Stop(20 * time.Second)
+		if code != 0 {
+			t.Fatalf("%s: exit %d\n%s", tag, code, tail(out, 30))
+		}
+		ds := layerDigests(t, verifyImage(t, repo+":"+tag, metadataString(t, readMetadata(t, meta), "containerimage.digest")))
+		if len(ds) != 7 {
+			t.Fatalf("%s has %d layers, want 7 (busybox, 6 steps)", tag, len(ds))
+		}
+		return ds
+	}
+	l1 := build("v1")
+	writeFiles(t, dir, map[string]string{"deps.lock": "dep 2.0\n"})
+	gitCommit(t, dir, t0.Add(time.Hour), "the lockfile changes")
+	l2 := build("v2")
+	if l2[4] == l1[4] {
+		t.Errorf("v2 (new lockfile) kept v1's dependency layer %s", l1[4])
+	}
+	changeSource(t, dir, t0.Add(2*time.Hour))
+	l3 := build("v3")
+	for i := range 5 {
+		if l3[i] != l2[i] {
+			t.Errorf("v3 (a source file changed after the new lockfile): layer %d is %s, v2's %s; want every layer before COPY src/ reused", i, l3[i], l2[i])
+		}
+	}
 }

@@ -105,6 +105,22 @@ func remoteImage(t *testing.T, ref string) (name.Reference, v1.Image) {
 	return r, img
 }
 
+// layerDigests are the digests of img's layers, in order.
+func layerDigests(t *testing.T, img v1.Image) []v1.Hash {
+	t.Helper()
+	ls, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]v1.Hash, len(ls))
+	for i, l := range ls {
+		if out[i], err = l.Digest(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
 // verifyImage pulls every blob of ref back from the registry, checks each
 // digest and size, and returns the image.
 func verifyImage(t *testing.T, ref, wantDigest string) v1.Image {

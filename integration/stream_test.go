@@ -227,16 +227,7 @@ func TestStreamedPushSeveralPlatforms(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ls, err := img.Layers()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out []v1.Hash
-		for _, l := range ls {
-			d, _ := l.Digest()
-			out = append(out, d)
-		}
-		return out
+		return layerDigests(t, img)
 	}
 
 	_, idx1, _ := build("platforms-v1", "v1")

@@ -61,7 +61,8 @@ type BuildkitdOption func(l *builder.Local) error
 const SnapshotterEnv = "STRATA_TEST_SNAPSHOTTER"
 
 // WithSnapshotter starts buildkitd with the named snapshotter; "" is the
-// choice strata makes for its own builder (stargz where FUSE works).
+// choice strata makes for its own builder (BuildKit's auto), stargz is
+// stargz where FUSE works (else auto).
 func WithSnapshotter(name string) BuildkitdOption {
 	return func(l *builder.Local) error {
 		l.Snapshotter = name

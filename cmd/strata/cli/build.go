@@ -187,9 +187,6 @@ func (b *buildCmd) run(cmd *cobra.Command, s Streams, args []string) error {
 	}
 	defer c.Close()
 	if opt.Progress != "quiet" && opt.Progress != "rawjson" {
-		if h := e.LazyPullHint(); h != "" {
-			fmt.Fprintf(s.Err, "strata: lazy pulls are off: %s\n", h)
-		}
 		if h := e.PlainHTTPHint(opt.InsecureRegistries); h != "" {
 			fmt.Fprintf(s.Err, "strata: %s\n", h)
 		}

@@ -21,10 +21,12 @@ func newBuilderCmd(s Streams) *cobra.Command {
 		Short: "Show, start or stop strata's local buildkitd",
 		Long: `strata starts its own buildkitd when no --builder or BUILDKIT_HOST is given.
 Its state (root, socket, pid file, log) lives under ~/.cache/strata/buildkitd,
-or STRATA_BUILDER_DIR when set. It uses the stargz snapshotter (lazy pulls
-of eStargz layers) where FUSE and overlayfs work, else BuildKit's own choice
+or STRATA_BUILDER_DIR when set. It uses BuildKit's own choice of snapshotter
 (overlayfs, else native); STRATA_BUILDER_SNAPSHOTTER names another, from the
-next start on.`,
+next start on. STRATA_BUILDER_SNAPSHOTTER=stargz turns on lazy pulls of eStargz
+layers where FUSE and overlayfs work, at a cost to the cache: BuildKit keeps no
+cache record of a step that runs over lazily pulled layers (see
+docs/lazy-pulls.md).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return cmd.Help()
