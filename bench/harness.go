@@ -168,7 +168,7 @@ func (b *bed) freshRunner() ([]string, error) {
 	var env []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
-		if k != "HOME" && k != "XDG_CACHE_HOME" && k != "XDG_CONFIG_HOME" && k != "DOCKER_CONFIG" && k != store.IndexFileEnv {
+		if k != "HOME" && k != "XDG_CACHE_HOME" && k != "XDG_CONFIG_HOME" && k != "DOCKER_CONFIG" && k != store.IndexFileEnv && k != builder.SnapshotterEnv {
 			env = append(env, kv)
 		}
 	}
@@ -236,24 +236,22 @@ func (b *bed) keepProgress(progress, name string, args []string) {
 }
 
 // measureRunner runs cmd on a new runner: a fresh builder of the test bed
-// (addr given to cmd) with the environment env, or, when cmd names no
-// command, strata with cmd's arguments on its own builder (measureOwn).
+// (addr given to cmd) with the environment env (freshRunner's), or, when
+// cmd names no command, strata with cmd's arguments on its own builder
+// (measureOwn).
 func (b *bed) measureRunner(ctx context.Context, proxy *testenv.Proxy, env []string, cmd func(addr string) (string, []string)) (Run, error) {
 	if name, args := cmd(""); name == "" {
-		return b.measureOwn(ctx, proxy, args)
+		return b.measureOwn(ctx, proxy, env, args)
 	}
 	return b.measureEnv(ctx, proxy, env, cmd)
 }
 
-// measureOwn runs a strata command with no --builder on a new runner: an
-// empty HOME and an empty builder directory, so strata starts its own
-// buildkitd (the stargz snapshotter where FUSE works), its start counted in
-// the command's time. The builder is stopped and removed after the run.
-func (b *bed) measureOwn(ctx context.Context, proxy *testenv.Proxy, args []string) (Run, error) {
-	env, err := b.freshRunner()
-	if err != nil {
-		return Run{}, err
-	}
+// measureOwn runs a strata command with no --builder on a new runner: the
+// environment env (an empty HOME) and an empty builder directory, so
+// strata starts its own buildkitd (BuildKit's choice of snapshotter, or
+// the one env's STRATA_BUILDER_SNAPSHOTTER names), its start counted in the
+// command's time. The builder is stopped and removed after the run.
+func (b *bed) measureOwn(ctx context.Context, proxy *testenv.Proxy, env, args []string) (Run, error) {
 	b.n++
 	dir := filepath.Join(b.dir, fmt.Sprintf("own-%d", b.n))
 	l := &builder.Local{Dir: dir}

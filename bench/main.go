@@ -65,7 +65,7 @@ func main() {
 	var cfg config
 	out := flag.String("out", "bench/results/latest.json", "where to write the results (JSON)")
 	doc := flag.String("doc", "docs/benchmarks.md", "where to write the table and chart (Markdown with SVG); empty to skip")
-	flag.StringVar(&cfg.Scenario, "scenario", "all", "scenario to run: push, one-change, multi-stage, new-branch or all")
+	flag.StringVar(&cfg.Scenario, "scenario", "all", "scenario to run: push, one-change, dependency-change, multi-stage, new-branch or all")
 	flag.IntVar(&cfg.Runs, "runs", 5, "runs per contender (medians of these are reported)")
 	flag.IntVar(&cfg.StepMB, "step-mb", 60, "megabytes each heavy step of the push scenario writes (half random)")
 	flag.IntVar(&cfg.DepsMB, "deps-mb", 100, "megabytes the dependency step of the one-change scenario writes (half random)")
@@ -101,6 +101,7 @@ var scenarios = []struct {
 	run  func(context.Context, *bed, config, string, *testenv.Proxy) ([]Result, error)
 }{
 	{"one-change", oneChangeScenario},
+	{"dependency-change", dependencyChangeScenario},
 	{"multi-stage", multiStageScenario},
 	{"new-branch", newBranchScenario},
 	{"push", pushScenario},

@@ -42,22 +42,22 @@ func multiStageContenders(bin, ctxDir string) []contender {
 			"--export-cache", "type=registry,ref="+repo+":buildcache,mode=max")
 	}
 	return []contender{
-		{"BuildKit, registry cache mode=max", maxV1,
-			func(addr, repo string) (string, []string) {
+		{name: "BuildKit, registry cache mode=max", v1: maxV1,
+			v2: func(addr, repo string) (string, []string) {
 				return buildctl(addr, "--output", "type=image,name="+repo+":v2,push=true", "--import-cache", "type=registry,ref="+repo+":buildcache",
 					"--export-cache", "type=registry,ref="+repo+":buildcache,mode=max")
 			}},
-		{"BuildKit, inline cache from :latest", func(addr, repo string) (string, []string) {
+		{name: "BuildKit, inline cache from :latest", v1: func(addr, repo string) (string, []string) {
 			return buildctl(addr, "--output", "type=image,name="+repo+":latest,push=true", "--export-cache", "type=inline")
-		}, func(addr, repo string) (string, []string) {
+		}, v2: func(addr, repo string) (string, []string) {
 			return buildctl(addr, "--output", "type=image,name="+repo+":v2,push=true", "--export-cache", "type=inline", "--import-cache", "type=registry,ref="+repo+":latest")
 		}},
-		{"strata, no flags (v1 by strata)",
-			func(addr, repo string) (string, []string) {
+		{name: "strata, no flags (v1 by strata)",
+			v1: func(addr, repo string) (string, []string) {
 				return strata(addr, "-t", repo+":v1", "-t", repo+":latest", "--push")
 			},
-			func(addr, repo string) (string, []string) { return strata(addr, "-t", repo+":v2", "--push") }},
-		{"strata, no flags (v1 by BuildKit with mode=max)", maxV1,
-			func(addr, repo string) (string, []string) { return strata(addr, "-t", repo+":v2", "--push") }},
+			v2: func(addr, repo string) (string, []string) { return strata(addr, "-t", repo+":v2", "--push") }},
+		{name: "strata, no flags (v1 by BuildKit with mode=max)", v1: maxV1,
+			v2: func(addr, repo string) (string, []string) { return strata(addr, "-t", repo+":v2", "--push") }},
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 
+	"github.com/strata-build/strata/builder"
 	"github.com/strata-build/strata/integration/testenv"
 )
 
@@ -35,13 +36,18 @@ type changeLoop struct {
 	name          string // of the context directory and the repositories
 	dockerfile    string
 	contenders    func(bin, ctxDir string) []contender
+	// newLockfile: v1 is pushed twice, the second time with a new
+	// lockfile in a new commit (the dependency step runs again), before
+	// v2 changes a source line.
+	newLockfile bool
 }
 
 func (l changeLoop) run(ctx context.Context, b *bed, cfg config, link string, proxy *testenv.Proxy) ([]Result, error) {
 	ctxDir := filepath.Join(b.dir, l.name+"-"+slug(link))
 	// The context is a git checkout; each version is a new commit.
+	lockfile := "left-pad 1.3.0\nlodash 4.17.21\n"
 	write := func(version string) error {
-		return writeAppDockerfile(ctxDir, l.dockerfile, proxy.Host+"/busybox:latest", cfg, "left-pad 1.3.0\nlodash 4.17.21\n", "main "+version+"\n")
+		return writeAppDockerfile(ctxDir, l.dockerfile, proxy.Host+"/busybox:latest", cfg, lockfile, "main "+version+"\n")
 	}
 	cs := selected(b, l.label+"/"+link, l.contenders(b.env.BinDir, ctxDir), func(c contender) string { return c.name })
 	if len(cs) == 0 {
@@ -51,22 +57,40 @@ func (l changeLoop) run(ctx context.Context, b *bed, cfg config, link string, pr
 	for i := range cfg.Runs {
 		for c, ct := range cs {
 			repo := fmt.Sprintf("%s/bench/%s-%d-%d-%s", proxy.Host, l.name, c, i, slug(link))
-			if err := write("v1"); err != nil {
-				return nil, err
-			}
+			lockfile = "left-pad 1.3.0\nlodash 4.17.21\n"
 			// Each build runs on a new runner: a fresh builder and an
 			// empty HOME (no index file, nothing remembered).
-			env, err := b.freshRunner()
-			if err != nil {
+			runner := func() ([]string, error) {
+				env, err := b.freshRunner()
+				return append(env, ct.env...), err
+			}
+			prepare := func(version string) error {
+				if err := write(version); err != nil {
+					return err
+				}
+				env, err := runner()
+				if err != nil {
+					return err
+				}
+				if _, err := b.measureRunner(ctx, proxy, env, func(addr string) (string, []string) { return ct.v1(addr, repo) }); err != nil {
+					return fmt.Errorf("preparing %s for %s: %w", version, ct.name, err)
+				}
+				return nil
+			}
+			if err := prepare("v1"); err != nil {
 				return nil, err
 			}
-			if _, err := b.measureRunner(ctx, proxy, env, func(addr string) (string, []string) { return ct.v1(addr, repo) }); err != nil {
-				return nil, fmt.Errorf("preparing v1 for %s: %w", ct.name, err)
+			if l.newLockfile {
+				lockfile = "left-pad 1.3.0\nlodash 4.17.21\nexpress 4.19.2\n"
+				if err := prepare("v1, new lockfile"); err != nil {
+					return nil, err
+				}
 			}
 			if err := write("v2"); err != nil {
 				return nil, err
 			}
-			if env, err = b.freshRunner(); err != nil {
+			env, err := runner()
+			if err != nil {
 				return nil, err
 			}
 			r, err := b.measureRunner(ctx, proxy, env, func(addr string) (string, []string) { return ct.v2(addr, repo) })
@@ -92,6 +116,8 @@ type contender struct {
 	// arguments, run with no --builder on strata's own builder
 	// started from an empty directory (see bed.measureRunner).
 	v2 func(addr, repo string) (string, []string)
+	// env is added to each run's environment (STRATA_BUILDER_SNAPSHOTTER).
+	env []string
 }
 
 // contextCommands return the command lines of a buildctl build and of a
@@ -106,6 +132,26 @@ func contextCommands(bin, ctxDir string) (buildctl, strata func(addr string, ext
 		return filepath.Join(bin, "strata"), append([]string{"build", "--builder", addr, "--progress", "rawjson"}, append(extra, ctxDir)...)
 	}
 	return buildctl, strata
+}
+
+// lazyOwnBuilder is the contender on strata's own builder with lazy pulls
+// turned on (lazyEnv), v1 pushed from there too.
+const lazyOwnBuilder = "strata, own builder, lazy pulls (STRATA_BUILDER_SNAPSHOTTER=stargz, v1 there too)"
+
+var lazyEnv = builder.SnapshotterEnv + "=" + builder.SnapshotterStargz
+
+// ownBuilder is a contender that builds v1 and v2 with strata and no flags
+// on its own builder, started from an empty directory for each, with env.
+func ownBuilder(name, ctxDir string, env ...string) contender {
+	return contender{name: name,
+		v1: func(_, repo string) (string, []string) {
+			return "", []string{"build", "--progress", "rawjson", "-t", repo + ":v1", "-t", repo + ":latest", "--push", ctxDir}
+		},
+		v2: func(_, repo string) (string, []string) {
+			return "", []string{"build", "--progress", "rawjson", "-t", repo + ":v2", "--push", ctxDir}
+		},
+		env: env,
+	}
 }
 
 // oneChangeContenders are the one-change scenario's contenders, building
@@ -124,38 +170,60 @@ func oneChangeContenders(bin, ctxDir string) []contender {
 	}
 	index := func(repo string) string { return repo + "-index:main" }
 	return []contender{
-		{"BuildKit, no cache",
-			func(addr, repo string) (string, []string) {
+		{name: "BuildKit, no cache",
+			v1: func(addr, repo string) (string, []string) {
 				return buildctl(addr, "--output", "type=image,name="+repo+":v1,push=true")
 			},
-			func(addr, repo string) (string, []string) {
+			v2: func(addr, repo string) (string, []string) {
 				return buildctl(addr, "--output", "type=image,name="+repo+":v2,push=true")
 			}},
-		{"BuildKit, registry cache mode=max",
-			func(addr, repo string) (string, []string) {
+		{name: "BuildKit, registry cache mode=max",
+			v1: func(addr, repo string) (string, []string) {
 				return buildctl(addr, "--output", "type=image,name="+repo+":v1,push=true", "--export-cache", "type=registry,ref="+repo+":buildcache,mode=max")
 			},
-			func(addr, repo string) (string, []string) {
+			v2: func(addr, repo string) (string, []string) {
 				return buildctl(addr, "--output", "type=image,name="+repo+":v2,push=true", "--import-cache", "type=registry,ref="+repo+":buildcache",
 					"--export-cache", "type=registry,ref="+repo+":buildcache,mode=max")
 			}},
-		{"BuildKit, inline cache from :latest", buildkitV1, inlineV2},
-		{"BuildKit, inline cache from :latest (v1 by strata)", strataV1, inlineV2},
-		{"strata, no flags (v1 by strata)", strataV1, strataV2},
-		{"strata, no flags (v1 by BuildKit)", buildkitV1, strataV2},
-		{"strata, no flags, own builder (v1 by strata, own builder)",
-			func(_, repo string) (string, []string) {
-				return "", []string{"build", "--progress", "rawjson", "-t", repo + ":v1", "-t", repo + ":latest", "--push", ctxDir}
-			},
-			func(_, repo string) (string, []string) {
-				return "", []string{"build", "--progress", "rawjson", "-t", repo + ":v2", "--push", ctxDir}
-			}},
-		{"strata, shared index (--index)",
-			func(addr, repo string) (string, []string) {
+		{name: "BuildKit, inline cache from :latest", v1: buildkitV1, v2: inlineV2},
+		{name: "BuildKit, inline cache from :latest (v1 by strata)", v1: strataV1, v2: inlineV2},
+		{name: "strata, no flags (v1 by strata)", v1: strataV1, v2: strataV2},
+		{name: "strata, no flags (v1 by BuildKit)", v1: buildkitV1, v2: strataV2},
+		ownBuilder("strata, no flags, own builder (v1 by strata, own builder)", ctxDir),
+		ownBuilder(lazyOwnBuilder, ctxDir, lazyEnv),
+		{name: "strata, shared index (--index)",
+			v1: func(addr, repo string) (string, []string) {
 				return strata(addr, "--index", index(repo), "-t", repo+":v1", "-t", repo+":latest", "--push")
 			},
-			func(addr, repo string) (string, []string) {
+			v2: func(addr, repo string) (string, []string) {
 				return strata(addr, "--index", index(repo), "-t", repo+":v2", "--push")
 			}},
 	}
+}
+
+// dependencyChangeScenario is the one-change loop after a change of the
+// lockfile: v1 is pushed, then v1 again with a new lockfile in a new
+// commit (its dependency step runs), then v2, one source line changed in
+// the next commit, is built on a fresh runner and measured. Every build
+// runs on a fresh runner. It shows whether the dependency step the second
+// push ran is a cache source for the commits after it.
+func dependencyChangeScenario(ctx context.Context, b *bed, cfg config, link string, proxy *testenv.Proxy) ([]Result, error) {
+	return changeLoop{label: "dependency-change", result: "one-change-after-new-lockfile", name: "dep", dockerfile: appDockerfile,
+		contenders: dependencyChangeContenders, newLockfile: true}.run(ctx, b, cfg, link, proxy)
+}
+
+// dependencyChangeContenders are the dependency-change scenario's
+// contenders: BuildKit's registry cache mode=max and inline cache from
+// :latest, strata with no flags on the test bed's builder and on its own,
+// and on its own with lazy pulls.
+func dependencyChangeContenders(bin, ctxDir string) []contender {
+	var out []contender
+	for _, c := range oneChangeContenders(bin, ctxDir) {
+		switch c.name {
+		case "BuildKit, registry cache mode=max", "BuildKit, inline cache from :latest", "strata, no flags (v1 by strata)",
+			"strata, no flags, own builder (v1 by strata, own builder)", lazyOwnBuilder:
+			out = append(out, c)
+		}
+	}
+	return out
 }
