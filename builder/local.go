@@ -189,7 +189,7 @@ func Probe(ctx context.Context, addr string, pid int, opts ...client.ClientOpt) 
 // Ensure: one starts the daemon while the others wait for it, rather than
 // each replacing the daemon the one before started.
 func (l *Local) Ensure(ctx context.Context) (string, error) {
-	if _, err := l.Status(ctx); err == nil && len(l.missingPlainHTTP()) == 0 {
+	if _, err := l.Status(ctx); err == nil && len(l.missingPlainHTTP()) == 0 && !l.stargzNotAsked() {
 		return l.Addr(), nil
 	}
 	unlock, err := l.lockStart(ctx)
@@ -200,14 +200,32 @@ func (l *Local) Ensure(ctx context.Context) (string, error) {
 	// Another strata may have started it while this one waited.
 	if _, err := l.Status(ctx); err == nil {
 		missing := l.missingPlainHTTP()
-		if len(missing) == 0 {
+		if len(missing) == 0 && !l.stargzNotAsked() {
 			return l.Addr(), nil
 		}
-		if err := l.restartForPlainHTTP(ctx, missing); err != nil {
+		if len(missing) > 0 {
+			if err := l.restartForPlainHTTP(ctx, missing); err != nil {
+				return "", err
+			}
+		} else if n, err := l.activeBuilds(ctx); err != nil || n > 0 {
+			return l.Addr(), nil // in use: it stays as it is until it is idle
+		} else if err := l.Stop(10 * time.Second); err != nil {
 			return "", err
 		}
 	}
 	return l.Addr(), l.Start(ctx)
+}
+
+// stargzNotAsked reports whether the running daemon uses the stargz
+// snapshotter that nothing asks for now: one a strata that chose it by
+// default started. Ensure replaces it, when no build runs on it, with one
+// that keeps the cache records of the steps it runs (see
+// NotStargzByDefault).
+func (l *Local) stargzNotAsked() bool {
+	if _, inArgs := flagValue(l.Args, snapshotterFlag); inArgs || l.Snapshotter != "" {
+		return false
+	}
+	return l.savedSnapshotter().Name == SnapshotterStargz
 }
 
 // lockStart takes the lock that one strata process at a time holds while

@@ -359,3 +359,32 @@ func TestLocalFallsBackFromStargz(t *testing.T) {
 		t.Errorf("the failed start's log: %v\n%s", err, dt)
 	}
 }
+
+// A daemon a strata started with the stargz snapshotter when nothing asks
+// for it now (its default before) is replaced, once idle, by one with
+// BuildKit's own choice: it would keep no cache record of the steps it ran.
+func TestEnsureReplacesStargzNotAsked(t *testing.T) {
+	bin := buildkitd(t)
+	l := newLocal(t, bin)
+	l.Snapshotter = builder.SnapshotterStargz
+	stargzHere(t, l)
+	if _, err := l.Ensure(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	pid := l.PID()
+	// Asked for again: kept.
+	if _, err := l.Ensure(t.Context()); err != nil || l.PID() != pid {
+		t.Fatalf("Ensure with stargz asked for: %v, pid %d (was %d); want the same daemon", err, l.PID(), pid)
+	}
+	l.Snapshotter = ""
+	if _, err := l.Ensure(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	st, err := l.Status(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.PID() == pid || st.Snapshotter == builder.SnapshotterStargz || st.NotStargz != builder.NotStargzByDefault {
+		t.Errorf("pid %d (was %d), status %+v: want a new daemon with BuildKit's choice", l.PID(), pid, st)
+	}
+}
