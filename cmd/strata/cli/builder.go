@@ -48,7 +48,9 @@ docs/lazy-pulls.md).`,
 				return err
 			}
 			fmt.Fprintln(s.Out, addr)
-			if st, err := l.Status(cmd.Context()); err == nil && st.NotStargz != "" {
+			// Lazy pulls asked for and not had: say why (off by default
+			// needs no word; strata builder status gives it).
+			if st, err := l.Status(cmd.Context()); err == nil && l.Snapshotter == builder.SnapshotterStargz && st.NotStargz != "" {
 				fmt.Fprintf(s.Err, "strata: lazy pulls are off: %s\n", st.NotStargz)
 			}
 			return nil
