@@ -11,6 +11,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/strata-build/strata/builder"
 	"github.com/strata-build/strata/cache"
 	"github.com/strata-build/strata/cache/store"
 )
@@ -186,7 +187,8 @@ func TestCacheSurvivesDependencyChange(t *testing.T) {
 		t.Helper()
 		local := ownBuilder(t)
 		home := t.TempDir()
-		code, out := strataBin(t, []string{"STRATA_BUILDER_DIR=" + local.Dir, "HOME=" + home, "XDG_CACHE_HOME=" + filepath.Join(home, ".cache"),
+		// No snapshotter named: strata's own choice.
+		code, out := strataBin(t, []string{"STRATA_BUILDER_DIR=" + local.Dir, builder.SnapshotterEnv + "=", "HOME=" + home, "XDG_CACHE_HOME=" + filepath.Join(home, ".cache"),
 			store.IndexFileEnv + "=" + filepath.Join(home, "index.idx")},
 			"build", "--progress", "plain", "-t", repo+":"+tag, "-t", repo+":latest", "--push", "--metadata-file", meta, dir)
 		_ = local.Stop(20 * time.Second)
