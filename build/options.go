@@ -286,7 +286,7 @@ func (o *Options) check() error {
 	}
 	for _, p := range o.Platforms {
 		if _, err := platforms.Parse(p); err != nil {
-			return errs.WithHint(errs.Usagef("--platform %s: %v", p, err), "name platforms as OS/ARCH[/VARIANT], e.g. linux/amd64,linux/arm64")
+			return platformError(p, err)
 		}
 	}
 	if err := checkEpoch("--source-date-epoch", o.SourceDateEpoch); err != nil {
@@ -325,6 +325,12 @@ func (o *Options) check() error {
 		}
 	}
 	return nil
+}
+
+// platformError is the usage error of a --platform value that does not
+// parse.
+func platformError(p string, err error) error {
+	return errs.WithHint(errs.Usagef("--platform %s: %v", p, err), "name platforms as OS/ARCH[/VARIANT], e.g. linux/amd64,linux/arm64")
 }
 
 // streamed reports whether layers are uploaded by strata while the build

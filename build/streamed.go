@@ -13,7 +13,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/strata-build/strata/buildcontext"
-	"github.com/strata-build/strata/errs"
 	"github.com/strata-build/strata/stream"
 )
 
@@ -139,7 +138,7 @@ func distinctPlatforms(given []string) ([]ocispecs.Platform, []string, error) {
 	for _, g := range given {
 		pl, err := platforms.Parse(g)
 		if err != nil {
-			return nil, nil, errs.WithHint(errs.Usagef("--platform %s: %v", g, err), "name platforms as OS/ARCH[/VARIANT], e.g. linux/amd64,linux/arm64")
+			return nil, nil, platformError(g, err)
 		}
 		pl = platforms.Normalize(pl)
 		name := platforms.Format(pl)

@@ -189,7 +189,7 @@ func Probe(ctx context.Context, addr string, pid int, opts ...client.ClientOpt) 
 // Ensure: one starts the daemon while the others wait for it, rather than
 // each replacing the daemon the one before started.
 func (l *Local) Ensure(ctx context.Context) (string, error) {
-	if _, err := l.Status(ctx); err == nil && len(l.missingPlainHTTP()) == 0 && !l.stargzNotAsked() {
+	if st, err := l.Status(ctx); err == nil && len(l.missingPlainHTTP()) == 0 && !l.stargzNotAsked(st) {
 		return l.Addr(), nil
 	}
 	unlock, err := l.lockStart(ctx)
@@ -198,9 +198,9 @@ func (l *Local) Ensure(ctx context.Context) (string, error) {
 	}
 	defer unlock()
 	// Another strata may have started it while this one waited.
-	if _, err := l.Status(ctx); err == nil {
+	if st, err := l.Status(ctx); err == nil {
 		missing := l.missingPlainHTTP()
-		if len(missing) == 0 && !l.stargzNotAsked() {
+		if len(missing) == 0 && !l.stargzNotAsked(st) {
 			return l.Addr(), nil
 		}
 		if len(missing) > 0 {
@@ -216,16 +216,16 @@ func (l *Local) Ensure(ctx context.Context) (string, error) {
 	return l.Addr(), l.Start(ctx)
 }
 
-// stargzNotAsked reports whether the running daemon uses the stargz
-// snapshotter that nothing asks for now: one a strata that chose it by
-// default started. Ensure replaces it, when no build runs on it, with one
-// that keeps the cache records of the steps it runs (see
+// stargzNotAsked reports whether the running daemon, whose status is st,
+// uses the stargz snapshotter that nothing asks for now: one a strata that
+// chose it by default started. Ensure replaces it, when no build runs on
+// it, with one that keeps the cache records of the steps it runs (see
 // NotStargzByDefault).
-func (l *Local) stargzNotAsked() bool {
+func (l *Local) stargzNotAsked(st *Status) bool {
 	if _, inArgs := flagValue(l.Args, snapshotterFlag); inArgs || l.Snapshotter != "" {
 		return false
 	}
-	return l.savedSnapshotter().Name == SnapshotterStargz
+	return st.Snapshotter == SnapshotterStargz
 }
 
 // lockStart takes the lock that one strata process at a time holds while

@@ -53,9 +53,5 @@ func (b oneBlob) ReaderAt(_ context.Context, desc ocispecs.Descriptor) (content.
 	if desc.Digest != b.desc.Digest {
 		return nil, fmt.Errorf("blob %s: %w", desc.Digest, cerrdefs.ErrNotFound)
 	}
-	return blobReader{bytes.NewReader(b.data)}, nil
+	return memReaderAt{bytes.NewReader(b.data)}, nil
 }
-
-type blobReader struct{ *bytes.Reader }
-
-func (blobReader) Close() error { return nil }
