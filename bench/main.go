@@ -29,12 +29,15 @@ import (
 )
 
 type config struct {
-	Scenario  string  `json:"scenario"`
-	Runs      int     `json:"runs"`
-	StepMB    int     `json:"stepMB"`
-	DepsMB    int     `json:"depsMB"`
-	Work      int     `json:"workRounds"`
-	Bandwidth float64 `json:"bandwidthMBps"`
+	Scenario string `json:"scenario"`
+	Runs     int    `json:"runs"`
+	StepMB   int    `json:"stepMB"`
+	DepsMB   int    `json:"depsMB"`
+	// DepsSeconds is how long the dependency step waits before it writes
+	// DepsMB, as a dependency install waits on its downloads.
+	DepsSeconds int     `json:"depsSeconds"`
+	Work        int     `json:"workRounds"`
+	Bandwidth   float64 `json:"bandwidthMBps"`
 	// Latency is the round trip added to each request on the limited link.
 	Latency time.Duration `json:"latency,omitempty"`
 	// Compression, when set, is the layer compression of every contender
@@ -69,6 +72,7 @@ func main() {
 	flag.IntVar(&cfg.Runs, "runs", 5, "runs per contender (medians of these are reported)")
 	flag.IntVar(&cfg.StepMB, "step-mb", 60, "megabytes each heavy step of the push scenario writes (half random)")
 	flag.IntVar(&cfg.DepsMB, "deps-mb", 100, "megabytes the dependency step of the one-change scenario writes (half random)")
+	flag.IntVar(&cfg.DepsSeconds, "deps-seconds", 6, "seconds the dependency step waits before it writes, as an install waits on downloads")
 	flag.IntVar(&cfg.Work, "work", 6, "rounds of hashing in each heavy step (CPU work)")
 	flag.Float64Var(&cfg.Bandwidth, "bandwidth", 25, "MB/s each way on the limited link")
 	flag.DurationVar(&cfg.Latency, "latency", 0, "round trip added to each request on the limited link (e.g. 20ms: a distant registry)")

@@ -183,11 +183,12 @@ func writeApp(dir, base string, cfg config, lock, src string) error {
 }
 
 // writeAppDockerfile writes the application with the Dockerfile df
-// (formatted with the base image and the dependency step's count) in a new
+// (formatted with the base image, the dependency step's count of files
+// and its seconds of waiting) in a new
 // commit.
 func writeAppDockerfile(dir, df, base string, cfg config, lock, src string) error {
 	files := map[string]string{
-		"Dockerfile":    fmt.Sprintf(df, base, max(1, cfg.DepsMB/10)),
+		"Dockerfile":    fmt.Sprintf(df, base, max(1, cfg.DepsMB/10), cfg.DepsSeconds),
 		".dockerignore": ".git\n",
 		"lock.txt":      lock,
 		"src/main.txt":  src,
