@@ -295,6 +295,11 @@ func (o *Options) check() error {
 	if err := checkEpoch("--build-arg "+epochArg, o.BuildArgs[epochArg]); err != nil {
 		return err
 	}
+	if _, ok := o.BuildArgs[epochArg]; !ok && o.SourceDateEpoch == "" {
+		if err := checkEpoch("the environment's "+epochArg, os.Getenv(epochArg)); err != nil {
+			return err
+		}
+	}
 	for _, s := range o.Secrets {
 		if s.ID == "" {
 			return errs.WithHint(errs.Usagef("--secret: secret missing ID"), secretHint)
@@ -346,14 +351,19 @@ func (o *Options) streamed() bool {
 const epochArg = "SOURCE_DATE_EPOCH"
 
 // resolveEpoch sets SourceDateEpoch when it is empty: to the user's
-// SOURCE_DATE_EPOCH build arg, else to the commit time of the context's git
-// checkout, else 0. The build arg is passed to the frontend only when the
-// user gave it.
+// SOURCE_DATE_EPOCH build arg, else to the SOURCE_DATE_EPOCH environment
+// variable (which docker buildx build would turn into the build arg), else
+// to the commit time of the context's git checkout, else 0. The build arg
+// is passed to the frontend only when the user gave it as one: the
+// environment's value is applied where the image is written, and leaves
+// every cache key alone.
 func (o *Options) resolveEpoch(contextDir string) error {
 	epoch, flag := o.SourceDateEpoch, "--source-date-epoch"
 	if epoch == "" {
 		if v, ok := o.BuildArgs[epochArg]; ok {
 			epoch, flag = v, "--build-arg "+epochArg
+		} else if v := os.Getenv(epochArg); v != "" {
+			epoch, flag = v, "the environment's "+epochArg
 		} else {
 			epoch = gitCommitTime(contextDir)
 		}

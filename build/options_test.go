@@ -26,13 +26,19 @@ func TestEpochReachesExportersNotTheFrontend(t *testing.T) {
 		opt       Options
 		wantArg   string // build-arg:SOURCE_DATE_EPOCH the frontend gets; "" for none
 		wantEpoch string // source-date-epoch of every export
+		env       string // the SOURCE_DATE_EPOCH environment variable
 	}{
 		{name: "default outside git", opt: Options{Tags: []string{"r/a:1"}, Reproducible: true}, wantEpoch: "0"},
 		{name: "flag", opt: Options{Tags: []string{"r/a:1"}, SourceDateEpoch: "1700000000", Outputs: []Output{{Type: "local", Dest: t.TempDir()}}}, wantEpoch: "1700000000"},
 		{name: "user build arg", opt: Options{Tags: []string{"r/a:1"}, BuildArgs: map[string]string{"SOURCE_DATE_EPOCH": "42"}}, wantArg: "42", wantEpoch: "42"},
 		{name: "flag wins over build arg", opt: Options{Tags: []string{"r/a:1"}, SourceDateEpoch: "7", BuildArgs: map[string]string{"SOURCE_DATE_EPOCH": "42"}}, wantArg: "42", wantEpoch: "7"},
+		// As docker buildx build would take it, but where the image is
+		// written only: no cache key depends on it.
+		{name: "environment", env: "1600000000", opt: Options{Tags: []string{"r/a:1"}}, wantEpoch: "1600000000"},
+		{name: "build arg wins over environment", env: "1600000000", opt: Options{Tags: []string{"r/a:1"}, BuildArgs: map[string]string{"SOURCE_DATE_EPOCH": "42"}}, wantArg: "42", wantEpoch: "42"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("SOURCE_DATE_EPOCH", tc.env)
 			opt := tc.opt
 			opt.ContextDir = dir
 			ctxDir, df, err := opt.resolve()
@@ -79,6 +85,7 @@ func TestEpochFromGitAndBadEpochs(t *testing.T) {
 			t.Fatalf("git %v: %v\n%s", args, err, out)
 		}
 	}
+	t.Setenv("SOURCE_DATE_EPOCH", "")
 	var opt Options
 	if err := opt.resolveEpoch(dir); err != nil || opt.SourceDateEpoch != "1712345678" {
 		t.Errorf("epoch in a checkout = %q, %v; want the commit time", opt.SourceDateEpoch, err)
@@ -96,13 +103,24 @@ func TestEpochFromGitAndBadEpochs(t *testing.T) {
 	if err := opt.resolveEpoch(t.TempDir()); err != nil || opt.SourceDateEpoch != "0" {
 		t.Errorf("epoch outside git = %q, %v; want 0", opt.SourceDateEpoch, err)
 	}
-	for _, opt := range []Options{
-		{SourceDateEpoch: "yesterday"},
-		{BuildArgs: map[string]string{"SOURCE_DATE_EPOCH": "-5"}},
+	t.Setenv("SOURCE_DATE_EPOCH", "1600000000")
+	opt = Options{}
+	if err := opt.resolveEpoch(dir); err != nil || opt.SourceDateEpoch != "1600000000" {
+		t.Errorf("epoch in a checkout with SOURCE_DATE_EPOCH set = %q, %v; want the environment's", opt.SourceDateEpoch, err)
+	}
+	for _, tc := range []struct {
+		opt Options
+		env string
+	}{
+		{opt: Options{SourceDateEpoch: "yesterday"}},
+		{opt: Options{BuildArgs: map[string]string{"SOURCE_DATE_EPOCH": "-5"}}},
+		{opt: Options{}, env: "1.5"},
 	} {
+		t.Setenv("SOURCE_DATE_EPOCH", tc.env)
+		opt := tc.opt
 		err := opt.resolveEpoch(dir)
 		if !errors.Is(err, errs.ErrUsage) || !strings.Contains(err.Error(), "not a number of seconds") {
-			t.Errorf("resolveEpoch(%+v) = %v, want a usage error", opt, err)
+			t.Errorf("resolveEpoch(%+v) with SOURCE_DATE_EPOCH=%q = %v, want a usage error", opt, tc.env, err)
 		}
 	}
 }

@@ -116,7 +116,7 @@ func (b *buildCmd) addFlags(cmd *cobra.Command) {
 	f.BoolVar(&opt.Reproducible, "reproducible", true, "rewrite file timestamps in new layers to the source date epoch, so the same inputs give the same digests on any builder (false: keep the build's times)")
 	f.StringVar(&opt.Compression, "compression", "", "compression of the layers the build creates: estargz (default; gzip that a stargz-snapshotter builder pulls lazily), gzip, zstd (faster; needs containerd 1.5+ or Docker 23+ to pull) or uncompressed")
 	f.BoolVar(&opt.ForceCompression, "force-compression", false, "also rewrite the layers taken from the base image or a cache in --compression (with --push on a builder that pulls lazily: every gzip one as eStargz, not only the first 32 MB; each is uploaded once more)")
-	f.StringVar(&opt.SourceDateEpoch, "source-date-epoch", "", "the image's creation time in seconds, set where the image is written so no cache key depends on it (default: a SOURCE_DATE_EPOCH build arg, else the context's last git commit time, 0 outside git)")
+	f.StringVar(&opt.SourceDateEpoch, "source-date-epoch", "", "the image's creation time in seconds, set where the image is written so no cache key depends on it (default: a SOURCE_DATE_EPOCH build arg, else the SOURCE_DATE_EPOCH environment variable, else the context's last git commit time, 0 outside git)")
 	f.StringVar(&opt.Progress, "progress", "auto", "progress output: auto, plain, tty, quiet or rawjson")
 	f.StringVar(&b.metadataFile, "metadata-file", "", "write the build result metadata (image digest, timings) as JSON to this file")
 	f.StringVar(&b.iidFile, "iidfile", "", "write the image ID (the digest of its config) to this file")

@@ -94,6 +94,28 @@ func TestBuildBadInput(t *testing.T) {
 	}
 }
 
+// A SOURCE_DATE_EPOCH in the environment that is not a number is one usage
+// line before a builder is reached, as the build arg's is.
+func TestBuildEpochFromEnvironment(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM scratch\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("BUILDKIT_HOST", "unix:///nonexistent/buildkitd.sock")
+	t.Setenv("STRATA_BUILDER_DIR", filepath.Join(t.TempDir(), "never-started"))
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	t.Setenv("SOURCE_DATE_EPOCH", "2024-01-01")
+	code, stderr := runMain(t, "build", dir)
+	if code != errs.ExitUsage || !strings.Contains(stderr, "the environment's SOURCE_DATE_EPOCH=2024-01-01 is not a number of seconds since 1970") {
+		t.Errorf("exit %d, stderr %q; want a usage error naming the environment's SOURCE_DATE_EPOCH", code, stderr)
+	}
+	// A flag or build arg wins, as over docker buildx build's use of it.
+	code, stderr = runMain(t, "build", "--source-date-epoch", "5", dir)
+	if code == errs.ExitUsage {
+		t.Errorf("with --source-date-epoch: exit %d, stderr %q", code, stderr)
+	}
+}
+
 // Shell completion offers the values --compression and --progress take.
 func TestBuildFlagCompletion(t *testing.T) {
 	for flag, want := range map[string]string{"--compression": "estargz\ngzip\nzstd\nuncompressed\n", "--progress": "auto\nplain\ntty\nquiet\nrawjson\n"} {
