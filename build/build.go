@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/strata-build/strata/buildcontext"
+	"github.com/strata-build/strata/cache/crawl"
 	"github.com/strata-build/strata/errs"
 	"github.com/strata-build/strata/frontend"
 	"github.com/strata-build/strata/stream"
@@ -50,6 +51,9 @@ type Result struct {
 	// CacheSource says what AutoCache was chosen from: the index, and the
 	// target repositories' tags read for the build.
 	CacheSource string
+	// Pushed is the image strata pushed itself (a streamed push), as
+	// pushed: nil when BuildKit pushed, or when it was not held.
+	Pushed *crawl.Pushed
 }
 
 // Pulled counts the blobs BuildKit pulled from registries for the build:

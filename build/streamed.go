@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"maps"
 	"strings"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/strata-build/strata/buildcontext"
+	"github.com/strata-build/strata/cache/crawl"
 	"github.com/strata-build/strata/stream"
 )
 
@@ -32,6 +34,9 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 		return nil, err
 	}
 	r.Push = &PushStats{BytesPushed: res.BytesSent, Layers: res.Layers, Streamed: true}
+	if res.Blobs != nil {
+		r.Pushed = &crawl.Pushed{Manifest: res.Image.Digest.String(), Blobs: res.Blobs}
+	}
 	return r, nil
 }
 
@@ -112,9 +117,17 @@ func runStreamedPlatforms(ctx context.Context, c *client.Client, opt Options, bc
 		stats.Layers = append(stats.Layers, r.Layers...)
 		solve = max(solve, r.SolveTime)
 	}
-	idx, err := stream.PushIndex(ctx, opt.Tags, opt.InsecureRegistries, manifests, p)
+	idx, idxBytes, err := stream.PushIndex(ctx, opt.Tags, opt.InsecureRegistries, manifests, p)
 	if err != nil {
 		return p.result(nil, 0, err)
+	}
+	pushed := &crawl.Pushed{Manifest: idx.Digest.String(), Blobs: map[string][]byte{idx.Digest.String(): idxBytes}}
+	for _, r := range results {
+		if r.Blobs == nil {
+			pushed = nil
+			break
+		}
+		maps.Copy(pushed.Blobs, r.Blobs)
 	}
 	resp := map[string]string{"containerimage.digest": idx.Digest.String(), "image.name": strings.Join(opt.Tags, ",")}
 	if dt, err := json.Marshal(idx); err == nil {
@@ -124,7 +137,7 @@ func runStreamedPlatforms(ctx context.Context, c *client.Client, opt Options, bc
 	if err != nil {
 		return nil, err
 	}
-	r.Push = stats
+	r.Push, r.Pushed = stats, pushed
 	return r, nil
 }
 

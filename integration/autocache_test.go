@@ -31,6 +31,7 @@ RUN cat /app/src/* > /app/out
 	if code, _, stderr := strata(t, "build", "--builder", env.Builder.Addr(), "--progress", "plain", "--index-file", index, "-t", main, "--push", dir); code != 0 {
 		t.Fatalf("exit %d\n%s", code, tail(stderr, 20))
 	}
+	recordedAsIndexAdd(t, index, main)
 
 	writeFiles(t, dir, map[string]string{"src/a.txt": "version 2 on a branch\n"})
 	bk, err := env.StartBuildkitd(t.Context(), "autocache")

@@ -2,12 +2,16 @@ package integration
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/strata-build/strata/cache"
 	"github.com/strata-build/strata/cache/crawl"
+	"github.com/strata-build/strata/cache/store"
 )
 
 // TestCacheRecordedSourcesMatchExactly checks that strata build --push
@@ -46,4 +50,41 @@ func TestCacheRecordedSourcesMatchExactly(t *testing.T) {
 		t.Fatalf("changed context: %+v", c)
 	}
 
+}
+
+// recordedAsIndexAdd checks that what strata build --push recorded for ref
+// in the index file indexFile (from the bytes it pushed) is what `strata
+// index add` reads back from the registry, every platform.
+func recordedAsIndexAdd(t *testing.T, indexFile, ref string) {
+	t.Helper()
+	other := filepath.Join(t.TempDir(), "added.idx")
+	if code, _, stderr := strata(t, "index", "add", "--index-file", other, ref); code != 0 {
+		t.Fatalf("index add %s: exit %d: %s", ref, code, stderr)
+	}
+	entries := func(path string) string {
+		t.Helper()
+		x, _, err := store.LoadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []cache.Image
+		for _, m := range x.Images() {
+			if m.Ref == ref {
+				cp := *m
+				cp.Indexed = time.Time{}
+				if time.Since(cp.Pushed) < time.Hour {
+					// The config's created time is pinned (the
+					// epoch): pushed is when it was indexed.
+					cp.Pushed = time.Time{}
+				}
+				out = append(out, cp)
+			}
+		}
+		dt, _ := json.MarshalIndent(out, "", " ")
+		return string(dt)
+	}
+	recorded, added := entries(indexFile), entries(other)
+	if recorded == "null" || recorded != added {
+		t.Errorf("the build recorded %s as\n%s\nindex add reads it as\n%s", ref, recorded, added)
+	}
 }

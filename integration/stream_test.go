@@ -3,6 +3,7 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
 	"github.com/strata-build/strata/build"
+	"github.com/strata-build/strata/cache/store"
 )
 
 // heavyDockerfile has three steps that each take a while and write random
@@ -231,6 +233,7 @@ func TestStreamedPushSeveralPlatforms(t *testing.T) {
 	}
 
 	_, idx1, _ := build("platforms-v1", "v1")
+	recordedAsIndexAdd(t, os.Getenv(store.IndexFileEnv), repo+":v1")
 	changeSource(t, dir, t0.Add(time.Hour))
 	st, idx2, stderr := build("platforms-v2", "v2")
 	// Per platform: RUN tools, WORKDIR, COPY deps.lock and RUN deps cached.

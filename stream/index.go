@@ -17,30 +17,31 @@ import (
 // PushIndex puts an image index over manifests under tags, in every
 // repository they name. Each manifest must be in each of those
 // repositories already (Push with Config.Untagged put it there), so no tag
-// points at missing content; a registry checks that too.
-func PushIndex(ctx context.Context, tags, insecure []string, manifests []ocispecs.Descriptor, p Progress) (ocispecs.Descriptor, error) {
+// points at missing content; a registry checks that too. It returns the
+// index's descriptor and bytes.
+func PushIndex(ctx context.Context, tags, insecure []string, manifests []ocispecs.Descriptor, p Progress) (ocispecs.Descriptor, []byte, error) {
 	dt, err := json.Marshal(ocispecs.Index{
 		Versioned: specs.Versioned{SchemaVersion: 2},
 		MediaType: ocispecs.MediaTypeImageIndex,
 		Manifests: manifests,
 	})
 	if err != nil {
-		return ocispecs.Descriptor{}, err
+		return ocispecs.Descriptor{}, nil, err
 	}
 	desc := ocispecs.Descriptor{MediaType: ocispecs.MediaTypeImageIndex, Digest: digest.FromBytes(dt), Size: int64(len(dt))}
 	pushers, byRepo, err := newPushers(oneBlob{desc: desc, data: dt}, tags, nil, "", nil, insecure)
 	if err != nil {
-		return desc, err
+		return desc, nil, err
 	}
 	for _, ps := range pushers {
 		end := p.Begin(fmt.Sprintf("[strata] pushing %s (index of %d images)", strings.Join(tagNames(byRepo[ps.repo]), ", "), len(manifests)))
 		err := ps.Tag(ctx, desc, byRepo[ps.repo])
 		end(err)
 		if err != nil {
-			return desc, err
+			return desc, nil, err
 		}
 	}
-	return desc, nil
+	return desc, dt, nil
 }
 
 // oneBlob is a content.Provider of one blob held in memory.

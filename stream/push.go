@@ -2,6 +2,7 @@ package stream
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -129,6 +130,9 @@ type Result struct {
 	Layers           []Layer       // the image's layers
 	// Image is the manifest pushed.
 	Image ocispecs.Descriptor
+	// Blobs are the manifest and config pushed, by digest, for recording
+	// the image without reading it back; nil when they could not be read.
+	Blobs map[string][]byte
 }
 
 // Push builds so on c and pushes its image with layers uploaded while the
@@ -200,7 +204,25 @@ func Push(ctx context.Context, c *client.Client, so client.SolveOpt, cfg Config,
 	for _, ps := range sp.pushers {
 		sent += ps.BytesSent()
 	}
-	return &Result{ExporterResponse: resp.ExporterResponse, SolveTime: solveTime, BytesSent: sent, Layers: sp.layers.list(), Image: desc}, nil
+	return &Result{ExporterResponse: resp.ExporterResponse, SolveTime: solveTime, BytesSent: sent, Layers: sp.layers.list(), Image: desc, Blobs: sp.manifestAndConfig(ctx, desc)}, nil
+}
+
+// manifestAndConfig are the image manifest desc and its config, by digest,
+// as the store holds them; nil when either cannot be read.
+func (sp *streamedPush) manifestAndConfig(ctx context.Context, desc ocispecs.Descriptor) map[string][]byte {
+	mf, err := content.ReadBlob(ctx, sp.store, desc)
+	if err != nil {
+		return nil
+	}
+	var m ocispecs.Manifest
+	if json.Unmarshal(mf, &m) != nil {
+		return nil
+	}
+	cfg, err := content.ReadBlob(ctx, sp.store, m.Config)
+	if err != nil {
+		return nil
+	}
+	return map[string][]byte{desc.Digest.String(): mf, m.Config.Digest.String(): cfg}
 }
 
 // streamedPush is the state of one streamed push, shared by its phases.

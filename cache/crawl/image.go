@@ -24,7 +24,11 @@ import (
 func (c *crawler) descriptor(ref string, d *remote.Descriptor) ([]*cache.Image, error) {
 	switch {
 	case d.MediaType.IsIndex():
-		return c.index(ref, d)
+		idx, err := d.ImageIndex()
+		if err != nil {
+			return nil, err
+		}
+		return c.index(ref, idx)
 	case d.MediaType.IsImage():
 		img, err := d.Image()
 		if err != nil {
@@ -40,11 +44,8 @@ func (c *crawler) descriptor(ref string, d *remote.Descriptor) ([]*cache.Image, 
 	}
 }
 
-func (c *crawler) index(ref string, d *remote.Descriptor) ([]*cache.Image, error) {
-	idx, err := d.ImageIndex()
-	if err != nil {
-		return nil, err
-	}
+// index reads every platform's image of idx.
+func (c *crawler) index(ref string, idx v1.ImageIndex) ([]*cache.Image, error) {
 	im, err := idx.IndexManifest()
 	if err != nil {
 		return nil, err

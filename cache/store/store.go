@@ -79,9 +79,29 @@ func OpenStore(ref, file string, warn func(string), opts ...crawl.Option) (Store
 // them into the store. strata build calls it after a successful push, so
 // the new image becomes a candidate for the next plan.
 func AddImages(ctx context.Context, st Store, refs []string, opts ...crawl.Option) error {
+	return addEach(ctx, st, refs, func(x *cache.Index, ref string) error {
+		_, err := crawl.AddImage(ctx, x, ref, opts...)
+		return err
+	})
+}
+
+// AddPushed is AddImages for the tags refs of one image strata has just
+// pushed as p, from the bytes pushed: nothing is read from the registry.
+// It fails with crawl.ErrLayersNeeded when indexing needs the image's
+// layers (AddImages then reads them).
+func AddPushed(ctx context.Context, st Store, refs []string, p crawl.Pushed, opts ...crawl.Option) error {
+	return addEach(ctx, st, refs, func(x *cache.Index, ref string) error {
+		_, err := crawl.AddPushed(x, ref, p, opts...)
+		return err
+	})
+}
+
+// addEach adds each of refs to a new index with add, then merges that
+// into the store.
+func addEach(ctx context.Context, st Store, refs []string, add func(*cache.Index, string) error) error {
 	x := cache.NewIndex()
 	for _, ref := range refs {
-		if _, err := crawl.AddImage(ctx, x, ref, opts...); err != nil {
+		if err := add(x, ref); err != nil {
 			return err
 		}
 	}

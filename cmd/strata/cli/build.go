@@ -204,7 +204,7 @@ func (b *buildCmd) run(cmd *cobra.Command, s Streams, args []string) error {
 	choice := pending.Wait()
 	res.AutoCache, res.CacheSource = choice.Imports, choice.Source
 	if opt.Push {
-		ac.Record(ctx, opt.Tags)
+		ac.Record(ctx, opt.Tags, res.Pushed)
 	}
 	if b.metadataFile != "" {
 		if err := build.WriteMetadata(b.metadataFile, res); err != nil {
