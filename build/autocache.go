@@ -2,7 +2,6 @@ package build
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -264,23 +263,18 @@ func cachedThrough(pl *plan.Plan, imports []AutoImport) int {
 
 // Record adds the pushed images to the index, so the next build anywhere
 // can use them as cache sources: from pushed, the image as strata pushed
-// it, when it is not nil and has what the index records; else read from
-// the registry.
+// it, when it is not nil and holds what the index records; else read
+// from the registry.
 func (a *AutoCache) Record(ctx context.Context, refs []string, pushed *crawl.Pushed) {
 	if a == nil || a.Store == nil || len(refs) == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	if pushed != nil {
-		// From what strata pushed, with no request to the registry.
-		err := store.AddPushed(ctx, a.Store, refs, *pushed, a.Options...)
-		if !errors.Is(err, crawl.ErrLayersNeeded) {
-			if err != nil {
-				a.warn("adding %s to the cache index %s: %v", refs[0], a.Store, err)
-			}
-			return
-		}
+	// From what strata pushed, with no request to the registry; else
+	// (crawl.ErrLayersNeeded, say) read back.
+	if pushed != nil && store.AddPushed(ctx, a.Store, refs, *pushed, a.Options...) == nil {
+		return
 	}
 	if err := store.AddImages(ctx, a.Store, refs, a.Options...); err != nil {
 		a.warn("adding %s to the cache index %s: %v", refs[0], a.Store, err)

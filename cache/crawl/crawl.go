@@ -493,7 +493,7 @@ func AddImage(ctx context.Context, x *cache.Index, ref string, opts ...Option) (
 	if err != nil {
 		return nil, errs.Usagef("image ref %q: %v", ref, err)
 	}
-	c := &crawler{o: o, x: x, host: r.Context().RegistryStr(), res: &RefreshResult{}, now: time.Now().UTC(), known: map[string][]*cache.Image{}, files: map[string]string{}}
+	c := oneImageCrawler(o, x, r)
 	if c.puller, err = o.Puller(ctx); err != nil {
 		return nil, err
 	}
@@ -501,11 +501,7 @@ func AddImage(ctx context.Context, x *cache.Index, ref string, opts ...Option) (
 	if err != nil {
 		return nil, regopts.Error("read "+ref, err)
 	}
-	name := r.Context().Name() + ":" + r.Identifier()
-	if _, ok := r.(interface{ TagStr() string }); !ok {
-		name = r.Context().Name() + "@" + r.Identifier()
-	}
-	imgs, err := c.descriptor(name, desc)
+	imgs, err := c.descriptor(indexName(r), desc)
 	if err != nil {
 		return nil, err
 	}
@@ -514,4 +510,18 @@ func AddImage(ctx context.Context, x *cache.Index, ref string, opts ...Option) (
 		x.Put(m)
 	}
 	return imgs, nil
+}
+
+// oneImageCrawler is the crawler of one image, r, into x.
+func oneImageCrawler(o *regopts.Options, x *cache.Index, r name.Reference) *crawler {
+	return &crawler{o: o, x: x, host: r.Context().RegistryStr(), res: &RefreshResult{}, now: time.Now().UTC(), known: map[string][]*cache.Image{}, files: map[string]string{}}
+}
+
+// indexName is the name r's entries have in the index: repository:tag,
+// or repository@digest.
+func indexName(r name.Reference) string {
+	if _, ok := r.(name.Tag); ok {
+		return r.Context().Name() + ":" + r.Identifier()
+	}
+	return r.Context().Name() + "@" + r.Identifier()
 }

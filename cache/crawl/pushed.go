@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
@@ -38,15 +37,12 @@ func AddPushed(x *cache.Index, ref string, p Pushed, opts ...Option) ([]*cache.I
 	if err != nil {
 		return nil, errs.Usagef("image ref %q: %v", ref, err)
 	}
-	name := r.Context().Name() + ":" + r.Identifier()
-	if _, ok := r.(interface{ TagStr() string }); !ok {
-		name = r.Context().Name() + "@" + r.Identifier()
-	}
+	name := indexName(r)
 	raw, ok := p.Blobs[p.Manifest]
 	if !ok {
 		return nil, fmt.Errorf("manifest %s of %s not held", p.Manifest, ref)
 	}
-	c := &crawler{o: o, x: x, res: &RefreshResult{}, host: r.Context().RegistryStr(), now: time.Now().UTC(), known: map[string][]*cache.Image{}, files: map[string]string{}}
+	c := oneImageCrawler(o, x, r)
 	var imgs []*cache.Image
 	switch mt := mediaTypeOf(raw); {
 	case mt.IsIndex():
@@ -75,13 +71,24 @@ func AddPushed(x *cache.Index, ref string, p Pushed, opts ...Option) ([]*cache.I
 	return imgs, nil
 }
 
-// mediaTypeOf is the mediaType a manifest or index names.
+// mediaTypeOf is the mediaType a manifest or index names; one that names
+// none (OCI allows it) is told by its fields.
 func mediaTypeOf(raw []byte) types.MediaType {
 	var m struct {
 		MediaType types.MediaType `json:"mediaType"`
+		Manifests json.RawMessage `json:"manifests"`
+		Config    json.RawMessage `json:"config"`
 	}
 	_ = json.Unmarshal(raw, &m)
-	return m.MediaType
+	switch {
+	case m.MediaType != "":
+		return m.MediaType
+	case m.Manifests != nil:
+		return types.OCIImageIndex
+	case m.Config != nil:
+		return types.OCIManifestSchema1
+	}
+	return ""
 }
 
 // errNotHeld: a blob Pushed does not hold (a layer).

@@ -136,3 +136,18 @@ func indexed(x *cache.Index) string {
 	dt, _ := json.MarshalIndent(out, "", " ")
 	return string(dt)
 }
+
+// A manifest or index that names no mediaType (OCI allows it) is told by
+// its fields.
+func TestMediaTypeOf(t *testing.T) {
+	for raw, want := range map[string]types.MediaType{
+		`{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{}}`: types.DockerManifestSchema2,
+		`{"schemaVersion":2,"config":{},"layers":[]}`:                                      types.OCIManifestSchema1,
+		`{"schemaVersion":2,"manifests":[]}`:                                               types.OCIImageIndex,
+		`{"schemaVersion":2}`:                                                              "",
+	} {
+		if got := mediaTypeOf([]byte(raw)); got != want {
+			t.Errorf("mediaTypeOf(%s) = %q, want %q", raw, got, want)
+		}
+	}
+}
