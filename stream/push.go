@@ -2,7 +2,6 @@ package stream
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -210,19 +209,11 @@ func Push(ctx context.Context, c *client.Client, so client.SolveOpt, cfg Config,
 // manifestAndConfig are the image manifest desc and its config, by digest,
 // as the store holds them; nil when either cannot be read.
 func (sp *streamedPush) manifestAndConfig(ctx context.Context, desc ocispecs.Descriptor) map[string][]byte {
-	mf, err := content.ReadBlob(ctx, sp.store, desc)
+	mf, mdt, cdt, err := readImageBlobs(ctx, sp.store, desc)
 	if err != nil {
 		return nil
 	}
-	var m ocispecs.Manifest
-	if json.Unmarshal(mf, &m) != nil {
-		return nil
-	}
-	cfg, err := content.ReadBlob(ctx, sp.store, m.Config)
-	if err != nil {
-		return nil
-	}
-	return map[string][]byte{desc.Digest.String(): mf, m.Config.Digest.String(): cfg}
+	return map[string][]byte{desc.Digest.String(): mdt, mf.Config.Digest.String(): cdt}
 }
 
 // streamedPush is the state of one streamed push, shared by its phases.

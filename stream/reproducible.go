@@ -58,21 +58,28 @@ func RewriteConfig(ctx context.Context, store content.Store, desc ocispecs.Descr
 	return rewriteImage(ctx, store, desc, func(_ *ocispecs.Manifest, cfg map[string]json.RawMessage) (bool, error) { return edit(cfg) })
 }
 
+// readImageBlobs reads the image manifest desc and its config from store:
+// the manifest parsed, and both as stored.
+func readImageBlobs(ctx context.Context, store content.Provider, desc ocispecs.Descriptor) (mf ocispecs.Manifest, mdt, cdt []byte, err error) {
+	if mdt, err = content.ReadBlob(ctx, store, desc); err != nil {
+		return mf, nil, nil, err
+	}
+	if err = json.Unmarshal(mdt, &mf); err != nil {
+		return mf, nil, nil, err
+	}
+	if cdt, err = content.ReadBlob(ctx, store, mf.Config); err != nil {
+		return mf, nil, nil, err
+	}
+	return mf, mdt, cdt, nil
+}
+
 // rewriteImage is RewriteConfig for edits that may change the manifest's
 // layers too.
 func rewriteImage(ctx context.Context, store content.Store, desc ocispecs.Descriptor, edit func(mf *ocispecs.Manifest, cfg map[string]json.RawMessage) (bool, error)) (ocispecs.Descriptor, error) {
 	if desc.MediaType != ocispecs.MediaTypeImageManifest {
 		return desc, nil
 	}
-	mdt, err := content.ReadBlob(ctx, store, desc)
-	if err != nil {
-		return desc, err
-	}
-	var mf ocispecs.Manifest
-	if err := json.Unmarshal(mdt, &mf); err != nil {
-		return desc, err
-	}
-	cdt, err := content.ReadBlob(ctx, store, mf.Config)
+	mf, mdt, cdt, err := readImageBlobs(ctx, store, desc)
 	if err != nil {
 		return desc, err
 	}
