@@ -79,7 +79,7 @@ func rewriteImage(ctx context.Context, store content.Store, desc ocispecs.Descri
 	if desc.MediaType != ocispecs.MediaTypeImageManifest {
 		return desc, nil
 	}
-	mf, mdt, cdt, err := readImageBlobs(ctx, store, desc)
+	mf, _, cdt, err := readImageBlobs(ctx, store, desc)
 	if err != nil {
 		return desc, err
 	}
@@ -94,7 +94,8 @@ func rewriteImage(ctx context.Context, store content.Store, desc ocispecs.Descri
 		return desc, err
 	}
 	mf.Config = ocispecs.Descriptor{MediaType: mf.Config.MediaType, Digest: digest.FromBytes(cdt), Size: int64(len(cdt))}
-	if mdt, err = json.MarshalIndent(mf, "", "  "); err != nil {
+	mdt, err := json.MarshalIndent(mf, "", "  ")
+	if err != nil {
 		return desc, err
 	}
 	nd := ocispecs.Descriptor{MediaType: desc.MediaType, Digest: digest.FromBytes(mdt), Size: int64(len(mdt)), Platform: desc.Platform}
