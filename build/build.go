@@ -89,7 +89,7 @@ func Run(ctx context.Context, c *client.Client, opt Options, out io.Writer) (*Re
 	}
 	// Whether the builder pulls lazily matters to a streamed push and to
 	// a build that imports cache (maybe one being chosen).
-	pullsLazily := (opt.streamed() || len(opt.CacheFrom) > 0 || opt.Pending != nil) && stream.PullsLazily(ctx, c)
+	pullsLazily := (opt.streamed() || len(opt.CacheFrom) > 0 || opt.Pending != nil) && opt.pullsLazily(ctx, c)
 	if opt.Pending != nil && !startsBeforeChoice(opt, out, pullsLazily) {
 		choice, err := opt.Pending.wait(ctx)
 		if err != nil {
@@ -157,6 +157,15 @@ func Run(ctx context.Context, c *client.Client, opt Options, out io.Writer) (*Re
 	}
 	res.Timings.Total = time.Since(start).Seconds()
 	return res, nil
+}
+
+// pullsLazily reports whether the builder c pulls lazily: whether its
+// default worker uses the stargz snapshotter (see stream.PullsLazily).
+func (o *Options) pullsLazily(ctx context.Context, c *client.Client) bool {
+	if o.Snapshotter != "" {
+		return o.Snapshotter == stream.SnapshotterStargz
+	}
+	return stream.PullsLazily(ctx, c)
 }
 
 // sameDir reports whether a and b name the same directory once symlinks

@@ -100,6 +100,10 @@ type Options struct {
 	// the automatic cache), so its walk and the digests of COPY sources
 	// are shared; nil opens ContextDir.
 	BuildContext *buildcontext.Context
+	// Snapshotter is that of the builder's default worker, when the caller
+	// has asked (builder.Connect does); empty: Run asks the builder when
+	// it matters (whether the builder pulls lazily).
+	Snapshotter string
 	// Pending, when set, is the automatic cache choice still being made.
 	// Run applies it (Choice.Apply) before the solve, or, where the solve
 	// can start without it (see startsBeforeChoice), starts the solve and

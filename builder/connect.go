@@ -21,8 +21,9 @@ type Endpoint struct {
 	Source string
 	// Local is set for strata's own daemon.
 	Local bool
-	// Probed is what the builder answered when Resolve checked it (nil
-	// for the local daemon).
+	// Probed is what the builder answered when Resolve or Connect checked
+	// it; for strata's own daemon, when it was running already (nil when
+	// it was started).
 	Probed *Status
 	// driver is the buildx driver of a builder named by its buildx name.
 	driver string
@@ -36,6 +37,19 @@ type Endpoint struct {
 // builder's own settings are used, else the BUILDKIT_TLS_* variables.
 // opts apply to strata's own daemon.
 func Resolve(ctx context.Context, addr string, t TLS, opts ...Option) (*Endpoint, error) {
+	e, t, err := endpoint(ctx, addr, t, opts)
+	if err != nil || e.Local {
+		return e, err
+	}
+	if e.Probed, err = e.Status(ctx); err != nil {
+		return nil, explain(ctx, e, t, err)
+	}
+	return e, nil
+}
+
+// endpoint is the builder Resolve picks, not yet asked anything unless it is
+// strata's own daemon, and the TLS settings that reach it.
+func endpoint(ctx context.Context, addr string, t TLS, opts []Option) (*Endpoint, TLS, error) {
 	source := "--builder"
 	if addr == "" {
 		addr, source = os.Getenv("BUILDKIT_HOST"), "BUILDKIT_HOST"
@@ -45,15 +59,16 @@ func Resolve(ctx context.Context, addr string, t TLS, opts ...Option) (*Endpoint
 	}
 	if addr == "" {
 		if !t.IsZero() {
-			return nil, errs.WithHint(errs.Usagef("TLS flags are given but no builder"), "name the builder with --builder tcp://HOST:PORT")
+			return nil, t, errs.WithHint(errs.Usagef("TLS flags are given but no builder"), "name the builder with --builder tcp://HOST:PORT")
 		}
-		return resolveLocal(ctx, opts)
+		e, err := resolveLocal(ctx, opts)
+		return e, t, err
 	}
 	var driver string
 	if !strings.Contains(addr, "://") {
 		bx, err := LookupBuildx(addr)
 		if err != nil {
-			return nil, err
+			return nil, t, err
 		}
 		source = fmt.Sprintf("%s=%s (buildx builder, %s driver)", source, addr, bx.Driver)
 		addr, driver = bx.Addr, bx.Driver
@@ -66,13 +81,9 @@ func Resolve(ctx context.Context, addr string, t TLS, opts ...Option) (*Endpoint
 	t = t.OrEnv()
 	copts, err := t.ClientOpts(addr, time.Now())
 	if err != nil {
-		return nil, err
+		return nil, t, err
 	}
-	e := &Endpoint{Addr: addr, Source: source, driver: driver, opts: copts}
-	if e.Probed, err = e.Status(ctx); err != nil {
-		return nil, explain(ctx, e, t, err)
-	}
-	return e, nil
+	return &Endpoint{Addr: addr, Source: source, driver: driver, opts: copts}, t, nil
 }
 
 func resolveLocal(ctx context.Context, opts []Option) (*Endpoint, error) {
@@ -87,7 +98,7 @@ func resolveLocal(ctx context.Context, opts []Option) (*Endpoint, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Endpoint{Addr: a, Source: "strata's local buildkitd", Local: true}, nil
+	return &Endpoint{Addr: a, Source: "strata's local buildkitd", Local: true, Probed: l.running}, nil
 }
 
 // Status asks the builder for its version and workers, within ProbeTimeout.
@@ -106,13 +117,23 @@ func (e *Endpoint) Client(ctx context.Context) (*client.Client, error) {
 
 // Connect resolves the daemon as Resolve does and returns a client for it.
 func Connect(ctx context.Context, addr string, t TLS, opts ...Option) (*client.Client, *Endpoint, error) {
-	e, err := Resolve(ctx, addr, t, opts...)
+	e, t, err := endpoint(ctx, addr, t, opts)
 	if err != nil {
 		return nil, nil, err
 	}
-	c, err := e.Client(ctx)
+	if e.Local {
+		c, err := e.Client(ctx)
+		return c, e, err
+	}
+	// The builder is asked what it is on the connection the build uses.
+	c, err := client.New(ctx, e.Addr, e.opts...)
+	if err == nil {
+		if e.Probed, err = probe(ctx, c, e.Addr, 0); err != nil {
+			c.Close()
+		}
+	}
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, explain(ctx, e, t, err)
 	}
 	return c, e, nil
 }

@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/gofrs/flock"
 	"github.com/moby/buildkit/client"
 
@@ -46,6 +48,10 @@ type Local struct {
 	// buildkitd.toml); loopback registries need no entry. Ensure restarts
 	// a daemon, when it is idle, that was started without one of them.
 	PlainHTTP []string
+
+	// running is what the daemon answered when Ensure found it running
+	// as it should be; nil when Ensure started it.
+	running *Status
 }
 
 // DefaultDir is where strata keeps its own buildkitd: the user cache dir.
@@ -152,24 +158,33 @@ const ProbeTimeout = 30 * time.Second
 // Probe connects to addr with opts and asks for its version and workers,
 // within ProbeTimeout (or ctx's deadline when sooner).
 func Probe(ctx context.Context, addr string, pid int, opts ...client.ClientOpt) (*Status, error) {
-	ctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
-	defer cancel()
 	c, err := client.New(ctx, addr, opts...)
 	if err != nil {
 		return nil, err
 	}
 	defer c.Close()
-	info, err := c.Info(ctx)
-	if err != nil {
+	return probe(ctx, c, addr, pid)
+}
+
+// probe asks c, the client of the daemon at addr, for its version and its
+// workers, both at once, within ProbeTimeout (or ctx's deadline when
+// sooner).
+func probe(ctx context.Context, c *client.Client, addr string, pid int) (*Status, error) {
+	ctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
+	defer cancel()
+	var (
+		info *client.Info
+		ws   []*client.WorkerInfo
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) { info, err = c.Info(gctx); return err })
+	g.Go(func() (err error) { ws, err = c.ListWorkers(gctx); return err })
+	if err := g.Wait(); err != nil {
 		return nil, err
 	}
 	st := &Status{Addr: addr, PID: pid}
 	if info.BuildkitVersion.Version != "" {
 		st.Version = info.BuildkitVersion.Version
-	}
-	ws, err := c.ListWorkers(ctx)
-	if err != nil {
-		return nil, err
 	}
 	for i, w := range ws {
 		sn := w.Labels[snapshotterLabel]
@@ -190,6 +205,7 @@ func Probe(ctx context.Context, addr string, pid int, opts ...client.ClientOpt) 
 // each replacing the daemon the one before started.
 func (l *Local) Ensure(ctx context.Context) (string, error) {
 	if st, err := l.Status(ctx); err == nil && len(l.missingPlainHTTP()) == 0 && !l.stargzNotAsked(st) {
+		l.running = st
 		return l.Addr(), nil
 	}
 	unlock, err := l.lockStart(ctx)

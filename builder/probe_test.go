@@ -65,6 +65,14 @@ func TestResolveWithABuilderThatDoesNotAnswer(t *testing.T) {
 			if !errors.Is(err, errs.ErrBuilder) {
 				t.Fatalf("Resolve: %v, want a builder error", err)
 			}
+			// A build connects as Resolve checks, on the one connection.
+			c, _, cerr := builder.Connect(t.Context(), tc.flag, builder.TLS{})
+			if c != nil {
+				c.Close()
+			}
+			if cerr == nil || cerr.Error() != err.Error() {
+				t.Errorf("Connect: %v, want what Resolve says: %v", cerr, err)
+			}
 			var h *errs.Hint
 			if !errors.As(err, &h) || !strings.Contains(h.Hint, "start buildkitd there, or unset it") {
 				t.Errorf("no hint to start buildkitd or unset the address: %v", err)

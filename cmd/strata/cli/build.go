@@ -196,6 +196,9 @@ func (b *buildCmd) run(cmd *cobra.Command, s Streams, args []string) error {
 		return err
 	}
 	opt.SourceDateEpoch = epochOpt.SourceDateEpoch
+	if e.Probed != nil {
+		opt.Snapshotter = e.Probed.Snapshotter
+	}
 	opt.Pending = pending
 	res, err := build.Run(ctx, c, opt, s.Err)
 	if err != nil {
