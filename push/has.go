@@ -1,6 +1,7 @@
 package push
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -82,7 +83,41 @@ func (p *Pusher) request(ctx context.Context, method, path string) (*http.Respon
 	return c.Do(req)
 }
 
-// headClient is an HTTP client authorised to check blobs in the repository.
+// put sends body, of mediaType, to path under the repository's /v2/NAME/
+// (a manifest). The request can be sent again, so the transport retries it
+// on a transient failure.
+func (p *Pusher) put(ctx context.Context, path, mediaType string, body []byte) error {
+	c, err := p.headClient(ctx)
+	if err != nil {
+		return err
+	}
+	u := fmt.Sprintf("%s://%s/v2/%s/%s", p.repo.Scheme(), p.repo.RegistryStr(), p.repo.RepositoryStr(), path)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, u, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", mediaType)
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	return transport.CheckError(resp, http.StatusOK, http.StatusCreated, http.StatusAccepted)
+}
+
+// Connect makes ready, ahead of the first request, the clients that check
+// and upload blobs and put manifests: each costs a ping of the registry and,
+// where it asks for one, a token. A client that cannot be made is left to
+// the requests that need it to report.
+func (p *Pusher) Connect(ctx context.Context) {
+	if _, err := p.headClient(ctx); err == nil && len(p.mounts) > 0 {
+		_, _ = p.mountClient(ctx, p.mounts[0].Context())
+	}
+}
+
+// headClient is an HTTP client authorised to push to the repository: it
+// checks and uploads blobs and puts manifests, all on the one token (and
+// the one ping) it gets first.
 func (p *Pusher) headClient(ctx context.Context) (*http.Client, error) {
 	p.headOnce.Do(func() {
 		auth, err := authn.DefaultKeychain.Resolve(p.repo)

@@ -112,7 +112,6 @@ func (p *Pusher) Tag(ctx context.Context, desc ocispecs.Descriptor, tags []name.
 }
 
 func (p *Pusher) putManifest(ctx context.Context, desc ocispecs.Descriptor, dt []byte, tags []name.Tag) error {
-	raw := rawManifest{data: dt, mediaType: types.MediaType(desc.MediaType)}
 	refs := []name.Reference{p.repo.Digest(desc.Digest.String())}
 	if len(tags) > 0 {
 		refs = refs[:0]
@@ -121,7 +120,7 @@ func (p *Pusher) putManifest(ctx context.Context, desc ocispecs.Descriptor, dt [
 		}
 	}
 	for _, r := range refs {
-		if err := p.remote.Put(ctx, r, raw); err != nil {
+		if err := p.put(ctx, "manifests/"+r.Identifier(), desc.MediaType, dt); err != nil {
 			if cause := p.auth.Cause(err, p.repo.RegistryStr()); cause != nil {
 				return cause
 			}
@@ -134,11 +133,3 @@ func (p *Pusher) putManifest(ctx context.Context, desc ocispecs.Descriptor, dt [
 func isIndex(mt string) bool {
 	return mt == ocispecs.MediaTypeImageIndex || mt == string(types.DockerManifestList)
 }
-
-type rawManifest struct {
-	data      []byte
-	mediaType types.MediaType
-}
-
-func (r rawManifest) RawManifest() ([]byte, error)        { return r.data, nil }
-func (r rawManifest) MediaType() (types.MediaType, error) { return r.mediaType, nil }

@@ -14,9 +14,7 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/core/content"
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	digest "github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -41,7 +39,6 @@ type Event struct {
 type Pusher struct {
 	repo   name.Repository
 	store  content.Provider
-	remote *remote.Pusher
 	mounts []name.Reference // repositories of the same registry to mount blobs from
 	// sources names, per blob, a repository that holds it (WithBlobSources).
 	sources func(context.Context, name.Repository, digest.Digest) (name.Repository, bool)
@@ -112,23 +109,9 @@ func New(repo name.Repository, store content.Provider, opts ...Option) (*Pusher,
 	}
 	// Requests that can be sent again are retried one by one (a HEAD, a
 	// manifest, an upload's start); an upload whose body failed is retried
-	// whole (see upload), a manifest by go-containerregistry, below.
+	// whole (see upload).
 	p.auth = regnet.WatchAuth(regnet.Retry(regnet.Guard(regnet.Transport(0), p.insecure), 4, 250*time.Millisecond))
 	p.transport = p.auth
-	rp, err := remote.NewPusher(
-		remote.WithAuthFromKeychain(authn.DefaultKeychain),
-		remote.WithTransport(p.transport),
-		// Manifest puts are retried here; single requests by p.transport,
-		// so go-containerregistry's own request retries are kept to
-		// network errors (no status codes), and neither retries a timeout.
-		remote.WithRetryBackoff(remote.Backoff{Duration: 250 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: 4}),
-		remote.WithRetryStatusCodes(),
-		remote.WithRetryPredicate(regnet.Retryable),
-	)
-	if err != nil {
-		return nil, err
-	}
-	p.remote = rp
 	return p, nil
 }
 

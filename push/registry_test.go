@@ -428,3 +428,12 @@ func TestRegistryIsStrict(t *testing.T) {
 		t.Errorf("manifest put where its config is missing: %v, want 400 MANIFEST_BLOB_UNKNOWN", err)
 	}
 }
+
+// rawManifest is a manifest's bytes as go-containerregistry puts them.
+type rawManifest struct {
+	data      []byte
+	mediaType types.MediaType
+}
+
+func (r rawManifest) RawManifest() ([]byte, error)        { return r.data, nil }
+func (r rawManifest) MediaType() (types.MediaType, error) { return r.mediaType, nil }

@@ -280,6 +280,11 @@ func prepare(ctx context.Context, cfg Config, so client.SolveOpt, p Progress) (_
 	var cancelPush context.CancelFunc
 	sp.pushCtx, cancelPush = context.WithCancel(ctx)
 	sp.cleanup = append(sp.cleanup, cancelPush)
+	// The registry is reached while the build runs, not at the first
+	// upload.
+	for _, ps := range sp.pushers {
+		go ps.Connect(sp.pushCtx)
+	}
 	// Into repositories that hold nothing yet, a layer is uploaded while
 	// it is converted as well (see earlyGate).
 	sp.gate = newEarlyGate(sp.pushCtx, sp.pushers)
