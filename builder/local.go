@@ -19,10 +19,9 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/gofrs/flock"
 	"github.com/moby/buildkit/client"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/strata-build/strata/errs"
 )
