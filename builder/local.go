@@ -21,7 +21,6 @@ import (
 
 	"github.com/gofrs/flock"
 	"github.com/moby/buildkit/client"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/strata-build/strata/errs"
 )
@@ -172,13 +171,22 @@ func probe(ctx context.Context, c *client.Client, addr string, pid int) (*Status
 	ctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
 	defer cancel()
 	var (
-		info *client.Info
-		ws   []*client.WorkerInfo
+		ws    []*client.WorkerInfo
+		wsErr error
+		done  = make(chan struct{})
 	)
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() (err error) { info, err = c.Info(gctx); return err })
-	g.Go(func() (err error) { ws, err = c.ListWorkers(gctx); return err })
-	if err := g.Wait(); err != nil {
+	go func() {
+		defer close(done)
+		ws, wsErr = c.ListWorkers(ctx)
+	}()
+	info, err := c.Info(ctx)
+	<-done
+	// When both fail, the version's error is the one reported, whichever
+	// came first, so a builder that does not answer always reads the same.
+	if err == nil {
+		err = wsErr
+	}
+	if err != nil {
 		return nil, err
 	}
 	st := &Status{Addr: addr, PID: pid}
