@@ -107,30 +107,39 @@ func (p *Pusher) put(ctx context.Context, path, mediaType string, body []byte) e
 
 // Connect makes ready, ahead of the first request, the clients that check
 // and upload blobs and put manifests: each costs a ping of the registry and,
-// where it asks for one, a token. A client that cannot be made is left to
-// the requests that need it to report.
+// where it asks for one, a token. A client that cannot be made now is made
+// again by the first request that needs it, which reports the failure.
 func (p *Pusher) Connect(ctx context.Context) {
-	if _, err := p.headClient(ctx); err == nil && len(p.mounts) > 0 {
+	if _, err := p.client(ctx, false); err == nil && len(p.mounts) > 0 {
 		_, _ = p.mountClient(ctx, p.mounts[0].Context())
 	}
 }
 
 // headClient is an HTTP client authorised to push to the repository: it
 // checks and uploads blobs and puts manifests, all on the one token (and
-// the one ping) it gets first.
+// the one ping) it gets first. Once it cannot be made, every request
+// fails as the first did.
 func (p *Pusher) headClient(ctx context.Context) (*http.Client, error) {
-	p.headOnce.Do(func() {
-		auth, err := authn.DefaultKeychain.Resolve(p.repo)
-		if err != nil {
-			p.headErr = err
-			return
+	return p.client(ctx, true)
+}
+
+// client is headClient; keepErr records a failure to make it.
+func (p *Pusher) client(ctx context.Context, keepErr bool) (*http.Client, error) {
+	p.headMu.Lock()
+	defer p.headMu.Unlock()
+	if p.head != nil || p.headErr != nil {
+		return p.head, p.headErr
+	}
+	auth, err := authn.DefaultKeychain.Resolve(p.repo)
+	if err == nil {
+		var t http.RoundTripper
+		if t, err = transport.NewWithContext(ctx, p.repo.Registry, auth, p.transport, []string{p.repo.Scope(transport.PushScope)}); err == nil {
+			p.head = &http.Client{Transport: t}
+			return p.head, nil
 		}
-		t, err := transport.NewWithContext(ctx, p.repo.Registry, auth, p.transport, []string{p.repo.Scope(transport.PushScope)})
-		if err != nil {
-			p.headErr = err
-			return
-		}
-		p.head = &http.Client{Transport: t}
-	})
-	return p.head, p.headErr
+	}
+	if keepErr {
+		p.headErr = err
+	}
+	return nil, err
 }

@@ -53,9 +53,9 @@ type Pusher struct {
 	auth      *regnet.AuthWatch // under transport: why bearer auth failed
 	insecure  []string
 
-	headOnce sync.Once
-	head     *http.Client
-	headErr  error
+	headMu  sync.Mutex
+	head    *http.Client
+	headErr error
 
 	mountMu      sync.Mutex
 	mountClients map[string]*http.Client // by the repository mounted from

@@ -265,3 +265,42 @@ func TestUploadIsOnePostAndOnePut(t *testing.T) {
 		}
 	}
 }
+
+// A push pings the registry once: its blob checks, uploads and manifest
+// all go on the one client, made early by Connect or by the first request.
+func TestPushPingsTheRegistryOnce(t *testing.T) {
+	for _, connect := range []bool{false, true} {
+		reg := newRegistry(t)
+		store := newStore(t)
+		img := newImage(t, store, nil, 2)
+		p, _ := newPusher(t, reg, "app", store)
+		if connect {
+			p.Connect(t.Context())
+		}
+		if err := p.PushImage(t.Context(), img.desc, []name.Tag{tag(t, reg, "app", "v1"), tag(t, reg, "app", "latest")}); err != nil {
+			t.Fatal(err)
+		}
+		if got := len(reg.requests("", ping)); got != 1 {
+			t.Errorf("Connect first %v: %d pings for one push, want 1", connect, got)
+		}
+		reg.validate("app", "v1")
+	}
+}
+
+// A registry that cannot be reached when the push gets ready is reached
+// again by the first request: Connect's failure is not kept.
+func TestConnectFailureIsNotKept(t *testing.T) {
+	reg := newRegistry(t)
+	store := newStore(t)
+	img := newImage(t, store, nil, 1)
+	p, _ := newPusher(t, reg, "app", store)
+	reg.fail(ping, "", 1, http.StatusNotFound) // not transient: no retry
+	p.Connect(t.Context())
+	if got := len(reg.requests("", ping)); got == 0 {
+		t.Fatal("Connect sent no ping")
+	}
+	if err := p.PushImage(t.Context(), img.desc, []name.Tag{tag(t, reg, "app", "v1")}); err != nil {
+		t.Fatalf("push after Connect failed: %v", err)
+	}
+	reg.validate("app", "v1")
+}
