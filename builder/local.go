@@ -211,6 +211,7 @@ func probe(ctx context.Context, c *client.Client, addr string, pid int) (*Status
 // Ensure: one starts the daemon while the others wait for it, rather than
 // each replacing the daemon the one before started.
 func (l *Local) Ensure(ctx context.Context) (string, error) {
+	l.running = nil
 	if st, err := l.Status(ctx); err == nil && len(l.missingPlainHTTP()) == 0 && !l.stargzNotAsked(st) {
 		l.running = st
 		return l.Addr(), nil
