@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/strata-build/strata/builder"
+
 	"github.com/docker/cli/cli/config"
 	"github.com/docker/cli/cli/config/configfile"
 	"github.com/docker/cli/cli/config/credentials"
@@ -29,7 +31,6 @@ import (
 	"github.com/strata-build/strata/cache/crawl"
 	"github.com/strata-build/strata/errs"
 	"github.com/strata-build/strata/frontend"
-	"github.com/strata-build/strata/stream"
 )
 
 // Result is what a build produced.
@@ -89,7 +90,7 @@ func Run(ctx context.Context, c *client.Client, opt Options, out io.Writer) (*Re
 	}
 	// Whether the builder pulls lazily matters to a streamed push and to
 	// a build that imports cache (maybe one being chosen).
-	pullsLazily := (opt.streamed() || len(opt.CacheFrom) > 0 || opt.Pending != nil) && opt.pullsLazily(ctx, c)
+	pullsLazily := (opt.streamed() || len(opt.CacheFrom) > 0 || opt.Pending != nil) && builder.PullsLazily(ctx, c, opt.Snapshotter)
 	if opt.Pending != nil && !startsBeforeChoice(opt, out, pullsLazily) {
 		choice, err := opt.Pending.wait(ctx)
 		if err != nil {
@@ -157,15 +158,6 @@ func Run(ctx context.Context, c *client.Client, opt Options, out io.Writer) (*Re
 	}
 	res.Timings.Total = time.Since(start).Seconds()
 	return res, nil
-}
-
-// pullsLazily reports whether the builder c pulls lazily: whether its
-// default worker uses the stargz snapshotter (see stream.PullsLazily).
-func (o *Options) pullsLazily(ctx context.Context, c *client.Client) bool {
-	if o.Snapshotter != "" {
-		return o.Snapshotter == stream.SnapshotterStargz
-	}
-	return stream.PullsLazily(ctx, c)
 }
 
 // sameDir reports whether a and b name the same directory once symlinks

@@ -144,6 +144,21 @@ func (l *Local) Status(ctx context.Context) (*Status, error) {
 	return st, nil
 }
 
+// PullsLazily reports whether the builder c pulls lazily: whether its
+// default worker uses the stargz snapshotter. snapshotter is that worker's
+// snapshotter when the caller knows it (Status.Snapshotter); empty, the
+// builder is asked.
+func PullsLazily(ctx context.Context, c *client.Client, snapshotter string) bool {
+	if snapshotter == "" {
+		ws, err := c.ListWorkers(ctx)
+		if err != nil || len(ws) == 0 {
+			return false
+		}
+		snapshotter = ws[0].Labels[snapshotterLabel]
+	}
+	return snapshotter == SnapshotterStargz
+}
+
 // snapshotterLabel is the worker label that names its snapshotter.
 const snapshotterLabel = "org.mobyproject.buildkit.worker.snapshotter"
 

@@ -52,16 +52,6 @@ func oneRegistry(cfg Config, imports []client.CacheOptionsEntry) bool {
 	return true
 }
 
-// PullsLazily reports whether the builder's default worker uses the stargz
-// snapshotter.
-func PullsLazily(ctx context.Context, c *client.Client) bool {
-	ws, err := c.ListWorkers(ctx)
-	return err == nil && len(ws) > 0 && ws[0].Labels["org.mobyproject.buildkit.worker.snapshotter"] == SnapshotterStargz
-}
-
-// SnapshotterStargz is the snapshotter of a builder that pulls lazily.
-const SnapshotterStargz = "stargz"
-
 // rememberedInRegistry takes the layer an earlier build converted the
 // uncompressed layer l into, when every repository holds it: as knownStore
 // does for a layer offered through the session, so a builder's cached layer

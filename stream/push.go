@@ -58,7 +58,7 @@ type Config struct {
 	// MemoPath is the file remembering conversions across builds; ""
 	// for none.
 	MemoPath string
-	// Lazy: the builder pulls eStargz layers lazily (see PullsLazily).
+	// Lazy: the builder pulls eStargz layers lazily (see builder.PullsLazily).
 	Lazy bool
 	// RewriteAll rewrites every gzip layer taken from the base image or a
 	// cache source as eStargz on a builder that pulls lazily; otherwise
