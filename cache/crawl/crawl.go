@@ -505,11 +505,17 @@ func AddImage(ctx context.Context, x *cache.Index, ref string, opts ...Option) (
 	if err != nil {
 		return nil, err
 	}
+	putUnder(x, imgs, desc.Digest.String())
+	return imgs, nil
+}
+
+// putUnder puts imgs into x, each recorded under the tag's digest d (the
+// manifest's, or the index's).
+func putUnder(x *cache.Index, imgs []*cache.Image, d string) {
 	for _, m := range imgs {
-		m.TagDigest = desc.Digest.String()
+		m.TagDigest = d
 		x.Put(m)
 	}
-	return imgs, nil
 }
 
 // oneImageCrawler is the crawler of one image, r, into x.

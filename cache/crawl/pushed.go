@@ -64,10 +64,7 @@ func AddPushed(x *cache.Index, ref string, p Pushed, opts ...Option) ([]*cache.I
 	if c.failedCopies > 0 {
 		return nil, ErrLayersNeeded
 	}
-	for _, m := range imgs {
-		m.TagDigest = p.Manifest
-		x.Put(m)
-	}
+	putUnder(x, imgs, p.Manifest)
 	return imgs, nil
 }
 
