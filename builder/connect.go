@@ -35,15 +35,14 @@ type Endpoint struct {
 // not answer. An address without a scheme names a docker buildx builder. t
 // authenticates to a daemon reached over TLS; when it is empty, a buildx
 // builder's own settings are used, else the BUILDKIT_TLS_* variables.
-// opts apply to strata's own daemon.
+// opts apply to strata's own daemon. It asks the builder what it is as
+// Connect does, on a connection it closes.
 func Resolve(ctx context.Context, addr string, t TLS, opts ...Option) (*Endpoint, error) {
-	e, t, err := endpoint(ctx, addr, t, opts)
-	if err != nil || e.Local {
-		return e, err
+	c, e, err := Connect(ctx, addr, t, opts...)
+	if err != nil {
+		return nil, err
 	}
-	if e.Probed, err = e.Status(ctx); err != nil {
-		return nil, explain(ctx, e, t, err)
-	}
+	c.Close()
 	return e, nil
 }
 
@@ -101,11 +100,6 @@ func resolveLocal(ctx context.Context, opts []Option) (*Endpoint, error) {
 	return &Endpoint{Addr: a, Source: "strata's local buildkitd", Local: true, Probed: l.running}, nil
 }
 
-// Status asks the builder for its version and workers, within ProbeTimeout.
-func (e *Endpoint) Status(ctx context.Context) (*Status, error) {
-	return Probe(ctx, e.Addr, 0, e.opts...)
-}
-
 // Client returns a BuildKit client for the builder.
 func (e *Endpoint) Client(ctx context.Context) (*client.Client, error) {
 	c, err := client.New(ctx, e.Addr, e.opts...)
@@ -115,7 +109,10 @@ func (e *Endpoint) Client(ctx context.Context) (*client.Client, error) {
 	return c, nil
 }
 
-// Connect resolves the daemon as Resolve does and returns a client for it.
+// Connect picks the daemon as Resolve documents and returns a client for
+// it; a builder strata did not start is asked what it is (Endpoint.Probed)
+// on that client's connection, and one that does not answer is an error
+// that says why.
 func Connect(ctx context.Context, addr string, t TLS, opts ...Option) (*client.Client, *Endpoint, error) {
 	e, t, err := endpoint(ctx, addr, t, opts)
 	if err != nil {
