@@ -4,7 +4,8 @@
 // ends little but the manifest is left to push.
 //
 // Push reads top to bottom as its phases (push.go): prepare the prefixes,
-// the client-side store and the pushers; open the session; solve the
+// and the target (target.go: the client-side store, the converter and the
+// pushers; the platforms of one build share one); open the session; solve the
 // build and, beside it, the chain of prefixes and, once the main export
 // has written the image, its finish and the push of its content (finish.go);
 // tag. A layer's bytes come from one of three sources (the client-side

@@ -111,7 +111,7 @@ func TestFinisherResultIsTheResponsesImage(t *testing.T) {
 		{"not early", true, resp(manifest), errNotEarly, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFinisher(context.Background(), &streamedPush{store: store}, func() {})
+			f := newFinisher(context.Background(), &streamedPush{target: &target{store: store}}, func() {})
 			f.finish = func(digest.Digest) (ocispecs.Descriptor, error) { return finished, tc.err }
 			if tc.start {
 				f.start(manifest)

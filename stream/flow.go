@@ -12,11 +12,11 @@ import (
 
 // pushConverted uploads what a layer BuildKit exported at t became. An
 // error is reported by the image's conversion.
-func (sp *streamedPush) pushConverted(l ocispecs.Descriptor, t time.Time, cv *conversion) {
-	sp.layers.converted(l, t, cv, sp.conv.compression)
+func (t *target) pushConverted(l ocispecs.Descriptor, at time.Time, cv *conversion) {
+	t.layers.converted(l, at, cv, t.conv.compression)
 	if cv.err == nil {
-		for _, ps := range sp.pushers {
-			ps.PushBlob(sp.pushCtx, cv.desc)
+		for _, ps := range t.pushers {
+			ps.PushBlob(t.pushCtx, cv.desc)
 		}
 	}
 	// The uncompressed layer is not needed once converted: the store
@@ -24,13 +24,13 @@ func (sp *streamedPush) pushConverted(l ocispecs.Descriptor, t time.Time, cv *co
 	// holds little more than the compressed layers, and removing it at the
 	// end is quick.
 	if cv.err == nil && cv.desc.Digest != l.Digest {
-		_ = sp.store.Delete(context.WithoutCancel(sp.pushCtx), l.Digest)
+		_ = t.store.Delete(context.WithoutCancel(t.pushCtx), l.Digest)
 	}
 }
 
 // take converts desc from src, then uploads the layer it became.
-func (sp *streamedPush) take(desc ocispecs.Descriptor, src layerSource) bool {
-	_, ok := sp.convert(desc, src)
+func (t *target) take(desc ocispecs.Descriptor, src layerSource) bool {
+	_, ok := t.convert(desc, src)
 	return ok
 }
 
@@ -38,9 +38,9 @@ func (sp *streamedPush) take(desc ocispecs.Descriptor, src layerSource) bool {
 // before (then it returns that one, and false), and the upload of what it
 // became; into repositories that hold nothing yet, a layer read from a
 // transfer is uploaded while it is converted as well (see earlyGate).
-func (sp *streamedPush) convert(desc ocispecs.Descriptor, src layerSource) (*conversion, bool) {
-	early := func() *earlyUpload { return sp.gate.start(sp.pushCtx, sp.tmp, sp.pushers) }
-	return sp.conv.begin(sp.pushCtx, desc, src, early, func(cv *conversion, at time.Time) { sp.pushConverted(desc, at, cv) })
+func (t *target) convert(desc ocispecs.Descriptor, src layerSource) (*conversion, bool) {
+	early := func() *earlyUpload { return t.gate.start(t.pushCtx, t.dir, t.pushers) }
+	return t.conv.begin(t.pushCtx, desc, src, early, func(cv *conversion, at time.Time) { t.pushConverted(desc, at, cv) })
 }
 
 // convertAndPush converts a layer of an image exported at t, then uploads

@@ -21,7 +21,6 @@ type layerLog struct {
 	mu    sync.Mutex
 	m     map[digest.Digest]*Layer
 	order []digest.Digest
-	final []digest.Digest // the pushed image's layers
 }
 
 func newLayerLog(start time.Time, p Progress) *layerLog {
@@ -112,28 +111,27 @@ func (l *layerLog) pushed(ev push.Event) {
 	l.p.Span(fmt.Sprintf("[strata] push %s (%s): %s", shortDigest(ev.Digest), units.HumanSize(float64(ev.Size)), what), ev.Started, ev.Done, ev.Err)
 }
 
-// image records the layers of the image pushed, in their order.
-func (l *layerLog) image(ls []ocispecs.Descriptor) {
-	for _, d := range ls {
+// image records the layers of an image pushed, and returns their digests
+// in its order.
+func (l *layerLog) image(ls []ocispecs.Descriptor) []digest.Digest {
+	out := make([]digest.Digest, len(ls))
+	for i, d := range ls {
 		l.built(d)
+		out[i] = d.Digest
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.final = l.final[:0]
-	for _, d := range ls {
-		l.final = append(l.final, d.Digest)
-	}
+	return out
 }
 
-// list returns the layers of the image in its order, or, when no image
-// was recorded, in the order BuildKit produced them.
-func (l *layerLog) list() []Layer {
+// list returns the layers final names (an image's, see image), in its
+// order; with final empty, every layer BuildKit produced, in the order it
+// did.
+func (l *layerLog) list(final []digest.Digest) []Layer {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if len(l.final) > 0 {
-		out := make([]Layer, 0, len(l.final))
-		for _, d := range l.final {
-			out = append(out, *l.m[d])
+	if len(final) > 0 {
+		out := make([]Layer, 0, len(final))
+		for _, d := range final {
+			out = append(out, *l.get(d))
 		}
 		return out
 	}

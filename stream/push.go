@@ -2,9 +2,7 @@ package stream
 
 import (
 	"context"
-	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,12 +10,11 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/core/content"
-	"github.com/docker/go-units"
-	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/session"
 	sessioncontent "github.com/moby/buildkit/session/content"
 	"github.com/moby/buildkit/session/filesync"
+	digest "github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/strata-build/strata/frontend"
@@ -75,6 +72,9 @@ type Config struct {
 	// push waits for it first: where the cache sources are decides how
 	// the image is exported (see oneRegistry).
 	Late func(context.Context) (Chosen, error)
+	// Target, when set, is shared with the other pushes of the build
+	// (see NewTarget); else the push makes its own.
+	Target *Target
 }
 
 // An ImageEdit changes the image before it is pushed. Edits are best
@@ -125,7 +125,7 @@ type Result struct {
 	// image pushed.
 	ExporterResponse map[string]string
 	SolveTime        time.Duration // the main solve's
-	BytesSent        int64         // uploaded to every repository
+	BytesSent        int64         // uploaded to every repository (through the target, shared or not)
 	Layers           []Layer       // the image's layers
 	// Image is the manifest pushed.
 	Image ocispecs.Descriptor
@@ -159,7 +159,7 @@ func Push(ctx context.Context, c *client.Client, so client.SolveOpt, cfg Config,
 			return nil, err
 		}
 	}
-	sp, err := prepare(ctx, cfg, so, p)
+	sp, err := prepare(ctx, c, cfg, so, p)
 	if err != nil {
 		return nil, err
 	}
@@ -190,20 +190,10 @@ func Push(ctx context.Context, c *client.Client, so client.SolveOpt, cfg Config,
 	if err := sp.tag(desc); err != nil {
 		return nil, err
 	}
-	if n, size := sp.conv.keptAsGzip(); n > 0 {
-		now := time.Now()
-		what, them := "1 gzip layer", "it"
-		if n > 1 {
-			what, them = fmt.Sprintf("%d gzip layers", n), "them"
-		}
-		sp.p.Span(fmt.Sprintf("[strata] kept %s (%s) of the base image or cache sources: builders pull %s whole; --force-compression rewrites %s as eStargz (uploaded once)",
-			what, units.HumanSize(float64(size)), them, them), now, now, nil)
+	if cfg.Target == nil {
+		sp.noteKept(p)
 	}
-	var sent int64
-	for _, ps := range sp.pushers {
-		sent += ps.BytesSent()
-	}
-	return &Result{ExporterResponse: resp.ExporterResponse, SolveTime: solveTime, BytesSent: sent, Layers: sp.layers.list(), Image: desc, Blobs: sp.manifestAndConfig(ctx, desc)}, nil
+	return &Result{ExporterResponse: resp.ExporterResponse, SolveTime: solveTime, BytesSent: sp.bytesSent(), Layers: sp.layers.list(sp.final), Image: desc, Blobs: sp.manifestAndConfig(ctx, desc)}, nil
 }
 
 // manifestAndConfig are the image manifest desc and its config, by digest,
@@ -218,35 +208,29 @@ func (sp *streamedPush) manifestAndConfig(ctx context.Context, desc ocispecs.Des
 
 // streamedPush is the state of one streamed push, shared by its phases.
 type streamedPush struct {
-	cfg      Config
-	p        Progress
-	tmp      string // the push's temporary directory
-	store    content.Store
-	dirs     filesync.StaticDirSource // the session's local mounts, prefixes included
-	imported *importedRecords         // the cache sources' records and layers
-	layers   *layerLog                // what happened to each layer, for progress and metadata
-	pushers  []*pusher                // one per target repository
-	pushEnds []func(error)            // end each repository's push in the progress
-	tags     map[string][]name.Tag    // by repository
-	conv     *converter               // compresses the layers BuildKit exports
-	memo     *layerMemo               // what each layer became in earlier builds
-	gate     *earlyGate               // whether layers may go up before their digest is known
-	arrivals arrivals                 // blobs written whole into the store
+	*target // where it writes and uploads; the push's own, or shared
+	cfg     Config
+	p       Progress
+	tmp     string                   // the push's temporary directory: the prefixes
+	dirs    filesync.StaticDirSource // the session's local mounts, prefixes included
+	// imported are the cache sources' records and layers.
+	imported *importedRecords
+	pushEnds []func(error)   // end each repository's push in the progress
+	final    []digest.Digest // the layers of the image pushed, in order
 	session  *session.Session
 	// imageExport: the solves export with BuildKit's image exporter, and
 	// strata reads the image from buildkitd's content store (see
 	// imageexport.go); else with the OCI exporter, into the store.
 	imageExport bool
 	mainAttrs   map[string]string // the main solve's export attributes
-	// pushCtx bounds every upload: a failed build leaves none running.
-	pushCtx context.Context
-	cleanup []func()
+	cleanup     []func()
 }
 
-// prepare is the first phase: the prefixes' Dockerfiles, the client-side
-// store, the pushers and the converter.
-func prepare(ctx context.Context, cfg Config, so client.SolveOpt, p Progress) (_ *streamedPush, err error) {
-	sp := &streamedPush{cfg: cfg, p: p, layers: newLayerLog(time.Now(), p)}
+// prepare is the first phase: the prefixes' Dockerfiles, and the target
+// (the client-side store, the pushers and the converter) unless cfg names
+// a shared one.
+func prepare(ctx context.Context, c *client.Client, cfg Config, so client.SolveOpt, p Progress) (_ *streamedPush, err error) {
+	sp := &streamedPush{cfg: cfg, p: p}
 	defer func() {
 		if err != nil {
 			sp.close()
@@ -255,39 +239,22 @@ func prepare(ctx context.Context, cfg Config, so client.SolveOpt, p Progress) (_
 	importsCtx, stopImports := context.WithCancel(ctx)
 	sp.cleanup = append(sp.cleanup, stopImports)
 	sp.imported = readImportedRecords(importsCtx, so.CacheImports, cfg.Late, cfg.Platform, cfg.Insecure)
+	if cfg.Target != nil {
+		sp.target = cfg.Target.t
+	} else {
+		if sp.target, err = newTarget(ctx, c, cfg, p); err != nil {
+			return nil, err
+		}
+		sp.cleanup = append(sp.cleanup, sp.target.close)
+	}
+	sp.addSources(sp.imported)
 	if sp.tmp, err = os.MkdirTemp("", "strata-push-"); err != nil {
 		return nil, err
 	}
 	sp.cleanup = append(sp.cleanup, func() { os.RemoveAll(sp.tmp) })
-	if sp.store, err = newPushStore(filepath.Join(sp.tmp, "store")); err != nil {
-		return nil, err
-	}
 	if err := sp.writePrefixes(so); err != nil {
 		return nil, err
 	}
-	if sp.pushers, sp.tags, err = newPushers(sp.store, cfg.Tags, sp.layers.pushed, cfg.Base, sp.imported.source, cfg.Insecure); err != nil {
-		return nil, err
-	}
-	// BuildKit exports the layers it makes uncompressed; strata rewrites
-	// their timestamps and compresses them while the build goes on.
-	sp.memo = openLayerMemo(cfg.MemoPath)
-	sp.cleanup = append(sp.cleanup, func() { _ = sp.memo.save() })
-	var clamp *time.Time
-	if cfg.ClampFileTimes {
-		clamp = cfg.Epoch
-	}
-	sp.conv = newConverter(sp.store, cfg.Compression, clamp, sp.memo)
-	var cancelPush context.CancelFunc
-	sp.pushCtx, cancelPush = context.WithCancel(ctx)
-	sp.cleanup = append(sp.cleanup, cancelPush)
-	// The registry is reached while the build runs, not at the first
-	// upload.
-	for _, ps := range sp.pushers {
-		go ps.Connect(sp.pushCtx)
-	}
-	// Into repositories that hold nothing yet, a layer is uploaded while
-	// it is converted as well (see earlyGate).
-	sp.gate = newEarlyGate(sp.pushCtx, sp.pushers)
 	return sp, nil
 }
 
@@ -311,18 +278,8 @@ func (sp *streamedPush) openSession(c *client.Client, so client.SolveOpt) error 
 	for _, a := range so.Session {
 		s.Allow(a)
 	}
-	sp.conv.builder = newBuilderBlobs(c.ContentClient())
-	sp.conv.lazy = sp.cfg.Lazy
-	if sp.cfg.RewriteAll {
-		sp.conv.rewriteLeft = -1
-	}
 	sp.imageExport = sp.conv.lazy && oneRegistry(sp.cfg, so.CacheImports) && sp.conv.builder.served(sp.pushCtx)
-	// BuildKit sends only the layers the registry lacks, and each layer is
-	// converted and uploaded as soon as it has arrived, before BuildKit has
-	// finished the export that sent it.
-	s.Allow(sessioncontent.NewAttachable(map[string]content.Store{"export": &knownStore{
-		Store: sp.store, pushers: sp.pushers, conv: sp.conv, layers: sp, arrivals: &sp.arrivals,
-	}}))
+	s.Allow(sessioncontent.NewAttachable(map[string]content.Store{"export": sp.known}))
 	sessDone := make(chan error, 1)
 	go func() { sessDone <- s.Run(sessCtx, c.Dialer()) }()
 	sp.session = s
@@ -426,7 +383,7 @@ func (sp *streamedPush) finishImage(ctx context.Context, resp map[string]string)
 	if err != nil {
 		return desc, err
 	}
-	sp.layers.image(ls)
+	sp.final = sp.layers.image(ls)
 	for _, l := range ls {
 		if n := sp.conv.sizeOf(l.Digest); n > 0 {
 			sp.layers.sized(l.Digest, n)
