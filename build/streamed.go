@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,7 +26,7 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 	if len(opt.Platforms) > 1 {
 		return runStreamedPlatforms(ctx, c, opt, bc, contextDir, dockerfile, lazy, p)
 	}
-	res, err := pushStreamed(ctx, c, opt, so, bc, contextDir, dockerfile, lazy, p, false)
+	res, err := pushStreamed(ctx, c, opt, so, bc, contextDir, dockerfile, lazy, p, nil)
 	if err != nil {
 		return p.result(nil, 0, err)
 	}
@@ -42,9 +43,10 @@ func runStreamed(ctx context.Context, c *client.Client, opt Options, so client.S
 
 // pushStreamed is the streamed push of opt's image (one platform): the
 // prefixes of the target stage worth a solve of their own, and the COPY
-// sources recorded in the image's history, are worked out here. An
-// untagged image's manifest goes in by digest only.
-func pushStreamed(ctx context.Context, c *client.Client, opt Options, so client.SolveOpt, bc *buildcontext.Context, contextDir, dockerfile string, lazy bool, p stream.Progress, untagged bool) (*stream.Result, error) {
+// sources recorded in the image's history, are worked out here. With
+// shared, the target the pushes of a multi-platform build share, the
+// image's manifest goes in by digest only.
+func pushStreamed(ctx context.Context, c *client.Client, opt Options, so client.SolveOpt, bc *buildcontext.Context, contextDir, dockerfile string, lazy bool, p stream.Progress, shared *stream.Target) (*stream.Result, error) {
 	target := opt.streamTarget()
 	cachedThrough := opt.CachedThrough
 	if opt.NoCache {
@@ -52,33 +54,41 @@ func pushStreamed(ctx context.Context, c *client.Client, opt Options, so client.
 	}
 	sourcesCtx, stopSources := context.WithCancel(ctx)
 	defer stopSources()
-	cfg := stream.Config{
-		Tags:           opt.Tags,
-		Insecure:       opt.InsecureRegistries,
-		Compression:    opt.Compression,
-		Epoch:          opt.epoch(),
-		ClampFileTimes: opt.Reproducible,
-		Dockerfile:     dockerfile,
-		Prefixes:       prefixDockerfiles(target, prefixSkipper(cachedThrough, bc)),
-		Base:           targetBase(target),
-		Edits:          []stream.ImageEdit{recordSources(sourcesCtx, opt, bc, contextDir, dockerfile)},
-		MemoPath:       stream.DefaultMemoPath(),
-		Platform:       opt.platform(),
-		Lazy:           lazy,
-		RewriteAll:     opt.ForceCompression,
-		Untagged:       untagged,
-	}
+	cfg := targetConfig(opt, lazy)
+	cfg.Dockerfile = dockerfile
+	cfg.Prefixes = prefixDockerfiles(target, prefixSkipper(cachedThrough, bc))
+	cfg.Edits = []stream.ImageEdit{recordSources(sourcesCtx, opt, bc, contextDir, dockerfile)}
+	cfg.Platform = opt.platform()
+	cfg.Target, cfg.Untagged = shared, shared != nil
 	if opt.Pending != nil {
 		cfg.Late = streamLate(opt.Pending, opt.NoCache)
 	}
 	return stream.Push(ctx, c, so, cfg, p)
 }
 
+// targetConfig is the part of a streamed push's configuration every
+// platform's push of opt shares: where it goes and how its layers are
+// made (see stream.NewTarget).
+func targetConfig(opt Options, lazy bool) stream.Config {
+	return stream.Config{
+		Tags:           opt.Tags,
+		Insecure:       opt.InsecureRegistries,
+		Compression:    opt.Compression,
+		Epoch:          opt.epoch(),
+		ClampFileTimes: opt.Reproducible,
+		Base:           targetBase(opt.streamTarget()),
+		MemoPath:       stream.DefaultMemoPath(),
+		Lazy:           lazy,
+		RewriteAll:     opt.ForceCompression,
+	}
+}
+
 // runStreamedPlatforms pushes an image for each of opt's platforms as a
 // streamed push of one platform does, side by side: each its own solve
 // (BuildKit runs a step the platforms share once), its new layers
 // compressed and uploaded while the builds run, its manifest pushed by
-// digest. Once every repository holds every platform's image, an index
+// digest. The pushes share one target (stream.NewTarget): a layer two
+// platforms build alike is converted and uploaded once. Once every repository holds every platform's image, an index
 // over them goes under the tags. The layers a build reuses from a cache
 // are neither read nor rewritten, where BuildKit's own multi-platform push
 // reads every one of them to rewrite its timestamps.
@@ -98,23 +108,35 @@ func runStreamedPlatforms(ctx context.Context, c *client.Client, opt Options, bc
 	}
 	results := make([]*stream.Result, len(plats))
 	eg, ectx := errgroup.WithContext(ctx)
+	// Layers are mounted from the first platform's base image (one
+	// multi-platform image, most often, the same for every platform).
+	shared, err := stream.NewTarget(ectx, c, targetConfig(opts[0], lazy), p)
+	if err != nil {
+		return p.result(nil, 0, err)
+	}
+	defer shared.Close()
 	for i := range plats {
 		eg.Go(func() error {
 			var err error
-			results[i], err = pushStreamed(ectx, c, opts[i], solves[i], bc, contextDir, dockerfile, lazy, platformProgress{Progress: p, name: names[i]}, true)
+			results[i], err = pushStreamed(ectx, c, opts[i], solves[i], bc, contextDir, dockerfile, lazy, platformProgress{Progress: p, name: names[i]}, shared)
 			return err
 		})
 	}
 	if err := eg.Wait(); err != nil {
 		return p.result(nil, 0, err)
 	}
+	shared.NoteKept(p)
 	manifests := make([]ocispecs.Descriptor, len(plats))
-	stats := &PushStats{Streamed: true}
+	stats := &PushStats{Streamed: true, BytesPushed: shared.BytesSent()}
 	var solve time.Duration
 	for i, r := range results {
 		manifests[i] = ocispecs.Descriptor{MediaType: r.Image.MediaType, Digest: r.Image.Digest, Size: r.Image.Size, Platform: &plats[i]}
-		stats.BytesPushed += r.BytesSent
-		stats.Layers = append(stats.Layers, r.Layers...)
+		// A layer the platforms share is listed once.
+		for _, l := range r.Layers {
+			if !slices.ContainsFunc(stats.Layers, func(x stream.Layer) bool { return x.Digest == l.Digest }) {
+				stats.Layers = append(stats.Layers, l)
+			}
+		}
 		solve = max(solve, r.SolveTime)
 	}
 	idx, idxBytes, err := stream.PushIndex(ctx, opt.Tags, opt.InsecureRegistries, manifests, p)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/strata-build/strata/build"
 	"github.com/strata-build/strata/cache/store"
+	"github.com/strata-build/strata/integration/testenv"
 )
 
 // heavyDockerfile has three steps that each take a while and write random
@@ -166,16 +167,23 @@ func newBlobBytes(t *testing.T, img v1.Image) int64 {
 }
 
 // Several platforms: one streamed push per platform, side by side, each
-// manifest by digest, then an index over them under the tag. A new commit
-// on a fresh runner reuses each platform's steps before the changed COPY,
-// and none of the layers it reuses is read again: the push rewrites no
-// layer's timestamps.
+// manifest by digest, then an index over them under the tag. A layer the
+// platforms build alike (the COPY layers, the RUN that writes the same
+// file) is uploaded once. A new commit on a fresh runner reuses each
+// platform's steps before the changed COPY, and none of the layers it
+// reuses is read again: the push rewrites no layer's timestamps.
 func TestStreamedPushSeveralPlatforms(t *testing.T) {
 	// linux/386 runs on this machine's amd64 kernel, with no emulation.
 	plats := []string{"linux/amd64", "linux/386"}
 	t0 := time.Date(2026, 4, 1, 9, 0, 0, 0, time.UTC)
 	dir := gitApp(t, commitsDockerfile(), t0)
-	repo := fmt.Sprintf("%s/platforms/app-%d", env.Registry.Host, time.Now().UnixNano())
+	// Through a proxy that counts each blob's uploads.
+	proxy, err := testenv.StartProxy(env.Registry.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(proxy.Close)
+	repo := fmt.Sprintf("%s/platforms/app-%d", proxy.Host, time.Now().UnixNano())
 	meta := filepath.Join(t.TempDir(), "m.json")
 	build := func(runner, tag string) (strataMeta, v1.ImageIndex, string) {
 		t.Helper()
@@ -232,10 +240,34 @@ func TestStreamedPushSeveralPlatforms(t *testing.T) {
 		return layerDigests(t, img)
 	}
 
-	_, idx1, _ := build("platforms-v1", "v1")
+	st1, idx1, _ := build("platforms-v1", "v1")
+	shared := 0
+	for j, l := range layersOf(idx1, 0) {
+		if l1 := layersOf(idx1, 1); j < len(l1) && l1[j] == l {
+			shared++
+		}
+	}
+	// The base image's layer, RUN tools, WORKDIR and both COPYs.
+	if shared < 5 {
+		t.Errorf("v1: the platforms' images share %d layers, want 5 or more", shared)
+	}
+	if n := proxy.MaxUploadsPerBlob(); n != 1 {
+		t.Errorf("v1: a blob was uploaded %d times, want once", n)
+	}
+	listed := map[string]bool{}
+	for _, l := range st1.Push.Layers {
+		if listed[l.Digest.String()] {
+			t.Errorf("v1: the metadata lists layer %s twice", l.Digest)
+		}
+		listed[l.Digest.String()] = true
+	}
 	recordedAsIndexAdd(t, os.Getenv(store.IndexFileEnv), repo+":v1")
 	changeSource(t, dir, t0.Add(time.Hour))
+	proxy.ResetUploads()
 	st, idx2, stderr := build("platforms-v2", "v2")
+	if n := proxy.MaxUploadsPerBlob(); n > 1 {
+		t.Errorf("v2: a blob was uploaded %d times, want once", n)
+	}
 	// Per platform: RUN tools, WORKDIR, COPY deps.lock and RUN deps cached.
 	if st.Steps.Total != 12 || st.Steps.Cached != 8 {
 		t.Errorf("v2 on a fresh runner: steps %+v, want 8 of 12 cached\n%s", st.Steps, tail(stderr, 60))
