@@ -169,7 +169,8 @@ func (b *buildCmd) run(cmd *cobra.Command, s Streams, args []string) error {
 	chooseCtx, stopChoosing := context.WithCancel(ctx)
 	held := holdMessages(ac)
 	chosen := make(chan build.Choice, 1)
-	go func() { chosen <- ac.Choose(chooseCtx, opt) }()
+	chooseOpt := opt // opt changes below; the choice reads its own copy
+	go func() { chosen <- ac.Choose(chooseCtx, chooseOpt) }()
 	pending := build.Pending(chosen)
 	// However the build ends, the choice has ended (and said what it
 	// says) before strata returns.
@@ -354,20 +355,19 @@ func autoCacheFor(s Streams, f *indexFlags, n int, off bool, progress string) (*
 // heldMessages are an AutoCache's notes and warnings, kept in order until
 // release prints them as the AutoCache would have.
 type heldMessages struct {
-	mu      sync.Mutex
-	pending []func()
-	ac      *build.AutoCache
-	note    func(string)
-	warn    func(string)
+	mu       sync.Mutex
+	pending  []func()
+	released bool
 }
 
-// holdMessages holds ac's notes and warnings from now until release.
+// holdMessages holds ac's notes and warnings from now until release. It
+// sets ac's Note and Warn before the choice starts; release changes
+// nothing the choice reads.
 func holdMessages(ac *build.AutoCache) *heldMessages {
-	h := &heldMessages{ac: ac}
+	h := &heldMessages{}
 	if ac == nil {
 		return h
 	}
-	h.note, h.warn = ac.Note, ac.Warn
 	hold := func(f func(string)) func(string) {
 		if f == nil {
 			return nil
@@ -375,25 +375,25 @@ func holdMessages(ac *build.AutoCache) *heldMessages {
 		return func(msg string) {
 			h.mu.Lock()
 			defer h.mu.Unlock()
+			if h.released {
+				f(msg)
+				return
+			}
 			h.pending = append(h.pending, func() { f(msg) })
 		}
 	}
-	ac.Note, ac.Warn = hold(h.note), hold(h.warn)
+	ac.Note, ac.Warn = hold(ac.Note), hold(ac.Warn)
 	return h
 }
 
 // release prints what was held and lets later messages through.
 func (h *heldMessages) release() {
-	if h.ac == nil {
-		return
-	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.ac.Note, h.ac.Warn = h.note, h.warn
 	for _, f := range h.pending {
 		f()
 	}
-	h.pending = nil
+	h.pending, h.released = nil, true
 }
 
 // buildxOnly are flags of docker buildx build that strata does not have,
