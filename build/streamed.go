@@ -1,6 +1,7 @@
 package build
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/strata-build/strata/buildcontext"
 	"github.com/strata-build/strata/cache/crawl"
+	"github.com/strata-build/strata/frontend"
 	"github.com/strata-build/strata/stream"
 )
 
@@ -99,12 +101,14 @@ func runStreamedPlatforms(ctx context.Context, c *client.Client, opt Options, bc
 	}
 	solves := make([]client.SolveOpt, len(plats))
 	opts := make([]Options, len(plats))
+	var cacheTo []client.CacheOptionsEntry
 	for i := range plats {
 		opts[i] = opt
 		opts[i].Platforms = []string{names[i]}
 		if solves[i], err = solveOptions(opts[i], contextDir, dockerfile); err != nil {
 			return p.result(nil, 0, err)
 		}
+		solves[i].CacheExports, cacheTo = splitCacheExports(solves[i].CacheExports)
 	}
 	results := make([]*stream.Result, len(plats))
 	eg, ectx := errgroup.WithContext(ctx)
@@ -126,6 +130,10 @@ func runStreamedPlatforms(ctx context.Context, c *client.Client, opt Options, bc
 		return p.result(nil, 0, err)
 	}
 	shared.NoteKept(p)
+	// The cache goes to the registry beside the index, as BuildKit pushes
+	// an image before its cache.
+	cached := make(chan error, 1)
+	go func() { cached <- exportCache(ctx, c, opt, contextDir, dockerfile, cacheTo, p) }()
 	manifests := make([]ocispecs.Descriptor, len(plats))
 	stats := &PushStats{Streamed: true, BytesPushed: shared.BytesSent()}
 	var solve time.Duration
@@ -140,6 +148,9 @@ func runStreamedPlatforms(ctx context.Context, c *client.Client, opt Options, bc
 		solve = max(solve, r.SolveTime)
 	}
 	idx, idxBytes, err := stream.PushIndex(ctx, opt.Tags, opt.InsecureRegistries, manifests, p)
+	if cerr := <-cached; err == nil {
+		err = cerr
+	}
 	if err != nil {
 		return p.result(nil, 0, err)
 	}
@@ -161,6 +172,52 @@ func runStreamedPlatforms(ctx context.Context, c *client.Client, opt Options, bc
 	}
 	r.Push, r.Pushed = stats, pushed
 	return r, nil
+}
+
+// splitCacheExports parts the cache exports of one platform's solve into
+// those it makes (inline: records in its own image) and those left to one
+// solve over every platform (see exportCache): each platform's export to a
+// registry or a directory would hold that platform's records only, and
+// overwrite the one before it.
+func splitCacheExports(exports []client.CacheOptionsEntry) (own, shared []client.CacheOptionsEntry) {
+	for _, e := range exports {
+		if e.Type == "inline" {
+			own = append(own, e)
+		} else {
+			shared = append(shared, e)
+		}
+	}
+	return own, shared
+}
+
+// exportCache makes the cache exports of a multi-platform build, with every
+// platform's records, once the platforms' builds are done: one solve over
+// every platform, exporting no image, whose steps the builder has in its
+// cache by then.
+func exportCache(ctx context.Context, c *client.Client, opt Options, contextDir, dockerfile string, exports []client.CacheOptionsEntry, p *progress) error {
+	if len(exports) == 0 {
+		return nil
+	}
+	so, err := solveOptions(opt, contextDir, dockerfile)
+	if err != nil {
+		return err
+	}
+	so.Exports = nil
+	so.CacheExports = stream.CompressedCacheExports(exports)
+	build := frontend.Build
+	if opt.Pending != nil {
+		build = frontend.BuildWithLateImports(func(ctx context.Context) ([]client.CacheOptionsEntry, error) {
+			return lateImports(ctx, opt.Pending)
+		})
+	}
+	var refs []string
+	for _, e := range exports {
+		refs = append(refs, cmp.Or(e.Attrs["ref"], e.Attrs["dest"], e.Type))
+	}
+	end := p.Begin("[strata] exporting the cache of every platform to " + strings.Join(refs, ", "))
+	_, err = c.Build(ctx, so, frontend.Name, build, p.Quiet())
+	end(err)
+	return err
 }
 
 // distinctPlatforms parses the platforms given, in order, each once, and

@@ -284,3 +284,43 @@ func TestStreamedPushSeveralPlatforms(t *testing.T) {
 		}
 	}
 }
+
+// A multi-platform push of a target that copies from another stage
+// exports one registry cache (REPO:buildcache, by default) with every
+// platform's records: each platform's build, on its own, would export its
+// records only, over the other's. The next commit on a fresh runner then
+// reuses the build stage of every platform.
+func TestStreamedPushSeveralPlatformsExportsEveryPlatformsCache(t *testing.T) {
+	plats := "linux/amd64,linux/386"
+	t0 := time.Date(2026, 4, 1, 9, 0, 0, 0, time.UTC)
+	dir := gitApp(t, fmt.Sprintf(`FROM %[1]s AS build
+ARG TARGETPLATFORM
+RUN echo "built for $TARGETPLATFORM" > /out && head -c 100000 /dev/urandom >> /out
+FROM %[1]s
+COPY --from=build /out /out
+COPY src/ /src/
+`, env.Busybox), t0)
+	repo := fmt.Sprintf("%s/platforms/cache-%d", env.Registry.Host, time.Now().UnixNano())
+	meta := filepath.Join(t.TempDir(), "m.json")
+	build := func(runner, tag string) strataMeta {
+		t.Helper()
+		addr := freshRunner(t, runner)
+		code, _, stderr := strata(t, "build", "--builder", addr, "--progress", "plain", "--platform", plats,
+			"-t", repo+":"+tag, "--push", "--metadata-file", meta, dir)
+		if code != 0 {
+			t.Fatalf("%s: exit %d\n%s", tag, code, tail(stderr, 30))
+		}
+		if !strings.Contains(stderr, "exporting the cache of every platform to "+repo+":buildcache") {
+			t.Errorf("%s: no cache export of every platform:\n%s", tag, tail(stderr, 30))
+		}
+		return strataMetadata(t, readMetadata(t, meta))
+	}
+	build("platforms-cache-v1", "v1")
+	changeSource(t, dir, t0.Add(time.Hour))
+	st := build("platforms-cache-v2", "v2")
+	// Per platform: the build stage's RUN and the COPY --from cached, the
+	// COPY of the changed source not.
+	if st.Steps.Total != 6 || st.Steps.Cached != 4 {
+		t.Errorf("v2 on a fresh runner: steps %+v, want 4 of 6 cached", st.Steps)
+	}
+}

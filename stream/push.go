@@ -315,7 +315,7 @@ func (sp *streamedPush) solve(ctx context.Context, c *client.Client, so client.S
 	}
 	sp.mainAttrs = mainAttrs
 	mainOpt := sp.withSession(so, mainAttrs)
-	mainOpt.CacheExports = withInline(compressedCacheExports(so.CacheExports)) // and the user's --cache-to
+	mainOpt.CacheExports = withInline(CompressedCacheExports(so.CacheExports)) // and the user's --cache-to
 
 	stopChain := make(chan struct{})
 	chainDone := make(chan struct{})
@@ -392,12 +392,12 @@ func (sp *streamedPush) finishImage(ctx context.Context, resp map[string]string)
 	return desc, nil
 }
 
-// compressedCacheExports are the cache exports of the main solve: its
-// image export writes the layers uncompressed (strata compresses them), and
-// BuildKit's cache exports take a layer's existing blob unless told to
-// force their compression; one that names no compression gets gzip,
-// forced, as a cache export of a build that did not stream would have.
-func compressedCacheExports(exports []client.CacheOptionsEntry) []client.CacheOptionsEntry {
+// CompressedCacheExports are the cache exports of a solve whose image
+// export writes the layers uncompressed (strata compresses them): BuildKit's
+// cache exports take a layer's existing blob unless told to force their
+// compression; one that names no compression gets gzip, forced, as a cache
+// export of a build that did not stream would have.
+func CompressedCacheExports(exports []client.CacheOptionsEntry) []client.CacheOptionsEntry {
 	out := make([]client.CacheOptionsEntry, 0, len(exports))
 	for _, e := range exports {
 		if e.Type != "inline" && e.Attrs["compression"] == "" {
