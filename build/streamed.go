@@ -56,7 +56,7 @@ func pushStreamed(ctx context.Context, c *client.Client, opt Options, so client.
 	}
 	sourcesCtx, stopSources := context.WithCancel(ctx)
 	defer stopSources()
-	cfg := targetConfig(opt, lazy)
+	cfg := targetConfig(opt, targetBase(target), lazy)
 	cfg.Dockerfile = dockerfile
 	cfg.Prefixes = prefixDockerfiles(target, prefixSkipper(cachedThrough, bc))
 	cfg.Edits = []stream.ImageEdit{recordSources(sourcesCtx, opt, bc, contextDir, dockerfile)}
@@ -70,15 +70,15 @@ func pushStreamed(ctx context.Context, c *client.Client, opt Options, so client.
 
 // targetConfig is the part of a streamed push's configuration every
 // platform's push of opt shares: where it goes and how its layers are
-// made (see stream.NewTarget).
-func targetConfig(opt Options, lazy bool) stream.Config {
+// made (see stream.NewTarget); base is the image layers are mounted from.
+func targetConfig(opt Options, base string, lazy bool) stream.Config {
 	return stream.Config{
 		Tags:           opt.Tags,
 		Insecure:       opt.InsecureRegistries,
 		Compression:    opt.Compression,
 		Epoch:          opt.epoch(),
 		ClampFileTimes: opt.Reproducible,
-		Base:           targetBase(opt.streamTarget()),
+		Base:           base,
 		MemoPath:       stream.DefaultMemoPath(),
 		Lazy:           lazy,
 		RewriteAll:     opt.ForceCompression,
@@ -90,8 +90,10 @@ func targetConfig(opt Options, lazy bool) stream.Config {
 // (BuildKit runs a step the platforms share once), its new layers
 // compressed and uploaded while the builds run, its manifest pushed by
 // digest. The pushes share one target (stream.NewTarget): a layer two
-// platforms build alike is converted and uploaded once. Once every repository holds every platform's image, an index
-// over them goes under the tags. The layers a build reuses from a cache
+// platforms build alike is converted and uploaded once. Once every
+// repository holds every platform's image, an index over them goes under
+// the tags, and the cache exports other than inline are made for every
+// platform at once (exportCache). The layers a build reuses from a cache
 // are neither read nor rewritten, where BuildKit's own multi-platform push
 // reads every one of them to rewrite its timestamps.
 func runStreamedPlatforms(ctx context.Context, c *client.Client, opt Options, bc *buildcontext.Context, contextDir, dockerfile string, lazy bool, p *progress) (*Result, error) {
@@ -114,7 +116,7 @@ func runStreamedPlatforms(ctx context.Context, c *client.Client, opt Options, bc
 	eg, ectx := errgroup.WithContext(ctx)
 	// Layers are mounted from the first platform's base image (one
 	// multi-platform image, most often, the same for every platform).
-	shared, err := stream.NewTarget(ectx, c, targetConfig(opts[0], lazy), p)
+	shared, err := stream.NewTarget(ectx, c, targetConfig(opt, targetBase(opts[0].streamTarget()), lazy), p)
 	if err != nil {
 		return p.result(nil, 0, err)
 	}

@@ -122,9 +122,9 @@ func (l *layerLog) image(ls []ocispecs.Descriptor) []digest.Digest {
 	return out
 }
 
-// list returns the layers final names (an image's, see image), in its
-// order; with final empty, every layer BuildKit produced, in the order it
-// did.
+// list returns the layers whose digests final holds (an image's, see
+// image), in that order; with final empty, every layer BuildKit produced,
+// in the order it produced them.
 func (l *layerLog) list(final []digest.Digest) []Layer {
 	l.mu.Lock()
 	defer l.mu.Unlock()
