@@ -91,9 +91,9 @@ func targetConfig(opt Options, base string, lazy bool) stream.Config {
 // compressed and uploaded while the builds run, its manifest pushed by
 // digest. The pushes share one target (stream.NewTarget): a layer two
 // platforms build alike is converted and uploaded once. Once every
-// repository holds every platform's image, an index over them goes under
-// the tags, and the cache exports other than inline are made for every
-// platform at once (exportCache). The layers a build reuses from a cache
+// repository holds every platform's image, the cache exports other than
+// inline are made for every platform at once (exportCache), then an index
+// over the images goes under the tags. The layers a build reuses from a cache
 // are neither read nor rewritten, where BuildKit's own multi-platform push
 // reads every one of them to rewrite its timestamps.
 func runStreamedPlatforms(ctx context.Context, c *client.Client, opt Options, bc *buildcontext.Context, contextDir, dockerfile string, lazy bool, p *progress) (*Result, error) {
@@ -132,10 +132,12 @@ func runStreamedPlatforms(ctx context.Context, c *client.Client, opt Options, bc
 		return p.result(nil, 0, err)
 	}
 	shared.NoteKept(p)
-	// The cache goes to the registry beside the index, as BuildKit pushes
-	// an image before its cache.
-	cached := make(chan error, 1)
-	go func() { cached <- exportCache(ctx, c, opt, contextDir, dockerfile, cacheTo, p) }()
+	// The tags move once the cache is out, as a one-platform build's move
+	// after its solve and the cache export in it: a build that fails or is
+	// interrupted here has moved no tag.
+	if err := exportCache(ctx, c, opt, contextDir, dockerfile, cacheTo, p); err != nil {
+		return p.result(nil, 0, err)
+	}
 	manifests := make([]ocispecs.Descriptor, len(plats))
 	stats := &PushStats{Streamed: true, BytesPushed: shared.BytesSent()}
 	var solve time.Duration
@@ -150,9 +152,6 @@ func runStreamedPlatforms(ctx context.Context, c *client.Client, opt Options, bc
 		solve = max(solve, r.SolveTime)
 	}
 	idx, idxBytes, err := stream.PushIndex(ctx, opt.Tags, opt.InsecureRegistries, manifests, p)
-	if cerr := <-cached; err == nil {
-		err = cerr
-	}
 	if err != nil {
 		return p.result(nil, 0, err)
 	}
@@ -206,6 +205,10 @@ func exportCache(ctx context.Context, c *client.Client, opt Options, contextDir,
 	}
 	so.Exports = nil
 	so.CacheExports = stream.CompressedCacheExports(exports)
+	// The platforms' builds ran every step --no-cache or --no-cache-filter
+	// named and left their results in the builder's cache: this solve
+	// reuses them rather than running those steps once more.
+	delete(so.FrontendAttrs, "no-cache")
 	build := frontend.Build
 	if opt.Pending != nil {
 		build = frontend.BuildWithLateImports(func(ctx context.Context) ([]client.CacheOptionsEntry, error) {

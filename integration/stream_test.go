@@ -302,11 +302,12 @@ COPY src/ /src/
 `, env.Busybox), t0)
 	repo := fmt.Sprintf("%s/platforms/cache-%d", env.Registry.Host, time.Now().UnixNano())
 	meta := filepath.Join(t.TempDir(), "m.json")
-	build := func(runner, tag string) strataMeta {
+	build := func(runner, tag string, flags ...string) strataMeta {
 		t.Helper()
 		addr := freshRunner(t, runner)
-		code, _, stderr := strata(t, "build", "--builder", addr, "--progress", "plain", "--platform", plats,
-			"-t", repo+":"+tag, "--push", "--metadata-file", meta, dir)
+		args := append([]string{"build", "--builder", addr, "--progress", "plain", "--platform", plats,
+			"-t", repo + ":" + tag, "--push", "--metadata-file", meta}, flags...)
+		code, _, stderr := strata(t, append(args, dir)...)
 		if code != 0 {
 			t.Fatalf("%s: exit %d\n%s", tag, code, tail(stderr, 30))
 		}
@@ -315,12 +316,20 @@ COPY src/ /src/
 		}
 		return strataMetadata(t, readMetadata(t, meta))
 	}
-	build("platforms-cache-v1", "v1")
+	// --no-cache on a fresh runner changes nothing for the platforms'
+	// builds; the cache export's solve must reuse what they made rather
+	// than run the random step again, or the cache would not be v1's.
+	build("platforms-cache-v1", "v1", "--no-cache")
 	changeSource(t, dir, t0.Add(time.Hour))
 	st := build("platforms-cache-v2", "v2")
 	// Per platform: the build stage's RUN and the COPY --from cached, the
 	// COPY of the changed source not.
 	if st.Steps.Total != 6 || st.Steps.Cached != 4 {
 		t.Errorf("v2 on a fresh runner: steps %+v, want 4 of 6 cached", st.Steps)
+	}
+	_, img1 := remoteImage(t, repo+":v1")
+	_, img2 := remoteImage(t, repo+":v2")
+	if out1, out2 := imageFiles(t, img1, "out")["out"], imageFiles(t, img2, "out")["out"]; out1 == "" || out1 != out2 {
+		t.Errorf("v2's /out (%d bytes) is not v1's (%d bytes): the cache holds another run of the step", len(out2), len(out1))
 	}
 }
