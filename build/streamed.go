@@ -116,7 +116,7 @@ func runStreamedPlatforms(ctx context.Context, c *client.Client, opt Options, bc
 	eg, ectx := errgroup.WithContext(ctx)
 	// Layers are mounted from the first platform's base image (one
 	// multi-platform image, most often, the same for every platform).
-	shared, err := stream.NewTarget(ectx, c, targetConfig(opt, targetBase(opts[0].streamTarget()), lazy), p)
+	shared, err := stream.NewTarget(ectx, c, targetConfig(opt, targetBase(opts[0].streamTarget()), lazy), len(plats), p)
 	if err != nil {
 		return p.result(nil, 0, err)
 	}

@@ -519,9 +519,10 @@ func TestRecompressGzipLayer(t *testing.T) {
 	}
 }
 
-// Gzip layers are rewritten as eStargz up to rewriteLimit bytes in all, in
-// the order they are asked about, each answered the same every time; the
-// others are reported. With no limit, every one is.
+// Gzip layers are rewritten as eStargz up to rewriteLimit bytes in all (per
+// platform when platforms share the converter), in the order they are
+// asked about, each answered the same every time; the others are
+// reported. With no limit, every one is.
 func TestRecompressLimit(t *testing.T) {
 	gz := func(n int64, b byte) ocispecs.Descriptor {
 		return ocispecs.Descriptor{MediaType: ocispecs.MediaTypeImageLayerGzip, Digest: digest.FromBytes([]byte{b}), Size: n}
@@ -549,6 +550,20 @@ func TestRecompressLimit(t *testing.T) {
 	}
 	if n, _ := all.keptAsGzip(); n != 0 {
 		t.Errorf("with no limit, %d layers kept as gzip", n)
+	}
+	// Two platforms, each with a base of three quarters of the limit and
+	// one layer they share: every layer of both is rewritten, as each
+	// platform's alone would be.
+	shared := newConverter(testStore(t), "estargz", nil, nil)
+	shared.lazy = true
+	shared.sharedBy(2)
+	for _, d := range []ocispecs.Descriptor{small, mid, gz(rewriteLimit/2, 6), small, gz(rewriteLimit/4, 7)} {
+		if !shared.recompresses(d) {
+			t.Errorf("shared by two platforms: a layer of %d bytes is not rewritten", d.Size)
+		}
+	}
+	if n, _ := shared.keptAsGzip(); n != 0 {
+		t.Errorf("shared by two platforms: %d layers kept as gzip", n)
 	}
 }
 

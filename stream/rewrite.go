@@ -6,7 +6,8 @@ import (
 )
 
 // rewriteLimit bounds the compressed bytes of gzip layers a build rewrites
-// as eStargz (see recompresses) unless told to rewrite them all: a rewritten
+// as eStargz (see recompresses) unless told to rewrite them all, per
+// platform when the platforms share a target (NewTarget): a rewritten
 // layer is uploaded once more, which on a slow link costs more than the
 // build saves when the layers are large (a 50 MB dependency layer of an
 // image plain BuildKit pushed: 2 s more at 25 MB/s), while a small base
@@ -46,6 +47,17 @@ func (c *converter) recompresses(desc ocispecs.Descriptor) bool {
 	}
 	c.rewrites[desc.Digest] = ok
 	return ok
+}
+
+// sharedBy gives a converter that n pushes share (the platforms of one
+// build) n times one push's limit on rewriting: each platform's base as
+// much as a push alone, a layer they share counted once.
+func (c *converter) sharedBy(n int) {
+	c.rewriteMu.Lock()
+	defer c.rewriteMu.Unlock()
+	if c.rewriteLeft > 0 && n > 1 {
+		c.rewriteLeft *= int64(n)
+	}
 }
 
 // keptAsGzip is how many gzip layers recompresses left as they are for

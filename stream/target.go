@@ -47,15 +47,17 @@ type target struct {
 // platforms of one multi-platform build.
 type Target struct{ t *target }
 
-// NewTarget makes a target for the pushes of the build whose shared
-// configuration cfg is (its Tags, Insecure, Compression, Epoch,
+// NewTarget makes a target for the pushes pushes of the build whose
+// shared configuration cfg is (its Tags, Insecure, Compression, Epoch,
 // ClampFileTimes, MemoPath, Lazy, RewriteAll and Base), on the builder c;
-// uploads stop when ctx ends. Close it once every push has returned.
-func NewTarget(ctx context.Context, c *client.Client, cfg Config, p Progress) (*Target, error) {
+// uploads stop when ctx ends. Close it once every push has returned. Each
+// push may rewrite as much of its base as a push alone (see rewriteLimit).
+func NewTarget(ctx context.Context, c *client.Client, cfg Config, pushes int, p Progress) (*Target, error) {
 	t, err := newTarget(ctx, c, cfg, p)
 	if err != nil {
 		return nil, err
 	}
+	t.conv.sharedBy(pushes)
 	return &Target{t: t}, nil
 }
 
