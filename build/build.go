@@ -399,9 +399,9 @@ func classify(ctx context.Context, err error, push bool) error {
 		// BuildKit's own push (and pulls of base images) report registry
 		// errors as text.
 		return errs.WithHint(fmt.Errorf("%w: %s", errs.ErrRegistry, errs.FirstLine(msg)), registryHint(lower))
-	case strings.Contains(lower, "failed to resolve source metadata") && strings.Contains(lower, "failed to do request"):
-		// A base image's registry that cannot be reached (BuildKit
-		// resolves every FROM before the first step).
+	case strings.Contains(lower, "failed to do request"):
+		// A registry the builder cannot reach: a base image's (BuildKit
+		// resolves every FROM before the first step) or a cache export's.
 		return errs.WithHint(fmt.Errorf("%w: %s", errs.ErrRegistry, errs.FirstLine(msg)), registryHint(lower))
 	case strings.Contains(lower, "entitlement") && strings.Contains(lower, "not allowed"):
 		return errs.WithHint(fmt.Errorf("%w: %s", errs.ErrBuildFailed, errs.FirstLine(msg)),
@@ -435,7 +435,7 @@ func registryHint(lower string) string {
 	case has("forbidden", "denied"):
 		return "the credentials may not push to this repository; check the image name and the account's rights"
 	case has("connection refused", "no such host", "i/o timeout", "network is unreachable"):
-		return "check the registry address in --tag and that the registry is running and reachable from the builder"
+		return "check the registry address (in --tag, --cache-to or FROM) and that the registry is running and reachable from the builder"
 	case has("unavailable", "too many requests", "toomanyrequests", "internal server error", "bad gateway", "gateway timeout", "connection reset"):
 		return "the registry kept failing after retries; try again later or check the registry's health"
 	default:

@@ -109,6 +109,12 @@ func TestClassify(t *testing.T) {
 			want: errs.ErrRegistry, hint: "check the registry address",
 		},
 		{
+			name: "cache export: registry not there",
+			err: fromDaemon(fmt.Errorf("error writing layer blob: %w", fmt.Errorf("failed to do request: %w",
+				&url.Error{Op: "Head", URL: "https://cache.example.com/v2/team/app/blobs/sha256:0a1b", Err: dialError("10.0.0.6:443")}))),
+			want: errs.ErrRegistry, hint: "--cache-to",
+		},
+		{
 			name: "base image: token refused",
 			err: fromDaemon(fmt.Errorf("failed to resolve source metadata for registry.example.com/team/base:v1: %w", fmt.Errorf("failed to authorize: %w",
 				fmt.Errorf("failed to fetch oauth token: %w", remoteerrors.ErrUnexpectedStatus{Status: "401 Unauthorized", StatusCode: 401, RequestURL: tokenURL, RequestMethod: http.MethodGet})))),
