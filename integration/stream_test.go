@@ -16,6 +16,7 @@ import (
 
 	"github.com/strata-build/strata/build"
 	"github.com/strata-build/strata/cache/store"
+	"github.com/strata-build/strata/errs"
 	"github.com/strata-build/strata/integration/testenv"
 )
 
@@ -331,5 +332,28 @@ COPY src/ /src/
 	_, img2 := remoteImage(t, repo+":v2")
 	if out1, out2 := imageFiles(t, img1, "out")["out"], imageFiles(t, img2, "out")["out"]; out1 == "" || out1 != out2 {
 		t.Errorf("v2's /out (%d bytes) is not v1's (%d bytes): the cache holds another run of the step", len(out2), len(out1))
+	}
+}
+
+// A multi-platform push whose cache export fails moves no tag, as a
+// one-platform build whose solve (and the cache export in it) fails: the
+// cache goes out before the index goes under the tags.
+func TestStreamedPushSeveralPlatformsFailedCacheExportMovesNoTag(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"Dockerfile": fmt.Sprintf("FROM %s\nARG TARGETPLATFORM\nRUN echo \"$TARGETPLATFORM\" > /p\n", env.Busybox)})
+	ref := fmt.Sprintf("%s/platforms/cache-fails-%d:v1", env.Registry.Host, time.Now().UnixNano())
+	// Nothing listens on port 1 of the loopback: the export cannot reach it.
+	code, _, stderr := strata(t, "build", "--builder", env.Builder.Addr(), "--progress", "plain",
+		"--platform", "linux/amd64,linux/386", "-t", ref, "--push",
+		"--cache-to", "type=registry,ref=127.0.0.1:1/nowhere/app:cache", dir)
+	if code != errs.ExitRegistry {
+		t.Fatalf("exit %d with a cache export to an unreachable registry, want %d\n%s", code, errs.ExitRegistry, tail(stderr, 20))
+	}
+	if last := lastLine(stderr); !strings.HasPrefix(last, "strata: ") || !strings.Contains(last, "--cache-to") {
+		t.Errorf("error line %q does not say to check the --cache-to registry", last)
+	}
+	r, _ := name.ParseReference(ref, name.Insecure)
+	if _, err := remote.Head(r); err == nil {
+		t.Fatal("the tag exists although the cache export failed")
 	}
 }
