@@ -12,8 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/strata-build/strata/builder"
-
 	"github.com/docker/cli/cli/config"
 	"github.com/docker/cli/cli/config/configfile"
 	"github.com/docker/cli/cli/config/credentials"
@@ -28,6 +26,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/strata-build/strata/buildcontext"
+	"github.com/strata-build/strata/builder"
 	"github.com/strata-build/strata/cache/crawl"
 	"github.com/strata-build/strata/errs"
 	"github.com/strata-build/strata/frontend"
@@ -170,14 +169,8 @@ func sameDir(a, b string) bool {
 
 // runSolve runs one solve with BuildKit's own exporters (and push).
 func runSolve(ctx context.Context, c *client.Client, so client.SolveOpt, pending *PendingChoice, p *progress) (*Result, error) {
-	build := frontend.Build
-	if pending != nil {
-		build = frontend.BuildWithLateImports(func(ctx context.Context) ([]client.CacheOptionsEntry, error) {
-			return lateImports(ctx, pending)
-		})
-	}
 	solveStart := time.Now()
-	resp, err := c.Build(ctx, so, frontend.Name, build, p.Main())
+	resp, err := c.Build(ctx, so, frontend.Name, buildFunc(pending), p.Main())
 	if err != nil {
 		return p.result(nil, 0, err)
 	}

@@ -7,8 +7,10 @@ import (
 
 	"github.com/containerd/console"
 	"github.com/moby/buildkit/client"
+	gateway "github.com/moby/buildkit/frontend/gateway/client"
 
 	"github.com/strata-build/strata/buildcontext"
+	"github.com/strata-build/strata/frontend"
 	"github.com/strata-build/strata/stream"
 )
 
@@ -82,6 +84,18 @@ func lateImports(ctx context.Context, p *PendingChoice) ([]client.CacheOptionsEn
 		out = append(out, client.CacheOptionsEntry{Type: typ, Attrs: attrs})
 	}
 	return out, nil
+}
+
+// buildFunc is the Dockerfile frontend of a solve that takes the cache
+// imports of the choice p when it sends the build, or, with none pending,
+// the frontend as it is.
+func buildFunc(p *PendingChoice) gateway.BuildFunc {
+	if p == nil {
+		return frontend.Build
+	}
+	return frontend.BuildWithLateImports(func(ctx context.Context) ([]client.CacheOptionsEntry, error) {
+		return lateImports(ctx, p)
+	})
 }
 
 // streamLate is stream.Config.Late for the choice p; with noCache every

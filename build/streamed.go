@@ -209,18 +209,12 @@ func exportCache(ctx context.Context, c *client.Client, opt Options, contextDir,
 	// named and left their results in the builder's cache: this solve
 	// reuses them rather than running those steps once more.
 	delete(so.FrontendAttrs, "no-cache")
-	build := frontend.Build
-	if opt.Pending != nil {
-		build = frontend.BuildWithLateImports(func(ctx context.Context) ([]client.CacheOptionsEntry, error) {
-			return lateImports(ctx, opt.Pending)
-		})
-	}
 	var refs []string
 	for _, e := range exports {
 		refs = append(refs, cmp.Or(e.Attrs["ref"], e.Attrs["dest"], e.Type))
 	}
 	end := p.Begin("[strata] exporting the cache of every platform to " + strings.Join(refs, ", "))
-	_, err = c.Build(ctx, so, frontend.Name, build, p.Quiet())
+	_, err = c.Build(ctx, so, frontend.Name, buildFunc(opt.Pending), p.Quiet())
 	end(err)
 	return err
 }
