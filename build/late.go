@@ -8,6 +8,7 @@ import (
 	"github.com/containerd/console"
 	"github.com/moby/buildkit/client"
 	gateway "github.com/moby/buildkit/frontend/gateway/client"
+	"github.com/tonistiigi/fsutil"
 
 	"github.com/strata-build/strata/buildcontext"
 	"github.com/strata-build/strata/frontend"
@@ -86,16 +87,17 @@ func lateImports(ctx context.Context, p *PendingChoice) ([]client.CacheOptionsEn
 	return out, nil
 }
 
-// buildFunc is the Dockerfile frontend of a solve that takes the cache
-// imports of the choice p when it sends the build, or, with none pending,
-// the frontend as it is.
-func buildFunc(p *PendingChoice) gateway.BuildFunc {
+// buildFunc is the Dockerfile frontend of a solve whose session serves
+// dirs: it takes the cache imports of the choice p when it sends the build
+// (with none pending, the frontend as it is), and reads the files it reads
+// for itself from dirs (see frontend.LocalReads).
+func buildFunc(p *PendingChoice, dirs map[string]fsutil.FS) gateway.BuildFunc {
 	if p == nil {
-		return frontend.Build
+		return frontend.LocalReads(dirs, frontend.Build)
 	}
-	return frontend.BuildWithLateImports(func(ctx context.Context) ([]client.CacheOptionsEntry, error) {
+	return frontend.LocalReads(dirs, frontend.BuildWithLateImports(func(ctx context.Context) ([]client.CacheOptionsEntry, error) {
 		return lateImports(ctx, p)
-	})
+	}))
 }
 
 // streamLate is stream.Config.Late for the choice p; with noCache every

@@ -46,14 +46,15 @@ func uncached(prefixes []Prefix, cachedThrough int) []Prefix {
 }
 
 // frontend is the build function of the main solve: strata's frontend,
-// taking the cache imports chosen late when Config.Late is set.
+// taking the cache imports chosen late when Config.Late is set, and
+// reading the files it reads for itself from the session's directories.
 func (sp *streamedPush) frontend() gwclient.BuildFunc {
 	late := sp.cfg.Late
 	if late == nil {
-		return frontend.Build
+		return frontend.LocalReads(sp.dirs, frontend.Build)
 	}
-	return frontend.BuildWithLateImports(func(ctx context.Context) ([]client.CacheOptionsEntry, error) {
+	return frontend.LocalReads(sp.dirs, frontend.BuildWithLateImports(func(ctx context.Context) ([]client.CacheOptionsEntry, error) {
 		ch, err := late(ctx)
 		return ch.Imports, err
-	})
+	}))
 }

@@ -1,0 +1,281 @@
+package frontend
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/frontend/dockerui"
+	"github.com/moby/buildkit/frontend/gateway/client"
+	gwpb "github.com/moby/buildkit/frontend/gateway/pb"
+	"github.com/moby/buildkit/solver/pb"
+	"github.com/opencontainers/go-digest"
+	"github.com/tonistiigi/fsutil"
+	fstypes "github.com/tonistiigi/fsutil/types"
+)
+
+// builder answers solves with refs that record what is read from them;
+// its other methods are not called here.
+type builder struct {
+	client.Client
+	session string
+	opts    map[string]string
+
+	mu        sync.Mutex
+	reads     []string // files read from the builder's refs
+	evaluated int
+	done      chan struct{} // one per ref evaluated
+	evalDelay time.Duration // how long the builder takes to solve a ref
+	events    []string      // "evaluated" and "warned", in order
+}
+
+func (b *builder) Warn(context.Context, digest.Digest, string, client.WarnOpts) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.events = append(b.events, "warned")
+	return nil
+}
+
+func (b *builder) BuildOpts() client.BuildOpts {
+	return client.BuildOpts{SessionID: b.session, Opts: b.opts, LLBCaps: pb.Caps.CapSet(pb.Caps.All()), Caps: gwpb.Caps.CapSet(gwpb.Caps.All())}
+}
+
+func (b *builder) Inputs(context.Context) (map[string]llb.State, error) { return nil, nil }
+
+func (b *builder) Solve(context.Context, client.SolveRequest) (*client.Result, error) {
+	return &client.Result{Ref: &builderRef{b: b}}, nil
+}
+
+type builderRef struct {
+	client.Reference
+	b *builder
+}
+
+func (r *builderRef) read(p string) error {
+	r.b.mu.Lock()
+	defer r.b.mu.Unlock()
+	r.b.reads = append(r.b.reads, p)
+	return errors.New("no such file in the builder")
+}
+
+func (r *builderRef) ReadFile(_ context.Context, req client.ReadRequest) ([]byte, error) {
+	return nil, r.read(req.Filename)
+}
+
+func (r *builderRef) StatFile(_ context.Context, req client.StatRequest) (*fstypes.Stat, error) {
+	return nil, r.read(req.Path)
+}
+
+func (r *builderRef) Evaluate(context.Context) error {
+	time.Sleep(r.b.evalDelay)
+	r.b.mu.Lock()
+	r.b.evaluated++
+	r.b.events = append(r.b.events, "evaluated")
+	r.b.mu.Unlock()
+	r.b.done <- struct{}{}
+	return nil
+}
+
+func (b *builder) waitEvaluated(t *testing.T) {
+	t.Helper()
+	select {
+	case <-b.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a solve read here is never evaluated: the builder would not show it")
+	}
+}
+
+func newFS(t *testing.T, files map[string]string) fsutil.FS {
+	t.Helper()
+	dir := t.TempDir()
+	for name, content := range files {
+		if target, ok := strings.CutPrefix(content, "->"); ok {
+			if err := os.Symlink(target, filepath.Join(dir, name)); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fs, err := fsutil.NewFS(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fs
+}
+
+// entrypoint runs BuildKit's own read of the Dockerfile (dockerui's)
+// through LocalReads(dirs) on b, then use with what it read.
+func entrypoint(b *builder, dirs map[string]fsutil.FS, use func(context.Context, *dockerui.Client, *dockerui.Source) error) error {
+	f := LocalReads(dirs, func(ctx context.Context, c client.Client) (*client.Result, error) {
+		bc, err := dockerui.NewClient(c)
+		if err != nil {
+			return nil, err
+		}
+		src, err := bc.ReadEntrypoint(ctx, "Dockerfile")
+		if err != nil {
+			return nil, err
+		}
+		return nil, use(ctx, bc, src)
+	})
+	_, err := f(context.Background(), b)
+	return err
+}
+
+// The frontend's own reads are served from the directories this process
+// holds, the builder still solving (and showing) each, and nothing read
+// from it.
+func TestLocalReadsServeTheFrontendsOwnReads(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		dockerfile   map[string]string
+		context      map[string]string
+		wantExcludes []string
+		solves       int
+	}{
+		{"context .dockerignore",
+			map[string]string{"Dockerfile": "FROM scratch\n"},
+			map[string]string{".dockerignore": ".git\nnode_modules\n"},
+			[]string{".git", "node_modules"}, 2},
+		{"Dockerfile.dockerignore",
+			map[string]string{"Dockerfile": "FROM scratch\n", "Dockerfile.dockerignore": "secrets\n"},
+			map[string]string{".dockerignore": ".git\n"},
+			[]string{"secrets"}, 1},
+		{"lowercase dockerfile",
+			map[string]string{"dockerfile": "FROM scratch\n"},
+			map[string]string{},
+			nil, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := &builder{session: "s1", done: make(chan struct{}, 8)}
+			var data string
+			var excludes []string
+			err := entrypoint(b, map[string]fsutil.FS{"dockerfile": newFS(t, tc.dockerfile), "context": newFS(t, tc.context)}, func(ctx context.Context, bc *dockerui.Client, src *dockerui.Source) (err error) {
+				data = string(src.Data)
+				// the context's .dockerignore when the Dockerfile has none
+				excludes, err = bc.DockerIgnorePatterns(ctx)
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if data != "FROM scratch\n" {
+				t.Errorf("Dockerfile read as %q", data)
+			}
+			if !reflect.DeepEqual(excludes, tc.wantExcludes) {
+				t.Errorf("excludes %q, want %q", excludes, tc.wantExcludes)
+			}
+			if len(b.reads) > 0 {
+				t.Errorf("read from the builder: %q", b.reads)
+			}
+			for range tc.solves {
+				b.waitEvaluated(t) // each solve is evaluated, so the builder shows it
+			}
+		})
+	}
+}
+
+// A warning about the Dockerfile reaches the builder after the step that
+// read it: a display drops the warnings of a step it has not seen.
+func TestLocalReadsWarnAfterTheStepIsShown(t *testing.T) {
+	b := &builder{session: "s1", done: make(chan struct{}, 8), evalDelay: 50 * time.Millisecond}
+	err := entrypoint(b, map[string]fsutil.FS{"dockerfile": newFS(t, map[string]string{"Dockerfile": "FROM scratch\n"})}, func(ctx context.Context, _ *dockerui.Client, src *dockerui.Source) error {
+		src.Warn(ctx, "a warning", client.WarnOpts{})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.waitEvaluated(t)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if want := []string{"evaluated", "warned"}; !reflect.DeepEqual(b.events, want) {
+		t.Errorf("the builder saw %q, want %q", b.events, want)
+	}
+}
+
+// What is not a plain file here is read from the builder, which resolves
+// it as it does in every build; so is a local of another session.
+func TestLocalReadsLeaveTheRestToTheBuilder(t *testing.T) {
+	t.Run("symbolic link", func(t *testing.T) {
+		b := &builder{session: "s1", done: make(chan struct{}, 8)}
+		err := entrypoint(b, map[string]fsutil.FS{"dockerfile": newFS(t, map[string]string{"Dockerfile": "->../elsewhere/Dockerfile"})}, func(context.Context, *dockerui.Client, *dockerui.Source) error { return nil })
+		if err == nil {
+			t.Fatal("a Dockerfile the builder cannot read was read")
+		}
+		if len(b.reads) == 0 || b.reads[0] != "Dockerfile" {
+			t.Errorf("builder reads %q, want the Dockerfile first", b.reads)
+		}
+	})
+	t.Run("other session", func(t *testing.T) {
+		def, err := llb.Local("dockerfile", llb.SessionID("s2"), llb.FollowPaths([]string{"Dockerfile"})).Marshal(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, _, ok := localFiles(def.ToPB(), "s1"); ok {
+			t.Error("a local of another session is read here")
+		}
+		if name, _, paths, ok := localFiles(def.ToPB(), "s2"); !ok || name != "dockerfile" || !paths["Dockerfile"] {
+			t.Errorf("localFiles = %q, %v, %v", name, paths, ok)
+		}
+	})
+	t.Run("not only a local", func(t *testing.T) {
+		st := llb.Scratch().File(llb.Copy(llb.Local("context", llb.SessionID("s1"), llb.FollowPaths([]string{"a"})), "a", "b"))
+		def, err := st.Marshal(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, _, ok := localFiles(def.ToPB(), "s1"); ok {
+			t.Error("a definition that is more than a local is read here")
+		}
+	})
+	t.Run("patterns", func(t *testing.T) {
+		def, err := llb.Local("context", llb.SessionID("s1"), llb.FollowPaths([]string{"a"}), llb.ExcludePatterns([]string{"a"})).Marshal(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, _, ok := localFiles(def.ToPB(), "s1"); ok {
+			t.Error("a local with exclude patterns is read here")
+		}
+	})
+}
+
+// A ref read here never goes back to the builder in a result.
+func TestLocalReadsReturnTheBuildersRefs(t *testing.T) {
+	b := &builder{session: "s1", done: make(chan struct{}, 8)}
+	def, err := llb.Local("dockerfile", llb.SessionID("s1"), llb.FollowPaths([]string{"Dockerfile"})).Marshal(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := LocalReads(map[string]fsutil.FS{"dockerfile": newFS(t, map[string]string{"Dockerfile": "FROM scratch\n"})}, func(ctx context.Context, c client.Client) (*client.Result, error) {
+		res, err := c.Solve(ctx, client.SolveRequest{Definition: def.ToPB()})
+		if err != nil {
+			return nil, err
+		}
+		if _, ok := res.Ref.(*localRef); !ok {
+			t.Errorf("the Dockerfile's ref is %T, not read here", res.Ref)
+		}
+		dt, err := res.Ref.ReadFile(ctx, client.ReadRequest{Filename: "Dockerfile", Range: &client.FileRange{Offset: 5, Length: 3}})
+		if err != nil || string(dt) != "scr" {
+			t.Errorf("ranged read = %q, %v", dt, err)
+		}
+		return res, nil
+	})
+	res, err := f(context.Background(), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := res.Ref.(*builderRef); !ok {
+		t.Errorf("result holds %T, not the builder's ref", res.Ref)
+	}
+	b.waitEvaluated(t)
+}
