@@ -88,16 +88,13 @@ func lateImports(ctx context.Context, p *PendingChoice) ([]client.CacheOptionsEn
 }
 
 // buildFunc is the Dockerfile frontend of a solve whose session serves
-// dirs: it takes the cache imports of the choice p when it sends the build
-// (with none pending, the frontend as it is), and reads the files it reads
-// for itself from dirs (see frontend.LocalReads).
+// dirs, taking the cache imports of the choice p when it sends the build.
 func buildFunc(p *PendingChoice, dirs map[string]fsutil.FS) gateway.BuildFunc {
-	if p == nil {
-		return frontend.LocalReads(dirs, frontend.Build)
+	var late frontend.LateImports[client.CacheOptionsEntry]
+	if p != nil {
+		late = func(ctx context.Context) ([]client.CacheOptionsEntry, error) { return lateImports(ctx, p) }
 	}
-	return frontend.LocalReads(dirs, frontend.BuildWithLateImports(func(ctx context.Context) ([]client.CacheOptionsEntry, error) {
-		return lateImports(ctx, p)
-	}))
+	return frontend.InProcess(dirs, late)
 }
 
 // streamLate is stream.Config.Late for the choice p; with noCache every

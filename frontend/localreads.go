@@ -18,6 +18,17 @@ import (
 	fstypes "github.com/tonistiigi/fsutil/types"
 )
 
+// InProcess is the frontend of a solve run in the process whose session
+// serves dirs: Build reading its own files from dirs (LocalReads), and
+// taking its cache imports late (BuildWithLateImports) when late is not
+// nil.
+func InProcess[E cacheEntry](dirs map[string]fsutil.FS, late LateImports[E]) client.BuildFunc {
+	if late == nil {
+		return LocalReads(dirs, Build)
+	}
+	return LocalReads(dirs, BuildWithLateImports(late))
+}
+
 // LocalReads is f for a build that runs in the process that serves its
 // local directories, dirs (by local name, as its session serves them).
 //
@@ -71,16 +82,19 @@ func (c *localReadsClient) Solve(ctx context.Context, req client.SolveRequest) (
 	// The builder shows the step once it has solved it; it does so
 	// meanwhile, and a warning about the files waits for it (Warn), as a
 	// display drops the warnings of a step it has not seen.
-	shown := make(chan struct{})
+	ref := res.Ref
+	res.Ref = &localRef{Reference: ref, fs: fs, paths: paths}
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.shown[vertex]; ok {
+		return res, nil // the same step, solved already or being solved
+	}
 	if c.shown == nil {
 		c.shown = map[digest.Digest]chan struct{}{}
 	}
-	if _, ok := c.shown[vertex]; !ok {
-		c.shown[vertex] = shown
-	}
-	c.mu.Unlock()
-	go func(ref client.Reference) {
+	shown := make(chan struct{})
+	c.shown[vertex] = shown
+	go func() {
 		defer close(shown)
 		if ref.Evaluate(ctx) != nil && ctx.Err() == nil {
 			// A builder without the gateway's evaluate: a read
@@ -90,8 +104,7 @@ func (c *localReadsClient) Solve(ctx context.Context, req client.SolveRequest) (
 				break
 			}
 		}
-	}(res.Ref)
-	res.Ref = &localRef{Reference: res.Ref, fs: fs, paths: paths}
+	}()
 	return res, nil
 }
 

@@ -49,12 +49,12 @@ func uncached(prefixes []Prefix, cachedThrough int) []Prefix {
 // taking the cache imports chosen late when Config.Late is set, and
 // reading the files it reads for itself from the session's directories.
 func (sp *streamedPush) frontend() gwclient.BuildFunc {
-	late := sp.cfg.Late
-	if late == nil {
-		return frontend.LocalReads(sp.dirs, frontend.Build)
+	var late frontend.LateImports[client.CacheOptionsEntry]
+	if l := sp.cfg.Late; l != nil {
+		late = func(ctx context.Context) ([]client.CacheOptionsEntry, error) {
+			ch, err := l(ctx)
+			return ch.Imports, err
+		}
 	}
-	return frontend.LocalReads(sp.dirs, frontend.BuildWithLateImports(func(ctx context.Context) ([]client.CacheOptionsEntry, error) {
-		ch, err := late(ctx)
-		return ch.Imports, err
-	}))
+	return frontend.InProcess(sp.dirs, late)
 }
