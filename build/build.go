@@ -170,7 +170,7 @@ func sameDir(a, b string) bool {
 // runSolve runs one solve with BuildKit's own exporters (and push).
 func runSolve(ctx context.Context, c *client.Client, so client.SolveOpt, pending *PendingChoice, p *progress) (*Result, error) {
 	solveStart := time.Now()
-	resp, err := c.Build(ctx, so, frontend.Name, buildFunc(pending, so.LocalMounts), p.Main())
+	resp, err := c.Build(ctx, so, frontend.Name, buildFunc(pending, so.LocalMounts, p.Show), p.Main())
 	if err != nil {
 		return p.result(nil, 0, err)
 	}

@@ -131,6 +131,11 @@ func (p *progress) wait() ([]client.VertexWarning, Steps, error) {
 	return p.warnings, p.steps.result(), p.err
 }
 
+// Show shows the main solve's steps that strata did in the builder's
+// stead, and the warnings about them (see frontend.LocalReads), as the
+// builder would have shown them.
+func (p *progress) Show(st *client.SolveStatus) { p.send(st) }
+
 // Span shows a step of strata's own that ran from started to done.
 func (p *progress) Span(name string, started, done time.Time, err error) {
 	v := client.Vertex{Digest: digest.FromString(name + started.String()), Name: name, Started: &started, Completed: &done}

@@ -214,7 +214,7 @@ func exportCache(ctx context.Context, c *client.Client, opt Options, contextDir,
 		refs = append(refs, cmp.Or(e.Attrs["ref"], e.Attrs["dest"], e.Type))
 	}
 	end := p.Begin("[strata] exporting the cache of every platform to " + strings.Join(refs, ", "))
-	_, err = c.Build(ctx, so, frontend.Name, buildFunc(opt.Pending, so.LocalMounts), p.Quiet())
+	_, err = c.Build(ctx, so, frontend.Name, buildFunc(opt.Pending, so.LocalMounts, nil), p.Quiet())
 	end(err)
 	return err
 }

@@ -10,7 +10,10 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"time"
 
+	bkclient "github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/frontend/gateway/client"
 	"github.com/moby/buildkit/solver/pb"
 	"github.com/opencontainers/go-digest"
@@ -18,15 +21,31 @@ import (
 	fstypes "github.com/tonistiigi/fsutil/types"
 )
 
-// InProcess is the frontend of a solve run in the process whose session
-// serves dirs: Build reading its own files from dirs (LocalReads), and
-// taking its cache imports late (BuildWithLateImports) when late is not
-// nil.
-func InProcess[E cacheEntry](dirs map[string]fsutil.FS, late LateImports[E]) client.BuildFunc {
-	if late == nil {
-		return LocalReads(dirs, Build)
+// InProcess is the Dockerfile frontend of a solve run in the process
+// whose session serves Dirs.
+type InProcess[E cacheEntry] struct {
+	// Dirs are the session's local directories, by local name: the
+	// frontend reads its own files from them (LocalReads).
+	Dirs map[string]fsutil.FS
+	// Late, when set, gives the cache imports still being chosen when the
+	// solve starts (BuildWithLateImports).
+	Late LateImports[E]
+	// Resolves, when set, shares the solve's resolves of base images
+	// (Resolves.Share).
+	Resolves *Resolves
+	// Show, when set, shows the steps the frontend's reads stand for and
+	// the warnings about them (see LocalReads); nil for a solve whose steps
+	// are not shown.
+	Show func(*bkclient.SolveStatus)
+}
+
+// BuildFunc is the frontend as the BuildKit client runs it.
+func (p InProcess[E]) BuildFunc() client.BuildFunc {
+	f := Build
+	if p.Late != nil {
+		f = BuildWithLateImports(p.Late)
 	}
-	return LocalReads(dirs, BuildWithLateImports(late))
+	return p.Resolves.Share(LocalReads(p.Dirs, p.Show, f))
 }
 
 // LocalReads is f for a build that runs in the process that serves its
@@ -36,21 +55,29 @@ func InProcess[E cacheEntry](dirs map[string]fsutil.FS, late LateImports[E]) cli
 // for itself: the Dockerfile, its .dockerignore and the context's. It asks
 // the builder for each, as a solve of a local source naming the files
 // (FollowPaths), then reads the solved ref; reading it makes the builder
-// sync those files from the session first, one round trip to this process
-// and back for files this process holds. With LocalReads those solves are
-// still sent (the builder shows and names them, and warnings point at
-// them), but the files they name are read here, from dirs, and the builder
-// syncs nothing. Anything else, and a file that is not a plain file here
+// sync those files from the session first, a round trip to this process
+// and back, on the builder's time, while the frontend waits and the base
+// images' resolves have yet to start. With LocalReads those files are
+// read here, from dirs, and the builder is not asked for them.
+//
+// When show is not nil, each read is shown through it as the step the
+// builder would have shown, under the same vertex, with the frontend's
+// warnings about the file (which point at that vertex; they go to show,
+// not to the builder, so that they come before the step's end, as a
+// display wants them), the step ending when the frontend sends its own
+// solve, or ends. Anything else, and a file that is not a plain file here
 // (a symbolic link, which the builder resolves inside the directory), is
-// read from the builder as before.
-func LocalReads(dirs map[string]fsutil.FS, f client.BuildFunc) client.BuildFunc {
+// read from the builder as before, the solve sent then.
+func LocalReads(dirs map[string]fsutil.FS, show func(*bkclient.SolveStatus), f client.BuildFunc) client.BuildFunc {
 	if len(dirs) == 0 {
 		return f
 	}
 	return func(ctx context.Context, c client.Client) (*client.Result, error) {
-		res, err := f(ctx, &localReadsClient{Client: c, dirs: dirs})
-		if res != nil {
-			res = unwrapLocal(res)
+		lc := &localReadsClient{Client: c, dirs: dirs, show: show}
+		res, err := f(ctx, lc)
+		lc.endSteps()
+		if err == nil && res != nil {
+			res, err = unwrapLocal(ctx, res)
 		}
 		return res, err
 	}
@@ -59,84 +86,159 @@ func LocalReads(dirs map[string]fsutil.FS, f client.BuildFunc) client.BuildFunc 
 type localReadsClient struct {
 	client.Client
 	dirs map[string]fsutil.FS
+	show func(*bkclient.SolveStatus)
 
 	mu sync.Mutex
-	// shown holds, for each local read here, a channel closed once the
-	// builder has solved it: it shows the step from then on.
-	shown map[digest.Digest]chan struct{}
+	// solves are the local reads, by the vertex each names: a step read
+	// twice is shown, and solved by the builder, once.
+	solves map[digest.Digest]*builderSolve
+	// steps are the steps shown for them, in order, until they end.
+	steps []*bkclient.Vertex
+	ended bool
 }
 
-func (c *localReadsClient) Solve(ctx context.Context, req client.SolveRequest) (*client.Result, error) {
-	res, err := c.Client.Solve(ctx, req)
-	if err != nil || res == nil || res.Ref == nil || len(res.Refs) > 0 || req.Evaluate {
-		return res, err
-	}
-	name, vertex, paths, ok := localFiles(req.Definition, c.Client.BuildOpts().SessionID)
-	if !ok {
-		return res, nil
-	}
-	fs, ok := c.dirs[name]
-	if !ok {
-		return res, nil
-	}
-	// The builder shows the step once it has solved it; it does so
-	// meanwhile, and a warning about the files waits for it (Warn), as a
-	// display drops the warnings of a step it has not seen.
-	ref := res.Ref
-	res.Ref = &localRef{Reference: ref, fs: fs, paths: paths}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.shown[vertex]; ok {
-		return res, nil // the same step, solved already or being solved
-	}
-	if c.shown == nil {
-		c.shown = map[digest.Digest]chan struct{}{}
-	}
-	shown := make(chan struct{})
-	c.shown[vertex] = shown
-	go func() {
-		defer close(shown)
-		if ref.Evaluate(ctx) != nil && ctx.Err() == nil {
-			// A builder without the gateway's evaluate: a read
-			// solves the ref too.
-			for p := range paths {
-				_, _ = ref.StatFile(ctx, client.StatRequest{Path: p})
-				break
+// builderSolve is the builder's solve of a definition whose files are read
+// here, sent when something here cannot be read (see localRef).
+type builderSolve struct {
+	c    client.Client
+	req  client.SolveRequest
+	once sync.Once
+	done chan struct{} // closed once the builder has answered
+	ref  client.Reference
+	err  error
+}
+
+// wait sends the solve, the first time, and returns the builder's ref.
+func (s *builderSolve) wait(ctx context.Context) (client.Reference, error) {
+	s.once.Do(func() {
+		go func() {
+			defer close(s.done)
+			// Not ctx: a read that gives up does not end the solve
+			// the others wait for.
+			res, err := s.c.Solve(context.WithoutCancel(ctx), s.req)
+			if err == nil {
+				s.ref, err = res.SingleRef()
 			}
-		}
-	}()
+			if err == nil && s.ref == nil {
+				err = errors.New("the builder solved a local source to nothing")
+			}
+			s.err = err
+		}()
+	})
+	select {
+	case <-s.done:
+		return s.ref, s.err
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	}
+}
+
+// Solve answers a solve of files read here at once, with a ref that reads
+// them here, showing the step it stands for the first time. Any other
+// solve is the frontend's own: the steps of the reads end.
+func (c *localReadsClient) Solve(ctx context.Context, req client.SolveRequest) (*client.Result, error) {
+	if req.Evaluate || req.Frontend != "" || len(req.FrontendOpt) > 0 || len(req.FrontendInputs) > 0 || len(req.CacheImports) > 0 || len(req.SourcePolicies) > 0 {
+		c.endSteps()
+		return c.Client.Solve(ctx, req)
+	}
+	l, ok := localFiles(req.Definition, c.Client.BuildOpts().SessionID)
+	fs, here := c.dirs[l.name]
+	if !ok || !here {
+		c.endSteps()
+		return c.Client.Solve(ctx, req)
+	}
+	res := client.NewResult()
+	res.SetRef(&localRef{solve: c.solve(l, req), fs: fs, paths: l.paths})
 	return res, nil
 }
 
-// Warn sends a warning once the builder shows the step it is about.
+// solve is the builder's solve of req, the local read l, sent if it is
+// needed; the first time, the read is shown as l's step.
+func (c *localReadsClient) solve(l local, req client.SolveRequest) *builderSolve {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s, ok := c.solves[l.vertex]; ok {
+		return s
+	}
+	if c.solves == nil {
+		c.solves = map[digest.Digest]*builderSolve{}
+	}
+	s := &builderSolve{c: c.Client, req: req, done: make(chan struct{})}
+	c.solves[l.vertex] = s
+	if c.show != nil {
+		now := time.Now()
+		v := &bkclient.Vertex{Digest: l.vertex, Name: l.step, Started: &now}
+		if c.ended {
+			v.Completed = &now
+		} else {
+			c.steps = append(c.steps, v)
+		}
+		c.show(&bkclient.SolveStatus{Vertexes: []*bkclient.Vertex{v}})
+	}
+	return s
+}
+
+// endSteps ends the steps shown for the reads so far, and those of reads
+// to come as soon as they start.
+func (c *localReadsClient) endSteps() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ended = true
+	if len(c.steps) == 0 {
+		return
+	}
+	now := time.Now()
+	st := &bkclient.SolveStatus{}
+	for _, v := range c.steps {
+		done := *v
+		done.Completed = &now
+		st.Vertexes = append(st.Vertexes, &done)
+	}
+	c.steps = nil
+	c.show(st)
+}
+
+// Warn shows a warning about a read shown here with its step; any other
+// goes to the builder.
 func (c *localReadsClient) Warn(ctx context.Context, dgst digest.Digest, msg string, opts client.WarnOpts) error {
 	c.mu.Lock()
-	shown := c.shown[dgst]
+	_, ok := c.solves[dgst]
 	c.mu.Unlock()
-	if shown != nil {
-		select {
-		case <-shown:
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		}
+	if !ok || c.show == nil {
+		return c.Client.Warn(ctx, dgst, msg, opts)
 	}
-	return c.Client.Warn(ctx, dgst, msg, opts)
+	// As the builder makes it of a warning sent to it.
+	level := opts.Level
+	if level == 0 {
+		level = 1
+	}
+	c.show(&bkclient.SolveStatus{Warnings: []*bkclient.VertexWarning{{
+		Vertex: dgst, Level: level, Short: []byte(msg), Detail: opts.Detail, URL: opts.URL, SourceInfo: opts.SourceInfo, Range: opts.Range,
+	}}})
+	return nil
+}
+
+// local is a solve of files the frontend reads for itself.
+type local struct {
+	name   string          // the local's, as the session serves it
+	vertex digest.Digest   // the source's
+	step   string          // the vertex's name, as the builder shows it
+	paths  map[string]bool // the files the builder would sync, cleaned
 }
 
 // localFiles reads def: when it is one local source of this session (the
 // session whose directories are served here) naming the files to sync
-// and no patterns, it returns the local's name, its vertex and those
-// files.
-func localFiles(def *pb.Definition, session string) (string, digest.Digest, map[string]bool, bool) {
+// and no patterns, it returns it.
+func localFiles(def *pb.Definition, session string) (local, bool) {
 	if def == nil || len(def.Def) != 2 {
-		return "", "", nil, false
+		return local{}, false
 	}
 	var src *pb.SourceOp
 	var vertex digest.Digest
 	for _, dt := range def.Def {
 		var op pb.Op
 		if err := op.UnmarshalVT(dt); err != nil {
-			return "", "", nil, false
+			return local{}, false
 		}
 		switch {
 		case op.GetSource() != nil && src == nil:
@@ -144,37 +246,64 @@ func localFiles(def *pb.Definition, session string) (string, digest.Digest, map[
 		case op.Op == nil && len(op.Inputs) == 1:
 			vertex = digest.Digest(op.Inputs[0].Digest) // the definition's result
 		default:
-			return "", "", nil, false
+			return local{}, false
 		}
 	}
 	if src == nil || vertex == "" {
-		return "", "", nil, false
+		return local{}, false
 	}
 	name, ok := strings.CutPrefix(src.Identifier, "local://")
 	if !ok || src.Attrs[pb.AttrLocalSessionID] != session || src.Attrs[pb.AttrIncludePatterns] != "" || src.Attrs[pb.AttrExcludePatterns] != "" {
-		return "", "", nil, false
+		return local{}, false
 	}
 	var follow []string
 	if err := json.Unmarshal([]byte(src.Attrs[pb.AttrFollowPaths]), &follow); err != nil || len(follow) == 0 {
-		return "", "", nil, false
+		return local{}, false
 	}
-	paths := make(map[string]bool, len(follow))
+	l := local{name: name, vertex: vertex, step: src.Identifier, paths: make(map[string]bool, len(follow))}
+	if m := def.Metadata[string(vertex)]; m != nil && m.Description["llb.customname"] != "" {
+		l.step = m.Description["llb.customname"]
+	}
 	for _, p := range follow {
-		paths[cleanPath(p)] = true
+		l.paths[cleanPath(p)] = true
 	}
-	return name, vertex, paths, true
+	return l, true
 }
 
 func cleanPath(p string) string {
 	return strings.TrimPrefix(path.Clean("/"+p), "/")
 }
 
-// localRef is a solved local source whose followed files are read from
-// fs; everything else goes to the builder's ref.
+// localRef is a local source whose followed files are read from fs;
+// everything else goes to the builder's ref, solved then.
 type localRef struct {
-	client.Reference
+	solve *builderSolve
 	fs    fsutil.FS
 	paths map[string]bool
+}
+
+func (r *localRef) ToState() (llb.State, error) {
+	ref, err := r.solve.wait(context.Background())
+	if err != nil {
+		return llb.State{}, err
+	}
+	return ref.ToState()
+}
+
+func (r *localRef) Evaluate(ctx context.Context) error {
+	ref, err := r.solve.wait(ctx)
+	if err != nil {
+		return err
+	}
+	return ref.Evaluate(ctx)
+}
+
+func (r *localRef) ReadDir(ctx context.Context, req client.ReadDirRequest) ([]*fstypes.Stat, error) {
+	ref, err := r.solve.wait(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return ref.ReadDir(ctx, req)
 }
 
 // errNotHere says a file is to be read from the builder.
@@ -218,20 +347,31 @@ func (r *localRef) stat(ctx context.Context, p string) (*fstypes.Stat, error) {
 func (r *localRef) StatFile(ctx context.Context, req client.StatRequest) (*fstypes.Stat, error) {
 	st, err := r.stat(ctx, req.Path)
 	if errors.Is(err, errNotHere) {
-		return r.Reference.StatFile(ctx, req)
+		ref, err := r.solve.wait(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return ref.StatFile(ctx, req)
 	}
 	return st, err
 }
 
 func (r *localRef) ReadFile(ctx context.Context, req client.ReadRequest) ([]byte, error) {
+	builders := func() ([]byte, error) {
+		ref, err := r.solve.wait(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return ref.ReadFile(ctx, req)
+	}
 	if _, err := r.stat(ctx, req.Filename); errors.Is(err, errNotHere) {
-		return r.Reference.ReadFile(ctx, req)
+		return builders()
 	} else if err != nil {
 		return nil, err
 	}
 	f, err := r.fs.Open(cleanPath(req.Filename))
 	if err != nil {
-		return r.Reference.ReadFile(ctx, req)
+		return builders()
 	}
 	defer f.Close()
 	var rd io.Reader = f
@@ -246,12 +386,16 @@ func (r *localRef) ReadFile(ctx context.Context, req client.ReadRequest) ([]byte
 
 // unwrapLocal is res with the builder's refs in place of localRefs, which
 // the builder cannot take back.
-func unwrapLocal(res *client.Result) *client.Result {
+func unwrapLocal(ctx context.Context, res *client.Result) (*client.Result, error) {
+	var err error
 	unwrap := func(r client.Reference) client.Reference {
-		if l, ok := r.(*localRef); ok {
-			return l.Reference
+		l, ok := r.(*localRef)
+		if !ok || err != nil {
+			return r
 		}
-		return r
+		var ref client.Reference
+		ref, err = l.solve.wait(ctx)
+		return ref
 	}
 	res.Ref = unwrap(res.Ref)
 	for k, r := range res.Refs {
@@ -262,5 +406,8 @@ func unwrapLocal(res *client.Result) *client.Result {
 			as[i].Ref = unwrap(as[i].Ref)
 		}
 	}
-	return res
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
 }

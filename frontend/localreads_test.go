@@ -9,8 +9,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
+	bkclient "github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/frontend/dockerui"
 	"github.com/moby/buildkit/frontend/gateway/client"
@@ -28,19 +28,33 @@ type builder struct {
 	session string
 	opts    map[string]string
 
-	mu        sync.Mutex
-	reads     []string // files read from the builder's refs
-	evaluated int
-	done      chan struct{} // one per ref evaluated
-	evalDelay time.Duration // how long the builder takes to solve a ref
-	events    []string      // "evaluated" and "warned", in order
+	mu     sync.Mutex
+	solves int      // solves sent to the builder
+	reads  []string // files read from the builder's refs
+	events []string // what the builder and the display saw, in order
 }
 
 func (b *builder) Warn(context.Context, digest.Digest, string, client.WarnOpts) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.events = append(b.events, "warned")
+	b.events = append(b.events, "warned the builder")
 	return nil
+}
+
+// show is the display of the steps read here.
+func (b *builder) show(st *bkclient.SolveStatus) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, v := range st.Vertexes {
+		if v.Completed == nil {
+			b.events = append(b.events, "started "+v.Name)
+		} else {
+			b.events = append(b.events, "ended "+v.Name)
+		}
+	}
+	for _, w := range st.Warnings {
+		b.events = append(b.events, "shown warning "+string(w.Short))
+	}
 }
 
 func (b *builder) BuildOpts() client.BuildOpts {
@@ -50,6 +64,10 @@ func (b *builder) BuildOpts() client.BuildOpts {
 func (b *builder) Inputs(context.Context) (map[string]llb.State, error) { return nil, nil }
 
 func (b *builder) Solve(context.Context, client.SolveRequest) (*client.Result, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.solves++
+	b.events = append(b.events, "solved")
 	return &client.Result{Ref: &builderRef{b: b}}, nil
 }
 
@@ -71,25 +89,6 @@ func (r *builderRef) ReadFile(_ context.Context, req client.ReadRequest) ([]byte
 
 func (r *builderRef) StatFile(_ context.Context, req client.StatRequest) (*fstypes.Stat, error) {
 	return nil, r.read(req.Path)
-}
-
-func (r *builderRef) Evaluate(context.Context) error {
-	time.Sleep(r.b.evalDelay)
-	r.b.mu.Lock()
-	r.b.evaluated++
-	r.b.events = append(r.b.events, "evaluated")
-	r.b.mu.Unlock()
-	r.b.done <- struct{}{}
-	return nil
-}
-
-func (b *builder) waitEvaluated(t *testing.T) {
-	t.Helper()
-	select {
-	case <-b.done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("a solve read here is never evaluated: the builder would not show it")
-	}
 }
 
 func newFS(t *testing.T, files map[string]string) fsutil.FS {
@@ -116,7 +115,7 @@ func newFS(t *testing.T, files map[string]string) fsutil.FS {
 // entrypoint runs BuildKit's own read of the Dockerfile (dockerui's)
 // through LocalReads(dirs) on b, then use with what it read.
 func entrypoint(b *builder, dirs map[string]fsutil.FS, use func(context.Context, *dockerui.Client, *dockerui.Source) error) error {
-	f := LocalReads(dirs, func(ctx context.Context, c client.Client) (*client.Result, error) {
+	f := LocalReads(dirs, b.show, func(ctx context.Context, c client.Client) (*client.Result, error) {
 		bc, err := dockerui.NewClient(c)
 		if err != nil {
 			return nil, err
@@ -131,32 +130,41 @@ func entrypoint(b *builder, dirs map[string]fsutil.FS, use func(context.Context,
 	return err
 }
 
+// The steps the builder shows for the frontend's own reads.
+const (
+	df = "[internal] load build definition from Dockerfile"
+	di = "[internal] load .dockerignore"
+)
+
 // The frontend's own reads are served from the directories this process
-// holds, the builder still solving (and showing) each, and nothing read
-// from it.
+// holds, each shown as the step the builder would have shown, and the
+// builder is asked for nothing.
 func TestLocalReadsServeTheFrontendsOwnReads(t *testing.T) {
 	for _, tc := range []struct {
 		name         string
 		dockerfile   map[string]string
 		context      map[string]string
 		wantExcludes []string
-		solves       int
+		shown        []string
 	}{
 		{"context .dockerignore",
 			map[string]string{"Dockerfile": "FROM scratch\n"},
 			map[string]string{".dockerignore": ".git\nnode_modules\n"},
-			[]string{".git", "node_modules"}, 2},
+			[]string{".git", "node_modules"},
+			[]string{"started " + df, "started " + di, "ended " + df, "ended " + di}},
 		{"Dockerfile.dockerignore",
 			map[string]string{"Dockerfile": "FROM scratch\n", "Dockerfile.dockerignore": "secrets\n"},
 			map[string]string{".dockerignore": ".git\n"},
-			[]string{"secrets"}, 1},
+			[]string{"secrets"},
+			[]string{"started " + df, "ended " + df}},
 		{"lowercase dockerfile",
 			map[string]string{"dockerfile": "FROM scratch\n"},
 			map[string]string{},
-			nil, 2},
+			nil,
+			[]string{"started " + df, "started " + di, "ended " + df, "ended " + di}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b := &builder{session: "s1", done: make(chan struct{}, 8)}
+			b := &builder{session: "s1"}
 			var data string
 			var excludes []string
 			err := entrypoint(b, map[string]fsutil.FS{"dockerfile": newFS(t, tc.dockerfile), "context": newFS(t, tc.context)}, func(ctx context.Context, bc *dockerui.Client, src *dockerui.Source) (err error) {
@@ -174,32 +182,66 @@ func TestLocalReadsServeTheFrontendsOwnReads(t *testing.T) {
 			if !reflect.DeepEqual(excludes, tc.wantExcludes) {
 				t.Errorf("excludes %q, want %q", excludes, tc.wantExcludes)
 			}
-			if len(b.reads) > 0 {
-				t.Errorf("read from the builder: %q", b.reads)
+			if b.solves > 0 || len(b.reads) > 0 {
+				t.Errorf("the builder was sent %d solves and read %q", b.solves, b.reads)
 			}
-			for range tc.solves {
-				b.waitEvaluated(t) // each solve is evaluated, so the builder shows it
+			if !reflect.DeepEqual(b.events, tc.shown) {
+				t.Errorf("shown %q, want %q", b.events, tc.shown)
 			}
 		})
 	}
 }
 
-// A warning about the Dockerfile reaches the builder after the step that
-// read it: a display drops the warnings of a step it has not seen.
-func TestLocalReadsWarnAfterTheStepIsShown(t *testing.T) {
-	b := &builder{session: "s1", done: make(chan struct{}, 8), evalDelay: 50 * time.Millisecond}
-	err := entrypoint(b, map[string]fsutil.FS{"dockerfile": newFS(t, map[string]string{"Dockerfile": "FROM scratch\n"})}, func(ctx context.Context, _ *dockerui.Client, src *dockerui.Source) error {
+// A read is shown under the vertex the builder would have shown, with the
+// frontend's warnings about it before its end (a plain display shows no
+// warning that comes after), and it ends when the frontend sends its own
+// solve.
+func TestLocalReadsShowTheirWarningsBeforeTheirEnd(t *testing.T) {
+	b := &builder{session: "s1"}
+	var vertex digest.Digest
+	var shown []digest.Digest
+	show := func(st *bkclient.SolveStatus) {
+		for _, v := range st.Vertexes {
+			shown = append(shown, v.Digest)
+		}
+		for _, w := range st.Warnings {
+			shown = append(shown, w.Vertex)
+		}
+		b.show(st)
+	}
+	f := LocalReads(map[string]fsutil.FS{"dockerfile": newFS(t, map[string]string{"Dockerfile": "FROM scratch\n"})}, show, func(ctx context.Context, c client.Client) (*client.Result, error) {
+		bc, err := dockerui.NewClient(c)
+		if err != nil {
+			return nil, err
+		}
+		src, err := bc.ReadEntrypoint(ctx, "Dockerfile")
+		if err != nil {
+			return nil, err
+		}
+		def, err := src.SourceMap.State.Marshal(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if vertex, err = def.Head(); err != nil {
+			return nil, err
+		}
 		src.Warn(ctx, "a warning", client.WarnOpts{})
-		return nil
+		build, err := llb.Image("busybox").Marshal(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return c.Solve(ctx, client.SolveRequest{Definition: build.ToPB()})
 	})
-	if err != nil {
+	if _, err := f(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
-	b.waitEvaluated(t)
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if want := []string{"evaluated", "warned"}; !reflect.DeepEqual(b.events, want) {
-		t.Errorf("the builder saw %q, want %q", b.events, want)
+	if want := []string{"started " + df, "shown warning a warning", "ended " + df, "solved"}; !reflect.DeepEqual(b.events, want) {
+		t.Errorf("saw %q, want %q", b.events, want)
+	}
+	for _, d := range shown {
+		if d != vertex {
+			t.Errorf("shown for %s, want the Dockerfile's source %s", d, vertex)
+		}
 	}
 }
 
@@ -207,7 +249,7 @@ func TestLocalReadsWarnAfterTheStepIsShown(t *testing.T) {
 // it as it does in every build; so is a local of another session.
 func TestLocalReadsLeaveTheRestToTheBuilder(t *testing.T) {
 	t.Run("symbolic link", func(t *testing.T) {
-		b := &builder{session: "s1", done: make(chan struct{}, 8)}
+		b := &builder{session: "s1"}
 		err := entrypoint(b, map[string]fsutil.FS{"dockerfile": newFS(t, map[string]string{"Dockerfile": "->../elsewhere/Dockerfile"})}, func(context.Context, *dockerui.Client, *dockerui.Source) error { return nil })
 		if err == nil {
 			t.Fatal("a Dockerfile the builder cannot read was read")
@@ -221,11 +263,11 @@ func TestLocalReadsLeaveTheRestToTheBuilder(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, _, _, ok := localFiles(def.ToPB(), "s1"); ok {
+		if _, ok := localFiles(def.ToPB(), "s1"); ok {
 			t.Error("a local of another session is read here")
 		}
-		if name, _, paths, ok := localFiles(def.ToPB(), "s2"); !ok || name != "dockerfile" || !paths["Dockerfile"] {
-			t.Errorf("localFiles = %q, %v, %v", name, paths, ok)
+		if l, ok := localFiles(def.ToPB(), "s2"); !ok || l.name != "dockerfile" || !l.paths["Dockerfile"] {
+			t.Errorf("localFiles = %+v, %v", l, ok)
 		}
 	})
 	t.Run("not only a local", func(t *testing.T) {
@@ -234,7 +276,7 @@ func TestLocalReadsLeaveTheRestToTheBuilder(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, _, _, ok := localFiles(def.ToPB(), "s1"); ok {
+		if _, ok := localFiles(def.ToPB(), "s1"); ok {
 			t.Error("a definition that is more than a local is read here")
 		}
 	})
@@ -243,7 +285,7 @@ func TestLocalReadsLeaveTheRestToTheBuilder(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, _, _, ok := localFiles(def.ToPB(), "s1"); ok {
+		if _, ok := localFiles(def.ToPB(), "s1"); ok {
 			t.Error("a local with exclude patterns is read here")
 		}
 	})
@@ -251,12 +293,12 @@ func TestLocalReadsLeaveTheRestToTheBuilder(t *testing.T) {
 
 // A ref read here never goes back to the builder in a result.
 func TestLocalReadsReturnTheBuildersRefs(t *testing.T) {
-	b := &builder{session: "s1", done: make(chan struct{}, 8)}
+	b := &builder{session: "s1"}
 	def, err := llb.Local("dockerfile", llb.SessionID("s1"), llb.FollowPaths([]string{"Dockerfile"})).Marshal(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := LocalReads(map[string]fsutil.FS{"dockerfile": newFS(t, map[string]string{"Dockerfile": "FROM scratch\n"})}, func(ctx context.Context, c client.Client) (*client.Result, error) {
+	f := LocalReads(map[string]fsutil.FS{"dockerfile": newFS(t, map[string]string{"Dockerfile": "FROM scratch\n"})}, nil, func(ctx context.Context, c client.Client) (*client.Result, error) {
 		res, err := c.Solve(ctx, client.SolveRequest{Definition: def.ToPB()})
 		if err != nil {
 			return nil, err
@@ -277,5 +319,4 @@ func TestLocalReadsReturnTheBuildersRefs(t *testing.T) {
 	if _, ok := res.Ref.(*builderRef); !ok {
 		t.Errorf("result holds %T, not the builder's ref", res.Ref)
 	}
-	b.waitEvaluated(t)
 }

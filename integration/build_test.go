@@ -304,3 +304,61 @@ func TestDockerfileFromStdin(t *testing.T) {
 		t.Errorf("files %q: want out.txt from the context and no secret.txt", files)
 	}
 }
+
+// The Dockerfile's warnings (BuildKit's checks and strata's) are shown
+// under the step that read it, which strata reads itself, on a build that
+// BuildKit exports and on a streamed push alike; rawjson carries the step
+// before its warnings.
+func TestBuildShowsTheDockerfilesWarnings(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"Dockerfile": fmt.Sprintf(lintedDockerfile, env.Busybox)})
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"exported by BuildKit", nil},
+		{"streamed push", []string{"-t", env.Registry.Host + "/warned:v1", "--push"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			build := func(progress string) string {
+				t.Helper()
+				args := append([]string{"build", "--builder", env.Builder.Addr(), "--no-auto-cache", "--progress", progress}, tc.args...)
+				code, _, stderr := strata(t, append(args, dir)...)
+				if code != 0 {
+					t.Fatalf("exit %d", code)
+				}
+				return stderr
+			}
+			stderr := build("plain")
+			if !strings.Contains(stderr, "[internal] load build definition from Dockerfile") {
+				t.Errorf("the Dockerfile's step is not shown:\n%s", tail(stderr, 30))
+			}
+			wantWarnings(t, stderr, "NonDeterministicRun", "FromAsCasing")
+
+			seen := map[string]bool{}
+			var warned []string
+			for line := range strings.Lines(build("rawjson")) {
+				var st struct {
+					Vertexes []struct{ Digest string }
+					Warnings []struct {
+						Vertex string
+						Short  []byte
+					}
+				}
+				if json.Unmarshal([]byte(line), &st) != nil {
+					continue
+				}
+				for _, v := range st.Vertexes {
+					seen[v.Digest] = true
+				}
+				for _, w := range st.Warnings {
+					if !seen[w.Vertex] {
+						t.Errorf("warning %q comes before its step %s", w.Short, w.Vertex)
+					}
+					warned = append(warned, string(w.Short))
+				}
+			}
+			wantWarnings(t, strings.Join(warned, "\n"), "NonDeterministicRun", "FromAsCasing")
+		})
+	}
+}

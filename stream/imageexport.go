@@ -129,7 +129,7 @@ func (sp *streamedPush) collect(ctx context.Context, c *client.Client, so client
 	sp.imageExport = false
 	opt := sp.withSession(so, sp.mainAttrs)
 	opt.CacheExports = []client.CacheOptionsEntry{{Type: "inline"}}
-	again, err := c.Build(ctx, opt, frontend.Name, sp.frontend(), sp.p.Quiet())
+	again, err := c.Build(ctx, opt, frontend.Name, sp.frontend(nil), sp.p.Quiet())
 	if err != nil {
 		return nil, err
 	}

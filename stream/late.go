@@ -47,8 +47,9 @@ func uncached(prefixes []Prefix, cachedThrough int) []Prefix {
 
 // frontend is the build function of the main solve: strata's frontend,
 // taking the cache imports chosen late when Config.Late is set, and
-// reading the files it reads for itself from the session's directories.
-func (sp *streamedPush) frontend() gwclient.BuildFunc {
+// reading the files it reads for itself from the session's directories,
+// those reads shown with show (nil: not shown).
+func (sp *streamedPush) frontend(show func(*client.SolveStatus)) gwclient.BuildFunc {
 	var late frontend.LateImports[client.CacheOptionsEntry]
 	if l := sp.cfg.Late; l != nil {
 		late = func(ctx context.Context) ([]client.CacheOptionsEntry, error) {
@@ -56,5 +57,5 @@ func (sp *streamedPush) frontend() gwclient.BuildFunc {
 			return ch.Imports, err
 		}
 	}
-	return frontend.InProcess(sp.dirs, late)
+	return frontend.InProcess[client.CacheOptionsEntry]{Dirs: sp.dirs, Late: late, Show: show}.BuildFunc()
 }

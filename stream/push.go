@@ -117,6 +117,9 @@ type Progress interface {
 	Span(name string, start, end time.Time, err error)
 	// Begin reports something strata starts now; the returned func ends it.
 	Begin(name string) func(error)
+	// Show reports steps of the main solve strata did in the builder's
+	// stead, and warnings about them (frontend.LocalReads).
+	Show(st *client.SolveStatus)
 }
 
 // Result is what a streamed push did.
@@ -339,7 +342,7 @@ func (sp *streamedPush) solve(ctx context.Context, c *client.Client, so client.S
 
 	solveStart := time.Now()
 	var names stepNames
-	resp, err := c.Build(ctx, mainOpt, frontend.Name, names.frontend(sp.frontend()), names.watch(fin.watch(sp.p.Main())))
+	resp, err := c.Build(ctx, mainOpt, frontend.Name, names.frontend(sp.frontend(sp.p.Show)), names.watch(fin.watch(sp.p.Main())))
 	solveTime := time.Since(solveStart)
 	fin.solveEnded()
 	endChain()
