@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/strata-build/strata/buildcontext"
 	"github.com/strata-build/strata/cache"
@@ -17,6 +19,7 @@ import (
 	"github.com/strata-build/strata/cache/store"
 	"github.com/strata-build/strata/dockerfile"
 	"github.com/strata-build/strata/errs"
+	"github.com/strata-build/strata/frontend"
 	"github.com/strata-build/strata/regnet"
 )
 
@@ -36,6 +39,11 @@ type AutoCache struct {
 	// pushed there, by strata or by any other tool. Configs already in the
 	// index are not read again, and the index file keeps what was read.
 	TargetTags int
+	// Resolves, when set, is shared with the build (Options.Resolves):
+	// the base images are resolved through the build's frontend once it
+	// has started, by the builder, once for both; else from their
+	// registries.
+	Resolves *frontend.Resolves
 }
 
 // Choice is what AutoCache.Choose decided for one build. Apply puts it in
@@ -235,11 +243,41 @@ func (a *AutoCache) readStages(ctx context.Context, opt Options, contextDir, doc
 	if r.dockerfile, r.err = opt.readDockerfile(dockerfilePath); r.err != nil {
 		return r
 	}
+	var resolver plan.BaseResolver
+	if a.Resolves != nil {
+		mode := "default"
+		if opt.Pull {
+			mode = "pull"
+		}
+		resolver = &sharedResolver{r: a.Resolves, mode: mode, multi: len(opt.Platforms) > 1, direct: plan.NewRegistryResolver(a.Options...)}
+	}
 	r.stages, r.err = (&plan.Planner{}).Stages(ctx, plan.PlanOptions{
 		ContextDir: contextDir, Context: r.context, Dockerfile: dockerfilePath, Parsed: r.dockerfile, BuildArgs: opt.BuildArgs,
-		Target: opt.Target, Platforms: opt.Platforms, Options: a.Options,
+		Target: opt.Target, Platforms: opt.Platforms, Options: a.Options, Resolver: resolver,
 	})
 	return r
+}
+
+// sharedResolver resolves base images for the plan through the build's
+// frontend (frontend.Resolves) with its resolve mode, and from their
+// registries (direct) when no frontend is there to ask.
+type sharedResolver struct {
+	r      *frontend.Resolves
+	mode   string
+	multi  bool
+	direct plan.BaseResolver
+}
+
+func (s *sharedResolver) ResolveBase(ctx context.Context, ref string, p v1.Platform) (string, []byte, error) {
+	var pl *ocispecs.Platform
+	if p.OS != "" {
+		pl = &ocispecs.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant}
+	}
+	dgst, cfg, ok, err := s.r.Resolve(ctx, ref, pl, s.mode, s.multi)
+	if !ok {
+		return s.direct.ResolveBase(ctx, ref, p)
+	}
+	return dgst.String(), cfg, err
 }
 
 // cachedThrough is the line of the target stage's last step that the best

@@ -9,9 +9,12 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/strata-build/strata/cache"
 	"github.com/strata-build/strata/cache/plan"
 	"github.com/strata-build/strata/cache/store"
+	"github.com/strata-build/strata/frontend"
 )
 
 // The prefixes skipped are those the chosen imports are expected to give
@@ -112,5 +115,27 @@ func TestCacheExports(t *testing.T) {
 	got = cacheExports(exports, []string{"type=registry,ref=r.example/app:buildcache"})
 	if len(got) != 2 || got[0].Ref != "r.example/app:cache" || got[1].Ref != "r.example/app:a-cache" {
 		t.Errorf("with --cache-from buildcache: %v", got)
+	}
+}
+
+// directResolver resolves from the registry, in tests: it records what
+// it is asked.
+type directResolver struct{ asked []string }
+
+func (d *directResolver) ResolveBase(_ context.Context, ref string, p v1.Platform) (string, []byte, error) {
+	d.asked = append(d.asked, ref+" "+p.String())
+	return "sha256:direct", []byte(`{}`), nil
+}
+
+// The choice resolves base images through the build's frontend; with
+// none to ask it resolves them itself, for the same platform.
+func TestSharedResolverWithoutAFrontend(t *testing.T) {
+	r := frontend.NewResolves()
+	r.NoGateway()
+	direct := &directResolver{}
+	s := &sharedResolver{r: r, mode: "default", direct: direct}
+	d, _, err := s.ResolveBase(context.Background(), "busybox", v1.Platform{OS: "linux", Architecture: "arm64"})
+	if err != nil || d != "sha256:direct" || !slices.Equal(direct.asked, []string{"busybox linux/arm64"}) {
+		t.Errorf("ResolveBase = %s, %v; asked the registry %q", d, err, direct.asked)
 	}
 }

@@ -90,7 +90,11 @@ func Run(ctx context.Context, c *client.Client, opt Options, out io.Writer) (*Re
 	// Whether the builder pulls lazily matters to a streamed push and to
 	// a build that imports cache (maybe one being chosen).
 	pullsLazily := (opt.streamed() || len(opt.CacheFrom) > 0 || opt.Pending != nil) && builder.PullsLazily(ctx, c, opt.Snapshotter)
+	// The choice resolves base images through the build's frontend, when
+	// one starts before it is made; else itself.
+	defer opt.Resolves.NoGateway()
 	if opt.Pending != nil && !startsBeforeChoice(opt, out, pullsLazily) {
+		opt.Resolves.NoGateway()
 		choice, err := opt.Pending.wait(ctx)
 		if err != nil {
 			return nil, classify(ctx, err, opt.Push)
@@ -142,7 +146,7 @@ func Run(ctx context.Context, c *client.Client, opt Options, out io.Writer) (*Re
 	if opt.streamed() {
 		res, err = runStreamed(ctx, c, opt, so, bc, contextDir, dockerfile, pullsLazily, p)
 	} else {
-		res, err = runSolve(ctx, c, so, opt.Pending, p)
+		res, err = runSolve(ctx, c, so, opt, p)
 	}
 	if err != nil && lazy != nil && ctx.Err() == nil && p.reads.seen.Load() {
 		if ferr := lazy.fault(ctx); ferr != nil {
@@ -168,9 +172,9 @@ func sameDir(a, b string) bool {
 }
 
 // runSolve runs one solve with BuildKit's own exporters (and push).
-func runSolve(ctx context.Context, c *client.Client, so client.SolveOpt, pending *PendingChoice, p *progress) (*Result, error) {
+func runSolve(ctx context.Context, c *client.Client, so client.SolveOpt, opt Options, p *progress) (*Result, error) {
 	solveStart := time.Now()
-	resp, err := c.Build(ctx, so, frontend.Name, buildFunc(pending, so.LocalMounts, p.Show), p.Main())
+	resp, err := c.Build(ctx, so, frontend.Name, buildFunc(opt.Pending, so.LocalMounts, opt.Resolves, p.Show), p.Main())
 	if err != nil {
 		return p.result(nil, 0, err)
 	}

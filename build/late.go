@@ -89,13 +89,14 @@ func lateImports(ctx context.Context, p *PendingChoice) ([]client.CacheOptionsEn
 
 // buildFunc is the Dockerfile frontend of a solve whose session serves
 // dirs, taking the cache imports of the choice p when it sends the build,
-// and showing the steps of its own reads with show (nil: not shown).
-func buildFunc(p *PendingChoice, dirs map[string]fsutil.FS, show func(*client.SolveStatus)) gateway.BuildFunc {
+// sharing its resolves of base images through shared, and showing the
+// steps of its own reads with show (nil: not shown).
+func buildFunc(p *PendingChoice, dirs map[string]fsutil.FS, shared *frontend.Resolves, show func(*client.SolveStatus)) gateway.BuildFunc {
 	var late frontend.LateImports[client.CacheOptionsEntry]
 	if p != nil {
 		late = func(ctx context.Context) ([]client.CacheOptionsEntry, error) { return lateImports(ctx, p) }
 	}
-	return frontend.InProcess[client.CacheOptionsEntry]{Dirs: dirs, Late: late, Show: show}.BuildFunc()
+	return frontend.InProcess[client.CacheOptionsEntry]{Dirs: dirs, Late: late, Resolves: shared, Show: show}.BuildFunc()
 }
 
 // streamLate is stream.Config.Late for the choice p; with noCache every

@@ -21,6 +21,7 @@ import (
 	"github.com/strata-build/strata/cache/plan"
 	"github.com/strata-build/strata/dockerfile"
 	"github.com/strata-build/strata/errs"
+	"github.com/strata-build/strata/frontend"
 )
 
 // Options describe one build, with the meaning docker buildx gives its flags.
@@ -111,6 +112,10 @@ type Options struct {
 	// solve: reading the Dockerfile and the context and resolving the base
 	// images do not wait for the registry reads of the choice.
 	Pending *PendingChoice
+	// Resolves, when set, shares the base images' resolves of the build's
+	// solves with the cache choice planned beside them (see
+	// AutoCache.Resolves): the builder resolves each once.
+	Resolves *frontend.Resolves
 	// parsed is the Dockerfile parsed, once a build (see readDockerfile).
 	parsed *dockerfile.File
 }

@@ -62,6 +62,7 @@ func pushStreamed(ctx context.Context, c *client.Client, opt Options, so client.
 	cfg.Edits = []stream.ImageEdit{recordSources(sourcesCtx, opt, bc, contextDir, dockerfile)}
 	cfg.Platform = opt.platform()
 	cfg.Target, cfg.Untagged = shared, shared != nil
+	cfg.Resolves = opt.Resolves
 	if opt.Pending != nil {
 		cfg.Late = streamLate(opt.Pending, opt.NoCache)
 	}
@@ -214,7 +215,7 @@ func exportCache(ctx context.Context, c *client.Client, opt Options, contextDir,
 		refs = append(refs, cmp.Or(e.Attrs["ref"], e.Attrs["dest"], e.Type))
 	}
 	end := p.Begin("[strata] exporting the cache of every platform to " + strings.Join(refs, ", "))
-	_, err = c.Build(ctx, so, frontend.Name, buildFunc(opt.Pending, so.LocalMounts, nil), p.Quiet())
+	_, err = c.Build(ctx, so, frontend.Name, buildFunc(opt.Pending, so.LocalMounts, opt.Resolves, nil), p.Quiet())
 	end(err)
 	return err
 }

@@ -57,5 +57,5 @@ func (sp *streamedPush) frontend(show func(*client.SolveStatus)) gwclient.BuildF
 			return ch.Imports, err
 		}
 	}
-	return frontend.InProcess[client.CacheOptionsEntry]{Dirs: sp.dirs, Late: late, Show: show}.BuildFunc()
+	return frontend.InProcess[client.CacheOptionsEntry]{Dirs: sp.dirs, Late: late, Resolves: sp.cfg.Resolves, Show: show}.BuildFunc()
 }

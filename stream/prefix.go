@@ -81,7 +81,7 @@ func (sp *streamedPush) prefixChain(ctx context.Context, c *client.Client, so cl
 		popt := sp.withSession(so, clone(exportAttrs))
 		popt.FrontendAttrs = attrs
 		popt.CacheImports = so.CacheImports
-		resp, err := c.Build(ctx, popt, frontend.Name, frontend.InProcess[client.CacheOptionsEntry]{Dirs: sp.dirs}.BuildFunc(), sp.p.Quiet())
+		resp, err := c.Build(ctx, popt, frontend.Name, frontend.InProcess[client.CacheOptionsEntry]{Dirs: sp.dirs, Resolves: sp.cfg.Resolves}.BuildFunc(), sp.p.Quiet())
 		if err != nil {
 			return // the main solve reports build errors; its export covers the rest
 		}

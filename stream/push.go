@@ -75,6 +75,9 @@ type Config struct {
 	// Target, when set, is shared with the other pushes of the build
 	// (see NewTarget); else the push makes its own.
 	Target *Target
+	// Resolves, when set, shares the solves' resolves of base images with
+	// the cache choice and the build's other solves (frontend.Resolves).
+	Resolves *frontend.Resolves
 }
 
 // An ImageEdit changes the image before it is pushed. Edits are best

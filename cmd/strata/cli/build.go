@@ -20,6 +20,7 @@ import (
 	"github.com/strata-build/strata/builder"
 	"github.com/strata-build/strata/cache/crawl"
 	"github.com/strata-build/strata/errs"
+	"github.com/strata-build/strata/frontend"
 )
 
 var _ = register(newBuildCmd)
@@ -169,6 +170,12 @@ func (b *buildCmd) run(cmd *cobra.Command, s Streams, args []string) error {
 	chooseCtx, stopChoosing := context.WithCancel(ctx)
 	held := holdMessages(ac)
 	chosen := make(chan build.Choice, 1)
+	// The choice resolves the base images through the build's frontend,
+	// once it has started: the builder resolves each once, for both.
+	if ac != nil {
+		opt.Resolves = frontend.NewResolves()
+		ac.Resolves = opt.Resolves
+	}
 	chooseOpt := opt // opt changes below; the choice reads its own copy
 	go func() { chosen <- ac.Choose(chooseCtx, chooseOpt) }()
 	pending := build.Pending(chosen)
