@@ -127,7 +127,7 @@ func (e *Early) run(ctx context.Context) {
 		var sent atomic.Int64
 		select {
 		case p.sem <- struct{}{}:
-			_, err = p.upload(ctx, f.desc, &sent)
+			_, err = p.upload(ctx, f.desc, &sent, false)
 			<-p.sem
 		case <-ctx.Done():
 			err = ctx.Err()

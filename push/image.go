@@ -93,7 +93,11 @@ func (p *Pusher) pushReferenced(ctx context.Context, desc ocispecs.Descriptor) (
 	}
 	ds := make([]digest.Digest, len(blobs))
 	for i, b := range blobs {
-		p.PushBlob(ctx, b)
+		if i == 0 {
+			p.PushNew(ctx, b) // the config, made with the manifest
+		} else {
+			p.PushBlob(ctx, b)
+		}
 		ds[i] = b.Digest
 	}
 	return dt, p.Wait(ctx, ds...)

@@ -121,6 +121,22 @@ func (p *Pusher) BytesSent() int64 { return p.sent.Load() }
 // PushBlob starts uploading desc unless it was started before, and returns
 // at once. Wait reports the outcome.
 func (p *Pusher) PushBlob(ctx context.Context, desc ocispecs.Descriptor) {
+	p.pushBlob(ctx, desc, false)
+}
+
+// PushNew is PushBlob for a blob made with the manifest being pushed (its
+// config), which the registry is unlikely to hold: one of at most
+// NewBlobUnasked bytes goes up without a HEAD first, a request fewer on
+// the way to the manifest; sending it again costs about what asking would.
+func (p *Pusher) PushNew(ctx context.Context, desc ocispecs.Descriptor) {
+	p.pushBlob(ctx, desc, desc.Size <= NewBlobUnasked)
+}
+
+// NewBlobUnasked is the size up to which PushNew does not ask the
+// registry whether it holds a blob.
+const NewBlobUnasked = 64 << 10
+
+func (p *Pusher) pushBlob(ctx context.Context, desc ocispecs.Descriptor, unasked bool) {
 	p.mu.Lock()
 	if _, ok := p.blobs[desc.Digest]; ok {
 		p.mu.Unlock()
@@ -152,7 +168,7 @@ func (p *Pusher) PushBlob(ctx context.Context, desc ocispecs.Descriptor) {
 			}
 		}
 		var sent atomic.Int64 // this blob's upload bodies, retries included
-		u.ev.MountedFrom, u.ev.Err = p.upload(ctx, desc, &sent)
+		u.ev.MountedFrom, u.ev.Err = p.upload(ctx, desc, &sent, unasked)
 		u.ev.Done = time.Now()
 		u.ev.Uploaded = sent.Load()
 		if p.events != nil {

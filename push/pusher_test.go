@@ -1,6 +1,7 @@
 package push
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -245,7 +246,8 @@ func TestPushIndex(t *testing.T) {
 
 // A blob goes up in three requests, as distribution and containerd
 // expect: a HEAD, the POST that starts the upload and one PUT with the
-// whole blob.
+// whole blob. The image's config, made with its manifest, goes up without
+// the HEAD.
 func TestUploadIsOnePostAndOnePut(t *testing.T) {
 	reg := newRegistry(t)
 	store := newStore(t)
@@ -259,7 +261,7 @@ func TestUploadIsOnePostAndOnePut(t *testing.T) {
 	for _, c := range []struct {
 		k    kind
 		want int
-	}{{blobHead, n}, {uploadStart, n}, {uploadPatch, 0}, {uploadCommit, n}} {
+	}{{blobHead, n - 1}, {uploadStart, n}, {uploadPatch, 0}, {uploadCommit, n}} {
 		if got := len(reg.requests("app", c.k)); got != c.want {
 			t.Errorf("%d %s requests for %d blobs, want %d", got, c.k, n, c.want)
 		}
@@ -303,4 +305,38 @@ func TestConnectFailureIsNotKept(t *testing.T) {
 		t.Fatalf("push after Connect failed: %v", err)
 	}
 	reg.validate("app", "v1")
+}
+
+// A small blob made with the manifest goes up without a HEAD first, even
+// one the registry holds already; a big one is asked about first.
+func TestPushNewAsksOnlyAboutBigBlobs(t *testing.T) {
+	reg := newRegistry(t)
+	store := newStore(t)
+	small := newImage(t, store, nil, 1).layers[0]
+	p, _ := newPusher(t, reg, "app", store)
+	p.PushBlob(t.Context(), small)
+	if err := p.Wait(t.Context(), small.Digest); err != nil {
+		t.Fatal(err)
+	}
+	p2, _ := newPusher(t, reg, "app", store)
+	p2.PushNew(t.Context(), small) // held already: sent again, unasked
+	if err := p2.Wait(t.Context(), small.Digest); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(reg.requests("app", blobHead)); got != 1 {
+		t.Errorf("%d HEAD requests, want 1 (PushBlob's)", got)
+	}
+	if got := len(reg.requests("app", uploadCommit)); got != 2 {
+		t.Errorf("%d uploads, want 2", got)
+	}
+
+	big := putBlob(t, store, bytes.Repeat([]byte("x"), NewBlobUnasked+1), types.DockerLayer)
+	p3, _ := newPusher(t, reg, "app", store)
+	p3.PushNew(t.Context(), big)
+	if err := p3.Wait(t.Context(), big.Digest); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(reg.requests("app", blobHead)); got != 2 {
+		t.Errorf("%d HEAD requests, want 2: a big blob is asked about", got)
+	}
 }

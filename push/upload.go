@@ -27,13 +27,13 @@ const (
 )
 
 // upload sends desc to the repository as distribution and containerd do:
-// a HEAD that skips what the registry holds, a POST that starts the upload
-// (and, from the first repository WithMountFrom names, mounts the blob
-// instead when that repository holds it), and one PUT with the whole blob
-// that commits it. It adds the bytes of its bodies, tries again included,
-// to sent and to the pusher's total, and reports the repository the blob
-// was mounted from, if it was.
-func (p *Pusher) upload(ctx context.Context, desc ocispecs.Descriptor, sent *atomic.Int64) (mountedFrom string, err error) {
+// a HEAD that skips what the registry holds (unless unasked), a POST that
+// starts the upload (and, from the first repository WithMountFrom names,
+// mounts the blob instead when that repository holds it), and one PUT with
+// the whole blob that commits it. It adds the bytes of its bodies, tries
+// again included, to sent and to the pusher's total, and reports the
+// repository the blob was mounted from, if it was.
+func (p *Pusher) upload(ctx context.Context, desc ocispecs.Descriptor, sent *atomic.Int64, unasked bool) (mountedFrom string, err error) {
 	c, err := p.headClient(ctx)
 	if len(p.mounts) > 0 {
 		c, err = p.mountClient(ctx, p.mounts[0].Context())
@@ -41,7 +41,7 @@ func (p *Pusher) upload(ctx context.Context, desc ocispecs.Descriptor, sent *ato
 	if err == nil {
 		wait := uploadBackoff
 		for try := 1; ; try++ {
-			mountedFrom, err = p.uploadOnce(ctx, c, desc, sent)
+			mountedFrom, err = p.uploadOnce(ctx, c, desc, sent, unasked)
 			if err == nil || try == uploadTries || !regnet.Retryable(err) {
 				break
 			}
@@ -62,22 +62,24 @@ func (p *Pusher) upload(ctx context.Context, desc ocispecs.Descriptor, sent *ato
 	return mountedFrom, nil
 }
 
-func (p *Pusher) uploadOnce(ctx context.Context, c *http.Client, desc ocispecs.Descriptor, sent *atomic.Int64) (string, error) {
+func (p *Pusher) uploadOnce(ctx context.Context, c *http.Client, desc ocispecs.Descriptor, sent *atomic.Int64, unasked bool) (string, error) {
 	base := fmt.Sprintf("%s://%s/v2/%s/blobs/", p.repo.Scheme(), p.repo.RegistryStr(), p.repo.RepositoryStr())
-	resp, err := send(ctx, c, http.MethodHead, base+desc.Digest.String(), nil, 0)
-	if err != nil {
-		return "", err
-	}
-	resp.Body.Close()
-	if resp.StatusCode == http.StatusOK {
-		return "", nil
+	if !unasked {
+		resp, err := send(ctx, c, http.MethodHead, base+desc.Digest.String(), nil, 0)
+		if err != nil {
+			return "", err
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			return "", nil
+		}
 	}
 	start, from := base+"uploads/", ""
 	if len(p.mounts) > 0 {
 		from = p.mounts[0].Context().RepositoryStr()
 		start += "?mount=" + url.QueryEscape(desc.Digest.String()) + "&from=" + url.QueryEscape(from)
 	}
-	resp, err = send(ctx, c, http.MethodPost, start, nil, 0)
+	resp, err := send(ctx, c, http.MethodPost, start, nil, 0)
 	if err != nil {
 		return "", err
 	}
