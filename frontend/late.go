@@ -33,6 +33,12 @@ type cacheEntry interface {
 // option) waits for them. A build the stock builder forwards to another
 // frontend waits for them before it is forwarded.
 func BuildWithLateImports[E cacheEntry](imports LateImports[E]) client.BuildFunc {
+	return withLateImports(imports, Build)
+}
+
+// withLateImports is f given a gateway client whose solve of the build
+// waits for imports (see BuildWithLateImports).
+func withLateImports[E cacheEntry](imports LateImports[E], f client.BuildFunc) client.BuildFunc {
 	chosen := func(ctx context.Context) ([]client.CacheOptionsEntry, error) {
 		es, err := imports(ctx)
 		if err != nil {
@@ -45,7 +51,7 @@ func BuildWithLateImports[E cacheEntry](imports LateImports[E]) client.BuildFunc
 		return out, nil
 	}
 	return func(ctx context.Context, c client.Client) (*client.Result, error) {
-		return Build(ctx, &lateClient{Client: c, imports: chosen})
+		return f(ctx, &lateClient{Client: c, imports: chosen})
 	}
 }
 
@@ -94,8 +100,8 @@ func (l *lateClient) Solve(ctx context.Context, req client.SolveRequest) (*clien
 // settled is c with the imports chosen in its cache-imports option, for a
 // build handed to another frontend, which cannot know the placeholder.
 func settled(ctx context.Context, c client.Client) (client.Client, error) {
-	l, ok := c.(*lateClient)
-	if !ok {
+	l := lateOf(c)
+	if l == nil {
 		return c, nil
 	}
 	chosen, err := l.imports(ctx)
@@ -106,7 +112,21 @@ func settled(ctx context.Context, c client.Client) (client.Client, error) {
 	if bo.Opts, err = withImports(maps.Clone(bo.Opts), chosen); err != nil {
 		return nil, err
 	}
-	return &withOpts{Client: l.Client, opts: bo}, nil
+	return &withOpts{Client: c, opts: bo}, nil
+}
+
+// lateOf is the lateClient c is, or wraps (under the local reads), or nil.
+func lateOf(c client.Client) *lateClient {
+	for {
+		switch w := c.(type) {
+		case *lateClient:
+			return w
+		case *localReadsClient:
+			c = w.Client
+		default:
+			return nil
+		}
+	}
 }
 
 // withImports is opts with add appended to its cache-imports option (JSON,

@@ -97,6 +97,15 @@ func TestLateImportsTakeThePlaceholdersPlace(t *testing.T) {
 	if opt != wantOpt {
 		t.Errorf("forwarded cache-imports = %s\nwant %s", opt, wantOpt)
 	}
+	// So does one whose client reads the frontend's own files here, over
+	// the late imports (InProcess).
+	s, err = settled(context.Background(), &localReadsClient{Client: l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opt := s.BuildOpts().Opts[keyCacheImports]; opt != wantOpt {
+		t.Errorf("forwarded under the local reads: cache-imports = %s\nwant %s", opt, wantOpt)
+	}
 }
 
 // With no cache-imports of its own and nothing chosen, the build solves

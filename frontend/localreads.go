@@ -39,13 +39,15 @@ type InProcess[E cacheEntry] struct {
 	Show func(*bkclient.SolveStatus)
 }
 
-// BuildFunc is the frontend as the BuildKit client runs it.
+// BuildFunc is the frontend as the BuildKit client runs it. The late
+// imports are waited for under the local reads, so their steps end when
+// the frontend sends its build, not once the imports are chosen.
 func (p InProcess[E]) BuildFunc() client.BuildFunc {
-	f := Build
+	f := LocalReads(p.Dirs, p.Show, Build)
 	if p.Late != nil {
-		f = BuildWithLateImports(p.Late)
+		f = withLateImports(p.Late, f)
 	}
-	return p.Resolves.Share(LocalReads(p.Dirs, p.Show, f))
+	return p.Resolves.Share(f)
 }
 
 // LocalReads is f for a build that runs in the process that serves its
@@ -92,8 +94,10 @@ type localReadsClient struct {
 	// solves are the local reads, by the vertex each names: a step read
 	// twice is shown, and solved by the builder, once.
 	solves map[digest.Digest]*builderSolve
-	// steps are the steps shown for them, in order, until they end.
-	steps []*bkclient.Vertex
+	// steps are the steps shown for the reads, as last shown, by vertex;
+	// open are those not ended yet, in order.
+	steps map[digest.Digest]*bkclient.Vertex
+	open  []digest.Digest
 	ended bool
 }
 
@@ -171,8 +175,12 @@ func (c *localReadsClient) solve(l local, req client.SolveRequest) *builderSolve
 		if c.ended {
 			v.Completed = &now
 		} else {
-			c.steps = append(c.steps, v)
+			c.open = append(c.open, l.vertex)
 		}
+		if c.steps == nil {
+			c.steps = map[digest.Digest]*bkclient.Vertex{}
+		}
+		c.steps[l.vertex] = v
 		c.show(&bkclient.SolveStatus{Vertexes: []*bkclient.Vertex{v}})
 	}
 	return s
@@ -184,37 +192,48 @@ func (c *localReadsClient) endSteps() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.ended = true
-	if len(c.steps) == 0 {
+	if len(c.open) == 0 {
 		return
 	}
 	now := time.Now()
 	st := &bkclient.SolveStatus{}
-	for _, v := range c.steps {
-		done := *v
+	for _, d := range c.open {
+		done := *c.steps[d]
 		done.Completed = &now
+		c.steps[d] = &done
 		st.Vertexes = append(st.Vertexes, &done)
 	}
-	c.steps = nil
+	c.open = nil
 	c.show(st)
 }
 
 // Warn shows a warning about a read shown here with its step; any other
-// goes to the builder.
+// goes to the builder. A warning that comes once the step has ended (strata's
+// findings are worked out beside the build) is shown with the step's end
+// once more: a plain display prints a step's warnings when it prints the
+// step.
 func (c *localReadsClient) Warn(ctx context.Context, dgst digest.Digest, msg string, opts client.WarnOpts) error {
 	c.mu.Lock()
-	_, ok := c.solves[dgst]
-	c.mu.Unlock()
-	if !ok || c.show == nil {
+	v, ok := c.steps[dgst]
+	if !ok {
+		c.mu.Unlock()
 		return c.Client.Warn(ctx, dgst, msg, opts)
 	}
+	defer c.mu.Unlock()
 	// As the builder makes it of a warning sent to it.
 	level := opts.Level
 	if level == 0 {
 		level = 1
 	}
-	c.show(&bkclient.SolveStatus{Warnings: []*bkclient.VertexWarning{{
+	st := &bkclient.SolveStatus{Warnings: []*bkclient.VertexWarning{{
 		Vertex: dgst, Level: level, Short: []byte(msg), Detail: opts.Detail, URL: opts.URL, SourceInfo: opts.SourceInfo, Range: opts.Range,
-	}}})
+	}}}
+	if v.Completed != nil {
+		again, end := *v, *v.Completed // a new end, to a display
+		again.Completed = &end
+		st.Vertexes = []*bkclient.Vertex{&again}
+	}
+	c.show(st)
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	bkclient "github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/client/llb"
@@ -112,10 +113,10 @@ func newFS(t *testing.T, files map[string]string) fsutil.FS {
 	return fs
 }
 
-// entrypoint runs BuildKit's own read of the Dockerfile (dockerui's)
-// through LocalReads(dirs) on b, then use with what it read.
-func entrypoint(b *builder, dirs map[string]fsutil.FS, use func(context.Context, *dockerui.Client, *dockerui.Source) error) error {
-	f := LocalReads(dirs, b.show, func(ctx context.Context, c client.Client) (*client.Result, error) {
+// reading is a frontend that reads the Dockerfile as BuildKit's own does
+// (dockerui's), then goes on with use.
+func reading(use func(context.Context, client.Client, *dockerui.Client, *dockerui.Source) (*client.Result, error)) client.BuildFunc {
+	return func(ctx context.Context, c client.Client) (*client.Result, error) {
 		bc, err := dockerui.NewClient(c)
 		if err != nil {
 			return nil, err
@@ -124,8 +125,16 @@ func entrypoint(b *builder, dirs map[string]fsutil.FS, use func(context.Context,
 		if err != nil {
 			return nil, err
 		}
+		return use(ctx, c, bc, src)
+	}
+}
+
+// entrypoint runs BuildKit's own read of the Dockerfile through
+// LocalReads(dirs) on b, then use with what it read.
+func entrypoint(b *builder, dirs map[string]fsutil.FS, use func(context.Context, *dockerui.Client, *dockerui.Source) error) error {
+	f := LocalReads(dirs, b.show, reading(func(ctx context.Context, _ client.Client, bc *dockerui.Client, src *dockerui.Source) (*client.Result, error) {
 		return nil, use(ctx, bc, src)
-	})
+	}))
 	_, err := f(context.Background(), b)
 	return err
 }
@@ -209,15 +218,7 @@ func TestLocalReadsShowTheirWarningsBeforeTheirEnd(t *testing.T) {
 		}
 		b.show(st)
 	}
-	f := LocalReads(map[string]fsutil.FS{"dockerfile": newFS(t, map[string]string{"Dockerfile": "FROM scratch\n"})}, show, func(ctx context.Context, c client.Client) (*client.Result, error) {
-		bc, err := dockerui.NewClient(c)
-		if err != nil {
-			return nil, err
-		}
-		src, err := bc.ReadEntrypoint(ctx, "Dockerfile")
-		if err != nil {
-			return nil, err
-		}
+	f := LocalReads(map[string]fsutil.FS{"dockerfile": newFS(t, map[string]string{"Dockerfile": "FROM scratch\n"})}, show, reading(func(ctx context.Context, c client.Client, _ *dockerui.Client, src *dockerui.Source) (*client.Result, error) {
 		def, err := src.SourceMap.State.Marshal(ctx)
 		if err != nil {
 			return nil, err
@@ -226,12 +227,8 @@ func TestLocalReadsShowTheirWarningsBeforeTheirEnd(t *testing.T) {
 			return nil, err
 		}
 		src.Warn(ctx, "a warning", client.WarnOpts{})
-		build, err := llb.Image("busybox").Marshal(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return c.Solve(ctx, client.SolveRequest{Definition: build.ToPB()})
-	})
+		return c.Solve(ctx, client.SolveRequest{Definition: imageDef(ctx, t)})
+	}))
 	if _, err := f(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
@@ -319,4 +316,69 @@ func TestLocalReadsReturnTheBuildersRefs(t *testing.T) {
 	if _, ok := res.Ref.(*builderRef); !ok {
 		t.Errorf("result holds %T, not the builder's ref", res.Ref)
 	}
+}
+
+// A warning that comes once the read's step has ended (strata's findings
+// are worked out beside the build) is shown with the step's end once more:
+// a plain display prints a step's warnings only when it prints the step.
+func TestLocalReadsShowALateWarningWithTheStep(t *testing.T) {
+	b := &builder{session: "s1"}
+	f := LocalReads(map[string]fsutil.FS{"dockerfile": newFS(t, map[string]string{"Dockerfile": "FROM scratch\n"})}, b.show, reading(func(ctx context.Context, c client.Client, _ *dockerui.Client, src *dockerui.Source) (*client.Result, error) {
+		res, err := c.Solve(ctx, client.SolveRequest{Definition: imageDef(ctx, t)})
+		src.Warn(ctx, "late", client.WarnOpts{})
+		return res, err
+	}))
+	if _, err := f(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"started " + df, "ended " + df, "solved", "ended " + df, "shown warning late"}; !reflect.DeepEqual(b.events, want) {
+		t.Errorf("saw %q, want %q", b.events, want)
+	}
+}
+
+// In the frontend as strata runs it, the reads' steps end when the
+// frontend sends its build, before that solve waits for the cache imports
+// still being chosen: a display does not show the Dockerfile's step as
+// running while the choice is made.
+func TestInProcessEndsTheReadsStepsBeforeWaitingForImports(t *testing.T) {
+	b := &builder{session: "s1"}
+	ended := make(chan struct{})
+	var once sync.Once
+	show := func(st *bkclient.SolveStatus) {
+		b.show(st)
+		for _, v := range st.Vertexes {
+			if v.Completed != nil {
+				once.Do(func() { close(ended) })
+			}
+		}
+	}
+	late := func(ctx context.Context) ([]client.CacheOptionsEntry, error) {
+		select {
+		case <-ended:
+			return nil, nil
+		case <-time.After(10 * time.Second):
+			return nil, errors.New("the build's solve waited for the imports before the reads' steps ended")
+		}
+	}
+	dirs := map[string]fsutil.FS{"dockerfile": newFS(t, map[string]string{"Dockerfile": "FROM scratch\n"})}
+	f := withLateImports(LateImports[client.CacheOptionsEntry](late), LocalReads(dirs, show, reading(func(ctx context.Context, c client.Client, bc *dockerui.Client, _ *dockerui.Source) (*client.Result, error) {
+		return c.Solve(ctx, client.SolveRequest{Definition: imageDef(ctx, t), CacheImports: bc.CacheImports})
+	})))
+	if _, err := f(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"started " + df, "ended " + df, "solved"}; !reflect.DeepEqual(b.events, want) {
+		t.Errorf("saw %q, want %q", b.events, want)
+	}
+}
+
+// imageDef is the definition of a build of its own, as the frontend sends
+// after its reads.
+func imageDef(ctx context.Context, t *testing.T) *pb.Definition {
+	t.Helper()
+	def, err := llb.Image("busybox").Marshal(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return def.ToPB()
 }
