@@ -26,18 +26,13 @@ type cacheEntry interface {
 	}
 }
 
-// BuildWithLateImports is Build for a build whose cache imports are still
-// being chosen when it starts: reading the Dockerfile and the context and
-// resolving the base images go on meanwhile, and only the solve of the
-// build itself (the one the stock builder sends with the cache-imports
-// option) waits for them. A build the stock builder forwards to another
-// frontend waits for them before it is forwarded.
-func BuildWithLateImports[E cacheEntry](imports LateImports[E]) client.BuildFunc {
-	return withLateImports(imports, Build)
-}
-
-// withLateImports is f given a gateway client whose solve of the build
-// waits for imports (see BuildWithLateImports).
+// withLateImports is f, the frontend of a build whose cache imports are
+// still being chosen when it starts, given a gateway client on which
+// reading the Dockerfile and the context and resolving the base images go
+// on meanwhile, and only the solve of the build itself (the one the stock
+// builder sends with the cache-imports option) waits for them. A build the
+// stock builder forwards to another frontend waits for them before it is
+// forwarded (settled).
 func withLateImports[E cacheEntry](imports LateImports[E], f client.BuildFunc) client.BuildFunc {
 	chosen := func(ctx context.Context) ([]client.CacheOptionsEntry, error) {
 		es, err := imports(ctx)

@@ -28,7 +28,7 @@ type InProcess[E cacheEntry] struct {
 	// frontend reads its own files from them (LocalReads).
 	Dirs map[string]fsutil.FS
 	// Late, when set, gives the cache imports still being chosen when the
-	// solve starts (BuildWithLateImports).
+	// solve starts (see withLateImports).
 	Late LateImports[E]
 	// Resolves, when set, shares the solve's resolves of base images
 	// (Resolves.Share).

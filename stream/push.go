@@ -67,7 +67,7 @@ type Config struct {
 	// Late, when set, waits for the cache choice still being made when
 	// the push starts. The solves start with the solve options' cache
 	// imports only; the main solve's frontend takes the chosen ones when
-	// it sends the build (see frontend.BuildWithLateImports), the prefix
+	// it sends the build (see frontend.InProcess's Late), the prefix
 	// chain before its first solve. On a builder that pulls lazily the
 	// push waits for it first: where the cache sources are decides how
 	// the image is exported (see oneRegistry).
